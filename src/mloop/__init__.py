@@ -1,0 +1,50 @@
+"""mloop: a closed-loop machine-learning platform in one package.
+
+>>> import mloop as ml
+>>> project = ml.Project.open(".")                                      # doctest: +SKIP
+>>> report = project.data.ingest("transactions.csv", "transactions")   # doctest: +SKIP
+"""
+
+from mloop._version import __version__
+from mloop.data.report import IngestReport
+from mloop.data.schema import Column, Dataset
+from mloop.data.sources import CsvSource, DataFrameSource, ParquetSource, Source, SqlSource
+from mloop.errors import (
+    AlreadyExists,
+    AuthenticationError,
+    BackendNotInstalled,
+    ConfigError,
+    IntegrityError,
+    MalformedInput,
+    MloopError,
+    NotFound,
+    PermissionDenied,
+    SchemaError,
+)
+from mloop.project import Project
+from mloop.security import Actor, Grant
+
+__all__ = [
+    "Actor",
+    "AlreadyExists",
+    "AuthenticationError",
+    "BackendNotInstalled",
+    "Column",
+    "ConfigError",
+    "CsvSource",
+    "DataFrameSource",
+    "Dataset",
+    "Grant",
+    "IngestReport",
+    "IntegrityError",
+    "MalformedInput",
+    "MloopError",
+    "NotFound",
+    "ParquetSource",
+    "PermissionDenied",
+    "Project",
+    "SchemaError",
+    "Source",
+    "SqlSource",
+    "__version__",
+]

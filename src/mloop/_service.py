@@ -1,0 +1,77 @@
+"""The service layer's spine: every mutation checks the actor's permission and appends an audit event
+in the same transaction as the change, so there is no change without its event and no event without
+its change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mloop.artifacts import ArtifactStore
+from mloop.config import Settings
+from mloop.logs import log_context
+from mloop.security import audit
+from mloop.security.actor import Actor
+from mloop.store.base import MetadataStore
+
+log = logging.getLogger("mloop.service")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every service needs: settings, stores, the project and who is acting."""
+
+    settings: Settings
+    store: MetadataStore
+    artifacts: ArtifactStore
+    project: str
+    project_id: int
+    actor: Actor
+
+
+@dataclass
+class Change:
+    """Handed to the body of a mutation: its session, and the event payload it may add to."""
+
+    session: Session
+    payload: dict[str, Any] = field(default_factory=dict)
+    resource: str = ""
+
+
+class Service:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    @property
+    def actor(self) -> Actor:
+        return self._ctx.actor
+
+    def _authorize(self, action: str, resource: str = "*") -> None:
+        self._ctx.actor.require(action, resource)
+
+    @contextlib.contextmanager
+    def _mutate(
+        self, permission: str, resource: str, *, action: str | None = None, **payload: Any
+    ) -> Iterator[Change]:
+        """Check ``permission`` on ``resource``, run the body in a transaction, append the event (named
+        ``action``, by default the permission), commit."""
+        self._authorize(permission, resource)
+        action = action or permission
+        with log_context(actor=self.actor.name), self._ctx.store.write() as session:
+            change = Change(session, dict(payload), resource)
+            yield change
+            event = audit.append(
+                session,
+                project=self._ctx.project,
+                actor=self.actor.name,
+                action=action,
+                resource=change.resource,
+                payload=change.payload,
+            )
+        log.info("%s %s", action, change.resource, extra={"event": event.seq})

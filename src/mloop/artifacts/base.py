@@ -1,0 +1,24 @@
+"""The seam between the artifact store and where bytes live: it only moves bytes, by key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO, Protocol
+
+
+class BlobBackend(Protocol):
+    """Where blobs live. Keys are relative paths with ``/``; ``put`` must be atomic (all or nothing)."""
+
+    url: str
+
+    def put(self, key: str, source: BinaryIO) -> None:
+        """Store the bytes read from ``source`` under ``key``, replacing nothing half-written."""
+
+    def open(self, key: str) -> BinaryIO:
+        """Open ``key`` for reading; raises ``FileNotFoundError`` if it does not exist."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def keys(self, prefix: str = "") -> Iterator[str]: ...

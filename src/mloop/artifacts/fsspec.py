@@ -1,0 +1,69 @@
+"""Blobs on any fsspec filesystem (s3://, gs://, az://, memory://, file://).
+
+Object stores make a single PUT atomic; the blob is uploaded under a temporary name and moved into place
+so that a listing never shows a partial upload either.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from mloop.errors import BackendNotInstalled
+
+
+class FsspecBlobBackend:
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        import fsspec
+
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        except (ImportError, ValueError) as exc:
+            scheme = url.split("://", 1)[0]
+            raise BackendNotInstalled(
+                f"artifact_url '{url}' needs the fsspec driver for {scheme}:// ({exc}). "
+                "For S3: pip install 'mloop[s3]'; or use a local folder (the default .mloop/artifacts)."
+            ) from None
+        self.url = url
+        self.root = root.rstrip("/")
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def put(self, key: str, source: BinaryIO) -> None:
+        path = self._path(key)
+        tmp = f"{self.root}/.tmp/{uuid.uuid4().hex}"
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.makedirs(tmp.rsplit("/", 1)[0], exist_ok=True)
+        try:
+            with self.fs.open(tmp, "wb") as out:
+                while chunk := source.read(1 << 20):
+                    out.write(chunk)
+            self.fs.mv(tmp, path)
+        except BaseException:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+            raise
+
+    def open(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        if not self.fs.isfile(path):
+            raise FileNotFoundError(path)
+        return self.fs.open(path, "rb")
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.isfile(self._path(key)))
+
+    def delete(self, key: str) -> None:
+        if self.exists(key):
+            self.fs.rm(self._path(key))
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        base = self._path(prefix).rstrip("/") if prefix else self.root
+        if not self.fs.exists(base):
+            return
+        for path in sorted(self.fs.find(base)):
+            key = path[len(self.root) + 1 :] if path.startswith(self.root) else path
+            if not key.startswith(".tmp/") and not key.rsplit("/", 1)[-1].startswith("."):
+                yield key

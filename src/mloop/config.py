@@ -1,0 +1,207 @@
+"""Settings: ``mloop.yaml`` in the project folder, overridden by ``MLOOP_*`` environment variables.
+
+Settings are typed and validated once, here; components receive a :class:`Settings` and never read the
+environment themselves. Secrets (API keys, passwords) come only from the environment: ``mloop.yaml`` is
+meant to be committed, so a secret written there is refused with the name of the variable to use instead.
+Values in ``mloop.yaml`` may refer to the environment as ``${NAME}``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mloop.errors import ConfigError
+
+CONFIG_FILE = "mloop.yaml"
+STATE_DIR = ".mloop"
+_SECRET_FIELDS = {"api_key"}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Settings(BaseSettings):
+    """Every setting of a project, with the embedded defaults that need no server."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOOP_", extra="forbid", validate_default=True)
+
+    project: str | None = Field(None, description="Project name; defaults to the folder name.")
+    metadata_url: str = Field(
+        f"sqlite:///{STATE_DIR}/mloop.db",
+        description="SQLAlchemy URL of the metadata store: sqlite:///path or postgresql+psycopg://...",
+    )
+    artifact_url: str = Field(
+        f"{STATE_DIR}/artifacts", description="Folder or fsspec URL (s3://, gs://, memory://) for artifacts."
+    )
+    data_url: str = Field(f"{STATE_DIR}/data", description="Folder for ingested datasets and quarantine.")
+    local_user: str = Field("local-admin", description="Who local CLI and Python use runs as.")
+    local_admin: bool = Field(
+        True, description="Run local use as an admin when no API key is given; false on shared servers."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: coloured on a terminal, JSON lines otherwise."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key to act as (MLOOP_API_KEY; never in the file)."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keyword arguments beat the environment, which beats mloop.yaml (passed in as _file_values).
+        return init_settings, env_settings
+
+    def resolved(self, root: Path) -> Settings:
+        """A copy whose relative paths and sqlite URLs are made absolute against the project ``root``."""
+        return self.model_copy(
+            update={
+                "project": self.project or root.resolve().name,
+                "metadata_url": _resolve_sqlite(self.metadata_url, root),
+                "artifact_url": _resolve_location(self.artifact_url, root),
+                "data_url": _resolve_location(self.data_url, root),
+            }
+        )
+
+
+def load_settings(root: Path, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read ``root/mloop.yaml`` (if any), apply ``MLOOP_*`` variables from ``env`` and ``overrides``."""
+    env = os.environ if env is None else env
+    file_values = _read_config_file(root / CONFIG_FILE, env)
+    env_values = {
+        name: env[f"MLOOP_{name.upper()}"] for name in Settings.model_fields if f"MLOOP_{name.upper()}" in env
+    }
+    values = {**file_values, **env_values, **overrides}
+    try:
+        # Validate through the model alone, so the process environment is read exactly once, above.
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, root / CONFIG_FILE)) from None
+
+
+def _read_config_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"{path} is not valid YAML: {exc}. Fix the syntax or run `mloop init --force`."
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings (key: value), not {type(data).__name__}.")
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}. Known settings: "
+            f"{', '.join(sorted(Settings.model_fields))}."
+        )
+    secrets = sorted(set(data) & _SECRET_FIELDS)
+    if secrets:
+        raise ConfigError(
+            f"{path} holds the secret {secrets[0]!r}; secrets come only from the environment. "
+            f"Remove it from the file and set MLOOP_{secrets[0].upper()} instead."
+        )
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, str):
+            if _has_literal_password(value):
+                raise ConfigError(
+                    f"{path}: {key} contains a password. Write it as ${{VARIABLE}} "
+                    f"(for example postgresql+psycopg://mloop:${{PGPASSWORD}}@db/mloop) and set the variable."
+                )
+            value = _interpolate(value, env, path, key)
+        out[key] = value
+    return out
+
+
+def _interpolate(value: str, env: Mapping[str, str], path: Path, key: str) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise ConfigError(f"{path}: {key} refers to ${{{name}}}, but the variable {name} is not set.")
+        return env[name]
+
+    return _VAR.sub(substitute, value)
+
+
+def _has_literal_password(value: str) -> bool:
+    if "://" not in value:
+        return False
+    password = urlsplit(value).password
+    return bool(password) and not _VAR.fullmatch(password)
+
+
+def _resolve_sqlite(url: str, root: Path) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == "sqlite:///:memory:":
+        return url
+    path = Path(url[len(prefix) :])
+    if not path.is_absolute():
+        path = root.resolve() / path
+    return prefix + str(path)
+
+
+def _resolve_location(location: str, root: Path) -> str:
+    if location.startswith("file://"):
+        location = location[len("file://") :]
+    elif "://" in location:
+        return location
+    path = Path(location).expanduser()
+    return str(path if path.is_absolute() else root.resolve() / path)
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+    return (
+        f"Invalid settings ({path} and MLOOP_* variables): " + "; ".join(problems) + ". "
+        "Fix the value, or run `mloop init --force` to write a fresh mloop.yaml."
+    )
+
+
+CONFIG_TEMPLATE = """\
+# mloop project settings. Every value can be overridden by an environment variable
+# MLOOP_<NAME> (for example MLOOP_METADATA_URL). Secrets (MLOOP_API_KEY, passwords)
+# come only from the environment; refer to one here as ${{NAME}}.
+
+# Project name, shown in the dashboard and stored with every object.
+project: {project}
+
+# Metadata store (experiments, runs, models, deployments, users, audit events).
+#   embedded default: sqlite:///.mloop/mloop.db (WAL mode)
+#   team server:      postgresql+psycopg://mloop:${{PGPASSWORD}}@db.internal:5432/mloop
+metadata_url: sqlite:///.mloop/mloop.db
+
+# Artifact store (models and other blobs, content-addressed by sha256):
+# a folder, or any fsspec URL such as s3://bucket/mloop (pip install 'mloop[s3]').
+artifact_url: .mloop/artifacts
+
+# Ingested datasets (Parquet, partitioned by date) and their quarantine files.
+data_url: .mloop/data
+
+# Local use (CLI and Python without an API key) runs as this user, with the admin role.
+# On a shared server set local_admin: false and give everyone an API key (MLOOP_API_KEY).
+local_user: local-admin
+local_admin: true
+
+# Logs: DEBUG, INFO, WARNING or ERROR; format auto (coloured on a terminal, JSON lines otherwise),
+# json or console.
+log_level: INFO
+log_format: auto
+"""

@@ -1,0 +1,121 @@
+"""The rules of a schema as DuckDB SQL, evaluated for every row in one vectorised pass.
+
+Each rule gives a condition and a reason. A row's reason is its first failing rule, in column order;
+``_reasons`` lists them all. Reasons name the column and the rule, never the value (the value is in the
+quarantine row), so a report can count rows by reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mloop.data.schema import DTYPES, Column, Dataset
+from mloop.data.sql import literal, quote
+
+_INT = r"\s*[+-]?[0-9]+\s*"
+_NAIVE_TIME = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"}
+_FLOATS = {"FLOAT", "DOUBLE"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    condition: str
+    reason: str
+
+
+def typed_name(index: int) -> str:
+    return quote(f"__t{index}")
+
+
+def typed_expr(column: Column, raw_type: str) -> str:
+    """SQL turning the raw column into the declared type; NULL where a non-null value does not convert."""
+    raw = quote(column.name)
+    target = DTYPES[column.dtype]
+    if raw_type == target:
+        return raw
+    if column.dtype in ("int32", "int64"):
+        if raw_type == "VARCHAR":
+            # TRY_CAST would round '1.5' to 2; only whole numbers are integers.
+            return f"CASE WHEN regexp_full_match({raw}, {literal(_INT)}) THEN TRY_CAST(trim({raw}) AS {target}) END"
+        if raw_type in _FLOATS or raw_type.startswith("DECIMAL"):
+            return f"CASE WHEN {raw} = trunc({raw}) THEN TRY_CAST({raw} AS {target}) END"
+    if column.dtype == "timestamp" and raw_type in _NAIVE_TIME:
+        return f"CAST({raw} AS TIMESTAMPTZ)"  # naive times are UTC (the session's time zone)
+    if raw_type == "VARCHAR" and column.dtype != "string":
+        return f"TRY_CAST(trim({raw}) AS {target})"
+    return f"TRY_CAST({raw} AS {target})"
+
+
+def rules(dataset: Dataset, column: Column, index: int, raw_type: str) -> list[Rule]:
+    raw, typed, target = quote(column.name), typed_name(index), DTYPES[column.dtype]
+    name = column.name
+    out: list[Rule] = []
+    if dataset.required(column):
+        what = "key" if name in dataset.key else "timestamp" if name == dataset.timestamp else "column"
+        out.append(Rule(f"{raw} IS NULL", f"{name}: missing value ({what} may not be null)"))
+    if raw_type != target:
+        out.append(Rule(f"{raw} IS NOT NULL AND {typed} IS NULL", f"{name}: not a valid {column.dtype}"))
+    if column.dtype in ("float32", "float64") and not column.allow_non_finite:
+        out.append(Rule(f"(isnan({typed}) OR isinf({typed}))", f"{name}: not a finite number"))
+    if column.min is not None:
+        out.append(
+            Rule(
+                f"{typed} < CAST({literal(_text(column.min))} AS {target})", f"{name}: below min {column.min}"
+            )
+        )
+    if column.max is not None:
+        out.append(
+            Rule(
+                f"{typed} > CAST({literal(_text(column.max))} AS {target})", f"{name}: above max {column.max}"
+            )
+        )
+    if column.allowed is not None:
+        values = ", ".join(f"CAST({literal(_text(v))} AS {target})" for v in column.allowed)
+        shown = ", ".join(str(v) for v in column.allowed[:6]) + (", ..." if len(column.allowed) > 6 else "")
+        out.append(Rule(f"{typed} NOT IN ({values})", f"{name}: not one of the allowed values ({shown})"))
+    if column.regex is not None:
+        out.append(
+            Rule(
+                f"NOT regexp_full_match({typed}, {literal(column.regex)})",
+                f"{name}: does not match {column.regex!r}",
+            )
+        )
+    return out
+
+
+def typed_view(
+    dataset: Dataset, source_view: str, raw_types: dict[str, str], row_key: tuple[str, ...]
+) -> str:
+    """``SELECT`` of the row key, the raw columns and each column converted to its type as ``__t<i>``."""
+    converted = ", ".join(
+        f"{typed_expr(c, raw_types[c.name])} AS {typed_name(i)}" for i, c in enumerate(dataset.columns)
+    )
+    keys = ", ".join(quote(k) for k in row_key)
+    raws = ", ".join(quote(c.name) for c in dataset.columns)
+    return f"SELECT {keys}, {raws}, {converted} FROM {quote(source_view)}"
+
+
+def failures_query(dataset: Dataset, typed: str, raw_types: dict[str, str], row_key: tuple[str, ...]) -> str:
+    """Rows failing a column rule, as (row key..., _reason, _reasons)."""
+    all_rules = [r for i, c in enumerate(dataset.columns) for r in rules(dataset, c, i, raw_types[c.name])]
+    keys = ", ".join(quote(k) for k in row_key)
+    if not all_rules:
+        return f"SELECT {keys}, NULL::VARCHAR AS _reason, NULL::VARCHAR AS _reasons FROM {typed} WHERE false"
+    cases = ", ".join(
+        f"CASE WHEN {r.condition} THEN {literal(r.reason)} END AS __r{i}" for i, r in enumerate(all_rules)
+    )
+    names = ", ".join(f"__r{i}" for i in range(len(all_rules)))
+    return (
+        f"SELECT {keys}, COALESCE({names}) AS _reason, concat_ws('; ', {names}) AS _reasons "
+        f"FROM (SELECT {keys}, {cases} FROM {typed}) WHERE COALESCE({names}) IS NOT NULL"
+    )
+
+
+def key_columns(dataset: Dataset) -> list[tuple[str, str]]:
+    """(typed column name in the typed view, column name) for each key column."""
+    index = {c.name: i for i, c in enumerate(dataset.columns)}
+    return [(typed_name(index[k]), quote(k)) for k in dataset.key]
+
+
+def _text(value: object) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

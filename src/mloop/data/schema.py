@@ -1,0 +1,236 @@
+"""Dataset schemas: columns with types and rules, a unique key and a timestamp column.
+
+>>> import mloop as ml
+>>> txns = ml.Dataset("transactions", columns=[
+...     ml.Column("txn_id", "int64", nullable=False),
+...     ml.Column("ts", "timestamp"),
+...     ml.Column("amount", "float64", min=0),
+...     ml.Column("country", "string", allowed=["DE", "FR", "NL"]),
+... ], key=["txn_id"], timestamp="ts")
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from mloop.errors import SchemaError
+
+# dtype -> DuckDB type. Every value mloop stores is one of these.
+DTYPES: dict[str, str] = {
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "float32": "FLOAT",
+    "float64": "DOUBLE",
+    "bool": "BOOLEAN",
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "date": "DATE",
+}
+ALIASES = {
+    "int": "int64",
+    "integer": "int64",
+    "float": "float64",
+    "double": "float64",
+    "str": "string",
+    "text": "string",
+    "boolean": "bool",
+    "datetime": "timestamp",
+}
+NUMERIC = {"int32", "int64", "float32", "float64"}
+ORDERED = NUMERIC | {"timestamp", "date"}
+# Columns mloop adds to quarantine files and partition paths.
+RESERVED = {"_row", "_file", "_line", "_raw", "_reason", "_reasons", "_date", "_ingest"}
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+_TIMESTAMP_NAMES = ("ts", "timestamp", "event_timestamp", "event_time", "time", "datetime", "created_at")
+
+
+class Column(BaseModel):
+    """One column: its type, whether it may be null, and the rules each value must pass.
+
+    ``min``/``max`` apply to numbers, timestamps and dates; ``allowed`` to any type; ``regex`` (a full
+    match, RE2 syntax) to strings. Float columns reject NaN and infinity unless ``allow_non_finite``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    dtype: str = "string"
+    nullable: bool = True
+    min: float | int | datetime | date | None = None
+    max: float | int | datetime | date | None = None
+    allowed: tuple[Any, ...] | None = None
+    regex: str | None = None
+    allow_non_finite: bool = False
+    description: str = ""
+
+    def __init__(self, name: str | None = None, dtype: str | None = None, /, **data: Any) -> None:
+        if name is not None:
+            data["name"] = name
+        if dtype is not None:
+            data["dtype"] = dtype
+        super().__init__(**data)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value or value != value.strip():
+            raise ValueError(f"column name {value!r} must be non-empty with no surrounding spaces")
+        if value in RESERVED:
+            raise ValueError(f"column name {value!r} is reserved by mloop ({', '.join(sorted(RESERVED))})")
+        return value
+
+    @field_validator("dtype", mode="before")
+    @classmethod
+    def _dtype(cls, value: str) -> str:
+        dtype = ALIASES.get(str(value).lower(), str(value).lower())
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {value!r}; use one of {', '.join(DTYPES)}")
+        return dtype
+
+    @model_validator(mode="after")
+    def _rules(self) -> Column:
+        if (self.min is not None or self.max is not None) and self.dtype not in ORDERED:
+            raise ValueError(
+                f"min/max apply to numbers, timestamps and dates, not to {self.dtype} column {self.name!r}"
+            )
+        if self.min is not None and self.max is not None and self.min > self.max:  # type: ignore[operator]
+            raise ValueError(f"column {self.name!r}: min {self.min} is greater than max {self.max}")
+        if self.regex is not None:
+            if self.dtype != "string":
+                raise ValueError(f"regex applies to string columns, not to {self.dtype} column {self.name!r}")
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(
+                    f"column {self.name!r}: regex {self.regex!r} does not compile: {exc}"
+                ) from None
+        if self.allowed is not None and len(self.allowed) == 0:
+            raise ValueError(
+                f"column {self.name!r}: allowed is empty, so no value could pass; omit it instead"
+            )
+        return self
+
+
+class Dataset(BaseModel):
+    """A named dataset and its schema. ``key`` columns are unique across everything ingested."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ()
+    timestamp: str | None = None
+    extra_columns: Literal["error", "ignore"] = "error"
+    description: str = ""
+
+    def __init__(self, name: str | None = None, /, **data: Any) -> None:
+        if name is not None:
+            data["name"] = name
+        if isinstance(data.get("key"), str):
+            data["key"] = (data["key"],)
+        super().__init__(**data)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"dataset name {value!r} must start with a lowercase letter and hold only a-z, 0-9 and _ "
+                "(it names a folder)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Dataset:
+        names = [c.name for c in self.columns]
+        if not names:
+            raise ValueError(f"dataset {self.name!r} has no columns")
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"dataset {self.name!r} declares column(s) {duplicated} more than once")
+        for key in self.key:
+            if key not in names:
+                raise ValueError(f"key column {key!r} is not a column of {self.name!r} (columns: {names})")
+        if self.timestamp is not None:
+            if self.timestamp not in names:
+                raise ValueError(f"timestamp column {self.timestamp!r} is not a column of {self.name!r}")
+            if self.column(self.timestamp).dtype not in ("timestamp", "date"):
+                raise ValueError(f"timestamp column {self.timestamp!r} must have dtype timestamp or date")
+        return self
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise SchemaError(
+            f"Dataset {self.name!r} has no column {name!r}; columns: {[c.name for c in self.columns]}."
+        )
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def required(self, column: Column) -> bool:
+        """Key and timestamp columns can never be null, whatever the column says."""
+        return not column.nullable or column.name in self.key or column.name == self.timestamp
+
+    # ---- files --------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        data["columns"] = [
+            c.model_dump(mode="json", exclude_defaults=True) | {"name": c.name} for c in self.columns
+        ]
+        return {"name": self.name, **data}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, origin: str = "schema") -> Dataset:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise SchemaError(describe(exc, origin)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, *, name: str | None = None) -> Dataset:
+        """Read a schema file; ``name`` fills in (or overrides) the dataset name it declares."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SchemaError(f"Schema file {path} does not exist.") from None
+        except yaml.YAMLError as exc:
+            raise SchemaError(f"Schema file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise SchemaError(
+                f"Schema file {path} must hold a mapping with 'columns', not {type(data).__name__}."
+            )
+        if name:
+            data["name"] = name
+        return cls.from_dict(data, origin=str(path))
+
+
+def describe(exc: ValidationError, origin: str) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-after"))
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return f"Invalid dataset schema ({origin}): " + "; ".join(problems) + "."
+
+
+def pick_timestamp(columns: dict[str, str]) -> str | None:
+    """The timestamp column to partition by when none is declared: a well-known name, or the only one."""
+    stamps = [name for name, dtype in columns.items() if dtype in ("timestamp", "date")]
+    for name in _TIMESTAMP_NAMES:
+        if name in stamps:
+            return name
+    return stamps[0] if len(stamps) == 1 else None

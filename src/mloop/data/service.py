@@ -1,0 +1,537 @@
+"""``project.data``: ingest, validate, read and describe datasets.
+
+Ingestion commits in two steps that keep "nothing half-written" true: the engine stages every file in a
+private folder; the files are moved into the dataset (each rename atomic), then one metadata transaction
+records the ingestion, its file list and its audit event. Readers see only files listed by committed
+ingestions, so a crash in between leaves orphans that the next ingestion of the dataset removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func, select
+
+from mloop._service import Service
+from mloop._time import as_utc, utcnow
+from mloop.data import ingest as engine
+from mloop.data.infer import infer_dataset
+from mloop.data.report import IngestReport
+from mloop.data.schema import Dataset
+from mloop.data.sources import CsvSource, Source, as_source
+from mloop.data.sql import literal, quote
+from mloop.errors import NotFound, SchemaError
+from mloop.store.schema import DatasetRow, DatasetSchemaRow, IngestionRow
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    schema_version: int
+    rows: int
+    quarantined: int
+    files: int
+    bytes: int
+    ingestions: int
+    min_ts: datetime | None
+    max_ts: datetime | None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+
+
+class DataService(Service):
+    """Datasets of the project. Every method checks the caller's permission; ingest records an event."""
+
+    @property
+    def root(self) -> Path:
+        return Path(self._ctx.settings.data_url)
+
+    def folder(self, name: str) -> Path:
+        return self.root / name
+
+    # ---- ingest ---------------------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        source: Any,
+        dataset: str | Dataset,
+        *,
+        schema: str | Path | Dataset | None = None,
+        progress: engine.Progress | None = None,
+        memory_limit: str | None = None,
+        **source_options: Any,
+    ) -> IngestReport:
+        """Validate every row of ``source`` and add the valid ones to ``dataset``.
+
+        >>> report = project.data.ingest("transactions.csv", "transactions")   # doctest: +SKIP
+        >>> report.rows_read == report.rows_accepted + report.rows_quarantined  # doctest: +SKIP
+        True
+        """
+        return self._run(source, dataset, schema, progress, memory_limit, source_options, write=True)
+
+    def validate(
+        self,
+        source: Any,
+        dataset: str | Dataset,
+        *,
+        schema: str | Path | Dataset | None = None,
+        progress: engine.Progress | None = None,
+        **source_options: Any,
+    ) -> IngestReport:
+        """Check ``source`` against the dataset's schema and report, writing nothing."""
+        return self._run(source, dataset, schema, progress, None, source_options, write=False)
+
+    def _run(
+        self,
+        source: Any,
+        dataset: str | Dataset,
+        schema: str | Path | Dataset | None,
+        progress: engine.Progress | None,
+        memory_limit: str | None,
+        source_options: dict[str, Any],
+        *,
+        write: bool,
+    ) -> IngestReport:
+        started = time.perf_counter()
+        src = as_source(source, **source_options)
+        name = dataset.name if isinstance(dataset, Dataset) else dataset
+        declared = _declared(dataset, schema, name)
+        self._authorize("data.write" if write else "data.read", f"dataset:{name}")
+        folder = self.folder(declared.name if declared else name)
+        fresh = not folder.exists()
+        try:
+            with _locked(folder, exclusive=write):
+                report = self._locked_run(src, name, declared, folder, progress, memory_limit, write=write)
+        finally:
+            if fresh and not any(p.name != ".lock" for p in folder.iterdir()):
+                shutil.rmtree(folder, ignore_errors=True)  # a failed first ingestion leaves no trace
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _locked_run(
+        self,
+        src: Source,
+        name: str,
+        declared: Dataset | None,
+        folder: Path,
+        progress: engine.Progress | None,
+        memory_limit: str | None,
+        *,
+        write: bool,
+    ) -> IngestReport:
+        fingerprint = src.fingerprint(progress)
+        previous = self._ingestion_by_fingerprint(name, fingerprint)
+        if previous is not None:
+            report = self._report(previous, name, skipped=True)
+            report.notes.append(
+                f"already ingested as {previous.id} on {previous.finished_at:%Y-%m-%d %H:%M} UTC"
+            )
+            report.dry_run = not write
+            return report
+        stored, version = self._stored_schema(name)
+        notes: list[str] = []
+        ingest_id = uuid.uuid4().hex
+        workdir = folder / "_staging" / ingest_id
+        workdir.mkdir(parents=True)
+        try:
+            if declared is None and stored is None:
+                declared, notes = self._infer(name, src, workdir)
+            target = declared or stored
+            assert target is not None
+            if stored is not None and declared is not None and declared != stored:
+                notes.append(f"schema changed: recorded as version {version + 1}")
+            existing = self.files(name) if stored is not None and target.key else []
+            if write:
+                self._remove_orphans(folder, name)
+            outcome = engine.run(
+                target,
+                src,
+                workdir=workdir,
+                ingest_id=ingest_id,
+                existing=existing,
+                write=write,
+                progress=progress,
+                memory_limit=memory_limit,
+            )
+            report = IngestReport(
+                dataset=name,
+                source=src.describe(),
+                fingerprint=fingerprint,
+                rows_read=outcome.rows_read,
+                rows_accepted=outcome.rows_accepted,
+                rows_quarantined=outcome.rows_quarantined,
+                by_reason=outcome.by_reason,
+                min_ts=outcome.min_ts,
+                max_ts=outcome.max_ts,
+                notes=notes + outcome.notes,
+                dry_run=not write,
+                schema_version=version
+                if stored is not None and (declared is None or declared == stored)
+                else version + 1,
+            )
+            if write:
+                self._commit(report, target, stored, outcome, workdir / "out", folder, ingest_id)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                workdir.parent.rmdir()
+        return report
+
+    def _infer(self, name: str, src: Source, workdir: Path) -> tuple[Dataset, list[str]]:
+        with engine.connect(workdir) as con:
+            opened = src.open(con, workdir)
+            return infer_dataset(name, con, opened, text_source=isinstance(src, CsvSource))
+
+    def _commit(
+        self,
+        report: IngestReport,
+        target: Dataset,
+        stored: Dataset | None,
+        outcome: engine.Outcome,
+        staged: Path,
+        folder: Path,
+        ingest_id: str,
+    ) -> None:
+        moved: list[Path] = []
+        files = []
+        for entry in outcome.files:
+            relative = Path(str(entry["path"])).relative_to("data")
+            files.append({**entry, "path": relative.as_posix()})
+            moved.append(_move(staged / str(entry["path"]), folder / relative))
+        quarantine = None
+        if outcome.quarantine:
+            quarantine = f"_quarantine/{ingest_id}.parquet"
+            moved.append(_move(staged / outcome.quarantine, folder / quarantine))
+        try:
+            with self._mutate("data.write", f"dataset:{report.dataset}", action="data.ingest") as change:
+                session = change.session
+                row = session.scalar(
+                    select(DatasetRow).where(
+                        DatasetRow.project_id == self._ctx.project_id, DatasetRow.name == report.dataset
+                    )
+                )
+                if row is None:
+                    row = DatasetRow(
+                        project_id=self._ctx.project_id,
+                        name=report.dataset,
+                        created_at=utcnow(),
+                        created_by=self.actor.name,
+                    )
+                    session.add(row)
+                    session.flush()
+                if stored is None or stored != target:
+                    session.add(
+                        DatasetSchemaRow(
+                            dataset_id=row.id,
+                            version=report.schema_version,
+                            spec=target.to_dict(),
+                            created_at=utcnow(),
+                            created_by=self.actor.name,
+                        )
+                    )
+                now = utcnow()
+                session.add(
+                    IngestionRow(
+                        id=ingest_id,
+                        dataset_id=row.id,
+                        schema_version=report.schema_version,
+                        fingerprint=report.fingerprint,
+                        source=report.source,
+                        rows_read=report.rows_read,
+                        rows_accepted=report.rows_accepted,
+                        rows_quarantined=report.rows_quarantined,
+                        reasons=report.by_reason,
+                        files=files,
+                        quarantine=quarantine,
+                        min_ts=report.min_ts,
+                        max_ts=report.max_ts,
+                        started_at=now,
+                        finished_at=now,
+                        actor=self.actor.name,
+                    )
+                )
+                session.flush()
+                change.payload.update(
+                    ingest_id=ingest_id,
+                    source=report.source,
+                    fingerprint=report.fingerprint,
+                    rows_read=report.rows_read,
+                    rows_accepted=report.rows_accepted,
+                    rows_quarantined=report.rows_quarantined,
+                    schema_version=report.schema_version,
+                )
+        except BaseException:
+            for path in moved:
+                path.unlink(missing_ok=True)
+            raise
+        report.ingest_id = ingest_id
+        report.files = [str(folder / f["path"]) for f in files]
+        report.quarantine = str(folder / quarantine) if quarantine else None
+
+    def _remove_orphans(self, folder: Path, name: str) -> None:
+        """Delete files left by an ingestion that crashed before it committed (the lock is held)."""
+        known = {str(folder / f) for f in self._committed_files(name)}
+        with self._ctx.store.read() as session:
+            known |= {
+                str(folder / q)
+                for q in session.scalars(
+                    select(IngestionRow.quarantine)
+                    .join(DatasetRow)
+                    .where(*self._where(name), IngestionRow.quarantine.is_not(None))
+                )
+            }
+        for path in folder.rglob("*.parquet"):
+            if "_staging" not in path.parts and str(path) not in known:
+                path.unlink()
+
+    # ---- schema ---------------------------------------------------------------------------------------
+
+    def schema(self, name: str) -> Dataset:
+        self._authorize("data.read", f"dataset:{name}")
+        stored, _ = self._stored_schema(name)
+        if stored is None:
+            raise NotFound(self._missing(name))
+        return stored
+
+    def set_schema(self, dataset: Dataset) -> int:
+        """Record a new schema version for ``dataset`` (creating the dataset if needed); returns the version."""
+        with self._mutate("data.write", f"dataset:{dataset.name}", action="data.schema") as change:
+            session = change.session
+            row = session.scalar(select(DatasetRow).where(*self._where(dataset.name)))
+            if row is None:
+                row = DatasetRow(
+                    project_id=self._ctx.project_id,
+                    name=dataset.name,
+                    created_at=utcnow(),
+                    created_by=self.actor.name,
+                )
+                session.add(row)
+                session.flush()
+            version = (
+                session.scalar(
+                    select(func.max(DatasetSchemaRow.version)).where(DatasetSchemaRow.dataset_id == row.id)
+                )
+                or 0
+            ) + 1
+            session.add(
+                DatasetSchemaRow(
+                    dataset_id=row.id,
+                    version=version,
+                    spec=dataset.to_dict(),
+                    created_at=utcnow(),
+                    created_by=self.actor.name,
+                )
+            )
+            change.payload["version"] = version
+        return version
+
+    # ---- read -----------------------------------------------------------------------------------------
+
+    def list(self) -> list[DatasetInfo]:
+        self._authorize("data.read", "dataset:*")
+        with self._ctx.store.read() as session:
+            names = session.scalars(
+                select(DatasetRow.name)
+                .where(DatasetRow.project_id == self._ctx.project_id)
+                .order_by(DatasetRow.name)
+            ).all()
+        return [self.info(n) for n in names]
+
+    def info(self, name: str) -> DatasetInfo:
+        self._authorize("data.read", f"dataset:{name}")
+        with self._ctx.store.read() as session:
+            row = session.scalar(select(DatasetRow).where(*self._where(name)))
+            if row is None:
+                raise NotFound(self._missing(name))
+            ingestions = session.scalars(select(IngestionRow).where(IngestionRow.dataset_id == row.id)).all()
+            version = session.scalar(
+                select(func.max(DatasetSchemaRow.version)).where(DatasetSchemaRow.dataset_id == row.id)
+            )
+        stamps = [i.min_ts for i in ingestions if i.min_ts] + [i.max_ts for i in ingestions if i.max_ts]
+        return DatasetInfo(
+            name=name,
+            schema_version=version or 0,
+            rows=sum(i.rows_accepted for i in ingestions),
+            quarantined=sum(i.rows_quarantined for i in ingestions),
+            files=sum(len(i.files) for i in ingestions),
+            bytes=sum(int(f["bytes"]) for i in ingestions for f in i.files),
+            ingestions=len(ingestions),
+            min_ts=min(stamps) if stamps else None,
+            max_ts=max(stamps) if stamps else None,
+            created_at=row.created_at,
+        )
+
+    def ingestions(self, name: str) -> list[IngestReport]:
+        self._authorize("data.read", f"dataset:{name}")
+        with self._ctx.store.read() as session:
+            rows = session.scalars(
+                select(IngestionRow)
+                .join(DatasetRow)
+                .where(*self._where(name))
+                .order_by(IngestionRow.finished_at)
+            ).all()
+        return [self._report(r, name) for r in rows]
+
+    def files(self, name: str) -> list[Path]:
+        """The Parquet files of every committed ingestion (what readers and the feature store scan)."""
+        self._authorize("data.read", f"dataset:{name}")
+        return [self.folder(name) / f for f in self._committed_files(name)]
+
+    def read(
+        self,
+        name: str,
+        *,
+        columns: list[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Rows of ``name``, optionally only ``columns`` and timestamps in ``[start, end)``."""
+        dataset = self.schema(name)
+        files = self.files(name)
+        if not files:
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in (columns or dataset.column_names)})
+        for column in columns or []:
+            dataset.column(column)
+        cols = ", ".join(quote(c) for c in (columns or dataset.column_names))
+        where = []
+        if dataset.timestamp and start is not None:
+            where.append(f"{quote(dataset.timestamp)} >= {literal(as_utc(start).isoformat())}::TIMESTAMPTZ")
+        if dataset.timestamp and end is not None:
+            where.append(f"{quote(dataset.timestamp)} < {literal(as_utc(end).isoformat())}::TIMESTAMPTZ")
+        sql = f"SELECT {cols} FROM read_parquet([{', '.join(literal(str(f)) for f in files)}])"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        import duckdb
+
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            return con.sql(sql).to_df()
+
+    def quarantine(self, name: str, ingest_id: str | None = None) -> pd.DataFrame:
+        """Quarantined rows with their ``_reason`` (all of them, or one ingestion's)."""
+        reports = [
+            r
+            for r in self.ingestions(name)
+            if r.quarantine and (ingest_id is None or r.ingest_id == ingest_id)
+        ]
+        if not reports:
+            return pd.DataFrame(columns=["_reason"])
+        import duckdb
+
+        paths = ", ".join(literal(r.quarantine) for r in reports)
+        with duckdb.connect() as con:
+            return con.sql(f"SELECT * FROM read_parquet([{paths}], union_by_name = true)").to_df()
+
+    # ---- helpers --------------------------------------------------------------------------------------
+
+    def _where(self, name: str) -> tuple[Any, ...]:
+        return (DatasetRow.project_id == self._ctx.project_id, DatasetRow.name == name)
+
+    def _stored_schema(self, name: str) -> tuple[Dataset | None, int]:
+        with self._ctx.store.read() as session:
+            row = session.execute(
+                select(DatasetSchemaRow.spec, DatasetSchemaRow.version)
+                .join(DatasetRow)
+                .where(*self._where(name))
+                .order_by(DatasetSchemaRow.version.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None, 0
+        return Dataset.from_dict(row.spec, origin=f"stored schema of {name!r}"), row.version
+
+    def _ingestion_by_fingerprint(self, name: str, fingerprint: str) -> IngestionRow | None:
+        with self._ctx.store.read() as session:
+            return session.scalar(
+                select(IngestionRow)
+                .join(DatasetRow)
+                .where(*self._where(name), IngestionRow.fingerprint == fingerprint)
+            )
+
+    def _committed_files(self, name: str) -> list[str]:
+        with self._ctx.store.read() as session:
+            lists = session.scalars(
+                select(IngestionRow.files)
+                .join(DatasetRow)
+                .where(*self._where(name))
+                .order_by(IngestionRow.finished_at)
+            ).all()
+        return [str(f["path"]) for files in lists for f in files]
+
+    def _report(self, row: IngestionRow, name: str, *, skipped: bool = False) -> IngestReport:
+        folder = self.folder(name)
+        return IngestReport(
+            dataset=name,
+            source=row.source,
+            fingerprint=row.fingerprint,
+            rows_read=row.rows_read,
+            rows_accepted=row.rows_accepted,
+            rows_quarantined=row.rows_quarantined,
+            by_reason=dict(row.reasons),
+            ingest_id=row.id,
+            files=[str(folder / f["path"]) for f in row.files],
+            quarantine=str(folder / row.quarantine) if row.quarantine else None,
+            schema_version=row.schema_version,
+            min_ts=row.min_ts,
+            max_ts=row.max_ts,
+            skipped=skipped,
+        )
+
+    def _missing(self, name: str) -> str:
+        with self._ctx.store.read() as session:
+            names = session.scalars(
+                select(DatasetRow.name).where(DatasetRow.project_id == self._ctx.project_id)
+            ).all()
+        return (
+            f"No dataset named {name!r}"
+            + (f" (datasets: {', '.join(names)})" if names else "")
+            + ". Create it by ingesting a file: mloop data ingest FILE --dataset NAME."
+        )
+
+
+def _declared(dataset: str | Dataset, schema: str | Path | Dataset | None, name: str) -> Dataset | None:
+    if isinstance(dataset, Dataset):
+        if schema is not None:
+            raise SchemaError("Pass the schema once: either a Dataset, or a dataset name and schema=.")
+        return dataset
+    if schema is None:
+        return None
+    if isinstance(schema, Dataset):
+        if schema.name != name:
+            return schema.model_copy(update={"name": name})
+        return schema
+    return Dataset.from_yaml(schema, name=name)
+
+
+def _move(src: Path, dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)
+    return dst
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, *, exclusive: bool) -> Iterator[None]:
+    """One ingestion per dataset at a time (readers of the manifest need no lock)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

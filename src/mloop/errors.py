@@ -1,0 +1,47 @@
+"""The errors mloop raises.
+
+Every error a user can cause is a :class:`MloopError`: its message says what is wrong and how to fix it.
+The CLI prints the message and exits with code 1; anything else is a bug and exits with code 2.
+"""
+
+from __future__ import annotations
+
+
+class MloopError(Exception):
+    """Base class of every error caused by input, configuration or state that the user can fix."""
+
+
+class ConfigError(MloopError):
+    """``mloop.yaml`` or an ``MLOOP_*`` environment variable is invalid."""
+
+
+class BackendNotInstalled(MloopError):
+    """A backend named in the settings needs an optional dependency that is not installed."""
+
+
+class NotFound(MloopError):
+    """A named object (dataset, user, key, blob, ...) does not exist."""
+
+
+class AlreadyExists(MloopError):
+    """An object with that name exists already."""
+
+
+class PermissionDenied(MloopError):
+    """The actor's roles do not grant the action on the resource."""
+
+
+class AuthenticationError(MloopError):
+    """An API key is unknown, revoked, expired or malformed."""
+
+
+class IntegrityError(MloopError):
+    """Stored data failed a check: a blob whose checksum does not match, a broken audit chain."""
+
+
+class SchemaError(MloopError):
+    """A dataset schema is invalid, or does not fit the data it is applied to."""
+
+
+class MalformedInput(MloopError):
+    """A file cannot be read as what it claims to be (truncated Parquet, wrong CSV delimiter, ...)."""

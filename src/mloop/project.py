@@ -1,0 +1,129 @@
+"""``mloop.Project``: the one entry object. It reads the settings, opens the stores and hands out the
+services, all acting as one :class:`~mloop.security.Actor`.
+
+>>> import mloop as ml
+>>> project = ml.Project.open(".")                    # doctest: +SKIP
+>>> report = project.data.ingest("txns.csv", "txns")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from mloop import logs
+from mloop._service import Context
+from mloop.artifacts import ArtifactStore, open_artifact_store
+from mloop.config import CONFIG_FILE, CONFIG_TEMPLATE, STATE_DIR, Settings, load_settings
+from mloop.data.service import DataService
+from mloop.errors import AlreadyExists, ConfigError
+from mloop.security.actor import Actor
+from mloop.security.audit_log import AuditLog
+from mloop.security.users import Keys, Users
+from mloop.store import MetadataStore, open_metadata_store
+
+
+class Project:
+    """A project folder: its settings, metadata store, artifact store and data, seen by one actor."""
+
+    def __init__(self, root: Path, ctx: Context) -> None:
+        self.root = root
+        self._ctx = ctx
+        self.data = DataService(ctx)
+        self.users = Users(ctx)
+        self.keys = Keys(ctx)
+        self.audit = AuditLog(ctx)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path = ".",
+        *,
+        actor: Actor | None = None,
+        env: dict[str, str] | None = None,
+        configure_logging: bool = False,
+        **overrides: Any,
+    ) -> Project:
+        """Open the project at ``path``, creating its ``.mloop/`` state on first use.
+
+        The actor is, in order: ``actor`` if given; the owner of ``MLOOP_API_KEY`` if set; the configured
+        local admin if ``local_admin`` is true. ``overrides`` replace settings (``metadata_url=...``).
+        """
+        root = Path(path).resolve()
+        if not root.is_dir():
+            raise ConfigError(f"Project folder {root} does not exist; create it, or run `mloop init` in it.")
+        settings = load_settings(root, env, **overrides).resolved(root)
+        if configure_logging:
+            logs.configure(settings.log_level, settings.log_format)
+        (root / STATE_DIR).mkdir(exist_ok=True)
+        store = open_metadata_store(settings.metadata_url)
+        try:
+            artifacts = open_artifact_store(settings.artifact_url)
+            assert settings.project is not None
+            project_id = store.project_id(settings.project)
+        except BaseException:
+            store.close()
+            raise
+        bootstrap = Actor.local_admin(settings.local_user)
+        ctx = Context(settings, store, artifacts, settings.project, project_id, bootstrap)
+        if actor is None:
+            if settings.api_key is not None:
+                actor = Keys(ctx).authenticate(settings.api_key.get_secret_value())
+            elif settings.local_admin:
+                Users(ctx).ensure_local_admin(settings.local_user)
+                actor = bootstrap
+            else:
+                store.close()
+                raise ConfigError(
+                    "No identity: local_admin is false and MLOOP_API_KEY is not set. Set MLOOP_API_KEY to a key "
+                    "from `mloop keys issue`, or set local_admin: true in mloop.yaml for single-user use."
+                )
+        return cls(root, dataclasses.replace(ctx, actor=actor))
+
+    @staticmethod
+    def init(path: str | Path = ".", *, force: bool = False) -> Path:
+        """Write a commented ``mloop.yaml`` into ``path``; refuses to overwrite one unless ``force``."""
+        root = Path(path).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        target = root / CONFIG_FILE
+        if target.exists() and not force:
+            raise AlreadyExists(f"{target} exists already; pass --force to overwrite it.")
+        target.write_text(CONFIG_TEMPLATE.format(project=root.name), encoding="utf-8")
+        return target
+
+    def as_actor(self, actor: Actor) -> Project:
+        """The same project seen by another actor (for example an API request's caller)."""
+        return Project(self.root, dataclasses.replace(self._ctx, actor=actor))
+
+    @property
+    def name(self) -> str:
+        return self._ctx.project
+
+    @property
+    def actor(self) -> Actor:
+        return self._ctx.actor
+
+    @property
+    def settings(self) -> Settings:
+        return self._ctx.settings
+
+    @property
+    def store(self) -> MetadataStore:
+        return self._ctx.store
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return self._ctx.artifacts
+
+    def close(self) -> None:
+        self._ctx.store.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.root)!r}, name={self.name!r}, actor={self.actor.name!r})"

@@ -1,0 +1,43 @@
+"""Who is acting: a user or a service account, with the grants that say what it may do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mloop.errors import PermissionDenied
+from mloop.security.roles import Grant, check_action, roles_allowing
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The caller of a service function.
+
+    >>> alice = Actor("alice", grants=(Grant("data_scientist"),))
+    >>> alice.can("runs.write"), alice.can("deployments.write")
+    (True, False)
+    """
+
+    name: str
+    kind: Literal["user", "service"] = "user"
+    grants: tuple[Grant, ...] = field(default=())
+    key_id: str | None = None
+
+    @classmethod
+    def local_admin(cls, name: str) -> Actor:
+        return cls(name, "user", (Grant("admin"),))
+
+    def can(self, action: str, resource: str = "*") -> bool:
+        check_action(action)
+        return any(grant.allows(action, resource) for grant in self.grants)
+
+    def require(self, action: str, resource: str = "*") -> None:
+        """Raise :class:`PermissionDenied`, naming the roles that would allow it, unless allowed."""
+        if self.can(action, resource):
+            return
+        held = ", ".join(str(g) for g in self.grants) or "none"
+        allowed = ", ".join(roles_allowing(action))
+        raise PermissionDenied(
+            f"{self.name} (roles: {held}) may not {action} on {resource}. Roles that may: {allowed}. "
+            f"An admin can grant one: mloop users grant {self.name} ROLE."
+        )

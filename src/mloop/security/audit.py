@@ -1,0 +1,201 @@
+"""The audit log: append-only and hash-chained.
+
+Each event stores the hash of the one before it, and its own hash covers its content and that link, so
+editing or deleting any event breaks the chain where it happened. The head (newest sequence number and
+hash) is kept in its own row and updated with each append, so deleting the newest events is caught too.
+Print the head with ``mloop audit head`` and keep it elsewhere to anchor the chain outside the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mloop._time import utcnow
+from mloop.store.base import MetadataStore
+from mloop.store.schema import AuditHeadRow, EventRow
+from mloop.store.types import canonical_json
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    ts: datetime
+    project: str
+    actor: str
+    action: str
+    resource: str
+    payload: dict[str, Any]
+    hash: str
+
+    @classmethod
+    def from_row(cls, row: EventRow) -> Event:
+        import json
+
+        return cls(
+            row.seq,
+            row.ts,
+            row.project,
+            row.actor,
+            row.action,
+            row.resource,
+            json.loads(row.payload),
+            row.hash,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "ts": self.ts.isoformat()}
+
+
+@dataclass
+class AuditReport:
+    """The result of :func:`verify`: ``ok`` when every event is intact and none is missing."""
+
+    checked: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "ok": self.ok}
+
+
+def event_hash(
+    *,
+    seq: int,
+    ts: datetime,
+    project: str,
+    actor: str,
+    action: str,
+    resource: str,
+    payload: str,
+    prev_hash: str,
+) -> str:
+    body = canonical_json(
+        {
+            "seq": seq,
+            "ts": ts.isoformat(timespec="microseconds"),
+            "project": project,
+            "actor": actor,
+            "action": action,
+            "resource": resource,
+            "payload": payload,
+            "prev_hash": prev_hash,
+        }
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def append(
+    session: Session, *, project: str, actor: str, action: str, resource: str, payload: dict[str, Any]
+) -> Event:
+    """Append one event inside the caller's transaction, so it commits (or not) with the change it records."""
+    head = session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
+    ts = utcnow()
+    text = canonical_json(payload)
+    seq = head.seq + 1
+    digest = event_hash(
+        seq=seq,
+        ts=ts,
+        project=project,
+        actor=actor,
+        action=action,
+        resource=resource,
+        payload=text,
+        prev_hash=head.hash,
+    )
+    row = EventRow(
+        seq=seq,
+        ts=ts,
+        project=project,
+        actor=actor,
+        action=action,
+        resource=resource,
+        payload=text,
+        prev_hash=head.hash,
+        hash=digest,
+    )
+    session.add(row)
+    head.seq, head.hash = seq, digest
+    session.flush()
+    return Event.from_row(row)
+
+
+def iter_events(
+    store: MetadataStore,
+    *,
+    after: int = 0,
+    action: str | None = None,
+    resource: str | None = None,
+    actor: str | None = None,
+    limit: int | None = None,
+) -> Iterator[Event]:
+    query = select(EventRow).where(EventRow.seq > after).order_by(EventRow.seq)
+    if action:
+        query = query.where(EventRow.action.like(action.replace("*", "%")))
+    if resource:
+        query = query.where(EventRow.resource.like(resource.replace("*", "%")))
+    if actor:
+        query = query.where(EventRow.actor == actor)
+    if limit:
+        query = query.limit(limit)
+    with store.read() as session:
+        for row in session.scalars(query.execution_options(yield_per=1000)):
+            yield Event.from_row(row)
+
+
+def verify(store: MetadataStore) -> AuditReport:
+    """Walk the whole chain and report every edited, deleted or re-ordered event."""
+    report = AuditReport()
+    expected_seq, prev = 1, GENESIS
+    with store.read() as session:
+        head = session.get(AuditHeadRow, 1)
+        rows = session.scalars(select(EventRow).order_by(EventRow.seq).execution_options(yield_per=2000))
+        for row in rows:
+            report.checked += 1
+            if row.seq != expected_seq:
+                gap = f"{expected_seq}" if row.seq == expected_seq + 1 else f"{expected_seq} to {row.seq - 1}"
+                report.problems.append(f"event(s) {gap} were deleted: the chain jumps to event {row.seq}")
+            elif row.prev_hash != prev:
+                report.problems.append(
+                    f"event {row.seq} does not follow event {row.seq - 1}: the previous event was edited "
+                    "or replaced"
+                )
+            recomputed = event_hash(
+                seq=row.seq,
+                ts=row.ts,
+                project=row.project,
+                actor=row.actor,
+                action=row.action,
+                resource=row.resource,
+                payload=row.payload,
+                prev_hash=row.prev_hash,
+            )
+            if recomputed != row.hash:
+                report.problems.append(f"event {row.seq} ({row.action} on {row.resource}) was edited")
+            expected_seq, prev = row.seq + 1, row.hash
+        if head is None:
+            report.problems.append("the audit head row is missing")
+        else:
+            report.head_seq, report.head_hash = head.seq, head.hash
+            if head.seq != expected_seq - 1 or head.hash != prev:
+                if head.seq > expected_seq - 1:
+                    report.problems.append(
+                        f"the newest event(s) were deleted: the head records event {head.seq}, "
+                        f"the log ends at {expected_seq - 1}"
+                    )
+                else:
+                    report.problems.append("the audit head does not match the newest event")
+    return report

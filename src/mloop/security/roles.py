@@ -1,0 +1,118 @@
+"""The permission table: which role may do which action. Least privilege; ``auditor`` only reads.
+
+A user holds *grants*: a role, optionally limited to resources matching a pattern, written
+``role`` or ``role@pattern`` (``ml_engineer@endpoint:fraud``, ``data_engineer@dataset:txn_*``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from mloop.errors import MloopError
+
+READS = frozenset(
+    {
+        "project.read",
+        "data.read",
+        "features.read",
+        "runs.read",
+        "models.read",
+        "deployments.read",
+        "monitoring.read",
+        "loop.read",
+        "users.read",
+    }
+)
+
+ACTIONS: frozenset[str] = READS | {
+    "project.admin",
+    "data.write",
+    "features.write",
+    "features.materialize",
+    "features.push",
+    "runs.write",
+    "models.register",
+    "models.alias",
+    "models.promote",
+    "models.approve",
+    "models.delete",
+    "deployments.write",
+    "deployments.rollback",
+    "predict",
+    "monitoring.write",
+    "loop.operate",
+    "users.write",
+    "keys.issue",
+    "keys.revoke",
+    "audit.read",
+}
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": ACTIONS,
+    "data_engineer": READS | {"data.write", "features.write", "features.materialize", "features.push"},
+    "data_scientist": READS | {"features.write", "runs.write", "models.register", "models.alias"},
+    "ml_engineer": READS
+    | {
+        "features.write",
+        "features.materialize",
+        "runs.write",
+        "models.register",
+        "models.alias",
+        "models.promote",
+        "deployments.write",
+        "deployments.rollback",
+        "predict",
+    },
+    "mlops": READS
+    | {
+        "features.materialize",
+        "models.alias",
+        "models.promote",
+        "models.approve",
+        "deployments.write",
+        "deployments.rollback",
+        "predict",
+        "monitoring.write",
+        "loop.operate",
+        "keys.issue",
+        "keys.revoke",
+    },
+    "auditor": READS | {"audit.read"},
+}
+
+ROLES = tuple(PERMISSIONS)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A role, on every resource (``scope="*"``) or on those matching ``scope``."""
+
+    role: str
+    scope: str = "*"
+
+    def __post_init__(self) -> None:
+        if self.role not in PERMISSIONS:
+            raise MloopError(f"Unknown role {self.role!r}. Roles: {', '.join(ROLES)}.")
+
+    @classmethod
+    def parse(cls, text: str) -> Grant:
+        role, _, scope = text.strip().partition("@")
+        return cls(role, scope or "*")
+
+    def allows(self, action: str, resource: str) -> bool:
+        return action in PERMISSIONS[self.role] and (
+            self.scope == "*" or fnmatch.fnmatchcase(resource, self.scope)
+        )
+
+    def __str__(self) -> str:
+        return self.role if self.scope == "*" else f"{self.role}@{self.scope}"
+
+
+def roles_allowing(action: str) -> list[str]:
+    return [role for role, actions in PERMISSIONS.items() if action in actions]
+
+
+def check_action(action: str) -> None:
+    if action not in ACTIONS:
+        raise MloopError(f"Unknown action {action!r}; actions: {', '.join(sorted(ACTIONS))}.")

@@ -1,0 +1,262 @@
+"""Users, service accounts and API keys.
+
+An API key is ``mlk_<key id>_<secret>``. Only a salted SHA-256 of the secret is stored, and the key is
+shown once, when issued. The secret is 256 random bits, so a slow password hash would add latency to
+every request without adding safety (see docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from mloop._service import Service
+from mloop._time import parse_duration, utcnow
+from mloop.errors import AlreadyExists, AuthenticationError, MloopError, NotFound
+from mloop.security.actor import Actor
+from mloop.security.roles import Grant
+from mloop.store.schema import ApiKeyRow, UserRow
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
+_TOKEN = re.compile(r"^mlk_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    kind: Literal["user", "service"]
+    grants: tuple[Grant, ...]
+    disabled: bool
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: UserRow) -> User:
+        return cls(
+            row.name, row.kind, tuple(Grant.parse(g) for g in row.grants), row.disabled, row.created_at
+        )  # type: ignore[arg-type]
+
+    def actor(self, key_id: str | None = None) -> Actor:
+        return Actor(self.name, self.kind, self.grants, key_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "roles": [str(g) for g in self.grants],
+            "disabled": self.disabled,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    user: str
+    description: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > utcnow())
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+        return {**out, "active": self.active}
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key. ``token`` is shown once and never stored; keep it in a secret manager."""
+
+    key_id: str
+    user: str
+    token: str
+    expires_at: datetime | None
+
+
+class Users(Service):
+    """``project.users``: add users and service accounts, grant and revoke roles."""
+
+    def add(self, name: str, roles: list[str] | tuple[str, ...] = (), kind: str = "user") -> User:
+        if not _NAME.match(name):
+            raise MloopError(
+                f"User name {name!r} is not allowed: use letters, digits and . _ @ -, starting with a letter "
+                "or digit."
+            )
+        if kind not in ("user", "service"):
+            raise MloopError(f"User kind {kind!r} is not one of: user, service.")
+        grants = [Grant.parse(r) for r in roles]
+        with self._mutate(
+            "users.write", f"user:{name}", action="users.add", kind=kind, roles=[str(g) for g in grants]
+        ) as change:
+            if change.session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
+                raise AlreadyExists(
+                    f"User {name!r} exists already; change its roles with `mloop users grant`."
+                )
+            row = UserRow(
+                name=name,
+                kind=kind,
+                grants=[str(g) for g in grants],
+                disabled=False,
+                created_at=utcnow(),
+                created_by=self.actor.name,
+            )
+            change.session.add(row)
+            change.session.flush()
+            return User.from_row(row)
+
+    def get(self, name: str) -> User:
+        self._authorize("users.read", f"user:{name}")
+        with self._ctx.store.read() as session:
+            return User.from_row(self._row(session, name))
+
+    def list(self) -> list[User]:
+        self._authorize("users.read")
+        with self._ctx.store.read() as session:
+            return [User.from_row(r) for r in session.scalars(select(UserRow).order_by(UserRow.name))]
+
+    def grant(self, name: str, role: str) -> User:
+        grant = Grant.parse(role)
+        with self._mutate("users.write", f"user:{name}", action="users.grant", grant=str(grant)) as change:
+            row = self._row(change.session, name)
+            if str(grant) not in row.grants:
+                row.grants = [*row.grants, str(grant)]
+            return User.from_row(row)
+
+    def revoke_role(self, name: str, role: str) -> User:
+        grant = Grant.parse(role)
+        with self._mutate(
+            "users.write", f"user:{name}", action="users.revoke_role", role=str(grant)
+        ) as change:
+            row = self._row(change.session, name)
+            if str(grant) not in row.grants:
+                raise NotFound(
+                    f"User {name!r} does not hold {grant}; it holds: {', '.join(row.grants) or 'none'}."
+                )
+            row.grants = [g for g in row.grants if g != str(grant)]
+            return User.from_row(row)
+
+    def disable(self, name: str) -> User:
+        with self._mutate("users.write", f"user:{name}", action="users.disable") as change:
+            row = self._row(change.session, name)
+            row.disabled = True
+            return User.from_row(row)
+
+    def ensure_local_admin(self, name: str) -> None:
+        """Create the configured local admin on first use (bootstrap; recorded like any other change)."""
+        with self._ctx.store.read() as session:
+            if session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
+                return
+        with contextlib.suppress(AlreadyExists):  # another process bootstrapped it at the same moment
+            self.add(name, ["admin"])
+
+    @staticmethod
+    def _row(session: Any, name: str) -> UserRow:
+        row = session.scalar(select(UserRow).where(UserRow.name == name))
+        if row is None:
+            raise NotFound(
+                f"No user named {name!r}; `mloop users list` shows them, `mloop users add` adds one."
+            )
+        return row
+
+
+class Keys(Service):
+    """``project.keys``: issue, list, revoke and check API keys."""
+
+    def issue(
+        self, user: str, *, expires_in: str | timedelta | None = None, description: str = ""
+    ) -> IssuedKey:
+        ttl = parse_duration(expires_in, what="key lifetime")
+        key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+        salt = secrets.token_hex(16)
+        expires_at = utcnow() + ttl if ttl else None
+        with self._mutate("keys.issue", f"user:{user}", key_id=key_id) as change:
+            owner = Users._row(change.session, user)
+            if owner.disabled:
+                raise MloopError(f"User {user!r} is disabled; enable it before issuing keys.")
+            change.session.add(
+                ApiKeyRow(
+                    key_id=key_id,
+                    user_id=owner.id,
+                    salt=salt,
+                    hash=_hash(salt, secret),
+                    description=description,
+                    created_at=utcnow(),
+                    expires_at=expires_at,
+                    revoked_at=None,
+                    last_used_at=None,
+                )
+            )
+            change.payload["expires_at"] = expires_at.isoformat() if expires_at else None
+        return IssuedKey(key_id, user, f"mlk_{key_id}_{secret}", expires_at)
+
+    def revoke(self, key_id: str) -> KeyInfo:
+        with self._mutate("keys.revoke", f"key:{key_id}") as change:
+            row = change.session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id))
+            if row is None:
+                raise NotFound(f"No API key with id {key_id!r}; `mloop keys list` shows them.")
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            owner = change.session.get(UserRow, row.user_id)
+            return _key_info(row, owner.name if owner else "?")
+
+    def list(self, user: str | None = None) -> list[KeyInfo]:
+        self._authorize("users.read")
+        query = select(ApiKeyRow, UserRow.name).join(UserRow, UserRow.id == ApiKeyRow.user_id)
+        if user:
+            query = query.where(UserRow.name == user)
+        with self._ctx.store.read() as session:
+            return [
+                _key_info(row, name) for row, name in session.execute(query.order_by(ApiKeyRow.created_at))
+            ]
+
+    def authenticate(self, token: str) -> Actor:
+        """The actor a key stands for; :class:`AuthenticationError` if unknown, revoked or expired.
+
+        Needs no permission: holding the key is the credential.
+        """
+        match = _TOKEN.match(token.strip()) if isinstance(token, str) else None
+        if not match:
+            raise AuthenticationError(
+                "Malformed API key: expected mlk_<12 hex>_<secret> as issued by `mloop keys issue`."
+            )
+        key_id, secret = match.groups()
+        with self._ctx.store.read() as session:
+            row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id))
+            owner = session.get(UserRow, row.user_id) if row is not None else None
+        # Compare even for an unknown key id, so timing does not tell which key ids exist.
+        salt, stored = (row.salt, row.hash) if row is not None else ("0" * 32, "0" * 64)
+        if not hmac.compare_digest(_hash(salt, secret), stored) or row is None or owner is None:
+            raise AuthenticationError(f"Unknown API key {key_id}: check the key, or issue a new one.")
+        if row.revoked_at is not None:
+            raise AuthenticationError(
+                f"API key {key_id} was revoked on {row.revoked_at:%Y-%m-%d}; issue a new one."
+            )
+        if row.expires_at is not None and row.expires_at <= utcnow():
+            raise AuthenticationError(
+                f"API key {key_id} expired on {row.expires_at:%Y-%m-%d}; issue a new one."
+            )
+        if owner.disabled:
+            raise AuthenticationError(f"API key {key_id} belongs to disabled user {owner.name!r}.")
+        return User.from_row(owner).actor(key_id)
+
+
+def _hash(salt: str, secret: str) -> str:
+    return hashlib.sha256(f"{salt}:{secret}".encode()).hexdigest()
+
+
+def _key_info(row: ApiKeyRow, user: str) -> KeyInfo:
+    return KeyInfo(
+        row.key_id, user, row.description, row.created_at, row.expires_at, row.revoked_at, row.last_used_at
+    )

@@ -1,0 +1,97 @@
+"""The metadata store: one SQL implementation shared by every backend.
+
+Backends differ only in how the engine is made (``sqlite.py``, ``postgres.py``); everything else —
+tables, migrations, transactions — is written once here, as Dagster does with its SQL storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mloop._time import utcnow
+from mloop.store.schema import ProjectRow
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class MetadataStore:
+    """Transactions over the metadata tables.
+
+    >>> store = open_metadata_store("sqlite:///.mloop/mloop.db")   # doctest: +SKIP
+    >>> with store.write() as session:                              # doctest: +SKIP
+    ...     session.add(row)
+    """
+
+    backend = "sql"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writer = sessionmaker(engine.execution_options(mloop_write=True), expire_on_commit=False)
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reads. Closing it ends the transaction but keeps loaded rows usable."""
+        with self._sessions() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back if it raises.
+
+        Writers are serialised (SQLite ``BEGIN IMMEDIATE``; the audit head row lock on PostgreSQL), so a
+        mutation and its audit event always commit together, in one order.
+        """
+        with self._writer() as session, session.begin():
+            yield session
+
+    # ---- schema ---------------------------------------------------------------------------------------
+
+    def alembic_config(self) -> Config:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["engine"] = self.engine
+        return config
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+
+    def migrate(self) -> None:
+        """Bring the tables to the newest migration (a no-op when they are there already)."""
+        if self.current_revision() != self.head_revision():
+            command.upgrade(self.alembic_config(), "head")
+
+    def project_id(self, name: str) -> int:
+        """The id of project ``name``, created on first use."""
+        with self.read() as session:
+            found = session.scalar(select(ProjectRow.id).where(ProjectRow.name == name))
+        if found is not None:
+            return found
+        with self.write() as session:
+            found = session.scalar(select(ProjectRow.id).where(ProjectRow.name == name))
+            if found is None:
+                row = ProjectRow(name=name, created_at=utcnow())
+                session.add(row)
+                session.flush()
+                found = row.id
+        return found
+
+    def close(self) -> None:
+        self.engine.dispose()

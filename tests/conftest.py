@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mloop import Project
+from mloop.store import MetadataStore, open_metadata_store
+from tests.services import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        from tests.services import unavailable
+
+        unavailable("psycopg is not installed (pip install 'mloop[postgres]')")
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty metadata store, once for each backend: the conformance parameter."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'meta' / 'mloop.db'}"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        with server.database() as url:
+            yield url
+
+
+@pytest.fixture
+def store(metadata_url: str) -> Iterator[MetadataStore]:
+    opened = open_metadata_store(metadata_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def project(tmp_path: Path, metadata_url: str) -> Iterator[Project]:
+    """A fresh project acting as the local admin, on each metadata backend."""
+    root = tmp_path / "project"
+    root.mkdir()
+    opened = Project.open(root, env={}, metadata_url=metadata_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def sqlite_project(tmp_path: Path) -> Iterator[Project]:
+    """A fresh project on the embedded defaults only (for tests that are not about the metadata backend)."""
+    root = tmp_path / "project"
+    root.mkdir()
+    opened = Project.open(root, env={})
+    try:
+        yield opened
+    finally:
+        opened.close()
