@@ -63,15 +63,16 @@ class Service:
         ``action``, by default the permission), commit."""
         self._authorize(permission, resource)
         action = action or permission
-        with log_context(actor=self.actor.name), self._ctx.store.write() as session:
-            change = Change(session, dict(payload), resource)
-            yield change
-            event = audit.append(
-                session,
-                project=self._ctx.project,
-                actor=self.actor.name,
-                action=action,
-                resource=change.resource,
-                payload=change.payload,
-            )
-        log.info("%s %s", action, change.resource, extra={"event": event.seq})
+        with log_context(actor=self.actor.name):
+            with self._ctx.store.write() as session:
+                change = Change(session, dict(payload), resource)
+                yield change
+                event = audit.append(
+                    session,
+                    project=self._ctx.project,
+                    actor=self.actor.name,
+                    action=action,
+                    resource=change.resource,
+                    payload=change.payload,
+                )
+            log.info("%s %s", action, change.resource, extra={"event": event.seq})

@@ -8,7 +8,6 @@ import logging
 import sys
 from pathlib import Path
 
-import click
 import typer
 
 from mloop import __version__
@@ -93,35 +92,44 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script; turns exceptions into the documented exit codes."""
     code = 0
     try:
-        app(args=argv, standalone_mode=False, prog_name="mloop")
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.exceptions.Abort:
-        out.err.print("aborted")
-        code = 130
-    except click.UsageError as exc:
-        hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx else ""
-        out.err.print(f"[red]error:[/red] {_escape(exc.format_message())}{hint}", highlight=False)
-        code = 1
-    except click.ClickException as exc:
-        out.err.print(f"[red]error:[/red] {_escape(exc.format_message())}", highlight=False)
-        code = 1
+        # Without standalone mode, a typer.Exit comes back as its code instead of a sys.exit.
+        result = app(args=argv, standalone_mode=False, prog_name="mloop")
+        code = result if isinstance(result, int) else 0
     except MloopError as exc:
         out.err.print("[red]error:[/red] " + _escape(str(exc)), highlight=False)
         code = 1
     except KeyboardInterrupt:
         out.err.print("interrupted")
         code = 130
-    except Exception:
-        logging.getLogger("mloop.cli").exception("internal error")
-        out.err.print(
-            "[red]internal error[/red] (a bug in mloop, not in your input): the traceback is above. "
-            "Please report it with the command you ran."
-        )
-        code = 2
+    except Exception as exc:
+        code = _click_exit(exc)
+        if code is None:
+            logging.getLogger("mloop.cli").exception("internal error")
+            out.err.print(
+                "[red]internal error[/red] (a bug in mloop, not in your input): the traceback is above. "
+                "Please report it with the command you ran."
+            )
+            code = 2
     finally:
         _state.close()
     sys.exit(code)
+
+
+def _click_exit(exc: Exception) -> int | None:
+    """The exit code for click's own exceptions (typer vendors click, so match by shape, not by class)."""
+    name = type(exc).__name__
+    if name == "Exit":
+        return int(getattr(exc, "exit_code", 0))
+    if name == "Abort":
+        out.err.print("aborted")
+        return 130
+    message = getattr(exc, "format_message", None)
+    if callable(message) and hasattr(exc, "exit_code"):
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+        out.err.print(f"[red]error:[/red] {_escape(message())}{hint}", highlight=False)
+        return 1
+    return None
 
 
 def _escape(text: str) -> str:

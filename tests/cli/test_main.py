@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.cli.conftest import Run
+
+
+def test_init_writes_a_config_that_opens(cli: Run) -> None:
+    result = cli("init")
+    assert result.code == 0
+    config = yaml.safe_load((cli.root / "mloop.yaml").read_text())  # type: ignore[attr-defined]
+    assert config["metadata_url"] == "sqlite:///.mloop/mloop.db"
+    again = cli("init")
+    assert again.code == 1 and "--force" in again.err
+    assert cli("init", "--force").code == 0
+
+
+def test_info_json_names_the_stores_and_the_actor(cli: Run) -> None:
+    info = cli("info", "--json").json()
+    assert info["actor"] == "local-admin" and info["roles"] == ["admin"]
+    assert info["metadata"].startswith("sqlite:///") and info["metadata"].endswith(".mloop/mloop.db")
+
+
+def test_user_errors_exit_1_with_a_message_and_no_traceback(cli: Run) -> None:
+    result = cli("data", "schema", "nope")
+    assert result.code == 1
+    assert "No dataset named 'nope'" in result.err and "mloop data ingest" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_usage_errors_exit_1(cli: Run) -> None:
+    result = cli("data", "ingest")
+    assert result.code == 1
+    assert "Missing argument" in result.err
+
+
+def test_bad_config_is_a_user_error(cli: Run) -> None:
+    (cli.root / "mloop.yaml").write_text("metadata_uri: x\n")  # type: ignore[attr-defined]
+    result = cli("info")
+    assert result.code == 1
+    assert "unknown setting(s) metadata_uri" in result.err
+
+
+def test_internal_errors_exit_2(cli: Run, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from mloop.data.service import DataService
+
+    def boom(self, name):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(DataService, "schema", boom)
+    result = cli("data", "schema", "x")
+    assert result.code == 2
+    assert "internal error" in result.err
+
+
+def test_console_script_logs_json_lines_when_not_a_terminal(tmp_path: Path) -> None:
+    """Piped output: no colours, and the mutation log line is JSON with the actor."""
+    mloop = Path(sys.executable).parent / "mloop"
+    csv = tmp_path / "t.csv"
+    csv.write_text("id,ts,v\n1,2026-01-01T00:00:00Z,1.5\n")
+    done = subprocess.run(
+        [str(mloop), "-C", str(tmp_path), "data", "ingest", str(csv), "--dataset", "t", "--json"],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    import json
+
+    report = json.loads(done.stdout)
+    assert report["rows_accepted"] == 1
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    ingest = [line for line in lines if line.get("msg", "").startswith("data.ingest")]
+    assert ingest and ingest[0]["actor"] == "local-admin" and ingest[0]["level"] == "info"
+    assert "\x1b[" not in done.stdout + done.stderr
