@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError
@@ -62,8 +62,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Keyword arguments beat the environment, which beats mloop.yaml (passed in as _file_values).
-        return init_settings, env_settings
+        # load_settings reads the environment it is given (MLOOP_* beat mloop.yaml) and passes the merged
+        # values in; reading os.environ here as well would let the process environment leak past env={}.
+        return (init_settings,)
 
     def resolved(self, root: Path) -> Settings:
         """A copy whose relative paths and sqlite URLs are made absolute against the project ``root``."""
@@ -129,20 +130,33 @@ def _read_config_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _interpolate(value: str, env: Mapping[str, str], path: Path, key: str) -> str:
+    password = _url_password(value)
+
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in env:
-            raise ConfigError(f"{path}: {key} refers to ${{{name}}}, but the variable {name} is not set.")
-        return env[name]
+            raise ConfigError(
+                f"{path}: {key} refers to ${{{name}}}, but the variable {name} is not set. "
+                f"Set it (export {name}=...) before running mloop, or change {key} in the file."
+            )
+        # A password such as 'p@ss/word' must be URL-quoted, or it would break the URL it is put into.
+        return quote(env[name], safe="") if match.group(0) == password else env[name]
 
     return _VAR.sub(substitute, value)
 
 
 def _has_literal_password(value: str) -> bool:
-    if "://" not in value:
-        return False
-    password = urlsplit(value).password
+    password = _url_password(value)
     return bool(password) and not _VAR.fullmatch(password)
+
+
+def _url_password(value: str) -> str | None:
+    if "://" not in value:
+        return None
+    try:
+        return urlsplit(value).password
+    except ValueError:  # not a well-formed URL; whatever reads the setting will say so
+        return None
 
 
 def _resolve_sqlite(url: str, root: Path) -> str:

@@ -12,6 +12,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mloop import logs
 from mloop._service import Context
 from mloop.artifacts import ArtifactStore, open_artifact_store
@@ -67,19 +69,26 @@ class Project:
             raise
         bootstrap = Actor.local_admin(settings.local_user)
         ctx = Context(settings, store, artifacts, settings.project, project_id, bootstrap)
-        if actor is None:
-            if settings.api_key is not None:
-                actor = Keys(ctx).authenticate(settings.api_key.get_secret_value())
-            elif settings.local_admin:
-                Users(ctx).ensure_local_admin(settings.local_user)
-                actor = bootstrap
-            else:
-                store.close()
-                raise ConfigError(
-                    "No identity: local_admin is false and MLOOP_API_KEY is not set. Set MLOOP_API_KEY to a key "
-                    "from `mloop keys issue`, or set local_admin: true in mloop.yaml for single-user use."
-                )
+        try:
+            if actor is None:
+                actor = cls._identify(ctx)
+        except BaseException:
+            store.close()  # a refused key must not leave the store's connections open
+            raise
         return cls(root, dataclasses.replace(ctx, actor=actor))
+
+    @staticmethod
+    def _identify(ctx: Context) -> Actor:
+        settings = ctx.settings
+        if settings.api_key is not None:
+            return Keys(ctx).authenticate(settings.api_key.get_secret_value())
+        if settings.local_admin:
+            Users(ctx).ensure_local_admin(settings.local_user)
+            return ctx.actor
+        raise ConfigError(
+            "No identity: local_admin is false and MLOOP_API_KEY is not set. Set MLOOP_API_KEY to a key "
+            "from `mloop keys issue`, or set local_admin: true in mloop.yaml for single-user use."
+        )
 
     @staticmethod
     def init(path: str | Path = ".", *, force: bool = False) -> Path:
@@ -88,8 +97,14 @@ class Project:
         root.mkdir(parents=True, exist_ok=True)
         target = root / CONFIG_FILE
         if target.exists() and not force:
-            raise AlreadyExists(f"{target} exists already; pass --force to overwrite it.")
-        target.write_text(CONFIG_TEMPLATE.format(project=root.name), encoding="utf-8")
+            raise AlreadyExists(
+                f"{target} exists already; pass --force (force=True in Python) to overwrite it."
+            )
+        # Let YAML quote the name: a folder called "yes", "123" or "a: b" must still read back as that string.
+        name = yaml.safe_dump({"project": root.name}, allow_unicode=True, width=2**31)
+        target.write_text(
+            CONFIG_TEMPLATE.format(project=name[len("project: ") :].rstrip("\n")), encoding="utf-8"
+        )
         return target
 
     def as_actor(self, actor: Actor) -> Project:

@@ -63,7 +63,14 @@ class ArtifactStore:
         digest = hasher.hexdigest()
         if not self.backend.exists(self.key(digest)):
             with path.open("rb") as handle:
-                self.backend.put(self.key(digest), _Verifying(handle, digest, f"file {path}"))
+                try:
+                    self.backend.put(self.key(digest), _Verifying(handle, digest, f"file {path}"))
+                except IntegrityError:
+                    # Not a corrupt blob: the file is no longer what was hashed, and the backend kept nothing.
+                    raise IntegrityError(
+                        f"The file {path} changed while it was being stored, so nothing was stored. "
+                        "Store it again once nothing is writing to it."
+                    ) from None
         return digest
 
     def put_stream(self, source: BinaryIO) -> str:

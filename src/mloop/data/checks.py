@@ -58,19 +58,11 @@ def rules(dataset: Dataset, column: Column, index: int, raw_type: str) -> list[R
     if column.dtype in ("float32", "float64") and not column.allow_non_finite:
         out.append(Rule(f"(isnan({typed}) OR isinf({typed}))", f"{name}: not a finite number"))
     if column.min is not None:
-        out.append(
-            Rule(
-                f"{typed} < CAST({literal(_text(column.min))} AS {target})", f"{name}: below min {column.min}"
-            )
-        )
+        out.append(Rule(f"{typed} < {_value(column, column.min)}", f"{name}: below min {column.min}"))
     if column.max is not None:
-        out.append(
-            Rule(
-                f"{typed} > CAST({literal(_text(column.max))} AS {target})", f"{name}: above max {column.max}"
-            )
-        )
+        out.append(Rule(f"{typed} > {_value(column, column.max)}", f"{name}: above max {column.max}"))
     if column.allowed is not None:
-        values = ", ".join(f"CAST({literal(_text(v))} AS {target})" for v in column.allowed)
+        values = ", ".join(_value(column, v) for v in column.allowed)
         shown = ", ".join(str(v) for v in column.allowed[:6]) + (", ..." if len(column.allowed) > 6 else "")
         out.append(Rule(f"{typed} NOT IN ({values})", f"{name}: not one of the allowed values ({shown})"))
     if column.regex is not None:
@@ -115,6 +107,15 @@ def key_columns(dataset: Dataset) -> list[tuple[str, str]]:
     """(typed column name in the typed view, column name) for each key column."""
     index = {c.name: i for i, c in enumerate(dataset.columns)}
     return [(typed_name(index[k]), quote(k)) for k in dataset.key]
+
+
+def _value(column: Column, value: object) -> str:
+    """A bound or allowed value as SQL of the column's type; a fraction stays one on an integer column
+    (cast to the column's type, max 1.5 would become 2 and let 2 pass)."""
+    target = (
+        "DOUBLE" if isinstance(value, float) and column.dtype in ("int32", "int64") else DTYPES[column.dtype]
+    )
+    return f"CAST({literal(_text(value))} AS {target})"
 
 
 def _text(value: object) -> str:

@@ -9,9 +9,10 @@ Columns are inferred nullable, except the timestamp; declare a schema to be stri
 from __future__ import annotations
 
 import duckdb
+from pydantic import ValidationError
 
 from mloop.data.checks import _INT
-from mloop.data.schema import Column, Dataset, pick_timestamp
+from mloop.data.schema import Column, Dataset, describe, pick_timestamp
 from mloop.data.sources import Opened
 from mloop.data.sql import literal, quote
 from mloop.errors import SchemaError
@@ -61,8 +62,14 @@ def infer_dataset(
                 "string or number in the source, or declare a schema without it and extra_columns: ignore."
             )
     timestamp = pick_timestamp(dtypes)
-    columns = [Column(c, d, nullable=c != timestamp) for c, d in dtypes.items()]
-    dataset = Dataset(name, columns=columns, timestamp=timestamp)
+    try:
+        columns = [Column(c, d, nullable=c != timestamp) for c, d in dtypes.items()]
+        dataset = Dataset(name, columns=columns, timestamp=timestamp)
+    except ValidationError as exc:
+        raise SchemaError(
+            describe(exc, f"inferred for {name!r}")
+            + " Rename the column(s) in the source, or declare a schema."
+        ) from None
     notes.insert(
         0,
         f"dataset {name!r} did not exist: inferred its schema from the source "

@@ -11,14 +11,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from mloop._time import as_utc
 from mloop.errors import SchemaError
 
 # dtype -> DuckDB type. Every value mloop stores is one of these.
@@ -47,6 +50,7 @@ ORDERED = NUMERIC | {"timestamp", "date"}
 # Columns mloop adds to quarantine files and partition paths.
 RESERVED = {"_row", "_file", "_line", "_raw", "_reason", "_reasons", "_date", "_ingest"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _TIMESTAMP_NAMES = ("ts", "timestamp", "event_timestamp", "event_time", "time", "datetime", "created_at")
 
 
@@ -93,27 +97,51 @@ class Column(BaseModel):
             raise ValueError(f"unknown dtype {value!r}; use one of {', '.join(DTYPES)}")
         return dtype
 
+    @field_validator("min", "max", mode="before")
+    @classmethod
+    def _bound(cls, value: Any) -> Any:
+        # A date written as text stays a date (not midnight of a datetime), so a schema read back from
+        # YAML equals the one written. Values are compared in UTC: a naive datetime is taken to be UTC.
+        if isinstance(value, str) and _ISO_DATE.match(value.strip()):
+            with contextlib.suppress(ValueError):
+                text = value.strip()
+                value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        return as_utc(value) if isinstance(value, datetime) else value
+
     @model_validator(mode="after")
     def _rules(self) -> Column:
         if (self.min is not None or self.max is not None) and self.dtype not in ORDERED:
             raise ValueError(
                 f"min/max apply to numbers, timestamps and dates, not to {self.dtype} column {self.name!r}"
             )
-        if self.min is not None and self.max is not None and self.min > self.max:  # type: ignore[operator]
+        for bound in (self.min, self.max):
+            if bound is not None and isinstance(bound, date) != (self.dtype in ("timestamp", "date")):
+                kind = "a number" if self.dtype in NUMERIC else "a date or time such as 2024-01-01"
+                raise ValueError(
+                    f"column {self.name!r}: bound {bound!r} does not fit dtype {self.dtype}; write {kind}"
+                )
+        if self.min is not None and self.max is not None and _ordered(self.min) > _ordered(self.max):
             raise ValueError(f"column {self.name!r}: min {self.min} is greater than max {self.max}")
         if self.regex is not None:
             if self.dtype != "string":
                 raise ValueError(f"regex applies to string columns, not to {self.dtype} column {self.name!r}")
-            try:
-                re.compile(self.regex)
-            except re.error as exc:
+            problem = _re2_problem(self.regex)
+            if problem:
                 raise ValueError(
-                    f"column {self.name!r}: regex {self.regex!r} does not compile: {exc}"
-                ) from None
+                    f"column {self.name!r}: regex {self.regex!r} does not compile as RE2, the syntax values "
+                    f"are checked with ({problem}); rewrite it without lookarounds or backreferences"
+                )
         if self.allowed is not None and len(self.allowed) == 0:
             raise ValueError(
                 f"column {self.name!r}: allowed is empty, so no value could pass; omit it instead"
             )
+        if self.allowed is not None and self.dtype in NUMERIC:
+            wrong = [v for v in self.allowed if isinstance(v, bool) or not isinstance(v, int | float)]
+            if wrong:
+                raise ValueError(
+                    f"column {self.name!r}: allowed values {wrong} are not numbers; list numbers for a "
+                    f"{self.dtype} column"
+                )
         return self
 
 
@@ -139,11 +167,9 @@ class Dataset(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(
-                f"dataset name {value!r} must start with a lowercase letter and hold only a-z, 0-9 and _ "
-                "(it names a folder)"
-            )
+        problem = name_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -218,6 +244,16 @@ class Dataset(BaseModel):
         return cls.from_dict(data, origin=str(path))
 
 
+def name_problem(name: str) -> str | None:
+    """What is wrong with a dataset name, or None: it names a folder, so it is checked before any is made."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        return (
+            f"dataset name {name!r} must start with a lowercase letter and hold only a-z, 0-9 and _ "
+            "(it names a folder)"
+        )
+    return None
+
+
 def describe(exc: ValidationError, origin: str) -> str:
     problems = []
     for error in exc.errors():
@@ -225,6 +261,23 @@ def describe(exc: ValidationError, origin: str) -> str:
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if where else message)
     return f"Invalid dataset schema ({origin}): " + "; ".join(problems) + "."
+
+
+def _re2_problem(regex: str) -> str | None:
+    """Why DuckDB's RE2, which checks the values, rejects ``regex``; None when it compiles."""
+    with duckdb.connect() as con:
+        try:
+            con.execute("SELECT regexp_full_match('', ?)", [regex])
+        except duckdb.Error as exc:
+            return str(exc).strip().splitlines()[0]
+    return None
+
+
+def _ordered(bound: float | int | date) -> float | int | datetime:
+    """A bound that compares with any other bound of its column (a date is its midnight, UTC)."""
+    if isinstance(bound, date) and not isinstance(bound, datetime):
+        return datetime(bound.year, bound.month, bound.day, tzinfo=UTC)
+    return bound
 
 
 def pick_timestamp(columns: dict[str, str]) -> str | None:

@@ -28,7 +28,7 @@ from mloop._time import as_utc, utcnow
 from mloop.data import ingest as engine
 from mloop.data.infer import infer_dataset
 from mloop.data.report import IngestReport
-from mloop.data.schema import Dataset
+from mloop.data.schema import Dataset, name_problem
 from mloop.data.sources import CsvSource, Source, as_source
 from mloop.data.sql import literal, quote
 from mloop.errors import NotFound, SchemaError
@@ -108,6 +108,9 @@ class DataService(Service):
         started = time.perf_counter()
         src = as_source(source, **source_options)
         name = dataset.name if isinstance(dataset, Dataset) else dataset
+        problem = name_problem(name)
+        if problem:
+            raise SchemaError(f"Invalid dataset name: {problem}. Choose a name like 'transactions'.")
         declared = _declared(dataset, schema, name)
         self._authorize("data.write" if write else "data.read", f"dataset:{name}")
         folder = self.folder(declared.name if declared else name)
@@ -155,7 +158,7 @@ class DataService(Service):
                 notes.append(f"schema changed: recorded as version {version + 1}")
             existing = self.files(name) if stored is not None and target.key else []
             if write:
-                self._remove_orphans(folder, name)
+                self._remove_orphans(folder, name, workdir)
             outcome = engine.run(
                 target,
                 src,
@@ -276,13 +279,16 @@ class DataService(Service):
         except BaseException:
             for path in moved:
                 path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a partition folder only this ingestion had filled
+                    path.parent.rmdir()
             raise
         report.ingest_id = ingest_id
         report.files = [str(folder / f["path"]) for f in files]
         report.quarantine = str(folder / quarantine) if quarantine else None
 
-    def _remove_orphans(self, folder: Path, name: str) -> None:
-        """Delete files left by an ingestion that crashed before it committed (the lock is held)."""
+    def _remove_orphans(self, folder: Path, name: str, workdir: Path) -> None:
+        """Delete files left by an ingestion that crashed before it committed (the lock is held, so no
+        other ingestion or validation is running: every working folder but ours is a crash's)."""
         known = {str(folder / f) for f in self._committed_files(name)}
         with self._ctx.store.read() as session:
             known |= {
@@ -294,8 +300,11 @@ class DataService(Service):
                 )
             }
         for path in folder.rglob("*.parquet"):
-            if "_staging" not in path.parts and str(path) not in known:
+            if "_staging" not in path.relative_to(folder).parts and str(path) not in known:
                 path.unlink()
+        for staged in workdir.parent.iterdir():
+            if staged != workdir:
+                shutil.rmtree(staged, ignore_errors=True)
 
     # ---- schema ---------------------------------------------------------------------------------------
 
@@ -383,12 +392,17 @@ class DataService(Service):
                 .where(*self._where(name))
                 .order_by(IngestionRow.finished_at)
             ).all()
+        if not rows:
+            self._require(name)
         return [self._report(r, name) for r in rows]
 
     def files(self, name: str) -> list[Path]:
         """The Parquet files of every committed ingestion (what readers and the feature store scan)."""
         self._authorize("data.read", f"dataset:{name}")
-        return [self.folder(name) / f for f in self._committed_files(name)]
+        files = self._committed_files(name)
+        if not files:
+            self._require(name)
+        return [self.folder(name) / f for f in files]
 
     def read(
         self,
@@ -401,11 +415,16 @@ class DataService(Service):
     ) -> pd.DataFrame:
         """Rows of ``name``, optionally only ``columns`` and timestamps in ``[start, end)``."""
         dataset = self.schema(name)
+        for column in columns or []:
+            dataset.column(column)
+        if dataset.timestamp is None and (start is not None or end is not None):
+            raise SchemaError(
+                f"Dataset {name!r} has no timestamp column, so start/end cannot select its rows. Read it "
+                "without them, or declare a timestamp column in its schema."
+            )
         files = self.files(name)
         if not files:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in (columns or dataset.column_names)})
-        for column in columns or []:
-            dataset.column(column)
         cols = ", ".join(quote(c) for c in (columns or dataset.column_names))
         where = []
         if dataset.timestamp and start is not None:
@@ -492,6 +511,13 @@ class DataService(Service):
             max_ts=row.max_ts,
             skipped=skipped,
         )
+
+    def _require(self, name: str) -> None:
+        """An unknown name is an error, not an empty answer: a typo must not look like an empty dataset."""
+        with self._ctx.store.read() as session:
+            found = session.scalar(select(DatasetRow.id).where(*self._where(name)))
+        if found is None:
+            raise NotFound(self._missing(name))
 
     def _missing(self, name: str) -> str:
         with self._ctx.store.read() as session:

@@ -11,17 +11,19 @@ from __future__ import annotations
 import codecs
 import csv
 import glob
+import gzip
 import hashlib
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mloop.data.schema import RESERVED
 from mloop.data.sql import literal, quote
 from mloop.errors import MalformedInput, NotFound
 
@@ -71,11 +73,11 @@ class ParquetSource(Source):
             text = str(item)
             matches = sorted(glob.glob(text)) if any(ch in text for ch in "*?[") else [text]
             if not matches:
-                raise NotFound(f"No Parquet file matches {text!r}.")
+                raise NotFound(f"No Parquet file matches {text!r}: check the path and the pattern.")
             found.extend(Path(m) for m in matches)
         for path in found:
             if not path.is_file():
-                raise NotFound(f"Parquet file {path} does not exist.")
+                raise NotFound(f"Parquet file {path} does not exist: check the path.")
         return found
 
     def describe(self) -> str:
@@ -88,7 +90,7 @@ class ParquetSource(Source):
     def open(self, con: duckdb.DuckDBPyConnection, workdir: Path) -> Opened:
         files = self.files()
         for path in files:
-            _check_parquet(path)
+            _check_names(_check_parquet(path), str(path))
         many = len(files) > 1
         listing = "[" + ", ".join(literal(str(p)) for p in files) + "]"
         extra = ", filename = true" if many else ""
@@ -122,7 +124,7 @@ class CsvSource(Source):
     def _file(self) -> Path:
         path = Path(self.path)
         if not path.is_file():
-            raise NotFound(f"CSV file {path} does not exist.")
+            raise NotFound(f"CSV file {path} does not exist: check the path.")
         return path
 
     def open(self, con: duckdb.DuckDBPyConnection, workdir: Path) -> Opened:
@@ -151,8 +153,9 @@ class CsvSource(Source):
             )
         except duckdb.Error as exc:
             raise MalformedInput(f"{self.path} could not be read as CSV: {_first_line(exc)}.") from None
+        # DuckDB 1.x names it INVALID UNICODE, 2.x INVALID ENCODING: either means the wrong encoding.
         bad_unicode = con.execute(
-            "SELECT min(line) FROM csv_rejects WHERE error_type = 'INVALID UNICODE'"
+            "SELECT min(line) FROM csv_rejects WHERE error_type::VARCHAR IN ('INVALID UNICODE', 'INVALID ENCODING')"
         ).fetchone()
         if bad_unicode and bad_unicode[0] is not None:
             raise MalformedInput(
@@ -168,14 +171,16 @@ class CsvSource(Source):
         return Opened("src", list(types), types, rejects="rejects")
 
     def _header(self, path: Path, encoding: str) -> list[str]:
-        with path.open("rb") as handle:
-            first = handle.readline(1 << 20)
         try:
-            line = first.decode(encoding).lstrip("\ufeff")
+            line = _header_line(path, encoding).lstrip("\ufeff")
         except UnicodeDecodeError as exc:
             raise MalformedInput(
-                f"{self.path} is not valid {self.encoding}: byte {first[exc.start]:#04x} at offset {exc.start} of "
-                "the header line. Pass the file's real encoding, for example --encoding latin-1."
+                f"{self.path} is not valid {self.encoding}: byte {exc.object[exc.start]:#04x} at offset {exc.start} "
+                "of the header line. Pass the file's real encoding, for example --encoding latin-1."
+            ) from None
+        except (OSError, EOFError) as exc:
+            raise MalformedInput(
+                f"{self.path} could not be read: {exc}. Expected a CSV file (named .gz only if gzip-compressed)."
             ) from None
         names = next(csv.reader(io.StringIO(line), delimiter=self.delimiter, quotechar=self.quote), [])
         names = [n.strip() for n in names]
@@ -192,8 +197,10 @@ class CsvSource(Source):
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated or "" in names:
             raise MalformedInput(
-                f"{self.path} header has duplicate or empty column names: {duplicated or ['']}."
+                f"{self.path} header has duplicate or empty column names: {duplicated or ['']}. "
+                "Give every column a distinct name in the header line."
             )
+        _check_names(names, str(self.path))
         return names
 
 
@@ -212,7 +219,10 @@ class DataFrameSource(Source):
         try:
             return pa.Table.from_pandas(self.frame, preserve_index=False)
         except (TypeError, pa.ArrowException) as exc:
-            raise MalformedInput(f"{self.name}: cannot convert to an Arrow table: {exc}.") from None
+            raise MalformedInput(
+                f"{self.describe()}: cannot convert to an Arrow table: {exc}. Give each column one plain type "
+                "(numbers, strings, timestamps) first."
+            ) from None
 
     def describe(self) -> str:
         return f"<{self.name}>"
@@ -226,6 +236,7 @@ class DataFrameSource(Source):
 
     def open(self, con: duckdb.DuckDBPyConnection, workdir: Path) -> Opened:
         table = self._table()
+        _check_names(table.column_names, self.describe())
         table = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
         con.register("src_arrow", table)
         con.execute("CREATE VIEW src AS SELECT * FROM src_arrow")
@@ -257,6 +268,8 @@ class SqlSource(Source):
 
     def open(self, con: duckdb.DuckDBPyConnection, workdir: Path) -> Opened:
         try:
+            names = [d[0] for d in con.execute(f"SELECT * FROM ({self.query}) LIMIT 0").description]
+            _check_names(names, self.describe())
             con.execute(
                 f"CREATE TABLE src AS SELECT *, (row_number() OVER () - 1)::BIGINT AS _row FROM ({self.query})"
             )
@@ -323,9 +336,11 @@ def _hash_files(files: list[Path], progress: Progress | None) -> str:
     return digest.hexdigest()
 
 
-def _check_parquet(path: Path) -> None:
+def _check_parquet(path: Path) -> list[str]:
+    """The column names of a Parquet file whose footer reads."""
     try:
-        pq.ParquetFile(path).close()
+        with pq.ParquetFile(path) as parquet:
+            return list(parquet.schema_arrow.names)
     except (pa.ArrowException, OSError) as exc:
         raise MalformedInput(
             f"{path} is not a readable Parquet file ({exc}). Expected a complete Parquet file: it may be "
@@ -333,18 +348,55 @@ def _check_parquet(path: Path) -> None:
         ) from None
 
 
+def _check_names(names: list[str], where: str) -> None:
+    """Columns named like the ones mloop adds (``_row``, ``_reason``, ...) would be silently replaced."""
+    reserved = [n for n in names if n in RESERVED]
+    if reserved:
+        raise MalformedInput(
+            f"{where} has column(s) {reserved} whose names mloop reserves for its own columns "
+            f"({', '.join(sorted(RESERVED))}). Rename them in the source."
+        )
+
+
+def _open_bytes(path: Path) -> BinaryIO:
+    """The file's content: a ``.gz`` file is decompressed, as DuckDB does when it reads it."""
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")  # type: ignore[return-value]
+
+
+def _header_line(path: Path, encoding: str, limit: int = 1 << 20) -> str:
+    """The header line, decoded a byte at a time: splitting bytes at b"\\n" breaks UTF-16, and decoding
+    more than the line would blame the header for a bad byte further down."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    read, text = bytearray(), ""
+    with _open_bytes(path) as handle:
+        try:
+            while len(read) < limit and (byte := handle.read(1)):
+                read += byte
+                text += decoder.decode(byte)
+                if text.endswith("\n"):
+                    break
+            else:
+                text += decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            bytes(read).decode(encoding)  # raises again, pointing at the first bad byte of the line
+            raise
+    return text
+
+
 def _transcode(path: Path, encoding: str, workdir: Path) -> Path:
     """DuckDB reads UTF-8, UTF-16 and Latin-1; other encodings are converted to UTF-8 first, streamed."""
     target = workdir / "transcoded.csv"
     try:
         with (
-            path.open("r", encoding=encoding, newline="") as src,
+            io.TextIOWrapper(_open_bytes(path), encoding=encoding, newline="") as src,
             target.open("w", encoding="utf-8", newline="") as dst,
         ):
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
     except UnicodeDecodeError as exc:
-        raise MalformedInput(f"{path} is not valid {encoding}: {exc.reason} at byte {exc.start}.") from None
+        raise MalformedInput(
+            f"{path} is not valid {encoding}: {exc.reason} at byte {exc.start}. Pass the file's real encoding."
+        ) from None
     return target
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from mloop.errors import PermissionDenied
-from mloop.security.roles import Grant, check_action, roles_allowing
+from mloop.security.roles import PERMISSIONS, Grant, check_action, roles_allowing
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,14 @@ class Actor:
     def can(self, action: str, resource: str = "*") -> bool:
         check_action(action)
         return any(grant.allows(action, resource) for grant in self.grants)
+
+    def holds_all_of(self, grants: Iterable[Grant]) -> bool:
+        """True if this actor may do everything ``grants`` allow, wherever they allow it."""
+        return all(
+            any(action in PERMISSIONS[mine.role] and mine.includes(theirs.scope) for mine in self.grants)
+            for theirs in grants
+            for action in PERMISSIONS[theirs.role]
+        )
 
     def require(self, action: str, resource: str = "*") -> None:
         """Raise :class:`PermissionDenied`, naming the roles that would allow it, unless allowed."""

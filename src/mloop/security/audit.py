@@ -144,9 +144,9 @@ def iter_events(
 ) -> Iterator[Event]:
     query = select(EventRow).where(EventRow.seq > after).order_by(EventRow.seq)
     if action:
-        query = query.where(EventRow.action.like(action.replace("*", "%")))
+        query = query.where(EventRow.action.like(_like(action), escape="\\"))
     if resource:
-        query = query.where(EventRow.resource.like(resource.replace("*", "%")))
+        query = query.where(EventRow.resource.like(_like(resource), escape="\\"))
     if actor:
         query = query.where(EventRow.actor == actor)
     if limit:
@@ -154,6 +154,12 @@ def iter_events(
     with store.read() as session:
         for row in session.scalars(query.execution_options(yield_per=1000)):
             yield Event.from_row(row)
+
+
+def _like(pattern: str) -> str:
+    """A LIKE pattern in which only ``*`` is a wildcard: ``user:a_b`` must not match ``user:axb``."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
 
 
 def verify(store: MetadataStore) -> AuditReport:

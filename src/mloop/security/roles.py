@@ -97,13 +97,23 @@ class Grant:
 
     @classmethod
     def parse(cls, text: str) -> Grant:
-        role, _, scope = text.strip().partition("@")
+        role, at, scope = text.strip().partition("@")
+        if at and not scope:
+            # Read as "every resource", a forgotten scope would grant far more than was meant.
+            raise MloopError(
+                f"Grant {text!r} has an empty scope: write role@pattern (ml_engineer@endpoint:fraud), "
+                f"or {role!r} alone for every resource."
+            )
         return cls(role, scope or "*")
 
     def allows(self, action: str, resource: str) -> bool:
         return action in PERMISSIONS[self.role] and (
             self.scope == "*" or fnmatch.fnmatchcase(resource, self.scope)
         )
+
+    def includes(self, scope: str) -> bool:
+        """True if every resource that ``scope`` matches is within this grant's scope."""
+        return self.scope in ("*", scope) or (scope != "*" and fnmatch.fnmatchcase(scope, self.scope))
 
     def __str__(self) -> str:
         return self.role if self.scope == "*" else f"{self.role}@{self.scope}"

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from mloop._service import Service
 from mloop._time import parse_duration, utcnow
-from mloop.errors import AlreadyExists, AuthenticationError, MloopError, NotFound
+from mloop.errors import AlreadyExists, AuthenticationError, MloopError, NotFound, PermissionDenied
 from mloop.security.actor import Actor
 from mloop.security.roles import Grant
 from mloop.store.schema import ApiKeyRow, UserRow
@@ -153,6 +153,12 @@ class Users(Service):
             row.disabled = True
             return User.from_row(row)
 
+    def enable(self, name: str) -> User:
+        with self._mutate("users.write", f"user:{name}", action="users.enable") as change:
+            row = self._row(change.session, name)
+            row.disabled = False
+            return User.from_row(row)
+
     def ensure_local_admin(self, name: str) -> None:
         """Create the configured local admin on first use (bootstrap; recorded like any other change)."""
         with self._ctx.store.read() as session:
@@ -178,13 +184,28 @@ class Keys(Service):
         self, user: str, *, expires_in: str | timedelta | None = None, description: str = ""
     ) -> IssuedKey:
         ttl = parse_duration(expires_in, what="key lifetime")
+        if ttl is not None and ttl <= timedelta(0):
+            # Checked here because a zero lifetime would otherwise read as "never expires".
+            raise MloopError(
+                f"The key lifetime {expires_in!r} is not positive: give one such as '90d', "
+                "or none for a key that does not expire."
+            )
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         salt = secrets.token_hex(16)
-        expires_at = utcnow() + ttl if ttl else None
+        expires_at = utcnow() + ttl if ttl is not None else None
         with self._mutate("keys.issue", f"user:{user}", key_id=key_id) as change:
             owner = Users._row(change.session, user)
             if owner.disabled:
-                raise MloopError(f"User {user!r} is disabled; enable it before issuing keys.")
+                raise MloopError(
+                    f"User {user!r} is disabled; enable it (project.users.enable) before issuing keys."
+                )
+            # A key acts with its owner's roles: issuing one for a mightier user would be a way to become them.
+            if not self.actor.holds_all_of(Grant.parse(g) for g in owner.grants):
+                held = ", ".join(str(g) for g in self.actor.grants) or "none"
+                raise PermissionDenied(
+                    f"{self.actor.name} (roles: {held}) may not issue a key for {user}: its roles "
+                    f"({', '.join(owner.grants)}) allow more than yours. Ask an admin to issue it."
+                )
             change.session.add(
                 ApiKeyRow(
                     key_id=key_id,

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mloop._time import utcnow
-from mloop.store.schema import ProjectRow
+from mloop.store.schema import AuditHeadRow, ProjectRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -56,6 +56,10 @@ class MetadataStore:
         mutation and its audit event always commit together, in one order.
         """
         with self._writer() as session, session.begin():
+            # Take the writers' lock before the body runs, so a check-then-insert ("does this name exist?")
+            # cannot race another writer. SQLite holds it from BEGIN IMMEDIATE already; on PostgreSQL
+            # the audit head row is that lock.
+            session.execute(select(AuditHeadRow.id).where(AuditHeadRow.id == 1).with_for_update())
             yield session
 
     # ---- schema ---------------------------------------------------------------------------------------

@@ -8,8 +8,15 @@ from mloop.store.schema import Base
 
 config = context.config
 engine = config.attributes["engine"]
+# Any fixed number: the PostgreSQL advisory lock that migrations of an mloop database hold.
+MIGRATION_LOCK = 0x6D6C6F6F70
 
-with engine.connect() as connection:
+# Migrate inside one writer's transaction, holding the writers' lock (SQLite: BEGIN IMMEDIATE) or the
+# migration lock (PostgreSQL) before the current revision is read: processes that open a fresh store at
+# the same moment then migrate it once, one after the other, instead of creating the same tables twice.
+with engine.execution_options(mloop_write=True).connect() as connection, connection.begin():
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
@@ -18,4 +25,3 @@ with engine.connect() as connection:
     )
     with context.begin_transaction():
         context.run_migrations()
-    connection.commit()
