@@ -31,5 +31,7 @@ def test_grant_revoke_disable(cli: Run) -> None:
     cli("users", "disable", "bob")
     users = {u["name"]: u for u in cli("users", "list", "--json").json()}
     assert users["bob"]["roles"] == ["mlops"] and users["bob"]["disabled"] is True
+    assert cli("users", "enable", "bob").code == 0
+    assert {u["name"]: u for u in cli("users", "list", "--json").json()}["bob"]["disabled"] is False
     unknown_role = cli("users", "add", "carol", "-r", "superuser")
     assert unknown_role.code == 1 and "Unknown role 'superuser'" in unknown_role.err

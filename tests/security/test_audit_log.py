@@ -55,3 +55,8 @@ def test_only_star_is_a_wildcard(sqlite_project: Project) -> None:
     assert [e.resource for e in sqlite_project.audit.events(resource="user:a_b")] == ["user:a_b"]
     assert [e.resource for e in sqlite_project.audit.events(resource="user:a*b")] == ["user:a_b", "user:axb"]
     assert [e.action for e in sqlite_project.audit.events(action="users.ad%")] == []
+
+
+def test_filters_match_case_exactly_on_every_backend(busy: Project) -> None:
+    assert busy.audit.events(action="users.*")
+    assert busy.audit.events(action="USERS.*") == []

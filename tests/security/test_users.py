@@ -253,3 +253,21 @@ def test_issuing_and_revoking_keys_appends_one_event_each(sqlite_project: Projec
     ]
     issued = sqlite_project.audit.events(after=start, action="keys.issue")[0]
     assert issued.payload == {"key_id": key.key_id, "expires_at": key.expires_at.isoformat()}  # type: ignore[union-attr]
+
+
+def test_authenticating_records_when_a_key_was_last_used_at_most_once_a_minute(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.users.add("svc", ["auditor"], kind="service")
+    key = project.keys.issue("svc")
+    assert project.keys.list("svc")[0].last_used_at is None
+    before = utcnow()
+    project.keys.authenticate(key.token)
+    first = project.keys.list("svc")[0].last_used_at
+    assert first is not None and first >= before
+    project.keys.authenticate(key.token)
+    assert project.keys.list("svc")[0].last_used_at == first  # throttled: no write per request
+    later = utcnow() + timedelta(minutes=2)
+    monkeypatch.setattr("mloop.security.users.utcnow", lambda: later)
+    project.keys.authenticate(key.token)
+    assert project.keys.list("svc")[0].last_used_at == later

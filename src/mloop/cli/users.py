@@ -59,6 +59,13 @@ def disable(name: str = typer.Argument(...)) -> None:
     out.success(f"disabled {name}")
 
 
+@users_app.command("enable")
+def enable(name: str = typer.Argument(...)) -> None:
+    """Enable a disabled user again."""
+    _state.project().users.enable(name)
+    out.success(f"enabled {name}")
+
+
 @keys_app.command("issue")
 def issue(
     user: str = typer.Argument(..., help="The user or service account the key acts as."),

@@ -440,7 +440,7 @@ class DataService(Service):
 
         with duckdb.connect() as con:
             con.execute("SET TimeZone = 'UTC'")
-            return con.sql(sql).to_df()
+            return con.sql(sql).to_arrow_table().to_pandas()
 
     def quarantine(self, name: str, ingest_id: str | None = None) -> pd.DataFrame:
         """Quarantined rows with their ``_reason`` (all of them, or one ingestion's)."""
@@ -455,7 +455,11 @@ class DataService(Service):
 
         paths = ", ".join(literal(r.quarantine) for r in reports)
         with duckdb.connect() as con:
-            return con.sql(f"SELECT * FROM read_parquet([{paths}], union_by_name = true)").to_df()
+            return (
+                con.sql(f"SELECT * FROM read_parquet([{paths}], union_by_name = true)")
+                .to_arrow_table()
+                .to_pandas()
+            )
 
     # ---- helpers --------------------------------------------------------------------------------------
 

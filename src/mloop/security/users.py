@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mloop._service import Service
 from mloop._time import parse_duration, utcnow
@@ -26,6 +26,7 @@ from mloop.security.roles import Grant
 from mloop.store.schema import ApiKeyRow, UserRow
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
+_LAST_USED_EVERY = timedelta(minutes=1)
 _TOKEN = re.compile(r"^mlk_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 
 
@@ -270,6 +271,11 @@ class Keys(Service):
             )
         if owner.disabled:
             raise AuthenticationError(f"API key {key_id} belongs to disabled user {owner.name!r}.")
+        now = utcnow()
+        if row.last_used_at is None or now - row.last_used_at > _LAST_USED_EVERY:
+            # Throttled, so a busy API key costs one small write a minute, not one per request.
+            with self._ctx.store.write(serialize=False) as session:
+                session.execute(update(ApiKeyRow).where(ApiKeyRow.id == row.id).values(last_used_at=now))
         return User.from_row(owner).actor(key_id)
 
 

@@ -49,7 +49,7 @@ class MetadataStore:
             yield session
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, *, serialize: bool = True) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back if it raises.
 
         Writers are serialised (SQLite ``BEGIN IMMEDIATE``; the audit head row lock on PostgreSQL), so a
@@ -59,7 +59,10 @@ class MetadataStore:
             # Take the writers' lock before the body runs, so a check-then-insert ("does this name exist?")
             # cannot race another writer. SQLite holds it from BEGIN IMMEDIATE already; on PostgreSQL
             # the audit head row is that lock.
-            session.execute(select(AuditHeadRow.id).where(AuditHeadRow.id == 1).with_for_update())
+            # ``serialize=False`` is for bookkeeping that no check depends on (key last-used times, metric
+            # points), so it never queues behind mutations on PostgreSQL.
+            if serialize:
+                session.execute(select(AuditHeadRow.id).where(AuditHeadRow.id == 1).with_for_update())
             yield session
 
     # ---- schema ---------------------------------------------------------------------------------------
