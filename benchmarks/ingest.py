@@ -2,7 +2,8 @@
 
 Prints, from one run: mloop's ingestion (every rule checked, accepted rows written partitioned by date,
 bad rows quarantined, metadata committed), the floor (a plain ``pyarrow.parquet.read_table`` +
-``write_table`` of the same file, no checks) and, when installed in the throwaway venv, a peer
+``write_table`` of the same file, no checks), the engine floor (DuckDB reading the file and writing it
+partitioned by date, no checks) and, when installed in the throwaway venv, a peer
 (pandera validating a pandas frame, then ``to_parquet``) — medians over --repeat runs, and the ratios.
 
     .venv/bin/python benchmarks/ingest.py                  # 5M rows, 3 repetitions
@@ -102,6 +103,24 @@ def run_mloop(path: Path) -> tuple[float, dict[str, int]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def run_engine_floor(path: Path) -> float:
+    """The raw engine doing only the core work: DuckDB reading the file and writing it partitioned by date."""
+    import duckdb
+
+    out = WORK / "engine-floor"
+    shutil.rmtree(out, ignore_errors=True)
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        started = time.perf_counter()
+        con.execute(
+            f"COPY (SELECT *, CAST(ts AS DATE) AS _date FROM read_parquet('{path}')) TO '{out}' "
+            "(FORMAT PARQUET, PARTITION_BY (_date))"
+        )
+        elapsed = time.perf_counter() - started
+    shutil.rmtree(out, ignore_errors=True)
+    return elapsed
+
+
 def run_floor(path: Path) -> float:
     out = WORK / "floor.parquet"
     started = time.perf_counter()
@@ -162,23 +181,29 @@ def main() -> None:
     path = make_data(args.rows, args.bad)
     size = path.stat().st_size / 1e6
     print(f"data: {args.rows:,} rows x 20 columns, {size:,.0f} MB Parquet, {args.bad:.0%} bad rows ({path})")
-    mloop_times, floor_times, peer_times = [], [], []
+    mloop_times, floor_times, engine_times, peer_times = [], [], [], []
     counts: dict[str, int] = {}
     for i in range(args.repeat):
         seconds, counts = run_mloop(path)
         mloop_times.append(seconds)
         floor_times.append(run_floor(path))
+        engine_times.append(run_engine_floor(path))
         if args.peer:
             peer = run_peer(path)
             if peer is not None:
                 peer_times.append(peer)
-        print(f"  run {i + 1}: mloop {mloop_times[-1]:.2f} s, floor {floor_times[-1]:.2f} s"
+        print(f"  run {i + 1}: mloop {mloop_times[-1]:.2f} s, floor {floor_times[-1]:.2f} s, "
+              f"engine floor {engine_times[-1]:.2f} s"
               + (f", pandera {peer_times[-1]:.2f} s" if peer_times else ""))  # fmt: skip
     mloop_s, floor_s = statistics.median(mloop_times), statistics.median(floor_times)
     print(f"\nmloop ingest + validate   {mloop_s:6.2f} s  {args.rows / mloop_s:>12,.0f} rows/s  "
           f"(read {counts['read']:,}, accepted {counts['accepted']:,}, quarantined {counts['quarantined']:,})")  # fmt: skip
     print(f"floor read + write        {floor_s:6.2f} s  {args.rows / floor_s:>12,.0f} rows/s")
+    engine_s = statistics.median(engine_times)
+    print(f"engine floor: DuckDB read + date-partitioned write, no checks "
+          f"{engine_s:6.2f} s  {args.rows / engine_s:>12,.0f} rows/s")  # fmt: skip
     print(f"ratio mloop / floor       {mloop_s / floor_s:6.2f}x   (goal <= 3x)")
+    print(f"ratio mloop / engine floor {mloop_s / engine_s:5.2f}x   (the price of checking every row)")
     if peer_times:
         peer_s = statistics.median(peer_times)
         print(f"peer pandera + to_parquet {peer_s:6.2f} s  {args.rows / peer_s:>12,.0f} rows/s")

@@ -22,8 +22,9 @@ def evaluate(dataset: Dataset, table: pa.Table) -> list[tuple[Any, ...]]:
         con.execute("SET TimeZone = 'UTC'")
         con.register("src", table.append_column("_row", pa.array(range(table.num_rows), pa.int64())))
         types = {name: str(kind) for name, kind, *_ in con.execute("DESCRIBE src").fetchall()}
-        con.execute(f"CREATE VIEW typed AS {checks.typed_view(dataset, 'src', types, ('_row',))}")
-        con.execute(f"CREATE TABLE bad AS {checks.failures_query(dataset, 'typed', types, ('_row',))}")
+        con.execute(f"CREATE VIEW typed AS {checks.typed_view(dataset, 'src', types)}")
+        failures = checks.failures_query(dataset, "typed", types, ("_row",), [])
+        con.execute(f"CREATE TABLE bad AS {failures}")
         typed = ", ".join(checks.typed_name(i) for i in range(len(dataset.columns)))
         rows = con.sql(
             f"SELECT {typed}, b._reason, b._reasons FROM typed LEFT JOIN bad b USING (_row) ORDER BY _row"

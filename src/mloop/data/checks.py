@@ -75,31 +75,38 @@ def rules(dataset: Dataset, column: Column, index: int, raw_type: str) -> list[R
     return out
 
 
-def typed_view(
-    dataset: Dataset, source_view: str, raw_types: dict[str, str], row_key: tuple[str, ...]
-) -> str:
-    """``SELECT`` of the row key, the raw columns and each column converted to its type as ``__t<i>``."""
+def typed_view(dataset: Dataset, source_view: str, raw_types: dict[str, str]) -> str:
+    """``SELECT`` of every source column as it came (row key included) and each declared column
+    converted to its type as ``__t<i>``."""
     converted = ", ".join(
         f"{typed_expr(c, raw_types[c.name])} AS {typed_name(i)}" for i, c in enumerate(dataset.columns)
     )
-    keys = ", ".join(quote(k) for k in row_key)
-    raws = ", ".join(quote(c.name) for c in dataset.columns)
-    return f"SELECT {keys}, {raws}, {converted} FROM {quote(source_view)}"
+    return f"SELECT *, {converted} FROM {quote(source_view)}"
 
 
-def failures_query(dataset: Dataset, typed: str, raw_types: dict[str, str], row_key: tuple[str, ...]) -> str:
-    """Rows failing a column rule, as (row key..., _reason, _reasons)."""
-    all_rules = [r for i, c in enumerate(dataset.columns) for r in rules(dataset, c, i, raw_types[c.name])]
-    keys = ", ".join(quote(k) for k in row_key)
-    if not all_rules:
+def failures_query(
+    dataset: Dataset, typed: str, raw_types: dict[str, str], row_key: tuple[str, ...], carry: list[str]
+) -> str:
+    """Rows failing a column rule: their row key, the ``carry`` columns as they came, ``_reason`` (the
+    first failing rule) and ``_reasons`` (the first failing rule of each failing column).
+
+    One OR of every condition finds the failing rows; the reasons are worked out for those rows only.
+    """
+    keys = ", ".join(quote(k) for k in [*row_key, *carry])
+    chains, conditions = [], []
+    for i, column in enumerate(dataset.columns):
+        column_rules = rules(dataset, column, i, raw_types[column.name])
+        if column_rules:
+            whens = " ".join(f"WHEN {r.condition} THEN {literal(r.reason)}" for r in column_rules)
+            chains.append(f"CASE {whens} END")
+            conditions.extend(f"({r.condition})" for r in column_rules)
+    if not chains:
         return f"SELECT {keys}, NULL::VARCHAR AS _reason, NULL::VARCHAR AS _reasons FROM {typed} WHERE false"
-    cases = ", ".join(
-        f"CASE WHEN {r.condition} THEN {literal(r.reason)} END AS __r{i}" for i, r in enumerate(all_rules)
-    )
-    names = ", ".join(f"__r{i}" for i in range(len(all_rules)))
+    cases = ", ".join(f"{chain} AS __r{i}" for i, chain in enumerate(chains))
+    names = ", ".join(f"__r{i}" for i in range(len(chains)))
     return (
         f"SELECT {keys}, COALESCE({names}) AS _reason, concat_ws('; ', {names}) AS _reasons "
-        f"FROM (SELECT {keys}, {cases} FROM {typed}) WHERE COALESCE({names}) IS NOT NULL"
+        f"FROM (SELECT {keys}, {cases} FROM {typed} WHERE {' OR '.join(conditions)})"
     )
 
 

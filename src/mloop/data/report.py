@@ -28,6 +28,7 @@ class IngestReport:
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, for tuning
 
     @property
     def ok(self) -> bool:

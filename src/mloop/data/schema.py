@@ -216,7 +216,13 @@ class Dataset(BaseModel):
         return {"name": self.name, **data}
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        data = self.to_dict()
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        if yaml.safe_load(text) != data:
+            # Some characters (NEL, the Unicode line and paragraph separators) do not survive YAML as
+            # raw text; escaping everything outside ASCII keeps the file exact.
+            text = yaml.safe_dump(data, sort_keys=False, allow_unicode=False)
+        return text
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, origin: str = "schema") -> Dataset:
