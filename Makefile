@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,postgres
+EXTRAS ?= dev,postgres,redis
 
 .PHONY: demo test lint install clean
 

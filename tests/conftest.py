@@ -7,7 +7,7 @@ import pytest
 
 from mloop import Project
 from mloop.store import MetadataStore, open_metadata_store
-from tests.services import PostgresServer
+from tests.services import PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +67,20 @@ def sqlite_project(tmp_path: Path) -> Iterator[Project]:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of an empty Redis database (flushed before each test)."""
+    reply = redis_server.command("FLUSHDB")
+    assert reply == b"+OK\r\n", reply
+    return redis_server.url(0)

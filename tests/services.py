@@ -125,3 +125,69 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer:
+    """A throwaway Redis server (no persistence) on a free loopback port; ``url(db)`` names a database."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            unavailable("Redis is not installed (apt-get install redis-server)")
+        assert binary is not None
+        self.binary = binary
+        self.root = Path(tempfile.mkdtemp(prefix="mloop-redis-"))
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [
+                self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
+                "--save", "", "--appendonly", "no", "--daemonize", "no", "--databases", "16",
+                "--logfile", str(self.root / "redis.log"),
+            ],
+            cwd=self.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = self.root / "redis.log"
+                err = log.read_text(errors="replace") if log.exists() else ""
+                unavailable(f"redis-server exited at start: {err[-500:]}")
+            with contextlib.suppress(OSError):
+                if self.command("PING") == b"+PONG\r\n":
+                    return self
+            time.sleep(0.05)
+        unavailable("redis-server did not answer PING within 30 s")
+        return self
+
+    def command(self, *args: str, db: int = 0) -> bytes:
+        """Send one command (in database ``db``) without a client library; returns the raw reply."""
+
+        def encode(parts: tuple[str, ...]) -> bytes:
+            out = f"*{len(parts)}\r\n".encode()
+            for part in parts:
+                data = part.encode()
+                out += b"$%d\r\n%s\r\n" % (len(data), data)
+            return out
+
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            if db:
+                sock.sendall(encode(("SELECT", str(db))))
+                sock.recv(64)
+            sock.sendall(encode(args))
+            return sock.recv(65536)
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        shutil.rmtree(self.root, ignore_errors=True)

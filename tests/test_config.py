@@ -28,6 +28,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
         "metadata_url": "sqlite:///.mloop/mloop.db",
         "artifact_url": ".mloop/artifacts",
         "data_url": ".mloop/data",
+        "online_url": ".mloop/online.db",
         "local_user": "local-admin",
         "local_admin": True,
         "log_level": "INFO",
@@ -224,3 +225,11 @@ def test_the_init_template_loads_and_equals_the_defaults(tmp_path: Path, name: s
     path.unlink()
     assert from_template == load_settings(root, env={}).resolved(root)
     assert from_template.project == name
+
+
+def test_online_url_resolves_a_path_against_the_root_and_keeps_a_redis_url(tmp_path: Path) -> None:
+    assert load_settings(tmp_path, env={}).resolved(tmp_path).online_url == str(
+        tmp_path.resolve() / ".mloop/online.db"
+    )
+    redis = load_settings(tmp_path, env={"MLOOP_ONLINE_URL": "redis://127.0.0.1:6379/2"}).resolved(tmp_path)
+    assert redis.online_url == "redis://127.0.0.1:6379/2"

@@ -21,11 +21,21 @@ from mloop.errors import (
     PermissionDenied,
     SchemaError,
 )
+from mloop.features.definitions import (
+    Aggregation,
+    DatasetSource,
+    Entity,
+    FeatureView,
+    Field,
+    OnDemandView,
+    PushSource,
+)
 from mloop.project import Project
 from mloop.security import Actor, Grant
 
 __all__ = [
     "Actor",
+    "Aggregation",
     "AlreadyExists",
     "AuthenticationError",
     "BackendNotInstalled",
@@ -34,15 +44,21 @@ __all__ = [
     "CsvSource",
     "DataFrameSource",
     "Dataset",
+    "DatasetSource",
+    "Entity",
+    "FeatureView",
+    "Field",
     "Grant",
     "IngestReport",
     "IntegrityError",
     "MalformedInput",
     "MloopError",
     "NotFound",
+    "OnDemandView",
     "ParquetSource",
     "PermissionDenied",
     "Project",
+    "PushSource",
     "SchemaError",
     "Source",
     "SqlSource",

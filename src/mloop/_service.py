@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,34 @@ from mloop.store.base import MetadataStore
 log = logging.getLogger("mloop.service")
 
 
+class Resources:
+    """Connections and caches shared by every view of a project (``Project.as_actor`` copies share them):
+    opened on first use, closed with the project."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, Any] = {}
+
+    def get(self, name: str, make: Callable[[], Any]) -> Any:
+        item = self._items.get(name)
+        if item is None:
+            with self._lock:
+                item = self._items.get(name)
+                if item is None:
+                    item = self._items[name] = make()
+        return item
+
+    def drop(self, name: str) -> None:
+        with self._lock:
+            item = self._items.pop(name, None)
+        if item is not None and hasattr(item, "close"):
+            item.close()
+
+    def close(self) -> None:
+        for name in list(self._items):
+            self.drop(name)
+
+
 @dataclass(frozen=True)
 class Context:
     """What every service needs: settings, stores, the project and who is acting."""
@@ -33,6 +62,7 @@ class Context:
     project: str
     project_id: int
     actor: Actor
+    resources: Resources = field(default_factory=Resources)
 
 
 @dataclass

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         f"{STATE_DIR}/artifacts", description="Folder or fsspec URL (s3://, gs://, memory://) for artifacts."
     )
     data_url: str = Field(f"{STATE_DIR}/data", description="Folder for ingested datasets and quarantine.")
+    online_url: str = Field(
+        f"{STATE_DIR}/online.db",
+        description="Online feature store: a SQLite file (default) or redis://host:6379/0.",
+    )
     local_user: str = Field("local-admin", description="Who local CLI and Python use runs as.")
     local_admin: bool = Field(
         True, description="Run local use as an admin when no API key is given; false on shared servers."
@@ -74,6 +78,7 @@ class Settings(BaseSettings):
                 "metadata_url": _resolve_sqlite(self.metadata_url, root),
                 "artifact_url": _resolve_location(self.artifact_url, root),
                 "data_url": _resolve_location(self.data_url, root),
+                "online_url": _resolve_online(self.online_url, root),
             }
         )
 
@@ -169,6 +174,14 @@ def _resolve_sqlite(url: str, root: Path) -> str:
     return prefix + str(path)
 
 
+def _resolve_online(url: str, root: Path) -> str:
+    if url.startswith("sqlite:///"):
+        return _resolve_sqlite(url, root)
+    if "://" in url:
+        return url
+    return _resolve_location(url, root)
+
+
 def _resolve_location(location: str, root: Path) -> str:
     if location.startswith("file://"):
         location = location[len("file://") :]
@@ -208,6 +221,10 @@ artifact_url: .mloop/artifacts
 
 # Ingested datasets (Parquet, partitioned by date) and their quarantine files.
 data_url: .mloop/data
+
+# Online feature store, for serving: a SQLite file (default) or a Redis server
+# (redis://redis.internal:6379/0, pip install 'mloop[redis]').
+online_url: .mloop/online.db
 
 # Local use (CLI and Python without an API key) runs as this user, with the admin role.
 # On a shared server set local_admin: false and give everyone an API key (MLOOP_API_KEY).

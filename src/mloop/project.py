@@ -20,6 +20,7 @@ from mloop.artifacts import ArtifactStore, open_artifact_store
 from mloop.config import CONFIG_FILE, CONFIG_TEMPLATE, STATE_DIR, Settings, load_settings
 from mloop.data.service import DataService
 from mloop.errors import AlreadyExists, ConfigError
+from mloop.features.service import FeatureService
 from mloop.security.actor import Actor
 from mloop.security.audit_log import AuditLog
 from mloop.security.users import Keys, Users
@@ -33,6 +34,7 @@ class Project:
         self.root = root
         self._ctx = ctx
         self.data = DataService(ctx)
+        self.features = FeatureService(ctx)
         self.users = Users(ctx)
         self.keys = Keys(ctx)
         self.audit = AuditLog(ctx)
@@ -90,6 +92,11 @@ class Project:
             "from `mloop keys issue`, or set local_admin: true in mloop.yaml for single-user use."
         )
 
+    def apply(self, definitions: Any) -> Any:
+        """Record feature definitions (entities, feature views, on-demand views, push sources); see
+        :meth:`mloop.features.service.FeatureService.apply`."""
+        return self.features.apply(definitions if isinstance(definitions, list | tuple) else [definitions])
+
     @staticmethod
     def init(path: str | Path = ".", *, force: bool = False) -> Path:
         """Write a commented ``mloop.yaml`` into ``path``; refuses to overwrite one unless ``force``."""
@@ -132,6 +139,7 @@ class Project:
         return self._ctx.artifacts
 
     def close(self) -> None:
+        self._ctx.resources.close()
         self._ctx.store.close()
 
     def __enter__(self) -> Project:

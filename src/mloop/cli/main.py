@@ -16,6 +16,8 @@ from mloop.cli import _state
 from mloop.cli import artifacts as artifacts_cli
 from mloop.cli import audit as audit_cli
 from mloop.cli import data as data_cli
+from mloop.cli import features as features_cli
+from mloop.cli import serve as serve_cli
 from mloop.cli import users as users_cli
 from mloop.errors import MloopError
 from mloop.project import Project
@@ -28,6 +30,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_cli.app, name="data")
+app.add_typer(features_cli.app, name="features")
 app.add_typer(users_cli.users_app, name="users")
 app.add_typer(users_cli.keys_app, name="keys")
 app.add_typer(audit_cli.app, name="audit")
@@ -80,6 +83,9 @@ def demo(
     from mloop.examples.demo import run
 
     run(folder, fast=fast, console=out.console)
+
+
+app.command()(serve_cli.serve)
 
 
 @app.command()

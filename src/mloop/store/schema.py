@@ -174,6 +174,26 @@ class FeatureDefinitionRow(Base):
     deleted_at: Mapped[datetime | None]
 
 
+class MaterializationRow(Base):
+    """One committed chunk of materialization of a view into the online store; the newest ``end_ts`` of
+    a view's current version is its watermark."""
+
+    __tablename__ = "materializations"
+    __table_args__ = (Index(None, "project_id", "view", "end_ts"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    view: Mapped[str] = mapped_column(String(200))
+    view_version: Mapped[int] = mapped_column(Integer)
+    start_ts: Mapped[datetime]
+    end_ts: Mapped[datetime]
+    rows: Mapped[int] = mapped_column(BigInteger)
+    values: Mapped[int] = mapped_column(BigInteger)
+    last_event_ts: Mapped[datetime | None]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+
+
 # ---- training -------------------------------------------------------------------------------------------
 
 

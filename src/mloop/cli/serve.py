@@ -1,0 +1,34 @@
+"""``mloop serve``: the API (feature server today) on uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mloop.cli import _state
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8700, "--port", help="TCP port."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes."),
+    ssl_certfile: Path | None = typer.Option(None, "--ssl-certfile", help="TLS certificate (PEM)."),
+    ssl_keyfile: Path | None = typer.Option(None, "--ssl-keyfile", help="TLS private key (PEM)."),
+) -> None:
+    """Serve the HTTP API: /v1/features/online, /v1/features/push, /metrics, /v2/health/*, /docs."""
+    import uvicorn
+
+    root = str(_state.path().resolve())
+    options = {"host": host, "port": port, "log_level": "warning",
+               "ssl_certfile": str(ssl_certfile) if ssl_certfile else None,
+               "ssl_keyfile": str(ssl_keyfile) if ssl_keyfile else None}  # fmt: skip
+    if workers > 1:
+        import os
+
+        os.environ["MLOOP_PROJECT_DIR"] = root
+        uvicorn.run("mloop.serving.factory:app", workers=workers, factory=True, **options)  # type: ignore[arg-type]
+    else:
+        from mloop.serving.app import create_app
+
+        uvicorn.run(create_app(_state.project()), **options)  # type: ignore[arg-type]

@@ -1,0 +1,26 @@
+"""The feature store: definitions, point-in-time training sets, the online store, materialization, push.
+
+The public nouns are re-exported by :mod:`mloop`; the service is ``project.features``.
+"""
+
+from mloop.features.definitions import (
+    AGGREGATIONS,
+    Aggregation,
+    DatasetSource,
+    Entity,
+    FeatureView,
+    Field,
+    OnDemandView,
+    PushSource,
+)
+
+__all__ = [
+    "AGGREGATIONS",
+    "Aggregation",
+    "DatasetSource",
+    "Entity",
+    "FeatureView",
+    "Field",
+    "OnDemandView",
+    "PushSource",
+]

@@ -1,0 +1,227 @@
+"""The online read path: one round trip to the online store for every view a request needs, then TTLs,
+window aggregations and on-demand features applied in process. This is on the serving hot path: the
+plan for a feature list is built once and cached; per request there is only key building, one store
+read and assembling columns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from mloop.errors import SchemaError
+from mloop.features.aggregate import aggregate
+from mloop.features.definitions import Aggregation, FeatureView, OnDemandView
+from mloop.features.online.base import OnlineStore, decode, entity_key
+from mloop.features.refs import Resolved
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class ViewPart:
+    view: FeatureView
+    namespace: str
+    features: list[str]  # plain feature names wanted
+    aggregations: list[Aggregation]
+    ttl_us: int | None
+    window_us: int  # longest wanted window
+    dtypes: dict[str, str]
+
+
+@dataclass
+class OnlinePlan:
+    join_keys: list[str]
+    parts: list[ViewPart]
+    on_demand: list[tuple[OnDemandView, list[str]]]
+    request_fields: list[str]
+    columns: list[tuple[str, str, str]]  # (output name, view, feature) in output order
+    hidden: set[tuple[str, str]] = field(default_factory=set)  # inputs of on-demand views not asked for
+
+
+@dataclass
+class Stats:
+    stale: dict[str, int] = field(default_factory=dict)
+
+
+def build_plan(resolved: Resolved, namespaces: Mapping[str, str], full_feature_names: bool) -> OnlinePlan:
+    parts: list[ViewPart] = []
+    join_keys: list[str] = []
+    wanted = dict(resolved.views)
+    hidden: set[tuple[str, str]] = set()
+    for odv, _ in resolved.on_demand:
+        for ref in odv.inputs:
+            view_name, feature = ref.split(":")
+            if feature not in wanted.setdefault(view_name, []):
+                wanted[view_name].append(feature)
+                hidden.add((view_name, feature))
+    for name, features in wanted.items():
+        view = resolved.objects[name]
+        assert isinstance(view, FeatureView)
+        aggs = [a for a in view.aggregations if a.feature in features]
+        plain = [f for f in features if f in {x.name for x in view.features}]
+        ttl = view.ttl
+        parts.append(
+            ViewPart(
+                view, namespaces[name], plain, aggs,
+                int(ttl.total_seconds() * 1_000_000) if isinstance(ttl, timedelta) else None,
+                max((int(a.seconds * 1_000_000) for a in aggs), default=0),
+                {f.name: f.dtype for f in view.features},
+            )
+        )  # fmt: skip
+        join_keys.extend(k for k in view.join_keys if k not in join_keys)
+    columns = [
+        (f"{view}__{feature}" if full_feature_names else feature, view, feature)
+        for view, features in resolved.views.items()
+        for feature in features
+    ]
+    for odv, outputs in resolved.on_demand:
+        columns.extend((f"{odv.name}__{o}" if full_feature_names else o, odv.name, o) for o in outputs)
+    names = [c[0] for c in columns]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise SchemaError(
+            f"Feature name(s) {duplicated} come from more than one view; pass full_feature_names=True "
+            "to name them view__feature."
+        )
+    request = [f.name for odv, _ in resolved.on_demand for f in odv.request]
+    return OnlinePlan(join_keys, parts, resolved.on_demand, request, columns, hidden)
+
+
+def lookup(
+    plan: OnlinePlan,
+    store: OnlineStore,
+    entity_rows: Any,
+    *,
+    at: datetime | None = None,
+    stats: Stats | None = None,
+) -> dict[str, list[Any]]:
+    """Features for each entity row, as columns: the join keys, then the features in the order asked."""
+    columns = _columns(entity_rows, plan)
+    n = len(columns[plan.join_keys[0]]) if plan.join_keys else 0
+    now = _micros(at) if at is not None else time.time_ns() // 1000
+    row_requests: list[tuple[str, str]] = []
+    event_requests: list[tuple[str, str, int]] = []
+    for part in plan.parts:
+        values = [columns[k] for k in part.view.join_keys]
+        keys = [entity_key(v) for v in zip(*values, strict=True)]
+        if part.features:
+            row_requests.extend((part.namespace, k) for k in keys)
+        if part.aggregations:
+            event_requests.extend((part.namespace, k, now - part.window_us) for k in keys)
+    answer = store.read(row_requests, event_requests)
+    results: dict[tuple[str, str], list[Any]] = {}
+    row_at = event_at = 0
+    for part in plan.parts:
+        name = part.view.name
+        if part.features:
+            found = answer.rows[row_at : row_at + n]
+            row_at += n
+            for feature in part.features:
+                results[(name, feature)] = [None] * n
+            for i, row in enumerate(found):
+                if row is None:
+                    continue
+                if part.ttl_us is not None and row.event_ts < now - part.ttl_us:
+                    if stats is not None:
+                        stats.stale[name] = stats.stale.get(name, 0) + 1
+                    continue
+                values = row.values if isinstance(row.values, dict) else decode(row.values)
+                for feature in part.features:
+                    results[(name, feature)][i] = _typed(values.get(feature), part.dtypes[feature])
+        if part.aggregations:
+            found_events = answer.events[event_at : event_at + n]
+            event_at += n
+            for agg in part.aggregations:
+                start = now - int(agg.seconds * 1_000_000)
+                out = []
+                for events in found_events:
+                    decoded = [
+                        (e.event_ts, e.values if isinstance(e.values, dict) else decode(e.values))
+                        for e in events
+                    ]
+                    triples = [(ts, v.get("_created", 0), v.get(agg.column)) for ts, v in decoded]
+                    out.append(aggregate(agg.fn, triples, start, now))
+                results[(name, agg.feature)] = out
+    for odv, outputs in plan.on_demand:
+        frame = pd.DataFrame({ref.split(":")[1]: results[tuple(ref.split(":"))] for ref in odv.inputs})  # type: ignore[index]
+        for request_field in odv.request:
+            frame[request_field.name] = columns[request_field.name]
+        computed = run_on_demand(odv, frame)
+        for output in outputs:
+            results[(odv.name, output)] = computed[output]
+    response: dict[str, list[Any]] = {k: list(columns[k]) for k in plan.join_keys}
+    for out_name, view, feature in plan.columns:
+        response[out_name] = results[(view, feature)]
+    return response
+
+
+def run_on_demand(odv: OnDemandView, frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """Run an on-demand view's function on a batch; the same call builds training sets and serves."""
+    assert odv.fn is not None
+    try:
+        result = odv.fn(frame)
+    except Exception as exc:
+        raise SchemaError(
+            f"On-demand view {odv.name!r}: its function failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    if isinstance(result, pd.DataFrame):
+        result = {c: result[c] for c in result.columns}
+    if not isinstance(result, Mapping):
+        raise SchemaError(
+            f"On-demand view {odv.name!r}: its function must return a DataFrame or a dict of columns."
+        )
+    out = {}
+    for output in odv.outputs:
+        if output.name not in result:
+            raise SchemaError(
+                f"On-demand view {odv.name!r}: its function returned {sorted(result)}, not output {output.name!r}."
+            )
+        values = pd.Series(result[output.name]).astype(object)
+        out[output.name] = [None if pd.isna(v) else v for v in values.tolist()]
+    return out
+
+
+def _columns(entity_rows: Any, plan: OnlinePlan) -> dict[str, list[Any]]:
+    if isinstance(entity_rows, Mapping):
+        columns = {k: (list(v) if isinstance(v, list | tuple) else [v]) for k, v in entity_rows.items()}
+    elif isinstance(entity_rows, pd.DataFrame):
+        columns = {c: entity_rows[c].tolist() for c in entity_rows.columns}
+    elif isinstance(entity_rows, Sequence):
+        names = {k for row in entity_rows for k in row}
+        columns = {k: [row.get(k) for row in entity_rows] for k in names}
+    else:
+        raise SchemaError("entity_rows must be a dict of columns, a list of dicts or a DataFrame.")
+    missing = [k for k in [*plan.join_keys, *plan.request_fields] if k not in columns]
+    if missing:
+        raise SchemaError(
+            f"entity_rows lack {missing}: the features asked for need join keys {plan.join_keys}"
+            + (f" and request fields {plan.request_fields}" if plan.request_fields else "")
+            + "."
+        )
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise SchemaError("entity_rows columns have different lengths; give one value per row in each.")
+    return columns
+
+
+def _typed(value: Any, dtype: str) -> Any:
+    if value is None:
+        return None
+    if dtype == "timestamp":
+        return _EPOCH + timedelta(microseconds=value)
+    if dtype == "date":
+        return date.fromisoformat(value)
+    return value
+
+
+def _micros(value: datetime) -> int:
+    if value.tzinfo is None:
+        raise SchemaError("at= must be timezone-aware (UTC).")
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -1,0 +1,21 @@
+"""Prometheus metrics of the feature store (exported on /metrics by ``mloop serve``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+STALE = Counter(
+    "mloop_online_stale_values_total",
+    "Online reads answered null because the stored value was older than the view's TTL.",
+    ["project", "view"],
+)
+FRESHNESS = Gauge(
+    "mloop_feature_view_freshness_seconds",
+    "Seconds since the newest event materialized or pushed into a feature view.",
+    ["project", "view"],
+)
+LAG = Gauge(
+    "mloop_feature_view_materialization_lag_seconds",
+    "Seconds between now and the end of a feature view's last committed materialization.",
+    ["project", "view"],
+)

@@ -1,0 +1,236 @@
+"""The scale-out online store: a Redis server shared by every serving replica (needs ``mloop[redis]``).
+
+Key layout, under a prefix (default ``mloop:``) so several projects can share one server; ``{v}`` is the
+view name with ``%`` and ``:`` percent-escaped, ``{k}`` the entity key:
+
+- ``{prefix}{v}:r:{k}`` — string ``"<event_ts> <created_ts> <values as JSON>"``: the latest row. A Lua
+  script compares timestamps server-side, so concurrent writers never move a key backwards.
+- ``{prefix}{v}:e:{k}`` — sorted set of events scored by ``event_ts``; a member is
+  ``<event_id> NUL <values as JSON>`` (JSON never holds a raw NUL), so a range read is one
+  ``ZRANGEBYSCORE`` and ties come out ordered by event id, as in SQLite.
+- ``{prefix}{v}:i:{k}`` — set of the event ids stored, which makes adding idempotent.
+- ``{prefix}{v}:k`` — set of the entity keys that have events, so ``trim`` visits only those.
+
+``read`` sends one ``MGET`` for all rows and one ``ZRANGEBYSCORE`` per event range in one pipeline: one
+round trip. Times travel as Lua numbers and sorted-set scores (doubles): exact within ±2**53 µs of 1970,
+that is for any date between the years 1685 and 2255. Single Redis server (not Redis Cluster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from mloop.errors import BackendNotInstalled, ConfigError
+from mloop.features.online.base import OnlineEvent, OnlineRead, OnlineRow, decode, encode, newest_rows
+
+_WRITE_ROWS = """
+local written = 0
+for i, key in ipairs(KEYS) do
+    local event_ts = tonumber(ARGV[3 * i - 2])
+    local created_ts = tonumber(ARGV[3 * i - 1])
+    local stored = redis.call('GET', key)
+    local newer = true
+    if stored then
+        local e, c = string.match(stored, '^(%S+) (%S+) ')
+        e, c = tonumber(e), tonumber(c)
+        newer = event_ts > e or (event_ts == e and created_ts >= c)
+    end
+    if newer then
+        redis.call('SET', key, ARGV[3 * i - 2] .. ' ' .. ARGV[3 * i - 1] .. ' ' .. ARGV[3 * i])
+        written = written + 1
+    end
+end
+return written
+"""
+# KEYS: events zset, ids set, the view's set of keys with events. ARGV: entity key, then (id, ts, member)*.
+_ADD_EVENTS = """
+local added = 0
+for i = 2, #ARGV, 3 do
+    if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+        redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i + 2])
+        added = added + 1
+    end
+end
+if added > 0 then redis.call('SADD', KEYS[3], ARGV[1]) end
+return added
+"""
+# Same KEYS; ARGV: entity key, before. In Redis's Lua 5.1, %z is NUL: the id is everything before the last.
+_TRIM = """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+for i = 1, #gone do
+    redis.call('SREM', KEYS[2], string.match(gone[i], '^(.*)%z'))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZCARD', KEYS[1]) == 0 then
+    redis.call('DEL', KEYS[2])
+    redis.call('SREM', KEYS[3], ARGV[1])
+end
+return #gone
+"""
+_ROWS_PER_CALL = 500  # rows per script call: keeps each call short, so the server stays responsive
+_CALLS_PER_ROUND_TRIP = 40
+
+
+class RedisOnlineStore:
+    """Latest rows and events in Redis.
+
+    >>> store = RedisOnlineStore("redis://127.0.0.1:6379/0")        # or ...?prefix=myproject:
+    >>> store.write("customer_stats", [OnlineRow("42", event_ts=1, created_ts=1, values={"spend": 3.5})])
+    1
+    >>> store.read([("customer_stats", "42")]).rows[0].values
+    {'spend': 3.5}
+    """
+
+    def __init__(self, url: str, *, prefix: str | None = None) -> None:
+        try:
+            import redis
+        except ImportError:
+            raise BackendNotInstalled(
+                f"online store {_redact(url)!r} needs the redis client: pip install 'mloop[redis]', "
+                "or use the default sqlite store (online_url: .mloop/online.db)."
+            ) from None
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query)
+        url_prefix = [value for name, value in query if name == "prefix"]
+        self.prefix = prefix if prefix is not None else (url_prefix[-1] if url_prefix else "mloop:")
+        self.url = url
+        client_url = urlunsplit(parts._replace(query=urlencode([(n, v) for n, v in query if n != "prefix"])))
+        self._client = redis.Redis.from_url(client_url)
+        try:
+            self._client.ping()
+        except redis.RedisError as exc:
+            self._client.close()
+            raise ConfigError(
+                f"online store {_redact(url)!r}: cannot reach Redis ({exc}). Start the server, or fix online_url."
+            ) from None
+        self._write_rows = self._client.register_script(_WRITE_ROWS)
+        self._add_events = self._client.register_script(_ADD_EVENTS)
+        self._trim = self._client.register_script(_TRIM)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisOnlineStore:
+        return cls(url)
+
+    def _base(self, view: str) -> str:
+        return self.prefix + view.replace("%", "%25").replace(":", "%3A") + ":"
+
+    def write(self, view: str, rows: Sequence[OnlineRow]) -> int:
+        base = self._base(view) + "r:"
+        # Encode everything first: a value that cannot be stored refuses the batch before anything is sent.
+        keys, args = [], []
+        for row in newest_rows(rows):
+            keys.append(base + row.key)
+            args += (row.event_ts, row.created_ts, encode(row.values))
+        written = 0
+        per_trip = _ROWS_PER_CALL * _CALLS_PER_ROUND_TRIP
+        for trip in range(0, len(keys), per_trip):
+            pipe = self._client.pipeline(transaction=False)
+            for start in range(trip, min(len(keys), trip + per_trip), _ROWS_PER_CALL):
+                end = start + _ROWS_PER_CALL
+                self._write_rows(keys=keys[start:end], args=args[3 * start : 3 * end], client=pipe)
+            written += sum(pipe.execute())
+        return written
+
+    def add_events(self, view: str, events: Sequence[OnlineEvent]) -> int:
+        if not events:
+            return 0
+        by_key: dict[str, list[Any]] = {}
+        for event in events:
+            args = by_key.setdefault(event.key, [event.key])
+            args += (event.event_id, event.event_ts, f"{event.event_id}\0{encode(event.values)}")
+        base = self._base(view)
+        pipe = self._client.pipeline(transaction=False)
+        for key, args in by_key.items():
+            self._add_events(keys=[base + "e:" + key, base + "i:" + key, base + "k"], args=args, client=pipe)
+        return sum(pipe.execute())
+
+    def read(
+        self, rows: Sequence[tuple[str, str]], events: Sequence[tuple[str, str, int]] = ()
+    ) -> OnlineRead:
+        row_keys = [self._base(view) + "r:" + key for view, key in rows]
+        if not events:  # the serving hot path: one command
+            found = self._client.execute_command("MGET", *row_keys) if row_keys else []
+            return OnlineRead(rows=[_row(key, raw) for (_, key), raw in zip(rows, found, strict=True)])
+        pipe = self._client.pipeline(transaction=False)
+        if row_keys:
+            pipe.execute_command("MGET", *row_keys)
+        for view, key, since in events:
+            pipe.execute_command(
+                "ZRANGEBYSCORE", self._base(view) + "e:" + key, f"({since}", "+inf", "WITHSCORES"
+            )
+        answers = pipe.execute()
+        found = answers.pop(0) if row_keys else []
+        return OnlineRead(
+            rows=[_row(key, raw) for (_, key), raw in zip(rows, found, strict=True)],
+            events=[_events(key, flat) for (_, key, _), flat in zip(events, answers, strict=True)],
+        )
+
+    def trim(self, view: str, before: int) -> int:
+        base = self._base(view)
+        trimmed = 0
+        cursor: int | None = None
+        while cursor != 0:
+            cursor, keys = self._client.sscan(base + "k", cursor or 0, count=500)
+            if keys:
+                pipe = self._client.pipeline(transaction=False)
+                for raw in keys:
+                    key = raw.decode()
+                    self._trim(
+                        keys=[base + "e:" + key, base + "i:" + key, base + "k"],
+                        args=[key, before],
+                        client=pipe,
+                    )
+                trimmed += sum(pipe.execute())
+        return trimmed
+
+    def drop(self, view: str) -> None:
+        pattern = _glob_escape(self._base(view)) + "*"
+        batch: list[bytes] = []
+        for name in self._client.scan_iter(match=pattern, count=1000):
+            batch.append(name)
+            if len(batch) >= 1000:
+                self._client.unlink(*batch)
+                batch = []
+        if batch:
+            self._client.unlink(*batch)
+
+    def close(self) -> None:
+        self._client.close()
+        self._client.connection_pool.disconnect()
+
+    def __repr__(self) -> str:
+        return f"RedisOnlineStore({_redact(self.url)!r}, prefix={self.prefix!r})"
+
+
+def _row(key: str, raw: bytes | None) -> OnlineRow | None:
+    if raw is None:
+        return None
+    event_ts, created_ts, values = raw.split(b" ", 2)
+    return OnlineRow(key, int(event_ts), int(created_ts), decode(values))
+
+
+def _events(key: str, answer: list[Any]) -> list[OnlineEvent]:
+    # RESP2 answers a flat [member, score, ...] list of bytes; RESP3 (and redis-py's parsing) [member, score]
+    # pairs with float scores.
+    if answer and isinstance(answer[0], list | tuple):
+        pairs = answer
+    else:
+        pairs = list(zip(answer[::2], answer[1::2], strict=True))
+    out = []
+    for member, score in pairs:
+        event_id, _, values = member.rpartition(b"\0")
+        out.append(OnlineEvent(key, int(float(score)), event_id.decode(), decode(values)))
+    return out
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+    return url

@@ -1,0 +1,430 @@
+"""``project.features``: define, materialize, push and read features, offline and online.
+
+>>> project.apply([customer, customer_txn_stats])                                   # doctest: +SKIP
+>>> train = project.features.historical(labels, features=["customer_txn_stats:*"])  # doctest: +SKIP
+>>> project.features.materialize_incremental()                                     # doctest: +SKIP
+>>> project.features.online([{"customer_id": 42}], features=["customer_txn_stats:*"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func, select
+
+from mloop._service import Service
+from mloop._time import as_utc, parse_duration, utcnow
+from mloop.data.service import DataService
+from mloop.errors import SchemaError
+from mloop.features import lookup, offline, registry
+from mloop.features import push as pushing
+from mloop.features.definitions import DatasetSource, FeatureView, OnDemandView, PushSource
+from mloop.features.materialize import Chunk, check_timestamps, chunks, connect, materialize_chunk, span
+from mloop.features.online import open_online_store
+from mloop.features.online.base import OnlineStore
+from mloop.features.refs import resolve
+from mloop.features.reports import FreshnessInfo, MaterializeReport, PushReport
+from mloop.features.tables import push_log, table_for
+from mloop.store.schema import MaterializationRow
+
+REFRESH_SECONDS = 1.0
+
+
+class _Definitions:
+    """The applied definitions, loaded once and refreshed at most every second (or at once after apply)."""
+
+    def __init__(self) -> None:
+        self.loaded_at = 0.0
+        self.stored: dict[tuple[str, str], registry.Stored] = {}
+        self.objects: dict[str, FeatureView | OnDemandView] = {}
+        self.plans: dict[tuple[tuple[str, ...], bool], lookup.OnlinePlan] = {}
+        self.lock = threading.Lock()
+
+
+class FeatureService(Service):
+    """Feature definitions and values for the project. Reads need ``features.read``; apply needs
+    ``features.write``, materialize ``features.materialize``, push ``features.push``."""
+
+    # ---- definitions ----------------------------------------------------------------------------------
+
+    def plan(self, definitions: Iterable[Any]) -> registry.Plan:
+        """What ``apply`` would change, with a diff per definition; changes nothing."""
+        self._authorize("features.read", "features:*")
+        with self._ctx.store.read() as session:
+            return registry.plan(session, self._ctx.project_id, self._complete(definitions))
+
+    def apply(self, definitions: Iterable[Any]) -> registry.Plan:
+        """Record new and changed definitions (each change a new version), all or nothing."""
+        items = self._complete(definitions)
+        self._authorize("features.write", "features:*")
+        with self._ctx.store.read() as session:
+            if not registry.plan(session, self._ctx.project_id, items).pending:
+                return registry.plan(session, self._ctx.project_id, items)  # nothing to record, no event
+        with self._mutate("features.write", "features:*", action="features.apply") as change:
+            result = registry.plan(change.session, self._ctx.project_id, items)
+            registry.record(change.session, self._ctx.project_id, result, self.actor.name)
+            change.payload["changes"] = [
+                {"kind": c.kind, "name": c.name, "action": c.action, "version": c.version}
+                for c in result.pending
+            ]
+        self._definitions(force=True)
+        return result
+
+    def delete(self, name: str, kind: str = "feature_view") -> None:
+        """Delete a definition; refused while a model, a view or an on-demand view depends on it."""
+        if kind not in registry.KINDS:
+            raise SchemaError(f"Unknown definition kind {kind!r}; one of {', '.join(registry.KINDS)}.")
+        with self._mutate("features.write", f"{kind}:{name}", action="features.delete") as change:
+            change.payload["version"] = registry.delete(change.session, self._ctx.project_id, kind, name)
+        self._definitions(force=True)
+
+    def get(self, name: str) -> FeatureView | OnDemandView:
+        self._authorize("features.read", f"feature_view:{name}")
+        objects = self._definitions().objects
+        if name not in objects:
+            raise SchemaError(
+                f"No feature view named {name!r}; views: {', '.join(sorted(objects)) or 'none'}."
+            )
+        return objects[name]
+
+    def definitions(self) -> dict[tuple[str, str], registry.Stored]:
+        self._authorize("features.read", "features:*")
+        return dict(self._definitions().stored)
+
+    # ---- offline --------------------------------------------------------------------------------------
+
+    def historical(
+        self,
+        entity_df: pd.DataFrame,
+        features: Sequence[str],
+        *,
+        full_feature_names: bool = False,
+        timestamp: str | None = None,
+    ) -> pd.DataFrame:
+        """A point-in-time correct training set: one row per entity row, in order, with the features as of
+        each row's time (``timestamp``, default ``event_timestamp`` or the frame's only datetime column)."""
+        self._authorize("features.read", "features:*")
+        defs = self._definitions()
+        resolved = resolve(features, defs.objects)
+        wanted = {name: list(feats) for name, feats in resolved.views.items()}
+        hidden: list[tuple[str, str]] = []
+        for odv, _ in resolved.on_demand:
+            for ref in odv.inputs:
+                view, feature = ref.split(":")
+                if feature not in wanted.setdefault(view, []):
+                    wanted[view].append(feature)
+                    hidden.append((view, feature))
+        views = {name: resolved.objects[name] for name in wanted}
+        tables = {name: table_for(view, self._data, self._data_root) for name, view in views.items()}  # type: ignore[arg-type]
+        column = timestamp or _timestamp_column(entity_df)
+        frame = offline.historical(
+            entity_df, [(views[n], f) for n, f in wanted.items()], tables, timestamp=column,  # type: ignore[misc]
+            full_feature_names=full_feature_names, workdir=self._workdir(),
+        )  # fmt: skip
+        for odv, outputs in resolved.on_demand:
+            inputs = pd.DataFrame(
+                {ref.split(":")[1]: frame[_name(*ref.split(":"), full_feature_names)] for ref in odv.inputs}
+            )
+            for request in odv.request:
+                if request.name not in entity_df.columns:
+                    raise SchemaError(
+                        f"On-demand view {odv.name!r} needs request field {request.name!r}: add it to the entity frame."
+                    )
+                inputs[request.name] = entity_df[request.name].to_numpy()
+            computed = lookup.run_on_demand(odv, inputs)
+            for output in outputs:
+                frame[_name(odv.name, output, full_feature_names)] = computed[output]
+        drop = [_name(v, f, full_feature_names) for v, f in hidden]
+        return frame.drop(columns=[c for c in drop if c in frame.columns])
+
+    # ---- online ---------------------------------------------------------------------------------------
+
+    def online(
+        self,
+        entity_rows: Any,
+        features: Sequence[str],
+        *,
+        full_feature_names: bool = False,
+        at: datetime | None = None,
+    ) -> dict[str, list[Any]]:
+        """Features for serving, as columns: one round trip to the online store for all views. Stale
+        values (older than the view's TTL) come back null and are counted."""
+        self._authorize("features.read", "features:*")
+        defs = self._definitions()
+        key = (tuple(features), full_feature_names)
+        plan = defs.plans.get(key)
+        if plan is None:
+            resolved = resolve(features, defs.objects)
+            plan = lookup.build_plan(resolved, self._namespaces(defs), full_feature_names)
+            defs.plans[key] = plan
+        stats = lookup.Stats()
+        result = lookup.lookup(plan, self.online_store, entity_rows, at=at, stats=stats)
+        if stats.stale:
+            from mloop.features.metrics import STALE
+
+            for view, count in stats.stale.items():
+                STALE.labels(self._ctx.project, view).inc(count)
+        return result
+
+    @property
+    def online_store(self) -> OnlineStore:
+        return self._ctx.resources.get(
+            "online_store", lambda: open_online_store(self._ctx.settings.online_url)
+        )
+
+    # ---- materialization ------------------------------------------------------------------------------
+
+    def materialize(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        views: Sequence[str] | None = None,
+        chunk: str = "1d",
+        progress: Any = None,
+    ) -> MaterializeReport:
+        """Load the online store with each view's values for events in ``(start, end]``, chunk by chunk;
+        every chunk is committed, so a crash resumes without gaps or duplicates."""
+        return self._materialize(lambda view: as_utc(start), as_utc(end), views, chunk, progress)
+
+    def materialize_incremental(
+        self,
+        end: datetime | None = None,
+        *,
+        views: Sequence[str] | None = None,
+        chunk: str = "1d",
+        progress: Any = None,
+    ) -> MaterializeReport:
+        """Materialize from each view's watermark (its last committed chunk) to ``end`` (default now)."""
+        return self._materialize(self._watermark, as_utc(end or utcnow()), views, chunk, progress)
+
+    def _materialize(
+        self, start_of: Any, end: datetime, views: Sequence[str] | None, chunk: str, progress: Any
+    ) -> MaterializeReport:
+        self._authorize("features.materialize", "features:*")
+        size = parse_duration(chunk, what="chunk size")
+        assert size is not None
+        defs = self._definitions()
+        selected = self._select(defs, views)
+        report = MaterializeReport(end=end)
+        clock = time.perf_counter()
+        store = self.online_store
+        with connect(self._workdir()) as con:
+            plans = []
+            for view in selected:
+                table = table_for(view, self._data, self._data_root)
+                check_timestamps(con, view, table)
+                start = start_of(view)
+                if start is None:
+                    first, _ = span(con, table)
+                    start = first - size if first else end
+                events_after = end - view.max_window if view.max_window else None
+                plans.append((view, table, list(chunks(start, end, size)), events_after))
+            total = sum(len(c) for _, _, c, _ in plans) or 1
+            done = 0
+            for view, table, spans, events_after in plans:
+                version = defs.stored[("feature_view", view.name)].version
+                namespace = f"{view.name}.v{version}"
+                for lo, hi in spans:
+                    started = utcnow()
+                    piece = materialize_chunk(con, view, table, store, namespace, Chunk(lo, hi), events_after)
+                    self._commit_chunk(view.name, version, piece, started)
+                    report.add(view.name, piece)
+                    done += 1
+                    if progress:
+                        progress(view.name, done / total)
+                if view.max_window:
+                    store.trim(namespace, _micros(end - view.max_window))
+                self._drop_old_versions(view.name, version)
+        report.seconds = time.perf_counter() - clock
+        with self._mutate("features.materialize", "features:*", action="features.materialize") as change:
+            change.payload.update(report.summary())
+        return report
+
+    def _commit_chunk(self, view: str, version: int, piece: Chunk, started: datetime) -> None:
+        with self._ctx.store.write(serialize=False) as session:
+            session.add(
+                MaterializationRow(
+                    project_id=self._ctx.project_id, view=view, view_version=version, start_ts=piece.start,
+                    end_ts=piece.end, rows=piece.rows, values=piece.values, last_event_ts=piece.last_event_ts,
+                    started_at=started, finished_at=utcnow(), actor=self.actor.name,
+                )
+            )  # fmt: skip
+
+    def _watermark(self, view: FeatureView) -> datetime | None:
+        version = self._definitions().stored[("feature_view", view.name)].version
+        with self._ctx.store.read() as session:
+            return session.scalar(
+                select(func.max(MaterializationRow.end_ts)).where(
+                    MaterializationRow.project_id == self._ctx.project_id,
+                    MaterializationRow.view == view.name,
+                    MaterializationRow.view_version == version,
+                )
+            )
+
+    def _drop_old_versions(self, view: str, version: int) -> None:
+        for old in range(1, version):
+            self.online_store.drop(f"{view}.v{old}")
+
+    # ---- push -----------------------------------------------------------------------------------------
+
+    def push(self, source: str | PushSource, rows: Any) -> PushReport:
+        """Write ``rows`` to the online store of every view fed by the push source (readable at once) and
+        append them to its offline log (seen by later training sets)."""
+        name = source.name if isinstance(source, PushSource) else source
+        self._authorize("features.push", f"push_source:{name}")
+        clock = time.perf_counter()
+        defs = self._definitions()
+        stored = defs.stored.get(("push_source", name))
+        if stored is None:
+            known = sorted(n for k, n in defs.stored if k == "push_source")
+            raise SchemaError(
+                f"No push source named {name!r}; push sources: {', '.join(known) or 'none applied'}."
+            )
+        push_source = registry.load(defs.stored, "push_source", name)
+        assert isinstance(push_source, PushSource)
+        table = pushing.prepare(push_source, rows)
+        report = PushReport(source=name, rows=table.num_rows)
+        for view in defs.objects.values():
+            if (
+                isinstance(view, FeatureView)
+                and isinstance(view.source, PushSource)
+                and view.source.name == name
+            ):
+                namespace = self._namespaces(defs)[view.name]
+                online_rows, events = pushing.online_records(view, table)
+                report.written += self.online_store.write(namespace, online_rows) if online_rows else 0
+                report.written += self.online_store.add_events(namespace, events) if events else 0
+                report.views.append(view.name)
+        report.log = str(pushing.append_log(table, push_log(self._data_root, name)))
+        report.seconds = time.perf_counter() - clock
+        return report
+
+    # ---- freshness ------------------------------------------------------------------------------------
+
+    def freshness(self) -> list[FreshnessInfo]:
+        """Per feature view: the newest event materialized and how far the watermark lags behind now."""
+        self._authorize("features.read", "features:*")
+        defs = self._definitions()
+        now = utcnow()
+        out = []
+        with self._ctx.store.read() as session:
+            for (kind, name), stored in sorted(defs.stored.items()):
+                if kind != "feature_view":
+                    continue
+                last_event, watermark = session.execute(
+                    select(
+                        func.max(MaterializationRow.last_event_ts), func.max(MaterializationRow.end_ts)
+                    ).where(
+                        MaterializationRow.project_id == self._ctx.project_id,
+                        MaterializationRow.view == name,
+                        MaterializationRow.view_version == stored.version,
+                    )
+                ).one()
+                view = defs.objects.get(name)
+                if isinstance(view, FeatureView) and isinstance(view.source, PushSource):
+                    pushed = self._last_pushed(view.source)
+                    last_event = max(filter(None, [last_event, pushed]), default=None)
+                out.append(FreshnessInfo(name, stored.version, last_event, watermark, now))
+        return out
+
+    def _last_pushed(self, source: PushSource) -> datetime | None:
+        from mloop.features.tables import push_table
+
+        table = push_table(source, self._data_root)
+        with connect() as con:
+            return span(con, table)[1]
+
+    # ---- helpers --------------------------------------------------------------------------------------
+
+    @property
+    def _data(self) -> DataService:
+        return DataService(self._ctx)
+
+    @property
+    def _data_root(self) -> Path:
+        return Path(self._ctx.settings.data_url)
+
+    def _workdir(self) -> Path:
+        path = Path(self._ctx.settings.data_url) / "_tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _definitions(self, force: bool = False) -> _Definitions:
+        defs: _Definitions = self._ctx.resources.get("feature_definitions", _Definitions)
+        if force or time.monotonic() - defs.loaded_at > REFRESH_SECONDS:
+            with defs.lock, self._ctx.store.read() as session:
+                stored = registry.latest(session, self._ctx.project_id)
+            if force or stored != defs.stored:
+                objects = {}
+                for kind, name in stored:
+                    if kind in ("feature_view", "on_demand_view"):
+                        objects[name] = registry.load(stored, kind, name)
+                defs.stored, defs.objects, defs.plans = stored, objects, {}  # type: ignore[assignment]
+            defs.loaded_at = time.monotonic()
+        return defs
+
+    def _namespaces(self, defs: _Definitions) -> dict[str, str]:
+        return {
+            name: f"{name}.v{s.version}" for (kind, name), s in defs.stored.items() if kind == "feature_view"
+        }
+
+    def _select(self, defs: _Definitions, names: Sequence[str] | None) -> list[FeatureView]:
+        views = {n: o for n, o in defs.objects.items() if isinstance(o, FeatureView)}
+        if names is None:
+            return list(views.values())
+        unknown = [n for n in names if n not in views]
+        if unknown:
+            raise SchemaError(
+                f"Unknown feature view(s) {unknown}; views: {', '.join(sorted(views)) or 'none'}."
+            )
+        return [views[n] for n in names]
+
+    def _complete(self, definitions: Iterable[Any]) -> list[Any]:
+        """Fill in what a definition leaves to the platform: a dataset source's timestamp column."""
+        out = []
+        for item in definitions:
+            if (
+                isinstance(item, FeatureView)
+                and isinstance(item.source, DatasetSource)
+                and not item.source.timestamp
+            ):
+                schema = self._data.schema(item.source.dataset)
+                if not schema.timestamp:
+                    raise SchemaError(
+                        f"Feature view {item.name!r}: dataset {item.source.dataset!r} has no timestamp column; "
+                        "pass DatasetSource(dataset, timestamp=...)."
+                    )
+                source = dataclasses.replace(item.source, timestamp=schema.timestamp)
+                item = dataclasses.replace(item, source=source)
+            out.append(item)
+        return out
+
+
+def _name(view: str, feature: str, full: bool) -> str:
+    return f"{view}__{feature}" if full else feature
+
+
+def _timestamp_column(frame: pd.DataFrame) -> str:
+    if "event_timestamp" in frame.columns:
+        return "event_timestamp"
+    stamps = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    if len(stamps) == 1:
+        return str(stamps[0])
+    raise SchemaError(
+        "Say which column of the entity frame holds each row's time: historical(..., timestamp='ts') "
+        f"(datetime columns found: {stamps or 'none'})."
+    )
+
+
+def _micros(value: datetime) -> int:
+    from mloop.features.aggregate import to_micros
+
+    return to_micros(value)

@@ -1,0 +1,67 @@
+"""Where each feature view's rows are, as DuckDB relations (:class:`~mloop.features.offline.Table`).
+
+Parquet sources are read where they lie; dataset sources through the dataset's committed file list (so
+a half-written ingestion is never seen); push sources through their offline log, each event once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mloop.data.schema import DTYPES
+from mloop.data.service import DataService
+from mloop.data.sql import literal, quote
+from mloop.errors import SchemaError
+from mloop.features.definitions import DatasetSource, FeatureView, PushSource
+from mloop.features.offline import Table
+
+EVENT_ID = "_event_id"
+PUSHED_AT = "_pushed_at"
+
+
+def push_log(data_root: Path, source: str) -> Path:
+    return data_root / "_push" / source
+
+
+def table_for(view: FeatureView, data: DataService, data_root: Path) -> Table:
+    source = view.source
+    if isinstance(source, PushSource):
+        return push_table(source, data_root)
+    if isinstance(source, DatasetSource):
+        files = data.files(source.dataset)
+        if not files:
+            raise SchemaError(
+                f"Feature view {view.name!r} reads dataset {source.dataset!r}, which has no data yet; "
+                f"ingest some: mloop data ingest FILE --dataset {source.dataset}."
+            )
+        timestamp = source.timestamp or data.schema(source.dataset).timestamp
+        if not timestamp:
+            raise SchemaError(
+                f"Dataset {source.dataset!r} has no timestamp column, so view {view.name!r} cannot be point-in-time "
+                "joined; declare one in its schema or pass DatasetSource(..., timestamp=...)."
+            )
+        return Table(_read(files), timestamp, source.created_timestamp)
+    files = source.files()  # type: ignore[union-attr]
+    assert source is not None and source.timestamp is not None
+    return Table(_read(files), source.timestamp, source.created_timestamp)
+
+
+def push_table(source: PushSource, data_root: Path) -> Table:
+    """The push log, each event once (a retried push is stored once)."""
+    folder = push_log(data_root, source.name)
+    files = sorted(folder.rglob("*.parquet")) if folder.exists() else []
+    columns = ", ".join(quote(f.name) for f in source.schema)
+    if not files:
+        empty = ", ".join(f"CAST(NULL AS {DTYPES[f.dtype]}) AS {quote(f.name)}" for f in source.schema)
+        relation = f"(SELECT {empty}, NULL::VARCHAR AS {EVENT_ID} WHERE false)"
+    else:
+        relation = (
+            f"(SELECT {columns}, {EVENT_ID} FROM {_read(files)} "
+            f"QUALIFY row_number() OVER (PARTITION BY {EVENT_ID} ORDER BY {PUSHED_AT}) = 1)"
+        )
+    assert source.timestamp is not None
+    return Table(relation, source.timestamp, source.created_timestamp)
+
+
+def _read(files: list[Path]) -> str:
+    return "read_parquet([" + ", ".join(literal(str(f)) for f in files) + "], union_by_name = true)"

@@ -1,0 +1,141 @@
+"""The feature store end to end through ``project.features``: training sets, materialization, the
+online store, push, TTLs, on-demand features — and the same values offline and online."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import mloop as ml
+from mloop import Project
+from mloop.errors import SchemaError
+from tests.features.fixtures import T0, at, customer, ratio, transactions, views, write
+
+
+@pytest.fixture
+def txns() -> pd.DataFrame:
+    return transactions()
+
+
+@pytest.fixture
+def ready(sqlite_project: Project, tmp_path: Path, txns: pd.DataFrame) -> Project:
+    path = write(txns, tmp_path / "txns.parquet")
+    last, stats = views(path)
+    sqlite_project.apply([last, stats, ratio])
+    sqlite_project.features.materialize(T0 - timedelta(days=1), at)
+    return sqlite_project
+
+
+def _close(a: object, b: object) -> bool:
+    if a is None or b is None or (isinstance(a, float) and math.isnan(a)):
+        return (a is None or (isinstance(a, float) and math.isnan(a))) and (
+            b is None or (isinstance(b, float) and math.isnan(b))
+        )
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)  # type: ignore[arg-type]
+    return a == b
+
+
+def test_online_equals_offline_for_every_aggregation(ready: Project) -> None:
+    """The acceptance test of rule 3: one definition, the same value offline and online."""
+    customers = list(range(1, 13))
+    names = [a.feature for a in ready.features.get("customer_stats").aggregations]  # type: ignore[union-attr]
+    online = ready.features.online({"customer_id": customers}, ["customer_stats:*"], at=at)
+    entity_df = pd.DataFrame({"customer_id": customers, "event_timestamp": [at] * len(customers)})
+    offline = ready.features.historical(entity_df, ["customer_stats:*"])
+    for name in names:
+        for i, value in enumerate(online[name]):
+            expected = offline[name].iloc[i]
+            expected = (
+                None if pd.isna(expected) else expected.item() if hasattr(expected, "item") else expected
+            )
+            assert _close(value, expected), (name, customers[i], value, expected)
+
+
+def test_online_plain_features_are_the_latest_row_within_ttl(ready: Project, txns: pd.DataFrame) -> None:
+    result = ready.features.online(
+        [{"customer_id": 3}, {"customer_id": 99}], ["customer_last:amount", "customer_last:merchant"]
+    )
+    latest = txns[txns.customer_id == 3].sort_values("ts").iloc[-1]
+    # "now" is 2026 real time, far past the 2-day TTL of data from March 2026? Only if now is later.
+    if (pd.Timestamp.now(tz="UTC") - latest.ts) > pd.Timedelta(days=2):
+        assert result["amount"] == [None, None]  # stale: older than the TTL
+    result = ready.features.online([{"customer_id": 3}, {"customer_id": 99}], ["customer_last:amount"], at=at)
+    assert result == {"customer_id": [3, 99], "amount": [latest.amount, None]}
+
+
+def test_historical_with_on_demand_features_matches_online(ready: Project) -> None:
+    entity_df = pd.DataFrame(
+        {"customer_id": [1, 2, 3], "event_timestamp": [at] * 3, "request_amount": [10.0, 20.0, 30.0]}
+    )
+    offline = ready.features.historical(entity_df, ["amount_ratio:amount_vs_mean"])
+    assert list(offline.columns) == ["customer_id", "event_timestamp", "request_amount", "amount_vs_mean"]
+    online = ready.features.online(
+        entity_df.drop(columns="event_timestamp").to_dict("records"), ["amount_ratio:*"], at=at
+    )
+    for a, b in zip(online["amount_vs_mean"], offline["amount_vs_mean"], strict=True):
+        assert _close(a, None if pd.isna(b) else float(b))
+
+
+def test_push_is_online_at_once_and_in_later_training_sets(sqlite_project: Project) -> None:
+    source = ml.PushSource("clicks", schema=[ml.Field("customer_id", "int64"), ml.Field("ts", "timestamp"),
+                                             ml.Field("page", "string")])  # fmt: skip
+    view = ml.FeatureView("customer_clicks", entities=[customer], source=source, ttl="1h",
+                          features=[ml.Field("page", "string")],
+                          aggregations=[ml.Aggregation("page", "count", "1h")])  # fmt: skip
+    sqlite_project.apply([view])
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    rows = [{"customer_id": 7, "ts": now - pd.Timedelta(minutes=5), "page": "home"},
+            {"customer_id": 7, "ts": now - pd.Timedelta(minutes=1), "page": "cart"}]  # fmt: skip
+    report = sqlite_project.features.push("clicks", rows)
+    assert report.rows == 2 and report.views == ["customer_clicks"]
+    online = sqlite_project.features.online({"customer_id": [7]}, ["customer_clicks:*"])
+    assert online == {"customer_id": [7], "page": ["cart"], "page_count_1h": [2]}
+    sqlite_project.features.push("clicks", rows)  # a retry: the same events, counted once
+    assert sqlite_project.features.online({"customer_id": [7]}, ["customer_clicks:page_count_1h"])[
+        "page_count_1h"
+    ] == [2]
+    later = pd.DataFrame({"customer_id": [7], "event_timestamp": [now]})
+    offline = sqlite_project.features.historical(later, ["customer_clicks:*"])
+    assert offline["page"].tolist() == ["cart"] and offline["page_count_1h"].tolist() == [2]
+
+
+def test_push_rejects_rows_that_do_not_fit(sqlite_project: Project) -> None:
+    source = ml.PushSource("clicks", schema=[ml.Field("customer_id", "int64"), ml.Field("ts", "timestamp")])
+    sqlite_project.apply(
+        [ml.FeatureView("c", entities=[customer], source=source, features=[ml.Field("ts", "timestamp")])]
+    )
+    with pytest.raises(SchemaError, match="missing \\['ts'\\]"):
+        sqlite_project.features.push("clicks", [{"customer_id": 1}])
+    with pytest.raises(SchemaError, match="naive timestamps"):
+        sqlite_project.features.push("clicks", [{"customer_id": 1, "ts": pd.Timestamp("2026-01-01")}])
+    with pytest.raises(SchemaError, match="No push source named 'nope'"):
+        sqlite_project.features.push("nope", [{"customer_id": 1}])
+
+
+def test_incremental_materialization_resumes_from_the_watermark(
+    sqlite_project: Project, tmp_path: Path, txns: pd.DataFrame
+) -> None:
+    path = write(txns, tmp_path / "txns.parquet")
+    last, _ = views(path)
+    sqlite_project.apply([last])
+    first = sqlite_project.features.materialize_incremental(T0 + timedelta(days=2))
+    assert first.views["customer_last"]["chunks"] >= 2
+    second = sqlite_project.features.materialize_incremental(at)
+    assert second.views["customer_last"]["chunks"] == 2  # only (day 2, day 4]
+    fresh = {f.view: f for f in sqlite_project.features.freshness()}["customer_last"]
+    assert fresh.watermark == at and fresh.last_event_ts <= at
+    assert sqlite_project.audit.events(action="features.materialize")
+
+
+def test_unknown_features_and_missing_keys_are_clear_errors(ready: Project) -> None:
+    with pytest.raises(SchemaError, match="Unknown feature view 'nope'"):
+        ready.features.online({"customer_id": [1]}, ["nope:x"])
+    with pytest.raises(SchemaError, match="has no feature 'x'"):
+        ready.features.online({"customer_id": [1]}, ["customer_stats:x"])
+    with pytest.raises(SchemaError, match="lack \\['customer_id'\\]"):
+        ready.features.online({"client": [1]}, ["customer_stats:*"])
