@@ -2,7 +2,8 @@
 ``POST /v1/features/online`` over HTTP on loopback — on SQLite and Redis, plus materialization throughput.
 
 Prints, from one run: p50/p99 latency for 1 entity x 50 features and 100 entities x 50 features, in process
-and over HTTP (the load comes from a separate process, sequential requests on one keep-alive connection);
+and over HTTP (the load comes from a separate process: sequential requests on one keep-alive connection,
+with the standard library's http.client);
 the HTTP floor (a bare FastAPI + uvicorn app that reads the same row from SQLite and returns it); the peer
 (Feast 0.67's ``get_online_features`` on its SQLite store, in its throwaway venv, via online_lookup.py);
 materialization of 100k entities x 50 features (feature values/s); and the ratios. Medians of --repeat.
@@ -42,18 +43,28 @@ import online_lookup  # noqa: E402
 NOW = datetime(2026, 9, 21, tzinfo=UTC)
 
 CLIENT = r"""
-import json, sys, time, httpx
+import http.client, json, sys, time
+from urllib.parse import urlsplit
 url, body_one, body_many, n_one, n_many = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+parts = urlsplit(url)
 def run(bodies, n):
+    # The standard library's client on one keep-alive connection: the least client overhead in Python.
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    payloads = [json.dumps(b).encode() for b in bodies]
+    headers = {"Content-Type": "application/json"}
+    def call(j):
+        conn.request("POST", parts.path, payloads[j % len(payloads)], headers)
+        response = conn.getresponse()
+        body = response.read()
+        assert response.status == 200, body
+    for j in range(min(50, n)):
+        call(j)
     times = []
-    with httpx.Client(timeout=10) as client:
-        for j in range(min(50, n)):
-            client.post(url, json=bodies[j % len(bodies)])
-        for j in range(n):
-            started = time.perf_counter_ns()
-            response = client.post(url, json=bodies[j % len(bodies)])
-            times.append(time.perf_counter_ns() - started)
-            assert response.status_code == 200, response.text
+    for j in range(n):
+        started = time.perf_counter_ns()
+        call(j)
+        times.append(time.perf_counter_ns() - started)
+    conn.close()
     times.sort()
     return [times[len(times) // 2] / 1e3, times[min(len(times) - 1, int(len(times) * 0.99))] / 1e3]
 print(json.dumps({"one": run(body_one, n_one), "many": run(body_many, n_many)}))
@@ -72,7 +83,8 @@ def online(body: dict):
     if conn is None:
         conn = local.conn = sqlite3.connect(db)
     keys = body["entities"]["customer_id"]
-    rows = [conn.execute("SELECT value FROM online_rows WHERE key = ?", (str(k),)).fetchone() for k in keys]
+    rows = [conn.execute("SELECT value FROM online_rows WHERE view = 'stats.v1' AND key = ?", (str(k),)).fetchone()
+            for k in keys]
     values = [json.loads(r[0]) if r else {} for r in rows]
     names = list(values[0]) if values and values[0] else []
     return {"features": {"customer_id": keys, **{n: [v.get(n) for v in values] for n in names}}}
@@ -93,6 +105,7 @@ def make_project(root: Path, entities: int, online_url: str | None) -> ml.Projec
     for i in range(online_lookup.STRINGS):
         frame[f"s{i}"] = rng.choice(online_lookup.CATEGORIES, entities)
         fields.append(ml.Field(f"s{i}", "string"))
+    root.mkdir(parents=True, exist_ok=True)
     path = root / "stats.parquet"
     frame.to_parquet(path, index=False)
     overrides = {"online_url": online_url} if online_url else {}
@@ -186,6 +199,11 @@ def _port() -> int:
         return sock.getsockname()[1]
 
 
+def _show(name: str, value: Any) -> Any:
+    print(f"  {time.strftime('%H:%M:%S')} {name}: {value}", flush=True)
+    return value
+
+
 def _median(pairs: list[list[float]]) -> list[float]:
     return [statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)]
 
@@ -216,26 +234,26 @@ def main() -> None:
             try:
                 project = make_project(root, args.entities, url)
                 project.features.materialize(NOW - timedelta(days=1), NOW)
-                figures[f"{backend} in process"] = in_process(project, args.entities, args)
+                figures[f"{backend} in process"] = _show(
+                    f"{backend} in process", in_process(project, args.entities, args)
+                )
                 project.close()
                 port = _port()
                 env_url = ["env", f"MLOOP_ONLINE_URL={url}"] if url else []
-                figures[f"{backend} HTTP"] = over_http(
-                    [*env_url, str(mloop), "-C", str(root), "serve", "--port", str(port)],
-                    port,
-                    args.entities,
-                    args,
-                    root,
+                command = [*env_url, str(mloop), "-C", str(root), "serve", "--port", str(port)]
+                figures[f"{backend} HTTP"] = _show(
+                    f"{backend} HTTP", over_http(command, port, args.entities, args, root)
                 )
                 if backend == "sqlite":
                     script = WORK / "floor_app.py"
                     script.write_text(FLOOR_APP)
                     port = _port()
-                    figures["HTTP floor: bare FastAPI + sqlite3"] = over_http(
-                        [sys.executable, str(script), str(root / ".mloop" / "online.db"), str(port)], port,
-                        args.entities, args, root,
-                    )  # fmt: skip
-                figures[f"{backend} materialize"] = materialization(root / "big", args, url)
+                    command = [sys.executable, str(script), str(root / ".mloop" / "online.db"), str(port)]
+                    floor = over_http(command, port, args.entities, args, root)
+                    figures["HTTP floor: bare FastAPI + sqlite3"] = _show("HTTP floor", floor)
+                figures[f"{backend} materialize"] = _show(
+                    f"{backend} materialize", materialization(root / "big", args, url)
+                )
             finally:
                 shutil.rmtree(root, ignore_errors=True)
     finally:

@@ -1,0 +1,246 @@
+"""The read side of ``project.data``: datasets, their schemas, ingestions, files, rows and quarantine.
+
+Readers see only the files listed by committed ingestions (the manifest), never a half-written one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func, select
+
+from mloop._service import Service
+from mloop._time import as_utc
+from mloop.data.report import IngestReport
+from mloop.data.schema import Dataset
+from mloop.data.sql import literal, quote
+from mloop.errors import NotFound, SchemaError
+from mloop.store.schema import DatasetRow, DatasetSchemaRow, IngestionRow
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    schema_version: int
+    rows: int
+    quarantined: int
+    files: int
+    bytes: int
+    ingestions: int
+    min_ts: datetime | None
+    max_ts: datetime | None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+
+
+class DatasetCatalog(Service):
+    """Datasets of the project, for reading. Every method checks ``data.read``."""
+
+    @property
+    def root(self) -> Path:
+        return Path(self._ctx.settings.data_url)
+
+    def folder(self, name: str) -> Path:
+        return self.root / name
+
+    # ---- schema ---------------------------------------------------------------------------------------
+
+    def schema(self, name: str) -> Dataset:
+        self._authorize("data.read", f"dataset:{name}")
+        stored, _ = self._stored_schema(name)
+        if stored is None:
+            raise NotFound(self._missing(name))
+        return stored
+
+    # ---- read -----------------------------------------------------------------------------------------
+
+    def list(self) -> list[DatasetInfo]:
+        self._authorize("data.read", "dataset:*")
+        with self._ctx.store.read() as session:
+            names = session.scalars(
+                select(DatasetRow.name)
+                .where(DatasetRow.project_id == self._ctx.project_id)
+                .order_by(DatasetRow.name)
+            ).all()
+        return [self.info(n) for n in names]
+
+    def info(self, name: str) -> DatasetInfo:
+        self._authorize("data.read", f"dataset:{name}")
+        with self._ctx.store.read() as session:
+            row = session.scalar(select(DatasetRow).where(*self._where(name)))
+            if row is None:
+                raise NotFound(self._missing(name))
+            ingestions = session.scalars(select(IngestionRow).where(IngestionRow.dataset_id == row.id)).all()
+            version = session.scalar(
+                select(func.max(DatasetSchemaRow.version)).where(DatasetSchemaRow.dataset_id == row.id)
+            )
+        stamps = [i.min_ts for i in ingestions if i.min_ts] + [i.max_ts for i in ingestions if i.max_ts]
+        return DatasetInfo(
+            name=name,
+            schema_version=version or 0,
+            rows=sum(i.rows_accepted for i in ingestions),
+            quarantined=sum(i.rows_quarantined for i in ingestions),
+            files=sum(len(i.files) for i in ingestions),
+            bytes=sum(int(f["bytes"]) for i in ingestions for f in i.files),
+            ingestions=len(ingestions),
+            min_ts=min(stamps) if stamps else None,
+            max_ts=max(stamps) if stamps else None,
+            created_at=row.created_at,
+        )
+
+    def ingestions(self, name: str) -> list[IngestReport]:
+        self._authorize("data.read", f"dataset:{name}")
+        with self._ctx.store.read() as session:
+            rows = session.scalars(
+                select(IngestionRow)
+                .join(DatasetRow)
+                .where(*self._where(name))
+                .order_by(IngestionRow.finished_at)
+            ).all()
+        if not rows:
+            self._require(name)
+        return [self._report(r, name) for r in rows]
+
+    def files(self, name: str) -> list[Path]:
+        """The Parquet files of every committed ingestion (what readers and the feature store scan)."""
+        self._authorize("data.read", f"dataset:{name}")
+        files = self._committed_files(name)
+        if not files:
+            self._require(name)
+        return [self.folder(name) / f for f in files]
+
+    def read(
+        self,
+        name: str,
+        *,
+        columns: list[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Rows of ``name``, optionally only ``columns`` and timestamps in ``[start, end)``."""
+        dataset = self.schema(name)
+        for column in columns or []:
+            dataset.column(column)
+        if dataset.timestamp is None and (start is not None or end is not None):
+            raise SchemaError(
+                f"Dataset {name!r} has no timestamp column, so start/end cannot select its rows. Read it "
+                "without them, or declare a timestamp column in its schema."
+            )
+        files = self.files(name)
+        if not files:
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in (columns or dataset.column_names)})
+        cols = ", ".join(quote(c) for c in (columns or dataset.column_names))
+        where = []
+        if dataset.timestamp and start is not None:
+            where.append(f"{quote(dataset.timestamp)} >= {literal(as_utc(start).isoformat())}::TIMESTAMPTZ")
+        if dataset.timestamp and end is not None:
+            where.append(f"{quote(dataset.timestamp)} < {literal(as_utc(end).isoformat())}::TIMESTAMPTZ")
+        sql = f"SELECT {cols} FROM read_parquet([{', '.join(literal(str(f)) for f in files)}])"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        import duckdb
+
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            return con.sql(sql).to_arrow_table().to_pandas()
+
+    def quarantine(self, name: str, ingest_id: str | None = None) -> pd.DataFrame:
+        """Quarantined rows with their ``_reason`` (all of them, or one ingestion's)."""
+        reports = [
+            r
+            for r in self.ingestions(name)
+            if r.quarantine and (ingest_id is None or r.ingest_id == ingest_id)
+        ]
+        if not reports:
+            return pd.DataFrame(columns=["_reason"])
+        import duckdb
+
+        paths = ", ".join(literal(r.quarantine) for r in reports)
+        with duckdb.connect() as con:
+            return (
+                con.sql(f"SELECT * FROM read_parquet([{paths}], union_by_name = true)")
+                .to_arrow_table()
+                .to_pandas()
+            )
+
+    # ---- helpers --------------------------------------------------------------------------------------
+
+    def _where(self, name: str) -> tuple[Any, ...]:
+        return (DatasetRow.project_id == self._ctx.project_id, DatasetRow.name == name)
+
+    def _stored_schema(self, name: str) -> tuple[Dataset | None, int]:
+        with self._ctx.store.read() as session:
+            row = session.execute(
+                select(DatasetSchemaRow.spec, DatasetSchemaRow.version)
+                .join(DatasetRow)
+                .where(*self._where(name))
+                .order_by(DatasetSchemaRow.version.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None, 0
+        return Dataset.from_dict(row.spec, origin=f"stored schema of {name!r}"), row.version
+
+    def _ingestion_by_fingerprint(self, name: str, fingerprint: str) -> IngestionRow | None:
+        with self._ctx.store.read() as session:
+            return session.scalar(
+                select(IngestionRow)
+                .join(DatasetRow)
+                .where(*self._where(name), IngestionRow.fingerprint == fingerprint)
+            )
+
+    def _committed_files(self, name: str) -> list[str]:
+        with self._ctx.store.read() as session:
+            lists = session.scalars(
+                select(IngestionRow.files)
+                .join(DatasetRow)
+                .where(*self._where(name))
+                .order_by(IngestionRow.finished_at)
+            ).all()
+        return [str(f["path"]) for files in lists for f in files]
+
+    def _report(self, row: IngestionRow, name: str, *, skipped: bool = False) -> IngestReport:
+        folder = self.folder(name)
+        return IngestReport(
+            dataset=name,
+            source=row.source,
+            fingerprint=row.fingerprint,
+            rows_read=row.rows_read,
+            rows_accepted=row.rows_accepted,
+            rows_quarantined=row.rows_quarantined,
+            by_reason=dict(row.reasons),
+            ingest_id=row.id,
+            files=[str(folder / f["path"]) for f in row.files],
+            quarantine=str(folder / row.quarantine) if row.quarantine else None,
+            schema_version=row.schema_version,
+            min_ts=row.min_ts,
+            max_ts=row.max_ts,
+            skipped=skipped,
+        )
+
+    def _require(self, name: str) -> None:
+        """An unknown name is an error, not an empty answer: a typo must not look like an empty dataset."""
+        with self._ctx.store.read() as session:
+            found = session.scalar(select(DatasetRow.id).where(*self._where(name)))
+        if found is None:
+            raise NotFound(self._missing(name))
+
+    def _missing(self, name: str) -> str:
+        with self._ctx.store.read() as session:
+            names = session.scalars(
+                select(DatasetRow.name).where(DatasetRow.project_id == self._ctx.project_id)
+            ).all()
+        return (
+            f"No dataset named {name!r}"
+            + (f" (datasets: {', '.join(names)})" if names else "")
+            + ". Create it by ingesting a file: mloop data ingest FILE --dataset NAME."
+        )
