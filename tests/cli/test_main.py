@@ -75,3 +75,32 @@ def test_console_script_logs_json_lines_when_not_a_terminal(tmp_path: Path) -> N
     ingest = [line for line in lines if line.get("msg", "").startswith("data.ingest")]
     assert ingest and ingest[0]["actor"] == "local-admin" and ingest[0]["level"] == "info"
     assert "\x1b[" not in done.stdout + done.stderr
+
+
+def test_serve_answers_health_and_metrics(tmp_path: Path) -> None:
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mloop = Path(sys.executable).parent / "mloop"
+    server = subprocess.Popen([str(mloop), "-C", str(tmp_path), "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+                assert time.monotonic() < deadline, "mloop serve did not start"
+                time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            assert b"mloop_online_stale_values_total" in response.read()
+    finally:
+        server.terminate()
+        server.wait(15)
