@@ -92,7 +92,9 @@ def test_serve_answers_health_and_metrics(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/v2/health/ready", timeout=2
+                ) as response:
                     assert response.status == 200
                     break
             except OSError:

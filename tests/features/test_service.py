@@ -141,7 +141,9 @@ def test_unknown_features_and_missing_keys_are_clear_errors(ready: Project) -> N
         ready.features.online({"client": [1]}, ["customer_stats:*"])
 
 
-def test_a_dataset_source_reads_only_committed_ingestions(sqlite_project: Project, txns: pd.DataFrame) -> None:
+def test_a_dataset_source_reads_only_committed_ingestions(
+    sqlite_project: Project, txns: pd.DataFrame
+) -> None:
     schema = ml.Dataset("txns", key=["txn_id"], timestamp="ts", columns=[
         ml.Column("txn_id", "int64"), ml.Column("customer_id", "int64"), ml.Column("ts", "timestamp"),
         ml.Column("amount", "float64", min=0), ml.Column("merchant", "string"), ml.Column("country", "string"),
@@ -152,7 +154,12 @@ def test_a_dataset_source_reads_only_committed_ingestions(sqlite_project: Projec
                           aggregations=[ml.Aggregation("amount", "count", "24h")])  # fmt: skip
     sqlite_project.apply([view])
     stored = sqlite_project.features.definitions()[("feature_view", "customer_amounts")].spec
-    assert stored["source"] == {"type": "dataset", "dataset": "txns", "timestamp": "ts", "created_timestamp": None}
+    assert stored["source"] == {
+        "type": "dataset",
+        "dataset": "txns",
+        "timestamp": "ts",
+        "created_timestamp": None,
+    }
     entity_df = pd.DataFrame({"customer_id": [3], "event_timestamp": [at]})
     offline = sqlite_project.features.historical(entity_df, ["customer_amounts:*"])
     latest = txns[(txns.customer_id == 3) & (txns.ts <= at)].sort_values("ts").iloc[-1]
@@ -164,6 +171,8 @@ def test_a_dataset_source_reads_only_committed_ingestions(sqlite_project: Projec
 
 
 def test_a_dataset_source_needs_an_ingested_dataset(sqlite_project: Project) -> None:
-    view = ml.FeatureView("v", entities=[customer], source=ml.DatasetSource("nothing"), features=[ml.Field("a")])
+    view = ml.FeatureView(
+        "v", entities=[customer], source=ml.DatasetSource("nothing"), features=[ml.Field("a")]
+    )
     with pytest.raises(ml.NotFound, match="No dataset named 'nothing'"):
         sqlite_project.apply([view])
