@@ -29,6 +29,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
         "artifact_url": ".mloop/artifacts",
         "data_url": ".mloop/data",
         "online_url": ".mloop/online.db",
+        "require_approval": False,
         "local_user": "local-admin",
         "local_admin": True,
         "log_level": "INFO",

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         f"{STATE_DIR}/online.db",
         description="Online feature store: a SQLite file (default) or redis://host:6379/0.",
     )
+    require_approval: bool = Field(
+        False, description="Production promotions wait for a second mlops user to approve them."
+    )
     local_user: str = Field("local-admin", description="Who local CLI and Python use runs as.")
     local_admin: bool = Field(
         True, description="Run local use as an admin when no API key is given; false on shared servers."
@@ -225,6 +228,10 @@ data_url: .mloop/data
 # Online feature store, for serving: a SQLite file (default) or a Redis server
 # (redis://redis.internal:6379/0, pip install 'mloop[redis]').
 online_url: .mloop/online.db
+
+# Model registry: when true, promoting a model version to production waits until a second user
+# with the mlops role approves it (mloop models approve NAME VERSION).
+require_approval: false
 
 # Local use (CLI and Python without an API key) runs as this user, with the admin role.
 # On a shared server set local_admin: false and give everyone an API key (MLOOP_API_KEY).

@@ -38,6 +38,8 @@ class Project:
         self.users = Users(ctx)
         self.keys = Keys(ctx)
         self.audit = AuditLog(ctx)
+        self._runs: Any = None
+        self._models: Any = None
 
     @classmethod
     def open(
@@ -91,6 +93,29 @@ class Project:
             "No identity: local_admin is false and MLOOP_API_KEY is not set. Set MLOOP_API_KEY to a key "
             "from `mloop keys issue`, or set local_admin: true in mloop.yaml for single-user use."
         )
+
+    @property
+    def runs(self) -> Any:
+        """Experiments and runs: search, compare (:class:`mloop.training.tracking.RunService`)."""
+        from mloop.training.tracking import RunService
+
+        if self._runs is None:
+            self._runs = RunService(self._ctx)
+        return self._runs
+
+    def run(self, experiment: str, params: dict[str, Any] | None = None, tags: dict[str, Any] | None = None,
+            *, name: str | None = None, parent: Any = None) -> Any:  # fmt: skip
+        """Start a tracked run, used as ``with project.run("fraud", params={...}) as run:``."""
+        return self.runs.start(experiment, params=params, tags=tags, name=name, parent=parent)
+
+    @property
+    def models(self) -> Any:
+        """The model registry (:class:`mloop.registry.service.ModelRegistry`)."""
+        from mloop.registry.service import ModelRegistry
+
+        if self._models is None:
+            self._models = ModelRegistry(self._ctx)
+        return self._models
 
     def apply(self, definitions: Any) -> Any:
         """Record feature definitions (entities, feature views, on-demand views, push sources); see

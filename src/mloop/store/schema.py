@@ -238,6 +238,17 @@ class RunTagRow(Base):
     value: Mapped[str] = mapped_column(String(1000))
 
 
+class RunArtifactRow(Base):
+    """A file logged by a run: a name, and the content-addressed blob that holds it."""
+
+    __tablename__ = "run_artifacts"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+
+
 class MetricRow(Base):
     """Every logged point of a metric."""
 
@@ -300,6 +311,24 @@ class ModelAliasRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class PromotionRow(Base):
+    """A request to move a model version to a stage; with ``require_approval``, production waits for a
+    second person (an ``mlops`` user other than the requester) to approve it."""
+
+    __tablename__ = "promotions"
+    __table_args__ = (Index(None, "model_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))  # pending | done | rejected
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+    comment: Mapped[str] = mapped_column(Text, default="")
 
 
 # ---- serving --------------------------------------------------------------------------------------------
