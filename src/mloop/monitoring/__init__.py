@@ -1,0 +1,1 @@
+"""Model monitoring: reference profiles, drift, live performance, fairness, SLOs and alerts."""
