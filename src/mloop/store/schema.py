@@ -259,7 +259,7 @@ class MetricRow(Base):
     key: Mapped[str] = mapped_column(String(250))
     step: Mapped[int] = mapped_column(BigInteger)
     ts: Mapped[datetime]
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)  # NULL is NaN: the one float no backend stores alike
 
 
 class LatestMetricRow(Base):
@@ -270,7 +270,7 @@ class LatestMetricRow(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     step: Mapped[int] = mapped_column(BigInteger)
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)  # NULL is NaN
 
 
 # ---- registry -------------------------------------------------------------------------------------------

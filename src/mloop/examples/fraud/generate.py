@@ -74,6 +74,7 @@ def generate(
     fraud |= testing | takeover | skimmed
 
     country = np.array(COUNTRIES)
+    delay = pd.to_timedelta(rng.uniform(1, 30, n), unit="D")
     txns = pd.DataFrame(
         {
             "txn_id": np.arange(1, n + 1, dtype=np.int64) + seed * 10_000_000,
@@ -87,11 +88,13 @@ def generate(
             "ip_country": country[ip_country],
             "device": np.array(DEVICES)[device],
             "distance_km": np.round(distance, 1),
+            "is_fraud": fraud.astype(np.int8),
+            "label_delay": delay,
         }
     ).sort_values("ts", kind="stable", ignore_index=True)
-    delay = pd.to_timedelta(rng.uniform(1, 30, n), unit="D")
-    labels = pd.DataFrame({"txn_id": txns["txn_id"], "label_ts": txns["ts"] + delay,
-                           "is_fraud": fraud[txns.index].astype(np.int8)})  # fmt: skip
+    labels = pd.DataFrame({"txn_id": txns["txn_id"], "label_ts": txns["ts"] + txns["label_delay"],
+                           "is_fraud": txns["is_fraud"]})  # fmt: skip
+    txns = txns.drop(columns=["is_fraud", "label_delay"])
     return txns, labels
 
 

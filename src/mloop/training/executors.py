@@ -1,0 +1,74 @@
+"""Where hyper-parameter trials run: in this process, or in a local process pool. A backend only maps
+a function over tasks; Ray joins the table later."""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Protocol
+
+from mloop.errors import ConfigError
+
+
+class Executor(Protocol):
+    name: str
+    parallel: int  # how many tasks to hand over at once
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
+        """``[fn(t) for t in tasks]``, in order; an exception in one task comes back as its result."""
+
+
+class InProcessExecutor:
+    name = "inprocess"
+    parallel = 1
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
+        out = []
+        for task in tasks:
+            try:
+                out.append(fn(task))
+            except Exception as exc:  # a failed trial must not end the search
+                out.append(exc)
+        return out
+
+
+class LocalProcessExecutor:
+    name = "process"
+
+    def __init__(self, jobs: int = 2) -> None:
+        self.parallel = max(1, int(jobs))
+        # Spawned, not forked: LightGBM's OpenMP runtime and DuckDB's threads do not survive a fork.
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.parallel, mp_context=multiprocessing.get_context("spawn")
+        )
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
+        futures = [self._pool.submit(fn, task) for task in tasks]
+        out = []
+        for future in futures:
+            try:
+                out.append(future.result())
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+EXECUTORS = {
+    "inprocess": "mloop.training.executors:InProcessExecutor",
+    "process": "mloop.training.executors:LocalProcessExecutor",
+}
+
+
+def open_executor(name: str | Executor, jobs: int = 2) -> Executor:
+    if not isinstance(name, str):
+        return name
+    if name not in EXECUTORS:
+        raise ConfigError(f"Unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}.")
+    module, _, cls = EXECUTORS[name].partition(":")
+    factory = getattr(importlib.import_module(module), cls)
+    return factory(jobs) if name == "process" else factory()

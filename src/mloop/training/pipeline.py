@@ -1,0 +1,124 @@
+"""``mloop.TrainingPipeline``: from feature views and labels to a registered, documented model.
+
+>>> pipeline = ml.TrainingPipeline(
+...     "fraud", features=["customer_txn_stats:*"],
+...     label=ml.Label("fraud_labels", column="is_fraud", timestamp="ts"),
+...     model=lightgbm.LGBMClassifier(n_estimators=300), split=ml.TimeSplit(valid="7d", test="7d"),
+...     slices=["card_country"], sensitive=["age_band"])
+>>> run = pipeline.run(project)          # doctest: +SKIP
+
+One run: the point-in-time training set is built from the feature store, split by time (never randomly
+across time), the model fitted (LightGBM with early stopping on the validation split), evaluated on
+validation and test, per slice and for fairness gaps, a reference profile of every input and of the
+prediction stored for monitoring, and the model registered with its signature, lineage and model card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop._time import parse_duration
+from mloop.errors import SchemaError
+from mloop.training.dataset import TrainingSet, build_training_set
+from mloop.training.fitting import fit, predict_scores, seeded
+
+DEFAULT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Label:
+    """Where the ground truth is: a dataset name (ingested), a DataFrame, or a Parquet path; the label
+    ``column``; the ``timestamp`` at which each label's features are looked up. Every other column of
+    the source is available as a join key, slice or sensitive attribute."""
+
+    source: Any
+    column: str
+    timestamp: str
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """The last ``test`` of labelled time is the test set, the ``valid`` before it the validation set,
+    everything earlier the training set."""
+
+    valid: str | timedelta = "7d"
+    test: str | timedelta = "7d"
+
+    def bounds(self) -> tuple[timedelta, timedelta]:
+        valid = parse_duration(self.valid, what="validation window")
+        test = parse_duration(self.test, what="test window")
+        assert valid is not None and test is not None
+        if valid <= timedelta(0) or test <= timedelta(0):
+            raise SchemaError("TimeSplit windows must be positive, like valid='7d', test='7d'.")
+        return valid, test
+
+
+@dataclass
+class TrainingPipeline:
+    """A repeatable recipe for training one model; ``run`` it, or ``tune`` it first."""
+
+    name: str
+    features: Sequence[str]
+    label: Label
+    model: Any
+    split: TimeSplit = field(default_factory=TimeSplit)
+    metrics: Sequence[str] = ()
+    slices: Sequence[str] = ()
+    sensitive: Sequence[str] = ()
+    description: str = ""
+    threshold: float | str = "f1"
+    seed: int = DEFAULT_SEED
+    experiment: str | None = None
+    register: bool = True
+
+    def training_set(self, project: Any) -> TrainingSet:
+        """The point-in-time training set, split by time (what ``run`` fits on)."""
+        return build_training_set(project, self)
+
+    def run(
+        self, project: Any, *, params: dict[str, Any] | None = None, data: TrainingSet | None = None
+    ) -> Any:
+        """Build the training set, fit, evaluate, profile and register; returns the finished run."""
+        from mloop.training.run_pipeline import execute
+
+        return execute(self, project, params=params or {}, data=data)
+
+    def tune(
+        self,
+        project: Any,
+        space: dict[str, Any],
+        *,
+        trials: int = 20,
+        timeout: float | None = None,
+        metric: str | None = None,
+        executor: str | Any = "inprocess",
+        jobs: int = 2,
+        refit: bool = False,
+    ) -> Any:
+        """Hyper-parameter search with Optuna (TPE sampler, median pruning): every trial a child run of
+        one parent run, the best marked; ``refit`` then runs the pipeline with the best parameters."""
+        from mloop.training.tune import tune
+
+        return tune(self, project, space, trials=trials, timeout=timeout, metric=metric, executor=executor,
+                    jobs=jobs, refit=refit)  # fmt: skip
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A hash of the joined training frame (values, column names and order): the same data, the same
+    fingerprint, in any process."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([str(c) for c in frame.columns]).encode())
+    hashed = pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False, categorize=False)
+    digest.update(np.ascontiguousarray(hashed.to_numpy()).tobytes())
+    return digest.hexdigest()
+
+
+__all__ = ["Label", "TimeSplit", "TrainingPipeline", "fingerprint", "fit", "predict_scores", "seeded"]

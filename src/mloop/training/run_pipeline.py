@@ -1,0 +1,128 @@
+"""One run of a training pipeline: fit, evaluate, profile, register — all recorded on the run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop.training import evaluate
+from mloop.training.dataset import TrainingSet, build_training_set
+from mloop.training.fitting import categories, fit, predict_scores, prepare, seeded
+
+
+def execute(pipeline: Any, project: Any, *, params: dict[str, Any], data: TrainingSet | None) -> Any:
+    data = data or build_training_set(project, pipeline)
+    model = seeded(pipeline.model, pipeline.seed, params)
+    experiment = pipeline.experiment or pipeline.name
+    run_params = {**{k: _plain(v) for k, v in model.get_params().items()}, "seed": pipeline.seed,
+                  "model_class": f"{type(model).__module__}.{type(model).__name__}"}  # fmt: skip
+    tags = {"pipeline": pipeline.name, "task": data.task, "training_set": data.fingerprint}
+    with project.run(experiment, params=run_params, tags=tags) as run:
+        cats = categories(data.train, data.features)
+        x = {part: prepare(getattr(data, part), data.features, cats) for part in ("train", "valid", "test")}
+        y = {part: getattr(data, part)[data.label].to_numpy() for part in ("train", "valid", "test")}
+        info = fit(model, x["train"], y["train"], x["valid"], y["valid"])
+        scores = {part: predict_scores(model, x[part], data.task) for part in x}
+        report = _evaluate(pipeline, data, y, scores)
+        if info.best_iteration:
+            run.log_metric("best_iteration", info.best_iteration)
+        for step, value in enumerate(info.curve):
+            run.log_metric("valid_curve", value, step=step)
+        run.log_metrics(report["flat"])
+        from mloop.monitoring.profile import build_profile
+
+        profile = build_profile(data.train[data.features], prediction=scores["train"], seed=pipeline.seed)
+        profile_digest = run.log_artifact(json.dumps(profile).encode(), "reference_profile.json")
+        run.log_artifact(json.dumps(report["detail"], default=str).encode(), "evaluation.json")
+        run.log_artifact(json.dumps(data.summary(), default=str).encode(), "training_set.json")
+        if pipeline.register:
+            lineage = {
+                "feature_views": [v for v in data.views if v["kind"] == "feature_view"],
+                "on_demand_views": [v for v in data.views if v["kind"] == "on_demand_view"],
+                "features": list(pipeline.features),
+                "training_set_fingerprint": data.fingerprint,
+                "data_time_range": [data.time_range[0].isoformat(), data.time_range[1].isoformat()],
+                "label": {"column": data.label, "timestamp": data.timestamp},
+                "split": data.summary()["split"],
+                "reference_profile": profile_digest,
+                "categories": cats,
+                "seed": pipeline.seed,
+            }
+            card = {
+                "intended_use": pipeline.description
+                or f"{data.task} model trained by pipeline {pipeline.name!r}",
+                "training_data": data.summary(),
+                "metrics": report["detail"]["metrics"],
+                "threshold": report["detail"]["threshold"],
+                "slices": report["detail"]["slices"],
+                "fairness": report["detail"]["fairness"],
+            }
+            version = run.register(model, pipeline.name, input_example=x["train"].head(200),
+                                   metrics=report["flat"], lineage=lineage, card=card,
+                                   description=pipeline.description)  # fmt: skip
+            run.set_tags({"model": pipeline.name, "model_version": str(version.version)})
+            run.model_version = version
+    return run
+
+
+def _evaluate(
+    pipeline: Any, data: TrainingSet, y: dict[str, np.ndarray], scores: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    if data.task == "binary":
+        threshold = (
+            float(pipeline.threshold)
+            if isinstance(pipeline.threshold, int | float)
+            else evaluate.best_threshold(y["valid"], scores["valid"], metric=str(pipeline.threshold))
+        )
+        metrics = {
+            part: evaluate.classification_metrics(y[part], scores[part], threshold=threshold)
+            for part in ("valid", "test")
+        }
+    else:
+        threshold = None
+        metrics = {part: evaluate.regression_metrics(y[part], scores[part]) for part in ("valid", "test")}
+    task = "binary" if data.task == "binary" else "regression"
+    test = data.test.reset_index(drop=True)
+    slices = (
+        evaluate.by_slice(
+            test, list(pipeline.slices), y["test"], scores["test"], task=task, threshold=threshold or 0.5
+        )
+        if pipeline.slices
+        else {}
+    )
+    fairness = (
+        evaluate.fairness(
+            test, list(pipeline.sensitive), y["test"], scores["test"], threshold=threshold or 0.5
+        )
+        if pipeline.sensitive and data.task == "binary"
+        else {}
+    )
+    wanted = set(pipeline.metrics)
+    flat = {}
+    for part, values in metrics.items():
+        for name, value in values.items():
+            if (
+                isinstance(value, int | float)
+                and value is not None
+                and (not wanted or name in wanted or name == "rows")
+            ):
+                flat[f"{part}_{name}"] = float(value)
+    for column, gaps in fairness.items():
+        for gap in ("demographic_parity_difference", "equal_opportunity_difference"):
+            if gaps.get(gap) is not None:
+                flat[f"fairness_{column}_{gap}"] = float(gaps[gap])
+    if threshold is not None:
+        flat["threshold"] = threshold
+    detail = {"metrics": metrics, "threshold": threshold, "slices": slices, "fairness": fairness}
+    return {"flat": flat, "detail": detail}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value) if not isinstance(value, pd.Timestamp) else value.isoformat()

@@ -1,0 +1,473 @@
+"""Run search: a small filter language, parsed once and compiled to one SQL query.
+
+>>> where = parse_filter("metrics.auc > 0.9 and (params.num_leaves = 31 or tags.team = 'risk')")
+>>> orders = parse_order_by(["metrics.auc desc"])
+
+The language
+------------
+- A comparison is ``FIELD OP VALUE``. Fields are ``metrics.KEY``, ``params.KEY``, ``tags.KEY`` and
+  ``attributes.NAME`` (``id``, ``name``, ``status``, ``started_at``, ``ended_at``, ``parent_id``). A key
+  with other characters than letters, digits and ``_ - . / :`` is quoted with backticks or double
+  quotes: ``metrics.`val auc```.
+- OP is ``=``, ``!=``, ``<``, ``<=``, ``>``, ``>=`` or ``like`` (``%`` matches any run of characters, ``_``
+  one character, ``\\`` escapes the next one; case-sensitive on every backend).
+- VALUE is a number (``31``, ``-0.5``, ``1e-3``) or a string in single or double quotes (a doubled quote
+  stands for itself: ``'it''s'``).
+- Comparisons join with ``and`` and ``or`` (``and`` binds tighter) and group with parentheses. Keywords
+  are case-insensitive.
+
+What a comparison means
+-----------------------
+- Metrics are the run's latest value of the metric (highest step, then newest) and compare with numbers.
+- Params and tags are text. Compared with a string they compare as text (code-point order). Compared with
+  a number they compare as numbers, and only params whose text *is* a number take part: a JSON number
+  (``31``, ``0.1``, ``-2e-05``; what ``json.dumps`` writes for a float) with at most 25 digits in a row
+  and at most 2 exponent digits, so that every backend reads it as the same 64-bit float.
+- A run without the metric, param or tag (or whose metric is NaN, or whose param is not a number when
+  compared with one) matches no comparison on it, ``!=`` included, as in SQL.
+- ``started_at`` and ``ended_at`` compare with an ISO date or time in quotes (``'2026-11-24'``,
+  ``'2026-11-24T10:00:00+01:00'``); a time without a zone is UTC.
+
+Ordering (``order_by``) takes ``FIELD [asc|desc]``; runs missing the value come last either way. Params
+and tags order numbers first (numerically), then the other texts. Ties break on newest start, then id.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from sqlalchemy import Float, Select, and_, case, cast, func, not_, or_, select
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from mloop.errors import MloopError
+from mloop.store.schema import LatestMetricRow, RunParamRow, RunRow, RunTagRow
+
+KINDS = {
+    "metrics": "metrics",
+    "metric": "metrics",
+    "params": "params",
+    "param": "params",
+    "tags": "tags",
+    "tag": "tags",
+    "attributes": "attributes",
+    "attribute": "attributes",
+    "attr": "attributes",
+}
+ATTRIBUTES = {
+    "id": RunRow.id,
+    "run_id": RunRow.id,
+    "name": RunRow.name,
+    "status": RunRow.status,
+    "started_at": RunRow.started_at,
+    "ended_at": RunRow.ended_at,
+    "parent_id": RunRow.parent_id,
+}
+TIMES = frozenset({"started_at", "ended_at"})
+OPS = ("=", "!=", "<", "<=", ">", ">=", "like")
+_OP_ALIASES = {"==": "=", "<>": "!="}
+
+# What counts as a number in a param or tag; the SQLite form below must accept exactly the same texts.
+NUMBER = re.compile(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,25})?([eE][+-]?[0-9]{1,2})?")
+_NUMBER_LITERAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_KEY = re.compile(r"[A-Za-z0-9_\-./:]+")
+_WORD = re.compile(r"[A-Za-z_]+")
+
+
+class FilterError(MloopError):
+    """A search filter or order that does not parse; the message shows where and what was expected."""
+
+    def __init__(self, text: str, position: int, message: str) -> None:
+        self.text = text
+        self.position = position
+        super().__init__(f"{message}\n    {text}\n    {' ' * position}^")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    kind: str  # metrics | params | tags | attributes
+    key: str
+    op: str
+    value: float | str | datetime
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    op: str  # and | or
+    items: tuple[Expr, ...]
+
+
+Expr = Comparison | BoolOp
+
+
+@dataclass(frozen=True)
+class Order:
+    kind: str
+    key: str
+    descending: bool = False
+
+
+# ---- parsing --------------------------------------------------------------------------------------------
+
+
+def parse_filter(text: str | None) -> Expr | None:
+    """The filter's syntax tree, or None for an empty filter (every run)."""
+    if text is None or not text.strip():
+        return None
+    parser = _Parser(text)
+    expr = parser.expression()
+    parser.skip()
+    if not parser.at_end():
+        parser.fail("the filter", "'and', 'or', ')' or the end of the filter")
+    return expr
+
+
+def parse_order_by(items: list[str] | tuple[str, ...] | str | None) -> list[Order]:
+    """``["metrics.auc desc", "params.lr"]`` as :class:`Order` items."""
+    if items is None:
+        return []
+    if isinstance(items, str):
+        items = [items]
+    orders = []
+    for item in items:
+        parser = _Parser(item)
+        parser.skip()
+        kind, key = parser.field()
+        parser.skip()
+        word = parser.word()
+        descending = False
+        if word is not None:
+            if word.lower() not in ("asc", "desc"):
+                parser.pos -= len(word)
+                parser.fail("the order", "'asc', 'desc' or the end")
+            descending = word.lower() == "desc"
+            parser.skip()
+        if not parser.at_end():
+            parser.fail("the order", "'asc', 'desc' or the end")
+        orders.append(Order(kind, key, descending))
+    return orders
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def fail(self, what: str, expected: str, at: int | None = None) -> NoReturn:
+        at = self.pos if at is None else at
+        found = "the end" if at >= len(self.text) else repr(self.text[at : at + 12])
+        raise FilterError(
+            self.text, at, f"Cannot read {what} at position {at}: expected {expected}, found {found}."
+        )
+
+    def skip(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.text)
+
+    def word(self) -> str | None:
+        match = _WORD.match(self.text, self.pos)
+        if match is None:
+            return None
+        self.pos = match.end()
+        return match.group()
+
+    def keyword(self, name: str) -> bool:
+        self.skip()
+        match = _WORD.match(self.text, self.pos)
+        if match is not None and match.group().lower() == name:
+            self.pos = match.end()
+            return True
+        return False
+
+    def expression(self) -> Expr:
+        items = [self.conjunction()]
+        while self.keyword("or"):
+            items.append(self.conjunction())
+        return items[0] if len(items) == 1 else BoolOp("or", tuple(items))
+
+    def conjunction(self) -> Expr:
+        items = [self.term()]
+        while self.keyword("and"):
+            items.append(self.term())
+        return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
+
+    def term(self) -> Expr:
+        self.skip()
+        if self.text.startswith("(", self.pos):
+            start = self.pos
+            self.pos += 1
+            expr = self.expression()
+            self.skip()
+            if not self.text.startswith(")", self.pos):
+                self.fail("the filter", f"')' to close the '(' at position {start}")
+            self.pos += 1
+            return expr
+        return self.comparison()
+
+    def field(self) -> tuple[str, str]:
+        start = self.pos
+        word = self.word()
+        if word is None or word.lower() not in KINDS or not self.text.startswith(".", self.pos):
+            self.fail(
+                "the filter",
+                "a field: metrics.KEY, params.KEY, tags.KEY or attributes.NAME (or '(')",
+                at=start,
+            )
+        kind = KINDS[word.lower()]
+        self.pos += 1
+        key_at = self.pos
+        key = self.key()
+        if kind == "attributes" and key not in ATTRIBUTES:
+            self.fail("the filter", f"an attribute name, one of {', '.join(ATTRIBUTES)}", at=key_at)
+        return kind, key
+
+    def key(self) -> str:
+        if self.pos < len(self.text) and self.text[self.pos] in '`"':
+            return self.quoted(self.text[self.pos], "a key")
+        match = _KEY.match(self.text, self.pos)
+        if match is None:
+            self.fail("the filter", "a key after the '.' (quote one with spaces in `backticks`)")
+        self.pos = match.end()
+        return match.group()
+
+    def quoted(self, quote: str, what: str) -> str:
+        start = self.pos
+        self.pos += 1
+        out = []
+        while True:
+            end = self.text.find(quote, self.pos)
+            if end < 0:
+                self.fail(
+                    "the filter", f"a closing {quote} for the {what} opened at position {start}", at=start
+                )
+            out.append(self.text[self.pos : end])
+            if self.text.startswith(quote * 2, end):  # a doubled quote stands for itself
+                out.append(quote)
+                self.pos = end + 2
+                continue
+            self.pos = end + 1
+            return "".join(out)
+
+    def operator(self) -> str:
+        self.skip()
+        for op in ("<=", ">=", "!=", "==", "<>", "=", "<", ">"):
+            if self.text.startswith(op, self.pos):
+                self.pos += len(op)
+                return _OP_ALIASES.get(op, op)
+        if self.keyword("like"):
+            return "like"
+        self.fail("the filter", "an operator: =, !=, <, <=, >, >= or like")
+
+    def comparison(self) -> Comparison:
+        kind, key = self.field()
+        self.skip()
+        op_at = self.pos
+        op = self.operator()
+        self.skip()
+        value_at = self.pos
+        value: float | str | datetime
+        if self.pos < len(self.text) and self.text[self.pos] in "'\"":
+            value = self.quoted(self.text[self.pos], "string")
+        else:
+            match = _NUMBER_LITERAL.match(self.text, self.pos)
+            if match is None:
+                self.fail("the filter", "a value: a number, or a string in quotes ('adam')")
+            self.pos = match.end()
+            value = float(match.group())
+        self._check(kind, key, op, value, op_at, value_at)
+        if kind == "attributes" and key in TIMES:
+            value = _as_time(self, str(value), value_at)
+        return Comparison(kind, "id" if key == "run_id" and kind == "attributes" else key, op, value)
+
+    def _check(self, kind: str, key: str, op: str, value: Any, op_at: int, value_at: int) -> None:
+        numeric = isinstance(value, float)
+        if op == "like" and kind == "metrics":
+            self.fail("the filter", "=, !=, <, <=, > or >= (like compares text; metrics are numbers)", op_at)
+        if kind == "metrics" and not numeric:
+            self.fail("the filter", f"a number to compare metrics.{key} with (metrics are numbers)", value_at)
+        if op == "like" and numeric:
+            self.fail("the filter", "a quoted pattern after like ('adam%')", value_at)
+        if op == "like" and re.search(r"(?<!\\)(\\\\)*\\$", str(value)):
+            self.fail("the filter", "a character after the escaping \\ at the end of the pattern", value_at)
+        if kind == "attributes" and key in TIMES:
+            if op == "like":
+                self.fail("the filter", f"=, !=, <, <=, > or >= for attributes.{key} (a time)", op_at)
+            if numeric:
+                self.fail("the filter", f"a quoted ISO time for attributes.{key} ('2026-11-24')", value_at)
+        elif kind == "attributes" and numeric:
+            self.fail("the filter", f"a quoted string for attributes.{key}", value_at)
+
+
+def _as_time(parser: _Parser, text: str, at: int) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        parser.fail("the filter", "an ISO date or time ('2026-11-24' or '2026-11-24T10:00:00Z')", at)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# ---- compiling to SQL -----------------------------------------------------------------------------------
+
+
+def build_query(
+    experiment_ids: list[int] | None,
+    where: Expr | None,
+    orders: list[Order],
+    limit: int,
+    dialect: str,
+    *,
+    drive: bool = True,
+) -> Select[tuple[str]]:
+    """One query for the ids of the matching runs, ordered, at most ``limit``.
+
+    When the filter requires a metric comparison (a top-level ``and`` term) and ``drive`` is true, that
+    comparison is an inner join on the ``run_latest_metrics(key, value)`` index and the other terms are
+    checked per joined run: the database starts from the runs in the index range instead of every run of
+    the experiment, and when the first order is that metric it walks the index in order and stops at
+    ``limit``. With ``drive`` false every term is checked per run while the runs are read newest first
+    (the ``runs(experiment_id, started_at)`` index), which stops at ``limit`` too: the better plan when the
+    metric range holds many runs (see :func:`should_drive`).
+    """
+    terms = _terms(where)
+    driver = _driver(terms, orders) if drive else None
+    query = select(RunRow.id)
+    if driver is not None:
+        drive = aliased(LatestMetricRow, name="drive")
+        query = query.join(
+            drive,
+            and_(
+                drive.run_id == RunRow.id,
+                drive.key == driver.key,
+                _compare(drive.value, driver.op, driver.value, dialect),
+            ),
+        )
+        terms = [t for t in terms if t is not driver]
+    if experiment_ids is not None:
+        query = query.where(RunRow.experiment_id.in_(experiment_ids))
+    if terms:
+        per_run = driver is not None or not drive
+        query = query.where(and_(*[_compile(t, dialect, per_run=per_run) for t in terms]))
+    order_by: list[Any] = []
+    for i, order in enumerate(orders):
+        if order.kind == "attributes":
+            column = ATTRIBUTES[order.key]
+            if order.key not in TIMES:
+                column = _text_order(column, dialect)
+            order_by.append((column.desc() if order.descending else column.asc()).nulls_last())
+            continue
+        if i == 0 and driver is not None and order.kind == "metrics" and order.key == driver.key:
+            # The joined value is never NULL: no NULLS LAST, so the index order serves the ORDER BY.
+            order_by.append(drive.value.desc() if order.descending else drive.value.asc())
+            continue
+        table = {"metrics": LatestMetricRow, "params": RunParamRow, "tags": RunTagRow}[order.kind]
+        joined = aliased(table, name=f"order_{i}")  # type: ignore[arg-type]
+        query = query.outerjoin(joined, and_(joined.run_id == RunRow.id, joined.key == order.key))
+        if order.kind == "metrics":
+            order_by.append((joined.value.desc() if order.descending else joined.value.asc()).nulls_last())
+            continue
+        number = _number(joined.value, dialect)
+        text = _text_order(joined.value, dialect)
+        order_by.append(case((joined.value.is_(None), 2), (number.is_(None), 1), else_=0))
+        order_by.append(number.desc() if order.descending else number.asc())
+        order_by.append(text.desc() if order.descending else text.asc())
+    order_by += [RunRow.started_at.desc(), RunRow.id.asc()]
+    return query.order_by(*order_by).limit(limit)
+
+
+def should_drive(session: Session, where: Expr | None, orders: list[Order], limit: int) -> bool:
+    """Whether to start from the metric index (see :func:`build_query`), for SQLite, whose planner has no
+    statistics on values. Starting from the index costs in proportion to the runs in the metric's range;
+    reading runs newest first (the default order only) costs ``limit`` divided by the share that matches.
+    So: count the range, stopping at ``max(1000, 10 * limit)`` (an index walk of at most that many entries).
+    """
+    driver = _driver(_terms(where), orders)
+    if driver is None or orders:
+        return True
+    cap = max(1000, 10 * limit)
+    inner = (
+        select(LatestMetricRow.run_id)
+        .where(
+            LatestMetricRow.key == driver.key, _compare(LatestMetricRow.value, driver.op, driver.value, "")
+        )
+        .limit(cap)
+        .subquery()
+    )
+    return int(session.scalar(select(func.count()).select_from(inner)) or 0) < cap
+
+
+def _terms(where: Expr | None) -> list[Expr]:
+    if where is None:
+        return []
+    return list(where.items) if isinstance(where, BoolOp) and where.op == "and" else [where]
+
+
+def _driver(terms: list[Expr], orders: list[Order]) -> Comparison | None:
+    """The metric comparison to start from: the one on the first order's metric, else the first."""
+    usable = [t for t in terms if isinstance(t, Comparison) and t.kind == "metrics" and t.op != "!="]
+    first = orders[0] if orders else None
+    for term in usable:
+        if first is not None and first.kind == "metrics" and first.key == term.key:
+            return term
+    return usable[0] if usable else None
+
+
+def _compile(expr: Expr, dialect: str, *, per_run: bool = False) -> ColumnElement[bool]:
+    """``expr`` as SQL. A metric, param or tag term is either the set of run ids whose row matches, or,
+    with ``per_run``, a lookup of the run's own row by primary key, ``(run_id, key)``: a scalar subquery,
+    which PostgreSQL runs per run found rather than turning it into a join over every row of the key
+    (a missing row is NULL, and NULL matches no comparison)."""
+    if isinstance(expr, BoolOp):
+        parts = [_compile(item, dialect, per_run=per_run) for item in expr.items]
+        return and_(*parts) if expr.op == "and" else or_(*parts)
+    if expr.kind == "attributes":
+        return _compare(ATTRIBUTES[expr.key], expr.op, expr.value, dialect)
+    table: Any = {"metrics": LatestMetricRow, "params": RunParamRow, "tags": RunTagRow}[expr.kind]
+    numeric = expr.kind != "metrics" and isinstance(expr.value, float)
+    value = _number(table.value, dialect) if numeric else table.value
+    if per_run:
+        own = select(value).where(table.run_id == RunRow.id, table.key == expr.key).scalar_subquery()
+        return _compare(own, expr.op, expr.value, dialect)
+    condition = and_(table.key == expr.key, _compare(value, expr.op, expr.value, dialect))
+    return RunRow.id.in_(select(table.run_id).where(condition))
+
+
+def _compare(column: Any, op: str, value: Any, dialect: str) -> ColumnElement[bool]:
+    if op == "like":
+        return column.like(value, escape="\\")
+    if op == "=":
+        return column == value  # type: ignore[no-any-return]
+    if op == "!=":
+        return column != value  # type: ignore[no-any-return]
+    if isinstance(value, str):
+        column = _text_order(column, dialect)
+    return {"<": column < value, "<=": column <= value, ">": column > value, ">=": column >= value}[op]
+
+
+def _text_order(column: Any, dialect: str) -> Any:
+    # Code-point order everywhere: SQLite's default; PostgreSQL's "C" collation (its default follows
+    # the server's locale).
+    return column.collate("C") if dialect == "postgresql" else column
+
+
+def _number(column: Any, dialect: str) -> Any:
+    """The text ``column`` as a float where it is a :data:`NUMBER`, else NULL."""
+    if dialect == "postgresql":
+        return case(
+            (column.op("~", is_comparison=True)(f"^{NUMBER.pattern}$"), cast(column, Float)), else_=None
+        )
+    # SQLite has no regular expressions: JSON's number grammar, plus the two length limits, as GLOBs.
+    # json_extract reads the text exactly (CAST(text AS REAL) is off in the last bit for some values).
+    is_number = and_(
+        column != "",
+        not_(column.op("GLOB", is_comparison=True)("*[^0-9eE.+-]*")),
+        not_(column.op("GLOB", is_comparison=True)("*" + "[0-9]" * 26 + "*")),
+        not_(column.op("GLOB", is_comparison=True)("*[eE]*[0-9][0-9][0-9]*")),
+        func.json_valid(column) == 1,
+    )
+    return case((is_number, cast(func.json_extract(column, "$"), Float)), else_=None)
