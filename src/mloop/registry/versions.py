@@ -1,0 +1,156 @@
+"""The registry's nouns: registered models, their versions, promotion requests and loaded models."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop.models.flavours import Flavour
+from mloop.models.signature import Signature, SignatureError
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version: what it is, where it came from and where it stands.
+
+    ``stage`` is none, staging, production, archived or deleted; ``aliases`` are the aliases that point at it
+    now; ``artifact`` is the sha256 of the packed model in the artifact store.
+    """
+
+    name: str
+    version: int
+    run_id: str | None
+    artifact: str
+    flavour: str
+    signature: Signature | None
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    card: dict[str, Any]
+    stage: str
+    aliases: list[str]
+    created_at: datetime
+    created_by: str
+    description: str = ""
+
+    @property
+    def number(self) -> int:
+        return self.version
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "artifact": self.artifact,
+            "flavour": self.flavour,
+            "signature": self.signature.to_dict() if self.signature else None,
+            "metrics": self.metrics,
+            "lineage": self.lineage,
+            "card": self.card,
+            "stage": self.stage,
+            "aliases": self.aliases,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model name and a summary of its versions."""
+
+    name: str
+    description: str
+    created_at: datetime
+    latest_version: int | None
+    versions: int
+    production: int | None
+    aliases: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "created_at": self.created_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A request to move a version to a stage: ``pending`` until approved (``done``) or ``rejected``."""
+
+    id: int
+    name: str
+    version: int
+    stage: str
+    status: str
+    requested_by: str
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    comment: str
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {**self.__dict__}
+        for key in ("requested_at", "decided_at"):
+            out[key] = out[key].isoformat() if out[key] is not None else None
+        return out
+
+
+@dataclass
+class LoadedModel:
+    """A model version ready to predict; inputs are checked against its signature first.
+
+    >>> champion = project.models.load("fraud", alias="champion")   # doctest: +SKIP
+    >>> champion.predict(frame)                                      # doctest: +SKIP
+    array([0.02, 0.91])
+    """
+
+    info: ModelVersion
+    flavour: Flavour
+    model: Any
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def version(self) -> int:
+        return self.info.version
+
+    @property
+    def signature(self) -> Signature | None:
+        return self.info.signature
+
+    def validate(
+        self, inputs: pd.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> pd.DataFrame:
+        """The inputs as the model expects them, or :class:`SignatureError` with one line per bad field."""
+        frame = _frame(inputs)
+        if self.signature is None:
+            return frame
+        try:
+            return self.signature.validate(frame)
+        except SignatureError as exc:
+            raise SignatureError(
+                exc.problems,
+                f"The input does not match the signature of model {self.name!r} version {self.version}",
+            ) from None
+
+    def predict(self, inputs: pd.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Predictions for ``inputs`` (a frame, one row as a mapping, or a list of rows): the probability of
+        the positive class for a binary classifier, the class-probability matrix for a multiclass one,
+        values for a regressor."""
+        return self.flavour.predict(self.model, self.validate(inputs))
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.name!r}, version={self.version}, flavour={self.flavour.name!r})"
+
+
+def _frame(inputs: Any) -> pd.DataFrame:
+    if isinstance(inputs, pd.DataFrame):
+        return inputs
+    if isinstance(inputs, Mapping):
+        return pd.DataFrame([inputs])
+    return pd.DataFrame(list(inputs))
