@@ -32,6 +32,7 @@ from mloop.features.definitions import (
 )
 from mloop.project import Project
 from mloop.security import Actor, Grant
+from mloop.training.pipeline import Label, TimeSplit, TrainingPipeline
 
 __all__ = [
     "Actor",
@@ -51,6 +52,7 @@ __all__ = [
     "Grant",
     "IngestReport",
     "IntegrityError",
+    "Label",
     "MalformedInput",
     "MloopError",
     "NotFound",
@@ -62,5 +64,7 @@ __all__ = [
     "SchemaError",
     "Source",
     "SqlSource",
+    "TimeSplit",
+    "TrainingPipeline",
     "__version__",
 ]

@@ -17,6 +17,8 @@ from mloop.cli import artifacts as artifacts_cli
 from mloop.cli import audit as audit_cli
 from mloop.cli import data as data_cli
 from mloop.cli import features as features_cli
+from mloop.cli import models as models_cli
+from mloop.cli import runs as runs_cli
 from mloop.cli import serve as serve_cli
 from mloop.cli import users as users_cli
 from mloop.errors import MloopError
@@ -31,10 +33,12 @@ app = typer.Typer(
 )
 app.add_typer(data_cli.app, name="data")
 app.add_typer(features_cli.app, name="features")
+app.add_typer(models_cli.app, name="models")
 app.add_typer(users_cli.users_app, name="users")
 app.add_typer(users_cli.keys_app, name="keys")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(artifacts_cli.app, name="artifacts")
+app.add_typer(runs_cli.app, name="runs")
 
 
 @app.callback()

@@ -1,0 +1,224 @@
+"""``mloop models``: registered models, versions, aliases, promotions with approval, history, model cards."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import typer
+
+from mloop._time import as_utc
+from mloop.cli import _output as out
+from mloop.cli import _state
+from mloop.errors import MloopError
+from mloop.registry.versions import ModelVersion, Promotion
+
+app = typer.Typer(
+    help="The model registry: versions, aliases, promotions, history, model cards.", no_args_is_help=True
+)
+JsonOpt = typer.Option(False, "--json", help="Print JSON for machines.")
+
+
+@app.command("list")
+def list_models(as_json: bool = JsonOpt) -> None:
+    """Registered models with their newest version, production version and aliases."""
+    models = _state.project().models.list()
+    if as_json:
+        out.emit_json([m.to_dict() for m in models])
+        return
+    out.table("Models", ["name", "latest", "versions", "production", "aliases", "created"],
+              [(m.name, m.latest_version, m.versions, m.production,
+                [f"{a}={v}" for a, v in m.aliases.items()], m.created_at) for m in models])  # fmt: skip
+
+
+@app.command()
+def show(
+    name: str = typer.Argument(...),
+    version: int | None = typer.Argument(None, help="A version; without it, every version is listed."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """A model's versions, or one version in detail."""
+    registry = _state.project().models
+    if version is None:
+        versions = registry.list_versions(name)
+        if as_json:
+            out.emit_json([v.to_dict() for v in versions])
+            return
+        out.table(f"Model {name}", ["version", "stage", "aliases", "flavour", "run", "metrics", "created", "by"],
+                  [(v.version, v.stage, v.aliases, v.flavour, v.run_id, _metrics(v), v.created_at, v.created_by)
+                   for v in versions])  # fmt: skip
+        return
+    found = registry.get(name, version)
+    if as_json:
+        out.emit_json(found.to_dict())
+        return
+    out.fields(
+        f"{name} version {found.version}",
+        {
+            "stage": found.stage,
+            "aliases": found.aliases or None,
+            "flavour": f"{found.flavour} ({found.lineage.get('model', {}).get('type', '?')})",
+            "artifact": f"sha256:{found.artifact}",
+            "run": found.run_id,
+            "git commit": found.lineage.get("git_commit"),
+            "metrics": _metrics(found) or None,
+            "inputs": [f"{c.name}:{c.dtype}" for c in found.signature.inputs] if found.signature else None,
+            "description": found.description or None,
+            "created": f"{found.created_at:%Y-%m-%d %H:%M:%S} by {found.created_by}",
+        },
+    )
+
+
+@app.command()
+def card(
+    name: str = typer.Argument(...), version: int = typer.Argument(...), as_json: bool = JsonOpt
+) -> None:
+    """The model card of a version (Markdown; redirect it to a file to keep it)."""
+    registry = _state.project().models
+    if as_json:
+        out.emit_json(registry.card(name, version, format="json"))
+        return
+    text = registry.card(name, version)
+    if out.console.is_terminal:
+        from rich.markdown import Markdown
+
+        out.console.print(Markdown(str(text)))
+    else:
+        out.console.print(str(text), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def alias(
+    name: str = typer.Argument(...),
+    alias_name: str = typer.Argument(
+        ..., metavar="ALIAS", help="champion, challenger, or any lowercase name."
+    ),
+    version: int | None = typer.Argument(None, help="The version the alias should point at."),
+    delete: bool = typer.Option(False, "--delete", help="Remove the alias instead."),
+) -> None:
+    """Point an alias at a version (or remove it with --delete)."""
+    registry = _state.project().models
+    if delete:
+        registry.delete_alias(name, alias_name)
+        out.success(f"removed alias {alias_name} of {name}")
+        return
+    if version is None:
+        raise MloopError(
+            f"Give the version {alias_name} should point at: mloop models alias {name} {alias_name} VERSION."
+        )
+    registry.set_alias(name, alias_name, version)
+    out.success(f"{name}@{alias_name} -> version {version}")
+
+
+@app.command()
+def promote(
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    to: str = typer.Option(..., "--to", help="staging, production or archived."),
+    comment: str = typer.Option("", "--comment", "-m", help="Why (kept with the request)."),
+) -> None:
+    """Move a version to a stage; production may wait for a second person's approval."""
+    request = _state.project().models.promote(name, version, to=to, comment=comment)
+    _report(request)
+
+
+@app.command()
+def approve(
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    to: str = typer.Option("production", "--to"),
+    comment: str = typer.Option("", "--comment", "-m"),
+) -> None:
+    """Approve a pending promotion (needs models.approve, and not the requester)."""
+    _report(_state.project().models.approve(name, version, to=to, comment=comment))
+
+
+@app.command()
+def reject(
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    to: str = typer.Option("production", "--to"),
+    comment: str = typer.Option("", "--comment", "-m"),
+) -> None:
+    """Reject a pending promotion; the version stays where it is."""
+    _report(_state.project().models.reject(name, version, to=to, comment=comment))
+
+
+@app.command()
+def pending(name: str | None = typer.Argument(None), as_json: bool = JsonOpt) -> None:
+    """Promotions waiting for approval."""
+    requests = _state.project().models.promotions(name, status="pending")
+    if as_json:
+        out.emit_json([r.to_dict() for r in requests])
+        return
+    out.table("Pending promotions", ["model", "version", "to", "requested by", "at", "comment"],
+              [(r.name, r.version, r.stage, r.requested_by, r.requested_at, r.comment) for r in requests])  # fmt: skip
+
+
+@app.command()
+def history(
+    name: str = typer.Argument(...),
+    at: str | None = typer.Option(None, "--at", help="A time (ISO 8601, UTC unless it says otherwise)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Which version held each alias and stage, from when to when; with --at, what held them then."""
+    registry = _state.project().models
+    aliases, stages = registry.history(name), registry.stage_history(name)
+    if at is not None:
+        t = _parse_time(at)
+        in_stage: dict[str, list[int]] = {}
+        for span in stages:
+            if span.holds_at(t):
+                in_stage.setdefault(span.stage, []).append(span.version)
+        value = {
+            "at": t.isoformat(),
+            "aliases": {s.alias: s.version for s in aliases if s.holds_at(t)},
+            "stages": {stage: sorted(versions) for stage, versions in in_stage.items()},
+        }
+        if as_json:
+            out.emit_json(value)
+            return
+        rows = [("alias", k, v) for k, v in value["aliases"].items()]
+        rows += [("stage", k, v) for k, v in value["stages"].items()]
+        out.table(f"{name} at {t:%Y-%m-%d %H:%M:%S} UTC", ["kind", "name", "version"], rows)
+        return
+    if as_json:
+        out.emit_json({"aliases": [s.to_dict() for s in aliases], "stages": [s.to_dict() for s in stages]})
+        return
+    out.table(f"{name}: aliases", ["alias", "version", "from", "until", "set by"],
+              [(s.alias, s.version, s.start, s.end or "now", s.set_by) for s in aliases])  # fmt: skip
+    out.table(f"{name}: stages", ["stage", "version", "from", "until", "set by", "approved by"],
+              [(s.stage, s.version, s.start, s.end or "now", s.set_by, s.approved_by) for s in stages])  # fmt: skip
+
+
+@app.command()
+def delete(name: str = typer.Argument(...), version: int = typer.Argument(...)) -> None:
+    """Delete a version (refused while an alias points at it or it is in production)."""
+    _state.project().models.delete_version(name, version)
+    out.success(f"deleted {name} version {version}")
+
+
+def _report(request: Promotion) -> None:
+    if request.status == "pending":
+        out.success(
+            f"requested {request.name} version {request.version} -> {request.stage}; it waits for another user "
+            f"holding models.approve: mloop models approve {request.name} {request.version}"
+        )
+    elif request.status == "rejected":
+        out.success(f"rejected {request.name} version {request.version} -> {request.stage}")
+    else:
+        out.success(f"{request.name} version {request.version} is now in {request.stage}")
+
+
+def _metrics(version: ModelVersion) -> str:
+    flat = {k: v for k, v in version.metrics.items() if isinstance(v, int | float)}
+    return ", ".join(f"{k}={out.fmt(v)}" for k, v in list(flat.items())[:4])
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return as_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+    except ValueError:
+        raise MloopError(
+            f"--at {text!r} is not a time: write ISO 8601, for example 2024-03-01T12:00:00 (UTC) or "
+            "2024-03-01T12:00:00+01:00."
+        ) from None
