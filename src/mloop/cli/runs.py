@@ -29,13 +29,14 @@ def list_runs(
     if as_json:
         out.emit_json([r.to_dict() for r in runs])
         return
-    metrics = _metric_columns(runs, order_by)
+    wide = out.console.width >= 120
+    metrics = _metric_columns(runs, order_by, fixed=75 if wide else 62)
     out.table(
         "Runs",
-        ["id", "experiment", "name", "status", "started (UTC)", "seconds", *metrics],
+        ["id", "experiment", *(["name"] if wide else []), "status", "started (UTC)", "seconds", *metrics],
         [
-            (r.id[:12], r.experiment, r.name, r.status, r.started_at, r.duration_seconds,
-             *[r.metrics.get(m) for m in metrics])
+            (r.id[:8], r.experiment, *([r.name] if wide else []), r.status,
+             r.started_at.strftime("%m-%d %H:%M:%S"), r.duration_seconds, *[r.metrics.get(m) for m in metrics])
             for r in runs
         ],
     )  # fmt: skip
@@ -109,7 +110,7 @@ def experiments(as_json: bool = JsonOpt) -> None:
               [(e.name, e.runs, e.created_at, e.last_started_at) for e in found])  # fmt: skip
 
 
-def _metric_columns(runs: list[Any], order_by: list[str]) -> list[str]:
+def _metric_columns(runs: list[Any], order_by: list[str], fixed: int) -> list[str]:
     """The metrics to show: those ordered by first, then the most common, up to four."""
     wanted = [o.split()[0].partition(".")[2] for o in order_by if o.split()[0].startswith("metrics.")]
     counts: dict[str, int] = {}
@@ -117,4 +118,5 @@ def _metric_columns(runs: list[Any], order_by: list[str]) -> list[str]:
         for key in run.metrics:
             counts[key] = counts.get(key, 0) + 1
     common = sorted(counts, key=lambda k: (-counts[k], k))
-    return list(dict.fromkeys([*wanted, *common]))[:_METRIC_COLUMNS]
+    fit = max(1, (out.console.width - fixed) // 16)  # what fits beside the fixed columns without wrapping
+    return list(dict.fromkeys([*wanted, *common]))[: min(fit, _METRIC_COLUMNS)]

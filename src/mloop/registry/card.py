@@ -293,7 +293,9 @@ def _attribute(slice_name: str) -> str:
 def _training_data(data: Mapping[str, Any]) -> list[str]:
     rows = data.get("rows")
     if isinstance(rows, Mapping):
-        parts = {str(k): v for k, v in rows.items() if _is_number(v)}
+        order = {"train": 0, "valid": 1, "test": 2}  # in time order, whatever order the JSON kept
+        parts = {str(k): v for k, v in sorted(rows.items(), key=lambda kv: (order.get(str(kv[0]), 3), str(kv[0])))
+                 if _is_number(v)}  # fmt: skip
         rows = sum(parts.values()) if parts else None
     else:
         parts = {

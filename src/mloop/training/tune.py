@@ -114,7 +114,8 @@ def tune(pipeline: Any, project: Any, space: dict[str, Any], *, trials: int, tim
          metric: str | None, executor: Any, jobs: int, refit: bool) -> TuneResult:  # fmt: skip
     dists = distributions(space)
     data = pipeline.training_set(project)
-    metric = metric or ("auc" if data.task == "binary" else "rmse")
+    metric = metric or ("roc_auc" if data.task == "binary" else "rmse")
+    metric = "roc_auc" if metric == "auc" else metric  # trials log under the pipeline run's metric names
     direction = "maximize" if metric in MAXIMIZE else "minimize"
     study = optuna.create_study(
         direction=direction, sampler=optuna.samplers.TPESampler(seed=pipeline.seed),
