@@ -33,7 +33,9 @@ def test_list_filter_and_order(cli: Run) -> None:
     table = cli("runs", "list", "--order-by", "metrics.auc desc")
     assert table.code == 0
     short = {name: run_id[:8] for name, run_id in ids.items()}  # names show only in wide terminals
-    assert table.out.index(short["medium"]) < table.out.index(short["large"]) < table.out.index(short["small"])
+    assert (
+        table.out.index(short["medium"]) < table.out.index(short["large"]) < table.out.index(short["small"])
+    )
     assert "0.930" in table.out
 
     experiments = cli("runs", "experiments", "--json").json()
