@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sklearn.base import is_classifier
 
 from mloop.data.sources import ParquetSource
 from mloop.errors import NotFound, SchemaError
@@ -75,7 +76,7 @@ def build_training_set(project: Any, pipeline: Any) -> TrainingSet:
         notes.append(f"{int(missing.sum())} rows without a label were left out")
         labels = labels[~missing]
     labels = labels.sort_values(label.timestamp, kind="stable").reset_index(drop=True)
-    task = _task(labels[label.column], label.column)
+    task = _task(labels[label.column], label.column, classifier=is_classifier(pipeline.model))
     joined = project.features.historical(labels, list(pipeline.features), timestamp=label.timestamp)
     features = [c for c in joined.columns if c not in labels.columns]
     if not features:
@@ -155,7 +156,7 @@ def load_labels(project: Any, source: Any) -> pd.DataFrame:
     )
 
 
-def _task(values: pd.Series, column: str) -> str:
+def _task(values: pd.Series, column: str, *, classifier: bool) -> str:
     distinct = pd.unique(values.dropna())
     if pd.api.types.is_bool_dtype(values) or set(distinct.tolist()) <= {0, 1}:
         if len(distinct) < 2:
@@ -164,6 +165,13 @@ def _task(values: pd.Series, column: str) -> str:
                 "Check the label column or the time range of the labels."
             )
         return "binary"
+    if classifier:
+        shown = sorted(distinct.tolist(), key=str)[:5]
+        raise SchemaError(
+            f"Label {column!r} has {len(distinct)} classes ({', '.join(map(str, shown))}"
+            f"{', ...' if len(distinct) > 5 else ''}); the training pipeline evaluates binary classifiers and "
+            "regressors. Map the label to 0/1 (one class against the rest), or use a regressor."
+        )
     if pd.api.types.is_numeric_dtype(values):
         return "regression"
     raise SchemaError(
