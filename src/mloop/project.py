@@ -40,6 +40,7 @@ class Project:
         self.audit = AuditLog(ctx)
         self._runs: Any = None
         self._models: Any = None
+        self._deployments: Any = None
 
     @classmethod
     def open(
@@ -116,6 +117,24 @@ class Project:
         if self._models is None:
             self._models = ModelRegistry(self._ctx)
         return self._models
+
+    @property
+    def deployments(self) -> Any:
+        """Endpoint deployment revisions (:class:`mloop.serving.deployments.DeploymentService`)."""
+        from mloop.serving.deployments import DeploymentService
+
+        if self._deployments is None:
+            self._deployments = DeploymentService(self._ctx)
+        return self._deployments
+
+    def deploy(self, endpoint: str, model: str, **how: Any) -> Any:
+        """Deploy a model version to ``endpoint`` (``version=`` or ``alias=``, optionally ``canary=``, or
+        ``ab={...}``; ``sticky_key=``, ``shadow=``); see :meth:`DeploymentService.deploy`."""
+        return self.deployments.deploy(endpoint, model, **how)
+
+    def rollback(self, endpoint: str) -> Any:
+        """Restore the deployment revision the live one replaced."""
+        return self.deployments.rollback(endpoint)
 
     def apply(self, definitions: Any) -> Any:
         """Record feature definitions (entities, feature views, on-demand views, push sources); see

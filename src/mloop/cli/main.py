@@ -16,6 +16,7 @@ from mloop.cli import _state
 from mloop.cli import artifacts as artifacts_cli
 from mloop.cli import audit as audit_cli
 from mloop.cli import data as data_cli
+from mloop.cli import deployments as deployments_cli
 from mloop.cli import features as features_cli
 from mloop.cli import models as models_cli
 from mloop.cli import runs as runs_cli
@@ -39,6 +40,7 @@ app.add_typer(users_cli.keys_app, name="keys")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(artifacts_cli.app, name="artifacts")
 app.add_typer(runs_cli.app, name="runs")
+app.add_typer(deployments_cli.app, name="deployments")
 
 
 @app.callback()
@@ -90,6 +92,9 @@ def demo(
 
 
 app.command()(serve_cli.serve)
+app.command()(deployments_cli.deploy)
+app.command()(deployments_cli.rollback)
+app.command()(deployments_cli.undeploy)
 
 
 @app.command()

@@ -1,0 +1,426 @@
+"""``project.deployments``: which model versions serve each endpoint, as numbered revisions.
+
+Every change (deploy, canary, A/B, shadow, rollback, undeploy) appends a revision to the metadata store
+and an event to the audit log in the same transaction; the newest revision of an endpoint is live. A
+running server polls :meth:`DeploymentService.stamp` and switches to new revisions by itself.
+
+A deployment pins versions: ``alias="champion"`` is resolved when you deploy and recorded beside the
+version, so moving the alias later does not change what serves until you deploy again (the loop
+controller does that as one decision, with its reason).
+
+>>> project.deploy("fraud", "fraud-gbm", alias="champion")            # doctest: +SKIP
+>>> project.deploy("fraud", "fraud-gbm", version=4, canary=0.05)      # doctest: +SKIP
+>>> project.rollback("fraud")                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mloop._service import Service
+from mloop._time import utcnow
+from mloop.errors import MloopError, NotFound
+from mloop.store.schema import DeploymentRow
+
+_ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+KINDS = ("deploy", "rollback", "undeploy")
+OPTIONS = {
+    "max_batch_size": (int, 1, 10_000),
+    "max_wait_ms": (float, 0, 1_000),
+    "cache_size": (int, 0, 10_000_000),
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    version: int
+    weight: float
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One revision of an endpoint: its routes (version and share of traffic), shadow versions, how
+    requests stick to a version, and where it came from."""
+
+    endpoint: str
+    revision: int
+    model: str
+    routes: tuple[Route, ...]
+    shadow: tuple[int, ...] = ()
+    sticky_key: str | None = None
+    alias: str | None = None
+    kind: str = "deploy"
+    previous: int | None = None  # the revision this one replaced
+    active: bool = True
+    created_at: datetime | None = None
+    created_by: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> int:
+        """The version with the largest share (the first listed on a tie)."""
+        return max(self.routes, key=lambda r: r.weight).version
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        """Every version this revision needs loaded: its routes, then its shadows."""
+        routed = tuple(r.version for r in self.routes)
+        return routed + tuple(v for v in self.shadow if v not in routed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "revision": self.revision,
+            "model": self.model,
+            "routes": [{"version": r.version, "weight": r.weight} for r in self.routes],
+            "shadow": list(self.shadow),
+            "sticky_key": self.sticky_key,
+            "alias": self.alias,
+            "kind": self.kind,
+            "previous": self.previous,
+            "active": self.active,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "created_by": self.created_by,
+            "options": dict(self.options),
+        }
+
+
+def _spec(d: Deployment) -> dict[str, Any]:
+    spec = d.to_dict()
+    for key in ("endpoint", "revision", "created_at", "created_by"):
+        spec.pop(key)
+    return spec
+
+
+def _record(row: DeploymentRow) -> Deployment:
+    spec = row.spec
+    return Deployment(
+        endpoint=row.endpoint,
+        revision=row.revision,
+        model=spec["model"],
+        routes=tuple(Route(int(r["version"]), float(r["weight"])) for r in spec["routes"]),
+        shadow=tuple(int(v) for v in spec.get("shadow", [])),
+        sticky_key=spec.get("sticky_key"),
+        alias=spec.get("alias"),
+        kind=spec.get("kind", "deploy"),
+        previous=spec.get("previous"),
+        active=bool(spec.get("active", True)),
+        created_at=row.created_at,
+        created_by=row.created_by,
+        options=spec.get("options", {}),
+    )
+
+
+def check_endpoint(endpoint: str) -> None:
+    if not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint):
+        raise MloopError(
+            f"Endpoint name {endpoint!r} is not allowed: use letters, digits and . _ -, starting with a letter "
+            "or digit, at most 100 characters (for example 'fraud')."
+        )
+
+
+def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Per-endpoint serving options (they replace the ``serving:`` settings for this endpoint)."""
+    out: dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        if key not in OPTIONS:
+            raise MloopError(f"Unknown deployment option {key!r}; options are {', '.join(OPTIONS)}.")
+        kind, low, high = OPTIONS[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or (kind is int and not float(value).is_integer()) or not low <= value <= high:
+            raise MloopError(
+                f"Deployment option {key} must be {'an integer' if kind is int else 'a number'} from {low} to {high}, got {value!r}."
+            )
+        out[key] = kind(value)
+    return out
+
+
+def _version_key(key: Any) -> int:
+    text = str(key).strip().lower().removeprefix("v")
+    if not text.isdigit() or int(text) < 1:
+        raise MloopError(f"A/B key {key!r} is not a version: write it as 3 or 'v3'.")
+    return int(text)
+
+
+def _share(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise MloopError(f"{what} must be a number between 0 and 1, got {value!r}.")
+    if not 0 < value <= 1:
+        raise MloopError(f"{what} must be above 0 and at most 1 (a share of traffic), got {value!r}.")
+    return float(value)
+
+
+class DeploymentService(Service):
+    """Deployment revisions. Reads need ``deployments.read``; deploy and undeploy ``deployments.write``;
+    rollback ``deployments.rollback``; all on ``endpoint:NAME``."""
+
+    def deploy(
+        self,
+        endpoint: str,
+        model: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        canary: float | None = None,
+        ab: Mapping[Any, float] | None = None,
+        sticky_key: str | None = None,
+        shadow: int | list[int] | tuple[int, ...] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Deployment:
+        """A new revision of ``endpoint``.
+
+        - ``version=`` or ``alias=``: that version takes all the traffic;
+        - with ``canary=0.1``: it takes 10% and the live primary keeps the rest (same model);
+        - ``ab={"v3": 0.5, "v4": 0.5}``: the listed versions split the traffic (shares sum to 1);
+        - ``sticky_key="customer_id"``: a request's version follows from that field of its first row;
+        - ``shadow=5``: version 5 gets a copy of every request, its answers logged, never returned.
+        """
+        check_endpoint(endpoint)
+        self._authorize("deployments.write", f"endpoint:{endpoint}")
+        registry = self._registry()
+        if ab is not None:
+            if version is not None or alias is not None or canary is not None:
+                raise MloopError("Pass either ab={...} or version=/alias= (with canary=), not both.")
+            routes = self._ab_routes(model, ab, registry)
+        else:
+            if (version is None) == (alias is None):
+                raise MloopError(
+                    f"Say which version of {model!r} to deploy: version=N or alias='champion' (one of them)."
+                )
+            found = registry.get(model, version=version, alias=alias)
+            routes = (Route(found.version, 1.0),)
+            if canary is not None:
+                routes = self._canary_routes(endpoint, model, found.version, _share(canary, "canary"))
+        shadows = self._shadows(model, shadow, routes, registry)
+        if sticky_key is not None and (not isinstance(sticky_key, str) or not sticky_key):
+            raise MloopError(f"sticky_key must be a request field name, got {sticky_key!r}.")
+        spec = Deployment(
+            endpoint, 0, model, routes, shadows, sticky_key, alias, "deploy", options=check_options(options)
+        )
+        return self._append(endpoint, spec, "deployments.write")
+
+    def rollback(self, endpoint: str) -> Deployment:
+        """A new revision restoring the one the live revision replaced; rolling back again goes further
+        back along the chain."""
+        check_endpoint(endpoint)
+        self._authorize("deployments.rollback", f"endpoint:{endpoint}")
+        with self._ctx.store.read() as session:
+            current = self._latest(session, endpoint)
+            if current is None:
+                raise NotFound(self._missing(session, endpoint))
+            live = _record(current)
+            if live.previous is None:
+                raise MloopError(
+                    f"Endpoint {endpoint!r} has nothing to roll back to: revision {live.revision} is its first. "
+                    f"Deploy another version, or undeploy it with `mloop undeploy {endpoint}`."
+                )
+            row = self._revision_row(session, endpoint, live.previous)
+            target = _record(row)
+        restored = Deployment(
+            endpoint, 0, target.model, target.routes, target.shadow, target.sticky_key, target.alias,
+            "rollback", previous=target.previous, active=target.active, options=target.options,
+        )  # fmt: skip
+        return self._append(endpoint, restored, "deployments.rollback", restored_revision=target.revision)
+
+    def undeploy(self, endpoint: str) -> Deployment:
+        """A new, inactive revision: the endpoint stops serving (404) until deployed or rolled back."""
+        check_endpoint(endpoint)
+        self._authorize("deployments.write", f"endpoint:{endpoint}")
+        live = self.get(endpoint)
+        if not live.active:
+            raise MloopError(
+                f"Endpoint {endpoint!r} is not deployed (revision {live.revision} undeployed it)."
+            )
+        spec = Deployment(
+            endpoint, 0, live.model, live.routes, live.shadow, live.sticky_key, live.alias, "undeploy",
+            active=False, options=live.options,
+        )  # fmt: skip
+        return self._append(endpoint, spec, "deployments.write")
+
+    # ---- read -----------------------------------------------------------------------------------------
+
+    def get(self, endpoint: str, revision: int | None = None) -> Deployment:
+        """The live (newest) revision of ``endpoint``, or revision ``revision``."""
+        self._authorize("deployments.read", f"endpoint:{endpoint}")
+        with self._ctx.store.read() as session:
+            if revision is not None:
+                return _record(self._revision_row(session, endpoint, revision))
+            row = self._latest(session, endpoint)
+            if row is None:
+                raise NotFound(self._missing(session, endpoint))
+            return _record(row)
+
+    def list(self, *, include_inactive: bool = False) -> list[Deployment]:
+        """The newest revision of every endpoint, by endpoint name (undeployed ones only if asked)."""
+        self._authorize("deployments.read", "endpoint:*")
+        pid = self._ctx.project_id
+        newest = (
+            select(DeploymentRow.endpoint, func.max(DeploymentRow.revision).label("revision"))
+            .where(DeploymentRow.project_id == pid)
+            .group_by(DeploymentRow.endpoint)
+            .subquery()
+        )
+        with self._ctx.store.read() as session:
+            rows = session.scalars(
+                select(DeploymentRow)
+                .join(
+                    newest,
+                    (DeploymentRow.endpoint == newest.c.endpoint)
+                    & (DeploymentRow.revision == newest.c.revision),
+                )
+                .where(DeploymentRow.project_id == pid)
+                .order_by(DeploymentRow.endpoint)
+            ).all()
+            found = [_record(row) for row in rows]
+        return [d for d in found if include_inactive or d.active]
+
+    def history(self, endpoint: str) -> list[Deployment]:
+        """Every revision of ``endpoint``, oldest first."""
+        self._authorize("deployments.read", f"endpoint:{endpoint}")
+        with self._ctx.store.read() as session:
+            rows = session.scalars(
+                select(DeploymentRow)
+                .where(DeploymentRow.project_id == self._ctx.project_id, DeploymentRow.endpoint == endpoint)
+                .order_by(DeploymentRow.revision)
+            ).all()
+            if not rows:
+                raise NotFound(self._missing(session, endpoint))
+            return [_record(row) for row in rows]
+
+    def stamp(self) -> int:
+        """A number that grows with every new revision in the project (0 when there is none): one indexed
+        query, for servers to poll."""
+        with self._ctx.store.read() as session:
+            found = session.scalar(
+                select(func.max(DeploymentRow.id)).where(DeploymentRow.project_id == self._ctx.project_id)
+            )
+        return int(found or 0)
+
+    # ---- internals ------------------------------------------------------------------------------------
+
+    def _registry(self) -> Any:
+        from mloop.registry.service import ModelRegistry
+
+        return ModelRegistry(self._ctx)
+
+    def _append(self, endpoint: str, spec: Deployment, permission: str, **payload: Any) -> Deployment:
+        with self._mutate(permission, f"endpoint:{endpoint}", action=permission) as change:
+            session = change.session
+            latest = self._latest(session, endpoint)
+            revision = 1 if latest is None else latest.revision + 1
+            body = _spec(spec)
+            if spec.kind != "rollback":
+                body["previous"] = None if latest is None else latest.revision
+            row = DeploymentRow(
+                project_id=self._ctx.project_id,
+                endpoint=endpoint,
+                revision=revision,
+                spec=body,
+                created_at=utcnow(),
+                created_by=self.actor.name,
+            )
+            session.add(row)
+            session.flush()
+            change.payload.update(
+                revision=revision, kind=spec.kind, model=spec.model,
+                routes=body["routes"], shadow=body["shadow"], active=spec.active, **payload,
+            )  # fmt: skip
+            return _record(row)
+
+    def _latest(self, session: Session, endpoint: str) -> DeploymentRow | None:
+        return session.scalars(
+            select(DeploymentRow)
+            .where(DeploymentRow.project_id == self._ctx.project_id, DeploymentRow.endpoint == endpoint)
+            .order_by(DeploymentRow.revision.desc())
+            .limit(1)
+        ).first()
+
+    def _revision_row(self, session: Session, endpoint: str, revision: int) -> DeploymentRow:
+        row = session.scalars(
+            select(DeploymentRow).where(
+                DeploymentRow.project_id == self._ctx.project_id,
+                DeploymentRow.endpoint == endpoint,
+                DeploymentRow.revision == revision,
+            )
+        ).first()
+        if row is None:
+            latest = self._latest(session, endpoint)
+            if latest is None:
+                raise NotFound(self._missing(session, endpoint))
+            raise NotFound(
+                f"Endpoint {endpoint!r} has no revision {revision}; its revisions are 1 to {latest.revision}."
+            )
+        return row
+
+    def _missing(self, session: Session, endpoint: str) -> str:
+        names = session.scalars(
+            select(DeploymentRow.endpoint).where(DeploymentRow.project_id == self._ctx.project_id).distinct()
+        ).all()
+        known = ", ".join(sorted(names)) or "none yet"
+        return (
+            f"No endpoint {endpoint!r} has been deployed (endpoints: {known}). Deploy one with "
+            f"`mloop deploy {endpoint} MODEL --version N`."
+        )
+
+    def _canary_routes(self, endpoint: str, model: str, version: int, share: float) -> tuple[Route, ...]:
+        with self._ctx.store.read() as session:
+            row = self._latest(session, endpoint)
+        live = _record(row) if row is not None else None
+        if live is None or not live.active:
+            raise MloopError(
+                f"A canary needs a live version to compare with, and endpoint {endpoint!r} serves none: deploy "
+                f"a version first (`mloop deploy {endpoint} {model} --version N`), then the canary."
+            )
+        if live.model != model:
+            raise MloopError(
+                f"Endpoint {endpoint!r} serves model {live.model!r}; a canary of {model!r} would mix two models. "
+                "Deploy the new model on its own endpoint, or deploy it fully."
+            )
+        if live.primary == version:
+            raise MloopError(
+                f"Version {version} is already the primary of {endpoint!r}; canary another version."
+            )
+        if share >= 1:
+            return (Route(version, 1.0),)
+        return (Route(live.primary, 1.0 - share), Route(version, share))
+
+    def _ab_routes(self, model: str, ab: Mapping[Any, float], registry: Any) -> tuple[Route, ...]:
+        if not ab:
+            raise MloopError(
+                'ab= needs at least one version and its share, for example {"v3": 0.5, "v4": 0.5}.'
+            )
+        routes = []
+        for key, share in ab.items():
+            number = _version_key(key)
+            registry.get(model, version=number)
+            routes.append(Route(number, _share(share, f"The share of v{number}")))
+        if len({r.version for r in routes}) != len(routes):
+            raise MloopError("ab= lists a version twice; list each version once.")
+        total = sum(r.weight for r in routes)
+        if abs(total - 1.0) > 1e-6:
+            raise MloopError(f"The ab= shares sum to {total:g}; make them sum to 1.")
+        return tuple(routes)
+
+    def _shadows(self, model: str, shadow: Any, routes: tuple[Route, ...], registry: Any) -> tuple[int, ...]:
+        if shadow is None:
+            return ()
+        versions = [shadow] if isinstance(shadow, int) else list(shadow)
+        out = []
+        for version in versions:
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise MloopError(f"shadow= takes version numbers, got {version!r}.")
+            if any(r.version == version for r in routes):
+                raise MloopError(
+                    f"Version {version} already serves traffic here; a shadow must be another version."
+                )
+            registry.get(model, version=version)
+            out.append(version)
+        return tuple(dict.fromkeys(out))
