@@ -35,6 +35,16 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
         "log_level": "INFO",
         "log_format": "auto",
         "api_key": None,
+        "serving": {
+            "max_concurrency": 64,
+            "max_body_bytes": 1_048_576,
+            "rate_limit": None,
+            "rate_burst": None,
+            "rate_limits": {},
+            "max_batch_size": 1,
+            "max_wait_ms": 2.0,
+            "cache_size": 0,
+        },
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mloop.errors import ConfigError
@@ -25,6 +25,35 @@ CONFIG_FILE = "mloop.yaml"
 STATE_DIR = ".mloop"
 _SECRET_FIELDS = {"api_key"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ServingSettings(BaseModel):
+    """How ``mloop serve`` protects itself and batches (the ``serving:`` block of mloop.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrency: int = Field(
+        64, ge=1, description="Requests in flight per worker; more are shed at once with 503 + Retry-After."
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; larger ones get 413.")
+    rate_limit: float | None = Field(
+        None, gt=0, description="Requests per second per API key (a token bucket); none: no limit."
+    )
+    rate_burst: int | None = Field(
+        None, ge=1, description="Bucket size; default twice the rate (at least 1)."
+    )
+    rate_limits: dict[str, float] = Field(
+        default_factory=dict, description="Per-user rates that replace rate_limit, by user name."
+    )
+    max_batch_size: int = Field(
+        1, ge=1, le=10_000, description="Rows grouped into one model call per version; 1 turns batching off."
+    )
+    max_wait_ms: float = Field(
+        2.0, ge=0, le=1_000, description="Longest a request waits for a batch to fill."
+    )
+    cache_size: int = Field(
+        0, ge=0, description="Answers cached per endpoint (keyed on the full input); 0: off."
+    )
 
 
 class Settings(BaseSettings):
@@ -59,6 +88,7 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="API key to act as (MLOOP_API_KEY; never in the file)."
     )
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -242,4 +272,15 @@ local_admin: true
 # json or console.
 log_level: INFO
 log_format: auto
+
+# The inference service (mloop serve). Requests in flight per worker beyond max_concurrency are shed
+# with 503; rate_limit is requests per second per API key (429 + Retry-After); max_batch_size > 1 groups
+# concurrent requests into one model call, waiting at most max_wait_ms; cache_size > 0 caches answers.
+serving:
+  max_concurrency: 64
+  max_body_bytes: 1048576
+  rate_limit: null
+  max_batch_size: 1
+  max_wait_ms: 2.0
+  cache_size: 0
 """

@@ -45,3 +45,23 @@ class SchemaError(MloopError):
 
 class MalformedInput(MloopError):
     """A file cannot be read as what it claims to be (truncated Parquet, wrong CSV delimiter, ...)."""
+
+
+class TooManyRequests(MloopError):
+    """A caller went over its rate limit; ``retry_after`` says in how many seconds a request would pass."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(MloopError):
+    """The server is at its concurrency cap and sheds the request instead of queueing it without bound."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(MloopError):
+    """A request body is over the server's size limit."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import lightgbm
@@ -18,8 +19,11 @@ def amount_vs_mean(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"amount_ratio": frame["amount"].astype("float64") / mean})
 
 
-def setup(project: ml.Project, folder: Path, rows: int = 12_000) -> tuple[ml.TrainingPipeline, pd.DataFrame]:
-    txns, labels = generate(rows, days=30, customers=400, merchants=80, fraud_rate=0.04, seed=11)
+def setup(
+    project: ml.Project, folder: Path, rows: int = 12_000, start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+) -> tuple[ml.TrainingPipeline, pd.DataFrame]:
+    txns, labels = generate(rows, start=start, days=30, customers=400, merchants=80, fraud_rate=0.04, seed=11)
+    txns["ts"] = txns["ts"].astype("datetime64[us, UTC]")
     path = folder / "txns.parquet"
     txns.to_parquet(path, index=False)
     source = ml.ParquetSource(str(path), timestamp="ts")

@@ -19,6 +19,7 @@ from mloop.features.aggregate import aggregate
 from mloop.features.definitions import Aggregation, FeatureView, OnDemandView
 from mloop.features.online.base import OnlineStore, decode, entity_key
 from mloop.features.refs import Resolved
+from mloop.models.signature import ColumnSpec, Signature
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -150,8 +151,11 @@ def lookup(
                 results[(name, agg.feature)] = out
     for odv, outputs in plan.on_demand:
         frame = pd.DataFrame({ref.split(":")[1]: results[tuple(ref.split(":"))] for ref in odv.inputs})  # type: ignore[index]
-        for request_field in odv.request:
-            frame[request_field.name] = columns[request_field.name]
+        if odv.request:
+            given = pd.DataFrame({f.name: columns[f.name] for f in odv.request}, index=frame.index)
+            typed = _request_signature(odv).validate(given)  # a wrong type: one problem per field, a 422
+            for request_field in odv.request:
+                frame[request_field.name] = typed[request_field.name]
         computed = run_on_demand(odv, frame)
         for output in outputs:
             results[(odv.name, output)] = computed[output]
@@ -159,6 +163,10 @@ def lookup(
     for out_name, view, feature in plan.columns:
         response[out_name] = results[(view, feature)]
     return response
+
+
+def _request_signature(odv: OnDemandView) -> Signature:
+    return Signature([ColumnSpec(f.name, f.dtype, nullable=True) for f in odv.request])
 
 
 def run_on_demand(odv: OnDemandView, frame: pd.DataFrame) -> dict[str, list[Any]]:

@@ -130,6 +130,12 @@ def check_timestamps(con: duckdb.DuckDBPyConnection, view: FeatureView, table: T
             f"The source of feature view {view.name!r} has no column(s) {sorted(set(missing))} "
             f"(it has {sorted(types)}); fix the view's fields or the source."
         )
+    if types[table.timestamp] == "TIMESTAMPTZ_NS":
+        raise SchemaError(
+            f"Feature view {view.name!r}: source column {table.timestamp!r} has nanosecond precision; the feature "
+            "store keeps microseconds. Write it as microseconds (pandas: df[col] = "
+            "df[col].astype('datetime64[us, UTC]'))."
+        )
     if types[table.timestamp] != "TIMESTAMP WITH TIME ZONE":
         raise SchemaError(
             f"Feature view {view.name!r}: source column {table.timestamp!r} is {types[table.timestamp]}, not a "

@@ -2,31 +2,57 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mloop import __version__
 from mloop.project import Project
-from mloop.serving import errors, features_routes
+from mloop.serving import errors, features_routes, oip_routes, predict_routes
 from mloop.serving.auth import Authenticator
+from mloop.serving.endpoints import EndpointTable
+from mloop.serving.inference import Inference
+from mloop.serving.protection import Guard
 
 
 def create_app(project: Project) -> FastAPI:
-    """One app for the whole project; requests act as the owner of their API key."""
-    app = FastAPI(title="mloop", version=__version__, description="mloop platform API")
+    """One app for the whole project; requests act as the owner of their API key. The live endpoints are
+    loaded before the app is returned and followed from then on (see :mod:`mloop.serving.endpoints`)."""
+    table = EndpointTable(project).start()
+    inference = Inference(table)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        inference.drain()
+        inference.close()
+        table.close()
+
+    app = FastAPI(title="mloop", version=__version__, description="mloop platform API", lifespan=lifespan)
+    app.state.endpoints, app.state.inference = table, inference
     errors.install(app)
+    serving = project.settings.serving
+    app.add_middleware(Guard, max_concurrency=serving.max_concurrency, max_body_bytes=serving.max_body_bytes)
     caller = Authenticator(project)
     app.include_router(features_routes.router(caller))
+    app.include_router(predict_routes.router(caller, inference))
+    app.include_router(oip_routes.router(caller, inference))
 
     @app.get("/v2/health/live", tags=["health"])
     def live() -> dict[str, bool]:
         return {"live": True}
 
     @app.get("/v2/health/ready", tags=["health"])
-    def ready() -> dict[str, bool]:
+    def ready() -> Response:
         with project.store.read() as session:
             session.connection()
-        return {"ready": True}
+        if table.failures:  # a deployed version does not load: this server is not what was deployed
+            failed = [f"{model} version {version}: {why}" for (model, version), why in table.failures.items()]
+            return JSONResponse({"ready": False, "failures": failed}, status_code=503)
+        return JSONResponse({"ready": True})
 
     @app.get("/metrics", tags=["health"])
     def metrics() -> Response:

@@ -1,8 +1,12 @@
 """Who is calling: the API key in ``Authorization: Bearer``, resolved to an actor and cached briefly so
-the hot path does not query the metadata store on every request."""
+the hot path does not query the metadata store on every request; then the key's rate limit.
+
+It is an ``async`` dependency so FastAPI calls it on the event loop, without a thread hop; a cache miss
+reads the metadata store once (a few hundred microseconds) for the next ``cache_seconds``."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 
@@ -10,19 +14,34 @@ from fastapi import Request
 
 from mloop.errors import AuthenticationError
 from mloop.project import Project
+from mloop.serving.protection import RateLimits
 
 CACHE_SECONDS = 5.0
 
 
 class Authenticator:
-    def __init__(self, project: Project, cache_seconds: float = CACHE_SECONDS) -> None:
+    def __init__(
+        self, project: Project, cache_seconds: float = CACHE_SECONDS, limits: RateLimits | None = None
+    ) -> None:
         self.project = project
+        serving = project.settings.serving
+        self.limits = limits or RateLimits(serving.rate_limit, serving.rate_burst, serving.rate_limits)
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Project]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, request: Request) -> Project:
-        header = request.headers.get("authorization", "")
+    async def __call__(self, request: Request) -> Project:
+        seen = self.identify(request.headers.get("authorization", ""))
+        if self.limits.enabled:
+            self.limits.check(self._key(request), seen.actor.name)
+        return seen
+
+    @staticmethod
+    def _key(request: Request) -> str:
+        token = request.headers.get("authorization", "").partition(" ")[2]
+        return hashlib.blake2b(token.encode(), digest_size=12).hexdigest() if token else "(no key)"
+
+    def identify(self, header: str) -> Project:
         if not header:
             if self.project.settings.local_admin:
                 return self.project

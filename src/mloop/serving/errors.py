@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,9 +17,13 @@ from mloop.errors import (
     MalformedInput,
     MloopError,
     NotFound,
+    Overloaded,
+    PayloadTooLarge,
     PermissionDenied,
     SchemaError,
+    TooManyRequests,
 )
+from mloop.serving.protection import retry_after
 
 log = logging.getLogger("mloop.serving")
 STATUS = [
@@ -26,6 +31,9 @@ STATUS = [
     (PermissionDenied, 403),
     (NotFound, 404),
     (AlreadyExists, 409),
+    (PayloadTooLarge, 413),
+    (TooManyRequests, 429),
+    (Overloaded, 503),
     (SchemaError, 422),
     (MalformedInput, 422),
     (MloopError, 400),
@@ -37,9 +45,15 @@ def install(app: FastAPI) -> None:
     async def _user_error(request: Request, exc: MloopError) -> JSONResponse:
         status = next(code for kind, code in STATUS if isinstance(exc, kind))
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(
-            {"error": type(exc).__name__, "message": str(exc)}, status_code=status, headers=headers
-        )
+        if isinstance(exc, TooManyRequests | Overloaded):
+            headers = {"Retry-After": retry_after(exc.retry_after)}
+        body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+        if request.url.path.startswith("/v2/"):
+            body = {"error": str(exc)}  # the Open Inference Protocol's error shape
+            status = 400 if status == 422 else status
+        elif hasattr(exc, "to_dict") and hasattr(exc, "problems"):
+            body["problems"] = exc.to_dict()  # a signature mismatch: one entry per field
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -47,6 +61,9 @@ def install(app: FastAPI) -> None:
             {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
             for e in exc.errors()
         ]
+        if request.url.path.startswith("/v2/"):
+            text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+            return JSONResponse({"error": f"The request body is invalid: {text}"}, status_code=400)
         return JSONResponse({"error": "ValidationError", "message": "The request body is invalid.", "problems": problems},
                             status_code=422)  # fmt: skip
 

@@ -1,0 +1,150 @@
+"""What a server process is serving: one immutable snapshot of every live endpoint, swapped atomically.
+
+A background thread polls the deployments' change stamp (one cheap query) every ``poll`` seconds. On a
+change it loads every model version the new revisions need *before* switching, reusing the versions it
+holds already, and then replaces the snapshot with one assignment: a request in flight keeps the
+snapshot it started with, the next one sees the new one, and none fails in between. A version that fails
+to load leaves that endpoint on its previous revision (logged, retried on the next poll), so a broken
+artifact never takes an endpoint down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mloop.errors import NotFound
+from mloop.serving.predictor import Predictor
+from mloop.serving.router import TrafficRouter
+
+log = logging.getLogger("mloop.serving")
+
+POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class LiveEndpoint:
+    """One endpoint's live revision, its router and a predictor for every version it routes or shadows."""
+
+    deployment: Any
+    router: TrafficRouter
+    predictors: Mapping[int, Predictor]
+
+    @property
+    def name(self) -> str:
+        return str(self.deployment.endpoint)
+
+    @property
+    def revision(self) -> int:
+        return int(self.deployment.revision)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    stamp: int
+    endpoints: Mapping[str, LiveEndpoint] = field(default_factory=dict)
+
+
+class EndpointTable:
+    """The live endpoints of one project in this process; :meth:`get` is lock-free."""
+
+    def __init__(
+        self,
+        project: Any,
+        *,
+        poll: float = POLL_SECONDS,
+        loader: Callable[[Any, str, int], Predictor] = Predictor.load,
+    ) -> None:
+        self.project = project
+        self.poll = poll
+        self._load = loader
+        self._snapshot = Snapshot(stamp=-1)
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures: dict[tuple[str, int], str] = {}  # (model, version) -> why it would not load
+
+    # ---- reading (hot path) ---------------------------------------------------------------------------
+
+    def get(self, endpoint: str) -> LiveEndpoint:
+        live = self._snapshot.endpoints.get(endpoint)
+        if live is None:
+            names = ", ".join(sorted(self._snapshot.endpoints)) or "none"
+            raise NotFound(
+                f"No endpoint {endpoint!r} is deployed on this server; live endpoints: {names}. Deploy one "
+                f"with project.deploy({endpoint!r}, MODEL, version=N) or `mloop deploy {endpoint} MODEL "
+                "--version N`."
+            )
+        return live
+
+    def endpoints(self) -> Mapping[str, LiveEndpoint]:
+        return self._snapshot.endpoints
+
+    # ---- refreshing -----------------------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Load what changed since the last refresh and swap it in; True if the snapshot changed."""
+        with self._refresh_lock:
+            stamp = int(self.project.deployments.stamp())
+            current = self._snapshot
+            if stamp == current.stamp and not self.failures:
+                return False
+            held = {
+                (p.name, p.version): p
+                for live in current.endpoints.values()
+                for p in live.predictors.values()
+            }
+            endpoints: dict[str, LiveEndpoint] = {}
+            failures: dict[tuple[str, int], str] = {}
+            for deployment in self.project.deployments.list():
+                if not deployment.active:
+                    continue
+                predictors: dict[int, Predictor] = {}
+                for version in deployment.versions:
+                    key = (deployment.model, version)
+                    predictor = held.get(key)
+                    if predictor is None:
+                        try:
+                            predictor = self._load(self.project, deployment.model, version)
+                        except Exception as exc:
+                            failures[key] = f"{type(exc).__name__}: {exc}"
+                            log.error("endpoint %s revision %s: %s version %s does not load: %s",
+                                      deployment.endpoint, deployment.revision, *key, exc)  # fmt: skip
+                            break
+                        held[key] = predictor
+                    predictors[version] = predictor
+                else:
+                    endpoints[deployment.endpoint] = LiveEndpoint(
+                        deployment, TrafficRouter(deployment), predictors
+                    )
+                    continue
+                previous = current.endpoints.get(deployment.endpoint)
+                if previous is not None:  # keep serving the revision that worked
+                    endpoints[deployment.endpoint] = previous
+            self.failures = failures
+            self._snapshot = Snapshot(stamp, endpoints)  # the one atomic switch
+            return True
+
+    def start(self) -> EndpointTable:
+        """Refresh now, then every ``poll`` seconds in a daemon thread."""
+        self.refresh()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="mloop-endpoints", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll):
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("could not refresh the live endpoints; serving the previous ones")

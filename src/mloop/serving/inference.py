@@ -1,0 +1,293 @@
+"""The prediction path shared by the v1 API and the Open Inference Protocol: permission, version choice,
+feature lookup and prediction, shadow copies, metrics.
+
+The caller needs ``predict`` on ``endpoint:NAME``; the feature lookup runs as the server itself, so a
+client key needs no read access to the feature store. Shadow versions get a copy of the rows on a
+bounded background queue after the answer is computed: they never change it, never delay it, and when
+the queue is full the copy is dropped and counted rather than queued without bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mloop.errors import MloopError
+from mloop.serving import metrics
+from mloop.serving.batching import Batcher
+from mloop.serving.cache import ResponseCache
+from mloop.serving.endpoints import EndpointTable, LiveEndpoint
+from mloop.serving.predictor import Prediction, Predictor, check_rows
+
+log = logging.getLogger("mloop.serving")
+
+SHADOW_QUEUE = 1_000
+
+
+@dataclass(frozen=True)
+class Answer:
+    request_id: str
+    endpoint: str
+    model: str
+    version: int
+    revision: int
+    predictions: list[Any]
+    inputs: dict[str, list[Any]]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"predictions": self.predictions, "model": self.model, "version": self.version,
+                "request_id": self.request_id}  # fmt: skip
+
+
+class Inference:
+    """Answers predictions for the endpoints of ``table``; one per server process."""
+
+    def __init__(self, table: EndpointTable, *, shadow_queue: int = SHADOW_QUEUE) -> None:
+        self.table = table
+        self.project = table.project
+        self._shadow: queue.Queue[tuple[LiveEndpoint, str, list[Mapping[str, Any]]] | None] = queue.Queue(
+            shadow_queue
+        )
+        self._shadow_thread: threading.Thread | None = None
+        self.shadow_results: list[dict[str, Any]] = []  # the newest few, for tests and the dashboard
+        self._batchers: dict[tuple[Any, ...], Batcher] = {}
+        self._caches: dict[str, ResponseCache] = {}
+
+    def predict(
+        self,
+        caller: Any,
+        endpoint: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        version: int | None = None,
+        request_id: str | None = None,
+    ) -> Answer:
+        """Predictions for ``rows`` from the version the endpoint's traffic policy picks (or ``version``,
+        which must be one the endpoint serves), computed on this thread."""
+        live, predictor, started = self._begin(caller, endpoint, rows, version)
+        hit = self._from_cache(live, rows, version, request_id, started)
+        if hit is not None:
+            return hit
+        with self._measured(endpoint, predictor.version, started):
+            result = predictor.predict(self.project, rows)
+        return self._finish(live, predictor, rows, version, result, started, request_id)
+
+    async def predict_async(
+        self,
+        caller: Any,
+        endpoint: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        version: int | None = None,
+        request_id: str | None = None,
+    ) -> Answer:
+        """As :meth:`predict`, on the event loop: grouped with concurrent requests by the version's
+        :class:`~mloop.serving.batching.Batcher` when batching is on, computed inline when it is off (a
+        thread hop would cost more than the model call)."""
+        live, predictor, started = self._begin(caller, endpoint, rows, version)
+        hit = self._from_cache(live, rows, version, request_id, started)
+        if hit is not None:
+            return hit
+        batcher = self._batcher(live, predictor)
+        with self._measured(endpoint, predictor.version, started):
+            if batcher is None:
+                result = predictor.predict(self.project, rows)
+            else:
+                result = await batcher.predict(rows)
+        return self._finish(live, predictor, rows, version, result, started, request_id)
+
+    def _begin(
+        self, caller: Any, endpoint: str, rows: Sequence[Mapping[str, Any]], version: int | None
+    ) -> tuple[LiveEndpoint, Predictor, float]:
+        caller.actor.require("predict", f"endpoint:{endpoint}")
+        started = time.perf_counter()
+        live = self.table.get(endpoint)
+        check_rows(rows)
+        return live, live.predictors[self._choose(live, rows, version)], started
+
+    @contextlib.contextmanager
+    def _measured(self, endpoint: str, version: int, started: float) -> Iterator[None]:
+        status = "error"
+        try:
+            yield
+            status = "ok"
+        except MloopError:
+            status = "rejected"
+            raise
+        finally:
+            if status != "ok":
+                metrics.REQUESTS.labels(endpoint, str(version), status).inc()
+                metrics.LATENCY.labels(endpoint, str(version)).observe(time.perf_counter() - started)
+
+    def _finish(
+        self,
+        live: LiveEndpoint,
+        predictor: Predictor,
+        rows: Sequence[Mapping[str, Any]],
+        pinned: int | None,
+        result: Prediction,
+        started: float,
+        request_id: str | None,
+        *,
+        cached: bool = False,
+    ) -> Answer:
+        elapsed = time.perf_counter() - started
+        version = predictor.version
+        metrics.REQUESTS.labels(live.name, str(version), "ok").inc()
+        metrics.LATENCY.labels(live.name, str(version)).observe(elapsed)
+        if not cached:
+            metrics.LOOKUP.labels(live.name).observe(result.lookup_seconds)
+            cache = self._cache(live)
+            if cache is not None:
+                cache.put(rows, pinned, (predictor, result))
+        answer = Answer(request_id or uuid.uuid4().hex, live.name, predictor.name, version, live.revision,
+                        result.predictions, result.inputs, elapsed)  # fmt: skip
+        if live.router.shadows and not cached:
+            self._send_shadow(live, answer.request_id, list(rows))
+        return answer
+
+    # ---- batching and the response cache -------------------------------------------------------------
+
+    def _options(self, live: LiveEndpoint) -> tuple[int, float, int]:
+        serving = self.project.settings.serving
+        options = live.deployment.options
+        return (int(options.get("max_batch_size", serving.max_batch_size)),
+                float(options.get("max_wait_ms", serving.max_wait_ms)),
+                int(options.get("cache_size", serving.cache_size)))  # fmt: skip
+
+    def _batcher(self, live: LiveEndpoint, predictor: Predictor) -> Batcher | None:
+        size, wait, _ = self._options(live)
+        if size <= 1:
+            return None
+        key = (live.name, predictor.name, predictor.version, size, wait)
+        batcher = self._batchers.get(key)
+        if batcher is None or batcher.predictor is not predictor:
+            batcher = self._batchers[key] = Batcher(predictor, self.project, live.name, size, wait)
+        return batcher
+
+    def _cache(self, live: LiveEndpoint) -> ResponseCache | None:
+        size = self._options(live)[2]
+        if size <= 0:
+            return None
+        cache = self._caches.get(live.name)
+        if cache is None or cache.revision != live.revision or cache.size != size:
+            cache = self._caches[live.name] = ResponseCache(live.revision, size)  # a new revision: empty
+        return cache
+
+    def _from_cache(
+        self, live: LiveEndpoint, rows: Sequence[Mapping[str, Any]], pinned: int | None, request_id: str | None,
+        started: float,
+    ) -> Answer | None:  # fmt: skip
+        cache = self._cache(live)
+        if cache is None:
+            return None
+        found = cache.get(rows, pinned)
+        metrics.CACHE.labels(live.name, "miss" if found is None else "hit").inc()
+        if found is None:
+            return None
+        predictor, result = found
+        return self._finish(live, predictor, rows, pinned, result, started, request_id, cached=True)
+
+    def describe(self, caller: Any, endpoint: str, version: int | None = None) -> dict[str, Any]:
+        """What the endpoint serves: its revision, traffic policy, and each version's inputs and outputs."""
+        caller.actor.require("predict", f"endpoint:{endpoint}")
+        live = self.table.get(endpoint)
+        chosen = self._choose(live, [{}], version) if version is not None else live.deployment.primary
+        predictor = live.predictors[chosen]
+        signature = predictor.model.signature
+        return {
+            "endpoint": live.name,
+            "revision": live.revision,
+            "deployment": live.deployment.to_dict(),
+            "model": predictor.name,
+            "version": predictor.version,
+            "versions": sorted(live.predictors),
+            "features": predictor.features,
+            "signature": signature.to_dict() if signature is not None else None,
+        }
+
+    def input_names(self, endpoint: str, version: int | None = None) -> list[str]:
+        """The signature's input columns of the version answering (the primary when not pinned)."""
+        return self._predictor(endpoint, version).inputs
+
+    def output_names(self, endpoint: str, version: int) -> list[str]:
+        return self._predictor(endpoint, version).outputs
+
+    def _predictor(self, endpoint: str, version: int | None) -> Predictor:
+        live = self.table.get(endpoint)
+        chosen = self._choose(live, [{}], version) if version is not None else live.deployment.primary
+        return live.predictors[chosen]
+
+    def _choose(self, live: LiveEndpoint, rows: Sequence[Mapping[str, Any]], version: int | None) -> int:
+        if version is not None:
+            if version not in live.predictors:
+                served = ", ".join(str(v) for v in sorted(live.predictors))
+                raise MloopError(
+                    f"Endpoint {live.name!r} does not serve version {version}; it serves {served}. Leave the "
+                    "version out to follow the traffic policy, or deploy that version first."
+                )
+            return version
+        key = live.deployment.sticky_key
+        sticky = rows[0].get(key) if key else None
+        return live.router.pick(sticky)
+
+    # ---- shadow traffic -------------------------------------------------------------------------------
+
+    def _send_shadow(self, live: LiveEndpoint, request_id: str, rows: list[Mapping[str, Any]]) -> None:
+        if self._shadow_thread is None:
+            self._shadow_thread = threading.Thread(target=self._shadow_loop, name="mloop-shadow", daemon=True)
+            self._shadow_thread.start()
+        try:
+            self._shadow.put_nowait((live, request_id, rows))
+        except queue.Full:
+            metrics.SHADOW_DROPPED.labels(live.name).inc()
+
+    def _shadow_loop(self) -> None:
+        while True:
+            item = self._shadow.get()
+            try:
+                if item is None:
+                    return
+                live, request_id, rows = item
+                for version in live.router.shadows:
+                    self._run_shadow(live, live.predictors[version], request_id, rows)
+            finally:
+                self._shadow.task_done()
+
+    def _run_shadow(self, live: LiveEndpoint, predictor: Predictor, request_id: str, rows: list[Any]) -> None:
+        started = time.perf_counter()
+        try:
+            result = predictor.predict(self.project, rows)
+            outcome: dict[str, Any] = {"predictions": result.predictions}
+            status = "ok"
+        except Exception as exc:  # a shadow's failure is data about the shadow, never the caller's error
+            outcome, status = {"error": f"{type(exc).__name__}: {exc}"}, "error"
+        seconds = time.perf_counter() - started
+        metrics.SHADOW.labels(live.name, str(predictor.version), status).inc()
+        record = {"request_id": request_id, "endpoint": live.name, "version": predictor.version,
+                  "seconds": seconds, **outcome}  # fmt: skip
+        self.shadow_results.append(record)
+        del self.shadow_results[:-1000]
+        log.debug("shadow %s v%s: %s", live.name, predictor.version, status, extra={"request_id": request_id})
+
+    def drain(self, timeout: float = 5.0) -> None:
+        """Wait until every queued shadow copy has run (for tests and graceful shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._shadow.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        for batcher in self._batchers.values():
+            batcher.close()
+        if self._shadow_thread is not None:
+            self._shadow.put(None)
+            self._shadow_thread.join(timeout=5)
+            self._shadow_thread = None

@@ -1,0 +1,139 @@
+"""One model version ready to answer requests: its model, the features it reads from the online store,
+and its signature.
+
+A request row holds the entity's join keys (``customer_id``) and request-time features (``amount``). The
+features the model was trained on (``lineage.features``, e.g. ``customer_stats:*``) are looked up for all
+rows in one round trip to the online store; a value the request gives itself takes precedence over the
+looked-up one (so a caller can send a feature the store does not hold yet). The merged rows are checked
+against the signature, which answers a mismatch with one line per field.
+
+>>> predictor = Predictor.load(project, "fraud", 3)                                  # doctest: +SKIP
+>>> predictor.predict(project, [{"customer_id": 42, "amount": 12.5}]).predictions    # doctest: +SKIP
+[0.013]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop.errors import MalformedInput
+from mloop.models.signature import Signature, SignatureError
+from mloop.registry.versions import LoadedModel
+
+MAX_ROWS = 10_000  # per request; larger batches belong to `mloop score`
+
+
+@dataclass(frozen=True)
+class Prediction:
+    predictions: list[Any]
+    inputs: dict[str, list[Any]]  # the model's inputs after the feature lookup, as columns
+    lookup_seconds: float
+
+
+class Predictor:
+    """A loaded model version with its feature plan; thread-safe (it holds no per-request state)."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.name = model.name
+        self.version = model.version
+        self.features: list[str] = [str(f) for f in model.info.lineage.get("features", [])]
+        signature = model.signature
+        self.inputs: list[str] = [c.name for c in signature.inputs] if signature is not None else []
+        self.outputs: list[str] = (
+            [c.name for c in signature.outputs]
+            if signature is not None and signature.outputs
+            else ["prediction"]
+        )
+
+    @classmethod
+    def load(cls, project: Any, name: str, version: int) -> Predictor:
+        return cls(project.models.load(name, version=version))
+
+    def predict(self, project: Any, rows: Sequence[Mapping[str, Any]]) -> Prediction:
+        """Look up the model's online features for ``rows``, merge what the rows give, validate, predict."""
+        check_rows(rows)
+        given = {name for row in rows for name in row}
+        wanted = self.inputs or sorted(given)
+        self._check_given(rows, given)
+        started = time.perf_counter()
+        # Rows that carry every input themselves (an OIP tensor of all columns) need no lookup.
+        every = set(wanted)
+        needed = bool(self.features) and not all(row.keys() >= every for row in rows)
+        columns = self._lookup(project, rows) if needed else {}
+        lookup_seconds = time.perf_counter() - started
+        merged: dict[str, list[Any]] = {}
+        for name in wanted:
+            looked = columns.get(name)
+            if name not in given:
+                if looked is not None:
+                    merged[name] = looked
+            elif looked is None:
+                merged[name] = [row.get(name) for row in rows]
+            else:  # a row's own value wins; rows without one get the looked-up value
+                merged[name] = [row[name] if name in row else looked[i] for i, row in enumerate(rows)]
+        frame = pd.DataFrame(merged, index=range(len(rows)))
+        scores = self.model.predict(frame)
+        return Prediction(_plain(scores), {k: list(v) for k, v in merged.items()}, lookup_seconds)
+
+    def _check_given(self, rows: Sequence[Mapping[str, Any]], given: set[str]) -> None:
+        """The request's own values of model inputs have the signature's types, before any on-demand view
+        computes with them: a wrong type is a per-field 422, not a failed transformation."""
+        signature = self.model.signature
+        if signature is None or not self.features:
+            return
+        problems = []
+        for spec in signature.inputs:
+            if spec.name in given:
+                values = [row[spec.name] for row in rows if spec.name in row]
+                try:
+                    Signature([spec]).validate(pd.DataFrame({spec.name: values}))
+                except SignatureError as exc:
+                    problems += exc.problems
+        if problems:
+            raise SignatureError(problems)
+
+    def _lookup(self, project: Any, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        # A row without the join keys or request fields is a SchemaError naming them: a 422.
+        result: dict[str, list[Any]] = project.features.online(list(rows), self.features)
+        return result
+
+
+def check_rows(rows: Any) -> None:
+    """Rows are a non-empty list of JSON objects with finite numbers, at most :data:`MAX_ROWS`."""
+    if not isinstance(rows, Sequence) or isinstance(rows, str | bytes) or not rows:
+        raise MalformedInput('Send at least one row: {"rows": [{...}]} or {"entities": {...}}.')
+    if len(rows) > MAX_ROWS:
+        raise MalformedInput(
+            f"A request holds at most {MAX_ROWS:,} rows, got {len(rows):,}; split it, or score files with "
+            "`mloop score`."
+        )
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise MalformedInput(
+                f"Row {i} is a {type(row).__name__}, not an object of field names to values."
+            )
+        for key, value in row.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise MalformedInput(
+                    f"Row {i}, field {key!r}: {value} is not a finite number; send null instead."
+                )
+            if isinstance(value, dict | list):
+                raise MalformedInput(
+                    f"Row {i}, field {key!r}: nested {type(value).__name__} values are not features; "
+                    "send one scalar per field."
+                )
+
+
+def _plain(scores: Any) -> list[Any]:
+    array = np.asarray(scores)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        return [None if isinstance(v, float) and not math.isfinite(v) else v for v in array.tolist()]
+    return array.tolist()

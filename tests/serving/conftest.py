@@ -1,0 +1,54 @@
+"""A served fraud model: feature views over fresh transactions, two trained versions, one endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from mloop import Project
+from mloop.serving.app import create_app
+from tests.training.fraud import setup
+
+
+@dataclass
+class Served:
+    project: Project
+    client: TestClient
+    frame: pd.DataFrame  # the labelled transactions (customer_id, amount, ...)
+
+    def refresh(self) -> None:
+        """Make the server see the newest deployments now instead of within its poll interval."""
+        self.client.app.state.endpoints.refresh()  # type: ignore[attr-defined]
+
+    def row(self, i: int = 0) -> dict[str, object]:
+        record = self.frame.iloc[i]
+        return {"customer_id": int(record.customer_id), "amount": float(record.amount)}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    """A project with recent transactions materialized online and fraud versions 1 and 2 registered."""
+    root = tmp_path_factory.mktemp("served")
+    project = Project.open(root, env={})
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    pipeline, _ = setup(project, root, rows=6_000, start=start)
+    pipeline.run(project)
+    pipeline.run(project, params={"num_leaves": 7})
+    project.features.materialize(start - timedelta(days=1), datetime.now(UTC))
+    yield project
+    project.close()
+
+
+@pytest.fixture
+def served(trained: Project) -> Iterator[Served]:
+    trained.deploy("fraud", "fraud", version=1)
+    frame = pd.read_parquet(Path(trained.root) / "txns.parquet").head(200)
+    with TestClient(create_app(trained), raise_server_exceptions=False) as client:
+        yield Served(trained, client, frame)
+    trained.deploy("fraud", "fraud", version=1)  # the next test starts from a plain deployment

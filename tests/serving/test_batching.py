@@ -1,0 +1,80 @@
+"""Dynamic batching and the response cache, through the served app."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from prometheus_client import REGISTRY
+
+from mloop.serving.app import create_app
+from tests.serving.conftest import Served
+
+
+def _sum(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def _concurrently(app: Any, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await asyncio.gather(*(client.post("/v1/endpoints/batched/predict", json=b) for b in bodies))
+
+
+def test_concurrent_requests_share_model_calls_and_get_their_own_answers(served: Served) -> None:
+    project = served.project
+    project.deploy("batched", "fraud", version=1, options={"max_batch_size": 64, "max_wait_ms": 50})
+    app = create_app(project)
+    rows = [served.row(i) for i in range(40)]
+    alone = [served.client.post("/v1/endpoints/fraud/predict", json={"rows": [r]}).json()["predictions"][0]
+             for r in rows]  # fmt: skip
+    calls = _sum("mloop_batch_size_rows_count", endpoint="batched", version="1")
+    batched_rows = _sum("mloop_batch_size_rows_sum", endpoint="batched", version="1")
+    answers = asyncio.run(_concurrently(app, [{"rows": [r]} for r in rows]))
+    assert all(a.status_code == 200 for a in answers)
+    assert [a.json()["predictions"][0] for a in answers] == alone
+    assert len({a.json()["request_id"] for a in answers}) == 40
+    made = _sum("mloop_batch_size_rows_count", endpoint="batched", version="1") - calls
+    assert _sum("mloop_batch_size_rows_sum", endpoint="batched", version="1") - batched_rows == 40
+    assert made < 40  # grouped: fewer model calls than requests
+    app.state.inference.close()
+
+
+def test_one_bad_request_in_a_batch_fails_alone(served: Served) -> None:
+    served.project.deploy("batched", "fraud", version=1, options={"max_batch_size": 64, "max_wait_ms": 50})
+    app = create_app(served.project)
+    bodies: list[dict[str, Any]] = [{"rows": [served.row(i)]} for i in range(8)]
+    bodies[3] = {"rows": [{"customer_id": 1, "distance_km": "far"}]}
+    answers = asyncio.run(_concurrently(app, bodies))
+    assert [a.status_code for a in answers] == [200] * 3 + [422] + [200] * 4
+    assert answers[3].json()["problems"][0]["field"] == "distance_km"
+    app.state.inference.close()
+
+
+def test_the_cache_answers_repeats_and_empties_on_a_new_revision(served: Served) -> None:
+    project = served.project
+    project.deploy("fraud", "fraud", version=1, options={"cache_size": 100})
+    served.refresh()
+    body = {"rows": [served.row(5)]}
+    hits = _sum("mloop_cache_lookups_total", endpoint="fraud", result="hit")
+    first = served.client.post("/v1/endpoints/fraud/predict", json=body).json()
+    second = served.client.post("/v1/endpoints/fraud/predict", json=body).json()
+    assert second["predictions"] == first["predictions"] and second["request_id"] != first["request_id"]
+    assert _sum("mloop_cache_lookups_total", endpoint="fraud", result="hit") == hits + 1
+    project.deploy("fraud", "fraud", version=2, options={"cache_size": 100})
+    served.refresh()
+    third = served.client.post("/v1/endpoints/fraud/predict", json=body).json()
+    assert third["version"] == 2
+    assert _sum("mloop_cache_lookups_total", endpoint="fraud", result="hit") == hits + 1  # a miss
+
+
+def test_bad_deployment_options_are_refused(served: Served) -> None:
+    import pytest
+
+    from mloop.errors import MloopError
+
+    with pytest.raises(MloopError, match="Unknown deployment option 'batch'"):
+        served.project.deploy("fraud", "fraud", version=1, options={"batch": 3})
+    with pytest.raises(MloopError, match="max_batch_size must be an integer from 1"):
+        served.project.deploy("fraud", "fraud", version=1, options={"max_batch_size": 0})

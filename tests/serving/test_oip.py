@@ -1,0 +1,122 @@
+"""The Open Inference Protocol (KServe v2): the shapes its clients rely on, over the same endpoints."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mloop.errors import MalformedInput
+from mloop.serving import oip
+from tests.serving.conftest import Served
+
+
+def test_server_and_model_metadata(served: Served) -> None:
+    server = served.client.get("/v2").json()
+    assert server["name"] == "mloop" and isinstance(server["extensions"], list)
+    meta = served.client.get("/v2/models/fraud").json()
+    assert meta["name"] == "fraud" and meta["versions"] == ["1"] and meta["platform"] == "mloop"
+    inputs = {t["name"]: t for t in meta["inputs"]}
+    assert inputs["amount_mean_7d"] == {"name": "amount_mean_7d", "datatype": "FP64", "shape": [-1]}
+    assert inputs["device"]["datatype"] == "BYTES"
+    assert meta["outputs"][0]["datatype"] == "FP64"
+    assert served.client.get("/v2/models/fraud/versions/1").json()["parameters"]["version"] == 1
+    assert served.client.get("/v2/models/fraud/ready").json() == {"name": "fraud", "ready": True}
+    assert served.client.get("/v2/models/nope/ready").json() == {"name": "nope", "ready": False}
+    assert served.client.get("/v2/health/live").json() == {"live": True}
+
+
+def test_infer_with_one_tensor_per_column_looks_up_features(served: Served) -> None:
+    rows = [served.row(i) for i in range(4)]
+    body = {
+        "id": "req-1",
+        "inputs": [
+            {
+                "name": "customer_id",
+                "shape": [4],
+                "datatype": "INT64",
+                "data": [r["customer_id"] for r in rows],
+            },
+            {"name": "amount", "shape": [4, 1], "datatype": "FP64", "data": [[r["amount"]] for r in rows]},
+        ],
+    }
+    response = served.client.post("/v2/models/fraud/infer", json=body)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    assert out["model_name"] == "fraud" and out["model_version"] == "1" and out["id"] == "req-1"
+    (tensor,) = out["outputs"]
+    assert tensor["name"] == "prediction" and tensor["datatype"] == "FP64" and tensor["shape"] == [4]
+    v1 = served.client.post("/v1/endpoints/fraud/predict", json={"rows": rows}).json()["predictions"]
+    assert tensor["data"] == pytest.approx(v1)
+
+
+def test_infer_with_one_matrix_of_every_input_needs_no_lookup(served: Served) -> None:
+    meta = served.client.get("/v2/models/fraud").json()
+    names = [t["name"] for t in meta["inputs"]]
+    values = {"device": "web"}
+    row = [values.get(n, 1.0) for n in names]
+    body = {"inputs": [{"name": "input-0", "shape": [2, len(names)], "datatype": "BYTES", "data": row + row}]}
+    # a mixed row is not one datatype: BYTES refuses the numbers, with a 400 in the protocol's error shape
+    refused = served.client.post("/v2/models/fraud/versions/1/infer", json=body)
+    assert refused.status_code == 400 and set(refused.json()) == {"error"}
+    numeric = [n for n in names if n != "device"]
+    body = {"inputs": [
+        {"name": "m", "shape": [1, len(numeric)], "datatype": "FP64", "data": [1.0] * len(numeric)},
+        {"name": "device", "shape": [1], "datatype": "BYTES", "data": ["web"]},
+    ]}  # fmt: skip
+    # several columns in one tensor must be exactly the signature's inputs
+    assert served.client.post("/v2/models/fraud/infer", json=body).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("tensor", "needle"),
+    [
+        ({"name": "amount", "shape": [2], "datatype": "FP64", "data": [1.0]}, "holds 2 elements"),
+        ({"name": "amount", "shape": [1], "datatype": "FP128", "data": [1.0]}, "not one of"),
+        ({"name": "amount", "shape": [1], "datatype": "INT64", "data": [1.5]}, "not a INT64"),
+        ({"name": "amount", "shape": [-1], "datatype": "FP64", "data": [1.0]}, "non-negative"),
+    ],
+)
+def test_bad_tensors_are_400_with_the_reason(served: Served, tensor: dict, needle: str) -> None:
+    response = served.client.post("/v2/models/fraud/infer", json={"inputs": [tensor]})
+    assert response.status_code == 400, response.text
+    assert needle in response.json()["error"]
+
+
+def test_unknown_models_and_versions(served: Served) -> None:
+    body = {"inputs": [{"name": "amount", "shape": [1], "datatype": "FP64", "data": [1.0]}]}
+    missing = served.client.post("/v2/models/nope/infer", json=body)
+    assert missing.status_code == 404 and "nope" in missing.json()["error"]
+    version = served.client.post("/v2/models/fraud/versions/7/infer", json=body)
+    assert version.status_code == 400 and "does not serve version 7" in version.json()["error"]
+    assert served.client.post("/v2/models/fraud/infer", json={"inputs": []}).status_code == 400
+
+
+@given(st.integers(1, 6), st.integers(2, 4))
+def test_a_matrix_splits_into_the_signature_columns_row_major(n: int, k: int) -> None:
+    columns = [f"c{j}" for j in range(k)]
+    data = list(range(n * k))
+    rows = oip.tensors_to_rows([{"name": "x", "shape": [n, k], "datatype": "INT64", "data": data}], columns)
+    assert rows == [{c: i * k + j for j, c in enumerate(columns)} for i in range(n)]
+    nested = [data[i * k : (i + 1) * k] for i in range(n)]
+    assert (
+        oip.tensors_to_rows([{"name": "x", "shape": [n, k], "datatype": "INT64", "data": nested}], columns)
+        == rows
+    )
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=8))
+def test_a_column_tensor_is_one_field_per_row(values: list[float]) -> None:
+    n = len(values)
+    for shape, data in (([n], values), ([n, 1], [[v] for v in values])):
+        rows = oip.tensors_to_rows(
+            [{"name": "amount", "shape": shape, "datatype": "FP64", "data": data}], ["a", "b"]
+        )
+        assert rows == [{"amount": v} for v in values]
+
+
+def test_outputs_of_a_multiclass_model_are_a_matrix() -> None:
+    (tensor,) = oip.outputs([[0.1, 0.9], [0.7, 0.3]], ["prediction"], None)
+    assert tensor["shape"] == [2, 2] and tensor["data"] == [0.1, 0.9, 0.7, 0.3]
+    with pytest.raises(MalformedInput, match="no output 'score'"):
+        oip.outputs([0.1], ["prediction"], ["score"])

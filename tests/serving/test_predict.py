@@ -1,0 +1,221 @@
+"""The v1 prediction API: online features looked up and merged, the signature checked, the traffic
+policy followed, changes picked up without a failed request."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from mloop import Project
+from mloop.serving.app import create_app
+from tests.serving.conftest import Served
+
+
+def test_one_entity_is_scored_with_its_online_features(served: Served) -> None:
+    row = served.row(3)
+    response = served.client.post(
+        "/v1/endpoints/fraud/predict",
+        json={"entities": {"customer_id": row["customer_id"]}, "features": {"amount": row["amount"]}},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "fraud" and body["version"] == 1 and len(body["request_id"]) == 32
+    model = served.project.models.load("fraud", version=1)
+    refs = model.info.lineage["features"]
+    online = served.project.features.online([row], refs)
+    assert any(v is not None for k, v in online.items() if k != "customer_id" for v in v)  # fresh values
+    inputs = pd.DataFrame({c.name: online.get(c.name, [row.get(c.name)]) for c in model.signature.inputs})
+    assert body["predictions"] == pytest.approx(model.predict(inputs).tolist())
+
+
+def test_a_batch_of_rows_is_one_lookup_and_one_answer_per_row(served: Served) -> None:
+    rows = [served.row(i) for i in range(25)]
+    body = served.client.post("/v1/endpoints/fraud/predict", json={"rows": rows}).json()
+    assert len(body["predictions"]) == 25
+    assert all(0.0 <= p <= 1.0 for p in body["predictions"])
+    single = [
+        served.client.post("/v1/endpoints/fraud/predict", json={"rows": [r]}).json()["predictions"][0]
+        for r in rows[:5]
+    ]
+    assert single == pytest.approx(body["predictions"][:5])
+
+
+def test_request_values_take_precedence_over_looked_up_ones(served: Served) -> None:
+    row = served.row(1)
+    a = served.client.post("/v1/endpoints/fraud/predict", json={"rows": [{**row, "distance_km": 0.0}]})
+    b = served.client.post("/v1/endpoints/fraud/predict", json={"rows": [{**row, "distance_km": 9000.0}]})
+    assert a.status_code == b.status_code == 200
+    assert a.json()["predictions"] != b.json()["predictions"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"rows": [{"amount": 3.0}]}, 422, "customer_id"),
+        ({"rows": [{"customer_id": 1, "amount": "lots"}]}, 422, "amount"),
+        ({"rows": []}, 422, "rows"),
+        ({"rows": [{"customer_id": 1, "amount": {"a": 1}}]}, 422, "nested"),
+        ({"entities": {"customer_id": 1}, "rows": [{}]}, 422, "not both"),
+        ({}, 422, "give rows"),
+        ({"rows": [{"customer_id": 1, "amount": 1.0}], "version": 9}, 400, "does not serve version 9"),
+        ({"rows": [{"customer_id": 1, "amount": 1.0}], "colour": "red"}, 422, "colour"),
+    ],
+)
+def test_bad_requests_get_a_4xx_that_names_the_field(
+    served: Served, body: dict, status: int, needle: str
+) -> None:
+    response = served.client.post("/v1/endpoints/fraud/predict", json=body)
+    assert response.status_code == status, response.text
+    assert needle in response.text
+    assert "Traceback" not in response.text
+
+
+def test_a_type_mismatch_lists_each_field(served: Served) -> None:
+    response = served.client.post(
+        "/v1/endpoints/fraud/predict",
+        json={"rows": [{"customer_id": 1, "amount": "x", "distance_km": "far"}]},
+    )
+    assert response.status_code == 422
+    assert [p["field"] for p in response.json()["problems"]] == ["distance_km"]
+    # A request field of an on-demand view is checked against its declared type before the view runs.
+    response = served.client.post(
+        "/v1/endpoints/fraud/predict", json={"rows": [{"customer_id": 1, "amount": "x"}]}
+    )
+    assert response.status_code == 422
+    assert [p["field"] for p in response.json()["problems"]] == ["amount"]
+
+
+def test_malformed_json_non_finite_numbers_and_unknown_endpoints(served: Served) -> None:
+    raw = served.client.post(
+        "/v1/endpoints/fraud/predict", content=b'{"rows": [', headers={"content-type": "application/json"}
+    )
+    assert raw.status_code == 422
+    nan = served.client.post(
+        "/v1/endpoints/fraud/predict",
+        content=b'{"rows": [{"customer_id": 1, "amount": NaN}]}',
+        headers={"content-type": "application/json"},
+    )
+    assert nan.status_code == 422 and "finite" in nan.text
+    missing = served.client.post("/v1/endpoints/nope/predict", json={"rows": [served.row()]})
+    assert missing.status_code == 404 and "fraud" in missing.json()["message"]
+
+
+def test_a_canary_sends_its_share_and_sticky_keys_stay_put(served: Served) -> None:
+    served.project.deploy("fraud", "fraud", version=2, canary=0.3)
+    served.refresh()
+    rows = [served.row(i) for i in range(200)]
+    seen = collections.Counter(
+        served.client.post("/v1/endpoints/fraud/predict", json={"rows": [r]}).json()["version"] for r in rows
+    )
+    assert set(seen) == {1, 2} and 0.15 < seen[2] / 200 < 0.45
+
+    served.project.deploy("fraud", "fraud", ab={"v1": 0.5, "v2": 0.5}, sticky_key="customer_id")
+    served.refresh()
+    for row in rows[:20]:
+        versions = {
+            served.client.post("/v1/endpoints/fraud/predict", json={"rows": [row]}).json()["version"]
+            for _ in range(5)
+        }
+        assert len(versions) == 1
+
+
+def test_a_shadow_sees_the_traffic_and_never_answers(served: Served) -> None:
+    served.project.deploy("fraud", "fraud", version=1, shadow=2)
+    served.refresh()
+    inference = served.client.app.state.inference  # type: ignore[attr-defined]
+    answers = [served.client.post("/v1/endpoints/fraud/predict", json={"rows": [served.row(i)]}).json()
+               for i in range(20)]  # fmt: skip
+    assert {a["version"] for a in answers} == {1}
+    inference.drain()
+    shadowed = {r["request_id"]: r for r in inference.shadow_results if r["version"] == 2}
+    assert {a["request_id"] for a in answers} <= set(shadowed)
+    assert all("predictions" in shadowed[a["request_id"]] for a in answers)
+
+
+def test_a_redeploy_under_load_fails_no_request(served: Served) -> None:
+    statuses: list[int] = []
+    versions: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            r = served.client.post("/v1/endpoints/fraud/predict", json={"rows": [served.row(7)]})
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                versions.append(r.json()["version"])
+
+    workers = [threading.Thread(target=load) for _ in range(3)]
+    for w in workers:
+        w.start()
+    time.sleep(0.3)
+    served.project.deploy("fraud", "fraud", version=2)
+    deadline = time.monotonic() + 3
+    while (not versions or versions[-1] != 2) and time.monotonic() < deadline:  # the server polls itself
+        time.sleep(0.05)
+    served.project.rollback("fraud")
+    time.sleep(1.5)
+    stop.set()
+    for w in workers:
+        w.join()
+    assert statuses and set(statuses) == {200}
+    assert 2 in versions and versions[-1] == 1
+
+
+def test_a_version_that_does_not_load_leaves_the_endpoint_as_it_was(served: Served) -> None:
+    table = served.client.app.state.endpoints  # type: ignore[attr-defined]
+    real = table._load
+
+    def broken(project, name, version):  # type: ignore[no-untyped-def]
+        if version == 2:
+            raise OSError("artifact store unreachable")
+        return real(project, name, version)
+
+    table._load = broken
+    try:
+        assert set(table.endpoints()["fraud"].predictors) == {1}
+        served.project.deploy("fraud", "fraud", version=2)
+        table.refresh()
+        body = served.client.post("/v1/endpoints/fraud/predict", json={"rows": [served.row()]}).json()
+        assert body["version"] == 1
+        ready = served.client.get("/v2/health/ready")
+        assert ready.status_code == 503 and "artifact store unreachable" in ready.text
+    finally:
+        table._load = real
+    table.refresh()
+    assert (
+        served.client.post("/v1/endpoints/fraud/predict", json={"rows": [served.row()]}).json()["version"]
+        == 2
+    )
+    assert served.client.get("/v2/health/ready").status_code == 200
+
+
+def test_predicting_needs_the_predict_permission(served: Served) -> None:
+    project = served.project
+    project.users.add("pos-terminal", ["auditor"])
+    project.users.add("gateway", ["mlops@endpoint:fraud"])
+    reader = project.keys.issue("pos-terminal").token
+    writer = project.keys.issue("gateway").token
+    strict = Project.open(project.root, env={"MLOOP_LOCAL_ADMIN": "false"}, actor=project.actor)
+    with strict, TestClient(create_app(strict), raise_server_exceptions=False) as client:
+        body = {"rows": [served.row()]}
+        assert client.post("/v1/endpoints/fraud/predict", json=body).status_code == 401
+        denied = client.post("/v1/endpoints/fraud/predict", json=body,
+                             headers={"Authorization": f"Bearer {reader}"})  # fmt: skip
+        assert denied.status_code == 403 and "predict" in denied.text
+        allowed = client.post("/v1/endpoints/fraud/predict", json=body,
+                              headers={"Authorization": f"Bearer {writer}"})  # fmt: skip
+        assert allowed.status_code == 200, allowed.text
+
+
+def test_metrics_count_requests_per_endpoint_version_and_status(served: Served) -> None:
+    served.client.post("/v1/endpoints/fraud/predict", json={"rows": [served.row()]})
+    served.client.post("/v1/endpoints/fraud/predict", json={"rows": [{"amount": 1.0}]})
+    text = served.client.get("/metrics").text
+    assert 'mloop_predict_requests_total{endpoint="fraud",status="ok",version="1"}' in text
+    assert 'mloop_predict_requests_total{endpoint="fraud",status="rejected",version="1"}' in text
+    assert "mloop_feature_lookup_latency_seconds_bucket" in text

@@ -1,0 +1,155 @@
+"""Protection under load: the concurrency cap sheds at once, bodies are bounded, keys are rate limited."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mloop import Project
+from mloop.errors import TooManyRequests
+from mloop.serving.app import create_app
+from mloop.serving.protection import Guard, RateLimits
+from tests.serving.conftest import Served
+
+
+def test_a_bucket_allows_its_burst_then_refuses_with_the_wait() -> None:
+    limits = RateLimits(rate=10, burst=3)
+    for _ in range(3):
+        limits.check("k", now=100.0)
+    try:
+        limits.check("k", now=100.0)
+    except TooManyRequests as exc:
+        assert abs(exc.retry_after - 0.1) < 1e-9 and "10 requests/s" in str(exc)
+    else:
+        raise AssertionError("the fourth request passed")
+    limits.check("k", now=100.11)  # one token refilled
+    limits.check("other", now=100.1)  # each key has its own bucket
+
+
+@given(st.lists(st.floats(0, 0.5), min_size=1, max_size=300), st.floats(1, 200), st.integers(1, 20))
+def test_a_bucket_never_admits_more_than_burst_plus_rate_times_time(
+    gaps: list[float], rate: float, burst: int
+) -> None:
+    limits, now, admitted = RateLimits(rate=rate, burst=burst), 0.0, 0
+    for gap in gaps:
+        now += gap
+        try:
+            limits.check("k", now=now)
+            admitted += 1
+        except TooManyRequests:
+            pass
+    assert admitted <= burst + rate * now + 1e-6
+
+
+def test_per_user_rates_replace_the_default() -> None:
+    limits = RateLimits(rate=None, per_name={"batch-job": 1})
+    limits.check("k1", "someone", now=0.0)
+    limits.check("k1", "someone", now=0.0)  # no default rate: unlimited
+    limits.check("k2", "batch-job", now=0.0)
+    limits.check("k2", "batch-job", now=0.0)  # burst of a named rate: twice the rate
+    try:
+        limits.check("k2", "batch-job", now=0.0)
+    except TooManyRequests:
+        return
+    raise AssertionError("batch-job passed its limit")
+
+
+async def _call(app: Any, path: str = "/v1/endpoints/e/predict", body: bytes = b"{}",
+                headers: list[tuple[bytes, bytes]] | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    sent: list[dict[str, Any]] = []
+    chunks = [body]
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": chunks.pop(0) if chunks else b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path,
+             "headers": headers if headers is not None else [(b"content-length", str(len(body)).encode())]}  # fmt: skip
+    await app(scope, receive, send)
+    start = sent[0]
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, sent[-1].get("body", b"")
+
+
+def test_past_the_cap_requests_are_shed_at_once_and_the_admitted_ones_finish() -> None:
+    async def scenario() -> list[int]:
+        gate = asyncio.Event()
+
+        async def slow(scope: Any, receive: Any, send: Any) -> None:
+            await gate.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        guard = Guard(slow, max_concurrency=2, max_body_bytes=10_000)
+        tasks = [asyncio.create_task(_call(guard)) for _ in range(5)]
+        await asyncio.sleep(0.01)
+        shed = [t for t in tasks if t.done()]
+        assert len(shed) == 3 and all(
+            t.result()[0] == 503 and t.result()[1]["retry-after"] == "1" for t in shed
+        )
+        assert guard.in_flight == 2
+        gate.set()
+        done = await asyncio.gather(*tasks)
+        assert guard.in_flight == 0
+        return [status for status, _, _ in done]
+
+    assert sorted(asyncio.run(scenario())) == [200, 200, 503, 503, 503]
+
+
+def test_health_and_metrics_are_never_shed() -> None:
+    async def scenario() -> int:
+        async def ok(scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        guard = Guard(ok, max_concurrency=1, max_body_bytes=10_000)
+        guard.in_flight = 1  # full
+        return (await _call(guard, "/metrics"))[0]
+
+    assert asyncio.run(scenario()) == 200
+
+
+def test_oversized_bodies_get_413_declared_or_chunked() -> None:
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        message = await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": message["body"]})
+
+    guard = Guard(echo, max_concurrency=4, max_body_bytes=1024)
+    status, _, body = asyncio.run(_call(guard, body=b"x" * 2000))
+    assert status == 413 and b"1,024 bytes" in body
+    status, _, body = asyncio.run(_call(guard, body=b"x" * 2000, headers=[]))  # no Content-Length
+    assert status == 413
+    status, _, body = asyncio.run(_call(guard, body=b"y" * 1000, headers=[]))
+    assert (status, body) == (200, b"y" * 1000)
+
+
+def test_the_server_answers_429_with_retry_after_and_413(served: Served) -> None:
+    limited = Project.open(served.project.root, env={}, serving={"rate_limit": 1, "rate_burst": 2,
+                                                               "max_body_bytes": 4096})  # fmt: skip
+    body = {"rows": [served.row()]}
+    with limited, TestClient(create_app(limited), raise_server_exceptions=False) as client:
+        codes = [client.post("/v1/endpoints/fraud/predict", json=body) for _ in range(3)]
+        assert [r.status_code for r in codes] == [200, 200, 429]
+        assert int(codes[2].headers["retry-after"]) >= 1 and "Rate limit" in codes[2].json()["message"]
+        big = client.post("/v1/endpoints/fraud/predict", content=json.dumps({"rows": [served.row()] * 200}),
+                          headers={"content-type": "application/json"})  # fmt: skip
+        assert big.status_code == 413 and "max_body_bytes" in big.json()["message"]
+        assert client.get("/metrics").status_code == 200
+        assert "mloop_rate_limited_requests_total" in client.get("/metrics").text
+
+
+def test_bad_serving_settings_are_refused_with_the_field() -> None:
+    import pytest
+
+    from mloop.config import load_settings
+    from mloop.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="serving.max_concurrency"):
+        load_settings(__import__("pathlib").Path("/nonexistent"), env={}, serving={"max_concurrency": 0})
