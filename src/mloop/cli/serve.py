@@ -1,4 +1,4 @@
-"""``mloop serve``: the API (feature server today) on uvicorn."""
+"""``mloop serve``: the API on uvicorn, one process or ``--workers N``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ def serve(
     ssl_certfile: Path | None = typer.Option(None, "--ssl-certfile", help="TLS certificate (PEM)."),
     ssl_keyfile: Path | None = typer.Option(None, "--ssl-keyfile", help="TLS private key (PEM)."),
 ) -> None:
-    """Serve the HTTP API: /v1/features/online, /v1/features/push, /metrics, /v2/health/*, /docs."""
+    """Serve the HTTP API: deployed endpoints (/v1/endpoints/NAME/predict, the Open Inference Protocol under
+    /v2), the feature server (/v1/features/*), /metrics, health, /docs."""
     import uvicorn
 
     root = str(_state.path().resolve())
@@ -25,8 +26,14 @@ def serve(
                "ssl_keyfile": str(ssl_keyfile) if ssl_keyfile else None}  # fmt: skip
     if workers > 1:
         import os
+        import shutil
 
         os.environ["MLOOP_PROJECT_DIR"] = root
+        # Workers share their Prometheus samples through files; stale ones from a last run would add up.
+        metrics_dir = Path(root) / ".mloop" / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         uvicorn.run("mloop.serving.factory:app", workers=workers, factory=True, **options)  # type: ignore[arg-type]
     else:
         from mloop.serving.app import create_app

@@ -13,9 +13,11 @@ FRESHNESS = Gauge(
     "mloop_feature_view_freshness_seconds",
     "Seconds since the newest event materialized or pushed into a feature view.",
     ["project", "view"],
+    multiprocess_mode="mostrecent",
 )
 LAG = Gauge(
     "mloop_feature_view_materialization_lag_seconds",
     "Seconds between now and the end of a feature view's last committed materialization.",
     ["project", "view"],
+    multiprocess_mode="mostrecent",
 )

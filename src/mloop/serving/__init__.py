@@ -1,1 +1,2 @@
-"""The HTTP service started by ``mloop serve``: feature server routes today; model endpoints next."""
+"""The HTTP service started by ``mloop serve``: deployed model endpoints (v1 JSON and the Open Inference
+Protocol), deployments and traffic policies, the feature server, metrics."""

@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from mloop import __version__
 from mloop.project import Project
 from mloop.serving import errors, features_routes, oip_routes, predict_routes
+from mloop.serving import metrics as metrics_module
 from mloop.serving.auth import Authenticator
 from mloop.serving.endpoints import EndpointTable
 from mloop.serving.inference import Inference
@@ -57,7 +58,7 @@ def create_app(project: Project) -> FastAPI:
     @app.get("/metrics", tags=["health"])
     def metrics() -> Response:
         _refresh_gauges(project)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics_module.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

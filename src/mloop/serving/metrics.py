@@ -1,8 +1,15 @@
-"""Prometheus metrics of the inference service (exported on /metrics by ``mloop serve``)."""
+"""Prometheus metrics of the inference service (exported on /metrics by ``mloop serve``).
+
+With ``mloop serve --workers N`` each worker writes its samples to ``PROMETHEUS_MULTIPROC_DIR`` (set by
+the command before the workers start) and /metrics, whichever worker answers it, adds them all up:
+counters and histograms sum, in-flight gauges sum over live workers.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 # Buckets for a service whose answers take well under a millisecond to tens of milliseconds.
 _SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -42,7 +49,9 @@ RATE_LIMITED = Counter(
     "mloop_rate_limited_requests_total",
     "Requests answered 429 because their API key was over its rate limit.",
 )
-IN_FLIGHT = Gauge("mloop_requests_in_flight", "Guarded requests this worker is answering now.")
+IN_FLIGHT = Gauge(
+    "mloop_requests_in_flight", "Guarded requests the workers are answering now.", multiprocess_mode="livesum"
+)
 BATCH_SIZE = Histogram(
     "mloop_batch_size_rows",
     "Rows per model call when dynamic batching groups concurrent requests, by endpoint and version.",
@@ -56,3 +65,28 @@ QUEUE_DEPTH = Gauge(
 )
 CACHE = Counter("mloop_cache_lookups_total", "Response cache lookups by endpoint and result (hit, miss).",
                 ["endpoint", "result"])  # fmt: skip
+
+PREDLOG_QUEUE = Gauge(
+    "mloop_prediction_log_queue_depth",
+    "Answered predictions waiting for the prediction log writers of the workers.",
+    multiprocess_mode="livesum",
+)
+PREDLOG_ROWS = Counter(
+    "mloop_prediction_log_rows_total",
+    "Predicted rows written to the prediction log (its segment files), by endpoint.",
+    ["endpoint"],
+)
+PREDLOG_DROPPED = Counter(
+    "mloop_prediction_log_dropped_total",
+    "Predictions not logged because the log's queue was full (the answer is never delayed), by endpoint.",
+    ["endpoint"],
+)
+
+
+def exposition() -> bytes:
+    """The Prometheus text of this process, or of every worker in multi-process mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()

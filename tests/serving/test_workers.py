@@ -1,0 +1,70 @@
+"""``mloop serve --workers 2`` as users run it: every worker follows a new deployment within a second,
+no request fails across the change, and /metrics adds up the workers' counts."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+from mloop import Project
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _requests_counted(text: str, endpoint: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("mloop_predict_requests_total{") and f'endpoint="{endpoint}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_every_worker_switches_within_a_second_and_metrics_add_up(trained: Project) -> None:
+    trained.deploy("multi", "fraud", version=1)
+    row = pd.read_parquet(Path(trained.root) / "txns.parquet").iloc[0]
+    body = {"rows": [{"customer_id": int(row.customer_id), "amount": float(row.amount)}]}
+    port = _port()
+    mloop = Path(sys.executable).parent / "mloop"
+    server = subprocess.Popen([str(mloop), "-C", str(trained.root), "serve", "--port", str(port), "--workers", "2"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    sent, statuses = 0, []
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # both workers up: each answers on a new connection
+            try:
+                if httpx.post(f"{url}/v1/endpoints/multi/predict", json=body, timeout=5).status_code == 200:
+                    sent += 1
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+            assert time.monotonic() < deadline, "mloop serve --workers 2 did not start"
+            time.sleep(0.3)
+        time.sleep(2)  # the second worker has started too
+        trained.deploy("multi", "fraud", version=2)
+        changed = time.monotonic()
+        late = []
+        while time.monotonic() < changed + 2.5:
+            answer = httpx.post(f"{url}/v1/endpoints/multi/predict", json=body, timeout=5)  # a new connection
+            sent += 1
+            statuses.append(answer.status_code)
+            if time.monotonic() > changed + 1.0 and answer.json()["version"] != 2:
+                late.append(answer.json())
+        assert set(statuses) == {200}
+        assert not late, f"{len(late)} answers from version 1 more than 1 s after the change"
+        metrics = httpx.get(f"{url}/metrics", timeout=5).text
+        assert _requests_counted(metrics, "multi") == sent
+    finally:
+        server.terminate()
+        server.wait(20)
