@@ -124,6 +124,24 @@ def test_a_canary_sends_its_share_and_sticky_keys_stay_put(served: Served) -> No
         assert len(versions) == 1
 
 
+def test_a_canary_split_holds_within_3_points_over_10k_requests(served: Served) -> None:
+    served.project.deploy("fraud", "fraud", version=2, canary=0.1)
+    served.refresh()
+    inference = served.client.app.state.inference  # type: ignore[attr-defined]
+    looked_up = inference.predict(served.project, "fraud", [served.row(3)]).inputs
+    row = {"customer_id": 7, **{name: values[0] for name, values in looked_up.items()}}  # no lookup: fast
+    seen = collections.Counter(
+        inference.predict(served.project, "fraud", [row]).version for _ in range(10_000)
+    )
+    assert abs(seen[2] / 10_000 - 0.1) <= 0.03, seen
+    served.project.deploy("fraud", "fraud", ab={"v1": 0.7, "v2": 0.3}, sticky_key="customer_id")
+    served.refresh()
+    sticky = collections.Counter(
+        inference.predict(served.project, "fraud", [{**row, "customer_id": i}]).version for i in range(10_000)
+    )
+    assert abs(sticky[2] / 10_000 - 0.3) <= 0.03, sticky
+
+
 def test_a_shadow_sees_the_traffic_and_never_answers(served: Served) -> None:
     served.project.deploy("fraud", "fraud", version=1, shadow=2)
     served.refresh()

@@ -20,6 +20,7 @@ from mloop.cli import deployments as deployments_cli
 from mloop.cli import features as features_cli
 from mloop.cli import models as models_cli
 from mloop.cli import runs as runs_cli
+from mloop.cli import score as score_cli
 from mloop.cli import serve as serve_cli
 from mloop.cli import users as users_cli
 from mloop.errors import MloopError
@@ -92,6 +93,7 @@ def demo(
 
 
 app.command()(serve_cli.serve)
+app.command()(score_cli.score)
 app.command()(deployments_cli.deploy)
 app.command()(deployments_cli.rollback)
 app.command()(deployments_cli.undeploy)
