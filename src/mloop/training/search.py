@@ -401,6 +401,17 @@ def should_drive(session: Session, where: Expr | None, orders: list[Order], limi
     return int(session.scalar(select(func.count()).select_from(inner)) or 0) < cap
 
 
+def with_order_metric(where: Expr | None, orders: list[Order]) -> Expr | None:
+    """For a search ordered by a metric with no metric comparison to start from: ``where`` and "that
+    metric has a value", so the query walks the metric's index in order and stops at ``limit``. Its result
+    is the head of the full result (runs without the metric sort last); when it holds fewer than
+    ``limit`` runs the caller runs the full query. None when this does not apply."""
+    if not orders or orders[0].kind != "metrics" or _driver(_terms(where), orders) is not None:
+        return None
+    present = Comparison("metrics", orders[0].key, ">=", float("-inf"))
+    return present if where is None else BoolOp("and", (*_terms(where), present))
+
+
 def _terms(where: Expr | None) -> list[Expr]:
     if where is None:
         return []

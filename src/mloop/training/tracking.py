@@ -312,6 +312,11 @@ class RunService(Service):
             ids = None if names is None else self._experiment_ids(session, names)
             dialect = self._ctx.store.engine.dialect.name
             # PostgreSQL's planner has statistics and picks the join order itself; SQLite's needs the hint.
+            head = search_lang.with_order_metric(where, orders)
+            if head is not None:  # walk the order metric's index; enough runs have it, most of the time
+                found = session.scalars(search_lang.build_query(ids, head, orders, limit, dialect)).all()
+                if len(found) == limit:
+                    return load_runs(session, found)
             drive = dialect != "sqlite" or search_lang.should_drive(session, where, orders, limit)
             query = search_lang.build_query(ids, where, orders, limit, dialect, drive=drive)
             found = session.scalars(query).all()
