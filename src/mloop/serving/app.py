@@ -11,11 +11,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from mloop import __version__
 from mloop.project import Project
-from mloop.serving import errors, features_routes, oip_routes, predict_routes
+from mloop.serving import errors, features_routes, feedback_routes, oip_routes, predict_routes
 from mloop.serving import metrics as metrics_module
 from mloop.serving.auth import Authenticator
 from mloop.serving.endpoints import EndpointTable
+from mloop.serving.feedback import Feedback
 from mloop.serving.inference import Inference
+from mloop.serving.predlog import PredictionLog, predictions_folder
 from mloop.serving.protection import Guard
 
 
@@ -23,17 +25,20 @@ def create_app(project: Project) -> FastAPI:
     """One app for the whole project; requests act as the owner of their API key. The live endpoints are
     loaded before the app is returned and followed from then on (see :mod:`mloop.serving.endpoints`)."""
     table = EndpointTable(project).start()
-    inference = Inference(table)
+    prediction_log = PredictionLog(predictions_folder(project.settings))
+    inference = Inference(table, prediction_log=prediction_log)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         inference.drain()
         inference.close()
+        prediction_log.close()  # after the last answer: drains its queue, compacts into Parquet
         table.close()
 
     app = FastAPI(title="mloop", version=__version__, description="mloop platform API", lifespan=lifespan)
     app.state.endpoints, app.state.inference = table, inference
+    app.state.prediction_log, app.state.feedback = prediction_log, Feedback(prediction_log)
     errors.install(app)
     serving = project.settings.serving
     app.add_middleware(Guard, max_concurrency=serving.max_concurrency, max_body_bytes=serving.max_body_bytes)
@@ -41,6 +46,7 @@ def create_app(project: Project) -> FastAPI:
     app.include_router(features_routes.router(caller))
     app.include_router(predict_routes.router(caller, inference))
     app.include_router(oip_routes.router(caller, inference))
+    app.include_router(feedback_routes.router(caller, app.state.feedback))
 
     @app.get("/v2/health/live", tags=["health"])
     def live() -> dict[str, bool]:

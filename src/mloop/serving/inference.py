@@ -25,6 +25,7 @@ from mloop.serving.batching import Batcher
 from mloop.serving.cache import ResponseCache
 from mloop.serving.endpoints import EndpointTable, LiveEndpoint
 from mloop.serving.predictor import Prediction, Predictor, check_rows
+from mloop.serving.predlog import PredictionLog
 
 log = logging.getLogger("mloop.serving")
 
@@ -50,9 +51,16 @@ class Answer:
 class Inference:
     """Answers predictions for the endpoints of ``table``; one per server process."""
 
-    def __init__(self, table: EndpointTable, *, shadow_queue: int = SHADOW_QUEUE) -> None:
+    def __init__(
+        self,
+        table: EndpointTable,
+        *,
+        shadow_queue: int = SHADOW_QUEUE,
+        prediction_log: PredictionLog | None = None,
+    ) -> None:
         self.table = table
         self.project = table.project
+        self.prediction_log = prediction_log  # every answer is recorded there, off the request path
         self._shadow: queue.Queue[tuple[LiveEndpoint, str, list[Mapping[str, Any]]] | None] = queue.Queue(
             shadow_queue
         )
@@ -152,6 +160,8 @@ class Inference:
                         result.predictions, result.inputs, elapsed)  # fmt: skip
         if live.router.shadows and not cached:
             self._send_shadow(live, answer.request_id, list(rows))
+        if self.prediction_log is not None:
+            self.prediction_log.record(answer)  # a put_nowait: a full log queue drops, never waits
         return answer
 
     # ---- batching and the response cache -------------------------------------------------------------

@@ -1,0 +1,219 @@
+"""Feedback: ground-truth labels attached to logged predictions, and the join monitoring reads.
+
+A label names a request id (and the row within a multi-row request, default 0). Labels are checked
+first (a finite number, a boolean or a string; anything else is a 422 listing each bad item), then the
+request ids are looked up in the prediction log: this worker's recent answers, every writer's live
+segments, then the compacted Parquet. An id found nowhere is reported back as unknown, not stored, and
+does not fail the batch (the caller can retry it: a prediction answered by another worker reaches its
+segment within ``flush_seconds``). The caller needs ``predict`` on the endpoint that answered each
+request. Accepted labels of one call are one Parquet file, written atomically::
+
+    <data_url>/_predictions/feedback/date=<received date>/part-<time>-<pid>-<random>.parquet
+
+A label sent twice for the same row is kept twice; :func:`labelled` uses the newest.
+
+>>> feedback = Feedback(log)                                                          # doctest: +SKIP
+>>> feedback.attach(project, [Label("9f2c...", True)]).to_dict()                      # doctest: +SKIP
+{'accepted': 1, 'unknown': []}
+>>> labelled(log.folder, "fraud", since=datetime(2026, 12, 1, tzinfo=UTC))            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from mloop._time import as_utc, utcnow
+from mloop.errors import MalformedInput
+from mloop.models.signature import FieldProblem
+from mloop.serving.predlog import PredictionLog
+from mloop.serving.predlog_files import read_predictions, write_parquet
+
+FOLDER = "feedback"
+MAX_ITEMS = 10_000
+MAX_LABEL_CHARS = 10_000
+LABEL_TYPES = "a finite number, a boolean or a string"
+SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("row", pa.int32()),
+        ("endpoint", pa.string()),
+        ("label", pa.string()),  # JSON, so numbers, booleans and strings keep their type
+        ("received_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Label:
+    """Ground truth for row ``row`` of the request ``request_id``."""
+
+    request_id: str
+    label: Any
+    row: int = 0
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    accepted: int
+    unknown: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "unknown": self.unknown}
+
+
+class LabelError(MalformedInput):
+    """Some labels cannot be stored; ``problems`` holds one entry per bad item (answered as a 422)."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(
+            f"{len(problems)} feedback item(s) cannot be stored:\n{lines}\n"
+            f"Send each label as {LABEL_TYPES}, for a row the request has; nothing of this call was stored."
+        )
+
+    def to_dict(self) -> list[dict[str, str]]:
+        return [{"field": p.name, "expected": p.expected, "got": p.got} for p in self.problems]
+
+
+class Feedback:
+    """Attaches labels to the predictions of ``log`` (one per server process, like the log)."""
+
+    def __init__(self, log: PredictionLog) -> None:
+        self.log = log
+        self.folder = log.folder / FOLDER
+
+    def attach(self, caller: Any, labels: Sequence[Label]) -> FeedbackResult:
+        """Store the labels whose request is logged; answer how many were stored and the unknown ids."""
+        problems = [p for i, item in enumerate(labels) for p in _check(i, item, len(labels))]
+        if problems:
+            raise LabelError(problems)
+        found = self.log.find(item.request_id for item in labels)
+        for i, item in enumerate(labels):
+            if item.request_id in found and item.row >= (rows := found[item.request_id][1]):
+                problems.append(FieldProblem(_name(i, "row", len(labels)), f"a row of the request, 0 to {rows - 1}",
+                                             str(item.row)))  # fmt: skip
+        if problems:
+            raise LabelError(problems)
+        for endpoint in sorted({found[item.request_id][0] for item in labels if item.request_id in found}):
+            caller.actor.require("predict", f"endpoint:{endpoint}")
+        accepted = [item for item in labels if item.request_id in found]
+        unknown = list(dict.fromkeys(item.request_id for item in labels if item.request_id not in found))
+        if accepted:
+            self._write(accepted, {rid: ep for rid, (ep, _) in found.items()})
+        return FeedbackResult(len(accepted), unknown)
+
+    def _write(self, labels: Sequence[Label], endpoints: Mapping[str, str]) -> None:
+        now = utcnow()
+        table = pa.Table.from_pydict(
+            {
+                "request_id": [item.request_id for item in labels],
+                "row": [item.row for item in labels],
+                "endpoint": [endpoints[item.request_id] for item in labels],
+                "label": [json.dumps(item.label) for item in labels],
+                "received_at": [now] * len(labels),
+            },
+            schema=SCHEMA,
+        )
+        name = f"part-{now:%Y%m%dT%H%M%S%f}-{os.getpid()}-{secrets.token_hex(4)}.parquet"
+        write_parquet(table, self.folder / f"date={now.date().isoformat()}" / name)
+
+    def read(
+        self, endpoint: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> pd.DataFrame:
+        return read_feedback(self.log.folder, endpoint, since, until)
+
+    def labelled(
+        self, endpoint: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> pd.DataFrame:
+        self.log.flush()
+        return labelled(self.log.folder, endpoint, since, until)
+
+
+def _name(i: int, what: str, count: int) -> str:
+    return what if count == 1 else f"items.{i}.{what}"
+
+
+def _check(i: int, item: Label, count: int) -> list[FieldProblem]:
+    problems = []
+    rid = item.request_id
+    if not isinstance(rid, str) or not 0 < len(rid) <= 200:
+        problems.append(FieldProblem(_name(i, "request_id", count), "a request id from a prediction's answer",
+                                     repr(rid)[:80]))  # fmt: skip
+    if isinstance(item.row, bool) or not isinstance(item.row, int) or item.row < 0:
+        problems.append(FieldProblem(_name(i, "row", count), "a row index, 0 or more", repr(item.row)[:80]))
+    got = _label_problem(item.label)
+    if got is not None:
+        problems.append(FieldProblem(_name(i, "label", count), LABEL_TYPES, got))
+    return problems
+
+
+def _label_problem(label: Any) -> str | None:
+    if isinstance(label, bool | int):
+        return None
+    if isinstance(label, float):
+        return None if math.isfinite(label) else f"{label} (not a finite number)"
+    if isinstance(label, str):
+        too_long = len(label) > MAX_LABEL_CHARS
+        return f"a string of {len(label):,} characters (at most {MAX_LABEL_CHARS:,})" if too_long else None
+    if label is None:
+        return "null"
+    kind = {dict: "an object", list: "a list"}.get(type(label), type(label).__name__)
+    return f"{kind}: {json.dumps(label, default=str)[:60]}" if isinstance(label, dict | list) else kind
+
+
+# ---- readers ------------------------------------------------------------------------------------------
+
+
+def read_feedback(
+    folder: Path | str,
+    endpoint: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> pd.DataFrame:
+    """Every stored label with ``since <= received_at < until``, oldest first: request_id, row, endpoint,
+    label (the value as sent), received_at. ``folder`` is the prediction log's folder."""
+    parts = sorted((Path(folder) / FOLDER).glob("date=*/part-*.parquet"))
+    table = ds.dataset(parts, schema=SCHEMA, format="parquet").to_table() if parts else SCHEMA.empty_table()
+    mask = None
+    tests = [(pc.equal, "endpoint", endpoint), (pc.greater_equal, "received_at", since),
+             (pc.less, "received_at", until)]  # fmt: skip
+    for op, column, bound in tests:
+        if bound is not None:
+            value = pa.scalar(as_utc(bound), SCHEMA.field(column).type) if column == "received_at" else bound
+            test = op(table[column], value)
+            mask = test if mask is None else pc.and_(mask, test)
+    frame = (table if mask is None else table.filter(mask)).to_pandas()
+    frame = frame.sort_values(["received_at", "request_id", "row"], kind="stable").reset_index(drop=True)
+    frame["label"] = pd.Series([json.loads(v) for v in frame["label"]], dtype=object).infer_objects()
+    return frame
+
+
+def labelled(
+    folder: Path | str,
+    endpoint: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> pd.DataFrame:
+    """Logged predictions with ``since <= ts < until`` that have a label: the columns of
+    :func:`~mloop.serving.predlog_files.read_predictions` plus ``label`` and ``labelled_at`` (the newest
+    label of each row)."""
+    predictions = read_predictions(folder, endpoint, since, until)
+    labels = read_feedback(folder, endpoint)
+    labels = labels.drop_duplicates(["request_id", "row"], keep="last")
+    labels = labels.rename(columns={"received_at": "labelled_at"}).drop(columns=["endpoint"])
+    labels["row"] = labels["row"].astype(predictions["row"].dtype)
+    return predictions.merge(labels, on=["request_id", "row"], how="inner")

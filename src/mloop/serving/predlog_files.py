@@ -1,0 +1,347 @@
+"""The prediction log on disk: segment lines, writer locks, compaction into Parquet, and reading it back.
+
+Layout under ``<data_url>/_predictions/`` (a dataset name starts with a letter, so no dataset can share
+the folder)::
+
+    segments/<writer>.lock                    held (flock) by the live writer <pid>-<random>
+    segments/<writer>-<seq>.jsonl             append-only JSON lines, one per request
+    endpoint=<name>/date=<YYYY-MM-DD>/part-<writer>-<seq>.parquet    compacted, one row per predicted row
+
+A Parquet part is named after the segment it came from, so compacting a segment twice (a crash between
+writing the Parquet and deleting the segment) replaces the same file instead of duplicating its rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import math
+import os
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from mloop._time import as_utc
+
+log = logging.getLogger("mloop.serving")
+
+SEGMENTS = "segments"
+FIXED = ["request_id", "row", "ts", "endpoint", "model", "version", "revision", "latency_s", "status",
+         "prediction"]  # fmt: skip
+_RESERVED = {*FIXED, "label", "labelled_at"}  # the columns labelled() adds
+SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("row", pa.int32()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("endpoint", pa.string()),
+        ("model", pa.string()),
+        ("version", pa.int64()),
+        ("revision", pa.int64()),
+        ("latency_s", pa.float64()),
+        ("status", pa.string()),
+        ("prediction", pa.string()),  # JSON: a number, a string, or a list for several outputs
+        ("inputs", pa.string()),  # JSON object: the model's inputs of this row after feature lookup
+    ]
+)
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "request_id": str, "ts": (int, float), "endpoint": str, "model": str, "version": int, "revision": int,
+    "latency_s": (int, float), "predictions": list, "inputs": dict,
+}  # fmt: skip
+
+
+# ---- encoding -----------------------------------------------------------------------------------------
+
+
+def dumps(value: Any) -> str:
+    """Strict JSON (no NaN): numpy scalars become numbers, non-finite floats null, times ISO strings."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return json.dumps(plain(value), allow_nan=False, separators=(",", ":"))
+
+
+def plain(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [plain(v) for v in value]
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, np.datetime64):
+        return None if np.isnat(value) else pd.Timestamp(value).isoformat()
+    if isinstance(value, np.generic):
+        return plain(value.item())
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def encode(answer: Any, ts: float, status: str) -> bytes:
+    """One segment line for one answered request (see :class:`~mloop.serving.inference.Answer`)."""
+    record = {"request_id": answer.request_id, "ts": ts, "endpoint": answer.endpoint, "model": answer.model,
+              "version": answer.version, "revision": answer.revision, "latency_s": answer.seconds,
+              "status": status, "predictions": answer.predictions, "inputs": answer.inputs}  # fmt: skip
+    return (dumps(record) + "\n").encode()
+
+
+def parse(data: bytes, source: str = "segment") -> tuple[list[dict[str, Any]], int]:
+    """The complete records of a segment's bytes and how many lines were skipped: a torn last line (the
+    writer died mid-write) or a line that is not a whole record."""
+    lines = data.split(b"\n")
+    torn = lines.pop()  # b"" when the data ends with a newline
+    records, skipped = [], int(bool(torn.strip()))
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            skipped += 1
+            continue
+        if not _whole(record):
+            skipped += 1
+            continue
+        records.append(record)
+    if skipped:
+        log.warning("prediction log: skipped %d torn or unreadable line(s) of %s", skipped, source)
+    return records, skipped
+
+
+def _whole(record: Any) -> bool:
+    if not isinstance(record, dict):
+        return False
+    if not all(isinstance(record.get(key), kind) for key, kind in _TYPES.items()):
+        return False
+    return all(isinstance(v, list) for v in record["inputs"].values())
+
+
+def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """One row per predicted row of each record, in :data:`SCHEMA`."""
+    columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+    for rec in records:
+        inputs: Mapping[str, list[Any]] = rec["inputs"] or {}
+        ts = round(float(rec["ts"]) * 1_000_000)
+        for i, prediction in enumerate(rec["predictions"]):
+            columns["request_id"].append(str(rec["request_id"]))
+            columns["row"].append(i)
+            columns["ts"].append(ts)
+            for name in ("endpoint", "model"):
+                columns[name].append(str(rec[name]))
+            for name in ("version", "revision"):
+                columns[name].append(int(rec[name]))
+            columns["latency_s"].append(float(rec["latency_s"]))
+            columns["status"].append(str(rec.get("status", "ok")))
+            columns["prediction"].append(dumps(prediction))
+            columns["inputs"].append(dumps({k: v[i] if i < len(v) else None for k, v in inputs.items()}))
+    return pa.Table.from_pydict(columns, schema=SCHEMA)
+
+
+# ---- atomic files and locks ---------------------------------------------------------------------------
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_parquet(table: pa.Table, target: Path) -> None:
+    """Write ``target`` so that readers see the old file or the whole new one, and it survives a crash."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(target.parent)
+
+
+def try_lock(path: Path) -> int | None:
+    """An exclusive flock on ``path`` (created if missing), or None when another open file holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def writer_of(segment: Path) -> str:
+    return segment.stem.rsplit("-", 1)[0]
+
+
+# ---- compaction ---------------------------------------------------------------------------------------
+
+
+def partition(folder: Path, endpoint: str, day: date) -> Path:
+    return folder / f"endpoint={quote(endpoint, safe='')}" / f"date={day.isoformat()}"
+
+
+def compact(folder: Path, segment: Path) -> tuple[int, int]:
+    """Turn ``segment`` into Parquet parts (one per endpoint and date), then delete it. The caller holds
+    the segment's writer lock. Answers (rows written, lines skipped)."""
+    try:
+        data = segment.read_bytes()
+    except FileNotFoundError:
+        return 0, 0
+    records, skipped = parse(data, str(segment))
+    groups: dict[tuple[str, date], list[dict[str, Any]]] = defaultdict(list)
+    for rec in records:
+        groups[str(rec["endpoint"]), datetime.fromtimestamp(float(rec["ts"]), UTC).date()].append(rec)
+    rows = 0
+    for (endpoint, day), recs in groups.items():
+        table = to_table(recs)
+        write_parquet(table, partition(folder, endpoint, day) / f"part-{segment.stem}.parquet")
+        rows += table.num_rows
+    segment.unlink(missing_ok=True)  # only now: its rows are durable in Parquet
+    fsync_dir(segment.parent)
+    return rows, skipped
+
+
+def recover(folder: Path, own: str | None = None) -> tuple[int, int, int]:
+    """Compact the segments of writers that are gone (their lock is free), safely across processes.
+    Answers (segments, rows, skipped lines)."""
+    segments = folder / SEGMENTS
+    writers = {writer_of(p) for p in segments.glob("*.jsonl")} | {p.stem for p in segments.glob("*.lock")}
+    done = rows = skipped = 0
+    for writer in sorted(writers - {own}):
+        lock = segments / f"{writer}.lock"
+        fd = try_lock(lock)
+        if fd is None:  # a live writer, or another process recovering it now
+            continue
+        try:
+            for segment in sorted(segments.glob(f"{writer}-*.jsonl")):
+                n, bad = compact(folder, segment)
+                done, rows, skipped = done + 1, rows + n, skipped + bad
+            lock.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    if done:
+        log.info("prediction log: recovered %d row(s) from %d segment(s) of stopped writers", rows, done)
+    return done, rows, skipped
+
+
+# ---- reading ------------------------------------------------------------------------------------------
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+def parquet_parts(
+    folder: Path, endpoint: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> list[Path]:
+    """Compacted parts, newest date first, pruned by endpoint and by date."""
+    pattern = f"endpoint={quote(endpoint, safe='')}" if endpoint is not None else "endpoint=*"
+    parts = []
+    for day_dir in folder.glob(f"{pattern}/date=*"):
+        day = date.fromisoformat(day_dir.name.partition("=")[2])
+        if (since is not None and day < since.date()) or (until is not None and day > until.date()):
+            continue
+        parts += [p for p in day_dir.glob("part-*.parquet")]
+    return sorted(parts, key=lambda p: (p.parent.name, p.name), reverse=True)
+
+
+def live_records(folder: Path) -> Iterator[dict[str, Any]]:
+    """Records of segments not compacted yet (their writers may be appending: a partial line is skipped)."""
+    for segment in sorted((folder / SEGMENTS).glob("*.jsonl")):
+        with contextlib.suppress(FileNotFoundError):  # compacted meanwhile: its Parquet is listed later
+            data = segment.read_bytes()
+            yield from parse(data[: data.rfind(b"\n") + 1], str(segment))[0]
+
+
+def read_table(
+    folder: Path, endpoint: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> pa.Table:
+    """Every logged row in :data:`SCHEMA`, segments included; not deduplicated."""
+    since, until = _utc(since), _utc(until)
+    # Segments first: one compacted between the two reads is then seen twice (deduplicated), never missed.
+    live = [r for r in live_records(folder) if endpoint is None or r["endpoint"] == endpoint]
+    tables = [to_table(live)]
+    parts = parquet_parts(folder, endpoint, since, until)
+    if parts:
+        tables.append(ds.dataset(parts, schema=SCHEMA, format="parquet").to_table())
+    table = pa.concat_tables(tables)
+    mask = None
+    if endpoint is not None:
+        mask = pc.equal(table["endpoint"], endpoint)
+    for op, bound in ((pc.greater_equal, since), (pc.less, until)):
+        if bound is not None:
+            test = op(table["ts"], pa.scalar(bound, pa.timestamp("us", tz="UTC")))
+            mask = test if mask is None else pc.and_(mask, test)
+    return table if mask is None else table.filter(mask)
+
+
+def read_predictions(
+    folder: Path | str,
+    endpoint: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> pd.DataFrame:
+    """One row per predicted row, oldest first, without duplicates: the fixed columns, then one column
+    per model input (an input named like a fixed column, ``label`` or ``labelled_at`` is prefixed
+    ``input.``).
+
+    >>> read_predictions(".mloop/data/_predictions", "fraud", since=datetime(2026, 12, 1))  # doctest: +SKIP
+    """
+    table = read_table(Path(folder), endpoint, since, until)
+    frame = table.to_pandas()
+    frame = frame.drop_duplicates(["request_id", "row"]).sort_values(["ts", "request_id", "row"])
+    frame = frame.reset_index(drop=True)
+    frame["prediction"] = pd.Series(
+        [json.loads(v) for v in frame["prediction"]], dtype=object
+    ).infer_objects()
+    inputs = pd.DataFrame.from_records([json.loads(v) for v in frame.pop("inputs")], index=frame.index)
+    inputs.columns = [f"input.{c}" if c in _RESERVED else c for c in inputs.columns]
+    return pd.concat([frame, inputs], axis=1)
+
+
+def find_requests(folder: Path, request_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
+    """``{request_id: (endpoint, rows)}`` for the ids found in live segments or Parquet parts (newest
+    date first, stopping once every id is found)."""
+    wanted = set(request_ids)
+    found: dict[str, tuple[str, int]] = {}
+    for rec in live_records(folder):
+        if rec["request_id"] in wanted:
+            found[rec["request_id"]] = (str(rec["endpoint"]), len(rec["predictions"]))
+    by_day: dict[str, list[Path]] = defaultdict(list)
+    for part in parquet_parts(folder):
+        by_day[part.parent.name].append(part)
+    for day in sorted(by_day, reverse=True):
+        missing = wanted - found.keys()
+        if not missing:
+            break
+        dataset = ds.dataset(by_day[day], schema=SCHEMA, format="parquet")
+        hits = dataset.to_table(
+            columns=["request_id", "endpoint", "row"], filter=pc.field("request_id").isin(sorted(missing))
+        )
+        for rid, ep, row in zip(
+            *(hits[c].to_pylist() for c in ("request_id", "endpoint", "row")), strict=True
+        ):
+            rows = max(found[rid][1], row + 1) if rid in found else row + 1
+            found[rid] = (ep, rows)
+    return found

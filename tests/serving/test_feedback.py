@@ -1,0 +1,202 @@
+"""Feedback: labels attached to logged predictions by request id, checked, stored, joined for monitoring."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mloop import Project
+from mloop.errors import PermissionDenied
+from mloop.serving.app import create_app
+from mloop.serving.feedback import Feedback, Label, LabelError, labelled, read_feedback
+from mloop.serving.inference import Answer
+from mloop.serving.predlog import PredictionLog, predictions_folder
+from tests.serving.conftest import Served
+
+
+@dataclass
+class Actor:
+    allowed: set[str] | None = None  # None: everything
+    asked: list[str] = field(default_factory=list)
+
+    def require(self, action: str, resource: str) -> None:
+        self.asked.append(f"{action} {resource}")
+        if self.allowed is not None and resource not in self.allowed:
+            raise PermissionDenied(f"may not {action} on {resource}")
+
+
+@dataclass
+class Caller:
+    actor: Actor = field(default_factory=Actor)
+
+
+def answer(rid: str, rows: int = 1, endpoint: str = "fraud") -> Answer:
+    return Answer(
+        rid, endpoint, "fraud", 1, 1, [0.1 * i for i in range(rows)], {"x": list(range(rows))}, 0.001
+    )
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[PredictionLog]:
+    with PredictionLog(tmp_path / "_predictions") as opened:
+        yield opened
+
+
+def test_labels_of_logged_requests_are_stored_and_unknown_ids_reported(log: PredictionLog) -> None:
+    log.record(answer("a", rows=3))
+    log.record(answer("b", endpoint="recs"))
+    caller = Caller()
+    result = Feedback(log).attach(caller, [Label("a", True, row=2), Label("nope", 1), Label("b", "click"),
+                                           Label("nope", 0)])  # fmt: skip
+    assert result.to_dict() == {"accepted": 2, "unknown": ["nope"]}
+    assert caller.actor.asked == ["predict endpoint:fraud", "predict endpoint:recs"]
+    stored = read_feedback(log.folder)
+    assert list(zip(stored.request_id, stored.row, stored.endpoint, stored.label, strict=True)) == [
+        ("a", 2, "fraud", True),
+        ("b", 0, "recs", "click"),
+    ]
+    assert (datetime.now(UTC) - stored.received_at.iloc[0]).total_seconds() < 60
+    assert read_feedback(log.folder, endpoint="recs").request_id.tolist() == ["b"]
+    assert read_feedback(log.folder, since=datetime.now(UTC) + timedelta(seconds=5)).empty
+
+
+def test_a_label_for_a_prediction_of_another_worker_is_found_in_its_live_segment(log: PredictionLog) -> None:
+    with PredictionLog(log.folder) as other:  # a second server process writing to the same folder
+        other.record(answer("elsewhere", rows=2))
+        assert other.flush()
+        assert Feedback(log).attach(Caller(), [Label("elsewhere", 0.0, row=1)]).accepted == 1
+    # compacted now: found in Parquet
+    assert Feedback(log).attach(Caller(), [Label("elsewhere", 1.0)]).accepted == 1
+
+
+def test_bad_labels_are_a_422_per_item_and_nothing_is_stored(log: PredictionLog) -> None:
+    log.record(answer("a", rows=2))
+    items = [Label("a", 1), Label("a", float("nan")), Label("a", {"y": 1}), Label("a", [1]), Label("a", None),
+             Label("a", float("inf"), row=1), Label("a", 1, row=-1)]  # fmt: skip
+    with pytest.raises(LabelError) as caught:
+        Feedback(log).attach(Caller(), items)
+    fields = [p["field"] for p in caught.value.to_dict()]
+    assert fields == ["items.1.label", "items.2.label", "items.3.label", "items.4.label", "items.5.label",
+                      "items.6.row"]  # fmt: skip
+    assert "nan (not a finite number)" in str(caught.value) and "an object" in str(caught.value)
+    with pytest.raises(LabelError, match="0 to 1"):
+        Feedback(log).attach(Caller(), [Label("a", 1, row=2)])  # the request has rows 0 and 1
+    assert read_feedback(log.folder).empty
+
+
+def test_a_caller_without_predict_on_the_endpoint_stores_nothing(log: PredictionLog) -> None:
+    log.record(answer("a"))
+    log.record(answer("b", endpoint="secret"))
+    caller = Caller(Actor(allowed={"endpoint:fraud"}))
+    with pytest.raises(PermissionDenied, match="endpoint:secret"):
+        Feedback(log).attach(caller, [Label("a", 1), Label("b", 1)])
+    assert read_feedback(log.folder).empty
+    assert Feedback(log).attach(caller, [Label("a", 1)]).accepted == 1
+
+
+def test_labelled_joins_the_newest_label_of_each_row(log: PredictionLog) -> None:
+    log.record(answer("a", rows=2))
+    log.record(answer("b"))
+    log.record(answer("c", endpoint="recs"))
+    feedback = Feedback(log)
+    feedback.attach(Caller(), [Label("a", 0, row=1), Label("c", 1)])
+    feedback.attach(Caller(), [Label("a", 1, row=1)])  # a correction
+    joined = feedback.labelled("fraud")
+    assert joined[["request_id", "row", "label"]].values.tolist() == [["a", 1, 1]]
+    assert joined["prediction"].tolist() == [pytest.approx(0.1)] and joined["x"].tolist() == [1]
+    log.close()
+    assert labelled(log.folder)["request_id"].tolist() == ["a", "c"]  # from Parquet, after the close
+    assert labelled(log.folder, since=datetime.now(UTC) + timedelta(seconds=5)).empty
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+                       st.text(max_size=50)))  # fmt: skip
+def test_labels_keep_their_value_and_type(log: PredictionLog, value: Any) -> None:
+    rid = f"h{len(read_feedback(log.folder))}"
+    log.record(answer(rid))
+    Feedback(log).attach(Caller(), [Label(rid, value)])
+    stored = read_feedback(log.folder)
+    got = stored.loc[stored.request_id == rid, "label"].tolist()[0]
+    assert got == value and type(got) is type(value)
+
+
+# ---- over HTTP --------------------------------------------------------------------------------------
+
+
+def test_predict_then_feedback_over_http_shows_in_labelled(served: Served) -> None:
+    rows = [served.row(i) for i in range(3)]
+    predicted = served.client.post("/v1/endpoints/fraud/predict", json={"rows": rows}).json()
+    rid = predicted["request_id"]
+    one = served.client.post("/v1/feedback", json={"request_id": rid, "label": True})
+    assert one.status_code == 200 and one.json() == {"accepted": 1, "unknown": []}
+    many = served.client.post("/v1/feedback", json={"items": [{"request_id": rid, "label": False, "row": 2},
+                                                              {"request_id": "f" * 32, "label": 1}]})  # fmt: skip
+    assert many.status_code == 200 and many.json() == {"accepted": 1, "unknown": ["f" * 32]}
+    joined = served.client.app.state.feedback.labelled("fraud")  # type: ignore[attr-defined]
+    mine = joined[joined.request_id == rid].sort_values("row")
+    assert mine["row"].tolist() == [0, 2] and mine["label"].tolist() == [True, False]
+    assert mine["prediction"].tolist() == pytest.approx(
+        [predicted["predictions"][0], predicted["predictions"][2]]
+    )
+    signature = served.project.models.load("fraud", version=1).signature
+    assert {c.name for c in signature.inputs} <= set(mine.columns)  # the inputs after feature lookup
+    assert mine["amount_ratio"].notna().all()  # computed from a looked-up feature and the request's amount
+    assert set(mine["version"]) == {1} and set(mine["model"]) == {"fraud"}
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ('{"request_id": "r", "label": NaN}', "finite"),
+        ('{"request_id": "r", "label": {"a": 1}}', "an object"),
+        ('{"request_id": "r", "label": [1]}', "a list"),
+        ('{"request_id": "r", "label": null}', "null"),
+        ('{"request_id": "r"}', "give request_id and label"),
+        ('{"request_id": "r", "label": 1, "items": [{"request_id": "r", "label": 1}]}', "not both"),
+        (
+            '{"items": [{"request_id": "r", "label": 1}, {"request_id": "r", "label": Infinity}]}',
+            "items.1.label",
+        ),
+        ('{"items": []}', "items"),
+        ('{"request_id": "r", "label": 1, "row": -1}', "row"),
+    ],
+)
+def test_bad_feedback_is_a_422_that_names_the_item(served: Served, body: str, needle: str) -> None:
+    response = served.client.post("/v1/feedback", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert needle in response.text and "Traceback" not in response.text
+
+
+def test_feedback_needs_predict_on_the_request_endpoint(served: Served) -> None:
+    project = served.project
+    rid = served.client.post("/v1/endpoints/fraud/predict", json={"rows": [served.row(0)]}).json()[
+        "request_id"
+    ]
+    project.users.add("fb-reader", ["auditor"])
+    project.users.add("fb-scorer", ["mlops@endpoint:fraud"])
+    reader, scorer = project.keys.issue("fb-reader").token, project.keys.issue("fb-scorer").token
+    strict = Project.open(project.root, env={"MLOOP_LOCAL_ADMIN": "false"}, actor=project.actor)
+    try:
+        with TestClient(create_app(strict), raise_server_exceptions=False) as client:
+            body = {"request_id": rid, "label": 1}
+            assert client.post("/v1/feedback", json=body).status_code == 401
+            denied = client.post("/v1/feedback", json=body, headers={"Authorization": f"Bearer {reader}"})
+            assert denied.status_code == 403 and "endpoint:fraud" in denied.json()["message"]
+            ok = client.post("/v1/feedback", json=body, headers={"Authorization": f"Bearer {scorer}"})
+            assert ok.status_code == 200 and ok.json()["accepted"] == 1
+    finally:
+        strict.close()
+    labels = read_feedback(predictions_folder(project.settings))
+    assert (
+        json.dumps(labels[labels.request_id == rid]["label"].tolist()) == "[1]"
+    )  # one label: the allowed one
