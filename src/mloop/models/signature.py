@@ -303,7 +303,8 @@ def _convert(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, str | None
     if problem is None and spec.categories is not None:
         # Codes against the training categories: an unseen value gets -1, which is a null.
         known = pd.Index(list(spec.categories))
-        codes = known.get_indexer(out.astype(known.dtype) if got != "string" else out)
+        plain = got == "string" or nulls.any()  # nullable ints (Int64) cannot be cast to a numpy dtype
+        codes = known.get_indexer(out if plain else out.astype(known.dtype))
         out = pd.Series(
             pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(known)), index=series.index
         )

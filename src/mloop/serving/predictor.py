@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import MalformedInput
+from mloop.models.rows import conforms
 from mloop.models.signature import Signature, SignatureError
 from mloop.registry.versions import LoadedModel
 
@@ -57,9 +58,13 @@ class Predictor:
     def load(cls, project: Any, name: str, version: int) -> Predictor:
         return cls(project.models.load(name, version=version))
 
-    def predict(self, project: Any, rows: Sequence[Mapping[str, Any]]) -> Prediction:
-        """Look up the model's online features for ``rows``, merge what the rows give, validate, predict."""
-        check_rows(rows)
+    def predict(
+        self, project: Any, rows: Sequence[Mapping[str, Any]], *, checked: bool = False
+    ) -> Prediction:
+        """Look up the model's online features for ``rows``, merge what the rows give, validate, predict.
+        ``checked``: the caller has already run :func:`check_rows` on them."""
+        if not checked:
+            check_rows(rows)
         given = {name for row in rows for name in row}
         wanted = self.inputs or sorted(given)
         self._check_given(rows, given)
@@ -79,8 +84,7 @@ class Predictor:
                 merged[name] = [row.get(name) for row in rows]
             else:  # a row's own value wins; rows without one get the looked-up value
                 merged[name] = [row[name] if name in row else looked[i] for i, row in enumerate(rows)]
-        frame = pd.DataFrame(merged, index=range(len(rows)))
-        scores = self.model.predict(frame)
+        scores = self.model.predict_columns(merged)
         return Prediction(_plain(scores), {k: list(v) for k, v in merged.items()}, lookup_seconds)
 
     def _check_given(self, rows: Sequence[Mapping[str, Any]], given: set[str]) -> None:
@@ -93,6 +97,8 @@ class Predictor:
         for spec in signature.inputs:
             if spec.name in given:
                 values = [row[spec.name] for row in rows if spec.name in row]
+                if conforms(spec, values):
+                    continue
                 try:
                     Signature([spec]).validate(pd.DataFrame({spec.name: values}))
                 except SignatureError as exc:
