@@ -37,6 +37,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
         "api_key": None,
         "serving": {
             "max_concurrency": 64,
+            "max_queue_ms": 10.0,
             "max_body_bytes": 1_048_576,
             "rate_limit": None,
             "rate_burst": None,

@@ -35,6 +35,11 @@ class ServingSettings(BaseModel):
     max_concurrency: int = Field(
         64, ge=1, description="Requests in flight per worker; more are shed at once with 503 + Retry-After."
     )
+    max_queue_ms: float | None = Field(
+        10.0,
+        gt=0,
+        description="Shed requests with 503 once the event loop has been this far behind for 30 ms; none: off.",
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; larger ones get 413.")
     rate_limit: float | None = Field(
         None, gt=0, description="Requests per second per API key (a token bucket); none: no limit."
@@ -273,11 +278,13 @@ local_admin: true
 log_level: INFO
 log_format: auto
 
-# The inference service (mloop serve). Requests in flight per worker beyond max_concurrency are shed
-# with 503; rate_limit is requests per second per API key (429 + Retry-After); max_batch_size > 1 groups
+# The inference service (mloop serve). Requests in flight per worker beyond max_concurrency, and new
+# requests while the worker's event loop stays more than max_queue_ms behind, are shed with 503;
+# rate_limit is requests per second per API key (429 + Retry-After); max_batch_size > 1 groups
 # concurrent requests into one model call, waiting at most max_wait_ms; cache_size > 0 caches answers.
 serving:
   max_concurrency: 64
+  max_queue_ms: 10.0
   max_body_bytes: 1048576
   rate_limit: null
   max_batch_size: 1

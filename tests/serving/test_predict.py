@@ -153,6 +153,12 @@ def test_a_shadow_sees_the_traffic_and_never_answers(served: Served) -> None:
     shadowed = {r["request_id"]: r for r in inference.shadow_results if r["version"] == 2}
     assert {a["request_id"] for a in answers} <= set(shadowed)
     assert all("predictions" in shadowed[a["request_id"]] for a in answers)
+    logged = served.client.app.state.prediction_log.read("fraud")  # type: ignore[attr-defined]
+    shadow_rows = logged[logged.status == "shadow"]
+    assert {a["request_id"] for a in answers} <= set(shadow_rows.request_id)
+    assert set(shadow_rows.version) == {2}
+    answered = logged[logged.request_id.isin({a["request_id"] for a in answers}) & (logged.status == "ok")]
+    assert set(answered.version) == {1} and len(answered) == len(answers)
 
 
 def test_a_redeploy_under_load_fails_no_request(served: Served) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -100,6 +101,35 @@ def test_past_the_cap_requests_are_shed_at_once_and_the_admitted_ones_finish() -
         return [status for status, _, _ in done]
 
     assert sorted(asyncio.run(scenario())) == [200, 200, 503, 503, 503]
+
+
+def test_while_the_event_loop_lags_new_requests_are_shed_and_then_admitted_again() -> None:
+    async def scenario() -> tuple[list[int], str, int, int]:
+        async def inline(scope: Any, receive: Any, send: Any) -> None:  # a model called on the loop
+            if scope["path"].endswith("/slow/predict"):
+                time.sleep(0.15)  # the loop is blocked past INTERVAL: everything queued behind it waits
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        guard = Guard(inline, max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
+        assert (await _call(guard))[0] == 200  # starts the watcher
+        await asyncio.sleep(0.01)
+        slow = asyncio.create_task(_call(guard, "/v1/endpoints/slow/predict"))
+        behind = [asyncio.create_task(_call(guard)) for _ in range(5)]  # queued behind the slow one
+        done = await asyncio.gather(slow, *behind)
+        await asyncio.sleep(0.01)  # the loop has caught up
+        after = (await _call(guard))[0]
+        return (
+            [status for status, _, _ in done[1:]],
+            done[1][2].decode(),
+            after,
+            done[1][1].get("retry-after", 0),
+        )
+
+    statuses, message, after, retry = asyncio.run(scenario())
+    assert statuses == [503] * 5 and retry == "1"
+    assert "ms behind" in message and "max_queue_ms" in message
+    assert after == 200
 
 
 def test_health_and_metrics_are_never_shed() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,10 +16,13 @@ from mloop.serving import errors, features_routes, feedback_routes, oip_routes, 
 from mloop.serving import metrics as metrics_module
 from mloop.serving.auth import Authenticator
 from mloop.serving.endpoints import EndpointTable
+from mloop.serving.fastpath import PredictFastPath
 from mloop.serving.feedback import Feedback
 from mloop.serving.inference import Inference
 from mloop.serving.predlog import PredictionLog, predictions_folder
 from mloop.serving.protection import Guard
+
+SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits (CPython's default: 0.005)
 
 
 def create_app(project: Project) -> FastAPI:
@@ -30,7 +34,14 @@ def create_app(project: Project) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        # Background threads (the prediction log's writer and compaction, loading a new version) would
+        # otherwise hold the GIL up to 5 ms at a time while the event loop waits to answer requests.
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        try:
+            yield
+        finally:
+            sys.setswitchinterval(previous)
         inference.drain()
         inference.close()
         prediction_log.close()  # after the last answer: drains its queue, compacts into Parquet
@@ -41,8 +52,10 @@ def create_app(project: Project) -> FastAPI:
     app.state.prediction_log, app.state.feedback = prediction_log, Feedback(prediction_log)
     errors.install(app)
     serving = project.settings.serving
-    app.add_middleware(Guard, max_concurrency=serving.max_concurrency, max_body_bytes=serving.max_body_bytes)
     caller = Authenticator(project)
+    app.add_middleware(PredictFastPath, caller=caller, inference=inference)  # inside the guard
+    app.add_middleware(Guard, max_concurrency=serving.max_concurrency, max_body_bytes=serving.max_body_bytes,
+                       max_queue_ms=serving.max_queue_ms)  # fmt: skip
     app.include_router(features_routes.router(caller))
     app.include_router(predict_routes.router(caller, inference))
     app.include_router(oip_routes.router(caller, inference))

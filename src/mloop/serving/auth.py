@@ -31,14 +31,18 @@ class Authenticator:
         self._lock = threading.Lock()
 
     async def __call__(self, request: Request) -> Project:
-        seen = self.identify(request.headers.get("authorization", ""))
+        return self.admit(request.headers.get("authorization", ""))
+
+    def admit(self, header: str) -> Project:
+        """The project as the caller of ``header`` (an ``Authorization`` value), after its rate limit."""
+        seen = self.identify(header)
         if self.limits.enabled:
-            self.limits.check(self._key(request), seen.actor.name)
+            self.limits.check(self._key(header), seen.actor.name)
         return seen
 
     @staticmethod
-    def _key(request: Request) -> str:
-        token = request.headers.get("authorization", "").partition(" ")[2]
+    def _key(header: str) -> str:
+        token = header.partition(" ")[2]
         return hashlib.blake2b(token.encode(), digest_size=12).hexdigest() if token else "(no key)"
 
     def identify(self, header: str) -> Project:

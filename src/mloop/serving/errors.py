@@ -40,42 +40,52 @@ STATUS = [
 ]
 
 
+def render(exc: BaseException, path: str) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """The status, JSON body and headers that answer ``exc`` raised for a request to ``path``."""
+    if isinstance(exc, MloopError):
+        return _user_error(exc, path)
+    if isinstance(exc, RequestValidationError):
+        return _invalid(exc, path)
+    request_id = uuid.uuid4().hex
+    log.error("internal error", exc_info=exc, extra={"request_id": request_id, "path": path})
+    body = {"error": "InternalError", "message": "The server failed; the log has the details.",
+            "request_id": request_id}  # fmt: skip
+    return 500, body, None
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(MloopError)
-    async def _user_error(request: Request, exc: MloopError) -> JSONResponse:
-        status = next(code for kind, code in STATUS if isinstance(exc, kind))
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        if isinstance(exc, TooManyRequests | Overloaded):
-            headers = {"Retry-After": retry_after(exc.retry_after)}
-        body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
-        if request.url.path.startswith("/v2/"):
-            body = {"error": str(exc)}  # the Open Inference Protocol's error shape
-            status = 400 if status == 422 else status
-        elif hasattr(exc, "to_dict") and hasattr(exc, "problems"):
-            body["problems"] = exc.to_dict()  # a signature mismatch: one entry per field
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        status, body, headers = render(exc, request.url.path)
         return JSONResponse(body, status_code=status, headers=headers)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
-            for e in exc.errors()
-        ]
-        if request.url.path.startswith("/v2/"):
-            text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-            return JSONResponse({"error": f"The request body is invalid: {text}"}, status_code=400)
-        return JSONResponse({"error": "ValidationError", "message": "The request body is invalid.", "problems": problems},
-                            status_code=422)  # fmt: skip
+    for kind in (MloopError, RequestValidationError, Exception):
+        app.add_exception_handler(kind, handle)
 
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        request_id = uuid.uuid4().hex
-        log.exception("internal error", extra={"request_id": request_id, "path": request.url.path})
-        return JSONResponse(
-            {
-                "error": "InternalError",
-                "message": "The server failed; the log has the details.",
-                "request_id": request_id,
-            },
-            status_code=500,
-        )
+
+def _user_error(exc: MloopError, path: str) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    status = next(code for kind, code in STATUS if isinstance(exc, kind))
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, TooManyRequests | Overloaded):
+        headers = {"Retry-After": retry_after(exc.retry_after)}
+    body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+    if path.startswith("/v2/"):
+        body = {"error": str(exc)}  # the Open Inference Protocol's error shape
+        status = 400 if status == 422 else status
+    elif hasattr(exc, "to_dict") and hasattr(exc, "problems"):
+        body["problems"] = exc.to_dict()  # a signature mismatch: one entry per field
+    return status, body, headers
+
+
+def _invalid(exc: RequestValidationError, path: str) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+        for e in exc.errors()
+    ]
+    if path.startswith("/v2/"):
+        text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return 400, {"error": f"The request body is invalid: {text}"}, None
+    return (
+        422,
+        {"error": "ValidationError", "message": "The request body is invalid.", "problems": problems},
+        None,
+    )

@@ -68,6 +68,8 @@ class Inference:
         self.shadow_results: list[dict[str, Any]] = []  # the newest few, for tests and the dashboard
         self._batchers: dict[tuple[Any, ...], Batcher] = {}
         self._caches: dict[str, ResponseCache] = {}
+        self._options_of: dict[tuple[str, int], tuple[int, float, int]] = {}
+        self._children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
 
     def predict(
         self,
@@ -85,7 +87,7 @@ class Inference:
         if hit is not None:
             return hit
         with self._measured(endpoint, predictor.version, started):
-            result = predictor.predict(self.project, rows)
+            result = predictor.predict(self.project, rows, checked=True)
         return self._finish(live, predictor, rows, version, result, started, request_id)
 
     async def predict_async(
@@ -107,7 +109,7 @@ class Inference:
         batcher = self._batcher(live, predictor)
         with self._measured(endpoint, predictor.version, started):
             if batcher is None:
-                result = predictor.predict(self.project, rows)
+                result = predictor.predict(self.project, rows, checked=True)
             else:
                 result = await batcher.predict(rows)
         return self._finish(live, predictor, rows, version, result, started, request_id)
@@ -149,10 +151,11 @@ class Inference:
     ) -> Answer:
         elapsed = time.perf_counter() - started
         version = predictor.version
-        metrics.REQUESTS.labels(live.name, str(version), "ok").inc()
-        metrics.LATENCY.labels(live.name, str(version)).observe(elapsed)
+        served, latency, lookup = self._series(live.name, version)
+        served.inc()
+        latency.observe(elapsed)
         if not cached:
-            metrics.LOOKUP.labels(live.name).observe(result.lookup_seconds)
+            lookup.observe(result.lookup_seconds)
             cache = self._cache(live)
             if cache is not None:
                 cache.put(rows, pinned, (predictor, result))
@@ -167,11 +170,28 @@ class Inference:
     # ---- batching and the response cache -------------------------------------------------------------
 
     def _options(self, live: LiveEndpoint) -> tuple[int, float, int]:
-        serving = self.project.settings.serving
-        options = live.deployment.options
-        return (int(options.get("max_batch_size", serving.max_batch_size)),
-                float(options.get("max_wait_ms", serving.max_wait_ms)),
-                int(options.get("cache_size", serving.cache_size)))  # fmt: skip
+        key = (live.name, live.revision)
+        found = self._options_of.get(key)
+        if found is None:
+            serving = self.project.settings.serving
+            options = live.deployment.options
+            found = (int(options.get("max_batch_size", serving.max_batch_size)),
+                     float(options.get("max_wait_ms", serving.max_wait_ms)),
+                     int(options.get("cache_size", serving.cache_size)))  # fmt: skip
+            if len(self._options_of) > 1_000:
+                self._options_of.clear()
+            self._options_of[key] = found
+        return found
+
+    def _series(self, endpoint: str, version: int) -> tuple[Any, Any, Any]:
+        """The Prometheus children of a successful request (``labels()`` costs microseconds each)."""
+        key = (endpoint, version)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (metrics.REQUESTS.labels(endpoint, str(version), "ok"),
+                                           metrics.LATENCY.labels(endpoint, str(version)),
+                                           metrics.LOOKUP.labels(endpoint))  # fmt: skip
+        return found
 
     def _batcher(self, live: LiveEndpoint, predictor: Predictor) -> Batcher | None:
         size, wait, _ = self._options(live)
@@ -286,6 +306,10 @@ class Inference:
                   "seconds": seconds, **outcome}  # fmt: skip
         self.shadow_results.append(record)
         del self.shadow_results[:-1000]
+        if self.prediction_log is not None and status == "ok":  # beside the primary's, for comparison
+            shadow = Answer(request_id, live.name, predictor.name, predictor.version, live.revision,
+                            result.predictions, result.inputs, seconds)  # fmt: skip
+            self.prediction_log.record(shadow, status="shadow")
         log.debug("shadow %s v%s: %s", live.name, predictor.version, status, extra={"request_id": request_id})
 
     def drain(self, timeout: float = 5.0) -> None:

@@ -43,7 +43,8 @@ SHADOW_DROPPED = Counter(
 )
 SHED = Counter(
     "mloop_shed_requests_total",
-    "Requests answered 503 at once because the worker was at serving.max_concurrency requests in flight.",
+    "Requests answered 503 at once: the worker was at serving.max_concurrency requests in flight, or its "
+    "event loop more than serving.max_queue_ms behind.",
 )
 RATE_LIMITED = Counter(
     "mloop_rate_limited_requests_total",

@@ -3,10 +3,12 @@ answer; no logic here."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mloop.project import Project
 from mloop.serving.inference import Inference
@@ -49,13 +51,31 @@ class PredictResponse(BaseModel):
     request_id: str
 
 
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": PredictRequest.model_json_schema()}}}}  # fmt: skip
+
+
+def parse(data: bytes) -> PredictRequest:
+    """The request body, or the 422 FastAPI would give for it (same ``loc`` paths, under ``body``)."""
+    try:
+        return PredictRequest.model_validate_json(data or b"null")
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+
+
 def router(caller: Any, inference: Inference) -> APIRouter:
     api = APIRouter(prefix="/v1/endpoints", tags=["predict"])
 
-    @api.post("/{name}/predict", response_model=PredictResponse)
-    async def predict(name: str, body: PredictRequest, project: Project = Depends(caller)) -> dict[str, Any]:
+    # The hot path: the body is parsed by pydantic-core straight from bytes and the answer written as JSON
+    # bytes, skipping FastAPI's per-request body and response models (hundreds of microseconds); the
+    # schemas are still declared for the OpenAPI document.
+    @api.post("/{name}/predict", response_model=PredictResponse, openapi_extra=_BODY)
+    async def predict(name: str, request: Request, project: Project = Depends(caller)) -> Response:
+        body = parse(await request.body())
         answer = await inference.predict_async(project, name, body.as_rows(), version=body.version)
-        return answer.to_dict()
+        return Response(json.dumps(answer.to_dict()).encode(), media_type="application/json")
 
     @api.get("/{name}")
     def describe(name: str, project: Project = Depends(caller)) -> dict[str, Any]:

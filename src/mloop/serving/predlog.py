@@ -3,11 +3,13 @@
 ``record(answer)`` only puts the answer on a bounded queue (``put_nowait``); when the queue is full the
 prediction is dropped, counted (``mloop_prediction_log_dropped_total``) and warned about, and the request
 never waits. A background thread appends one JSON line per request to this writer's own segment file,
+waking at most every ``gather_seconds`` (so the request path is not interrupted once per prediction),
 writes each batch through to the OS at once (a killed process loses nothing written) and fsyncs at most
 every ``flush_seconds``. A segment is rotated by size or age and compacted into Parquet partitioned by
-endpoint and date; it is deleted only after its Parquet is durable. At least once: ``close()`` drains,
-flushes and compacts; after a crash the next writer to open the folder (any process; the writer locks
-make it safe) compacts the segments of the dead writer, skipping and counting a torn last line.
+endpoint and date, by a child process (so that parsing does not hold the server's GIL); it is deleted
+only after its Parquet is durable, and compacting it twice writes the same file. At least once:
+``close()`` drains, flushes and compacts; after a crash the next writer to open the folder (any process;
+the writer locks make it safe) compacts the segments of the dead writer, skipping and counting a torn last line.
 
 Schema choice: one Parquet schema for every endpoint and model version (:data:`predlog_files.SCHEMA`),
 with the prediction and the row's inputs as JSON strings, so endpoints whose models take different inputs
@@ -25,6 +27,8 @@ import logging
 import os
 import queue
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -86,17 +90,23 @@ class PredictionLog:
         *,
         queue_size: int = QUEUE_SIZE,
         flush_seconds: float = 0.1,
+        gather_seconds: float = 0.02,
         batch_records: int = 1_000,
         segment_bytes: int = 8 << 20,
         segment_seconds: float = 60.0,
         recover_seconds: float = 60.0,
+        compact_in_process: bool = True,
     ) -> None:
         self.folder = Path(folder)
         self.segments = self.folder / files.SEGMENTS
         self.segments.mkdir(parents=True, exist_ok=True)
         self.flush_seconds, self.batch_records = flush_seconds, batch_records
+        self.gather_seconds = gather_seconds
         self.segment_bytes, self.segment_seconds = segment_bytes, segment_seconds
         self.recover_seconds = recover_seconds
+        self.compact_in_process = compact_in_process
+        self._compactor: subprocess.Popen[bytes] | None = None
+        self._sealed: list[Path] = []  # rotated segments not handed to a compactor yet
         self.writer = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.dropped = self.logged = self.skipped = 0  # predictions dropped, rows written, lines skipped
         self._queue: queue.Queue[Any] = queue.Queue(queue_size)
@@ -205,6 +215,11 @@ class PredictionLog:
                 time.sleep(self.flush_seconds)
         try:
             self._seal()
+            if self._compactor is not None:
+                try:
+                    self._compactor.wait(60)
+                except subprocess.TimeoutExpired:
+                    log.warning("prediction log: the compactor process is slow; compacting here as well")
             for segment in sorted(self.segments.glob(f"{self.writer}-*.jsonl")):
                 self.skipped += files.compact(self.folder, segment)[1]
             (self.segments / f"{self.writer}.lock").unlink(missing_ok=True)
@@ -215,6 +230,9 @@ class PredictionLog:
         items: list[Any] = []
         try:
             items.append(self._queue.get(timeout=self.flush_seconds))
+            if isinstance(items[0], tuple) and self.gather_seconds > 0:
+                # Let a batch build up: one wake-up (and one GIL hand-over) per batch, not per prediction.
+                time.sleep(self.gather_seconds)
             while len(items) < self.batch_records:
                 items.append(self._queue.get_nowait())
         except queue.Empty:
@@ -238,11 +256,34 @@ class PredictionLog:
         ):
             path = self._seal()
             if path is not None:
-                self.skipped += files.compact(self.folder, path)[1]
+                self._sealed.append(path)
+        if self._sealed:
+            self._compact_sealed()
         if now - self._recovered >= self.recover_seconds:  # a sibling worker died: take its segments over
             self._recovered = now
             self.skipped += files.recover(self.folder, own=self.writer)[2]
         return False
+
+    def _compact_sealed(self) -> None:
+        """Compact the sealed segments: in a child process (one at a time) unless ``compact_in_process``
+        is off. Parsing a minute of JSON lines holds the GIL for a second or more, which in the server's
+        own process would stall the event loop that answers requests."""
+        if not self.compact_in_process:
+            for path in self._sealed:
+                self.skipped += files.compact(self.folder, path)[1]
+            self._sealed = []
+            return
+        if self._compactor is not None:
+            if self._compactor.poll() is None:
+                return  # the next one starts when this one is done
+            if self._compactor.returncode:
+                log.warning("prediction log: the compactor exited with %s; its segments are compacted at "
+                            "shutdown or by the next writer", self._compactor.returncode)  # fmt: skip
+        paths, self._sealed = self._sealed, []
+        self._compactor = subprocess.Popen(
+            [sys.executable, "-m", "mloop.serving.predlog_files", str(self.folder), *map(str, paths)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
 
     def _write(self, entries: list[tuple[Answer, float, str]]) -> None:
         lines, rows = [], {}

@@ -304,13 +304,16 @@ def read_predictions(
 ) -> pd.DataFrame:
     """One row per predicted row, oldest first, without duplicates: the fixed columns, then one column
     per model input (an input named like a fixed column, ``label`` or ``labelled_at`` is prefixed
-    ``input.``).
+    ``input.``). ``status`` is ``ok`` for the answers callers got and ``shadow`` for a shadow version's
+    answer to the same request (same request id).
 
     >>> read_predictions(".mloop/data/_predictions", "fraud", since=datetime(2026, 12, 1))  # doctest: +SKIP
     """
     table = read_table(Path(folder), endpoint, since, until)
     frame = table.to_pandas()
-    frame = frame.drop_duplicates(["request_id", "row"]).sort_values(["ts", "request_id", "row"])
+    # A shadow version's answer (status "shadow") shares the request id of the answer the caller got.
+    frame = frame.drop_duplicates(["request_id", "row", "version", "status"])
+    frame = frame.sort_values(["ts", "request_id", "row"])
     frame = frame.reset_index(drop=True)
     frame["prediction"] = pd.Series(
         [json.loads(v) for v in frame["prediction"]], dtype=object
@@ -345,3 +348,10 @@ def find_requests(folder: Path, request_ids: Iterable[str]) -> dict[str, tuple[s
             rows = max(found[rid][1], row + 1) if rid in found else row + 1
             found[rid] = (ep, rows)
     return found
+
+
+if __name__ == "__main__":  # the compactor process a writer starts: FOLDER SEGMENT...
+    import sys
+
+    for name in sys.argv[2:]:
+        compact(Path(sys.argv[1]), Path(name))

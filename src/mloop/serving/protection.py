@@ -6,12 +6,26 @@ Shedding is the point: a server that queues every request it cannot serve yet an
 ``Retry-After`` in microseconds, so the load balancer or client can retry elsewhere, and the admitted
 requests keep their latency.
 
+A cap on requests in flight sees only requests that wait *inside* the app (for a batch, say). A model
+called inline on the event loop finishes each request before the next starts, so under overload the
+queue builds up outside the app, in the loop's backlog of parsed requests, and the in-flight count stays
+near one. So the guard also watches the loop itself: a timer due every :data:`TICK` seconds measures how
+late it runs, which is how long a callback queued now waits. As in CoDel (Nichols and Jacobson's queue
+discipline), a delay is only overload when it persists: once every measurement for a whole
+:data:`INTERVAL` was over ``max_queue_ms`` (or the timer has been overdue that long), the guard is
+*dropping*: each turn of the loop admits requests only until the loop has run ``max_queue_ms`` since the
+timer last ran, and answers the rest at once with 503. A rejection costs a tenth of a prediction, so the
+admitted work per turn is bounded, the loop keeps up, and admitted and refused requests alike are
+answered within a few multiples of ``max_queue_ms``. Dropping ends when a measurement is under half the
+target. A short stall (a garbage collection, a model loading in another thread) sheds nothing.
+
 >>> limits = RateLimits(rate=100, burst=200)
 >>> limits.check("key-a")   # raises TooManyRequests past 200 at once or 100/s sustained
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
@@ -27,6 +41,8 @@ Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 
 _GUARDED = ("/v1/endpoints/", "/v2/models/", "/v1/features/", "/v1/feedback")
+TICK = 0.002  # seconds between measurements of the event loop's lag
+INTERVAL = 0.03  # how long the lag must stay over the target before requests are shed
 
 
 class RateLimits:
@@ -84,21 +100,31 @@ class RateLimits:
 class Guard:
     """ASGI middleware: the concurrency cap and the body size limit, before any routing or parsing."""
 
-    def __init__(self, app: Any, *, max_concurrency: int, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: Any, *, max_concurrency: int, max_body_bytes: int, max_queue_ms: float | None = None
+    ) -> None:
         self.app = app
         self.max_concurrency = max_concurrency
         self.max_body_bytes = max_body_bytes
+        self.max_queue = max_queue_ms / 1000 if max_queue_ms else None
         self.in_flight = 0  # touched only on the event loop thread: no lock needed
+        self.lag = 0.0  # how late the loop ran the last timer, seconds
+        self._due = math.inf  # when the watcher's timer is due (loop time)
+        self._above: float | None = None  # since when (loop time) every measurement was over the target
+        self.dropping = False  # overloaded: admitting a bounded amount of work per turn of the loop
+        self._watcher: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(_GUARDED):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_concurrency:
-            metrics.SHED.inc()
-            await _reply(send, 503, {"error": "Overloaded", "message": (
-                f"The server is at its limit of {self.max_concurrency} requests in flight; retry shortly "
-                "(or add workers: mloop serve --workers N).")}, {"retry-after": "1"})  # fmt: skip
+            await _shed(send, f"at its limit of {self.max_concurrency} requests in flight")
+            return
+        behind = self._behind()
+        if behind is not None:
+            await _shed(send, f"{behind * 1000:.0f} ms behind (limit serving.max_queue_ms: "
+                              f"{self.max_queue * 1000:g} ms)")  # type: ignore[operator]  # fmt: skip
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
@@ -116,6 +142,44 @@ class Guard:
         finally:
             self.in_flight -= 1
             metrics.IN_FLIGHT.set(self.in_flight)
+
+    def _behind(self) -> float | None:
+        """How far the event loop is behind when this request should be shed, else None."""
+        if self.max_queue is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._watcher is None or self._watcher.done() or self._watcher.get_loop() is not loop:
+            self._watcher = loop.create_task(self._watch())  # started by the first request on this loop
+            self.lag, self._due, self._above, self.dropping = 0.0, math.inf, None, False
+            return None
+        now = loop.time()
+        busy = now - (self._due - TICK)  # how long the loop has run since the watcher last did
+        if not self.dropping:
+            # The watcher itself may be stuck behind a long stretch of work: overdue all INTERVAL long.
+            if busy - TICK - self.max_queue < INTERVAL:
+                return None
+            self.dropping = True
+        # Overloaded: admit work only until the loop has run max_queue since the watcher last ran, so
+        # every turn of the loop admits a bounded amount and answers the rest at once.
+        return max(self.lag, busy) if busy > self.max_queue else None
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        target = self.max_queue or 0.0
+        while True:
+            self._due = loop.time() + TICK
+            await asyncio.sleep(TICK)
+            now = loop.time()
+            self.lag = max(0.0, now - self._due)
+            if self.lag > target:
+                if self._above is None:
+                    self._above = self._due + target
+                if now - self._above >= INTERVAL:
+                    self.dropping = True
+            else:
+                self._above = None
+                if self.lag <= target / 2:  # hysteresis: leave only once well under the target
+                    self.dropping = False
 
     async def _buffered(self, receive: Receive) -> Receive | None:
         """The whole body of a request without Content-Length, read up to the limit and replayed; None
@@ -152,6 +216,13 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+async def _shed(send: Send, why: str) -> None:
+    metrics.SHED.inc()
+    await _reply(send, 503, {"error": "Overloaded", "message": (
+        f"The server is {why}; retry shortly (or add workers: mloop serve --workers N)."
+    )}, {"retry-after": "1"})  # fmt: skip
 
 
 async def _too_large(send: Send, limit: int) -> None:
