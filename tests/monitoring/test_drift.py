@@ -65,7 +65,9 @@ def test_chi_square_equals_scipy(case: tuple[list[float], list[int]]) -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 300), st.integers(1, 2_000), st.booleans(),
        st.floats(-1, 1), st.floats(0.5, 2))  # fmt: skip
-def test_ks_equals_scipy_small_samples(seed: int, m: int, n: int, ties: bool, shift: float, scale: float) -> None:
+def test_ks_equals_scipy_small_samples(
+    seed: int, m: int, n: int, ties: bool, shift: float, scale: float
+) -> None:
     rng = np.random.default_rng(seed)
     ref, cur = rng.normal(size=m), rng.normal(shift, scale, size=n)
     if ties:
