@@ -296,3 +296,20 @@ def test_random_frames(data: dict[str, list[Any]], bins: int, top_k: int, sample
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(profiles).failed == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.floats(-100, 100), min_size=1, max_size=40).map(sorted),
+    st.lists(st.one_of(st.floats(-120, 120), st.sampled_from([0.0, 1.0, -1.0, float("nan"), float("inf")])),
+             max_size=300),
+)  # fmt: skip
+def test_bin_counts_match_a_binary_search_with_few_or_many_edges(
+    inner: list[float], values: list[float]
+) -> None:
+    edges = [None, *inner, None]
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    counts = np.bincount(np.searchsorted(np.asarray(inner), finite, side="left"), minlength=len(inner) + 1)
+    expected = [c / len(finite) for c in counts] if len(finite) else [0.0] * (len(inner) + 1)
+    assert bin_frequencies(values, edges) == pytest.approx(expected)
