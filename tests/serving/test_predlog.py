@@ -177,14 +177,20 @@ def _write_and_close(folder: Path, prefix: str, n: int) -> None:
                 time.sleep(0.002)
 
 
-def test_two_writer_processes_share_one_folder(folder: Path) -> None:
-    folder.mkdir(parents=True)
-    children = [FORK.Process(target=_write_and_close, args=(folder, p, 300)) for p in ("a", "b")]
+def _run_all(children: list[Any], go: Any = None) -> None:
+    """Start the processes (then release ``go``), wait for them, and require that each exited cleanly."""
     for child in children:
         child.start()
+    if go is not None:
+        go.set()
     for child in children:
         child.join(60)
         assert child.exitcode == 0
+
+
+def test_two_writer_processes_share_one_folder(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    _run_all([FORK.Process(target=_write_and_close, args=(folder, p, 300)) for p in ("a", "b")])
     rows = parquet_rows(folder)
     assert len(rows) == len(set(rows)) == 2 * 300 * 2
     assert {r[0][0] for r in rows} == {"a", "b"}
@@ -201,13 +207,7 @@ def test_orphans_are_compacted_once_when_processes_recover_together(folder: Path
     for w in range(6):
         orphan(folder, f"99999{w}-dead{w:04d}", [(answer(f"o{w}-{i}", rows=2), now) for i in range(100)])
     go = FORK.Event()
-    children = [FORK.Process(target=_open_and_close, args=(folder, go)) for _ in range(3)]
-    for child in children:
-        child.start()
-    go.set()
-    for child in children:
-        child.join(60)
-        assert child.exitcode == 0
+    _run_all([FORK.Process(target=_open_and_close, args=(folder, go)) for _ in range(3)], go)
     rows = parquet_rows(folder)
     assert len(rows) == len(set(rows)) == 6 * 100 * 2
     assert list((folder / files.SEGMENTS).iterdir()) == []
