@@ -1,0 +1,373 @@
+"""Alerts and the sinks that deliver them: the log, a JSON webhook, a Prometheus Alertmanager.
+
+An :class:`Alert` is one incident of one rule on one endpoint. Its ``key`` is the de-duplication
+fingerprint, built by the caller (``"fraud/drift/amount"``, ``"fraud/slo/latency"``): the same incident
+keeps the same key while it fires, and a receiver groups and silences by it. An alert stays firing
+until a copy made with :meth:`Alert.resolved` is sent.
+
+Sinks are chosen in ``mloop.yaml`` (no entry means the log only)::
+
+    monitoring:
+      sinks:
+        - kind: log
+        - kind: webhook
+          url: https://hooks.example.com/mloop
+          headers: {Authorization: "Bearer ${HOOK_TOKEN}"}
+        - kind: alertmanager
+          url: http://alertmanager:9093
+
+>>> alert = Alert(key="fraud/drift/amount", name="drift", severity="ticket", endpoint="fraud",
+...               summary="amount drifted (PSI 0.31 > 0.2)", value=0.31, threshold=0.2,
+...               labels={"column": "amount"}, started_at=now)    # doctest: +SKIP
+>>> deliver(sinks_from_settings(settings.monitoring.sinks), [alert])   # doctest: +SKIP
+{}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+
+from mloop._time import as_utc
+from mloop.errors import ConfigError, MalformedInput, MloopError
+
+SEVERITIES = ("info", "ticket", "page")
+"""Alert severities, least urgent first: ``info`` is logged, ``ticket`` waits for working hours,
+``page`` wakes someone up."""
+
+_log = logging.getLogger(__name__)
+
+
+class AlertDeliveryError(MloopError):
+    """A sink could not deliver alerts: the receiver refused them (4xx), kept failing (5xx) or was down.
+
+    ``url`` is where they went and ``status`` the last HTTP status (``None`` when no answer came).
+    """
+
+    def __init__(self, message: str, url: str, status: int | None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+@dataclass(frozen=True, kw_only=True)
+class Alert:
+    """One incident of one rule on one endpoint; firing until ``resolved_at`` is set.
+
+    ``labels`` are extra string labels (version, column, window); values are turned into strings.
+    Times are stored in UTC (a naive datetime is taken to be UTC).
+    """
+
+    key: str
+    name: str
+    severity: str
+    endpoint: str
+    summary: str
+    description: str = ""
+    value: float | None = None
+    threshold: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    started_at: datetime
+    resolved_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise MalformedInput(
+                f"Alert {self.key!r} has severity {self.severity!r}; use one of {', '.join(SEVERITIES)}."
+            )
+        # Frozen: normalise through object.__setattr__, once, so every sink sees the same values.
+        object.__setattr__(self, "labels", {str(k): str(v) for k, v in self.labels.items()})
+        object.__setattr__(self, "started_at", as_utc(self.started_at))
+        if self.resolved_at is not None:
+            object.__setattr__(self, "resolved_at", as_utc(self.resolved_at))
+            if self.resolved_at < self.started_at:
+                raise MalformedInput(
+                    f"Alert {self.key!r} resolved at {self.resolved_at.isoformat()}, before it started at "
+                    f"{self.started_at.isoformat()}; pass a resolution time at or after started_at."
+                )
+
+    @property
+    def status(self) -> str:
+        """``"firing"`` or ``"resolved"``."""
+        return "firing" if self.resolved_at is None else "resolved"
+
+    def resolved(self, at: datetime) -> Alert:
+        """A copy of this alert, resolved at ``at``: send it to end the incident."""
+        return dataclasses.replace(self, resolved_at=at)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A strict-JSON dict: ISO-8601 times, ``status``, and ``"inf"``/``"-inf"``/``"nan"`` as strings
+        for non-finite numbers (JSON has none)."""
+        return {
+            "key": self.key,
+            "name": self.name,
+            "severity": self.severity,
+            "status": self.status,
+            "endpoint": self.endpoint,
+            "summary": self.summary,
+            "description": self.description,
+            "value": _json_number(self.value),
+            "threshold": _json_number(self.threshold),
+            "labels": dict(self.labels),
+            "started_at": self.started_at.isoformat(),
+            "resolved_at": None if self.resolved_at is None else self.resolved_at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
+        """The alert :meth:`to_dict` wrote (``status`` is derived, so it is ignored)."""
+        required = ("key", "name", "severity", "endpoint", "summary", "started_at")
+        missing = [name for name in required if data.get(name) is None]
+        if missing:
+            raise MalformedInput(f"An alert dict lacks {', '.join(missing)}; write it with Alert.to_dict().")
+        try:
+            return cls(
+                key=data["key"],
+                name=data["name"],
+                severity=data["severity"],
+                endpoint=data["endpoint"],
+                summary=data["summary"],
+                description=data.get("description") or "",
+                value=_parsed(float, data.get("value")),
+                threshold=_parsed(float, data.get("threshold")),
+                labels=dict(data.get("labels") or {}),
+                started_at=datetime.fromisoformat(data["started_at"]),
+                resolved_at=_parsed(datetime.fromisoformat, data.get("resolved_at")),
+            )
+        except (TypeError, ValueError) as exc:
+            raise MalformedInput(
+                f"Alert dict {data.get('key')!r} does not parse ({exc}); times must be ISO-8601 and "
+                "value and threshold numbers: write it with Alert.to_dict()."
+            ) from exc
+
+
+def _parsed(parse: Any, value: Any) -> Any:
+    return None if value is None or value == "" else parse(value)
+
+
+def _json_number(number: float | None) -> float | str | None:
+    if number is None or math.isfinite(number):
+        return number
+    return str(number)  # "inf", "-inf", "nan": float() reads them back
+
+
+class AlertSink(Protocol):
+    """Where alerts go. ``send`` delivers a batch or raises (:class:`AlertDeliveryError` for HTTP sinks);
+    :func:`deliver` keeps one failing sink from stopping the others."""
+
+    name: str
+
+    def send(self, alerts: Sequence[Alert]) -> None: ...
+
+
+class LogSink:
+    """Writes one log record per alert to ``logger_name``: WARNING for a firing ticket or page, INFO
+    for info alerts and resolutions. The record's ``alert`` attribute holds :meth:`Alert.to_dict`."""
+
+    def __init__(self, logger_name: str = "mloop.alerts", name: str = "log") -> None:
+        self.logger_name = logger_name
+        self.name = name
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        logger = logging.getLogger(self.logger_name)
+        for alert in alerts:
+            urgent = alert.status == "firing" and alert.severity != "info"
+            logger.log(
+                logging.WARNING if urgent else logging.INFO,
+                "[%s] %s %s: %s", alert.status, alert.severity, alert.key, alert.summary,
+                extra={"alert": alert.to_dict()},
+            )  # fmt: skip
+
+
+class WebhookSink:
+    """POSTs ``{"version": "1", "source": "mloop", "alerts": [Alert.to_dict(), ...]}`` as JSON to ``url``.
+
+    Connection errors and 5xx answers are retried ``retries`` times (after 0.2 s, 0.4 s, ...); a 4xx
+    answer or the last failure raises :class:`AlertDeliveryError`. An empty batch sends nothing.
+
+    >>> WebhookSink("https://hooks.example.com/mloop", headers={"Authorization": "Bearer …"}).send(alerts)
+    ... # doctest: +SKIP
+    """
+
+    def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 5.0,
+                 retries: int = 2, name: str = "webhook") -> None:  # fmt: skip
+        self.url = url
+        self.headers = dict(headers or {})
+        self.timeout = timeout
+        self.retries = retries
+        self.name = name
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        if alerts:
+            body = {"version": "1", "source": "mloop", "alerts": [alert.to_dict() for alert in alerts]}
+            _post_json(self.url, body, self.headers, self.timeout, self.retries)
+
+
+class AlertmanagerSink:
+    """POSTs alerts to a Prometheus Alertmanager (API v2) at ``url`` (``http://alertmanager:9093``).
+
+    Alertmanager resolves an alert that is not sent again within its ``resolve_timeout`` (5 min by
+    default), so send firing alerts on every evaluation, and resolved ones once. Retries and errors are
+    those of :class:`WebhookSink`; ``generator_url`` is the link Alertmanager shows back to mloop.
+    """
+
+    def __init__(self, url: str, timeout: float = 5.0, retries: int = 2, generator_url: str | None = None,
+                 name: str = "alertmanager") -> None:  # fmt: skip
+        self.url = url
+        self.timeout = timeout
+        self.retries = retries
+        self.generator_url = generator_url
+        self.name = name
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        if alerts:
+            target = f"{self.url.rstrip('/')}/api/v2/alerts"
+            _post_json(target, payload_for_alertmanager(alerts, self.generator_url), {}, self.timeout,
+                       self.retries)  # fmt: skip
+
+
+def payload_for_alertmanager(alerts: Sequence[Alert], generator_url: str | None = None) -> list[dict]:
+    """The Alertmanager API v2 body for ``alerts``: string labels and annotations, RFC 3339 times.
+
+    Labels are ``alertname`` (the rule), ``severity``, ``endpoint``, ``mloop_key`` (the fingerprint)
+    and the alert's own labels, which cannot override those four. ``endsAt`` is set only on resolved
+    alerts.
+    """
+    payload = []
+    for alert in alerts:
+        labels = {**alert.labels, "alertname": alert.name, "severity": alert.severity,
+                  "endpoint": alert.endpoint, "mloop_key": alert.key}  # fmt: skip
+        annotations = {"summary": alert.summary, "description": alert.description}
+        for name in ("value", "threshold"):
+            if getattr(alert, name) is not None:
+                annotations[name] = str(getattr(alert, name))
+        entry: dict[str, Any] = {"labels": labels, "annotations": annotations,
+                                 "startsAt": alert.started_at.isoformat()}  # fmt: skip
+        if alert.resolved_at is not None:
+            entry["endsAt"] = alert.resolved_at.isoformat()
+        if generator_url:
+            entry["generatorURL"] = generator_url
+        payload.append(entry)
+    return payload
+
+
+def _post_json(url: str, body: Any, headers: Mapping[str, str], timeout: float, retries: int) -> None:
+    """POST ``body``; retry connection errors and 5xx with doubling backoff from 0.2 s; raise otherwise."""
+    attempts = retries + 1
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(0.2 * 2 ** (attempt - 1))
+        try:
+            response = httpx.post(url, json=body, headers=dict(headers), timeout=timeout)
+        except httpx.TransportError as exc:
+            status, problem = None, f"no answer ({type(exc).__name__}: {exc})"
+        else:
+            if response.is_success:
+                return
+            status, problem = response.status_code, f"HTTP {response.status_code}: {response.text[:200]!r}"
+            if response.status_code < 500:
+                raise AlertDeliveryError(
+                    f"Alert delivery to {url} was refused with {problem}; check the sink's url and "
+                    "headers under monitoring.sinks in mloop.yaml.",
+                    url, status,
+                )  # fmt: skip
+    raise AlertDeliveryError(
+        f"Alert delivery to {url} failed after {attempts} attempt(s), last with {problem}; check that "
+        "the receiver is up and reachable, and the sink's url under monitoring.sinks in mloop.yaml.",
+        url, status,
+    )  # fmt: skip
+
+
+def deliver(sinks: Sequence[AlertSink], alerts: Sequence[Alert]) -> dict[str, str]:
+    """Send ``alerts`` to every sink; return ``{sink.name: error message}`` for those that failed.
+
+    Never raises for a failing sink: each failure is logged at WARNING and the next sink still gets
+    the alerts, so one broken webhook does not silence the pager.
+    """
+    failures: dict[str, str] = {}
+    for sink in sinks:
+        try:
+            sink.send(alerts)
+        except Exception as exc:  # any sink bug, not only delivery errors, must spare the other sinks
+            failures[sink.name] = str(exc) or type(exc).__name__
+            _log.warning("Alert sink %r failed: %s", sink.name, failures[sink.name])
+    return failures
+
+
+_SINKS: dict[str, type] = {"log": LogSink, "webhook": WebhookSink, "alertmanager": AlertmanagerSink}
+
+
+def sinks_from_settings(specs: Sequence[Mapping[str, Any]]) -> list[AlertSink]:
+    """Build the sinks of ``monitoring.sinks`` in mloop.yaml; an empty list means ``[LogSink()]``.
+
+    Each entry has a ``kind`` (log, webhook, alertmanager) and that sink's arguments (``url``,
+    ``headers``, ``timeout``, ``retries``, ``generator_url``, ``logger_name``), plus an optional
+    ``name`` that must be unique (it keys :func:`deliver`'s failures; it defaults to the kind).
+
+    >>> sinks_from_settings([{"kind": "alertmanager", "url": "http://am:9093"}])   # doctest: +SKIP
+    [<mloop.monitoring.alerts.AlertmanagerSink object at ...>]
+    """
+    if not specs:
+        return [LogSink()]
+    sinks: list[AlertSink] = []
+    for index, spec in enumerate(specs):
+        sink = _sink_from_spec(spec, f"Entry {index} of monitoring.sinks in mloop.yaml")
+        taken = [i for i, other in enumerate(sinks) if other.name == sink.name]
+        if taken:
+            raise ConfigError(
+                f"Entries {taken[0]} and {index} of monitoring.sinks in mloop.yaml are both named "
+                f"{sink.name!r}; give each sink of the same kind a distinct `name:`."
+            )
+        sinks.append(sink)
+    return sinks
+
+
+def _sink_from_spec(spec: Mapping[str, Any], where: str) -> AlertSink:
+    kinds = ", ".join(_SINKS)
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where} is {spec!r}; write a mapping with a `kind:` ({kinds}).")
+    kind = spec.get("kind")
+    if kind not in _SINKS:
+        raise ConfigError(f"{where} has kind {kind!r}; use one of {kinds}.")
+    parameters = inspect.signature(_SINKS[kind]).parameters
+    arguments = {key: value for key, value in spec.items() if key != "kind"}
+    unknown = sorted(set(arguments) - set(parameters))
+    if unknown:
+        raise ConfigError(
+            f"{where} (kind {kind!r}) has unknown key(s) {', '.join(unknown)}; "
+            f"valid keys are kind, {', '.join(parameters)}."
+        )
+    missing = [name for name, p in parameters.items() if p.default is p.empty and name not in arguments]
+    if missing:
+        raise ConfigError(f"{where} (kind {kind!r}) needs `{missing[0]}:`, {_CHECKS[missing[0]][1]}.")
+    for key, value in arguments.items():
+        check, wanted = _CHECKS.get(key, (lambda _: True, ""))
+        if not check(value):
+            raise ConfigError(f"{where} (kind {kind!r}) has {key}: {value!r}; write {wanted}.")
+    return _SINKS[kind](**arguments)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_CHECKS: dict[str, tuple[Any, str]] = {
+    "url": (lambda v: isinstance(v, str) and v.startswith(("http://", "https://")),
+            "a URL starting with http:// or https://"),
+    "headers": (lambda v: v is None or (isinstance(v, Mapping) and all(isinstance(x, str) for x in v.values())),
+                "a mapping of header names to string values"),
+    "timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
+    "retries": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number, 0 or more"),
+    "generator_url": (lambda v: v is None or isinstance(v, str), "a URL string"),
+    "name": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "logger_name": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+}  # fmt: skip
