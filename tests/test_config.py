@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import hypothesis
@@ -45,6 +46,12 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "max_batch_size": 1,
             "max_wait_ms": 2.0,
             "cache_size": 0,
+        },
+        "monitoring": {
+            "window": timedelta(hours=1),
+            "label_horizon": timedelta(days=7),
+            "sinks": [],
+            "endpoints": {},
         },
     }
 

@@ -38,4 +38,7 @@ def parse_duration(text: str | int | float | timedelta | None, *, what: str = "d
             f"The {what} {text!r} does not parse: write a number and a unit, "
             "one of ms, s, m, h, d, w (for example '10m', '24h' or '7d')."
         )
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:
+        raise MloopError(f"The {what} {text!r} is too long; at most 999,999,999 days.") from None

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mloop.errors import ConfigError
+from mloop.monitoring.settings import MonitoringSettings
 
 CONFIG_FILE = "mloop.yaml"
 STATE_DIR = ".mloop"
@@ -94,6 +95,7 @@ class Settings(BaseSettings):
         None, description="API key to act as (MLOOP_API_KEY; never in the file)."
     )
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -290,4 +292,22 @@ serving:
   max_batch_size: 1
   max_wait_ms: 2.0
   cache_size: 0
+
+# Monitoring (mloop monitor ...): drift and performance over tumbling windows of the prediction log,
+# recomputed for label_horizon as late labels arrive; SLOs per endpoint; alert sinks (none: the log),
+# e.g. [{{kind: webhook, url: "https://..."}}, {{kind: alertmanager, url: "http://am:9093"}}].
+# See docs/monitoring.md.
+monitoring:
+  window: 1h
+  label_horizon: 7d
+  sinks: []
+  endpoints: {{}}
+  # endpoints:
+  #   fraud:
+  #     drift: {{thresholds: {{psi: 0.2}}}}
+  #     performance: {{slices: [channel], metrics: {{roc_auc: 0.85}}}}
+  #     slos:
+  #       - {{kind: latency, target: 0.99, threshold_ms: 50}}
+  #       - {{kind: availability, target: 0.999}}
+  #       - {{kind: quality, metric: roc_auc, min: 0.85, window: 1d}}
 """

@@ -41,6 +41,7 @@ class Project:
         self._runs: Any = None
         self._models: Any = None
         self._deployments: Any = None
+        self._monitoring: Any = None
 
     @classmethod
     def open(
@@ -126,6 +127,15 @@ class Project:
         if self._deployments is None:
             self._deployments = DeploymentService(self._ctx)
         return self._deployments
+
+    @property
+    def monitoring(self) -> Any:
+        """Drift, live performance, SLOs, alerts and reports (:class:`mloop.monitoring.service.MonitoringService`)."""
+        from mloop.monitoring.service import MonitoringService
+
+        if self._monitoring is None:
+            self._monitoring = MonitoringService(self._ctx)
+        return self._monitoring
 
     def deploy(self, endpoint: str, model: str, **how: Any) -> Any:
         """Deploy a model version to ``endpoint`` (``version=`` or ``alias=``, optionally ``canary=``, or

@@ -86,7 +86,7 @@ class Inference:
         hit = self._from_cache(live, rows, version, request_id, started)
         if hit is not None:
             return hit
-        with self._measured(endpoint, predictor.version, started):
+        with self._measured(live, predictor, started, request_id):
             result = predictor.predict(self.project, rows, checked=True)
         return self._finish(live, predictor, rows, version, result, started, request_id)
 
@@ -107,7 +107,7 @@ class Inference:
         if hit is not None:
             return hit
         batcher = self._batcher(live, predictor)
-        with self._measured(endpoint, predictor.version, started):
+        with self._measured(live, predictor, started, request_id):
             if batcher is None:
                 result = predictor.predict(self.project, rows, checked=True)
             else:
@@ -124,7 +124,9 @@ class Inference:
         return live, live.predictors[self._choose(live, rows, version)], started
 
     @contextlib.contextmanager
-    def _measured(self, endpoint: str, version: int, started: float) -> Iterator[None]:
+    def _measured(
+        self, live: LiveEndpoint, predictor: Predictor, started: float, request_id: str | None
+    ) -> Iterator[None]:
         status = "error"
         try:
             yield
@@ -134,8 +136,14 @@ class Inference:
             raise
         finally:
             if status != "ok":
+                elapsed = time.perf_counter() - started
+                endpoint, version = live.name, predictor.version
                 metrics.REQUESTS.labels(endpoint, str(version), status).inc()
-                metrics.LATENCY.labels(endpoint, str(version)).observe(time.perf_counter() - started)
+                metrics.LATENCY.labels(endpoint, str(version)).observe(elapsed)
+                if status == "error" and self.prediction_log is not None:  # the availability SLI's bad events
+                    failed = Answer(request_id or uuid.uuid4().hex, endpoint, predictor.name, version,
+                                    live.revision, [None], {}, elapsed)  # fmt: skip
+                    self.prediction_log.record(failed, status="error")
 
     def _finish(
         self,

@@ -304,8 +304,9 @@ def read_predictions(
 ) -> pd.DataFrame:
     """One row per predicted row, oldest first, without duplicates: the fixed columns, then one column
     per model input (an input named like a fixed column, ``label`` or ``labelled_at`` is prefixed
-    ``input.``). ``status`` is ``ok`` for the answers callers got and ``shadow`` for a shadow version's
-    answer to the same request (same request id).
+    ``input.``). ``status`` is ``ok`` for the answers callers got, ``shadow`` for a shadow version's
+    answer to the same request (same request id) and ``error`` for a request that failed with a server
+    error (prediction null, no inputs; the availability SLI counts these).
 
     >>> read_predictions(".mloop/data/_predictions", "fraud", since=datetime(2026, 12, 1))  # doctest: +SKIP
     """

@@ -346,3 +346,53 @@ class DeploymentRow(Base):
     spec: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(200))
+
+
+# ---- monitoring -----------------------------------------------------------------------------------------
+
+
+class MonitorResultRow(Base):
+    """One computed window of an endpoint's monitoring (drift or performance) for one model version;
+    recomputing a window replaces its row."""
+
+    __tablename__ = "monitor_results"
+    __table_args__ = (
+        UniqueConstraint(
+            "project_id",
+            "endpoint",
+            "kind",
+            "version",
+            "window_start",
+            "window_end",
+            name="uq_monitor_results_window",
+        ),
+        Index("ix_monitor_results_endpoint_kind_start", "project_id", "endpoint", "kind", "window_start"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    endpoint: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # drift | performance
+    version: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    rows: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime]
+    result: Mapped[dict[str, Any]]
+
+
+class AlertRow(Base):
+    """One incident: opened once when its rule first fires, seen again while it keeps firing, resolved
+    once; a key has at most one open row."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_key_open", "project_id", "key", "resolved_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    key: Mapped[str] = mapped_column(String(500))
+    name: Mapped[str] = mapped_column(String(100))
+    endpoint: Mapped[str] = mapped_column(String(200), index=True)
+    severity: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    alert: Mapped[dict[str, Any]]  # the newest Alert.to_dict()

@@ -36,6 +36,10 @@ def execute(pipeline: Any, project: Any, *, params: dict[str, Any], data: Traini
 
         profile = build_profile(data.train[data.features], prediction=scores["train"], seed=pipeline.seed)
         profile_digest = run.log_artifact(json.dumps(profile).encode(), "reference_profile.json")
+        calibration = _calibration(data.task, y["valid"], scores["valid"], pipeline.seed)
+        calibration_digest = (
+            run.log_artifact(json.dumps(calibration).encode(), "calibration.json") if calibration else None
+        )
         run.log_artifact(json.dumps(report["detail"], default=str).encode(), "evaluation.json")
         run.log_artifact(json.dumps(data.summary(), default=str).encode(), "training_set.json")
         if pipeline.register:
@@ -48,6 +52,7 @@ def execute(pipeline: Any, project: Any, *, params: dict[str, Any], data: Traini
                 "label": {"column": data.label, "timestamp": data.timestamp},
                 "split": data.summary()["split"],
                 "reference_profile": profile_digest,
+                "calibration": calibration_digest,
                 "categories": cats,
                 "seed": pipeline.seed,
             }
@@ -118,6 +123,17 @@ def _evaluate(
         flat["threshold"] = threshold
     detail = {"metrics": metrics, "threshold": threshold, "slices": slices, "fairness": fairness}
     return {"flat": flat, "detail": detail}
+
+
+def _calibration(task: str, labels: np.ndarray, scores: np.ndarray, seed: int) -> dict[str, Any] | None:
+    """Validation scores and labels (at most 20,000), from which monitoring calibrates its estimate of
+    live performance before labels arrive (:class:`mloop.monitoring.estimation.PerformanceEstimator`)."""
+    if task != "binary" or len(labels) == 0:
+        return None
+    keep = np.arange(len(labels))
+    if len(keep) > 20_000:
+        keep = np.sort(np.random.default_rng(seed).choice(len(keep), 20_000, replace=False))
+    return {"scores": [float(v) for v in scores[keep]], "labels": [int(v) for v in labels[keep]]}
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,399 @@
+"""``project.monitoring``: drift and live performance over tumbling windows of the prediction log, SLOs,
+alerts, and the report.
+
+:meth:`MonitoringService.update` is what a scheduler (the loop controller, ``mloop monitor drift``)
+calls: it computes and stores every complete window not stored yet (performance windows again while
+their labels may still arrive, for ``monitoring.label_horizon``), then :meth:`check` evaluates the alert
+rules (:mod:`mloop.monitoring.rules`): an alert whose key is new opens an incident, is sent to the sinks
+and appended to the event log as ``monitoring.alert``; one that stops firing is resolved the same way
+(``monitoring.resolve``); one that keeps firing is neither sent nor logged again.
+
+>>> project.monitoring.update("fraud")                       # doctest: +SKIP
+>>> project.monitoring.drift("fraud", since="1d")             # doctest: +SKIP
+[{'start': '2026-12-02T10:00:00+00:00', 'version': 3, 'rows': 5120, 'drifted': ['amount'], ...}, ...]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+
+from mloop._service import Service
+from mloop._time import parse_duration, utcnow
+from mloop.monitoring import results, rules, sli, slo, windows
+from mloop.monitoring.alerts import Alert, deliver, sinks_from_settings
+from mloop.monitoring.estimation import PerformanceEstimator
+from mloop.monitoring.performance import scores, window_performance
+from mloop.monitoring.profile import bin_frequencies
+from mloop.monitoring.settings import MonitoringSettings, slo_name
+from mloop.monitoring.suite import compare
+from mloop.serving.feedback import read_feedback
+from mloop.serving.predlog import predictions_folder
+from mloop.serving.predlog_files import FIXED, read_predictions
+from mloop.store.schema import MaterializationRow
+
+Since = str | datetime
+
+
+@dataclass
+class VersionInfo:
+    profile: dict[str, Any] | None
+    task: str  # binary | regression | other
+    threshold: float
+    estimator: PerformanceEstimator | None
+
+
+class MonitoringService(Service):
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self._versions: dict[tuple[str, int], VersionInfo] = {}
+
+    @property
+    def settings(self) -> MonitoringSettings:
+        return self._ctx.settings.monitoring
+
+    # ---- windows ---------------------------------------------------------------------------------------
+
+    def drift(self, endpoint: str, *, since: Since = "1d", until: datetime | None = None,
+              window: timedelta | str | None = None, partial: bool = False, store: bool = True
+              ) -> list[dict[str, Any]]:  # fmt: skip
+        """Drift of every input and of the prediction per window and version in the range: complete
+        windows (stored), and with ``partial`` the one still open at ``until`` too (not stored)."""
+        self._authorize("monitoring.read", f"endpoint:{endpoint}")
+        spans, frame, until = self._read(endpoint, since, until, window, partial)
+        out = [
+            e for span, part in windows.split(frame, spans) for e in self._drift_window(endpoint, span, part)
+        ]
+        if store:
+            self._save(endpoint, "drift", [e for e in out if _complete(e, until)])
+        return out
+
+    def performance(self, endpoint: str, *, since: Since = "1d", until: datetime | None = None,
+                    window: timedelta | str | None = None, partial: bool = False, store: bool = True
+                    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Realised (from the labels so far) and estimated performance per window and version; windows
+        as :meth:`drift`."""
+        self._authorize("monitoring.read", f"endpoint:{endpoint}")
+        spans, frame, until = self._read(endpoint, since, until, window, partial)
+        frame = self._with_labels(endpoint, frame)
+        out = [
+            e
+            for span, part in windows.split(frame, spans)
+            for e in self._performance_window(endpoint, span, part)
+        ]
+        if store:
+            self._save(endpoint, "performance", [e for e in out if _complete(e, until)])
+        return out
+
+    def update(self, endpoint: str, *, now: datetime | None = None, lookback: timedelta = timedelta(days=7)
+               ) -> dict[str, Any]:  # fmt: skip
+        """Compute and store the complete windows not stored yet, then :meth:`check` the alert rules."""
+        now = now or utcnow()
+        size = self.settings.window
+        since = windows.floor(now - lookback, size)
+        with self._ctx.store.read() as session:
+            done = results.stored_windows(session, self._ctx.project_id, endpoint, "drift", since)
+        todo = [
+            w
+            for w in windows.tumbling(since, now, size)
+            if f"{w[0].isoformat()}/{w[1].isoformat()}" not in done
+        ]
+        drifted = self.drift(endpoint, since=todo[0][0], until=todo[-1][1]) if todo else []
+        horizon = windows.floor(max(since, now - self.settings.label_horizon), size)
+        perf = self.performance(endpoint, since=horizon, until=now)
+        return {"drift": drifted, "performance": perf, "alerts": self.check(endpoint, now=now)}
+
+    def history(self, endpoint: str, kind: str, *, since: Since = "7d", until: datetime | None = None
+                ) -> list[dict[str, Any]]:  # fmt: skip
+        """Stored windows of ``kind`` (drift or performance), oldest first."""
+        self._authorize("monitoring.read", f"endpoint:{endpoint}")
+        if kind not in results.KINDS:
+            raise ValueError(f"kind must be one of {', '.join(results.KINDS)}; got {kind!r}.")
+        start = windows.since_time(since, until or utcnow())
+        with self._ctx.store.read() as session:
+            return results.load(session, self._ctx.project_id, endpoint, kind, since=start, until=until,
+                                size=self.settings.window)  # fmt: skip
+
+    # ---- SLOs and alerts --------------------------------------------------------------------------------
+
+    def slo(self, endpoint: str, *, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Each SLO of the endpoint (mloop.yaml): SLI, error budget, burn rates and the rules firing now."""
+        self._authorize("monitoring.read", f"endpoint:{endpoint}")
+        now = now or utcnow()
+        specs = self.settings.endpoint(endpoint).slos
+        if not specs:
+            return []
+        longest = max([s.period for s in specs] + [timedelta(days=3)])
+        predictions = read_predictions(self._folder(), endpoint, now - longest, now)
+        out = []
+        for spec in specs:
+            events = self._events(endpoint, spec, predictions, now)
+            objective = slo.Objective(slo_name(spec), spec.target, spec.period)
+            budget = slo.budget(objective, events, now)
+            out.append({
+                "name": objective.name, "kind": spec.kind, "target": spec.target,
+                "period": windows.label(spec.period), "events": budget.events, "bad": budget.bad,
+                "remaining": budget.remaining, "sli": budget.sli, "burn_rates": slo.burn_rates(objective, events, now),
+                "alerts": [a.to_dict() for a in slo.alerts(objective, events, now)],
+            })  # fmt: skip
+        return out
+
+    def check(self, endpoint: str, *, now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Evaluate the alert rules now; open, keep or resolve incidents; notify the sinks of changes."""
+        self._authorize("monitoring.write", f"endpoint:{endpoint}")
+        now = now or utcnow()
+        options = self.settings.endpoint(endpoint)
+        recent = now - 2 * self.settings.window - self.settings.label_horizon
+        with self._ctx.store.read() as session:
+            drift = results.load(session, self._ctx.project_id, endpoint, "drift", since=recent)
+            perf = results.load(session, self._ctx.project_id, endpoint, "performance", since=recent)
+        perf = [p for p in perf if p.get("realised") or p.get("estimated")]
+        firing = {a.key: a for a in [*rules.drift_alerts(endpoint, drift, options, now),
+                                     *rules.performance_alerts(endpoint, perf, options, now),
+                                     *rules.slo_alerts(endpoint, self.slo(endpoint, now=now), now)]}  # fmt: skip
+        opened, resolved, ongoing = [], [], []
+        with self._ctx.store.read() as session:
+            open_now = {k: Alert.from_dict(r.alert) for k, r in results.open_incidents(
+                session, self._ctx.project_id, endpoint).items()}  # fmt: skip
+        for key, alert in firing.items():
+            known = open_now.get(key)
+            if known is None or _rank(alert.severity) > _rank(known.severity):
+                opened.append(alert)  # new, or escalated (ticket to page): a new incident row
+                if known is not None:
+                    resolved.append(known.resolved(now))
+            else:
+                ongoing.append(known)
+        resolved += [a.resolved(now) for k, a in open_now.items() if k not in firing]
+        for alert in resolved:
+            self._record(alert, "monitoring.resolve")
+        for alert in opened:
+            self._record(alert, "monitoring.alert")
+        if opened or resolved:
+            deliver(sinks_from_settings(self.settings.sinks), [*resolved, *opened])
+        self._touch(ongoing, now)
+        return {"opened": [a.to_dict() for a in opened], "resolved": [a.to_dict() for a in resolved],
+                "firing": [a.to_dict() for a in [*ongoing, *opened]]}  # fmt: skip
+
+    def alerts(self, endpoint: str | None = None, *, open_only: bool = False, since: Since | None = None
+               ) -> list[dict[str, Any]]:  # fmt: skip
+        """Incidents, newest first (``open_only``: those still firing)."""
+        self._authorize("monitoring.read", f"endpoint:{endpoint}" if endpoint else "*")
+        start = None if since is None else windows.since_time(since, utcnow())
+        with self._ctx.store.read() as session:
+            found = results.incidents(session, self._ctx.project_id, endpoint=endpoint, open_only=open_only,
+                                      since=start)  # fmt: skip
+        return [a.to_dict() for a in found]
+
+    # ---- the report -------------------------------------------------------------------------------------
+
+    def report(self, endpoint: str, *, since: Since = "7d", until: datetime | None = None) -> dict[str, Any]:
+        """Everything the HTML report shows, as plain data (``mloop monitor report --json``)."""
+        now = utcnow()
+        until = until or now
+        start = windows.since_time(since, until)
+        drift = self.drift(endpoint, since=start, until=until, partial=True)
+        perf = self.performance(endpoint, since=start, until=until, partial=True)
+        frame = self._ok(read_predictions(self._folder(), endpoint, start, until))
+        return {
+            "endpoint": endpoint, "since": start.isoformat(), "until": until.isoformat(),
+            "generated_at": now.isoformat(), "window": windows.label(self.settings.window),
+            "drift": drift, "predictions": self._distributions(frame), "performance": perf,
+            "slos": self.slo(endpoint, now=min(now, until)), "alerts": self.alerts(endpoint, since=start),
+        }  # fmt: skip
+
+    # ---- internals --------------------------------------------------------------------------------------
+
+    def _folder(self) -> Any:
+        return predictions_folder(self._ctx.settings)
+
+    def _read(self, endpoint: str, since: Since, until: datetime | None, window: timedelta | str | None,
+              partial: bool = False) -> tuple[list[windows.Window], pd.DataFrame, datetime]:  # fmt: skip
+        until = until or utcnow()
+        size = parse_duration(window, what="window") if window is not None else self.settings.window
+        assert size is not None
+        spans = windows.tumbling(windows.since_time(since, until), until, size, complete=not partial)
+        if not spans:
+            return spans, pd.DataFrame(), until
+        frame = read_predictions(self._folder(), endpoint, spans[0][0], min(spans[-1][1], until))
+        return spans, self._ok(frame), until
+
+    @staticmethod
+    def _ok(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["status"] == "ok"] if len(frame) else frame
+
+    def _version(self, model: str, version: int) -> VersionInfo:
+        key = (model, version)
+        if key not in self._versions:
+            self._versions[key] = self._load_version(model, version)
+        return self._versions[key]
+
+    def _load_version(self, model: str, version: int) -> VersionInfo:
+        from mloop.registry.service import ModelRegistry
+
+        record = ModelRegistry(self._ctx).get(model, version)
+        lineage, artifacts = record.lineage or {}, self._ctx.artifacts
+        profile = (
+            json.loads(artifacts.get_bytes(lineage["reference_profile"]))
+            if lineage.get("reference_profile")
+            else None
+        )
+        threshold = record.card.get("threshold") if record.card else None
+        task = (record.card.get("training_data") or {}).get("task") if record.card else None
+        task = task or ("binary" if threshold is not None else "regression")
+        estimator = None
+        if task == "binary":
+            estimator = PerformanceEstimator(float(threshold if threshold is not None else 0.5))
+            if lineage.get("calibration"):
+                data = json.loads(artifacts.get_bytes(lineage["calibration"]))
+                estimator.fit(data["scores"], data["labels"])
+        return VersionInfo(profile, task, float(threshold if threshold is not None else 0.5), estimator)
+
+    def _groups(self, part: pd.DataFrame) -> list[tuple[str, int, pd.DataFrame]]:
+        if part.empty:
+            return []
+        return [(str(m), int(v), g) for (m, v), g in part.groupby(["model", "version"], sort=True)]
+
+    def _drift_window(self, endpoint: str, span: windows.Window, part: pd.DataFrame) -> list[dict[str, Any]]:
+        base = {"start": span[0].isoformat(), "end": span[1].isoformat()}
+        groups = self._groups(part)
+        if not groups:
+            return [{**base, "version": 0, "model": None, "rows": 0, "empty": True, "columns": [], "drifted": [],
+                     "note": "no predictions in this window: drift cannot be decided"}]  # fmt: skip
+        options = self.settings.endpoint(endpoint).drift
+        out = []
+        for model, version, group in groups:
+            info = self._version(model, version)
+            entry = {**base, "version": version, "model": model, "rows": len(group), "empty": False}
+            if info.profile is None:
+                out.append({**entry, "columns": [], "drifted": [],
+                            "note": f"{model} v{version} has no reference profile (register it through a "
+                                    "training pipeline to monitor its drift)"})  # fmt: skip
+                continue
+            inputs = _inputs(group)
+            prediction = scores(group["prediction"])
+            report = compare(info.profile, inputs, prediction=prediction if np.isfinite(prediction).any() else None,
+                             columns=[c for c in options.columns if c in inputs] if options.columns else None,
+                             methods=options.methods, thresholds=options.thresholds)  # fmt: skip
+            out.append({**entry, **report.to_dict(), "note": ""})
+        return out
+
+    def _with_labels(self, endpoint: str, frame: pd.DataFrame) -> pd.DataFrame:
+        if frame.empty:
+            return frame
+        labels = read_feedback(self._folder(), endpoint).drop_duplicates(["request_id", "row"], keep="last")
+        labels = labels[["request_id", "row", "label"]].astype({"row": frame["row"].dtype})
+        return frame.merge(labels, on=["request_id", "row"], how="left")
+
+    def _performance_window(
+        self, endpoint: str, span: windows.Window, part: pd.DataFrame
+    ) -> list[dict[str, Any]]:
+        base = {"start": span[0].isoformat(), "end": span[1].isoformat()}
+        options = self.settings.endpoint(endpoint).performance
+        out = []
+        for model, version, group in self._groups(part):
+            info = self._version(model, version)
+            if info.task not in ("binary", "regression"):
+                continue
+            found = window_performance(
+                _inputs(group).assign(prediction=group["prediction"].to_numpy(), label=group["label"].to_numpy()),
+                task=info.task, threshold=options.threshold or info.threshold, slices=options.slices,
+                sensitive=options.sensitive, estimator=info.estimator, min_labels=options.min_labels,
+            )  # fmt: skip
+            out.append({**base, "version": version, "model": model, "task": info.task, **found})
+        return out
+
+    def _events(self, endpoint: str, spec: Any, predictions: pd.DataFrame, now: datetime) -> pd.DataFrame:
+        if spec.kind == "latency":
+            return sli.latency_events(predictions, spec.threshold_ms)
+        if spec.kind == "availability":
+            return sli.availability_events(predictions)
+        if spec.kind == "freshness":
+            return sli.freshness_events(self._watermarks(spec.feature_view), spec.max_age, now)
+        frame = self._with_labels(endpoint, self._ok(predictions))
+        values = []
+        for span, part in windows.split(frame, windows.tumbling(now - spec.period, now, spec.window)):
+            found = self._performance_window(endpoint, span, part)
+            realised = [f["realised"].get(spec.metric) for f in found if f.get("realised")]
+            values.append((span[1], float(np.mean(realised)) if realised else None))
+        return sli.quality_events(values, spec.min, spec.max)
+
+    def _watermarks(self, view: str) -> list[tuple[datetime, datetime]]:
+        with self._ctx.store.read() as session:
+            pid = self._ctx.project_id
+            newest = session.scalar(select(func.max(MaterializationRow.view_version)).where(
+                MaterializationRow.project_id == pid, MaterializationRow.view == view))  # fmt: skip
+            rows = session.execute(select(MaterializationRow.finished_at, MaterializationRow.end_ts).where(
+                MaterializationRow.project_id == pid, MaterializationRow.view == view,
+                MaterializationRow.view_version == newest)).all()  # fmt: skip
+        return [(f, e) for f, e in rows]
+
+    def _distributions(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        out = []
+        for model, version, group in self._groups(frame):
+            profile = self._version(model, version).profile
+            reference = (profile or {}).get("prediction")
+            values = scores(group["prediction"])
+            if not reference or reference.get("kind") != "numeric" or not np.isfinite(values).any():
+                continue
+            edges = list(reference["edges"])
+            current = bin_frequencies(values[np.isfinite(values)], edges)
+            low, high = reference.get("min"), reference.get("max")
+            shown = [low if e is None and i == 0 else high if e is None else e for i, e in enumerate(edges)]
+            out.append(
+                {
+                    "version": version,
+                    "edges": shown,
+                    "reference": reference["frequencies"],
+                    "current": current,
+                }
+            )
+        return out
+
+    def _save(self, endpoint: str, kind: str, entries: list[dict[str, Any]]) -> None:
+        if not entries:
+            return
+        self._authorize("monitoring.write", f"endpoint:{endpoint}")
+        with self._ctx.store.write() as session:
+            results.save(session, self._ctx.project_id, endpoint, kind, entries, utcnow())
+
+    def _record(self, alert: Alert, action: str) -> None:
+        with self._mutate("monitoring.write", f"endpoint:{alert.endpoint}", action=action,
+                          alert=alert.to_dict()) as change:  # fmt: skip
+            if action == "monitoring.alert":
+                results.open_incident(change.session, self._ctx.project_id, alert)
+            else:
+                row = results.open_incidents(change.session, self._ctx.project_id, alert.endpoint).get(
+                    alert.key
+                )
+                if row is not None:
+                    row.resolved_at, row.alert = alert.resolved_at, alert.to_dict()
+
+    def _touch(self, ongoing: list[Alert], now: datetime) -> None:
+        if not ongoing:
+            return
+        with self._ctx.store.write() as session:
+            rows = results.open_incidents(session, self._ctx.project_id)
+            for alert in ongoing:
+                if alert.key in rows:
+                    rows[alert.key].last_seen = now
+
+
+def _complete(entry: dict[str, Any], until: datetime) -> bool:
+    return datetime.fromisoformat(entry["end"]) <= until
+
+
+def _rank(severity: str) -> int:
+    return ("info", "ticket", "page").index(severity)
+
+
+def _inputs(group: pd.DataFrame) -> pd.DataFrame:
+    """The model-input columns of prediction-log rows, under their own names."""
+    keep = [c for c in group.columns if c not in FIXED and c not in ("label", "labelled_at")]
+    frame = group[keep].reset_index(drop=True)
+    return frame.rename(columns={c: c[len("input.") :] for c in keep if c.startswith("input.")})

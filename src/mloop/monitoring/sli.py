@@ -1,0 +1,100 @@
+"""SLIs: good and total events per minute, the input of :mod:`mloop.monitoring.slo`.
+
+- **latency**: requests answered (status ``ok``) within the threshold, of all answered requests;
+- **availability**: requests not failed with a server error, of all requests that reached the model
+  (the prediction log records a failed request with status ``error``; shed 503s are counted by the
+  ``mloop_shed_requests_total`` Prometheus counter instead);
+- **freshness**: minutes in which a feature view's newest materialized data (its watermark) was at
+  most ``max_age`` old, of all minutes since its first materialization;
+- **quality**: one event per ``window`` (for example a day) with enough labels: good when the
+  window's realised metric meets the objective.
+
+A request with several rows is one event (its row 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from mloop._time import as_utc
+
+BUCKET = timedelta(minutes=1)
+_EMPTY = pd.DataFrame({"ts": pd.Series([], dtype="datetime64[ns, UTC]"), "good": [], "total": []})
+
+
+def _per_bucket(ts: pd.Series, good: np.ndarray) -> pd.DataFrame:
+    if not len(ts):
+        return _EMPTY.copy()
+    frame = pd.DataFrame({"ts": pd.to_datetime(ts, utc=True).dt.floor(BUCKET), "good": good, "total": 1})
+    # A bucket's events are stamped at its end, so a window ending now counts the bucket it has seen whole.
+    out = frame.groupby("ts", as_index=False)[["good", "total"]].sum()
+    out["ts"] = out["ts"] + BUCKET
+    return out
+
+
+def _requests(predictions: pd.DataFrame) -> pd.DataFrame:
+    if predictions.empty:
+        return predictions
+    first = predictions[(predictions["row"] == 0) & predictions["status"].isin(["ok", "error"])]
+    return first.drop_duplicates("request_id")
+
+
+def latency_events(predictions: pd.DataFrame, threshold_ms: float) -> pd.DataFrame:
+    """Per minute: requests answered within ``threshold_ms`` (good) of those answered (total)."""
+    requests = _requests(predictions)
+    if requests.empty:
+        return _EMPTY.copy()
+    answered = requests[requests["status"] == "ok"]
+    good = (answered["latency_s"].to_numpy() * 1000.0 <= threshold_ms).astype(np.int64)
+    return _per_bucket(answered["ts"], good)
+
+
+def availability_events(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per minute: requests answered (good) of those answered or failed with a server error (total)."""
+    requests = _requests(predictions)
+    if requests.empty:
+        return _EMPTY.copy()
+    return _per_bucket(requests["ts"], (requests["status"] == "ok").to_numpy().astype(np.int64))
+
+
+def freshness_events(
+    watermarks: Sequence[tuple[datetime, datetime]], max_age: timedelta, until: datetime
+) -> pd.DataFrame:
+    """Per minute from the first materialization to ``until``: 1 event, good when the newest data
+    materialized by then (``(finished_at, end_ts)`` pairs) was at most ``max_age`` old."""
+    if not watermarks:
+        return _EMPTY.copy()
+    done = np.array([pd.Timestamp(as_utc(f)).value for f, _ in watermarks], dtype=np.int64)
+    ends = np.array([pd.Timestamp(as_utc(e)).value for _, e in watermarks], dtype=np.int64)
+    order = np.argsort(done, kind="stable")
+    done, ends = done[order], np.maximum.accumulate(ends[order])
+    step = int(BUCKET.total_seconds() * 1e9)
+    first = (done[0] // step + 1) * step
+    last = pd.Timestamp(as_utc(until)).value // step * step
+    if last < first:
+        return _EMPTY.copy()
+    ticks = np.arange(first, last + 1, step, dtype=np.int64)
+    known = np.searchsorted(done, ticks, side="right") - 1  # the newest materialization finished by then
+    age = ticks - ends[known]
+    good = (age <= int(max_age.total_seconds() * 1e9)).astype(np.int64)
+    return pd.DataFrame({"ts": pd.to_datetime(ticks, utc=True), "good": good, "total": 1})
+
+
+def quality_events(windows: Sequence[tuple[datetime, float | None]], low: float | None,
+                   high: float | None) -> pd.DataFrame:  # fmt: skip
+    """One event per window end with a metric: good when ``low <= value <= high`` (either bound optional)."""
+    rows = [(end, value) for end, value in windows if value is not None]
+    if not rows:
+        return _EMPTY.copy()
+    values = np.array([v for _, v in rows], dtype=np.float64)
+    good = np.ones(len(values), dtype=bool)
+    if low is not None:
+        good &= values >= low
+    if high is not None:
+        good &= values <= high
+    return pd.DataFrame({"ts": pd.to_datetime([as_utc(e) for e, _ in rows], utc=True),
+                         "good": good.astype(np.int64), "total": 1})  # fmt: skip
