@@ -19,6 +19,7 @@ from mloop.cli import data as data_cli
 from mloop.cli import deployments as deployments_cli
 from mloop.cli import features as features_cli
 from mloop.cli import models as models_cli
+from mloop.cli import monitor as monitor_cli
 from mloop.cli import runs as runs_cli
 from mloop.cli import score as score_cli
 from mloop.cli import serve as serve_cli
@@ -42,6 +43,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(artifacts_cli.app, name="artifacts")
 app.add_typer(runs_cli.app, name="runs")
 app.add_typer(deployments_cli.app, name="deployments")
+app.add_typer(monitor_cli.app, name="monitor")
 
 
 @app.callback()

@@ -12,7 +12,14 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from mloop import __version__
 from mloop.project import Project
-from mloop.serving import errors, features_routes, feedback_routes, oip_routes, predict_routes
+from mloop.serving import (
+    errors,
+    features_routes,
+    feedback_routes,
+    monitoring_routes,
+    oip_routes,
+    predict_routes,
+)
 from mloop.serving import metrics as metrics_module
 from mloop.serving.auth import Authenticator
 from mloop.serving.endpoints import EndpointTable
@@ -60,6 +67,7 @@ def create_app(project: Project) -> FastAPI:
     app.include_router(predict_routes.router(caller, inference))
     app.include_router(oip_routes.router(caller, inference))
     app.include_router(feedback_routes.router(caller, app.state.feedback))
+    app.include_router(monitoring_routes.router(caller))
 
     @app.get("/v2/health/live", tags=["health"])
     def live() -> dict[str, bool]:

@@ -1,0 +1,48 @@
+"""``/v1/monitoring/{endpoint}/...``: what ``mloop monitor`` shows, as JSON (and the report as HTML).
+Parse, call ``project.monitoring``, answer; no logic here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from mloop.project import Project
+
+Since = Query("1d", description="How far back: a duration (7d, 12h) or an ISO time.")
+Window = Query(None, description="Window size (default monitoring.window).")
+Partial = Query(False, description="Also the window still open now (not stored).")
+
+
+def router(caller: Any) -> APIRouter:
+    api = APIRouter(prefix="/v1/monitoring", tags=["monitoring"])
+
+    @api.get("/{endpoint}/drift")
+    def drift(endpoint: str, since: str = Since, window: str | None = Window, partial: bool = Partial,
+              project: Project = Depends(caller)) -> list[dict[str, Any]]:  # fmt: skip
+        return project.monitoring.drift(endpoint, since=since, window=window, partial=partial)
+
+    @api.get("/{endpoint}/performance")
+    def performance(endpoint: str, since: str = Since, window: str | None = Window, partial: bool = Partial,
+                    project: Project = Depends(caller)) -> list[dict[str, Any]]:  # fmt: skip
+        return project.monitoring.performance(endpoint, since=since, window=window, partial=partial)
+
+    @api.get("/{endpoint}/slo")
+    def slo(endpoint: str, project: Project = Depends(caller)) -> list[dict[str, Any]]:
+        return project.monitoring.slo(endpoint)
+
+    @api.get("/{endpoint}/alerts")
+    def alerts(endpoint: str, open_only: bool = Query(False, alias="open"), since: str | None = None,
+               project: Project = Depends(caller)) -> list[dict[str, Any]]:  # fmt: skip
+        return project.monitoring.alerts(endpoint, open_only=open_only, since=since)
+
+    @api.get("/{endpoint}/report", response_class=HTMLResponse)
+    def report(endpoint: str, since: str = Query("7d"), format: str = Query("html", pattern="^(html|json)$"),
+               project: Project = Depends(caller)) -> Any:  # fmt: skip
+        from mloop.monitoring.report import render_html
+
+        found = project.monitoring.report(endpoint, since=since)
+        return JSONResponse(found) if format == "json" else HTMLResponse(render_html(found))
+
+    return api

@@ -1,0 +1,44 @@
+"""``/v1/monitoring``: drift, performance, SLOs, alerts and the report of a served endpoint over HTTP,
+computed from the predictions and labels that went through the same server."""
+
+from __future__ import annotations
+
+from tests.serving.conftest import Served
+
+
+def _predict_and_label(served: Served, count: int) -> None:
+    for i in range(count):
+        answer = served.client.post("/v1/endpoints/fraud/predict", json={"rows": [served.row(i)]}).json()
+        served.client.post("/v1/feedback", json={"request_id": answer["request_id"], "label": i % 7 == 0})
+    served.client.app.state.feedback.log.flush()  # type: ignore[attr-defined]
+
+
+def test_the_open_window_shows_the_served_traffic_with_its_labels(served: Served) -> None:
+    _predict_and_label(served, 60)
+    drift = served.client.get("/v1/monitoring/fraud/drift", params={"since": "1m", "partial": "true"})
+    assert drift.status_code == 200, drift.text
+    newest = drift.json()[-1]
+    assert newest["version"] == 1 and newest["rows"] >= 60
+    signature = served.project.models.load("fraud", version=1).signature
+    assert {c.name for c in signature.inputs} | {"__prediction__"} == {c["column"] for c in newest["columns"]}
+    perf = served.client.get("/v1/monitoring/fraud/performance", params={"since": "1m", "partial": "true"})
+    window = perf.json()[-1]
+    assert window["labelled"] >= 60 and window["task"] == "binary" and window["estimated"] is not None
+    assert served.client.get("/v1/monitoring/fraud/slo").json() == []
+    assert served.client.get("/v1/monitoring/fraud/alerts", params={"open": "true"}).json() == []
+
+
+def test_the_report_is_html_or_json(served: Served) -> None:
+    _predict_and_label(served, 5)
+    page = served.client.get("/v1/monitoring/fraud/report", params={"since": "1h"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="plot-drift' in page.text and "<script src" not in page.text
+    data = served.client.get("/v1/monitoring/fraud/report", params={"since": "1h", "format": "json"}).json()
+    assert data["endpoint"] == "fraud" and data["drift"]
+
+
+def test_a_bad_since_is_a_4xx_that_says_what_to_write(served: Served) -> None:
+    for since in ("yesterday", "99999999999999w", "2000000d"):
+        response = served.client.get("/v1/monitoring/fraud/drift", params={"since": since})
+        assert 400 <= response.status_code < 500, (since, response.text)
+        assert "duration" in response.text or "shorter" in response.text
