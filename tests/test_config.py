@@ -53,6 +53,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "sinks": [],
             "endpoints": {},
         },
+        "loop": {"policies": [], "interval_seconds": 30.0, "lease_seconds": 60.0},
     }
 
 

@@ -30,6 +30,7 @@ from mloop.features.definitions import (
     OnDemandView,
     PushSource,
 )
+from mloop.loop import Canary, Gate, LoopPolicy, OnDrift, OnNewData, OnPerformance, OnSLOBreach, Schedule
 from mloop.project import Project
 from mloop.security import Actor, Grant
 from mloop.training.pipeline import Label, TimeSplit, TrainingPipeline
@@ -40,6 +41,7 @@ __all__ = [
     "AlreadyExists",
     "AuthenticationError",
     "BackendNotInstalled",
+    "Canary",
     "Column",
     "ConfigError",
     "CsvSource",
@@ -49,18 +51,25 @@ __all__ = [
     "Entity",
     "FeatureView",
     "Field",
+    "Gate",
     "Grant",
     "IngestReport",
     "IntegrityError",
     "Label",
+    "LoopPolicy",
     "MalformedInput",
     "MloopError",
     "NotFound",
     "OnDemandView",
+    "OnDrift",
+    "OnNewData",
+    "OnPerformance",
+    "OnSLOBreach",
     "ParquetSource",
     "PermissionDenied",
     "Project",
     "PushSource",
+    "Schedule",
     "SchemaError",
     "Source",
     "SqlSource",

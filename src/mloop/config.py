@@ -62,6 +62,18 @@ class ServingSettings(BaseModel):
     )
 
 
+class LoopSettings(BaseModel):
+    """The ``loop:`` block: the continuous-training policies ``mloop loop run`` acts on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policies: list[dict[str, Any]] = Field(default_factory=list, description="See docs/loop.md.")
+    interval_seconds: float = Field(
+        30.0, gt=0, description="How often mloop loop run evaluates the policies."
+    )
+    lease_seconds: float = Field(60.0, gt=0, description="How long a silent controller keeps the lease.")
+
+
 class Settings(BaseSettings):
     """Every setting of a project, with the embedded defaults that need no server."""
 
@@ -96,6 +108,7 @@ class Settings(BaseSettings):
     )
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    loop: LoopSettings = Field(default_factory=LoopSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -310,4 +323,17 @@ monitoring:
   #       - {{kind: latency, target: 0.99, threshold_ms: 50}}
   #       - {{kind: availability, target: 0.999}}
   #       - {{kind: quality, metric: roc_auc, min: 0.85, window: 1d}}
+
+# The continuous-training loop (mloop loop run | tick): per endpoint, a training pipeline (an import
+# path), its triggers, the gate, the canary rollout. See docs/loop.md.
+loop:
+  interval_seconds: 30.0
+  lease_seconds: 60.0
+  policies: []
+  # policies:
+  #   - endpoint: fraud
+  #     pipeline: my_project.pipelines:fraud
+  #     triggers: [{{schedule: "0 3 * * *"}}, {{drift: {{psi: 0.2, features: "top:5"}}}}]
+  #     gate: {{metric: auc, min_gain: 0.0, max_latency_ms: 20}}
+  #     rollout: {{steps: [0.05, 0.25, 1.0], min_requests: 500, max_error_rate: 0.01}}
 """

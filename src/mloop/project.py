@@ -42,6 +42,7 @@ class Project:
         self._models: Any = None
         self._deployments: Any = None
         self._monitoring: Any = None
+        self._loop: Any = None
 
     @classmethod
     def open(
@@ -136,6 +137,15 @@ class Project:
         if self._monitoring is None:
             self._monitoring = MonitoringService(self._ctx)
         return self._monitoring
+
+    @property
+    def loop(self) -> Any:
+        """The continuous-training loop's state, timeline, pause/resume/approve (:class:`mloop.loop.service.LoopService`)."""
+        from mloop.loop.service import LoopService
+
+        if self._loop is None:
+            self._loop = LoopService(self._ctx)
+        return self._loop
 
     def deploy(self, endpoint: str, model: str, **how: Any) -> Any:
         """Deploy a model version to ``endpoint`` (``version=`` or ``alias=``, optionally ``canary=``, or

@@ -15,8 +15,7 @@ and appended to the event log as ``monitoring.alert``; one that stops firing is 
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,25 +27,17 @@ from mloop._service import Service
 from mloop._time import parse_duration, utcnow
 from mloop.monitoring import results, rules, sli, slo, windows
 from mloop.monitoring.alerts import Alert, deliver, sinks_from_settings
-from mloop.monitoring.estimation import PerformanceEstimator
 from mloop.monitoring.performance import scores, window_performance
 from mloop.monitoring.profile import bin_frequencies
 from mloop.monitoring.settings import MonitoringSettings, slo_name
 from mloop.monitoring.suite import compare
+from mloop.monitoring.versions import VersionInfo, load_version
 from mloop.serving.feedback import read_feedback
 from mloop.serving.predlog import predictions_folder
 from mloop.serving.predlog_files import FIXED, read_predictions
 from mloop.store.schema import MaterializationRow
 
 Since = str | datetime
-
-
-@dataclass
-class VersionInfo:
-    profile: dict[str, Any] | None
-    task: str  # binary | regression | other
-    threshold: float
-    estimator: PerformanceEstimator | None
 
 
 class MonitoringService(Service):
@@ -61,14 +52,19 @@ class MonitoringService(Service):
     # ---- windows ---------------------------------------------------------------------------------------
 
     def drift(self, endpoint: str, *, since: Since = "1d", until: datetime | None = None,
-              window: timedelta | str | None = None, partial: bool = False, store: bool = True
+              window: timedelta | str | None = None, partial: bool = False, store: bool = True,
+              methods: Mapping[str, str] | None = None, thresholds: Mapping[str, float] | None = None
               ) -> list[dict[str, Any]]:  # fmt: skip
         """Drift of every input and of the prediction per window and version in the range: complete
-        windows (stored), and with ``partial`` the one still open at ``until`` too (not stored)."""
+        windows (stored), and with ``partial`` the one still open at ``until`` too (not stored).
+        ``methods`` and ``thresholds`` add to the endpoint's ``drift`` settings."""
         self._authorize("monitoring.read", f"endpoint:{endpoint}")
         spans, frame, until = self._read(endpoint, since, until, window, partial)
+        extra = (dict(methods or {}), dict(thresholds or {}))
         out = [
-            e for span, part in windows.split(frame, spans) for e in self._drift_window(endpoint, span, part)
+            e
+            for span, part in windows.split(frame, spans)
+            for e in self._drift_window(endpoint, span, part, extra)
         ]
         if store:
             self._save(endpoint, "drift", [e for e in out if _complete(e, until)])
@@ -230,36 +226,16 @@ class MonitoringService(Service):
     def _version(self, model: str, version: int) -> VersionInfo:
         key = (model, version)
         if key not in self._versions:
-            self._versions[key] = self._load_version(model, version)
+            self._versions[key] = load_version(self._ctx, model, version)
         return self._versions[key]
-
-    def _load_version(self, model: str, version: int) -> VersionInfo:
-        from mloop.registry.service import ModelRegistry
-
-        record = ModelRegistry(self._ctx).get(model, version)
-        lineage, artifacts = record.lineage or {}, self._ctx.artifacts
-        profile = (
-            json.loads(artifacts.get_bytes(lineage["reference_profile"]))
-            if lineage.get("reference_profile")
-            else None
-        )
-        threshold = record.card.get("threshold") if record.card else None
-        task = (record.card.get("training_data") or {}).get("task") if record.card else None
-        task = task or ("binary" if threshold is not None else "regression")
-        estimator = None
-        if task == "binary":
-            estimator = PerformanceEstimator(float(threshold if threshold is not None else 0.5))
-            if lineage.get("calibration"):
-                data = json.loads(artifacts.get_bytes(lineage["calibration"]))
-                estimator.fit(data["scores"], data["labels"])
-        return VersionInfo(profile, task, float(threshold if threshold is not None else 0.5), estimator)
 
     def _groups(self, part: pd.DataFrame) -> list[tuple[str, int, pd.DataFrame]]:
         if part.empty:
             return []
         return [(str(m), int(v), g) for (m, v), g in part.groupby(["model", "version"], sort=True)]
 
-    def _drift_window(self, endpoint: str, span: windows.Window, part: pd.DataFrame) -> list[dict[str, Any]]:
+    def _drift_window(self, endpoint: str, span: windows.Window, part: pd.DataFrame,
+                      extra: tuple[dict[str, str], dict[str, float]] = ({}, {})) -> list[dict[str, Any]]:  # fmt: skip
         base = {"start": span[0].isoformat(), "end": span[1].isoformat()}
         groups = self._groups(part)
         if not groups:
@@ -279,7 +255,7 @@ class MonitoringService(Service):
             prediction = scores(group["prediction"])
             report = compare(info.profile, inputs, prediction=prediction if np.isfinite(prediction).any() else None,
                              columns=[c for c in options.columns if c in inputs] if options.columns else None,
-                             methods=options.methods, thresholds=options.thresholds)  # fmt: skip
+                             methods={**options.methods, **extra[0]}, thresholds={**options.thresholds, **extra[1]})  # fmt: skip
             out.append({**entry, **report.to_dict(), "note": ""})
         return out
 

@@ -76,7 +76,9 @@ def since_time(text: str | datetime, now: datetime) -> datetime:
     try:
         return as_utc(now) - back
     except OverflowError:
-        raise MalformedInput(f"--since {text!r} reaches back before the year 1; give a shorter duration.") from None
+        raise MalformedInput(
+            f"--since {text!r} reaches back before the year 1; give a shorter duration."
+        ) from None
 
 
 def split(

@@ -1,0 +1,55 @@
+"""What each model version did in production since a moment: requests, failures, latency and, once
+labels arrive, its live ROC AUC; read from the prediction log and the feedback labels."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mloop.monitoring.performance import coerce_labels, scores
+from mloop.serving.feedback import read_feedback
+from mloop.serving.predlog_files import read_predictions
+from mloop.training import evaluate
+
+
+def version_stats(folder: Path, endpoint: str, since: datetime, until: datetime | None = None, *,
+                  min_labels: int = 200) -> dict[int, dict[str, Any]]:  # fmt: skip
+    """``{version: {"requests", "errors", "error_rate", "p99_ms", "labelled", "live_auc"}}`` for the
+    requests answered (or failed) from ``since``; ``live_auc`` is None below ``min_labels`` labels or
+    with one class only."""
+    frame = read_predictions(folder, endpoint, since, until)
+    if frame.empty:
+        return {}
+    requests = frame[(frame["row"] == 0) & frame["status"].isin(["ok", "error"])].drop_duplicates(
+        "request_id"
+    )
+    answered = frame[frame["status"] == "ok"]
+    labels = read_feedback(folder, endpoint).drop_duplicates(["request_id", "row"], keep="last")
+    if len(labels):
+        labels = labels[["request_id", "row", "label"]].astype({"row": answered["row"].dtype})
+        answered = answered.merge(labels, on=["request_id", "row"], how="left")
+    out: dict[int, dict[str, Any]] = {}
+    for version, group in requests.groupby("version"):
+        ok = group[group["status"] == "ok"]
+        errors = int((group["status"] == "error").sum())
+        latency = ok["latency_s"].to_numpy() * 1000.0
+        out[int(version)] = {
+            "requests": len(group), "errors": errors, "error_rate": errors / len(group),
+            "p99_ms": float(np.percentile(latency, 99)) if len(latency) else None,
+            "labelled": 0, "live_auc": None,
+        }  # fmt: skip
+    if "label" in answered:
+        for version, group in answered.groupby("version"):
+            y, _, _ = coerce_labels(group["label"], "binary")
+            s = scores(group["prediction"])
+            keep = np.isfinite(y) & np.isfinite(s)
+            entry = out.setdefault(
+                int(version), {"requests": 0, "errors": 0, "error_rate": 0.0, "p99_ms": None}
+            )
+            entry["labelled"] = int(keep.sum())
+            if keep.sum() >= min_labels and len(np.unique(y[keep])) == 2:
+                entry["live_auc"] = evaluate.classification_metrics(y[keep], s[keep])["roc_auc"]
+    return out

@@ -1,0 +1,244 @@
+"""Loop policies: what starts a retraining, what a challenger must pass, how it reaches production and
+when it goes back.
+
+>>> policy = ml.LoopPolicy(
+...     "fraud", pipeline,
+...     triggers=[ml.Schedule("0 3 * * *"), ml.OnDrift(psi=0.2, features="top:5"),
+...               ml.OnPerformance(metric="auc", below=0.85, window="1d"), ml.OnNewData(rows=100_000)],
+...     gate=ml.Gate(metric="auc", min_gain=0.0, max_latency_ms=20, max_fairness_gap=0.1),
+...     rollout=ml.Canary(steps=[0.05, 0.25, 1.0], min_requests=500, max_error_rate=0.01, max_p99_ms=50),
+...     rollback=ml.OnSLOBreach())                                                  # doctest: +SKIP
+
+In mloop.yaml the pipeline is an import path (``package.module:name``) to a
+:class:`~mloop.TrainingPipeline`::
+
+    loop:
+      policies:
+        - endpoint: fraud
+          pipeline: fraud_project.pipelines:fraud
+          triggers: [{schedule: "0 3 * * *"}, {drift: {psi: 0.2, features: "top:5"}}]
+          gate: {metric: auc, min_gain: 0.0}
+          rollout: {steps: [0.05, 0.25, 1.0], min_requests: 500}
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from mloop._time import parse_duration
+from mloop.errors import ConfigError, MalformedInput
+
+METRIC_NAMES = {"auc": "roc_auc", "roc_auc": "roc_auc", "pr_auc": "pr_auc", "f1": "f1", "precision": "precision",
+                "recall": "recall", "accuracy": "accuracy", "rmse": "rmse", "mae": "mae", "r2": "r2"}  # fmt: skip
+LOWER_IS_BETTER = {"rmse", "mae", "log_loss", "brier"}
+
+
+def metric_name(name: str) -> str:
+    """The evaluation key of a metric (``auc`` is ``roc_auc``)."""
+    try:
+        return METRIC_NAMES[name]
+    except KeyError:
+        raise MalformedInput(
+            f"Unknown metric {name!r}; use one of {', '.join(sorted(METRIC_NAMES))}."
+        ) from None
+
+
+def _positive(value: Any, what: str) -> timedelta:
+    parsed = parse_duration(value, what=what)
+    if parsed is None or parsed <= timedelta(0):
+        raise MalformedInput(f"{what} must be a positive duration such as '1h' or '1d'; got {value!r}.")
+    return parsed
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Retrain on a cron schedule (UTC), e.g. ``"0 3 * * *"``: 03:00 every day."""
+
+    cron: str
+    kind: str = field(default="schedule", init=False)
+
+    def __post_init__(self) -> None:
+        from mloop.loop.schedule import Cron
+
+        Cron.parse(self.cron)  # refuse a bad expression when the policy is made, not at 3 am
+
+
+@dataclass(frozen=True)
+class OnDrift:
+    """Retrain when the newest drift window of the champion has ``psi`` at or above this on any of
+    ``features``: ``"all"``, ``"top:N"`` (the N most important inputs of the model) or a list."""
+
+    psi: float = 0.2
+    features: str | Sequence[str] = "all"
+    kind: str = field(default="drift", init=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.features, str) and self.features != "all":
+            head, _, count = self.features.partition(":")
+            if head != "top" or not count.isdigit() or int(count) < 1:
+                raise MalformedInput(
+                    f"OnDrift features={self.features!r}: write 'all', 'top:5' or a list of names."
+                )
+
+
+@dataclass(frozen=True)
+class OnPerformance:
+    """Retrain when the champion's realised ``metric`` over the last ``window`` (the estimate while no
+    labels have arrived) is below ``below``."""
+
+    metric: str = "auc"
+    below: float = 0.85
+    window: str | timedelta = "1d"
+    min_labels: int = 100
+    kind: str = field(default="performance", init=False)
+
+    def __post_init__(self) -> None:
+        metric_name(self.metric)
+        _positive(self.window, "OnPerformance window")
+
+    @property
+    def span(self) -> timedelta:
+        return _positive(self.window, "OnPerformance window")
+
+
+@dataclass(frozen=True)
+class OnNewData:
+    """Retrain once ``rows`` labelled rows newer than the champion's training data have arrived."""
+
+    rows: int = 100_000
+    kind: str = field(default="new_data", init=False)
+
+    def __post_init__(self) -> None:
+        if self.rows < 1:
+            raise MalformedInput(f"OnNewData rows must be at least 1; got {self.rows}.")
+
+
+Trigger = Schedule | OnDrift | OnPerformance | OnNewData
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a challenger must pass before any traffic: on the newest holdout (the test split of its own
+    training set), ``metric`` at least the champion's plus ``min_gain``; per-row latency at most
+    ``max_latency_ms`` (p99 of single-row calls); the largest demographic parity gap at most
+    ``max_fairness_gap``; and the new training set's data checks."""
+
+    metric: str = "auc"
+    min_gain: float = 0.0
+    max_latency_ms: float | None = 20.0
+    max_fairness_gap: float | None = None
+    data_checks: bool = True
+
+    def __post_init__(self) -> None:
+        metric_name(self.metric)
+
+
+@dataclass(frozen=True)
+class Canary:
+    """Traffic shares the challenger goes through; each step needs ``min_requests`` answered by it with
+    at most ``max_error_rate`` failures and p99 latency at most ``max_p99_ms``; ``compare="live_auc"``
+    also aborts when its live ROC AUC (once labels arrive) falls ``tolerance`` below the champion's."""
+
+    steps: Sequence[float] = (0.05, 0.25, 1.0)
+    min_requests: int = 500
+    max_error_rate: float = 0.01
+    max_p99_ms: float | None = 50.0
+    compare: str | None = "live_auc"
+    tolerance: float = 0.02
+    min_labels: int = 200
+
+    def __post_init__(self) -> None:
+        steps = list(self.steps)
+        if not steps or any(not 0 < s <= 1 for s in steps) or steps != sorted(steps) or steps[-1] != 1.0:
+            raise MalformedInput(
+                f"Canary steps {steps} must be rising shares in (0, 1] ending at 1.0, e.g. [0.05, 0.25, 1.0]."
+            )
+        if self.compare not in (None, "live_auc"):
+            raise MalformedInput(f"Canary compare must be 'live_auc' or None; got {self.compare!r}.")
+
+
+@dataclass(frozen=True)
+class OnSLOBreach:
+    """Roll back when an SLO of the endpoint pages during the canary, or within ``after`` of a
+    promotion (back to the previous champion)."""
+
+    after: str | timedelta = "1h"
+
+    @property
+    def span(self) -> timedelta:
+        return _positive(self.after, "OnSLOBreach after")
+
+
+@dataclass
+class LoopPolicy:
+    """One endpoint's loop: ``pipeline`` (a :class:`~mloop.TrainingPipeline`, or its import path) is run
+    when a trigger fires; the challenger passes ``gate``, goes through ``rollout``, and is promoted
+    (alias ``champion``) or rolled back. ``approval``: the final step waits for ``mloop loop approve``."""
+
+    endpoint: str
+    pipeline: Any
+    triggers: Sequence[Trigger] = ()
+    gate: Gate = field(default_factory=Gate)
+    rollout: Canary = field(default_factory=Canary)
+    rollback: OnSLOBreach | None = field(default_factory=OnSLOBreach)
+    approval: bool = False
+    cooldown: str | timedelta = "10m"
+
+    def resolved_pipeline(self) -> Any:
+        if not isinstance(self.pipeline, str):
+            return self.pipeline
+        module, _, name = self.pipeline.partition(":")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"Loop policy for {self.endpoint!r}: cannot import pipeline {self.pipeline!r} ({exc}); write "
+                "it as package.module:name, importable from the project folder."
+            ) from None
+
+    @property
+    def model(self) -> str:
+        return str(self.resolved_pipeline().name)
+
+    @property
+    def pause_after_failure(self) -> timedelta:
+        return _positive(self.cooldown, "cooldown")
+
+
+def policies_from_settings(specs: Sequence[Mapping[str, Any]]) -> list[LoopPolicy]:
+    """The ``loop.policies`` of mloop.yaml as :class:`LoopPolicy` objects."""
+    out = []
+    for i, spec in enumerate(specs):
+        where = f"loop.policies entry {i + 1}"
+        try:
+            triggers = [_trigger(t) for t in spec.get("triggers", [])]
+            rollback = spec.get("rollback", {})
+            out.append(LoopPolicy(
+                endpoint=str(spec["endpoint"]), pipeline=str(spec["pipeline"]), triggers=triggers,
+                gate=Gate(**spec.get("gate", {})), rollout=Canary(**spec.get("rollout", {})),
+                rollback=None if rollback is None else OnSLOBreach(**rollback),
+                approval=bool(spec.get("approval", False)), cooldown=spec.get("cooldown", "10m"),
+            ))  # fmt: skip
+        except KeyError as exc:
+            raise ConfigError(
+                f"{where} in mloop.yaml needs {exc.args[0]!r} (endpoint and pipeline)."
+            ) from None
+        except (TypeError, MalformedInput) as exc:
+            raise ConfigError(f"{where} in mloop.yaml: {exc}") from None
+    return out
+
+
+def _trigger(spec: Mapping[str, Any]) -> Trigger:
+    if len(spec) != 1:
+        raise MalformedInput(f"a trigger is one of schedule, drift, performance, new_data; got {dict(spec)}")
+    ((kind, value),) = spec.items()
+    if kind == "schedule":
+        return Schedule(str(value))
+    makers = {"drift": OnDrift, "performance": OnPerformance, "new_data": OnNewData}
+    if kind not in makers:
+        raise MalformedInput(f"unknown trigger {kind!r}; use schedule, drift, performance or new_data")
+    return makers[kind](**(value or {}))  # type: ignore[no-any-return]

@@ -1,0 +1,135 @@
+"""Retraining a challenger and measuring it against the champion: what the gate decides on.
+
+:func:`retrain` runs in a child process (``spawn``), so the served traffic of the controller's
+process keeps its latency while LightGBM takes the cores: it builds the new training set, runs the
+data checks on it, runs the pipeline (which registers the challenger), then scores the champion on
+the same, most recent holdout (the new test split) and times single-row predictions of the
+challenger. :func:`decide` turns that report and the policy's :class:`Gate` into pass or fail, one
+check at a time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from mloop.loop.policy import LOWER_IS_BETTER, Gate, metric_name
+from mloop.training import evaluate
+
+MIN_TRAIN_ROWS, MIN_TEST_ROWS, MAX_NULL_SHARE = 200, 50, 0.5
+
+
+def data_checks(data: Any) -> list[dict[str, Any]]:
+    """Checks of a new training set: enough rows, both classes (binary), inputs neither mostly null nor
+    constant."""
+    out = [
+        _check("train_rows", len(data.train), MIN_TRAIN_ROWS, len(data.train) >= MIN_TRAIN_ROWS),
+        _check("test_rows", len(data.test), MIN_TEST_ROWS, len(data.test) >= MIN_TEST_ROWS),
+    ]
+    if data.task == "binary":
+        for part in ("train", "test"):
+            classes = int(getattr(data, part)[data.label].nunique())
+            out.append(_check(f"{part}_classes", classes, 2, classes == 2))
+    for name in data.features:
+        column = data.train[name]
+        nulls = float(column.isna().mean()) if len(column) else 1.0
+        out.append(_check(f"nulls:{name}", round(nulls, 4), MAX_NULL_SHARE, nulls <= MAX_NULL_SHARE))
+        if column.nunique(dropna=True) <= 1:
+            out.append(_check(f"constant:{name}", 1, 1, False))
+    return out
+
+
+def retrain(root: str, overrides: dict[str, Any], pipeline: Any, champion: tuple[str, int] | None,
+            gate: Gate) -> dict[str, Any]:  # fmt: skip
+    """Train a challenger and measure it and ``champion`` (model, version) on the newest holdout."""
+    from mloop.project import Project
+
+    with Project.open(root, env={}, **overrides) as project:
+        data = pipeline.training_set(project)
+        checks = data_checks(data) if gate.data_checks else []
+        if not all(c["passed"] for c in checks):
+            return {"stage": "data", "checks": checks, "challenger": None}
+        run = pipeline.run(project, data=data)
+        version = run.model_version.version
+        metric = metric_name(gate.metric)
+        metrics = project.runs.get(run.id).metrics
+        report: dict[str, Any] = {"stage": "trained", "checks": checks, "challenger": version, "run_id": run.id,
+                                  "metric": metric, "challenger_value": metrics.get(f"test_{metric}")}  # fmt: skip
+        holdout = data.test.reset_index(drop=True)
+        report["champion_value"] = _score(project, champion, holdout, data, metric) if champion else None
+        report["latency_p99_ms"] = _latency(
+            project.models.load(pipeline.name, version), holdout, data.features
+        )
+        gaps = [v for k, v in metrics.items() if k.startswith("fairness_") and "demographic_parity" in k]
+        report["fairness_gap"] = max(gaps) if gaps else None
+        report["holdout_rows"] = len(holdout)
+        return report
+
+
+def retrain_in_process(root: str, overrides: dict[str, Any], pipeline: Any, champion: tuple[str, int] | None,
+                       gate: Gate) -> dict[str, Any]:  # fmt: skip
+    """:func:`retrain` in a fresh child process; its exception comes back as the report's ``error``."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        try:
+            return pool.submit(retrain, root, overrides, pipeline, champion, gate).result()
+        except Exception as exc:  # a failed training run must leave production as it is
+            return {"stage": "failed", "error": f"{type(exc).__name__}: {exc}", "challenger": None}
+
+
+def decide(gate: Gate, report: dict[str, Any]) -> tuple[bool, list[dict[str, Any]]]:
+    """Pass or fail, with every check: data, the metric against the champion's, latency, fairness."""
+    checks = list(report.get("checks", []))
+    if report.get("stage") != "trained":
+        return False, checks
+    metric, new, old = report["metric"], report.get("challenger_value"), report.get("champion_value")
+    if new is None:
+        checks.append(_check(f"{metric}", None, None, False))
+    elif old is not None:
+        gain = (old - new) if metric in LOWER_IS_BETTER else (new - old)
+        checks.append(_check(f"{metric}_gain", round(gain, 6), gate.min_gain, gain >= gate.min_gain)
+                      | {"challenger": new, "champion": old})  # fmt: skip
+    if gate.max_latency_ms is not None and report.get("latency_p99_ms") is not None:
+        latency = report["latency_p99_ms"]
+        checks.append(
+            _check("latency_p99_ms", round(latency, 3), gate.max_latency_ms, latency <= gate.max_latency_ms)
+        )
+    if gate.max_fairness_gap is not None and report.get("fairness_gap") is not None:
+        gap = report["fairness_gap"]
+        checks.append(
+            _check("fairness_gap", round(gap, 4), gate.max_fairness_gap, gap <= gate.max_fairness_gap)
+        )
+    return all(c["passed"] for c in checks), checks
+
+
+def _check(name: str, value: Any, limit: Any, passed: bool) -> dict[str, Any]:
+    return {"name": name, "value": value, "limit": limit, "passed": bool(passed)}
+
+
+def _score(project: Any, champion: tuple[str, int], holdout: Any, data: Any, metric: str) -> float | None:
+    model = project.models.load(*champion)
+    names = [c.name for c in model.signature.inputs] if model.signature else list(data.features)
+    if not set(names) <= set(holdout.columns):
+        return None  # the champion reads inputs the new training set lacks: no like-for-like comparison
+    predicted = model.predict(holdout[names])
+    truth = holdout[data.label].to_numpy()
+    if data.task == "binary":
+        return evaluate.classification_metrics(truth, predicted).get(metric)
+    return evaluate.regression_metrics(truth, predicted).get(metric)
+
+
+def _latency(model: Any, holdout: Any, features: Any, calls: int = 200) -> float | None:
+    if holdout.empty:
+        return None
+    rows = holdout[list(features)].head(calls)
+    model.predict(rows.head(1))  # warm up
+    seconds = []
+    for i in range(len(rows)):
+        started = time.perf_counter()
+        model.predict(rows.iloc[i : i + 1])
+        seconds.append(time.perf_counter() - started)
+    return float(np.percentile(seconds, 99) * 1000)

@@ -1,0 +1,69 @@
+"""``project.loop``: the loop's state and timeline per endpoint, and the human controls: pause, resume,
+approve. Every loop decision is an audit event ``loop.<decision>`` on resource ``endpoint:<name>``
+whose payload holds the reason and the numbers behind it (:mod:`mloop.loop.state` lists them).
+
+>>> project.loop.pause("fraud", reason="holiday freeze")   # doctest: +SKIP
+>>> project.loop.timeline("fraud")                         # doctest: +SKIP
+[{'seq': 41, 'ts': '...', 'action': 'loop.trigger', 'endpoint': 'fraud', 'reason': 'PSI >= 0.2 ...'}, ...]
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mloop._service import Service
+from mloop.errors import MloopError
+from mloop.loop.state import LoopState, fold
+from mloop.security import audit
+
+
+class LoopService(Service):
+    def state(self, endpoint: str) -> LoopState:
+        self._authorize("loop.read", f"endpoint:{endpoint}")
+        return fold(self._events(endpoint))
+
+    def timeline(self, endpoint: str | None = None, *, since: datetime | None = None,
+                 alerts: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+        """Loop decisions (and, with ``alerts``, monitoring alerts) in order, as plain dicts."""
+        self._authorize("loop.read", f"endpoint:{endpoint}" if endpoint else "*")
+        resource = f"endpoint:{endpoint}" if endpoint else "endpoint:*"
+        actions = ["loop.*", "monitoring.*"] if alerts else ["loop.*"]
+        found = [e for a in actions for e in audit.iter_events(self._ctx.store, action=a, resource=resource)]
+        found.sort(key=lambda e: e.seq)
+        return [_plain(e) for e in found if since is None or e.ts >= since]
+
+    def pause(self, endpoint: str, reason: str = "") -> LoopState:
+        """Stop the loop acting on ``endpoint`` (a canary in progress stays where it is) until resumed."""
+        self.record(endpoint, "pause", reason=reason or "paused by a person")
+        return self.state(endpoint)
+
+    def resume(self, endpoint: str) -> LoopState:
+        self.record(endpoint, "resume", reason="resumed by a person")
+        return self.state(endpoint)
+
+    def approve(self, endpoint: str) -> LoopState:
+        """Let a canary waiting for approval take the final step."""
+        current = self.state(endpoint)
+        if current.phase != "awaiting":
+            raise MloopError(
+                f"{endpoint}: nothing waits for approval (the loop is {current.phase}); approve when "
+                "`mloop loop timeline` shows loop.awaiting."
+            )
+        self.record(
+            endpoint, "approve", challenger=current.challenger, reason=f"approved by {self.actor.name}"
+        )
+        return self.state(endpoint)
+
+    def record(self, endpoint: str, decision: str, **payload: Any) -> None:
+        """Append decision ``loop.<decision>`` for ``endpoint`` with its reason and numbers."""
+        with self._mutate("loop.operate", f"endpoint:{endpoint}", action=f"loop.{decision}", **payload):
+            pass
+
+    def _events(self, endpoint: str) -> list[audit.Event]:
+        return list(audit.iter_events(self._ctx.store, action="loop.*", resource=f"endpoint:{endpoint}"))
+
+
+def _plain(event: audit.Event) -> dict[str, Any]:
+    return {"seq": event.seq, "ts": event.ts.isoformat(), "actor": event.actor, "action": event.action,
+            "endpoint": event.resource.removeprefix("endpoint:"), **event.payload}  # fmt: skip
