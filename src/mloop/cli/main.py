@@ -18,6 +18,7 @@ from mloop.cli import audit as audit_cli
 from mloop.cli import data as data_cli
 from mloop.cli import deployments as deployments_cli
 from mloop.cli import features as features_cli
+from mloop.cli import loop as loop_cli
 from mloop.cli import models as models_cli
 from mloop.cli import monitor as monitor_cli
 from mloop.cli import runs as runs_cli
@@ -44,6 +45,7 @@ app.add_typer(artifacts_cli.app, name="artifacts")
 app.add_typer(runs_cli.app, name="runs")
 app.add_typer(deployments_cli.app, name="deployments")
 app.add_typer(monitor_cli.app, name="monitor")
+app.add_typer(loop_cli.app, name="loop")
 
 
 @app.callback()

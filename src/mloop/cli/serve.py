@@ -15,6 +15,9 @@ def serve(
     workers: int = typer.Option(1, "--workers", help="Worker processes."),
     ssl_certfile: Path | None = typer.Option(None, "--ssl-certfile", help="TLS certificate (PEM)."),
     ssl_keyfile: Path | None = typer.Option(None, "--ssl-keyfile", help="TLS private key (PEM)."),
+    loop: bool = typer.Option(
+        False, "--loop", help="Also run the continuous-training controller (loop.policies)."
+    ),
 ) -> None:
     """Serve the HTTP API: deployed endpoints (/v1/endpoints/NAME/predict, the Open Inference Protocol under
     /v2), the feature server (/v1/features/*), /metrics, health, /docs."""
@@ -24,6 +27,12 @@ def serve(
     options = {"host": host, "port": port, "log_level": "warning",
                "ssl_certfile": str(ssl_certfile) if ssl_certfile else None,
                "ssl_keyfile": str(ssl_keyfile) if ssl_keyfile else None}  # fmt: skip
+    if loop:
+        from mloop.loop.controller import LoopController
+        from mloop.project import Project
+
+        # Its own connections; it trains in a child process, so serving keeps its latency.
+        LoopController.for_project(Project.open(root, configure_logging=True)).start()
     if workers > 1:
         import os
         import shutil

@@ -1,0 +1,90 @@
+"""``mloop loop run | tick | status | timeline | pause | resume | approve``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from mloop.cli import _output as out
+from mloop.cli import _state
+
+app = typer.Typer(help="The continuous-training loop: trigger, retrain, gate, canary, promote or roll back.",
+                  no_args_is_help=True)  # fmt: skip
+JsonOpt = typer.Option(False, "--json", help="Print JSON for machines.")
+
+
+@app.command()
+def tick(as_json: bool = JsonOpt) -> None:
+    """Evaluate every policy once (for cron and tests) and print the decisions."""
+    from mloop.loop.controller import LoopController
+
+    controller = LoopController.for_project(_state.project())
+    try:
+        decisions = controller.tick()
+    finally:
+        controller.release()
+    if as_json:
+        out.emit_json(decisions)
+        return
+    out.table(
+        "Loop",
+        ["endpoint", "decision", "reason"],
+        [(d["endpoint"], d["decision"], d["reason"]) for d in decisions],
+    )
+
+
+@app.command()
+def run(interval: float | None = typer.Option(None, "--interval", help="Seconds between ticks (default loop.interval_seconds).")) -> None:  # fmt: skip
+    """Run the controller until interrupted (one acts at a time: the others stand by)."""
+    from mloop.loop.controller import LoopController
+
+    project = _state.project()
+    controller = LoopController.for_project(project)
+    out.success(f"loop controller {controller.holder} running; Ctrl-C to stop")
+    controller.run(interval if interval is not None else project.settings.loop.interval_seconds)
+
+
+@app.command()
+def status(endpoint: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
+    """Where the loop stands for an endpoint: phase, champion, challenger, step, paused."""
+    state = _state.project().loop.state(endpoint).to_dict()
+    out.emit_json(state) if as_json else out.fields(f"Loop of {endpoint}", state)
+
+
+@app.command()
+def timeline(endpoint: str | None = typer.Argument(None), as_json: bool = JsonOpt) -> None:
+    """Every loop decision (and monitoring alert) with its reason, oldest first."""
+    found = _state.project().loop.timeline(endpoint)
+    if as_json:
+        out.emit_json(found)
+        return
+    out.table("Timeline", ["#", "time", "endpoint", "decision", "reason"],
+              [(e["seq"], e.get("at") or e["ts"], e["endpoint"], e["action"], _reason(e)) for e in found])  # fmt: skip
+
+
+@app.command()
+def pause(endpoint: str = typer.Argument(...), reason: str = typer.Option("", "--reason")) -> None:
+    """Stop the loop acting on an endpoint until `mloop loop resume`."""
+    _state.project().loop.pause(endpoint, reason=reason)
+    out.success(f"{endpoint}: loop paused")
+
+
+@app.command()
+def resume(endpoint: str = typer.Argument(...)) -> None:
+    """Let the loop act on an endpoint again."""
+    _state.project().loop.resume(endpoint)
+    out.success(f"{endpoint}: loop resumed")
+
+
+@app.command()
+def approve(endpoint: str = typer.Argument(...)) -> None:
+    """Let a canary that waits for approval take its final step."""
+    state = _state.project().loop.approve(endpoint)
+    out.success(f"{endpoint}: v{state.challenger} approved; the next tick takes the final step")
+
+
+def _reason(event: dict[str, Any]) -> str:
+    if "alert" in event:
+        return str(event["alert"].get("summary", ""))
+    return str(event.get("reason", ""))
