@@ -176,3 +176,21 @@ def test_a_dataset_source_needs_an_ingested_dataset(sqlite_project: Project) -> 
     )
     with pytest.raises(ml.NotFound, match="No dataset named 'nothing'"):
         sqlite_project.apply([view])
+
+
+def request_only(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"currency_upper": frame["currency"].astype(str).str.upper()})
+
+
+def test_an_on_demand_view_of_request_fields_only_answers_every_row(ready: Project) -> None:
+    view = ml.OnDemandView("currency", request=[ml.Field("currency", "string")], fn=request_only,
+                           outputs=[ml.Field("currency_upper", "string")])  # fmt: skip
+    ready.apply([view])
+    rows = [{"customer_id": 1, "currency": "eur"}, {"customer_id": 2, "currency": "chf"}]
+    online = ready.features.online(rows, ["currency:currency_upper"], at=at)
+    assert online["currency_upper"] == ["EUR", "CHF"]
+    entity_df = pd.DataFrame({"customer_id": [1, 2], "event_timestamp": [at] * 2, "currency": ["eur", "chf"]})
+    assert ready.features.historical(entity_df, ["currency:currency_upper"])["currency_upper"].tolist() == [
+        "EUR",
+        "CHF",
+    ]

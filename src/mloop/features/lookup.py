@@ -150,7 +150,10 @@ def lookup(
                     out.append(aggregate(agg.fn, triples, start, now))
                 results[(name, agg.feature)] = out
     for odv, outputs in plan.on_demand:
-        frame = pd.DataFrame({ref.split(":")[1]: results[tuple(ref.split(":"))] for ref in odv.inputs})  # type: ignore[index]
+        rows = pd.RangeIndex(len(next(iter(columns.values()), [])))  # a view may read request fields only
+        frame = pd.DataFrame(
+            {ref.split(":")[1]: results[tuple(ref.split(":"))] for ref in odv.inputs}, index=rows
+        )  # type: ignore[index]
         if odv.request:
             given = pd.DataFrame({f.name: columns[f.name] for f in odv.request}, index=frame.index)
             typed = _request_signature(odv).validate(given)  # a wrong type: one problem per field, a 422
