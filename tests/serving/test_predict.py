@@ -243,3 +243,25 @@ def test_metrics_count_requests_per_endpoint_version_and_status(served: Served) 
     assert 'mloop_predict_requests_total{endpoint="fraud",status="ok",version="1"}' in text
     assert 'mloop_predict_requests_total{endpoint="fraud",status="rejected",version="1"}' in text
     assert "mloop_feature_lookup_latency_seconds_bucket" in text
+
+
+def test_at_looks_the_features_up_as_of_that_time(served: Served) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    row = served.row(3)
+    model = served.project.models.load("fraud", version=1)
+    refs = model.info.lineage["features"]
+    later = datetime.now(UTC) + timedelta(days=60)  # beyond every view's TTL: the looked-up values are gone
+    replay = served.client.post("/v1/endpoints/fraud/predict", json={"rows": [row], "at": later.isoformat()})
+    assert replay.status_code == 200, replay.text
+    expected = served.project.features.online([row], refs, at=later)
+    frame = pd.DataFrame({k: v for k, v in expected.items() if k in {c.name for c in model.signature.inputs}})
+    assert replay.json()["predictions"] == pytest.approx(
+        list(model.predict(frame.assign(**row)[frame.columns]))
+    )
+    now = served.client.post("/v1/endpoints/fraud/predict", json={"rows": [row]}).json()
+    assert now["predictions"] != replay.json()["predictions"]
+    naive = served.client.post(
+        "/v1/endpoints/fraud/predict", json={"rows": [row], "at": "2026-01-01T00:00:00"}
+    )
+    assert naive.status_code == 422 and "timezone" in naive.text.lower()

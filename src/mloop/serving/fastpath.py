@@ -53,7 +53,9 @@ class PredictFastPath:
                     break
             project = self.caller.admit(header)
             body = parse(await _body(receive))
-            answer = await self.inference.predict_async(project, name, body.as_rows(), version=body.version)
+            answer = await self.inference.predict_async(
+                project, name, body.as_rows(), version=body.version, at=body.at
+            )
             status, payload, headers = 200, answer.to_dict(), None
         except Exception as exc:  # rendered exactly as the app's exception handlers would
             status, payload, headers = errors.render(exc, path)

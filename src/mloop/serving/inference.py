@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mloop.errors import MloopError
@@ -79,15 +80,16 @@ class Inference:
         *,
         version: int | None = None,
         request_id: str | None = None,
+        at: datetime | None = None,
     ) -> Answer:
         """Predictions for ``rows`` from the version the endpoint's traffic policy picks (or ``version``,
-        which must be one the endpoint serves), computed on this thread."""
+        which must be one the endpoint serves), computed on this thread; ``at``: features as of then."""
         live, predictor, started = self._begin(caller, endpoint, rows, version)
-        hit = self._from_cache(live, rows, version, request_id, started)
+        hit = None if at is not None else self._from_cache(live, rows, version, request_id, started)
         if hit is not None:
             return hit
         with self._measured(live, predictor, started, request_id):
-            result = predictor.predict(self.project, rows, checked=True)
+            result = predictor.predict(self.project, rows, checked=True, at=at)
         return self._finish(live, predictor, rows, version, result, started, request_id)
 
     async def predict_async(
@@ -98,18 +100,19 @@ class Inference:
         *,
         version: int | None = None,
         request_id: str | None = None,
+        at: datetime | None = None,
     ) -> Answer:
         """As :meth:`predict`, on the event loop: grouped with concurrent requests by the version's
         :class:`~mloop.serving.batching.Batcher` when batching is on, computed inline when it is off (a
-        thread hop would cost more than the model call)."""
+        thread hop would cost more than the model call) or when ``at`` asks for features as of a time."""
         live, predictor, started = self._begin(caller, endpoint, rows, version)
-        hit = self._from_cache(live, rows, version, request_id, started)
+        hit = None if at is not None else self._from_cache(live, rows, version, request_id, started)
         if hit is not None:
             return hit
-        batcher = self._batcher(live, predictor)
+        batcher = None if at is not None else self._batcher(live, predictor)
         with self._measured(live, predictor, started, request_id):
             if batcher is None:
-                result = predictor.predict(self.project, rows, checked=True)
+                result = predictor.predict(self.project, rows, checked=True, at=at)
             else:
                 result = await batcher.predict(rows)
         return self._finish(live, predictor, rows, version, result, started, request_id)

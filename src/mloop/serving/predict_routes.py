@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mloop.project import Project
 from mloop.serving.inference import Inference
@@ -29,6 +29,11 @@ class PredictRequest(BaseModel):
         description="Or: one object per row, keys and features mixed.",
     )
     version: int | None = Field(None, description="Pin a version the endpoint serves (default: its policy).")
+    at: AwareDatetime | None = Field(
+        None,
+        description="Look the features up as of this time instead of now (replays and backtests; such a "
+        "request skips batching and the answer cache).",
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> PredictRequest:
@@ -74,7 +79,9 @@ def router(caller: Any, inference: Inference) -> APIRouter:
     @api.post("/{name}/predict", response_model=PredictResponse, openapi_extra=_BODY)
     async def predict(name: str, request: Request, project: Project = Depends(caller)) -> Response:
         body = parse(await request.body())
-        answer = await inference.predict_async(project, name, body.as_rows(), version=body.version)
+        answer = await inference.predict_async(
+            project, name, body.as_rows(), version=body.version, at=body.at
+        )
         return Response(json.dumps(answer.to_dict()).encode(), media_type="application/json")
 
     @api.get("/{name}")

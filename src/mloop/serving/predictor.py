@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -59,10 +60,15 @@ class Predictor:
         return cls(project.models.load(name, version=version))
 
     def predict(
-        self, project: Any, rows: Sequence[Mapping[str, Any]], *, checked: bool = False
+        self,
+        project: Any,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        checked: bool = False,
+        at: datetime | None = None,
     ) -> Prediction:
-        """Look up the model's online features for ``rows``, merge what the rows give, validate, predict.
-        ``checked``: the caller has already run :func:`check_rows` on them."""
+        """Look up the model's online features for ``rows`` (as of ``at``, default now), merge what the
+        rows give, validate, predict. ``checked``: the caller has already run :func:`check_rows` on them."""
         if not checked:
             check_rows(rows)
         given = {name for row in rows for name in row}
@@ -72,7 +78,7 @@ class Predictor:
         # Rows that carry every input themselves (an OIP tensor of all columns) need no lookup.
         every = set(wanted)
         needed = bool(self.features) and not all(row.keys() >= every for row in rows)
-        columns = self._lookup(project, rows) if needed else {}
+        columns = self._lookup(project, rows, at) if needed else {}
         lookup_seconds = time.perf_counter() - started
         merged: dict[str, list[Any]] = {}
         for name in wanted:
@@ -106,9 +112,11 @@ class Predictor:
         if problems:
             raise SignatureError(problems)
 
-    def _lookup(self, project: Any, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    def _lookup(
+        self, project: Any, rows: Sequence[Mapping[str, Any]], at: datetime | None = None
+    ) -> dict[str, list[Any]]:
         # A row without the join keys or request fields is a SchemaError naming them: a 422.
-        result: dict[str, list[Any]] = project.features.online(list(rows), self.features)
+        result: dict[str, list[Any]] = project.features.online(list(rows), self.features, at=at)
         return result
 
 
