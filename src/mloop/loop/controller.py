@@ -130,6 +130,11 @@ class LoopController:
             return reverted
         if state.last_failure and now - state.last_failure < policy.pause_after_failure:
             return {"decision": "cooldown", "reason": f"last attempt failed at {state.last_failure:%H:%M:%S}"}
+        if state.last_promotion and now - state.last_promotion < policy.pause_after_failure:
+            return {
+                "decision": "cooldown",
+                "reason": f"v{state.champion} promoted at {state.last_promotion:%H:%M:%S}",
+            }
         for trigger in policy.triggers:
             fired = check(trigger, self.project, policy, champion, state.last_trigger, now)
             if fired is not None:

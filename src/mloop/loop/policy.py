@@ -177,7 +177,8 @@ class OnSLOBreach:
 class LoopPolicy:
     """One endpoint's loop: ``pipeline`` (a :class:`~mloop.TrainingPipeline`, or its import path) is run
     when a trigger fires; the challenger passes ``gate``, goes through ``rollout``, and is promoted
-    (alias ``champion``) or rolled back. ``approval``: the final step waits for ``mloop loop approve``."""
+    (alias ``champion``) or rolled back. ``approval``: the final step waits for ``mloop loop approve``.
+    ``cooldown``: after a failed attempt, a rollback or a promotion, how long the triggers rest."""
 
     endpoint: str
     pipeline: Any

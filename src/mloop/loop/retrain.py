@@ -20,11 +20,11 @@ import numpy as np
 from mloop.loop.policy import LOWER_IS_BETTER, Gate, metric_name
 from mloop.training import evaluate
 
-MIN_TRAIN_ROWS, MIN_TEST_ROWS, MAX_NULL_SHARE = 200, 50, 0.5
+MIN_TRAIN_ROWS, MIN_TEST_ROWS, MAX_NULL_SHARE = 200, 50, 0.95
 
 
 def data_checks(data: Any) -> list[dict[str, Any]]:
-    """Checks of a new training set: enough rows, both classes (binary), inputs neither mostly null nor
+    """Checks of a new training set: enough rows, both classes (binary), inputs neither (almost) all null nor
     constant."""
     out = [
         _check("train_rows", len(data.train), MIN_TRAIN_ROWS, len(data.train) >= MIN_TRAIN_ROWS),

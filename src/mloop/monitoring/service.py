@@ -38,6 +38,7 @@ from mloop.serving.predlog_files import FIXED, read_predictions
 from mloop.store.schema import MaterializationRow
 
 Since = str | datetime
+LOOKBACK_WINDOWS = 168  # update() looks back a week of hourly windows, or as many of a smaller size
 
 
 class MonitoringService(Service):
@@ -87,11 +88,12 @@ class MonitoringService(Service):
             self._save(endpoint, "performance", [e for e in out if _complete(e, until)])
         return out
 
-    def update(self, endpoint: str, *, now: datetime | None = None, lookback: timedelta = timedelta(days=7)
+    def update(self, endpoint: str, *, now: datetime | None = None, lookback: timedelta | None = None
                ) -> dict[str, Any]:  # fmt: skip
         """Compute and store the complete windows not stored yet, then :meth:`check` the alert rules."""
         now = now or utcnow()
         size = self.settings.window
+        lookback = lookback or min(timedelta(days=7), size * LOOKBACK_WINDOWS)
         since = windows.floor(now - lookback, size)
         with self._ctx.store.read() as session:
             done = results.stored_windows(session, self._ctx.project_id, endpoint, "drift", since)
