@@ -1,3 +1,5 @@
+"""``mloop demo --fast`` end to end, its outcome read from the event log and the prediction log."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -5,28 +7,42 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from mloop import Project
 from mloop.errors import MloopError
 from mloop.examples.demo import run
+from mloop.serving.predlog import predictions_folder
+from mloop.serving.predlog_files import read_predictions
 
 
-def test_demo_ingests_the_bundled_sample_and_reports(tmp_path: Path) -> None:
+def test_the_loop_promotes_after_the_shift_and_rolls_the_broken_version_back(tmp_path: Path) -> None:
     console = Console(record=True, width=160)
-    project = run(tmp_path / "demo", fast=True, console=console)
-    text = console.export_text()
-    try:
-        reports = project.data.ingestions("transactions")
-        first, second = reports
-        assert first.rows_read == first.rows_accepted + first.rows_quarantined
-        assert first.rows_quarantined > 50  # the sample carries every kind of defect
-        reasons = set(first.by_reason)
-        for expected in ("csv: row does not parse", "not a valid float64", "not a valid timestamp", "below min",
-                         "not one of the allowed values", "does not match", "duplicate within the source"):  # fmt: skip
-            assert any(expected in reason for reason in reasons), expected
-        assert second.by_reason == {"key (txn_id): already ingested": 25}
+    summary = run(tmp_path / "demo", fast=True, console=console)
+    with Project.open(tmp_path / "demo", env={}) as project:
+        timeline = project.loop.timeline("fraud")
+        frame = read_predictions(predictions_folder(project.settings), "fraud")
+        champion = project.models.get("fraud", alias="champion").version
+        ingestions = project.data.ingestions("transactions")
         assert project.audit.verify().ok
-    finally:
-        project.close()
-    assert "skipped=True" in text and "refused" in text and "intact" in text
+    drift = [e for e in timeline if e["action"] == "monitoring.alert" and e["alert"]["name"] == "drift"]
+    promotes = [e for e in timeline if e["action"] == "loop.promote"]
+    rollbacks = [e for e in timeline if e["action"] == "loop.rollback"]
+    assert drift and promotes and rollbacks, [e["action"] for e in timeline]
+    good = promotes[0]["champion"]
+    assert good > 1 and champion == good and promotes[0]["seq"] > drift[0]["seq"]  # v2 after the shift
+    broken = rollbacks[-1]["challenger"]
+    assert broken > good and "failed requests" in rollbacks[-1]["reason"]  # v3 caught by the canary
+    shares = [e["share"] for e in timeline if e["action"] == "loop.canary" and e["challenger"] == broken]
+    assert shares == [0.05]  # production never gave the broken version more than the canary share
+    failed = frame[frame["status"] == "error"]
+    assert len(failed) > 0 and set(failed["version"]) == {broken}  # no failed request outside the canary
+    assert summary["errors_outside_canary"] == 0 and summary["errors"] == len(
+        failed.drop_duplicates("request_id")
+    )
+    assert ingestions[1].rows_quarantined > 0  # the feed with defects
+    assert any("currency" in " ".join(r.by_reason) for r in ingestions[2:])  # CHF payments, quarantined
+    assert (tmp_path / "demo" / "report.html").stat().st_size > 1_000_000
+    text = console.export_text()
+    assert "loop.promote" in text and "loop.rollback" in text and "versions" in text
 
 
 def test_demo_refuses_to_wipe_a_folder_it_did_not_create(tmp_path: Path) -> None:

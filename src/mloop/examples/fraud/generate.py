@@ -32,8 +32,10 @@ def generate(
     merchants: int = 300,
     fraud_rate: float = 0.02,
     seed: int = 0,
+    batch: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``n`` transactions over ``days`` from ``start``, and their (late) fraud labels."""
+    """``n`` transactions over ``days`` from ``start``, and their (late) fraud labels. The customers and
+    merchants follow from ``seed``; ``batch`` draws a different set of their payments (ids do not clash)."""
     rng = np.random.default_rng(seed)
     home = rng.choice(len(COUNTRIES), customers, p=_COUNTRY_WEIGHTS)
     spend = rng.lognormal(3.2, 0.6, customers)
@@ -43,6 +45,8 @@ def generate(
         rng.random(merchants) < 0.8, rng.choice(len(COUNTRIES), merchants, p=_COUNTRY_WEIGHTS), 6
     )
 
+    if batch is not None:
+        rng = np.random.default_rng([seed, batch])
     cust = rng.integers(0, customers, n)
     merch = rng.integers(0, merchants, n)
     # Card payments follow the day: few at night, a peak in the early evening.
@@ -77,7 +81,8 @@ def generate(
     delay = pd.to_timedelta(rng.uniform(1, 30, n), unit="D")
     txns = pd.DataFrame(
         {
-            "txn_id": np.arange(1, n + 1, dtype=np.int64) + seed * 10_000_000,
+            "txn_id": np.arange(1, n + 1, dtype=np.int64)
+            + (seed if batch is None else 1 + seed + batch) * 10_000_000,
             "ts": ts.floor("s"),
             "customer_id": cust.astype(np.int64) + 1,
             "merchant_id": merch.astype(np.int64) + 1,

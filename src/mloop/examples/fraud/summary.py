@@ -1,0 +1,147 @@
+"""The demo's running timeline and its closing summary: versions, AUC before and after, time to detect,
+time to recover, requests served, errors; every figure read back from the event log, the prediction log
+and the traffic's own record of answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from mloop.loop.live import version_stats
+from mloop.serving.predlog import predictions_folder
+from mloop.serving.predlog_files import read_predictions
+
+_STYLE = {"loop.promote": "bold green", "loop.rollback": "bold red", "loop.gate": "cyan",
+          "monitoring.alert": "yellow", "loop.trigger": "magenta"}  # fmt: skip
+
+
+def print_event(event: dict[str, Any], console: Console, sim: datetime | None = None) -> None:
+    when = f"{datetime.fromisoformat(event['ts']):%H:%M:%S}" + (f" {sim:%b %d %H:%M}" if sim else "")
+    action = event["action"]
+    if action.startswith("monitoring."):
+        alert = event.get("alert", {})
+        text = f"{alert.get('severity', '')} {alert.get('summary', '')}"
+        if action == "monitoring.resolve":
+            text = f"resolved: {alert.get('summary', '')}"
+    else:
+        text = str(event.get("reason", ""))
+    style = _STYLE.get(action, "")
+    console.print(f"[dim]{when}[/dim]  [{style}]{action:<18}[/{style}] {text}" if style else
+                  f"[dim]{when}[/dim]  {action:<18} {text}")  # fmt: skip
+
+
+def summarise(project: Any, traffic: Any, outcome: dict[str, Any], console: Console) -> dict[str, Any]:
+    timeline = project.loop.timeline("fraud")
+    shift_wall = outcome.get("shift")
+    ts = {e["seq"]: datetime.fromisoformat(e["ts"]) for e in timeline}
+    drift = next((e for e in timeline if e["action"] == "monitoring.alert" and e["alert"]["name"] == "drift"
+                  and shift_wall and ts[e["seq"]].timestamp() >= shift_wall), None)  # fmt: skip
+    promotes = [e for e in timeline if e["action"] == "loop.promote"]
+    rollbacks = [e for e in timeline if e["action"] == "loop.rollback"]
+    answers = traffic.answers if traffic else []
+    frame = read_predictions(predictions_folder(project.settings), "fraud")
+    first_live = min((a["wall"] for a in answers), default=None)
+    stats = version_stats(predictions_folder(project.settings), "fraud",
+                          datetime.fromtimestamp(first_live, UTC),
+                          min_labels=100) if first_live else {}  # fmt: skip
+    out: dict[str, Any] = {"requests": len(answers), "errors": sum(a["status"] >= 500 for a in answers)}
+    out["promoted"] = [e["champion"] for e in promotes]
+    out["rolled_back"] = [e.get("challenger") for e in rollbacks]
+    out["versions"] = _versions(project, stats)
+    if drift and shift_wall:
+        out["detect_wall_s"] = ts[drift["seq"]].timestamp() - shift_wall
+        sim = _sim(outcome.get("rounds", []), ts[drift["seq"]].timestamp())
+        if sim is not None and outcome.get("shift_sim") is not None:
+            out["detect_sim_h"] = (sim - outcome["shift_sim"]).total_seconds() / 3600
+        if promotes:
+            out["recover_wall_s"] = ts[promotes[0]["seq"]].timestamp() - ts[drift["seq"]].timestamp()
+    broken = rollbacks[-1] if rollbacks else None
+    if broken is not None and len(frame):
+        failed = frame[(frame["status"] == "error") & (frame["version"] == broken["challenger"])]
+        if len(failed):
+            out["rollback_after_first_error_s"] = (
+                ts[broken["seq"]].timestamp() - failed["ts"].min().timestamp()
+            )
+        out["errors_outside_canary"] = int(
+            ((frame["status"] == "error") & (frame["version"] != broken["challenger"])).sum()
+        )
+    latency = np.array([a["seconds"] for a in answers if a["status"] == 200]) * 1000
+    out["p99_ms"] = float(np.percentile(latency, 99)) if len(latency) else None
+    out["p99_ms_training"] = _training_p99(timeline, ts, answers)
+    _table(out, console)
+    return out
+
+
+def _versions(project: Any, stats: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for v in project.models.list_versions("fraud"):
+        run = project.runs.get(v.run_id) if v.run_id else None
+        live = stats.get(v.version, {})
+        out.append({"version": v.version, "aliases": v.aliases, "test_auc": (run.metrics if run else {}).get("test_roc_auc"),
+                    "live_auc": live.get("live_auc"), "requests": live.get("requests", 0),
+                    "errors": live.get("errors", 0)})  # fmt: skip
+    return out
+
+
+def _training_p99(
+    timeline: list[dict[str, Any]], ts: dict[int, datetime], answers: list[dict[str, Any]]
+) -> float | None:
+    spans, start = [], None
+    for event in timeline:
+        if event["action"] == "loop.trigger":
+            start = ts[event["seq"]].timestamp()
+        elif event["action"] in ("loop.gate", "loop.train_failed") and start is not None:
+            spans.append((start, ts[event["seq"]].timestamp()))
+            start = None
+    during = [
+        a["seconds"] * 1000
+        for a in answers
+        if a["status"] == 200 and any(lo <= a["wall"] <= hi for lo, hi in spans)
+    ]
+    return float(np.percentile(during, 99)) if during else None
+
+
+def _table(out: dict[str, Any], console: Console) -> None:
+    table = Table(title="versions", header_style="bold", title_justify="left")
+    for column in ("version", "aliases", "holdout AUC", "live AUC", "requests", "failed"):
+        table.add_column(column, justify="right")
+    for v in out["versions"]:
+        table.add_row(f"v{v['version']}", ", ".join(v["aliases"]) or "-", _f(v["test_auc"]), _f(v["live_auc"]),
+                      f"{v['requests']:,}", f"{v['errors']:,}")  # fmt: skip
+    console.print(table)
+    facts = Table(show_header=False, box=None)
+    facts.add_column(style="bold")
+    facts.add_column()
+    rows = [
+        ("requests served", f"{out['requests']:,} ({out['errors']:,} failed, "
+                            f"{out.get('errors_outside_canary', 0):,} outside the canary)"),
+        ("shift → drift alert", _dur(out.get("detect_wall_s")) + (f" ({out['detect_sim_h']:.0f} h simulated)"
+                                                                  if out.get("detect_sim_h") is not None else "")),
+        ("drift alert → promoted", _dur(out.get("recover_wall_s"))),
+        ("first failure → rollback", _dur(out.get("rollback_after_first_error_s"))
+                                     + f" (breach measured → rolled back {_dur(out.get('rollback_after_measure_s'))})"),
+        ("p99 latency (all / while training)", f"{_f(out['p99_ms'], 1)} ms / {_f(out['p99_ms_training'], 1)} ms"),
+    ]  # fmt: skip
+    for key, value in rows:
+        facts.add_row(key, value)
+    console.print(facts)
+
+
+def _sim(rounds: list[tuple[float, datetime]], wall: float) -> datetime | None:
+    """The simulated time of the round in progress at wall time ``wall``."""
+    for ended, sim in rounds:
+        if ended >= wall:
+            return sim
+    return rounds[-1][1] if rounds else None
+
+
+def _dur(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f} s"
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
