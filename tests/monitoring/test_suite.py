@@ -96,3 +96,26 @@ def test_default_methods_follow_the_table() -> None:
         "chi2",
         "jensen_shannon",
     ]
+
+
+def test_bonferroni_divides_the_tests_threshold_by_the_columns_tested(profile: dict) -> None:
+    alarms = {"none": 0, "bonferroni": 0}
+    for seed in range(150):  # unshifted windows of 300 rows: every alarm is a false one
+        window = frame(300, seed=100 + seed)
+        score = 1 / (1 + np.exp(-(window.age - 40) / 10))
+        for correction in alarms:
+            report = compare(profile, window, prediction=score.to_numpy(), correction=correction)  # type: ignore[arg-type]
+            alarms[correction] += bool(report.drifted)
+            if correction == "bonferroni":
+                tested = [c for c in report.columns if c.p_value is not None]
+                assert len(tested) == 4 and {c.threshold for c in tested} == {0.05 / 4}
+                assert all(c.drifted == (c.p_value < 0.05 / 4) for c in tested)
+    assert alarms["bonferroni"] <= 0.08 * 150 < alarms["none"]
+    with pytest.raises(MalformedInput, match="Unknown correction 'holm'"):
+        compare(profile, frame(10, seed=1), correction="holm")  # type: ignore[arg-type]
+
+
+def test_effect_sizes_are_not_corrected(profile: dict) -> None:
+    window = frame(200_000, seed=4, shift=0.5)
+    plain, corrected = compare(profile, window), compare(profile, window, correction="bonferroni")
+    assert plain.columns == corrected.columns

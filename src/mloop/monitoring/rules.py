@@ -7,7 +7,8 @@ same key and raises nothing new (:meth:`MonitoringService.check` de-duplicates o
 rule                        fires when                             key
 ==========================  =====================================  ==========================================
 ``drift``                   the newest complete window of a        ``<endpoint>/drift/v<version>``
-                            version has a drifted column
+                            version has a drifted column (and at
+                            least ``drift.min_rows`` rows)
 ``performance``             a realised metric is below its         ``<endpoint>/performance/<metric>/v<n>``
                             ``performance.metrics`` minimum
 ``estimated_performance``   no labels yet, and the estimate is     ``<endpoint>/estimated/<metric>/v<n>``
@@ -45,7 +46,9 @@ def drift_alerts(endpoint: str, entries: Iterable[Mapping[str, Any]], options: E
     out = []
     for version, entry in newest(entries).items():
         drifted = [c for c in entry.get("columns", []) if c.get("drifted")]
-        if not drifted:
+        if (
+            not drifted or (entry.get("rows") or 0) < options.drift.min_rows
+        ):  # PSI of n rows is ~bins/n by chance
             continue
         drifted.sort(key=lambda c: -_severity(c))
         shown = ", ".join(_describe(c) for c in drifted[:5]) + (" ..." if len(drifted) > 5 else "")

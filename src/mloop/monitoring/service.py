@@ -257,7 +257,8 @@ class MonitoringService(Service):
             prediction = scores(group["prediction"])
             report = compare(info.profile, inputs, prediction=prediction if np.isfinite(prediction).any() else None,
                              columns=[c for c in options.columns if c in inputs] if options.columns else None,
-                             methods={**options.methods, **extra[0]}, thresholds={**options.thresholds, **extra[1]})  # fmt: skip
+                             methods={**options.methods, **extra[0]}, thresholds={**options.thresholds, **extra[1]},
+                             correction=options.correction)  # fmt: skip
             out.append({**entry, **report.to_dict(), "note": ""})
         return out
 

@@ -46,6 +46,14 @@ class DriftOptions(_Strict):
     )
     thresholds: dict[str, float] = Field(default_factory=dict, description="Threshold per method or column.")
     columns: list[str] | None = Field(None, description="Columns to watch; default: every profiled input.")
+    correction: Literal["none", "bonferroni"] = Field(
+        "bonferroni", description="Divide the p-value tests' threshold by the number of columns tested."
+    )
+    min_rows: int = Field(
+        200,
+        ge=1,
+        description="Rows a window needs before its drift raises an alert (small windows are noise).",
+    )
     severity: Literal["info", "ticket", "page"] = "ticket"
 
 
