@@ -126,6 +126,17 @@ def test_a_failed_gate_leaves_production_alone(fraud) -> None:  # type: ignore[n
     assert _routes(project) == [(1, 1.0)] and _actions(project) == ["loop.trigger", "loop.gate"]
 
 
+def test_a_gate_asking_for_confidence_records_the_bound(fraud) -> None:  # type: ignore[no-untyped-def]
+    project, pipeline = fraud
+    policy = _policy(pipeline, gate=ml.Gate(min_gain=0.001, confidence=0.9))
+    (decision,) = _controller(project, policy).tick()
+    assert decision["decision"] == "gate_failed" and "roc_auc_gain_low" in decision["reason"]
+    gate = project.loop.timeline("fraud", alerts=False)[-1]
+    bound = next(c for c in gate["checks"] if c["name"] == "roc_auc_gain_low")
+    assert bound["confidence"] == 0.9 and bound["value"] <= bound["high"] and not bound["passed"]
+    assert _routes(project) == [(1, 1.0)]
+
+
 def test_a_failed_training_run_leaves_production_alone(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline = fraud
     broken = ml.TrainingPipeline("fraud", features=["no_such_view:*"], label=pipeline.label, model=pipeline.model,
@@ -225,6 +236,12 @@ def test_on_drift_fires_on_psi_of_the_top_features(fraud) -> None:  # type: igno
     hot = _features(top.triggers[0], project, project.models.get("fraud", 1))[0]
     shifted = test.assign(**{hot: test[hot] * 5 + 10})
     _log_inputs(project, shifted.reset_index(drop=True), _last_hour())
+    controller.release()
+    picky = _controller(
+        project, _policy(pipeline, triggers=[ml.OnDrift(psi=0.2, features="top:3", min_rows=5000)])
+    )
+    assert picky.tick()[0]["decision"] == "quiet"  # 3,000 rows in the window: too few for this policy
+    picky.release()
     assert controller.tick()[0]["decision"] == "canary"
     trigger = project.loop.timeline("fraud", alerts=False)[0]
     assert trigger["trigger"] == "drift" and hot in trigger["numbers"]["psi"]
@@ -276,16 +293,17 @@ def test_policies_from_mloop_yaml_and_their_errors() -> None:
 
     (policy,) = policies_from_settings([{
         "endpoint": "fraud", "pipeline": "tests.loop.pipelines:fraud",
-        "triggers": [{"schedule": "0 3 * * *"}, {"drift": {"psi": 0.3, "features": "top:5"}}],
+        "triggers": [{"schedule": "0 3 * * *"}, {"drift": {"psi": 0.3, "features": "top:5", "min_rows": 1000}}],
         "gate": {"metric": "auc", "min_gain": 0.01}, "rollout": {"steps": [0.1, 1.0], "min_requests": 100},
         "approval": True,
     }])  # fmt: skip
     assert [t.kind for t in policy.triggers] == ["schedule", "drift"] and policy.rollout.steps == [0.1, 1.0]
-    assert policy.approval and policy.gate.min_gain == 0.01
+    assert policy.approval and policy.gate.min_gain == 0.01 and policy.triggers[1].min_rows == 1000
     for spec, needle in [
         ({"pipeline": "x:y"}, "needs 'endpoint'"),
         ({"endpoint": "f", "pipeline": "x:y", "triggers": [{"cron": "x"}]}, "unknown trigger 'cron'"),
         ({"endpoint": "f", "pipeline": "x:y", "triggers": [{"schedule": "0 25 * * *"}]}, "hour"),
+        ({"endpoint": "f", "pipeline": "x:y", "triggers": [{"drift": {"min_rows": 0}}]}, "at least 1 row"),
         ({"endpoint": "f", "pipeline": "x:y", "rollout": {"steps": [0.5, 0.2]}}, "rising shares"),
         ({"endpoint": "f", "pipeline": "x:y", "gate": {"metric": "bleu"}}, "Unknown metric 'bleu'"),
     ]:

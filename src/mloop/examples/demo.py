@@ -3,8 +3,10 @@
 A month of card payments is ingested (bad rows quarantined), customer features are built and served,
 v1 is trained and deployed behind a real HTTP server, and live traffic flows with fraud labels arriving
 late. Then prices rise and a new fraud pattern appears: monitoring sees the drift, the champion's live
-AUC falls, the loop retrains, gates, canaries and promotes v2 with no human step. Finally the data team
-ships v3, which fails on payments in a currency it never saw; the canary catches it and rolls it back.
+AUC falls, the loop retrains, gates, canaries and promotes a challenger with no human step (v2, or a
+later version when the gate turns an early attempt down). Then the data team ships a pipeline whose model
+fails on payments in a currency it never saw; the canary catches it and rolls it back. The live days run
+until that has happened (or ``days`` is reached), so a faster or slower machine tells the same story.
 The timeline prints as it happens; a summary table and the HTML monitoring report end the run.
 """
 
@@ -42,18 +44,19 @@ class Size:
     history_days: int = 30
     history_per_day: int = 700
     per_day: int = 700  # live payments per simulated day (as many as in the history: the same customers)
-    days: int = 12  # live days, at most
+    days: int = 24  # live days, at most: the run ends with the day the broken version is rolled back
     parts: int = 6  # rounds per day (a round: send, report due labels, ingest, materialize)
     shift_day: int = 2
     window: str = "5s"  # monitoring windows (wall time: a simulated day passes in seconds)
     min_requests: int = 100
     trees: int = 300
     cooldown: str = "10s"  # after a failed attempt or a promotion
+    round_seconds: float = 1.2  # a round takes at least this long (wall), so windows hold similar traffic
 
 
 FULL = Size()
-FAST = Size(history_days=24, history_per_day=400, per_day=400, days=10, parts=4, window="3s", min_requests=30,
-            trees=120, cooldown="6s")  # fmt: skip
+FAST = Size(history_days=24, history_per_day=400, per_day=400, parts=4, window="3s", min_requests=30,
+            trees=120, cooldown="6s", round_seconds=0.8)  # fmt: skip
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -123,7 +126,7 @@ def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> 
 
 def _live(project: Project, controller: LoopController, traffic: Traffic, known: pd.DataFrame, labels: Path,
           size: Size, console: Console, first: datetime) -> dict[str, Any]:  # fmt: skip
-    seen, swiss, labelled = 0, False, known
+    seen, swiss, labelled, last = 0, False, known, 0
     outcome: dict[str, Any] = {"shift": None, "shift_sim": None, "rounds": []}
     for index in range(size.days):
         start, shifted = first + timedelta(days=index), index >= size.shift_day
@@ -134,7 +137,8 @@ def _live(project: Project, controller: LoopController, traffic: Traffic, known:
         day = scenario.live_day(index, start, size.per_day, shifted=shifted, swiss=swiss)
         step = timedelta(days=1) / size.parts
         for part in range(size.parts):
-            until = start + step * (part + 1)
+            time.sleep(max(0.0, size.round_seconds - (time.monotonic() - last)))
+            last, until = time.monotonic(), start + step * (part + 1)
             payments = day[(day["ts"] >= pd.Timestamp(until - step)) & (day["ts"] < pd.Timestamp(until))]
             _record(project, payments, until)
             traffic.send(payments)
@@ -147,14 +151,14 @@ def _live(project: Project, controller: LoopController, traffic: Traffic, known:
         promoted = [e for e in timeline if e["action"] == "loop.promote"]
         if promoted and not swiss:
             swiss = True
-            console.print("[bold yellow]>> the Swiss market opens (payments in CHF); the team ships v3, which "
-                          "converts amounts to euros[/bold yellow]")  # fmt: skip
+            console.print("[bold yellow]>> the Swiss market opens (payments in CHF); the team ships a pipeline "
+                          "whose model converts amounts to euros[/bold yellow]")  # fmt: skip
             controller.policies = [_policy(labels, size, currency=True)]
         if promoted and _rolled_back_after(timeline, promoted[-1]["champion"]):
             break
-    for _ in range(3):  # the last decisions
-        time.sleep(1.0)
-        seen = _print_new(project, seen, console, until)
+    else:
+        time.sleep(3.0)  # out of days: give the loop a moment for its last decisions
+    _print_new(project, seen, console, until)
     return outcome
 
 
@@ -185,10 +189,14 @@ def _policy(labels: Path, size: Size, *, currency: bool = False) -> ml.LoopPolic
         ml.OnDrift(psi=0.2, features="top:5"),
         ml.OnPerformance(metric="auc", below=0.9, window="30s", min_labels=150),
     ]  # fmt: skip
-    split = ml.TimeSplit(valid="1d", test="1d")  # the newest labels: the gate's holdout
+    split = ml.TimeSplit(valid="12h", test="1d")  # the newest labels: the gate's holdout
+    # a retrain must beat the champion with 90% confidence; the team's new pipeline must not be worse
+    # by more than 0.01 AUC with 90% confidence (non-inferiority: the champion is near perfect by then)
+    gate = ml.Gate(metric="auc", min_gain=-0.01 if currency else 0.0, confidence=0.9, max_latency_ms=50,
+                   max_fairness_gap=None)  # fmt: skip
     return ml.LoopPolicy(
         "fraud", features.pipeline(str(labels), currency=currency, rounds=size.trees, split=split), triggers=triggers,
-        gate=ml.Gate(metric="auc", min_gain=0.0, max_latency_ms=50, max_fairness_gap=None),
+        gate=gate,
         rollout=ml.Canary(steps=[0.05, 0.25, 1.0], min_requests=size.min_requests, max_error_rate=0.01,
                           max_p99_ms=250, compare=None),
         rollback=ml.OnSLOBreach(), cooldown=size.cooldown,

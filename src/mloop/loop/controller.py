@@ -24,6 +24,7 @@ import contextlib
 import logging
 import sys
 import threading
+import time
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -162,8 +163,11 @@ class LoopController:
         passed, checks = decide(policy.gate, report)
         numbers = {k: report.get(k) for k in ("challenger_value", "champion_value", "latency_p99_ms",
                                                "fairness_gap", "holdout_rows", "run_id")}  # fmt: skip
-        failed = [c["name"] for c in checks if not c["passed"]]
-        reason = "passed every check" if passed else f"failed {', '.join(failed)}"
+        reason = (
+            "passed every check"
+            if passed
+            else "failed " + "; ".join(_explain(c) for c in checks if not c["passed"])
+        )
         self._record(ep, now, "gate", passed=passed, checks=checks, challenger=report.get("challenger"),
                          champion=champion.version, metric=report.get("metric"), reason=reason, **numbers)  # fmt: skip
         if not passed:
@@ -191,14 +195,16 @@ class LoopController:
         assert challenger is not None and state.step_started is not None
         stats = version_stats(predictions_folder(self.project.settings), policy.endpoint, state.step_started, None,
                               min_labels=rollout.min_labels)  # fmt: skip
+        measured, measured_at = time.monotonic(), time.time()
         mine, theirs = stats.get(challenger, dict(_ZERO)), stats.get(old, dict(_ZERO))
         numbers = {"challenger": mine, "champion": theirs, "step": state.step}
         breach = self._breach(policy, mine, theirs, now)
         if breach:
             self.project.deploy(policy.endpoint, policy.model, version=old)
             self._drop_alias(policy, "challenger")
+            seconds = round(time.monotonic() - measured, 4)  # the breach measured -> the old version deployed
             self._record(policy.endpoint, now, "rollback", reason=breach, restored=old, challenger=challenger,
-                             numbers=numbers)  # fmt: skip
+                             numbers=numbers, measured_at=measured_at, seconds=seconds)  # fmt: skip
             return {"decision": "rollback", "reason": breach}
         if mine["requests"] < rollout.min_requests:
             return {"decision": "canary", "reason": f"v{challenger}: {mine['requests']} of {rollout.min_requests} "
@@ -282,3 +288,15 @@ def _guarded(fn: Any, *args: Any) -> dict[str, Any]:
         return fn(*args)  # type: ignore[no-any-return]
     except Exception as exc:  # as in the child process: a failed run leaves production as it is
         return {"stage": "failed", "error": f"{type(exc).__name__}: {exc}", "challenger": None}
+
+
+def _explain(check: dict[str, Any]) -> str:
+    """A failed gate check with its numbers: ``roc_auc_gain -0.0412 < 0.0 (challenger 0.8120, champion 0.8532)``."""
+    text = check["name"]
+    if check.get("value") is not None and check.get("limit") is not None and not text.startswith("constant:"):
+        text += f" {check['value']:.4g} vs limit {check['limit']:.4g}"
+    if "confidence" in check:
+        text += f" (lower bound of the {check['confidence']:.0%} interval of the gain)"
+    if "challenger" in check and "champion" in check:
+        text += f" (challenger {check['challenger']:.4f}, champion {check['champion']:.4f})"
+    return text

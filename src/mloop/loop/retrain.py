@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mloop.loop.policy import LOWER_IS_BETTER, Gate, metric_name
+from mloop.loop.significance import paired_gain
 from mloop.training import evaluate
 
 MIN_TRAIN_ROWS, MIN_TEST_ROWS, MAX_NULL_SHARE = 200, 50, 0.95
@@ -60,10 +61,16 @@ def retrain(root: str, overrides: dict[str, Any], pipeline: Any, champion: tuple
         report: dict[str, Any] = {"stage": "trained", "checks": checks, "challenger": version, "run_id": run.id,
                                   "metric": metric, "challenger_value": metrics.get(f"test_{metric}")}  # fmt: skip
         holdout = data.test.reset_index(drop=True)
-        report["champion_value"] = _score(project, champion, holdout, data, metric) if champion else None
-        report["latency_p99_ms"] = _latency(
-            project.models.load(pipeline.name, version), holdout, data.features
-        )
+        challenger = project.models.load(pipeline.name, version)
+        old = _predict(project.models.load(*champion), holdout, data) if champion else None
+        report["champion_value"] = _value(data, holdout, old, metric) if old is not None else None
+        if gate.confidence is not None and old is not None and len(holdout):
+            new = _predict(challenger, holdout, data)
+            report["gain_interval"] = paired_gain(
+                metric, data.task, holdout[data.label].to_numpy(), new, old,
+                lower_is_better=metric in LOWER_IS_BETTER, confidence=gate.confidence,
+            )  # fmt: skip
+        report["latency_p99_ms"] = _latency(challenger, holdout, data.features)
         gaps = [v for k, v in metrics.items() if k.startswith("fairness_") and "demographic_parity" in k]
         report["fairness_gap"] = max(gaps) if gaps else None
         report["holdout_rows"] = len(holdout)
@@ -93,6 +100,12 @@ def decide(gate: Gate, report: dict[str, Any]) -> tuple[bool, list[dict[str, Any
         gain = (old - new) if metric in LOWER_IS_BETTER else (new - old)
         checks.append(_check(f"{metric}_gain", round(gain, 6), gate.min_gain, gain >= gate.min_gain)
                       | {"challenger": new, "champion": old})  # fmt: skip
+        interval = report.get("gain_interval")
+        if gate.confidence is not None and interval is not None:
+            low = interval["low"]
+            checks.append(_check(f"{metric}_gain_low", None if low is None else round(low, 6), gate.min_gain,
+                                 low is not None and low >= gate.min_gain)
+                          | {"confidence": gate.confidence, "high": interval["high"]})  # fmt: skip
     if gate.max_latency_ms is not None and report.get("latency_p99_ms") is not None:
         latency = report["latency_p99_ms"]
         checks.append(
@@ -110,12 +123,16 @@ def _check(name: str, value: Any, limit: Any, passed: bool) -> dict[str, Any]:
     return {"name": name, "value": value, "limit": limit, "passed": bool(passed)}
 
 
-def _score(project: Any, champion: tuple[str, int], holdout: Any, data: Any, metric: str) -> float | None:
-    model = project.models.load(*champion)
+def _predict(model: Any, holdout: Any, data: Any) -> Any:
+    """The model's scores on the holdout; None when it reads inputs the new training set lacks (no
+    like-for-like comparison)."""
     names = [c.name for c in model.signature.inputs] if model.signature else list(data.features)
     if not set(names) <= set(holdout.columns):
-        return None  # the champion reads inputs the new training set lacks: no like-for-like comparison
-    predicted = model.predict(holdout[names])
+        return None
+    return np.asarray(model.predict(holdout[names]), dtype=np.float64)
+
+
+def _value(data: Any, holdout: Any, predicted: Any, metric: str) -> float | None:
     truth = holdout[data.label].to_numpy()
     if data.task == "binary":
         return evaluate.classification_metrics(truth, predicted).get(metric)

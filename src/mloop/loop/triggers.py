@@ -58,7 +58,7 @@ def _drift(trigger: OnDrift, project: Any, policy: Any, champion: Any, now: date
     found = project.monitoring.drift(policy.endpoint, since=end - size, until=end, store=False,
                                      methods={f: "psi" for f in features}, thresholds={"psi": trigger.psi})  # fmt: skip
     mine = [e for e in found if e.get("version") == champion.version and not e.get("empty")]
-    if not mine:
+    if not mine or (mine[-1].get("rows") or 0) < trigger.min_rows:
         return None
     columns = [c for c in mine[-1]["columns"] if c["column"] in features and c["method"] == "psi"]
     hot = sorted((c for c in columns if c["statistic"] is not None and c["statistic"] >= trigger.psi),

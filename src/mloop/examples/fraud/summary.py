@@ -45,13 +45,17 @@ def summarise(project: Any, traffic: Any, outcome: dict[str, Any], console: Cons
     answers = traffic.answers if traffic else []
     frame = read_predictions(predictions_folder(project.settings), "fraud")
     first_live = min((a["wall"] for a in answers), default=None)
-    stats = version_stats(predictions_folder(project.settings), "fraud",
-                          datetime.fromtimestamp(first_live, UTC),
-                          min_labels=100) if first_live else {}  # fmt: skip
+    folder, stats, phases = predictions_folder(project.settings), {}, ({}, {})
+    if first_live:
+        stats = version_stats(folder, "fraud", datetime.fromtimestamp(first_live, UTC), min_labels=100)
+    if first_live and shift_wall:  # live AUC before and after the shift, each version on its own traffic
+        cut = datetime.fromtimestamp(shift_wall, UTC)
+        phases = (version_stats(folder, "fraud", datetime.fromtimestamp(first_live, UTC), cut, min_labels=100),
+                  version_stats(folder, "fraud", cut, min_labels=100))  # fmt: skip
     out: dict[str, Any] = {"requests": len(answers), "errors": sum(a["status"] >= 500 for a in answers)}
     out["promoted"] = [e["champion"] for e in promotes]
     out["rolled_back"] = [e.get("challenger") for e in rollbacks]
-    out["versions"] = _versions(project, stats)
+    out["versions"] = _versions(project, stats, phases)
     if drift and shift_wall:
         out["detect_wall_s"] = ts[drift["seq"]].timestamp() - shift_wall
         sim = _sim(outcome.get("rounds", []), ts[drift["seq"]].timestamp())
@@ -66,6 +70,11 @@ def summarise(project: Any, traffic: Any, outcome: dict[str, Any], console: Cons
             out["rollback_after_first_error_s"] = (
                 ts[broken["seq"]].timestamp() - failed["ts"].min().timestamp()
             )
+        out["rollback_after_measure_s"] = broken.get("seconds")
+        served = frame[(frame["version"] == broken["challenger"])]["ts"]
+        if broken.get("measured_at") is not None and len(served):
+            # the broken version's last answer after the breach was measured: how long the server took to switch
+            out["broken_served_after_measure_s"] = max(0.0, served.max().timestamp() - broken["measured_at"])
         out["errors_outside_canary"] = int(
             ((frame["status"] == "error") & (frame["version"] != broken["challenger"])).sum()
         )
@@ -76,14 +85,16 @@ def summarise(project: Any, traffic: Any, outcome: dict[str, Any], console: Cons
     return out
 
 
-def _versions(project: Any, stats: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+def _versions(project: Any, stats: dict[int, dict[str, Any]],
+              phases: tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:  # fmt: skip
     out = []
     for v in project.models.list_versions("fraud"):
         run = project.runs.get(v.run_id) if v.run_id else None
         live = stats.get(v.version, {})
+        before, after = (phase.get(v.version, {}).get("live_auc") for phase in phases)
         out.append({"version": v.version, "aliases": v.aliases, "test_auc": (run.metrics if run else {}).get("test_roc_auc"),
-                    "live_auc": live.get("live_auc"), "requests": live.get("requests", 0),
-                    "errors": live.get("errors", 0)})  # fmt: skip
+                    "live_auc": live.get("live_auc"), "live_auc_before_shift": before, "live_auc_after_shift": after,
+                    "requests": live.get("requests", 0), "errors": live.get("errors", 0)})  # fmt: skip
     return out
 
 
@@ -107,10 +118,19 @@ def _training_p99(
 
 def _table(out: dict[str, Any], console: Console) -> None:
     table = Table(title="versions", header_style="bold", title_justify="left")
-    for column in ("version", "aliases", "holdout AUC", "live AUC", "requests", "failed"):
+    for column in (
+        "version",
+        "aliases",
+        "holdout AUC",
+        "live AUC before the shift",
+        "after",
+        "requests",
+        "failed",
+    ):
         table.add_column(column, justify="right")
     for v in out["versions"]:
-        table.add_row(f"v{v['version']}", ", ".join(v["aliases"]) or "-", _f(v["test_auc"]), _f(v["live_auc"]),
+        table.add_row(f"v{v['version']}", ", ".join(v["aliases"]) or "-", _f(v["test_auc"]),
+                      _f(v["live_auc_before_shift"]), _f(v["live_auc_after_shift"]),
                       f"{v['requests']:,}", f"{v['errors']:,}")  # fmt: skip
     console.print(table)
     facts = Table(show_header=False, box=None)
@@ -123,7 +143,9 @@ def _table(out: dict[str, Any], console: Console) -> None:
                                                                   if out.get("detect_sim_h") is not None else "")),
         ("drift alert → promoted", _dur(out.get("recover_wall_s"))),
         ("first failure → rollback", _dur(out.get("rollback_after_first_error_s"))
-                                     + f" (breach measured → rolled back {_dur(out.get('rollback_after_measure_s'))})"),
+                                     + f" (breach measured → rolled back {_dur(out.get('rollback_after_measure_s'), 2)}, "
+                                       f"last answer by the broken version {_dur(out.get('broken_served_after_measure_s'), 2)} "
+                                       "after)"),
         ("p99 latency (all / while training)", f"{_f(out['p99_ms'], 1)} ms / {_f(out['p99_ms_training'], 1)} ms"),
     ]  # fmt: skip
     for key, value in rows:
@@ -139,8 +161,8 @@ def _sim(rounds: list[tuple[float, datetime]], wall: float) -> datetime | None:
     return rounds[-1][1] if rounds else None
 
 
-def _dur(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds:.1f} s"
+def _dur(seconds: float | None, digits: int = 1) -> str:
+    return "-" if seconds is None else f"{seconds:.{digits}f} s"
 
 
 def _f(value: Any, digits: int = 3) -> str:
