@@ -291,7 +291,7 @@ def _guarded(fn: Any, *args: Any) -> dict[str, Any]:
 
 
 def _explain(check: dict[str, Any]) -> str:
-    """A failed gate check with its numbers: ``roc_auc_gain -0.0412 < 0.0 (challenger 0.8120, champion 0.8532)``."""
+    """A failed gate check with its numbers: ``roc_auc_gain -0.0412 vs limit 0 (challenger 0.8120, champion 0.8532)``."""
     text = check["name"]
     if check.get("value") is not None and check.get("limit") is not None and not text.startswith("constant:"):
         text += f" {check['value']:.4g} vs limit {check['limit']:.4g}"

@@ -46,9 +46,8 @@ def drift_alerts(endpoint: str, entries: Iterable[Mapping[str, Any]], options: E
     out = []
     for version, entry in newest(entries).items():
         drifted = [c for c in entry.get("columns", []) if c.get("drifted")]
-        if (
-            not drifted or (entry.get("rows") or 0) < options.drift.min_rows
-        ):  # PSI of n rows is ~bins/n by chance
+        too_few = (entry.get("rows") or 0) < options.drift.min_rows  # PSI of n rows is ~bins/n by chance
+        if not drifted or too_few:
             continue
         drifted.sort(key=lambda c: -_severity(c))
         shown = ", ".join(_describe(c) for c in drifted[:5]) + (" ..." if len(drifted) > 5 else "")
