@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -22,7 +23,7 @@ from mloop import Project
 from mloop.monitoring.profile import build_profile
 from mloop.serving.feedback import Feedback, Label
 from mloop.serving.predlog import predictions_folder
-from mloop.serving.predlog_files import partition, to_table, write_parquet
+from mloop.serving.predlog_files import SCHEMA, partition, to_table, write_parquet
 
 START = datetime(2026, 11, 30, tzinfo=UTC)
 FEATURES = ["x1", "x2", "channel"]
@@ -103,6 +104,26 @@ def write(project: Project, recs: list[dict[str, Any]], name: str) -> None:
         write_parquet(to_table(items), partition(folder, "fraud", day) / f"part-{name}.parquet")
 
 
+def bulk(project: Project, model: Pipeline, rows: int, hours: int, *, seed: int) -> None:
+    """``rows`` unshifted single-row predictions spread evenly over ``hours`` from :data:`START`, written
+    column by column (as :func:`write` would, without a dict per record)."""
+    rng = np.random.default_rng(seed)
+    frame, _ = draw(rows, rng)
+    scores = model.predict_proba(frame)[:, 1]
+    ts = (START.timestamp() + np.arange(rows) * (hours * 3600 / rows)) * 1e6
+    inputs = [json.dumps({"x1": a, "x2": b, "channel": c})
+              for a, b, c in zip(frame["x1"].tolist(), frame["x2"].tolist(), frame["channel"].tolist(), strict=True)]  # fmt: skip
+    table = pa.table({
+        "request_id": [uuid.uuid4().hex for _ in range(rows)], "row": np.zeros(rows, dtype=np.int64),
+        "ts": ts.astype(np.int64), "endpoint": ["fraud"] * rows, "model": ["fraud"] * rows,
+        "version": np.ones(rows, dtype=np.int64), "revision": np.ones(rows, dtype=np.int64),
+        "latency_s": np.full(rows, 0.004), "status": ["ok"] * rows,
+        "prediction": [json.dumps(v) for v in scores.tolist()], "inputs": inputs,
+    }).cast(SCHEMA)  # fmt: skip
+    day = partition(predictions_folder(project.settings), "fraud", START.date())
+    write_parquet(table, day / "part-bulk.parquet")
+
+
 def label(project: Project, truth: dict[str, Any]) -> dict[str, Any]:
     """Send ``{request_id: label}`` through the feedback service (as the HTTP API would)."""
     from mloop.serving.predlog import PredictionLog
@@ -112,4 +133,4 @@ def label(project: Project, truth: dict[str, Any]) -> dict[str, Any]:
         return Feedback(log).attach(project, labels).to_dict()
 
 
-__all__ = ["START", "Path", "failures", "label", "records", "register", "write"]
+__all__ = ["START", "Path", "bulk", "failures", "label", "records", "register", "write"]

@@ -11,7 +11,7 @@ import pytest
 
 from mloop import Project
 from tests.monitoring.conftest import Receiver
-from tests.monitoring.stream import START, failures, label, records, register, write
+from tests.monitoring.stream import START, bulk, failures, label, records, register, write
 
 
 def _open(root: Path, hook_url: str | None = None, **endpoint: Any) -> Project:
@@ -44,6 +44,18 @@ def test_an_injected_shift_is_flagged_in_the_first_full_window_after_it(root: Pa
     assert not {"x2", "channel"} & set(by_hour[5]["drifted"])
     methods = {c["column"]: c["method"] for c in by_hour[5]["columns"]}
     assert methods == {"x1": "psi", "x2": "psi", "channel": "jensen_shannon", "__prediction__": "psi"}
+
+
+def test_an_unshifted_stream_of_a_million_rows_is_not_flagged(root: Path) -> None:
+    with _open(root) as project:
+        bulk(project, register(project), 1_000_000, 4, seed=9)  # 250,000 predictions an hour
+        update = project.monitoring.update(
+            "fraud", now=START + timedelta(hours=4), lookback=timedelta(hours=4)
+        )
+    assert [w["rows"] for w in update["drift"]] == [250_000] * 4
+    assert all(w["drifted"] == [] and not w["empty"] for w in update["drift"])
+    assert {c["method"] for w in update["drift"] for c in w["columns"]} == {"psi", "jensen_shannon"}
+    assert update["alerts"]["opened"] == [] and update["alerts"]["firing"] == []
 
 
 def test_results_are_stored_and_late_labels_update_performance(root: Path) -> None:
