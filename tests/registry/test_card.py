@@ -149,7 +149,7 @@ def test_a_fairness_gap_is_flagged_above_one_tenth(groups: dict[str, float]) -> 
 
 
 def test_the_training_pipelines_own_shapes_are_read() -> None:
-    """What TrainingSet.summary() and mloop.training.evaluate produce, passed through unchanged."""
+    """What TrainingSet.summary() and mloop.metrics.evaluation produce, passed through unchanged."""
     facts = {
         "training_data": {
             "rows": {"train": 8000, "valid": 1000, "test": 1000},

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from mloop.metrics import evaluation
 from mloop.monitoring.performance import coerce_labels, scores
 from mloop.serving.feedback import read_feedback
 from mloop.serving.predlog_files import read_predictions
-from mloop.training import evaluate
 
 
 def version_stats(folder: Path, endpoint: str, since: datetime, until: datetime | None = None, *,
@@ -51,5 +51,5 @@ def version_stats(folder: Path, endpoint: str, since: datetime, until: datetime 
             )
             entry["labelled"] = int(keep.sum())
             if keep.sum() >= min_labels and len(np.unique(y[keep])) == 2:
-                entry["live_auc"] = evaluate.classification_metrics(y[keep], s[keep])["roc_auc"]
+                entry["live_auc"] = evaluation.classification_metrics(y[keep], s[keep])["roc_auc"]
     return out

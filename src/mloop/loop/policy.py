@@ -132,7 +132,7 @@ class Gate:
     ``max_latency_ms`` (p99 of single-row calls); the largest demographic parity gap at most
     ``max_fairness_gap``; and the new training set's data checks. With ``confidence`` (e.g. 0.9) the
     gain must hold with that confidence too: the lower bound of a paired bootstrap interval of the gain
-    on the holdout (:mod:`mloop.loop.significance`) must be at least ``min_gain``, so a small holdout's
+    on the holdout (:mod:`mloop.metrics.bootstrap`) must be at least ``min_gain``, so a small holdout's
     noise does not promote a challenger that is no better."""
 
     metric: str = "auc"

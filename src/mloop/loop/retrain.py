@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from mloop.loop.policy import LOWER_IS_BETTER, Gate, metric_name
-from mloop.loop.significance import paired_gain
-from mloop.training import evaluate
+from mloop.metrics import evaluation
+from mloop.metrics.bootstrap import paired_gain
 
 MIN_TRAIN_ROWS, MIN_TEST_ROWS, MAX_NULL_SHARE = 200, 50, 0.95
 
@@ -135,8 +135,8 @@ def _predict(model: Any, holdout: Any, data: Any) -> Any:
 def _value(data: Any, holdout: Any, predicted: Any, metric: str) -> float | None:
     truth = holdout[data.label].to_numpy()
     if data.task == "binary":
-        return evaluate.classification_metrics(truth, predicted).get(metric)
-    return evaluate.regression_metrics(truth, predicted).get(metric)
+        return evaluation.classification_metrics(truth, predicted).get(metric)
+    return evaluation.regression_metrics(truth, predicted).get(metric)
 
 
 def _latency(model: Any, holdout: Any, features: Any, calls: int = 200) -> float | None:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mloop.metrics import evaluation
 from mloop.monitoring.estimation import PerformanceEstimator
-from mloop.training import evaluate
 
 _TRUE = {"1", "true", "yes"}
 _FALSE = {"0", "false", "no"}
@@ -109,20 +109,20 @@ def window_performance(
     labels, predicted = y[keep], s[keep]
     part = frame.iloc[np.flatnonzero(keep)].reset_index(drop=True)
     if task == "binary":
-        metrics = evaluate.classification_metrics(labels, predicted, threshold=threshold)
+        metrics = evaluation.classification_metrics(labels, predicted, threshold=threshold)
     else:
-        metrics = evaluate.regression_metrics(labels, predicted)
+        metrics = evaluation.regression_metrics(labels, predicted)
     out["realised"] = _kept(metrics, task)
     present = [c for c in slices if c in part.columns]
     missing = [c for c in [*slices, *sensitive] if c not in part.columns]
     if missing:
         out["problems"].append(f"no input column {', '.join(map(repr, missing))} to slice by in the log")
     if present:
-        found = evaluate.by_slice(part, present, labels, predicted, task=task, threshold=threshold)
+        found = evaluation.by_slice(part, present, labels, predicted, task=task, threshold=threshold)
         out["slices"] = {c: {k: _kept(v, task) for k, v in groups.items()} for c, groups in found.items()}
     fair = [c for c in sensitive if c in part.columns]
     if fair and task == "binary":
-        out["fairness"] = evaluate.fairness(part, fair, labels, predicted, threshold=threshold)
+        out["fairness"] = evaluation.fairness(part, fair, labels, predicted, threshold=threshold)
     return out
 
 

@@ -3,7 +3,7 @@ and where it came from. Built for every version at registration from the facts g
 knows; what nobody recorded reads "not recorded", never a guess.
 
 Facts the training pipeline may pass as ``card=`` (every key optional; the shapes that
-:mod:`mloop.training.evaluate` and ``TrainingSet.summary()`` produce are read as they are)::
+:mod:`mloop.metrics.evaluation` and ``TrainingSet.summary()`` produce are read as they are)::
 
     {
       "intended_use": "Score card transactions for fraud review; not for credit decisions.",
@@ -225,7 +225,7 @@ def _fairness(raw: Any) -> list[dict[str, Any]]:
             continue
         groups = value.get("groups") if isinstance(value.get("groups"), Mapping) else {}
         named = {k: v for k, v in value.items() if str(k).endswith(("_difference", "_gap"))}
-        if named:  # the shape of mloop.training.evaluate.fairness
+        if named:  # the shape of mloop.metrics.evaluation.fairness
             for metric, gap in named.items():
                 rate = _RATE_OF.get(str(metric))
                 per_group = {g: d.get(rate) for g, d in groups.items() if isinstance(d, Mapping) and rate}

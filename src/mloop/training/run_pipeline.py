@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mloop.training import evaluate
+from mloop.metrics import evaluation
 from mloop.training.dataset import TrainingSet, build_training_set
 from mloop.training.fitting import categories, fit, predict_scores, prepare, seeded
 
@@ -80,26 +80,26 @@ def _evaluate(
         threshold = (
             float(pipeline.threshold)
             if isinstance(pipeline.threshold, int | float)
-            else evaluate.best_threshold(y["valid"], scores["valid"], metric=str(pipeline.threshold))
+            else evaluation.best_threshold(y["valid"], scores["valid"], metric=str(pipeline.threshold))
         )
         metrics = {
-            part: evaluate.classification_metrics(y[part], scores[part], threshold=threshold)
+            part: evaluation.classification_metrics(y[part], scores[part], threshold=threshold)
             for part in ("valid", "test")
         }
     else:
         threshold = None
-        metrics = {part: evaluate.regression_metrics(y[part], scores[part]) for part in ("valid", "test")}
+        metrics = {part: evaluation.regression_metrics(y[part], scores[part]) for part in ("valid", "test")}
     task = "binary" if data.task == "binary" else "regression"
     test = data.test.reset_index(drop=True)
     slices = (
-        evaluate.by_slice(
+        evaluation.by_slice(
             test, list(pipeline.slices), y["test"], scores["test"], task=task, threshold=threshold or 0.5
         )
         if pipeline.slices
         else {}
     )
     fairness = (
-        evaluate.fairness(
+        evaluation.fairness(
             test, list(pipeline.sensitive), y["test"], scores["test"], threshold=threshold or 0.5
         )
         if pipeline.sensitive and data.task == "binary"

@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 
 from mloop.errors import SchemaError
-from mloop.training import evaluate
+from mloop.metrics import evaluation
 from mloop.training.executors import open_executor
 from mloop.training.fitting import categories, eval_arguments, is_lightgbm, predict_scores, prepare, seeded
 
@@ -101,9 +101,9 @@ def run_trial(task: TrialTask) -> TrialResult:
         model.fit(task.x_train, task.y_train)
     scores = predict_scores(model, task.x_valid, task.task)
     if task.task == "binary":
-        values = evaluate.classification_metrics(task.y_valid, scores)
+        values = evaluation.classification_metrics(task.y_valid, scores)
     else:
-        values = evaluate.regression_metrics(task.y_valid, scores)
+        values = evaluation.regression_metrics(task.y_valid, scores)
     value = values.get("roc_auc" if task.metric == "auc" else task.metric)
     if value is None:
         raise SchemaError(f"Metric {task.metric!r} is not one the evaluation computes: {sorted(values)}.")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import mloop as ml
 from mloop.errors import MalformedInput
 from mloop.loop.retrain import decide
-from mloop.loop.significance import paired_gain
+from mloop.metrics.bootstrap import paired_gain
 
 
 def _scored(rows: int, seed: int, skill: float) -> tuple[np.ndarray, np.ndarray]:

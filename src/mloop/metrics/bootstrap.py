@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from mloop.training import evaluate
+from mloop.metrics import evaluation
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 _FAST: dict[str, Metric] = {
@@ -57,5 +57,5 @@ def _measure(metric: str, task: str) -> Metric:
     if metric in _FAST:
         return _FAST[metric]
     if task == "binary":
-        return lambda y, s: float(evaluate.classification_metrics(y, s)[metric])
-    return lambda y, p: float(evaluate.regression_metrics(y, p)[metric])
+        return lambda y, s: float(evaluation.classification_metrics(y, s)[metric])
+    return lambda y, p: float(evaluation.regression_metrics(y, p)[metric])

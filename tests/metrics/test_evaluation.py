@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 from mloop.errors import MloopError, SchemaError
-from mloop.training import evaluate
-from mloop.training.evaluate import (
+from mloop.metrics import evaluation
+from mloop.metrics.evaluation import (
     best_threshold,
     by_slice,
     classification_metrics,
@@ -197,7 +197,7 @@ def split_metric(y: np.ndarray, predicted: np.ndarray, metric: str) -> float:
 
 
 @settings(max_examples=150, deadline=None)
-@given(binary_data(), st.sampled_from(evaluate.THRESHOLD_METRICS))
+@given(binary_data(), st.sampled_from(evaluation.THRESHOLD_METRICS))
 def test_best_threshold_reaches_the_best_split(data: tuple[np.ndarray, np.ndarray], metric: str) -> None:
     y, s = data
     t = best_threshold(y, s, metric=metric)
@@ -349,4 +349,4 @@ def test_fairness_matches_its_definition(rows: list[tuple[Any, int, float]], thr
 
 
 def test_docstring_examples() -> None:
-    assert doctest.testmod(evaluate).failed == 0
+    assert doctest.testmod(evaluation).failed == 0
