@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mloop.config.monitoring import EndpointMonitoring
 from mloop.monitoring.rules import drift_alerts
-from mloop.monitoring.settings import EndpointMonitoring
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from mloop.config.monitoring import EndpointMonitoring
 from mloop.monitoring.alerts import Alert
-from mloop.monitoring.settings import EndpointMonitoring
 
 _ERROR_METRICS = {"rmse", "mae", "log_loss", "brier", "ece"}  # lower is better: the bound is a maximum
 

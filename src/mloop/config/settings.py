@@ -19,8 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mloop.config.monitoring import MonitoringSettings
 from mloop.errors import ConfigError
-from mloop.monitoring.settings import MonitoringSettings
 
 CONFIG_FILE = "mloop.yaml"
 STATE_DIR = ".mloop"
