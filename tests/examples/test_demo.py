@@ -10,8 +10,8 @@ from rich.console import Console
 from mloop import Project
 from mloop.errors import MloopError
 from mloop.examples.demo import run
-from mloop.serving.predlog import predictions_folder
-from mloop.serving.predlog_files import read_predictions
+from mloop.predictions.files import read_predictions
+from mloop.predictions.log import predictions_folder
 
 
 def test_the_loop_promotes_after_the_shift_and_rolls_the_broken_version_back(tmp_path: Path) -> None:

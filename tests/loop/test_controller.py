@@ -17,8 +17,8 @@ import pytest
 import mloop as ml
 from mloop import Project
 from mloop.loop.controller import LoopController
-from mloop.serving.predlog import predictions_folder
-from mloop.serving.predlog_files import partition, to_table, write_parquet
+from mloop.predictions.files import partition, to_table, write_parquet
+from mloop.predictions.log import predictions_folder
 from tests.training.fraud import setup
 
 NOW = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)

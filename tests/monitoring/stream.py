@@ -21,9 +21,9 @@ from sklearn.preprocessing import OneHotEncoder
 
 from mloop import Project
 from mloop.monitoring.profile import build_profile
-from mloop.serving.feedback import Feedback, Label
-from mloop.serving.predlog import predictions_folder
-from mloop.serving.predlog_files import SCHEMA, partition, to_table, write_parquet
+from mloop.predictions.feedback import Feedback, Label
+from mloop.predictions.files import SCHEMA, partition, to_table, write_parquet
+from mloop.predictions.log import predictions_folder
 
 START = datetime(2026, 11, 30, tzinfo=UTC)
 FEATURES = ["x1", "x2", "channel"]
@@ -126,7 +126,7 @@ def bulk(project: Project, model: Pipeline, rows: int, hours: int, *, seed: int)
 
 def label(project: Project, truth: dict[str, Any]) -> dict[str, Any]:
     """Send ``{request_id: label}`` through the feedback service (as the HTTP API would)."""
-    from mloop.serving.predlog import PredictionLog
+    from mloop.predictions.log import PredictionLog
 
     with PredictionLog(predictions_folder(project.settings)) as log:
         labels = [Label(rid, value) for rid, value in truth.items()]

@@ -38,7 +38,7 @@ from mloop.loop.retrain import decide, retrain, retrain_in_process
 from mloop.loop.service import LoopService
 from mloop.loop.state import LoopState
 from mloop.loop.triggers import check
-from mloop.serving.predlog import predictions_folder
+from mloop.predictions.log import predictions_folder
 
 log = logging.getLogger("mloop.loop")
 LEASE = "loop-controller"

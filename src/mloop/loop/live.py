@@ -11,8 +11,8 @@ import numpy as np
 
 from mloop.metrics import evaluation
 from mloop.monitoring.performance import coerce_labels, scores
-from mloop.serving.feedback import read_feedback
-from mloop.serving.predlog_files import read_predictions
+from mloop.predictions.feedback import read_feedback
+from mloop.predictions.files import read_predictions
 
 
 def version_stats(folder: Path, endpoint: str, since: datetime, until: datetime | None = None, *,

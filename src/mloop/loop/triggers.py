@@ -18,7 +18,7 @@ from mloop.loop.live import version_stats
 from mloop.loop.policy import OnDrift, OnNewData, OnPerformance, Schedule, Trigger, metric_name
 from mloop.loop.schedule import Cron, due
 from mloop.monitoring.windows import floor
-from mloop.serving.predlog import predictions_folder
+from mloop.predictions.log import predictions_folder
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ from mloop.monitoring.performance import scores, window_performance
 from mloop.monitoring.profile import bin_frequencies
 from mloop.monitoring.suite import compare
 from mloop.monitoring.versions import VersionInfo, load_version
-from mloop.serving.feedback import read_feedback
-from mloop.serving.predlog import predictions_folder
-from mloop.serving.predlog_files import FIXED, read_predictions
+from mloop.predictions.feedback import read_feedback
+from mloop.predictions.files import FIXED, read_predictions
+from mloop.predictions.log import predictions_folder
 from mloop.store.schema import MaterializationRow
 
 Since = str | datetime

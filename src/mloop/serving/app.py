@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mloop import __version__
+from mloop.predictions.feedback import Feedback
+from mloop.predictions.log import PredictionLog, predictions_folder
 from mloop.project import Project
 from mloop.serving import (
     errors,
@@ -24,9 +26,7 @@ from mloop.serving import metrics as metrics_module
 from mloop.serving.auth import Authenticator
 from mloop.serving.endpoints import EndpointTable
 from mloop.serving.fastpath import PredictFastPath
-from mloop.serving.feedback import Feedback
 from mloop.serving.inference import Inference
-from mloop.serving.predlog import PredictionLog, predictions_folder
 from mloop.serving.protection import Guard
 
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits (CPython's default: 0.005)

@@ -1,5 +1,5 @@
 """``POST /v1/feedback``: ground-truth labels for logged predictions. Parse, call the feedback service,
-answer; no logic here (see :mod:`mloop.serving.feedback`)."""
+answer; no logic here (see :mod:`mloop.predictions.feedback`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mloop.predictions.feedback import MAX_ITEMS, Feedback, Label
 from mloop.project import Project
-from mloop.serving.feedback import MAX_ITEMS, Feedback, Label
 
 
 class FeedbackItem(BaseModel):

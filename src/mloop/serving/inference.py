@@ -16,37 +16,20 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from mloop.errors import MloopError
+from mloop.predictions import Answer, PredictionLog
 from mloop.serving import metrics
 from mloop.serving.batching import Batcher
 from mloop.serving.cache import ResponseCache
 from mloop.serving.endpoints import EndpointTable, LiveEndpoint
 from mloop.serving.predictor import Prediction, Predictor, check_rows
-from mloop.serving.predlog import PredictionLog
 
 log = logging.getLogger("mloop.serving")
 
 SHADOW_QUEUE = 1_000
-
-
-@dataclass(frozen=True)
-class Answer:
-    request_id: str
-    endpoint: str
-    model: str
-    version: int
-    revision: int
-    predictions: list[Any]
-    inputs: dict[str, list[Any]]
-    seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"predictions": self.predictions, "model": self.model, "version": self.version,
-                "request_id": self.request_id}  # fmt: skip
 
 
 class Inference:

@@ -67,22 +67,6 @@ QUEUE_DEPTH = Gauge(
 CACHE = Counter("mloop_cache_lookups_total", "Response cache lookups by endpoint and result (hit, miss).",
                 ["endpoint", "result"])  # fmt: skip
 
-PREDLOG_QUEUE = Gauge(
-    "mloop_prediction_log_queue_depth",
-    "Answered predictions waiting for the prediction log writers of the workers.",
-    multiprocess_mode="livesum",
-)
-PREDLOG_ROWS = Counter(
-    "mloop_prediction_log_rows_total",
-    "Predicted rows written to the prediction log (its segment files), by endpoint.",
-    ["endpoint"],
-)
-PREDLOG_DROPPED = Counter(
-    "mloop_prediction_log_dropped_total",
-    "Predictions not logged because the log's queue was full (the answer is never delayed), by endpoint.",
-    ["endpoint"],
-)
-
 
 def exposition() -> bytes:
     """The Prometheus text of this process, or of every worker in multi-process mode."""

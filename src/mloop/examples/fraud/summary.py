@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from mloop.loop.live import version_stats
-from mloop.serving.predlog import predictions_folder
-from mloop.serving.predlog_files import read_predictions
+from mloop.predictions.files import read_predictions
+from mloop.predictions.log import predictions_folder
 
 _STYLE = {"loop.promote": "bold green", "loop.rollback": "bold red", "loop.gate": "cyan",
           "monitoring.alert": "yellow", "loop.trigger": "magenta"}  # fmt: skip

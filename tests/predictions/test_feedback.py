@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -10,17 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mloop import Project
 from mloop.errors import PermissionDenied
-from mloop.serving.app import create_app
-from mloop.serving.feedback import Feedback, Label, LabelError, labelled, read_feedback
-from mloop.serving.inference import Answer
-from mloop.serving.predlog import PredictionLog, predictions_folder
-from tests.serving.conftest import Served
+from mloop.predictions import Answer
+from mloop.predictions.feedback import Feedback, Label, LabelError, labelled, read_feedback
+from mloop.predictions.log import PredictionLog
 
 
 @dataclass
@@ -131,72 +126,3 @@ def test_labels_keep_their_value_and_type(log: PredictionLog, value: Any) -> Non
 
 
 # ---- over HTTP --------------------------------------------------------------------------------------
-
-
-def test_predict_then_feedback_over_http_shows_in_labelled(served: Served) -> None:
-    rows = [served.row(i) for i in range(3)]
-    predicted = served.client.post("/v1/endpoints/fraud/predict", json={"rows": rows}).json()
-    rid = predicted["request_id"]
-    one = served.client.post("/v1/feedback", json={"request_id": rid, "label": True})
-    assert one.status_code == 200 and one.json() == {"accepted": 1, "unknown": []}
-    many = served.client.post("/v1/feedback", json={"items": [{"request_id": rid, "label": False, "row": 2},
-                                                              {"request_id": "f" * 32, "label": 1}]})  # fmt: skip
-    assert many.status_code == 200 and many.json() == {"accepted": 1, "unknown": ["f" * 32]}
-    joined = served.client.app.state.feedback.labelled("fraud")  # type: ignore[attr-defined]
-    mine = joined[joined.request_id == rid].sort_values("row")
-    assert mine["row"].tolist() == [0, 2] and mine["label"].tolist() == [True, False]
-    assert mine["prediction"].tolist() == pytest.approx(
-        [predicted["predictions"][0], predicted["predictions"][2]]
-    )
-    signature = served.project.models.load("fraud", version=1).signature
-    assert {c.name for c in signature.inputs} <= set(mine.columns)  # the inputs after feature lookup
-    assert mine["amount_ratio"].notna().all()  # computed from a looked-up feature and the request's amount
-    assert set(mine["version"]) == {1} and set(mine["model"]) == {"fraud"}
-
-
-@pytest.mark.parametrize(
-    ("body", "needle"),
-    [
-        ('{"request_id": "r", "label": NaN}', "finite"),
-        ('{"request_id": "r", "label": {"a": 1}}', "an object"),
-        ('{"request_id": "r", "label": [1]}', "a list"),
-        ('{"request_id": "r", "label": null}', "null"),
-        ('{"request_id": "r"}', "give request_id and label"),
-        ('{"request_id": "r", "label": 1, "items": [{"request_id": "r", "label": 1}]}', "not both"),
-        (
-            '{"items": [{"request_id": "r", "label": 1}, {"request_id": "r", "label": Infinity}]}',
-            "items.1.label",
-        ),
-        ('{"items": []}', "items"),
-        ('{"request_id": "r", "label": 1, "row": -1}', "row"),
-    ],
-)
-def test_bad_feedback_is_a_422_that_names_the_item(served: Served, body: str, needle: str) -> None:
-    response = served.client.post("/v1/feedback", content=body, headers={"content-type": "application/json"})
-    assert response.status_code == 422, response.text
-    assert needle in response.text and "Traceback" not in response.text
-
-
-def test_feedback_needs_predict_on_the_request_endpoint(served: Served) -> None:
-    project = served.project
-    rid = served.client.post("/v1/endpoints/fraud/predict", json={"rows": [served.row(0)]}).json()[
-        "request_id"
-    ]
-    project.users.add("fb-reader", ["auditor"])
-    project.users.add("fb-scorer", ["mlops@endpoint:fraud"])
-    reader, scorer = project.keys.issue("fb-reader").token, project.keys.issue("fb-scorer").token
-    strict = Project.open(project.root, env={"MLOOP_LOCAL_ADMIN": "false"}, actor=project.actor)
-    try:
-        with TestClient(create_app(strict), raise_server_exceptions=False) as client:
-            body = {"request_id": rid, "label": 1}
-            assert client.post("/v1/feedback", json=body).status_code == 401
-            denied = client.post("/v1/feedback", json=body, headers={"Authorization": f"Bearer {reader}"})
-            assert denied.status_code == 403 and "endpoint:fraud" in denied.json()["message"]
-            ok = client.post("/v1/feedback", json=body, headers={"Authorization": f"Bearer {scorer}"})
-            assert ok.status_code == 200 and ok.json()["accepted"] == 1
-    finally:
-        strict.close()
-    labels = read_feedback(predictions_folder(project.settings))
-    assert (
-        json.dumps(labels[labels.request_id == rid]["label"].tolist()) == "[1]"
-    )  # one label: the allowed one

@@ -18,10 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mloop.serving import metrics
-from mloop.serving import predlog_files as files
-from mloop.serving.inference import Answer
-from mloop.serving.predlog import PredictionLog
+from mloop.predictions import Answer, files, metrics
+from mloop.predictions.log import PredictionLog
 
 FORK = multiprocessing.get_context("fork")  # the child inherits the imported package: no 5 s start
 

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from mloop._time import as_utc
 
-log = logging.getLogger("mloop.serving")
+log = logging.getLogger("mloop.predictions")
 
 SEGMENTS = "segments"
 FIXED = ["request_id", "row", "ts", "endpoint", "model", "version", "revision", "latency_s", "status",

@@ -38,8 +38,8 @@ import pyarrow.dataset as ds
 from mloop._time import as_utc, utcnow
 from mloop.errors import MalformedInput
 from mloop.models.signature import FieldProblem
-from mloop.serving.predlog import PredictionLog
-from mloop.serving.predlog_files import read_predictions, write_parquet
+from mloop.predictions.files import read_predictions, write_parquet
+from mloop.predictions.log import PredictionLog
 
 FOLDER = "feedback"
 MAX_ITEMS = 10_000
@@ -209,7 +209,7 @@ def labelled(
     until: datetime | None = None,
 ) -> pd.DataFrame:
     """Logged predictions with ``since <= ts < until`` that have a label: the columns of
-    :func:`~mloop.serving.predlog_files.read_predictions` plus ``label`` and ``labelled_at`` (the newest
+    :func:`~mloop.predictions.files.read_predictions` plus ``label`` and ``labelled_at`` (the newest
     label of each row)."""
     predictions = read_predictions(folder, endpoint, since, until)
     labels = read_feedback(folder, endpoint)

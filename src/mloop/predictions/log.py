@@ -11,7 +11,7 @@ only after its Parquet is durable, and compacting it twice writes the same file.
 ``close()`` drains, flushes and compacts; after a crash the next writer to open the folder (any process;
 the writer locks make it safe) compacts the segments of the dead writer, skipping and counting a torn last line.
 
-Schema choice: one Parquet schema for every endpoint and model version (:data:`predlog_files.SCHEMA`),
+Schema choice: one Parquet schema for every endpoint and model version (:data:`files.SCHEMA`),
 with the prediction and the row's inputs as JSON strings, so endpoints whose models take different inputs
 share one dataset and a model change never breaks a file. :meth:`PredictionLog.read` flattens the inputs
 into one column each and removes duplicates of at-least-once recovery (same request id and row).
@@ -41,14 +41,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mloop.errors import ConfigError
-from mloop.serving import metrics
-from mloop.serving import predlog_files as files
+from mloop.predictions import files, metrics
+from mloop.predictions.answer import Answer
 
 if TYPE_CHECKING:
     from mloop.config import Settings
-    from mloop.serving.inference import Answer
 
-log = logging.getLogger("mloop.serving")
+log = logging.getLogger("mloop.predictions")
 
 FOLDER = "_predictions"
 QUEUE_SIZE = 10_000
@@ -162,7 +161,7 @@ class PredictionLog:
         self, endpoint: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> pd.DataFrame:
         """Logged rows with ``since <= ts < until`` (UTC), this writer's queue flushed first; see
-        :func:`~mloop.serving.predlog_files.read_predictions` for the columns."""
+        :func:`~mloop.predictions.files.read_predictions` for the columns."""
         self.flush()
         return files.read_predictions(self.folder, endpoint, since, until)
 
@@ -281,7 +280,7 @@ class PredictionLog:
                             "shutdown or by the next writer", self._compactor.returncode)  # fmt: skip
         paths, self._sealed = self._sealed, []
         self._compactor = subprocess.Popen(
-            [sys.executable, "-m", "mloop.serving.predlog_files", str(self.folder), *map(str, paths)],
+            [sys.executable, "-m", "mloop.predictions.files", str(self.folder), *map(str, paths)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         )  # fmt: skip
 
