@@ -122,8 +122,8 @@ class Project:
 
     @property
     def deployments(self) -> Any:
-        """Endpoint deployment revisions (:class:`mloop.serving.deployments.DeploymentService`)."""
-        from mloop.serving.deployments import DeploymentService
+        """Endpoint deployment revisions (:class:`mloop.deployments.DeploymentService`)."""
+        from mloop.deployments import DeploymentService
 
         if self._deployments is None:
             self._deployments = DeploymentService(self._ctx)

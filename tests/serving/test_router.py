@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mloop.serving.deployments import Deployment, Route
+from mloop.deployments import Deployment, Route
 from mloop.serving.router import TrafficRouter, bucket
 
 

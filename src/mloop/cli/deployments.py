@@ -6,8 +6,8 @@ import typer
 
 from mloop.cli import _output as out
 from mloop.cli import _state
+from mloop.deployments import Deployment
 from mloop.errors import MloopError
-from mloop.serving.deployments import Deployment
 
 app = typer.Typer(help="Deployment revisions of the project's endpoints.", no_args_is_help=True)
 JsonOpt = typer.Option(False, "--json", help="Print JSON for machines.")

@@ -15,11 +15,7 @@ controller does that as one decision, with its reason).
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,135 +23,18 @@ from sqlalchemy.orm import Session
 
 from mloop._service import Service
 from mloop._time import utcnow
+from mloop.deployments.revision import (
+    Deployment,
+    Route,
+    check_endpoint,
+    check_options,
+    check_share,
+    from_row,
+    spec_of,
+    version_key,
+)
 from mloop.errors import MloopError, NotFound
 from mloop.store.schema import DeploymentRow
-
-_ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-KINDS = ("deploy", "rollback", "undeploy")
-OPTIONS = {
-    "max_batch_size": (int, 1, 10_000),
-    "max_wait_ms": (float, 0, 1_000),
-    "cache_size": (int, 0, 10_000_000),
-}
-
-
-@dataclass(frozen=True)
-class Route:
-    version: int
-    weight: float
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """One revision of an endpoint: its routes (version and share of traffic), shadow versions, how
-    requests stick to a version, and where it came from."""
-
-    endpoint: str
-    revision: int
-    model: str
-    routes: tuple[Route, ...]
-    shadow: tuple[int, ...] = ()
-    sticky_key: str | None = None
-    alias: str | None = None
-    kind: str = "deploy"
-    previous: int | None = None  # the revision this one replaced
-    active: bool = True
-    created_at: datetime | None = None
-    created_by: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def primary(self) -> int:
-        """The version with the largest share (the first listed on a tie)."""
-        return max(self.routes, key=lambda r: r.weight).version
-
-    @property
-    def versions(self) -> tuple[int, ...]:
-        """Every version this revision needs loaded: its routes, then its shadows."""
-        routed = tuple(r.version for r in self.routes)
-        return routed + tuple(v for v in self.shadow if v not in routed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "endpoint": self.endpoint,
-            "revision": self.revision,
-            "model": self.model,
-            "routes": [{"version": r.version, "weight": r.weight} for r in self.routes],
-            "shadow": list(self.shadow),
-            "sticky_key": self.sticky_key,
-            "alias": self.alias,
-            "kind": self.kind,
-            "previous": self.previous,
-            "active": self.active,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "created_by": self.created_by,
-            "options": dict(self.options),
-        }
-
-
-def _spec(d: Deployment) -> dict[str, Any]:
-    spec = d.to_dict()
-    for key in ("endpoint", "revision", "created_at", "created_by"):
-        spec.pop(key)
-    return spec
-
-
-def _record(row: DeploymentRow) -> Deployment:
-    spec = row.spec
-    return Deployment(
-        endpoint=row.endpoint,
-        revision=row.revision,
-        model=spec["model"],
-        routes=tuple(Route(int(r["version"]), float(r["weight"])) for r in spec["routes"]),
-        shadow=tuple(int(v) for v in spec.get("shadow", [])),
-        sticky_key=spec.get("sticky_key"),
-        alias=spec.get("alias"),
-        kind=spec.get("kind", "deploy"),
-        previous=spec.get("previous"),
-        active=bool(spec.get("active", True)),
-        created_at=row.created_at,
-        created_by=row.created_by,
-        options=spec.get("options", {}),
-    )
-
-
-def check_endpoint(endpoint: str) -> None:
-    if not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint):
-        raise MloopError(
-            f"Endpoint name {endpoint!r} is not allowed: use letters, digits and . _ -, starting with a letter "
-            "or digit, at most 100 characters (for example 'fraud')."
-        )
-
-
-def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Per-endpoint serving options (they replace the ``serving:`` settings for this endpoint)."""
-    out: dict[str, Any] = {}
-    for key, value in (options or {}).items():
-        if key not in OPTIONS:
-            raise MloopError(f"Unknown deployment option {key!r}; options are {', '.join(OPTIONS)}.")
-        kind, low, high = OPTIONS[key]
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number or (kind is int and not float(value).is_integer()) or not low <= value <= high:
-            raise MloopError(
-                f"Deployment option {key} must be {'an integer' if kind is int else 'a number'} from {low} to {high}, got {value!r}."
-            )
-        out[key] = kind(value)
-    return out
-
-
-def _version_key(key: Any) -> int:
-    text = str(key).strip().lower().removeprefix("v")
-    if not text.isdigit() or int(text) < 1:
-        raise MloopError(f"A/B key {key!r} is not a version: write it as 3 or 'v3'.")
-    return int(text)
-
-
-def _share(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise MloopError(f"{what} must be a number between 0 and 1, got {value!r}.")
-    if not 0 < value <= 1:
-        raise MloopError(f"{what} must be above 0 and at most 1 (a share of traffic), got {value!r}.")
-    return float(value)
 
 
 class DeploymentService(Service):
@@ -198,7 +77,7 @@ class DeploymentService(Service):
             found = registry.get(model, version=version, alias=alias)
             routes = (Route(found.version, 1.0),)
             if canary is not None:
-                routes = self._canary_routes(endpoint, model, found.version, _share(canary, "canary"))
+                routes = self._canary_routes(endpoint, model, found.version, check_share(canary, "canary"))
         shadows = self._shadows(model, shadow, routes, registry)
         if sticky_key is not None and (not isinstance(sticky_key, str) or not sticky_key):
             raise MloopError(f"sticky_key must be a request field name, got {sticky_key!r}.")
@@ -216,14 +95,14 @@ class DeploymentService(Service):
             current = self._latest(session, endpoint)
             if current is None:
                 raise NotFound(self._missing(session, endpoint))
-            live = _record(current)
+            live = from_row(current)
             if live.previous is None:
                 raise MloopError(
                     f"Endpoint {endpoint!r} has nothing to roll back to: revision {live.revision} is its first. "
                     f"Deploy another version, or undeploy it with `mloop undeploy {endpoint}`."
                 )
             row = self._revision_row(session, endpoint, live.previous)
-            target = _record(row)
+            target = from_row(row)
         restored = Deployment(
             endpoint, 0, target.model, target.routes, target.shadow, target.sticky_key, target.alias,
             "rollback", previous=target.previous, active=target.active, options=target.options,
@@ -252,11 +131,11 @@ class DeploymentService(Service):
         self._authorize("deployments.read", f"endpoint:{endpoint}")
         with self._ctx.store.read() as session:
             if revision is not None:
-                return _record(self._revision_row(session, endpoint, revision))
+                return from_row(self._revision_row(session, endpoint, revision))
             row = self._latest(session, endpoint)
             if row is None:
                 raise NotFound(self._missing(session, endpoint))
-            return _record(row)
+            return from_row(row)
 
     def list(self, *, include_inactive: bool = False) -> list[Deployment]:
         """The newest revision of every endpoint, by endpoint name (undeployed ones only if asked)."""
@@ -279,7 +158,7 @@ class DeploymentService(Service):
                 .where(DeploymentRow.project_id == pid)
                 .order_by(DeploymentRow.endpoint)
             ).all()
-            found = [_record(row) for row in rows]
+            found = [from_row(row) for row in rows]
         return [d for d in found if include_inactive or d.active]
 
     def history(self, endpoint: str) -> list[Deployment]:
@@ -293,7 +172,7 @@ class DeploymentService(Service):
             ).all()
             if not rows:
                 raise NotFound(self._missing(session, endpoint))
-            return [_record(row) for row in rows]
+            return [from_row(row) for row in rows]
 
     def stamp(self) -> int:
         """A number that grows with every new revision in the project (0 when there is none): one indexed
@@ -316,7 +195,7 @@ class DeploymentService(Service):
             session = change.session
             latest = self._latest(session, endpoint)
             revision = 1 if latest is None else latest.revision + 1
-            body = _spec(spec)
+            body = spec_of(spec)
             if spec.kind != "rollback":
                 body["previous"] = None if latest is None else latest.revision
             row = DeploymentRow(
@@ -333,7 +212,7 @@ class DeploymentService(Service):
                 revision=revision, kind=spec.kind, model=spec.model,
                 routes=body["routes"], shadow=body["shadow"], active=spec.active, **payload,
             )  # fmt: skip
-            return _record(row)
+            return from_row(row)
 
     def _latest(self, session: Session, endpoint: str) -> DeploymentRow | None:
         return session.scalars(
@@ -373,7 +252,7 @@ class DeploymentService(Service):
     def _canary_routes(self, endpoint: str, model: str, version: int, share: float) -> tuple[Route, ...]:
         with self._ctx.store.read() as session:
             row = self._latest(session, endpoint)
-        live = _record(row) if row is not None else None
+        live = from_row(row) if row is not None else None
         if live is None or not live.active:
             raise MloopError(
                 f"A canary needs a live version to compare with, and endpoint {endpoint!r} serves none: deploy "
@@ -399,9 +278,9 @@ class DeploymentService(Service):
             )
         routes = []
         for key, share in ab.items():
-            number = _version_key(key)
+            number = version_key(key)
             registry.get(model, version=number)
-            routes.append(Route(number, _share(share, f"The share of v{number}")))
+            routes.append(Route(number, check_share(share, f"The share of v{number}")))
         if len({r.version for r in routes}) != len(routes):
             raise MloopError("ab= lists a version twice; list each version once.")
         total = sum(r.weight for r in routes)

@@ -1,0 +1,5 @@
+"""The deployment tests use the served fraud project of the serving tests (two trained versions)."""
+
+from tests.serving.conftest import trained
+
+__all__ = ["trained"]
