@@ -125,7 +125,7 @@ def check(project: ml.Project, bodies: dict[str, list[dict[str, Any]]], model: A
     """mloop's answer for the first bodies equals the booster's on the floor's rows: same model, same inputs."""
     from fastapi.testclient import TestClient
 
-    from mloop.serving.app import create_app
+    from mloop.serving.http.app import create_app
 
     with TestClient(create_app(project)) as client:
         for mine, floor in zip(bodies["mloop"][:20], bodies["floor"][:20], strict=True):

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from prometheus_client import REGISTRY
 
-from mloop.serving.app import create_app
+from mloop.serving.http.app import create_app
 from tests.serving.conftest import Served
 
 

@@ -34,7 +34,7 @@ def score(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:  # fmt: skip
     """Score every row of a Parquet file; features are looked up as of each row's time (point in time)."""
-    from mloop.serving.batch import score as run
+    from mloop.serving.scoring.job import score as run
 
     columns = [c.strip() for item in keep for c in item.split(",") if c.strip()]
     bar = Progress(

@@ -43,8 +43,8 @@ def serve(
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        uvicorn.run("mloop.serving.factory:app", workers=workers, factory=True, **options)  # type: ignore[arg-type]
+        uvicorn.run("mloop.serving.http.factory:app", workers=workers, factory=True, **options)  # type: ignore[arg-type]
     else:
-        from mloop.serving.app import create_app
+        from mloop.serving.http.app import create_app
 
         uvicorn.run(create_app(_state.project()), **options)  # type: ignore[arg-type]

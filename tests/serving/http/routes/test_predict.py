@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mloop import Project
-from mloop.serving.app import create_app
+from mloop.serving.http.app import create_app
 from tests.serving.conftest import Served
 
 

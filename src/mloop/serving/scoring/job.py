@@ -4,7 +4,7 @@
 >>> report.rows, report.model, report.version
 (120000, 'fraud', 3)
 
-``target`` is an endpoint or a model (see :mod:`mloop.serving.targets` for how a name resolves). The model's
+``target`` is an endpoint or a model (see :mod:`mloop.serving.scoring.targets` for how a name resolves). The model's
 features (``lineage["features"]``) are looked up in the offline store as of each row's own time, with the
 point-in-time join that built its training set, so a row never sees a value from after its time. A column
 the input holds itself wins over the looked-up one, as on the v1 API. The merged rows are checked against
@@ -35,8 +35,8 @@ import pyarrow.parquet as pq
 from mloop.errors import MloopError, NotFound, SchemaError
 from mloop.features.definitions import FeatureView, OnDemandView
 from mloop.models.signature import SignatureError
-from mloop.serving.scoring import Chunks, Failure, Plan, attempt, output_names, run_pool
-from mloop.serving.targets import resolve_target
+from mloop.serving.scoring.chunks import Chunks, Failure, Plan, attempt, output_names, run_pool
+from mloop.serving.scoring.targets import resolve_target
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
 MAX_WORKERS = 4

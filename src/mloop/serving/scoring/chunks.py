@@ -112,7 +112,7 @@ def _output_column(name: str) -> str:
 
 # ---- worker processes -------------------------------------------------------------------------------------
 
-PRELOAD = ["mloop.project", "mloop.serving.scoring", "mloop.models.sklearn", "mloop.models.lightgbm"]
+PRELOAD = ["mloop.project", "mloop.serving.scoring.chunks", "mloop.models.sklearn", "mloop.models.lightgbm"]
 _WORKER: dict[str, Any] = {}  # per worker process: its project, plan and model, or why it could not start
 
 

@@ -23,7 +23,7 @@ from mloop.errors import (
     SchemaError,
     TooManyRequests,
 )
-from mloop.serving.protection import retry_after
+from mloop.serving.http.protection import retry_after
 
 log = logging.getLogger("mloop.serving")
 STATUS = [

@@ -3,9 +3,9 @@
 FastAPI's routing, dependency solving and body and response models cost about half a millisecond per
 request here, as much as the feature lookup and the model call together. The prediction route is the one
 request that must be cheap, so this middleware answers it directly: the path is matched by string
-operations, the caller admitted by the same :class:`~mloop.serving.auth.Authenticator`, the body parsed by
+operations, the caller admitted by the same :class:`~mloop.serving.http.auth.Authenticator`, the body parsed by
 the same pydantic model (from bytes, in Rust), the answer computed by the same
-:class:`~mloop.serving.inference.Inference` and errors rendered by :func:`mloop.serving.errors.render`,
+:class:`~mloop.serving.inference.Inference` and errors rendered by :func:`mloop.serving.http.errors.render`,
 so the answers are the ones the FastAPI route gives; that route stays declared for the OpenAPI document
 and serves any request this one passes on.
 """
@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mloop.serving import errors
-from mloop.serving.auth import Authenticator
+from mloop.serving.http import errors
+from mloop.serving.http.auth import Authenticator
+from mloop.serving.http.routes.predict import parse
 from mloop.serving.inference import Inference
-from mloop.serving.predict_routes import parse
 
 Scope = dict[str, Any]
 

@@ -1,5 +1,5 @@
 """Open Inference Protocol (KServe v2) routes: server and model metadata, readiness, ``infer``. Parse,
-call the inference service, answer; the tensor conversions live in :mod:`mloop.serving.oip`."""
+call the inference service, answer; the tensor conversions live in :mod:`mloop.serving.http.oip`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from mloop import __version__
+from mloop._version import __version__
 from mloop.errors import NotFound
 from mloop.project import Project
-from mloop.serving import oip
+from mloop.serving.http import oip
 from mloop.serving.inference import Inference
 
 

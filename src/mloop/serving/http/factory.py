@@ -7,7 +7,7 @@ import os
 from fastapi import FastAPI
 
 from mloop.project import Project
-from mloop.serving.app import create_app
+from mloop.serving.http.app import create_app
 
 
 def app() -> FastAPI:

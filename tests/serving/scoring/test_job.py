@@ -1,4 +1,4 @@
-"""Batch scoring: ``mloop.serving.batch.score`` over Parquet files, with point-in-time features."""
+"""Batch scoring: ``mloop.serving.scoring.job.score`` over Parquet files, with point-in-time features."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from mloop import Project
 from mloop.errors import MloopError, NotFound, SchemaError
 from mloop.models.signature import SignatureError
-from mloop.serving.batch import score
+from mloop.serving.scoring.job import score
 from tests.serving import pit
 from tests.serving.pit import DAY, T0
 

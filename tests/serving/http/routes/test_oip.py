@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mloop.errors import MalformedInput
-from mloop.serving import oip
+from mloop.serving.http import oip
 from tests.serving.conftest import Served
 
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from mloop import Project
 from mloop.errors import TooManyRequests
-from mloop.serving.app import create_app
-from mloop.serving.protection import Guard, RateLimits
+from mloop.serving.http.app import create_app
+from mloop.serving.http.protection import Guard, RateLimits
 from tests.serving.conftest import Served
 
 

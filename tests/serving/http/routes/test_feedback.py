@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from mloop import Project
 from mloop.predictions import predictions_folder, read_feedback
-from mloop.serving.app import create_app
+from mloop.serving.http.app import create_app
 from tests.serving.conftest import Served
 
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 import mloop as ml
 from mloop import Project
-from mloop.serving.app import create_app
+from mloop.serving.http.app import create_app
 from tests.features.fixtures import T0, at, customer, transactions, views, write
 
 

@@ -14,7 +14,7 @@ from fastapi import Request
 
 from mloop.errors import AuthenticationError
 from mloop.project import Project
-from mloop.serving.protection import RateLimits
+from mloop.serving.http.protection import RateLimits
 
 CACHE_SECONDS = 5.0
 

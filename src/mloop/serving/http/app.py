@@ -10,24 +10,22 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mloop import __version__
+from mloop._version import __version__
 from mloop.predictions.feedback import Feedback
 from mloop.predictions.log import PredictionLog, predictions_folder
 from mloop.project import Project
-from mloop.serving import (
-    errors,
-    features_routes,
-    feedback_routes,
-    monitoring_routes,
-    oip_routes,
-    predict_routes,
-)
 from mloop.serving import metrics as metrics_module
-from mloop.serving.auth import Authenticator
 from mloop.serving.endpoints import EndpointTable
-from mloop.serving.fastpath import PredictFastPath
+from mloop.serving.http import errors
+from mloop.serving.http.auth import Authenticator
+from mloop.serving.http.fastpath import PredictFastPath
+from mloop.serving.http.protection import Guard
+from mloop.serving.http.routes import features as features_routes
+from mloop.serving.http.routes import feedback as feedback_routes
+from mloop.serving.http.routes import monitoring as monitoring_routes
+from mloop.serving.http.routes import oip as oip_routes
+from mloop.serving.http.routes import predict as predict_routes
 from mloop.serving.inference import Inference
-from mloop.serving.protection import Guard
 
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits (CPython's default: 0.005)
 

@@ -1,0 +1,1 @@
+"""One module of routes per API area; each parses, calls the project's services, answers."""
