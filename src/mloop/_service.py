@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from mloop.artifacts import ArtifactStore
 from mloop.config import Settings
 from mloop.logs import log_context
-from mloop.security import audit
+from mloop.security import audit_chain
 from mloop.security.actor import Actor
 from mloop.store.base import MetadataStore
 
@@ -97,7 +97,7 @@ class Service:
             with self._ctx.store.write() as session:
                 change = Change(session, dict(payload), resource)
                 yield change
-                event = audit.append(
+                event = audit_chain.append(
                     session,
                     project=self._ctx.project,
                     actor=self.actor.name,

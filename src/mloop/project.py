@@ -16,14 +16,14 @@ import yaml
 
 from mloop import logs
 from mloop._service import Context
+from mloop.access.audit import AuditLog
+from mloop.access.users import Keys, Users
 from mloop.artifacts import ArtifactStore, open_artifact_store
 from mloop.config import CONFIG_FILE, CONFIG_TEMPLATE, STATE_DIR, Settings, load_settings
 from mloop.data.service import DataService
 from mloop.errors import AlreadyExists, ConfigError
 from mloop.features.service import FeatureService
 from mloop.security.actor import Actor
-from mloop.security.audit_log import AuditLog
-from mloop.security.users import Keys, Users
 from mloop.store import MetadataStore, open_metadata_store
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mloop.registry import history
-from mloop.security.audit import Event
+from mloop.security.audit_chain import Event
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

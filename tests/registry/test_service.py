@@ -127,17 +127,17 @@ def test_a_failing_artifact_store_registers_nothing(
 def test_a_failing_database_write_registers_nothing(
     project: Project, clf: Case, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mloop.security import audit
+    from mloop.security import audit_chain
 
-    real = audit.append
+    real = audit_chain.append
 
     def failing(*args: object, **kwargs: object) -> object:
         raise RuntimeError("connection lost")
 
-    monkeypatch.setattr(audit, "append", failing)
+    monkeypatch.setattr(audit_chain, "append", failing)
     with pytest.raises(RuntimeError, match="connection lost"):
         project.models.register("fraud", clf.model)
-    monkeypatch.setattr(audit, "append", real)
+    monkeypatch.setattr(audit_chain, "append", real)
     assert (count(project, RegisteredModelRow), count(project, ModelVersionRow)) == (0, 0)
     assert count(project, EventRow) == len(project.audit.events())  # no event without its change
     assert project.models.register("fraud", clf.model).version == 1

@@ -21,7 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mloop.security import audit
+from mloop.security import audit_chain
 from mloop.store import MetadataStore, open_metadata_store
 from mloop.store.schema import AuditHeadRow, Base, DatasetRow, EventRow, ExperimentRow, ProjectRow, UserRow
 from mloop.store.types import JSONText, UTCDateTime
@@ -41,7 +41,7 @@ def table_names(store: MetadataStore) -> set[str]:
 def append_events(store: MetadataStore, count: int, actor: str) -> None:
     for i in range(count):
         with store.write() as session:
-            audit.append(
+            audit_chain.append(
                 session, project="p", actor=actor, action="test.append", resource=f"r:{i}", payload={"i": i}
             )
 
@@ -56,7 +56,7 @@ def open_and_append(url: str, together: Any, count: int, actor: str) -> None:
 
 
 def assert_one_unbroken_chain(store: MetadataStore, expected: int) -> None:
-    report = audit.verify(store)
+    report = audit_chain.verify(store)
     assert report.problems == []
     assert report.checked == expected
     assert report.head_seq == expected
@@ -103,7 +103,7 @@ def test_downgrade_to_base_and_upgrade_again(store: MetadataStore) -> None:
     assert table_names(store) == set()
     store.migrate()
     assert table_names(store) == set(Base.metadata.tables)
-    assert audit.verify(store).ok
+    assert audit_chain.verify(store).ok
 
 
 # ---- types and round trips -----------------------------------------------------------------------------
@@ -235,13 +235,13 @@ def test_a_write_that_raises_rolls_back_everything(store: MetadataStore) -> None
         session.add(ProjectRow(name="rolled-back", created_at=NOW))
         session.add(user("rolled-back"))
         session.flush()
-        audit.append(session, project="p", actor="test", action="test.append", resource="r", payload={})
+        audit_chain.append(session, project="p", actor="test", action="test.append", resource="r", payload={})
         raise Boom
     with store.read() as session:
         assert session.scalars(sa.select(ProjectRow.name)).all() == []
         assert session.scalars(sa.select(UserRow.name)).all() == []
         assert session.scalars(sa.select(EventRow.seq)).all() == []
-    assert audit.verify(store).head_seq == 0
+    assert audit_chain.verify(store).head_seq == 0
 
 
 def test_a_write_commits_when_the_block_ends(store: MetadataStore, metadata_url: str) -> None:

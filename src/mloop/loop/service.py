@@ -15,7 +15,7 @@ from typing import Any
 from mloop._service import Service
 from mloop.errors import MloopError
 from mloop.loop.state import LoopState, fold
-from mloop.security import audit
+from mloop.security import audit_chain
 
 
 class LoopService(Service):
@@ -29,7 +29,9 @@ class LoopService(Service):
         self._authorize("loop.read", f"endpoint:{endpoint}" if endpoint else "*")
         resource = f"endpoint:{endpoint}" if endpoint else "endpoint:*"
         actions = ["loop.*", "monitoring.*"] if alerts else ["loop.*"]
-        found = [e for a in actions for e in audit.iter_events(self._ctx.store, action=a, resource=resource)]
+        found = [
+            e for a in actions for e in audit_chain.iter_events(self._ctx.store, action=a, resource=resource)
+        ]
         found.sort(key=lambda e: e.seq)
         return [_plain(e) for e in found if since is None or e.ts >= since]
 
@@ -60,10 +62,12 @@ class LoopService(Service):
         with self._mutate("loop.operate", f"endpoint:{endpoint}", action=f"loop.{decision}", **payload):
             pass
 
-    def _events(self, endpoint: str) -> list[audit.Event]:
-        return list(audit.iter_events(self._ctx.store, action="loop.*", resource=f"endpoint:{endpoint}"))
+    def _events(self, endpoint: str) -> list[audit_chain.Event]:
+        return list(
+            audit_chain.iter_events(self._ctx.store, action="loop.*", resource=f"endpoint:{endpoint}")
+        )
 
 
-def _plain(event: audit.Event) -> dict[str, Any]:
+def _plain(event: audit_chain.Event) -> dict[str, Any]:
     return {"seq": event.seq, "ts": event.ts.isoformat(), "actor": event.actor, "action": event.action,
             "endpoint": event.resource.removeprefix("endpoint:"), **event.payload}  # fmt: skip

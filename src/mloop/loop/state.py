@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mloop.security.audit import Event
+from mloop.security.audit_chain import Event
 
 ACTIONS = ("trigger", "train_failed", "gate", "canary", "awaiting", "approve", "promote", "rollback",
            "pause", "resume")  # fmt: skip

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from mloop._time import as_utc
-from mloop.security.audit import Event
+from mloop.security.audit_chain import Event
 
 ALIAS_ACTIONS = ("models.alias",)
 STAGE_ACTIONS = ("models.promote", "models.approve", "models.delete")

@@ -16,7 +16,7 @@ from mloop._time import utcnow
 from mloop.errors import MloopError, NotFound
 from mloop.models.signature import Signature
 from mloop.registry.versions import ModelVersion, Promotion
-from mloop.security import audit
+from mloop.security import audit_chain
 from mloop.store.schema import (
     ExperimentRow,
     LatestMetricRow,
@@ -108,13 +108,13 @@ class RegistryRows(Service):
             f"mloop models alias {parent.name} {alias} VERSION."
         )
 
-    def _events(self, name: str, actions: tuple[str, ...]) -> list[audit.Event]:
+    def _events(self, name: str, actions: tuple[str, ...]) -> list[audit_chain.Event]:
         self._authorize("models.read", f"model:{name}")
         with self._ctx.store.read() as session:
             self._model_row(session, name)
         return [
             event
-            for event in audit.iter_events(self._ctx.store, resource=f"model:{name}", action="models.*")
+            for event in audit_chain.iter_events(self._ctx.store, resource=f"model:{name}", action="models.*")
             if event.project == self._ctx.project and event.action in actions
         ]
 

@@ -1,7 +1,9 @@
-"""Identity and audit: actors, roles and permissions, users and API keys, the hash-chained event log."""
+"""Security primitives every service relies on: actors, roles and permission checks, and the
+hash-chained audit log (:mod:`mloop.security.audit_chain`). Managing users, API keys and reading the
+audit log are services above these, in :mod:`mloop.access`."""
 
 from mloop.security.actor import Actor
-from mloop.security.audit import AuditReport, Event
+from mloop.security.audit_chain import AuditReport, Event
 from mloop.security.roles import ACTIONS, PERMISSIONS, ROLES, Grant
 
 __all__ = ["ACTIONS", "PERMISSIONS", "ROLES", "Actor", "AuditReport", "Event", "Grant"]

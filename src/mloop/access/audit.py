@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from mloop._service import Service
-from mloop.security import audit
-from mloop.security.audit import AuditReport, Event
+from mloop.security import audit_chain
+from mloop.security.audit_chain import AuditReport, Event
 
 
 class AuditLog(Service):
     def verify(self) -> AuditReport:
         """Check every event; ``report.ok`` is False and ``report.problems`` says where if anything changed."""
         self._authorize("audit.read", "audit")
-        return audit.verify(self._ctx.store)
+        return audit_chain.verify(self._ctx.store)
 
     def events(
         self,
@@ -25,7 +25,7 @@ class AuditLog(Service):
         """Events in order; ``action`` and ``resource`` accept ``*`` wildcards (``data.*``, ``dataset:txn*``)."""
         self._authorize("audit.read", "audit")
         return list(
-            audit.iter_events(
+            audit_chain.iter_events(
                 self._ctx.store, after=after, action=action, resource=resource, actor=actor, limit=limit
             )
         )

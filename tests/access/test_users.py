@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from mloop import Project
 from mloop._time import utcnow
+from mloop.access.users import IssuedKey
 from mloop.errors import AlreadyExists, AuthenticationError, MloopError, NotFound
 from mloop.security import Actor, Grant
-from mloop.security.users import IssuedKey
 from mloop.store.schema import ApiKeyRow, EventRow
 
 
@@ -179,7 +179,7 @@ def test_an_expired_key_is_refused(project: Project, monkeypatch: pytest.MonkeyP
     assert key.expires_at is not None
     assert project.keys.authenticate(key.token).name == "local-admin"
     later = utcnow() + timedelta(seconds=2)
-    monkeypatch.setattr("mloop.security.users.utcnow", lambda: later)
+    monkeypatch.setattr("mloop.access.users.utcnow", lambda: later)
     with pytest.raises(AuthenticationError, match=f"API key {key.key_id} expired on .*; issue a new one"):
         project.keys.authenticate(key.token)
     assert not project.keys.list()[0].active
@@ -268,6 +268,6 @@ def test_authenticating_records_when_a_key_was_last_used_at_most_once_a_minute(
     project.keys.authenticate(key.token)
     assert project.keys.list("svc")[0].last_used_at == first  # throttled: no write per request
     later = utcnow() + timedelta(minutes=2)
-    monkeypatch.setattr("mloop.security.users.utcnow", lambda: later)
+    monkeypatch.setattr("mloop.access.users.utcnow", lambda: later)
     project.keys.authenticate(key.token)
     assert project.keys.list("svc")[0].last_used_at == later

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from mloop import Project
-from mloop.security import audit
+from mloop.security import audit_chain
 from mloop.store import MetadataStore
 from mloop.store.schema import AuditHeadRow, EventRow
 from mloop.store.types import canonical_json
@@ -36,7 +36,7 @@ def event_row(project: Project, seq: int) -> EventRow:
 
 def rehash(row: EventRow, **changes: object) -> str:
     fields = {c: getattr(row, c) for c in ("seq", "ts", "project", "actor", "action", "resource", "payload")}
-    return audit.event_hash(**{**fields, **changes, "prev_hash": row.prev_hash})  # type: ignore[arg-type]
+    return audit_chain.event_hash(**{**fields, **changes, "prev_hash": row.prev_hash})  # type: ignore[arg-type]
 
 
 def test_a_fresh_log_verifies(logged: Project) -> None:
@@ -46,8 +46,8 @@ def test_a_fresh_log_verifies(logged: Project) -> None:
 
 
 def test_an_empty_log_verifies(store: MetadataStore) -> None:
-    report = audit.verify(store)
-    assert (report.ok, report.checked, report.head_seq, report.head_hash) == (True, 0, 0, audit.GENESIS)
+    report = audit_chain.verify(store)
+    assert (report.ok, report.checked, report.head_seq, report.head_hash) == (True, 0, 0, audit_chain.GENESIS)
 
 
 def test_every_mutation_appends_one_event_with_its_actor(project: Project) -> None:
