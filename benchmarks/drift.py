@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mloop.monitoring.profile import build_profile
+from mloop.metrics.profile import build_profile
 from mloop.monitoring.suite import compare
 
 HERE = Path(__file__).parent

@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from mloop import Project
-from mloop.monitoring.profile import build_profile
+from mloop.metrics.profile import build_profile
 from mloop.predictions.feedback import Feedback, Label
 from mloop.predictions.files import SCHEMA, partition, to_table, write_parquet
 from mloop.predictions.log import predictions_folder

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mloop.errors import MalformedInput
-from mloop.monitoring.profile import build_profile
+from mloop.metrics.profile import build_profile
 from mloop.monitoring.suite import PREDICTION, compare, default_method
 
 COUNTRIES = ["fr", "de", "es", "it", "nl"]

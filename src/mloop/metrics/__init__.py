@@ -1,7 +1,9 @@
-"""Model quality metrics shared by training, monitoring and the loop: classification and regression
-metrics, calibration, per-slice metrics, fairness gaps and the paired bootstrap of a gain.
+"""Measurements shared by training, monitoring and the loop: model quality (classification and
+regression metrics, calibration, per-slice metrics, fairness gaps: :mod:`~mloop.metrics.evaluation`),
+the paired bootstrap of a gain (:mod:`~mloop.metrics.bootstrap`) and the reference profile of a data set
+that drift is measured against (:mod:`~mloop.metrics.profile`).
 
-Pure functions over numpy arrays or pandas Series that return plain JSON; nothing here knows about runs,
+Pure functions over numpy arrays or pandas frames that return plain JSON; nothing here knows about runs,
 versions or the prediction log.
 
 >>> from mloop.metrics import evaluation

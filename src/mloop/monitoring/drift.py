@@ -1,7 +1,7 @@
 """Drift statistics: how far the current data of a column is from its reference.
 
 Frequency-based statistics take the reference as a vector of shares (a profile's bin ``frequencies`` or
-category ``shares``, see :mod:`mloop.monitoring.profile`) and the current data as counts or shares in the
+category ``shares``, see :mod:`mloop.metrics.profile`) and the current data as counts or shares in the
 same bins, and work on many columns at once: pass ``(columns, bins)`` arrays. Sample-based statistics
 (Kolmogorov-Smirnov, Wasserstein) take the profile's bounded reference ``sample`` and the current values,
 and memory does not grow with the reference. Kolmogorov-Smirnov never sorts the current values: they are

@@ -26,10 +26,10 @@ from sqlalchemy import func, select
 from mloop._service import Service
 from mloop._time import parse_duration, utcnow
 from mloop.config.monitoring import MonitoringSettings, slo_name
+from mloop.metrics.profile import bin_frequencies
 from mloop.monitoring import results, rules, sli, slo, windows
 from mloop.monitoring.alerts import Alert, deliver, sinks_from_settings
 from mloop.monitoring.performance import scores, window_performance
-from mloop.monitoring.profile import bin_frequencies
 from mloop.monitoring.suite import compare
 from mloop.monitoring.versions import VersionInfo, load_version
 from mloop.predictions.feedback import read_feedback

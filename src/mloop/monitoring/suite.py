@@ -47,8 +47,8 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import MalformedInput
+from mloop.metrics.profile import OTHER, bin_frequencies, category_frequencies
 from mloop.monitoring import drift
-from mloop.monitoring.profile import OTHER, bin_frequencies, category_frequencies
 
 PREDICTION = "__prediction__"  # the name the model's output goes by in a report
 SMALL = 1_000  # at most this many current values: a test; more: an effect size

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier
 
@@ -51,8 +54,6 @@ class TrainingSet:
 
 
 def build_training_set(project: Any, pipeline: Any) -> TrainingSet:
-    from mloop.training.pipeline import fingerprint
-
     label = pipeline.label
     labels = load_labels(project, label.source)
     needed = [label.column, label.timestamp, *pipeline.slices, *pipeline.sensitive]
@@ -216,3 +217,13 @@ def _unique(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             seen.add(key)
             out.append(item)
     return out
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A hash of the joined training frame (values, column names and order): the same data, the same
+    fingerprint, in any process."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([str(c) for c in frame.columns]).encode())
+    hashed = pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False, categorize=False)
+    digest.update(np.ascontiguousarray(hashed.to_numpy()).tobytes())
+    return digest.hexdigest()

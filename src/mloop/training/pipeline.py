@@ -15,15 +15,10 @@ prediction stored for monitoring, and the model registered with its signature, l
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-
-import numpy as np
-import pandas as pd
 
 from mloop._time import parse_duration
 from mloop.errors import SchemaError
@@ -111,14 +106,4 @@ class TrainingPipeline:
                     jobs=jobs, refit=refit)  # fmt: skip
 
 
-def fingerprint(frame: pd.DataFrame) -> str:
-    """A hash of the joined training frame (values, column names and order): the same data, the same
-    fingerprint, in any process."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps([str(c) for c in frame.columns]).encode())
-    hashed = pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False, categorize=False)
-    digest.update(np.ascontiguousarray(hashed.to_numpy()).tobytes())
-    return digest.hexdigest()
-
-
-__all__ = ["Label", "TimeSplit", "TrainingPipeline", "fingerprint", "fit", "predict_scores", "seeded"]
+__all__ = ["Label", "TimeSplit", "TrainingPipeline", "fit", "predict_scores", "seeded"]

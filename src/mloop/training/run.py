@@ -16,16 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from time import time as _now
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from mloop._service import Context
 from mloop.errors import MloopError
 from mloop.store.schema import (
     RunRow,
 )
 from mloop.training.metric_log import AUTO, STEP_LIMIT, MetricBuffer
-
-if TYPE_CHECKING:
-    from mloop.training.tracking import RunService
 
 log = logging.getLogger("mloop.training")
 
@@ -91,6 +89,20 @@ def _metric_step(key: str, step: Any) -> int:
     return int(number)
 
 
+class RunWriter(Protocol):
+    """What a :class:`Run` asks of the service that started it (``project.runs``): each write is an
+    audited mutation there."""
+
+    def write_params(self, run: Run, params: Mapping[str, Any]) -> None: ...
+
+    def set_tags(self, run: Run | str, tags: Mapping[str, Any]) -> None: ...
+
+    def write_artifact(self, run: Run, source: str | Path | bytes, name: str | None) -> str: ...
+
+    def finish(self, run: Run, status: str, error: BaseException | None) -> None:
+        """Record the run's end (its timing, status and error) and forget it as open."""
+
+
 class Run:
     """A run in progress. Use it as a context manager: it ends ``finished`` when the block ends, or
     ``failed`` (with the exception recorded) when the block raises, after writing every metric point.
@@ -100,10 +112,16 @@ class Run:
     """
 
     def __init__(
-        self, service: RunService, row: RunRow, experiment: str, *, metrics_interval: float = 0.5
+        self,
+        service: RunWriter,
+        ctx: Context,
+        row: RunRow,
+        experiment: str,
+        *,
+        metrics_interval: float = 0.5,
     ) -> None:
         self._service = service
-        self._ctx = service._ctx
+        self._ctx = ctx
         self.id = row.id
         self.experiment = experiment
         self.name = row.name
@@ -182,7 +200,7 @@ class Run:
         """Record params. A param is set once: logging it again with the same value is a no-op, with
         another value an error (start a new run to try other values)."""
         self._require_running("params")
-        self._service._log_params(self, params)
+        self._service.write_params(self, params)
 
     def log_param(self, key: str, value: Any) -> None:
         self.log_params({key: value})
@@ -199,7 +217,7 @@ class Run:
         required) in the artifact store, and record it on the run; returns its sha256 digest. Logging a
         name again points it at the new content."""
         self._require_running("artifacts")
-        return self._service._log_artifact(self, source, name)
+        return self._service.write_artifact(self, source, name)
 
     def register(self, model: Any, name: str, **kwargs: Any) -> Any:
         """Register ``model`` as a new version of ``name`` in the model registry, linked to this run."""
@@ -226,13 +244,12 @@ class Run:
             self._keys = {}  # the next log_metric takes the slow path, which refuses it
         try:
             self._buffer.close()
-            self._service._end(self, status, error)
+            self._service.finish(self, status, error)
         except BaseException:
             self._status = "running"
             raise
         self._status = status
         OPEN_RUNS.discard(self)
-        self._service._open_runs().discard(self)
 
     def __enter__(self) -> Run:
         return self
@@ -256,7 +273,7 @@ class Run:
                 "Start a new run (project.run(...)) for more."
             )
 
-    def _timing(self) -> dict[str, Any]:
+    def timing(self) -> dict[str, Any]:
         return {
             "wall_seconds": round(time.perf_counter() - self._wall0, 6),
             "cpu_seconds": round(time.process_time() - self._cpu0, 6),

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.metrics import evaluation
+from mloop.metrics.profile import build_profile
 from mloop.training.dataset import TrainingSet, build_training_set
 from mloop.training.fitting import categories, fit, predict_scores, prepare, seeded
 
@@ -32,7 +33,6 @@ def execute(pipeline: Any, project: Any, *, params: dict[str, Any], data: Traini
         for step, value in enumerate(info.curve):
             run.log_metric("valid_curve", value, step=step)
         run.log_metrics(report["flat"])
-        from mloop.monitoring.profile import build_profile
 
         profile = build_profile(data.train[data.features], prediction=scores["train"], seed=pipeline.seed)
         profile_digest = run.log_artifact(json.dumps(profile).encode(), "reference_profile.json")

@@ -125,13 +125,13 @@ class RunService(Service):
             session.flush()
             session.add_all(RunParamRow(run_id=run_id, key=k, value=v) for k, v in param_rows.items())
             session.add_all(RunTagRow(run_id=run_id, key=k, value=v) for k, v in tag_rows.items())
-        opened = Run(self, run, experiment)
+        opened = Run(self, self._ctx, run, experiment)
         OPEN_RUNS.add(opened)
         self._open_runs().add(opened)
         return opened
 
-    def _end(self, run: Run, status: str, error: BaseException | None) -> None:
-        timing = run._timing()
+    def finish(self, run: Run, status: str, error: BaseException | None) -> None:
+        timing = run.timing()
         payload: dict[str, Any] = {"run": run.id, "status": status}
         with self._mutate(
             "runs.write", f"experiment:{run.experiment}", action="runs.end", **payload
@@ -149,8 +149,9 @@ class RunService(Service):
             row.status = status
             row.ended_at = run.ended_at = utcnow()
             row.info = info
+        self._open_runs().discard(run)
 
-    def _log_params(self, run: Run, params: Mapping[str, Any]) -> None:
+    def write_params(self, run: Run, params: Mapping[str, Any]) -> None:
         texts = checked_texts("param", params)
         if not texts:
             return
@@ -207,7 +208,7 @@ class RunService(Service):
                 else:
                     session.add(RunTagRow(run_id=run_id, key=key, value=value))
 
-    def _log_artifact(self, run: Run, source: str | Path | bytes, name: str | None) -> str:
+    def write_artifact(self, run: Run, source: str | Path | bytes, name: str | None) -> str:
         self._authorize("runs.write", f"experiment:{run.experiment}")
         if isinstance(source, bytes | bytearray | memoryview):
             if not name:

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mloop.errors import MalformedInput, SchemaError
-from mloop.monitoring import profile as profiles
-from mloop.monitoring.profile import (
+from mloop.metrics import profile as profiles
+from mloop.metrics.profile import (
     OTHER,
     bin_frequencies,
     build_profile,
