@@ -33,9 +33,9 @@ from mloop._time import utcnow
 from mloop.errors import MloopError, NotFound
 from mloop.loop import lease
 from mloop.loop.live import version_stats
+from mloop.loop.platform import Platform
 from mloop.loop.policy import LoopPolicy
 from mloop.loop.retrain import decide, retrain, retrain_in_process
-from mloop.loop.service import LoopService
 from mloop.loop.state import LoopState
 from mloop.loop.triggers import check
 from mloop.predictions.log import predictions_folder
@@ -46,13 +46,13 @@ _ZERO = {"requests": 0, "errors": 0, "error_rate": 0.0, "p99_ms": None, "labelle
 
 
 class LoopController:
-    def __init__(self, project: Any, policies: list[LoopPolicy], *, holder: str | None = None,
+    def __init__(self, project: Platform, policies: list[LoopPolicy], *, holder: str | None = None,
                  lease_ttl: timedelta = timedelta(seconds=30), train: str = "process") -> None:  # fmt: skip
         if train not in ("process", "inprocess"):
             raise MloopError(f"train must be 'process' or 'inprocess'; got {train!r}.")
         self.project, self.policies, self.train = project, list(policies), train
         self.holder, self.lease_ttl = holder or lease.holder_id(), lease_ttl
-        self.loop = LoopService(project._ctx)
+        self.loop = project.loop
 
     # ---- running ----------------------------------------------------------------------------------------
 
@@ -94,7 +94,7 @@ class LoopController:
         return stop
 
     @classmethod
-    def for_project(cls, project: Any, **options: Any) -> LoopController:
+    def for_project(cls, project: Platform, **options: Any) -> LoopController:
         """A controller for the ``loop.policies`` of the project's mloop.yaml."""
         from mloop.loop.policy import policies_from_settings
 
@@ -154,8 +154,8 @@ class LoopController:
 
     def _retrain(self, policy: LoopPolicy, champion: Any, now: datetime) -> dict[str, Any]:
         pipeline, ep = policy.resolved_pipeline(), policy.endpoint
-        args = (str(self.project.root), _overrides(self.project), pipeline, (champion.name, champion.version),
-                policy.gate)  # fmt: skip
+        args = (type(self.project).open, str(self.project.root), _overrides(self.project), pipeline,
+                (champion.name, champion.version), policy.gate)  # fmt: skip
         report = retrain_in_process(*args) if self.train == "process" else _guarded(retrain, *args)
         if report["stage"] == "failed":
             self._record(ep, now, "train_failed", reason=report["error"], champion=champion.version)
@@ -277,7 +277,7 @@ class LoopController:
             self.project.models.delete_alias(policy.model, alias)
 
 
-def _overrides(project: Any) -> dict[str, Any]:
+def _overrides(project: Platform) -> dict[str, Any]:
     """The settings a child process needs to open the same project as this one."""
     dump = project.settings.model_dump(exclude={"api_key", "project"})
     return {k: dump[k] for k in ("metadata_url", "artifact_url", "data_url", "online_url")}

@@ -10,18 +10,22 @@ check at a time.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from mloop.loop.platform import Platform
 from mloop.loop.policy import LOWER_IS_BETTER, Gate, metric_name
 from mloop.metrics import evaluation
 from mloop.metrics.bootstrap import paired_gain
 
 MIN_TRAIN_ROWS, MIN_TEST_ROWS, MAX_NULL_SHARE = 200, 50, 0.95
+Opener = Callable[..., Platform]  # picklable: the child process opens the project with it
 
 
 def data_checks(data: Any) -> list[dict[str, Any]]:
@@ -44,12 +48,12 @@ def data_checks(data: Any) -> list[dict[str, Any]]:
     return out
 
 
-def retrain(root: str, overrides: dict[str, Any], pipeline: Any, champion: tuple[str, int] | None,
-            gate: Gate) -> dict[str, Any]:  # fmt: skip
-    """Train a challenger and measure it and ``champion`` (model, version) on the newest holdout."""
-    from mloop.project import Project
-
-    with Project.open(root, env={}, **overrides) as project:
+def retrain(open_project: Opener, root: str, overrides: dict[str, Any], pipeline: Any,
+            champion: tuple[str, int] | None, gate: Gate) -> dict[str, Any]:  # fmt: skip
+    """Train a challenger and measure it and ``champion`` (model, version) on the newest holdout, in the
+    project that ``open_project(root, env={}, **overrides)`` opens (``mloop.Project.open``)."""
+    project = open_project(root, env={}, **overrides)
+    with contextlib.closing(project):
         data = pipeline.training_set(project)
         checks = data_checks(data) if gate.data_checks else []
         if not all(c["passed"] for c in checks):
@@ -77,13 +81,13 @@ def retrain(root: str, overrides: dict[str, Any], pipeline: Any, champion: tuple
         return report
 
 
-def retrain_in_process(root: str, overrides: dict[str, Any], pipeline: Any, champion: tuple[str, int] | None,
-                       gate: Gate) -> dict[str, Any]:  # fmt: skip
+def retrain_in_process(open_project: Opener, root: str, overrides: dict[str, Any], pipeline: Any,
+                       champion: tuple[str, int] | None, gate: Gate) -> dict[str, Any]:  # fmt: skip
     """:func:`retrain` in a fresh child process; its exception comes back as the report's ``error``."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         try:
-            return pool.submit(retrain, root, overrides, pipeline, champion, gate).result()
+            return pool.submit(retrain, open_project, root, overrides, pipeline, champion, gate).result()
         except Exception as exc:  # a failed training run must leave production as it is
             return {"stage": "failed", "error": f"{type(exc).__name__}: {exc}", "challenger": None}
 

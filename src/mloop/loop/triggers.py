@@ -15,6 +15,7 @@ import pandas as pd
 
 from mloop._time import as_utc
 from mloop.loop.live import version_stats
+from mloop.loop.platform import Platform
 from mloop.loop.policy import OnDrift, OnNewData, OnPerformance, Schedule, Trigger, metric_name
 from mloop.loop.schedule import Cron, due
 from mloop.monitoring.windows import floor
@@ -28,7 +29,7 @@ class Fired:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
-def check(trigger: Trigger, project: Any, policy: Any, champion: Any, last_run: datetime | None,
+def check(trigger: Trigger, project: Platform, policy: Any, champion: Any, last_run: datetime | None,
           now: datetime) -> Fired | None:  # fmt: skip
     """``champion`` is the registry's :class:`ModelVersion` the endpoint's alias points at."""
     if isinstance(trigger, Schedule):
@@ -51,7 +52,7 @@ def _schedule(trigger: Schedule, champion: Any, last_run: datetime | None, now: 
     )
 
 
-def _drift(trigger: OnDrift, project: Any, policy: Any, champion: Any, now: datetime) -> Fired | None:
+def _drift(trigger: OnDrift, project: Platform, policy: Any, champion: Any, now: datetime) -> Fired | None:
     size = project.settings.monitoring.window
     end = floor(now, size)
     features = _features(trigger, project, champion)
@@ -71,7 +72,7 @@ def _drift(trigger: OnDrift, project: Any, policy: Any, champion: Any, now: date
                   "psi": {c["column"]: round(c["statistic"], 4) for c in hot}})  # fmt: skip
 
 
-def _features(trigger: OnDrift, project: Any, champion: Any) -> list[str]:
+def _features(trigger: OnDrift, project: Platform, champion: Any) -> list[str]:
     names = [c.name for c in champion.signature.inputs] if champion.signature else []
     if not isinstance(trigger.features, str):
         return list(trigger.features)
@@ -87,7 +88,7 @@ def _features(trigger: OnDrift, project: Any, champion: Any) -> list[str]:
 
 
 def _performance(
-    trigger: OnPerformance, project: Any, policy: Any, champion: Any, now: datetime
+    trigger: OnPerformance, project: Platform, policy: Any, champion: Any, now: datetime
 ) -> Fired | None:
     metric = metric_name(trigger.metric)
     since = now - trigger.span
@@ -106,7 +107,7 @@ def _performance(
                                                     "labelled": (stats or {}).get("labelled", 0)})  # fmt: skip
 
 
-def _new_data(trigger: OnNewData, project: Any, policy: Any, champion: Any) -> Fired | None:
+def _new_data(trigger: OnNewData, project: Platform, policy: Any, champion: Any) -> Fired | None:
     label = policy.resolved_pipeline().label
     trained_until = (champion.lineage or {}).get("data_time_range", [None, None])[1]
     if trained_until is None:
@@ -120,7 +121,7 @@ def _new_data(trigger: OnNewData, project: Any, policy: Any, champion: Any) -> F
                  f"(at least {trigger.rows:,})", {"rows": newer, "trained_until": trained_until})  # fmt: skip
 
 
-def _label_frame(project: Any, source: Any) -> pd.DataFrame:
+def _label_frame(project: Platform, source: Any) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         return source
     text = str(source)

@@ -16,6 +16,7 @@ from sklearn.base import is_classifier
 from mloop.data.sources import ParquetSource
 from mloop.errors import NotFound, SchemaError
 from mloop.features.definitions import DatasetSource
+from mloop.training.workspace import Workspace
 
 
 @dataclass
@@ -53,7 +54,7 @@ class TrainingSet:
         }
 
 
-def build_training_set(project: Any, pipeline: Any) -> TrainingSet:
+def build_training_set(project: Workspace, pipeline: Any) -> TrainingSet:
     label = pipeline.label
     labels = load_labels(project, label.source)
     needed = [label.column, label.timestamp, *pipeline.slices, *pipeline.sensitive]
@@ -131,7 +132,7 @@ def build_training_set(project: Any, pipeline: Any) -> TrainingSet:
     )  # fmt: skip
 
 
-def load_labels(project: Any, source: Any) -> pd.DataFrame:
+def load_labels(project: Workspace, source: Any) -> pd.DataFrame:
     """A label source as a DataFrame: a DataFrame, an ingested dataset's name, or a Parquet/CSV path."""
     if isinstance(source, pd.DataFrame):
         return source.copy()
@@ -196,7 +197,7 @@ def _check_coverage(joined: pd.DataFrame, features: list[str], times: pd.Series,
         )
 
 
-def _null_when_absent(project: Any, refs: list[str], features: list[str]) -> list[str]:
+def _null_when_absent(project: Workspace, refs: list[str], features: list[str]) -> list[str]:
     """The features that are null when an entity has no data at that time (plain features and mean, min,
     max, last); count, sum and distinct_count are 0 instead, so they cannot tell."""
     zero = set()

@@ -24,6 +24,7 @@ from mloop._time import parse_duration
 from mloop.errors import SchemaError
 from mloop.training.dataset import TrainingSet, build_training_set
 from mloop.training.fitting import fit, predict_scores, seeded
+from mloop.training.workspace import Workspace
 
 DEFAULT_SEED = 0
 
@@ -74,12 +75,12 @@ class TrainingPipeline:
     experiment: str | None = None
     register: bool = True
 
-    def training_set(self, project: Any) -> TrainingSet:
+    def training_set(self, project: Workspace) -> TrainingSet:
         """The point-in-time training set, split by time (what ``run`` fits on)."""
         return build_training_set(project, self)
 
     def run(
-        self, project: Any, *, params: dict[str, Any] | None = None, data: TrainingSet | None = None
+        self, project: Workspace, *, params: dict[str, Any] | None = None, data: TrainingSet | None = None
     ) -> Any:
         """Build the training set, fit, evaluate, profile and register; returns the finished run."""
         from mloop.training.run_pipeline import execute
@@ -88,7 +89,7 @@ class TrainingPipeline:
 
     def tune(
         self,
-        project: Any,
+        project: Workspace,
         space: dict[str, Any],
         *,
         trials: int = 20,

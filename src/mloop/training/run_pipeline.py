@@ -12,9 +12,10 @@ from mloop.metrics import evaluation
 from mloop.metrics.profile import build_profile
 from mloop.training.dataset import TrainingSet, build_training_set
 from mloop.training.fitting import categories, fit, predict_scores, prepare, seeded
+from mloop.training.workspace import Workspace
 
 
-def execute(pipeline: Any, project: Any, *, params: dict[str, Any], data: TrainingSet | None) -> Any:
+def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: TrainingSet | None) -> Any:
     data = data or build_training_set(project, pipeline)
     model = seeded(pipeline.model, pipeline.seed, params)
     experiment = pipeline.experiment or pipeline.name

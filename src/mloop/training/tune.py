@@ -14,6 +14,7 @@ from mloop.errors import SchemaError
 from mloop.metrics import evaluation
 from mloop.training.executors import open_executor
 from mloop.training.fitting import categories, eval_arguments, is_lightgbm, predict_scores, prepare, seeded
+from mloop.training.workspace import Workspace
 
 MAXIMIZE = {"auc", "roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "r2"}
 LIGHTGBM_METRIC = {"auc": "auc", "roc_auc": "auc", "pr_auc": "average_precision", "log_loss": "binary_logloss",
@@ -110,7 +111,7 @@ def run_trial(task: TrialTask) -> TrialResult:
     return TrialResult(float(value), curve, seconds=time.perf_counter() - started)
 
 
-def tune(pipeline: Any, project: Any, space: dict[str, Any], *, trials: int, timeout: float | None,
+def tune(pipeline: Any, project: Workspace, space: dict[str, Any], *, trials: int, timeout: float | None,
          metric: str | None, executor: Any, jobs: int, refit: bool) -> TuneResult:  # fmt: skip
     dists = distributions(space)
     data = pipeline.training_set(project)
@@ -163,7 +164,7 @@ def tune(pipeline: Any, project: Any, space: dict[str, Any], *, trials: int, tim
     return result
 
 
-def _record(project: Any, experiment: str, parent: Any, study: optuna.Study, trial: optuna.Trial, outcome: Any,
+def _record(project: Workspace, experiment: str, parent: Any, study: optuna.Study, trial: optuna.Trial, outcome: Any,
             metric: str) -> dict[str, Any]:  # fmt: skip
     params = {k: v for k, v in trial.params.items()}
     tags = {"kind": "trial", "trial": str(trial.number)}
