@@ -337,9 +337,3 @@ loop:
   #     gate: {{metric: auc, min_gain: 0.0, max_latency_ms: 20}}
   #     rollout: {{steps: [0.05, 0.25, 1.0], min_requests: 500, max_error_rate: 0.01}}
 """
-
-
-def _window_of(settings: Settings) -> object:  # an upward import: the base layer reaching into monitoring
-    from mloop.monitoring.windows import tumbling
-
-    return tumbling
