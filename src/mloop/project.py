@@ -9,6 +9,8 @@ services, all acting as one :class:`~mloop.security.Actor`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,17 @@ from mloop.access.users import Keys, Users
 from mloop.artifacts import ArtifactStore, open_artifact_store
 from mloop.config import CONFIG_FILE, CONFIG_TEMPLATE, STATE_DIR, Settings, load_settings
 from mloop.data.service import DataService
+from mloop.deployments import Deployment, DeploymentService
 from mloop.errors import AlreadyExists, ConfigError
+from mloop.features.registry import Plan
 from mloop.features.service import FeatureService
+from mloop.loop.service import LoopService
+from mloop.monitoring.service import MonitoringService
+from mloop.registry.service import ModelRegistry
 from mloop.security.actor import Actor
 from mloop.store import MetadataStore, open_metadata_store
+from mloop.training.run import Run
+from mloop.training.tracking import RunService
 
 
 class Project:
@@ -38,11 +47,6 @@ class Project:
         self.users = Users(ctx)
         self.keys = Keys(ctx)
         self.audit = AuditLog(ctx)
-        self._runs: Any = None
-        self._models: Any = None
-        self._deployments: Any = None
-        self._monitoring: Any = None
-        self._loop: Any = None
 
     @classmethod
     def open(
@@ -97,66 +101,53 @@ class Project:
             "from `mloop keys issue`, or set local_admin: true in mloop.yaml for single-user use."
         )
 
-    @property
-    def runs(self) -> Any:
-        """Experiments and runs: search, compare (:class:`mloop.training.tracking.RunService`)."""
-        from mloop.training.tracking import RunService
+    @cached_property
+    def runs(self) -> RunService:
+        """Experiments and runs: start, search, compare."""
+        return RunService(self._ctx)
 
-        if self._runs is None:
-            self._runs = RunService(self._ctx)
-        return self._runs
-
-    def run(self, experiment: str, params: dict[str, Any] | None = None, tags: dict[str, Any] | None = None,
-            *, name: str | None = None, parent: Any = None) -> Any:  # fmt: skip
+    def run(
+        self,
+        experiment: str,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        parent: Run | str | None = None,
+    ) -> Run:
         """Start a tracked run, used as ``with project.run("fraud", params={...}) as run:``."""
         return self.runs.start(experiment, params=params, tags=tags, name=name, parent=parent)
 
-    @property
-    def models(self) -> Any:
-        """The model registry (:class:`mloop.registry.service.ModelRegistry`)."""
-        from mloop.registry.service import ModelRegistry
+    @cached_property
+    def models(self) -> ModelRegistry:
+        """The model registry: versions, aliases, stages, lineage, model cards."""
+        return ModelRegistry(self._ctx)
 
-        if self._models is None:
-            self._models = ModelRegistry(self._ctx)
-        return self._models
+    @cached_property
+    def deployments(self) -> DeploymentService:
+        """Endpoint deployment revisions: deploy, canary, A/B, shadow, rollback."""
+        return DeploymentService(self._ctx)
 
-    @property
-    def deployments(self) -> Any:
-        """Endpoint deployment revisions (:class:`mloop.deployments.DeploymentService`)."""
-        from mloop.deployments import DeploymentService
+    @cached_property
+    def monitoring(self) -> MonitoringService:
+        """Drift, live performance, SLOs, alerts and reports."""
+        return MonitoringService(self._ctx)
 
-        if self._deployments is None:
-            self._deployments = DeploymentService(self._ctx)
-        return self._deployments
+    @cached_property
+    def loop(self) -> LoopService:
+        """The continuous-training loop's state and timeline; pause, resume, approve."""
+        return LoopService(self._ctx)
 
-    @property
-    def monitoring(self) -> Any:
-        """Drift, live performance, SLOs, alerts and reports (:class:`mloop.monitoring.service.MonitoringService`)."""
-        from mloop.monitoring.service import MonitoringService
-
-        if self._monitoring is None:
-            self._monitoring = MonitoringService(self._ctx)
-        return self._monitoring
-
-    @property
-    def loop(self) -> Any:
-        """The continuous-training loop's state, timeline, pause/resume/approve (:class:`mloop.loop.service.LoopService`)."""
-        from mloop.loop.service import LoopService
-
-        if self._loop is None:
-            self._loop = LoopService(self._ctx)
-        return self._loop
-
-    def deploy(self, endpoint: str, model: str, **how: Any) -> Any:
+    def deploy(self, endpoint: str, model: str, **how: Any) -> Deployment:
         """Deploy a model version to ``endpoint`` (``version=`` or ``alias=``, optionally ``canary=``, or
         ``ab={...}``; ``sticky_key=``, ``shadow=``); see :meth:`DeploymentService.deploy`."""
         return self.deployments.deploy(endpoint, model, **how)
 
-    def rollback(self, endpoint: str) -> Any:
+    def rollback(self, endpoint: str) -> Deployment:
         """Restore the deployment revision the live one replaced."""
         return self.deployments.rollback(endpoint)
 
-    def apply(self, definitions: Any) -> Any:
+    def apply(self, definitions: Any) -> Plan:
         """Record feature definitions (entities, feature views, on-demand views, push sources); see
         :meth:`mloop.features.service.FeatureService.apply`."""
         return self.features.apply(definitions if isinstance(definitions, list | tuple) else [definitions])

@@ -85,7 +85,7 @@ class LightGBMFlavour:
         self, model: Any, signature: Any
     ) -> Callable[[Mapping[str, list[Any]]], np.ndarray] | None:
         """A function from plain columns of JSON scalars (already checked with
-        :func:`mloop.models.rows.columns_conform`) to the predictions :meth:`predict` gives, through a numpy
+        :func:`mloop.models.row_check.columns_conform`) to the predictions :meth:`predict` gives, through a numpy
         matrix instead of a DataFrame: LightGBM's pandas conversion costs milliseconds per call. Categorical
         features are encoded with the booster's own training categories (an unseen value or None is NaN,
         as LightGBM does for code -1). None when the model cannot take this path."""

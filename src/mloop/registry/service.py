@@ -31,7 +31,7 @@ from mloop.models.signature import Signature, SignatureError, infer
 from mloop.registry import card as cards
 from mloop.registry import history
 from mloop.registry.history import AliasSpan
-from mloop.registry.rows import check_alias, check_name, version_record
+from mloop.registry.queries import check_alias, check_name, version_record
 from mloop.registry.stages import RegistryStages
 from mloop.registry.versions import LoadedModel, ModelVersion, RegisteredModel
 from mloop.store.schema import (

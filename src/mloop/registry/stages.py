@@ -13,7 +13,7 @@ from mloop._time import utcnow
 from mloop.errors import AlreadyExists, MloopError, NotFound, PermissionDenied
 from mloop.registry import history
 from mloop.registry.history import StageSpan
-from mloop.registry.rows import RegistryRows, check_stage, promotion_record
+from mloop.registry.queries import RegistryQueries, check_stage, promotion_record
 from mloop.registry.versions import Promotion
 from mloop.store.schema import (
     ModelVersionRow,
@@ -22,7 +22,7 @@ from mloop.store.schema import (
 )
 
 
-class RegistryStages(RegistryRows):
+class RegistryStages(RegistryQueries):
     """Promotion between stages; with ``require_approval`` production waits for someone else's approval."""
 
     # ---- stages ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.models.flavours import Flavour
-from mloop.models.rows import columns_conform
+from mloop.models.row_check import columns_conform
 from mloop.models.signature import Signature, SignatureError
 
 
@@ -149,7 +149,7 @@ class LoadedModel:
     def predict_columns(self, columns: dict[str, list[Any]]) -> np.ndarray:
         """:meth:`predict` of ``pd.DataFrame(columns)`` for columns of plain JSON scalars (a request), without
         pandas where the flavour offers a row predictor and the values conform to the signature as they are
-        (:mod:`mloop.models.rows`); any other input takes the general path, so answers and errors match."""
+        (:mod:`mloop.models.row_check`); any other input takes the general path, so answers and errors match."""
         fast = self._row_predictor
         if fast is not None and columns and columns_conform(self.signature.inputs, columns):  # type: ignore[union-attr]
             return fast(columns)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import MalformedInput
-from mloop.models.rows import conforms
+from mloop.models.row_check import conforms
 from mloop.models.signature import Signature, SignatureError
 from mloop.registry.versions import LoadedModel
 

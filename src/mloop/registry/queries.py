@@ -1,6 +1,6 @@
-"""The rows behind the registry: finding models, versions and aliases, and turning rows into records.
+"""The registry's SQL: finding models, versions and aliases, and turning rows into records.
 
-:class:`RegistryRows` is the base of :class:`mloop.registry.service.ModelRegistry`; it holds the lookups every
+:class:`RegistryQueries` is the base of :class:`mloop.registry.service.ModelRegistry`; it holds the lookups every
 part of the registry shares and the errors that list what exists."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ STAGES = ("staging", "production", "archived")
 LATEST = "latest"  # resolves to the newest version; cannot be set
 
 
-class RegistryRows(Service):
+class RegistryQueries(Service):
     """Lookups shared by every part of the registry."""
 
     def _model_row(self, session: Session, name: str, *, create: str | None = None) -> RegisteredModelRow:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mloop.models.lightgbm import LightGBMFlavour
-from mloop.models.rows import columns_conform, conforms
+from mloop.models.row_check import columns_conform, conforms
 from mloop.models.signature import ColumnSpec, Signature, SignatureError, infer
 
 DEVICES = ["ios", "android", "web"]
