@@ -3,13 +3,12 @@ a function over tasks; Ray joins the table later."""
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol
 
-from mloop.errors import ConfigError
+from mloop.plugins import Plugins
 
 
 class Executor(Protocol):
@@ -21,8 +20,13 @@ class Executor(Protocol):
 
 
 class InProcessExecutor:
+    """Runs the tasks one after the other in this process, whatever ``jobs`` says."""
+
     name = "inprocess"
     parallel = 1
+
+    def __init__(self, jobs: int = 1) -> None:
+        pass
 
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
         out = []
@@ -58,17 +62,19 @@ class LocalProcessExecutor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-EXECUTORS = {
-    "inprocess": "mloop.training.executors:InProcessExecutor",
-    "process": "mloop.training.executors:LocalProcessExecutor",
-}
+EXECUTORS = Plugins(
+    "executor",
+    {
+        "inprocess": "mloop.training.executors:InProcessExecutor",
+        "process": "mloop.training.executors:LocalProcessExecutor",
+    },
+)
 
 
 def open_executor(name: str | Executor, jobs: int = 2) -> Executor:
+    """The executor called ``name`` (see :data:`EXECUTORS`) running ``jobs`` tasks at once; an executor
+    passed in is returned as it is."""
     if not isinstance(name, str):
         return name
-    if name not in EXECUTORS:
-        raise ConfigError(f"Unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}.")
-    module, _, cls = EXECUTORS[name].partition(":")
-    factory = getattr(importlib.import_module(module), cls)
-    return factory(jobs) if name == "process" else factory()
+    executor: Executor = EXECUTORS.load(name)(jobs)
+    return executor
