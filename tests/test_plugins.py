@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import mloop
 from mloop.errors import BackendNotInstalled, ConfigError, MloopError
 from mloop.plugins import Plugins
 
@@ -96,3 +99,38 @@ def test_a_table_is_a_mapping_one_entry_extends() -> None:
     table["mine"] = "mloop.training.executors:LocalProcessExecutor"
     assert list(table) == ["inprocess", "mine"]
     assert table.load("mine").__name__ == "LocalProcessExecutor"
+
+
+# mloop's own tables
+
+
+def tables() -> list[Plugins]:
+    from mloop.artifacts import BACKENDS as artifact_stores
+    from mloop.features.online import BACKENDS as online_stores
+    from mloop.models.flavours import FLAVOURS
+    from mloop.monitoring.alerts import SINKS
+    from mloop.store import BACKENDS as metadata_stores
+    from mloop.training.executors import EXECUTORS
+
+    return [metadata_stores, online_stores, artifact_stores, EXECUTORS, FLAVOURS, SINKS]
+
+
+@pytest.mark.parametrize("table", tables(), ids=lambda table: table.kind)
+def test_every_entry_of_mloops_tables_loads_a_class(table: Plugins) -> None:
+    for name in table:
+        assert isinstance(table.load(name), type), name
+
+
+def test_importing_mloops_tables_imports_no_backend() -> None:
+    owners = ["mloop.store", "mloop.features.online", "mloop.artifacts", "mloop.training.executors",
+              "mloop.models.flavours", "mloop.monitoring.alerts"]  # fmt: skip
+    backends = ["mloop.store.postgres", "mloop.features.online.redis", "mloop.artifacts.fsspec",
+                "mloop.models.lightgbm", "mloop.models.sklearn", "mloop.monitoring.sinks"]  # fmt: skip
+    code = (
+        f"import importlib, sys\nfor m in {owners!r}: importlib.import_module(m)\n"
+        f"print([m for m in {backends!r} if m in sys.modules])"
+    )
+    src = str(Path(mloop.__file__).parent.parent)  # this checkout's mloop, not another installed one
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "[]"
