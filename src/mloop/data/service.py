@@ -206,36 +206,17 @@ class DataService(DatasetCatalog):
                 if stored is None or stored != target:
                     self._add_schema(session, row, report.schema_version, target)
                 now = utcnow()
+                # What the audit event records of the ingestion is what its row holds.
+                recorded = {name: getattr(report, name) for name in _AUDITED}
                 session.add(
                     IngestionRow(
-                        id=ingest_id,
-                        dataset_id=row.id,
-                        schema_version=report.schema_version,
-                        fingerprint=report.fingerprint,
-                        source=report.source,
-                        rows_read=report.rows_read,
-                        rows_accepted=report.rows_accepted,
-                        rows_quarantined=report.rows_quarantined,
-                        reasons=report.by_reason,
-                        files=files,
-                        quarantine=quarantine,
-                        min_ts=report.min_ts,
-                        max_ts=report.max_ts,
-                        started_at=now,
-                        finished_at=now,
-                        actor=self.actor.name,
+                        id=ingest_id, dataset_id=row.id, **recorded, reasons=report.by_reason, files=files,
+                        quarantine=quarantine, min_ts=report.min_ts, max_ts=report.max_ts, started_at=now,
+                        finished_at=now, actor=self.actor.name,
                     )
-                )
+                )  # fmt: skip
                 session.flush()
-                change.payload.update(
-                    ingest_id=ingest_id,
-                    source=report.source,
-                    fingerprint=report.fingerprint,
-                    rows_read=report.rows_read,
-                    rows_accepted=report.rows_accepted,
-                    rows_quarantined=report.rows_quarantined,
-                    schema_version=report.schema_version,
-                )
+                change.payload.update(ingest_id=ingest_id, **recorded)
         except BaseException:
             for path in moved:
                 path.unlink(missing_ok=True)
@@ -294,6 +275,10 @@ class DataService(DatasetCatalog):
     def _add_schema(self, session: Session, row: DatasetRow, version: int, schema: Dataset) -> None:
         session.add(DatasetSchemaRow(dataset_id=row.id, version=version, spec=schema.to_dict(),
                                      created_at=utcnow(), created_by=self.actor.name))  # fmt: skip
+
+
+_AUDITED = ("source", "fingerprint", "rows_read", "rows_accepted", "rows_quarantined", "schema_version")
+"""The fields of an ingestion's report that its row and its audit event both record."""
 
 
 def _declared(dataset: str | Dataset, schema: str | Path | Dataset | None, name: str) -> Dataset | None:
