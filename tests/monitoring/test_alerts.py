@@ -12,16 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mloop.errors import ConfigError, MalformedInput
-from mloop.monitoring.alerts import (
-    SEVERITIES,
-    Alert,
+from mloop.monitoring.alerts import SEVERITIES, Alert, deliver, sinks_from_settings
+from mloop.monitoring.sinks import (
     AlertDeliveryError,
     AlertmanagerSink,
     LogSink,
     WebhookSink,
-    deliver,
     payload_for_alertmanager,
-    sinks_from_settings,
 )
 from tests.monitoring.conftest import Receiver
 

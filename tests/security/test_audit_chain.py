@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -162,3 +162,12 @@ def test_the_chain_continues_after_verification(logged: Project) -> None:
     logged.users.add("erin")
     report = logged.audit.verify()
     assert (report.ok, report.head_seq) == (True, 6)
+
+
+def test_the_hash_of_an_event_is_stable_so_stored_chains_keep_verifying() -> None:
+    chained = {"seq": 7, "ts": datetime(2026, 12, 1, 9, 30, 0, 123456, tzinfo=UTC), "project": "fraud",
+               "actor": "alice", "action": "models.promote", "resource": "model:fraud",
+               "payload": canonical_json({"version": 3}), "prev_hash": "ab" * 32}  # fmt: skip
+    assert audit.event_hash(**chained) == "854355d1e8df455f891bdc3f65fce62725244a98e767feefdbf63414676162a2"
+    with pytest.raises(TypeError, match="exactly the columns seq, ts, .*prev_hash"):
+        audit.event_hash(**{**chained, "hash": "x"})

@@ -8,17 +8,23 @@ from __future__ import annotations
 from mloop.artifacts.base import BlobBackend
 from mloop.artifacts.local import LocalBlobBackend
 from mloop.artifacts.store import ArtifactStore
+from mloop.plugins import Plugins
+
+BACKENDS = Plugins(
+    "artifact store",
+    {
+        "local": "mloop.artifacts.local:LocalBlobBackend",
+        "fsspec": "mloop.artifacts.fsspec:FsspecBlobBackend",
+    },
+)
 
 
 def open_artifact_store(url: str) -> ArtifactStore:
     """``/abs/folder`` or ``file:///folder`` → local; ``s3://``, ``gs://``, ``memory://`` ... → fsspec."""
     if url.startswith("file://"):
         url = url[len("file://") :]
-    if "://" not in url:
-        return ArtifactStore(LocalBlobBackend(url))
-    from mloop.artifacts.fsspec import FsspecBlobBackend
-
-    return ArtifactStore(FsspecBlobBackend(url))
+    backend = BACKENDS.load("fsspec" if "://" in url else "local")
+    return ArtifactStore(backend(url))
 
 
-__all__ = ["ArtifactStore", "BlobBackend", "LocalBlobBackend", "open_artifact_store"]
+__all__ = ["BACKENDS", "ArtifactStore", "BlobBackend", "LocalBlobBackend", "open_artifact_store"]

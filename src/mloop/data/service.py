@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from mloop._time import utcnow
 from mloop.data import ingest as engine
@@ -201,61 +202,21 @@ class DataService(DatasetCatalog):
         try:
             with self._mutate("data.write", f"dataset:{report.dataset}", action="data.ingest") as change:
                 session = change.session
-                row = session.scalar(
-                    select(DatasetRow).where(
-                        DatasetRow.project_id == self._ctx.project_id, DatasetRow.name == report.dataset
-                    )
-                )
-                if row is None:
-                    row = DatasetRow(
-                        project_id=self._ctx.project_id,
-                        name=report.dataset,
-                        created_at=utcnow(),
-                        created_by=self.actor.name,
-                    )
-                    session.add(row)
-                    session.flush()
+                row = self._dataset_row(session, report.dataset)
                 if stored is None or stored != target:
-                    session.add(
-                        DatasetSchemaRow(
-                            dataset_id=row.id,
-                            version=report.schema_version,
-                            spec=target.to_dict(),
-                            created_at=utcnow(),
-                            created_by=self.actor.name,
-                        )
-                    )
+                    self._add_schema(session, row, report.schema_version, target)
                 now = utcnow()
+                # What the audit event records of the ingestion is what its row holds.
+                recorded = {name: getattr(report, name) for name in _AUDITED}
                 session.add(
                     IngestionRow(
-                        id=ingest_id,
-                        dataset_id=row.id,
-                        schema_version=report.schema_version,
-                        fingerprint=report.fingerprint,
-                        source=report.source,
-                        rows_read=report.rows_read,
-                        rows_accepted=report.rows_accepted,
-                        rows_quarantined=report.rows_quarantined,
-                        reasons=report.by_reason,
-                        files=files,
-                        quarantine=quarantine,
-                        min_ts=report.min_ts,
-                        max_ts=report.max_ts,
-                        started_at=now,
-                        finished_at=now,
-                        actor=self.actor.name,
+                        id=ingest_id, dataset_id=row.id, **recorded, reasons=report.by_reason, files=files,
+                        quarantine=quarantine, min_ts=report.min_ts, max_ts=report.max_ts, started_at=now,
+                        finished_at=now, actor=self.actor.name,
                     )
-                )
+                )  # fmt: skip
                 session.flush()
-                change.payload.update(
-                    ingest_id=ingest_id,
-                    source=report.source,
-                    fingerprint=report.fingerprint,
-                    rows_read=report.rows_read,
-                    rows_accepted=report.rows_accepted,
-                    rows_quarantined=report.rows_quarantined,
-                    schema_version=report.schema_version,
-                )
+                change.payload.update(ingest_id=ingest_id, **recorded)
         except BaseException:
             for path in moved:
                 path.unlink(missing_ok=True)
@@ -290,33 +251,34 @@ class DataService(DatasetCatalog):
         """Record a new schema version for ``dataset`` (creating the dataset if needed); returns the version."""
         with self._mutate("data.write", f"dataset:{dataset.name}", action="data.schema") as change:
             session = change.session
-            row = session.scalar(select(DatasetRow).where(*self._where(dataset.name)))
-            if row is None:
-                row = DatasetRow(
-                    project_id=self._ctx.project_id,
-                    name=dataset.name,
-                    created_at=utcnow(),
-                    created_by=self.actor.name,
-                )
-                session.add(row)
-                session.flush()
+            row = self._dataset_row(session, dataset.name)
             version = (
                 session.scalar(
                     select(func.max(DatasetSchemaRow.version)).where(DatasetSchemaRow.dataset_id == row.id)
                 )
                 or 0
             ) + 1
-            session.add(
-                DatasetSchemaRow(
-                    dataset_id=row.id,
-                    version=version,
-                    spec=dataset.to_dict(),
-                    created_at=utcnow(),
-                    created_by=self.actor.name,
-                )
-            )
+            self._add_schema(session, row, version, dataset)
             change.payload["version"] = version
         return version
+
+    def _dataset_row(self, session: Session, name: str) -> DatasetRow:
+        """The dataset's row, created in ``session`` (by this actor) if the dataset is new."""
+        row = session.scalar(select(DatasetRow).where(*self._where(name)))
+        if row is None:
+            row = DatasetRow(project_id=self._ctx.project_id, name=name, created_at=utcnow(),
+                             created_by=self.actor.name)  # fmt: skip
+            session.add(row)
+            session.flush()
+        return row
+
+    def _add_schema(self, session: Session, row: DatasetRow, version: int, schema: Dataset) -> None:
+        session.add(DatasetSchemaRow(dataset_id=row.id, version=version, spec=schema.to_dict(),
+                                     created_at=utcnow(), created_by=self.actor.name))  # fmt: skip
+
+
+_AUDITED = ("source", "fingerprint", "rows_read", "rows_accepted", "rows_quarantined", "schema_version")
+"""The fields of an ingestion's report that its row and its audit event both record."""
 
 
 def _declared(dataset: str | Dataset, schema: str | Path | Dataset | None, name: str) -> Dataset | None:

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from mloop.errors import SchemaError
+from mloop.features import on_demand
 from mloop.features.aggregate import aggregate
 from mloop.features.definitions import Aggregation, FeatureView, OnDemandView
 from mloop.features.online.base import OnlineStore, decode, entity_key
@@ -53,14 +54,7 @@ class Stats:
 def build_plan(resolved: Resolved, namespaces: Mapping[str, str], full_feature_names: bool) -> OnlinePlan:
     parts: list[ViewPart] = []
     join_keys: list[str] = []
-    wanted = dict(resolved.views)
-    hidden: set[tuple[str, str]] = set()
-    for odv, _ in resolved.on_demand:
-        for ref in odv.inputs:
-            view_name, feature = ref.split(":")
-            if feature not in wanted.setdefault(view_name, []):
-                wanted[view_name].append(feature)
-                hidden.add((view_name, feature))
+    wanted, hidden = on_demand.inputs_needed(resolved)
     for name, features in wanted.items():
         view = resolved.objects[name]
         assert isinstance(view, FeatureView)
@@ -91,7 +85,7 @@ def build_plan(resolved: Resolved, namespaces: Mapping[str, str], full_feature_n
             "to name them view__feature."
         )
     request = [f.name for odv, _ in resolved.on_demand for f in odv.request]
-    return OnlinePlan(join_keys, parts, resolved.on_demand, request, columns, hidden)
+    return OnlinePlan(join_keys, parts, resolved.on_demand, request, columns, set(hidden))
 
 
 def lookup(
@@ -159,7 +153,7 @@ def lookup(
             typed = _request_signature(odv).validate(given)  # a wrong type: one problem per field, a 422
             for request_field in odv.request:
                 frame[request_field.name] = typed[request_field.name]
-        computed = run_on_demand(odv, frame)
+        computed = on_demand.run_on_demand(odv, frame)
         for output in outputs:
             results[(odv.name, output)] = computed[output]
     response: dict[str, list[Any]] = {k: list(columns[k]) for k in plan.join_keys}
@@ -170,32 +164,6 @@ def lookup(
 
 def _request_signature(odv: OnDemandView) -> Signature:
     return Signature([ColumnSpec(f.name, f.dtype, nullable=True) for f in odv.request])
-
-
-def run_on_demand(odv: OnDemandView, frame: pd.DataFrame) -> dict[str, list[Any]]:
-    """Run an on-demand view's function on a batch; the same call builds training sets and serves."""
-    assert odv.fn is not None
-    try:
-        result = odv.fn(frame)
-    except Exception as exc:
-        raise SchemaError(
-            f"On-demand view {odv.name!r}: its function failed: {type(exc).__name__}: {exc}"
-        ) from exc
-    if isinstance(result, pd.DataFrame):
-        result = {c: result[c] for c in result.columns}
-    if not isinstance(result, Mapping):
-        raise SchemaError(
-            f"On-demand view {odv.name!r}: its function must return a DataFrame or a dict of columns."
-        )
-    out = {}
-    for output in odv.outputs:
-        if output.name not in result:
-            raise SchemaError(
-                f"On-demand view {odv.name!r}: its function returned {sorted(result)}, not output {output.name!r}."
-            )
-        values = pd.Series(result[output.name]).astype(object)
-        out[output.name] = [None if pd.isna(v) else v for v in values.tolist()]
-    return out
 
 
 def _columns(entity_rows: Any, plan: OnlinePlan) -> dict[str, list[Any]]:

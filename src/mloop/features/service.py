@@ -23,7 +23,7 @@ from mloop._service import Service
 from mloop._time import as_utc, parse_duration, utcnow
 from mloop.data.service import DataService
 from mloop.errors import SchemaError
-from mloop.features import lookup, offline, registry
+from mloop.features import lookup, offline, on_demand, registry
 from mloop.features import push as pushing
 from mloop.features.definitions import DatasetSource, FeatureView, OnDemandView, PushSource
 from mloop.features.materialize import Chunk, check_timestamps, chunks, connect, materialize_chunk, span
@@ -113,14 +113,7 @@ class FeatureService(Service):
         self._authorize("features.read", "features:*")
         defs = self._definitions()
         resolved = resolve(features, defs.objects)
-        wanted = {name: list(feats) for name, feats in resolved.views.items()}
-        hidden: list[tuple[str, str]] = []
-        for odv, _ in resolved.on_demand:
-            for ref in odv.inputs:
-                view, feature = ref.split(":")
-                if feature not in wanted.setdefault(view, []):
-                    wanted[view].append(feature)
-                    hidden.append((view, feature))
+        wanted, hidden = on_demand.inputs_needed(resolved)
         views = {name: resolved.objects[name] for name in wanted}
         tables = {name: table_for(view, self._data, self._data_root) for name, view in views.items()}  # type: ignore[arg-type]
         column = timestamp or _timestamp_column(entity_df)
@@ -138,7 +131,7 @@ class FeatureService(Service):
                         f"On-demand view {odv.name!r} needs request field {request.name!r}: add it to the entity frame."
                     )
                 inputs[request.name] = entity_df[request.name].to_numpy()
-            computed = lookup.run_on_demand(odv, inputs)
+            computed = on_demand.run_on_demand(odv, inputs)
             for output in outputs:
                 frame[_name(odv.name, output, full_feature_names)] = computed[output]
         drop = [_name(v, f, full_feature_names) for v, f in hidden]

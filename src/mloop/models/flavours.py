@@ -2,7 +2,7 @@
 
 A flavour is four verbs and two questions (:class:`Flavour`). Backends are chosen from one explicit table,
 :data:`FLAVOURS`, and imported only when used; adding PyTorch is one entry
-(``"torch": "mloop.models.torch:TorchFlavour"``) and one module.
+(``"torch": "mloop.models.torch:TorchFlavour [torch]"``) and one module.
 
 Prediction semantics are the same for every flavour, so serving and monitoring need not know which one
 they hold: a binary classifier answers the probability of the positive class (``classes_[1]``) as a 1-d
@@ -16,7 +16,6 @@ array; a multiclass classifier answers the class-probability matrix, one column 
 
 from __future__ import annotations
 
-import importlib
 import math
 from datetime import date, datetime
 from pathlib import Path
@@ -25,7 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from mloop.errors import BackendNotInstalled, MloopError
+from mloop.errors import MloopError
+from mloop.plugins import Plugins
 
 
 @runtime_checkable
@@ -55,29 +55,24 @@ class Flavour(Protocol):
         ...
 
 
-# name -> "module:Class". Order matters for detection: the first flavour that handles a model wins, so the
-# specific ones (LightGBM's scikit-learn wrappers are scikit-learn estimators too) come first.
-FLAVOURS: dict[str, str] = {
-    "lightgbm": "mloop.models.lightgbm:LightGBMFlavour",
-    "sklearn": "mloop.models.sklearn:SklearnFlavour",
-}
-_EXTRAS = {"torch": "torch"}
+# Order matters for detection: the first flavour that handles a model wins, so the specific ones
+# (LightGBM's scikit-learn wrappers are scikit-learn estimators too) come first.
+FLAVOURS = Plugins(
+    "model flavour",
+    {
+        "lightgbm": "mloop.models.lightgbm:LightGBMFlavour",
+        "sklearn": "mloop.models.sklearn:SklearnFlavour",
+    },
+    unknown="Unknown model flavour {name!r}; flavours: {choices}.",
+    error=MloopError,
+)
 _loaded: dict[str, Flavour] = {}
 
 
 def get_flavour(name: str) -> Flavour:
     """The flavour called ``name``; an unknown name lists the choices."""
-    if name not in FLAVOURS:
-        raise MloopError(f"Unknown model flavour {name!r}; flavours: {', '.join(FLAVOURS)}.")
     if name not in _loaded:
-        module, _, cls = FLAVOURS[name].partition(":")
-        try:
-            _loaded[name] = getattr(importlib.import_module(module), cls)()
-        except ImportError as exc:
-            extra = _EXTRAS.get(name, name)
-            raise BackendNotInstalled(
-                f"The {name} model flavour needs {exc.name or name}: pip install 'mloop[{extra}]'."
-            ) from exc
+        _loaded[name] = FLAVOURS.load(name)()
     return _loaded[name]
 
 

@@ -1,4 +1,4 @@
-"""Alerts and the sinks that deliver them: the log, a JSON webhook, a Prometheus Alertmanager.
+"""Alerts, and delivering them to sinks: the log, a JSON webhook, a Prometheus Alertmanager.
 
 An :class:`Alert` is one incident of one rule on one endpoint. Its ``key`` is the de-duplication
 fingerprint, built by the caller (``"fraud/drift/amount"``, ``"fraud/slo/latency"``): the same incident
@@ -29,34 +29,20 @@ import dataclasses
 import inspect
 import logging
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import httpx
-
 from mloop._time import as_utc
-from mloop.errors import ConfigError, MalformedInput, MloopError
+from mloop.errors import ConfigError, MalformedInput
+from mloop.plugins import Plugins
 
 SEVERITIES = ("info", "ticket", "page")
 """Alert severities, least urgent first: ``info`` is logged, ``ticket`` waits for working hours,
 ``page`` wakes someone up."""
 
 _log = logging.getLogger(__name__)
-
-
-class AlertDeliveryError(MloopError):
-    """A sink could not deliver alerts: the receiver refused them (4xx), kept failing (5xx) or was down.
-
-    ``url`` is where they went and ``status`` the last HTTP status (``None`` when no answer came).
-    """
-
-    def __init__(self, message: str, url: str, status: int | None) -> None:
-        super().__init__(message)
-        self.url = url
-        self.status = status
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,130 +147,13 @@ def _json_number(number: float | None) -> float | str | None:
 
 
 class AlertSink(Protocol):
-    """Where alerts go. ``send`` delivers a batch or raises (:class:`AlertDeliveryError` for HTTP sinks);
-    :func:`deliver` keeps one failing sink from stopping the others."""
+    """Where alerts go (:data:`SINKS` names them). ``send`` delivers a batch or raises
+    (:class:`~mloop.monitoring.sinks.AlertDeliveryError` for HTTP sinks); :func:`deliver` keeps one
+    failing sink from stopping the others."""
 
     name: str
 
     def send(self, alerts: Sequence[Alert]) -> None: ...
-
-
-class LogSink:
-    """Writes one log record per alert to ``logger_name``: WARNING for a firing ticket or page, INFO
-    for info alerts and resolutions. The record's ``alert`` attribute holds :meth:`Alert.to_dict`."""
-
-    def __init__(self, logger_name: str = "mloop.alerts", name: str = "log") -> None:
-        self.logger_name = logger_name
-        self.name = name
-
-    def send(self, alerts: Sequence[Alert]) -> None:
-        logger = logging.getLogger(self.logger_name)
-        for alert in alerts:
-            urgent = alert.status == "firing" and alert.severity != "info"
-            logger.log(
-                logging.WARNING if urgent else logging.INFO,
-                "[%s] %s %s: %s", alert.status, alert.severity, alert.key, alert.summary,
-                extra={"alert": alert.to_dict()},
-            )  # fmt: skip
-
-
-class WebhookSink:
-    """POSTs ``{"version": "1", "source": "mloop", "alerts": [Alert.to_dict(), ...]}`` as JSON to ``url``.
-
-    Connection errors and 5xx answers are retried ``retries`` times (after 0.2 s, 0.4 s, ...); a 4xx
-    answer or the last failure raises :class:`AlertDeliveryError`. An empty batch sends nothing.
-
-    >>> WebhookSink("https://hooks.example.com/mloop", headers={"Authorization": "Bearer …"}).send(alerts)
-    ... # doctest: +SKIP
-    """
-
-    def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 5.0,
-                 retries: int = 2, name: str = "webhook") -> None:  # fmt: skip
-        self.url = url
-        self.headers = dict(headers or {})
-        self.timeout = timeout
-        self.retries = retries
-        self.name = name
-
-    def send(self, alerts: Sequence[Alert]) -> None:
-        if alerts:
-            body = {"version": "1", "source": "mloop", "alerts": [alert.to_dict() for alert in alerts]}
-            _post_json(self.url, body, self.headers, self.timeout, self.retries)
-
-
-class AlertmanagerSink:
-    """POSTs alerts to a Prometheus Alertmanager (API v2) at ``url`` (``http://alertmanager:9093``).
-
-    Alertmanager resolves an alert that is not sent again within its ``resolve_timeout`` (5 min by
-    default), so send firing alerts on every evaluation, and resolved ones once. Retries and errors are
-    those of :class:`WebhookSink`; ``generator_url`` is the link Alertmanager shows back to mloop.
-    """
-
-    def __init__(self, url: str, timeout: float = 5.0, retries: int = 2, generator_url: str | None = None,
-                 name: str = "alertmanager") -> None:  # fmt: skip
-        self.url = url
-        self.timeout = timeout
-        self.retries = retries
-        self.generator_url = generator_url
-        self.name = name
-
-    def send(self, alerts: Sequence[Alert]) -> None:
-        if alerts:
-            target = f"{self.url.rstrip('/')}/api/v2/alerts"
-            _post_json(target, payload_for_alertmanager(alerts, self.generator_url), {}, self.timeout,
-                       self.retries)  # fmt: skip
-
-
-def payload_for_alertmanager(alerts: Sequence[Alert], generator_url: str | None = None) -> list[dict]:
-    """The Alertmanager API v2 body for ``alerts``: string labels and annotations, RFC 3339 times.
-
-    Labels are ``alertname`` (the rule), ``severity``, ``endpoint``, ``mloop_key`` (the fingerprint)
-    and the alert's own labels, which cannot override those four. ``endsAt`` is set only on resolved
-    alerts.
-    """
-    payload = []
-    for alert in alerts:
-        labels = {**alert.labels, "alertname": alert.name, "severity": alert.severity,
-                  "endpoint": alert.endpoint, "mloop_key": alert.key}  # fmt: skip
-        annotations = {"summary": alert.summary, "description": alert.description}
-        for name in ("value", "threshold"):
-            if getattr(alert, name) is not None:
-                annotations[name] = str(getattr(alert, name))
-        entry: dict[str, Any] = {"labels": labels, "annotations": annotations,
-                                 "startsAt": alert.started_at.isoformat()}  # fmt: skip
-        if alert.resolved_at is not None:
-            entry["endsAt"] = alert.resolved_at.isoformat()
-        if generator_url:
-            entry["generatorURL"] = generator_url
-        payload.append(entry)
-    return payload
-
-
-def _post_json(url: str, body: Any, headers: Mapping[str, str], timeout: float, retries: int) -> None:
-    """POST ``body``; retry connection errors and 5xx with doubling backoff from 0.2 s; raise otherwise."""
-    attempts = retries + 1
-    for attempt in range(attempts):
-        if attempt:
-            time.sleep(0.2 * 2 ** (attempt - 1))
-        try:
-            response = httpx.post(url, json=body, headers=dict(headers), timeout=timeout)
-        except httpx.TransportError as exc:
-            status, problem = None, f"no answer ({type(exc).__name__}: {exc})"
-        else:
-            if response.is_success:
-                return
-            status, problem = response.status_code, f"HTTP {response.status_code}: {response.text[:200]!r}"
-            if response.status_code < 500:
-                raise AlertDeliveryError(
-                    f"Alert delivery to {url} was refused with {problem}; check the sink's url and "
-                    "headers under monitoring.sinks in mloop.yaml.",
-                    url, status,
-                )  # fmt: skip
-    raise AlertDeliveryError(
-        f"Alert delivery to {url} failed after {attempts} attempt(s), last with {problem}; check that "
-        "the receiver is up and reachable, and the sink's url under monitoring.sinks in mloop.yaml.",
-        url, status,
-    )  # fmt: skip
 
 
 def deliver(sinks: Sequence[AlertSink], alerts: Sequence[Alert]) -> dict[str, str]:
@@ -303,7 +172,15 @@ def deliver(sinks: Sequence[AlertSink], alerts: Sequence[Alert]) -> dict[str, st
     return failures
 
 
-_SINKS: dict[str, type] = {"log": LogSink, "webhook": WebhookSink, "alertmanager": AlertmanagerSink}
+SINKS = Plugins(
+    "alert sink",
+    {
+        "log": "mloop.monitoring.sinks:LogSink",
+        "webhook": "mloop.monitoring.sinks:WebhookSink",
+        "alertmanager": "mloop.monitoring.sinks:AlertmanagerSink",
+    },
+    unknown="{where} has kind {name!r}; use one of {choices}.",
+)
 
 
 def sinks_from_settings(specs: Sequence[Mapping[str, Any]]) -> list[AlertSink]:
@@ -314,10 +191,10 @@ def sinks_from_settings(specs: Sequence[Mapping[str, Any]]) -> list[AlertSink]:
     ``name`` that must be unique (it keys :func:`deliver`'s failures; it defaults to the kind).
 
     >>> sinks_from_settings([{"kind": "alertmanager", "url": "http://am:9093"}])   # doctest: +SKIP
-    [<mloop.monitoring.alerts.AlertmanagerSink object at ...>]
+    [<mloop.monitoring.sinks.AlertmanagerSink object at ...>]
     """
     if not specs:
-        return [LogSink()]
+        return [SINKS.load("log")()]
     sinks: list[AlertSink] = []
     for index, spec in enumerate(specs):
         sink = _sink_from_spec(spec, f"Entry {index} of monitoring.sinks in mloop.yaml")
@@ -332,13 +209,11 @@ def sinks_from_settings(specs: Sequence[Mapping[str, Any]]) -> list[AlertSink]:
 
 
 def _sink_from_spec(spec: Mapping[str, Any], where: str) -> AlertSink:
-    kinds = ", ".join(_SINKS)
     if not isinstance(spec, Mapping):
-        raise ConfigError(f"{where} is {spec!r}; write a mapping with a `kind:` ({kinds}).")
+        raise ConfigError(f"{where} is {spec!r}; write a mapping with a `kind:` ({', '.join(SINKS)}).")
     kind = spec.get("kind")
-    if kind not in _SINKS:
-        raise ConfigError(f"{where} has kind {kind!r}; use one of {kinds}.")
-    parameters = inspect.signature(_SINKS[kind]).parameters
+    sink_class = SINKS.load(kind, where=where)
+    parameters = inspect.signature(sink_class).parameters
     arguments = {key: value for key, value in spec.items() if key != "kind"}
     unknown = sorted(set(arguments) - set(parameters))
     if unknown:
@@ -353,7 +228,7 @@ def _sink_from_spec(spec: Mapping[str, Any], where: str) -> AlertSink:
         check, wanted = _CHECKS.get(key, (lambda _: True, ""))
         if not check(value):
             raise ConfigError(f"{where} (kind {kind!r}) has {key}: {value!r}; write {wanted}.")
-    return _SINKS[kind](**arguments)
+    return sink_class(**arguments)
 
 
 def _is_number(value: Any) -> bool:

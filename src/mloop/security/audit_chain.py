@@ -9,8 +9,9 @@ Print the head with ``mloop audit head`` and keep it elsewhere to anchor the cha
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -38,18 +39,8 @@ class Event:
 
     @classmethod
     def from_row(cls, row: EventRow) -> Event:
-        import json
-
-        return cls(
-            row.seq,
-            row.ts,
-            row.project,
-            row.actor,
-            row.action,
-            row.resource,
-            json.loads(row.payload),
-            row.hash,
-        )
+        columns = {f.name: getattr(row, f.name) for f in fields(cls)}
+        return cls(**{**columns, "payload": json.loads(row.payload)})
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "ts": self.ts.isoformat()}
@@ -72,30 +63,23 @@ class AuditReport:
         return {**self.__dict__, "ok": self.ok}
 
 
-def event_hash(
-    *,
-    seq: int,
-    ts: datetime,
-    project: str,
-    actor: str,
-    action: str,
-    resource: str,
-    payload: str,
-    prev_hash: str,
-) -> str:
-    body = canonical_json(
-        {
-            "seq": seq,
-            "ts": ts.isoformat(timespec="microseconds"),
-            "project": project,
-            "actor": actor,
-            "action": action,
-            "resource": resource,
-            "payload": payload,
-            "prev_hash": prev_hash,
-        }
-    )
-    return hashlib.sha256(body.encode()).hexdigest()
+CHAINED = ("seq", "ts", "project", "actor", "action", "resource", "payload", "prev_hash")
+"""The columns of an event that its hash covers: the event and the link to the one before it."""
+
+
+def event_hash(**chained: Any) -> str:
+    """The SHA-256 of the :data:`CHAINED` columns (``payload`` as stored: canonical JSON text)."""
+    if set(chained) != set(CHAINED):
+        raise TypeError(
+            f"event_hash() takes exactly the columns {', '.join(CHAINED)}; got {', '.join(chained)}."
+        )
+    body = {name: chained[name] for name in CHAINED}
+    body["ts"] = body["ts"].isoformat(timespec="microseconds")
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def _row_hash(row: EventRow) -> str:
+    return event_hash(**{name: getattr(row, name) for name in CHAINED})
 
 
 def append(
@@ -103,32 +87,11 @@ def append(
 ) -> Event:
     """Append one event inside the caller's transaction, so it commits (or not) with the change it records."""
     head = session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
-    ts = utcnow()
-    text = canonical_json(payload)
-    seq = head.seq + 1
-    digest = event_hash(
-        seq=seq,
-        ts=ts,
-        project=project,
-        actor=actor,
-        action=action,
-        resource=resource,
-        payload=text,
-        prev_hash=head.hash,
-    )
-    row = EventRow(
-        seq=seq,
-        ts=ts,
-        project=project,
-        actor=actor,
-        action=action,
-        resource=resource,
-        payload=text,
-        prev_hash=head.hash,
-        hash=digest,
-    )
+    row = EventRow(seq=head.seq + 1, ts=utcnow(), project=project, actor=actor, action=action,
+                   resource=resource, payload=canonical_json(payload), prev_hash=head.hash)  # fmt: skip
+    row.hash = _row_hash(row)
     session.add(row)
-    head.seq, head.hash = seq, digest
+    head.seq, head.hash = row.seq, row.hash
     session.flush()
     return Event.from_row(row)
 
@@ -179,17 +142,7 @@ def verify(store: MetadataStore) -> AuditReport:
                     f"event {row.seq} does not follow event {row.seq - 1}: the previous event was edited "
                     "or replaced"
                 )
-            recomputed = event_hash(
-                seq=row.seq,
-                ts=row.ts,
-                project=row.project,
-                actor=row.actor,
-                action=row.action,
-                resource=row.resource,
-                payload=row.payload,
-                prev_hash=row.prev_hash,
-            )
-            if recomputed != row.hash:
+            if _row_hash(row) != row.hash:
                 report.problems.append(f"event {row.seq} ({row.action} on {row.resource}) was edited")
             expected_seq, prev = row.seq + 1, row.hash
         if head is None:

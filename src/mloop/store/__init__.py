@@ -5,19 +5,22 @@ The backend is chosen by the URL's scheme from one table; unknown schemes list t
 
 from __future__ import annotations
 
-import importlib
-
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from mloop.errors import ConfigError
+from mloop.plugins import Plugins
 from mloop.store.base import MetadataStore
 
-BACKENDS = {
-    "sqlite": "mloop.store.sqlite:SqliteMetadataStore",
-    "postgresql": "mloop.store.postgres:PostgresMetadataStore",
-    "postgres": "mloop.store.postgres:PostgresMetadataStore",
-}
+BACKENDS = Plugins(
+    "metadata store",
+    {
+        "sqlite": "mloop.store.sqlite:SqliteMetadataStore",
+        "postgresql": "mloop.store.postgres:PostgresMetadataStore [postgres]",
+        "postgres": "mloop.store.postgres:PostgresMetadataStore [postgres]",
+    },
+    unknown="metadata_url {url!r}: unknown backend {name!r}. "
+    "Use sqlite:///path/to/mloop.db or postgresql+psycopg://user@host/db.",
+)
 
 
 def open_metadata_store(url: str, *, migrate: bool = True) -> MetadataStore:
@@ -26,13 +29,7 @@ def open_metadata_store(url: str, *, migrate: bool = True) -> MetadataStore:
         scheme = make_url(url).get_backend_name()
     except ArgumentError:
         scheme = url.split(":", 1)[0]
-    if scheme not in BACKENDS:
-        raise ConfigError(
-            f"metadata_url {url.split('@')[-1]!r}: unknown backend {scheme!r}. "
-            "Use sqlite:///path/to/mloop.db or postgresql+psycopg://user@host/db."
-        )
-    module, _, name = BACKENDS[scheme].partition(":")
-    store: MetadataStore = getattr(importlib.import_module(module), name).from_url(url)
+    store: MetadataStore = BACKENDS.load(scheme, url=url.split("@")[-1]).from_url(url)
     if migrate:
         store.migrate()
     return store

@@ -1,28 +1,47 @@
-"""Where hyper-parameter trials run: in this process, or in a local process pool. A backend only maps
-a function over tasks; Ray joins the table later."""
+"""Where hyper-parameter trials run: in this process, or in a local process pool. A backend maps a
+function over tasks and closes; Ray joins the table later."""
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
-from mloop.errors import ConfigError
+from mloop.plugins import Plugins
 
 
 class Executor(Protocol):
+    """Maps a function over tasks. Whoever opens one closes it, or uses it as a context manager:
+
+    >>> with open_executor("process", jobs=4) as pool:        # doctest: +SKIP
+    ...     results = pool.map(run_trial, tasks)
+    """
+
     name: str
     parallel: int  # how many tasks to hand over at once
 
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
         """``[fn(t) for t in tasks]``, in order; an exception in one task comes back as its result."""
+        ...
+
+    def close(self) -> None:
+        """Release the workers; closing again does nothing."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 class InProcessExecutor:
+    """Runs the tasks one after the other in this process, whatever ``jobs`` says."""
+
     name = "inprocess"
     parallel = 1
+
+    def __init__(self, jobs: int = 1) -> None:
+        pass
 
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
         out = []
@@ -33,8 +52,20 @@ class InProcessExecutor:
                 out.append(exc)
         return out
 
+    def close(self) -> None:
+        pass  # no workers to release
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 class LocalProcessExecutor:
+    """Runs up to ``jobs`` tasks at once in spawned worker processes; the function and the tasks must
+    pickle (a module-level function, plain data)."""
+
     name = "process"
 
     def __init__(self, jobs: int = 2) -> None:
@@ -55,20 +86,29 @@ class LocalProcessExecutor:
         return out
 
     def close(self) -> None:
+        """Cancel the tasks not started, wait for the running ones and end the worker processes."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def __enter__(self) -> Self:
+        return self
 
-EXECUTORS = {
-    "inprocess": "mloop.training.executors:InProcessExecutor",
-    "process": "mloop.training.executors:LocalProcessExecutor",
-}
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+EXECUTORS = Plugins(
+    "executor",
+    {
+        "inprocess": "mloop.training.executors:InProcessExecutor",
+        "process": "mloop.training.executors:LocalProcessExecutor",
+    },
+)
 
 
 def open_executor(name: str | Executor, jobs: int = 2) -> Executor:
+    """The executor called ``name`` (see :data:`EXECUTORS`) running ``jobs`` tasks at once; an executor
+    passed in is returned as it is."""
     if not isinstance(name, str):
         return name
-    if name not in EXECUTORS:
-        raise ConfigError(f"Unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}.")
-    module, _, cls = EXECUTORS[name].partition(":")
-    factory = getattr(importlib.import_module(module), cls)
-    return factory(jobs) if name == "process" else factory()
+    executor: Executor = EXECUTORS.load(name)(jobs)
+    return executor

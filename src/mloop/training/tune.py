@@ -156,7 +156,7 @@ def tune(pipeline: Any, project: Workspace, space: dict[str, Any], *, trials: in
             parent.log_metrics({f"best_{metric}": float(best.value), "trials_complete": len(finished),
                                 "trials_pruned": sum(r["state"] == "pruned" for r in results)})  # fmt: skip
     finally:
-        if hasattr(pool, "close"):
+        if pool is not executor:  # opened here; an executor passed in is the caller's to close
             pool.close()
     result = TuneResult(dict(best.params), float(best.value), best_run, parent.id, metric, results)
     if refit:

@@ -8,9 +8,6 @@ The backend is chosen by the URL's scheme from one table; a plain path is a SQLi
 
 from __future__ import annotations
 
-import importlib
-
-from mloop.errors import ConfigError
 from mloop.features.online.base import (
     OnlineEvent,
     OnlineRead,
@@ -20,25 +17,25 @@ from mloop.features.online.base import (
     encode,
     entity_key,
 )
+from mloop.plugins import Plugins
 
-BACKENDS = {
-    "sqlite": "mloop.features.online.sqlite:SqliteOnlineStore",
-    "redis": "mloop.features.online.redis:RedisOnlineStore",
-    "rediss": "mloop.features.online.redis:RedisOnlineStore",
-}
+BACKENDS = Plugins(
+    "online store",
+    {
+        "sqlite": "mloop.features.online.sqlite:SqliteOnlineStore",
+        "redis": "mloop.features.online.redis:RedisOnlineStore [redis]",
+        "rediss": "mloop.features.online.redis:RedisOnlineStore [redis]",
+    },
+    unknown="online_url {url!r}: unknown backend {name!r}. Use a SQLite file "
+    "(.mloop/online.db or sqlite:///path/online.db) or redis://host:6379/0 (rediss:// for TLS).",
+)
 
 
 def open_online_store(url: str) -> OnlineStore:
     """Open the online store at ``url``: a path or ``sqlite:///path`` (SQLite), ``redis://host:port/db``
     or ``rediss://`` (Redis; ``?prefix=name:`` namespaces the keys, default ``mloop:``)."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else "sqlite"
-    if scheme not in BACKENDS:
-        raise ConfigError(
-            f"online_url {url.split('@')[-1]!r}: unknown backend {scheme!r}. Use a SQLite file "
-            "(.mloop/online.db or sqlite:///path/online.db) or redis://host:6379/0 (rediss:// for TLS)."
-        )
-    module, _, name = BACKENDS[scheme].partition(":")
-    store: OnlineStore = getattr(importlib.import_module(module), name).from_url(url)
+    store: OnlineStore = BACKENDS.load(scheme, url=url.split("@")[-1]).from_url(url)
     return store
 
 
