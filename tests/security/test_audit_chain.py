@@ -168,6 +168,9 @@ def test_the_hash_of_an_event_is_stable_so_stored_chains_keep_verifying() -> Non
     chained = {"seq": 7, "ts": datetime(2026, 12, 1, 9, 30, 0, 123456, tzinfo=UTC), "project": "fraud",
                "actor": "alice", "action": "models.promote", "resource": "model:fraud",
                "payload": canonical_json({"version": 3}), "prev_hash": "ab" * 32}  # fmt: skip
-    assert audit.event_hash(**chained) == "854355d1e8df455f891bdc3f65fce62725244a98e767feefdbf63414676162a2"
+    assert (
+        audit_chain.event_hash(**chained)
+        == "854355d1e8df455f891bdc3f65fce62725244a98e767feefdbf63414676162a2"
+    )
     with pytest.raises(TypeError, match="exactly the columns seq, ts, .*prev_hash"):
-        audit.event_hash(**{**chained, "hash": "x"})
+        audit_chain.event_hash(**{**chained, "hash": "x"})
