@@ -11,7 +11,7 @@ The names below are the public API: the entry object (:class:`Project`), the def
 
 from mloop._version import __version__
 from mloop.access import IssuedKey, User
-from mloop.data.catalog import DatasetInfo
+from mloop.data.queries import DatasetInfo
 from mloop.data.report import IngestReport
 from mloop.data.schema import Column, Dataset
 from mloop.data.sources import CsvSource, DataFrameSource, ParquetSource, Source, SqlSource
@@ -37,7 +37,7 @@ from mloop.features.definitions import (
     OnDemandView,
     PushSource,
 )
-from mloop.features.registry import Plan
+from mloop.features.queries import Plan
 from mloop.features.reports import MaterializeReport, PushReport
 from mloop.loop import Canary, Gate, LoopPolicy, OnDrift, OnNewData, OnPerformance, OnSLOBreach, Schedule
 from mloop.models import Signature

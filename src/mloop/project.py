@@ -25,7 +25,7 @@ from mloop.config import CONFIG_FILE, CONFIG_TEMPLATE, STATE_DIR, Settings, load
 from mloop.data.service import DataService
 from mloop.deployments import Deployment, DeploymentService
 from mloop.errors import AlreadyExists, ConfigError
-from mloop.features.registry import Plan
+from mloop.features.queries import Plan
 from mloop.features.service import FeatureService
 from mloop.loop.service import LoopService
 from mloop.monitoring.service import MonitoringService

@@ -1,4 +1,4 @@
-"""``project.data``: ingest and validate datasets (reading them is :mod:`mloop.data.catalog`).
+"""``project.data``: ingest and validate datasets (reading them is :mod:`mloop.data.queries`).
 
 Ingestion commits in two steps that keep "nothing half-written" true: the engine stages every file in a
 private folder; the files are moved into the dataset (each rename atomic), then one metadata transaction
@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from mloop._time import utcnow
 from mloop.data import ingest as engine
-from mloop.data.catalog import DatasetCatalog
 from mloop.data.infer import infer_dataset
+from mloop.data.queries import DatasetCatalog
 from mloop.data.report import IngestReport
 from mloop.data.schema import Dataset, name_problem
 from mloop.data.sources import CsvSource, Source, as_source

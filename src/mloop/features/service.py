@@ -23,7 +23,7 @@ from mloop._service import Service
 from mloop._time import as_utc, parse_duration, utcnow
 from mloop.data.service import DataService
 from mloop.errors import SchemaError
-from mloop.features import lookup, offline, on_demand, registry
+from mloop.features import lookup, offline, on_demand, queries
 from mloop.features import push as pushing
 from mloop.features.definitions import DatasetSource, FeatureView, OnDemandView, PushSource
 from mloop.features.materialize import Chunk, check_timestamps, chunks, connect, materialize_chunk, span
@@ -42,7 +42,7 @@ class _Definitions:
 
     def __init__(self) -> None:
         self.loaded_at = 0.0
-        self.stored: dict[tuple[str, str], registry.Stored] = {}
+        self.stored: dict[tuple[str, str], queries.Stored] = {}
         self.objects: dict[str, FeatureView | OnDemandView] = {}
         self.plans: dict[tuple[tuple[str, ...], bool], lookup.OnlinePlan] = {}
         self.lock = threading.Lock()
@@ -54,22 +54,22 @@ class FeatureService(Service):
 
     # ---- definitions ----------------------------------------------------------------------------------
 
-    def plan(self, definitions: Iterable[Any]) -> registry.Plan:
+    def plan(self, definitions: Iterable[Any]) -> queries.Plan:
         """What ``apply`` would change, with a diff per definition; changes nothing."""
         self._authorize("features.read", "features:*")
         with self._ctx.store.read() as session:
-            return registry.plan(session, self._ctx.project_id, self._complete(definitions))
+            return queries.plan(session, self._ctx.project_id, self._complete(definitions))
 
-    def apply(self, definitions: Iterable[Any]) -> registry.Plan:
+    def apply(self, definitions: Iterable[Any]) -> queries.Plan:
         """Record new and changed definitions (each change a new version), all or nothing."""
         items = self._complete(definitions)
         self._authorize("features.write", "features:*")
         with self._ctx.store.read() as session:
-            if not registry.plan(session, self._ctx.project_id, items).pending:
-                return registry.plan(session, self._ctx.project_id, items)  # nothing to record, no event
+            if not queries.plan(session, self._ctx.project_id, items).pending:
+                return queries.plan(session, self._ctx.project_id, items)  # nothing to record, no event
         with self._mutate("features.write", "features:*", action="features.apply") as change:
-            result = registry.plan(change.session, self._ctx.project_id, items)
-            registry.record(change.session, self._ctx.project_id, result, self.actor.name)
+            result = queries.plan(change.session, self._ctx.project_id, items)
+            queries.record(change.session, self._ctx.project_id, result, self.actor.name)
             change.payload["changes"] = [
                 {"kind": c.kind, "name": c.name, "action": c.action, "version": c.version}
                 for c in result.pending
@@ -79,10 +79,10 @@ class FeatureService(Service):
 
     def delete(self, name: str, kind: str = "feature_view") -> None:
         """Delete a definition; refused while a model, a view or an on-demand view depends on it."""
-        if kind not in registry.KINDS:
-            raise SchemaError(f"Unknown definition kind {kind!r}; one of {', '.join(registry.KINDS)}.")
+        if kind not in queries.KINDS:
+            raise SchemaError(f"Unknown definition kind {kind!r}; one of {', '.join(queries.KINDS)}.")
         with self._mutate("features.write", f"{kind}:{name}", action="features.delete") as change:
-            change.payload["version"] = registry.delete(change.session, self._ctx.project_id, kind, name)
+            change.payload["version"] = queries.delete(change.session, self._ctx.project_id, kind, name)
         self._definitions(force=True)
 
     def get(self, name: str) -> FeatureView | OnDemandView:
@@ -94,7 +94,7 @@ class FeatureService(Service):
             )
         return objects[name]
 
-    def definitions(self) -> dict[tuple[str, str], registry.Stored]:
+    def definitions(self) -> dict[tuple[str, str], queries.Stored]:
         self._authorize("features.read", "features:*")
         return dict(self._definitions().stored)
 
@@ -281,7 +281,7 @@ class FeatureService(Service):
             raise SchemaError(
                 f"No push source named {name!r}; push sources: {', '.join(known) or 'none applied'}."
             )
-        push_source = registry.load(defs.stored, "push_source", name)
+        push_source = queries.load(defs.stored, "push_source", name)
         assert isinstance(push_source, PushSource)
         table = pushing.prepare(push_source, rows)
         report = PushReport(source=name, rows=table.num_rows)
@@ -354,12 +354,12 @@ class FeatureService(Service):
         defs: _Definitions = self._ctx.resources.get("feature_definitions", _Definitions)
         if force or time.monotonic() - defs.loaded_at > REFRESH_SECONDS:
             with defs.lock, self._ctx.store.read() as session:
-                stored = registry.latest(session, self._ctx.project_id)
+                stored = queries.latest(session, self._ctx.project_id)
             if force or stored != defs.stored:
                 objects = {}
                 for kind, name in stored:
                     if kind in ("feature_view", "on_demand_view"):
-                        objects[name] = registry.load(stored, kind, name)
+                        objects[name] = queries.load(stored, kind, name)
                 defs.stored, defs.objects, defs.plans = stored, objects, {}  # type: ignore[assignment]
             defs.loaded_at = time.monotonic()
         return defs

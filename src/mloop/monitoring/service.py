@@ -27,7 +27,7 @@ from mloop._service import Service
 from mloop._time import parse_duration, utcnow
 from mloop.config.monitoring import MonitoringSettings, slo_name
 from mloop.metrics.profile import bin_frequencies
-from mloop.monitoring import results, rules, sli, slo, windows
+from mloop.monitoring import queries, rules, sli, slo, windows
 from mloop.monitoring.alerts import Alert, deliver, sinks_from_settings
 from mloop.monitoring.performance import scores, window_performance
 from mloop.monitoring.suite import compare
@@ -96,7 +96,7 @@ class MonitoringService(Service):
         lookback = lookback or min(timedelta(days=7), size * LOOKBACK_WINDOWS)
         since = windows.floor(now - lookback, size)
         with self._ctx.store.read() as session:
-            done = results.stored_windows(session, self._ctx.project_id, endpoint, "drift", since)
+            done = queries.stored_windows(session, self._ctx.project_id, endpoint, "drift", since)
         todo = [
             w
             for w in windows.tumbling(since, now, size)
@@ -111,11 +111,11 @@ class MonitoringService(Service):
                 ) -> list[dict[str, Any]]:  # fmt: skip
         """Stored windows of ``kind`` (drift or performance), oldest first."""
         self._authorize("monitoring.read", f"endpoint:{endpoint}")
-        if kind not in results.KINDS:
-            raise ValueError(f"kind must be one of {', '.join(results.KINDS)}; got {kind!r}.")
+        if kind not in queries.KINDS:
+            raise ValueError(f"kind must be one of {', '.join(queries.KINDS)}; got {kind!r}.")
         start = windows.since_time(since, until or utcnow())
         with self._ctx.store.read() as session:
-            return results.load(session, self._ctx.project_id, endpoint, kind, since=start, until=until,
+            return queries.load(session, self._ctx.project_id, endpoint, kind, since=start, until=until,
                                 size=self.settings.window)  # fmt: skip
 
     # ---- SLOs and alerts --------------------------------------------------------------------------------
@@ -149,15 +149,15 @@ class MonitoringService(Service):
         options = self.settings.endpoint(endpoint)
         recent = now - 2 * self.settings.window - self.settings.label_horizon
         with self._ctx.store.read() as session:
-            drift = results.load(session, self._ctx.project_id, endpoint, "drift", since=recent)
-            perf = results.load(session, self._ctx.project_id, endpoint, "performance", since=recent)
+            drift = queries.load(session, self._ctx.project_id, endpoint, "drift", since=recent)
+            perf = queries.load(session, self._ctx.project_id, endpoint, "performance", since=recent)
         perf = [p for p in perf if p.get("realised") or p.get("estimated")]
         firing = {a.key: a for a in [*rules.drift_alerts(endpoint, drift, options, now),
                                      *rules.performance_alerts(endpoint, perf, options, now),
                                      *rules.slo_alerts(endpoint, self.slo(endpoint, now=now), now)]}  # fmt: skip
         opened, resolved, ongoing = [], [], []
         with self._ctx.store.read() as session:
-            open_now = {k: Alert.from_dict(r.alert) for k, r in results.open_incidents(
+            open_now = {k: Alert.from_dict(r.alert) for k, r in queries.open_incidents(
                 session, self._ctx.project_id, endpoint).items()}  # fmt: skip
         for key, alert in firing.items():
             known = open_now.get(key)
@@ -184,7 +184,7 @@ class MonitoringService(Service):
         self._authorize("monitoring.read", f"endpoint:{endpoint}" if endpoint else "*")
         start = None if since is None else windows.since_time(since, utcnow())
         with self._ctx.store.read() as session:
-            found = results.incidents(session, self._ctx.project_id, endpoint=endpoint, open_only=open_only,
+            found = queries.incidents(session, self._ctx.project_id, endpoint=endpoint, open_only=open_only,
                                       since=start)  # fmt: skip
         return [a.to_dict() for a in found]
 
@@ -339,15 +339,15 @@ class MonitoringService(Service):
             return
         self._authorize("monitoring.write", f"endpoint:{endpoint}")
         with self._ctx.store.write() as session:
-            results.save(session, self._ctx.project_id, endpoint, kind, entries, utcnow())
+            queries.save(session, self._ctx.project_id, endpoint, kind, entries, utcnow())
 
     def _record(self, alert: Alert, action: str) -> None:
         with self._mutate("monitoring.write", f"endpoint:{alert.endpoint}", action=action,
                           alert=alert.to_dict()) as change:  # fmt: skip
             if action == "monitoring.alert":
-                results.open_incident(change.session, self._ctx.project_id, alert)
+                queries.open_incident(change.session, self._ctx.project_id, alert)
             else:
-                row = results.open_incidents(change.session, self._ctx.project_id, alert.endpoint).get(
+                row = queries.open_incidents(change.session, self._ctx.project_id, alert.endpoint).get(
                     alert.key
                 )
                 if row is not None:
@@ -357,7 +357,7 @@ class MonitoringService(Service):
         if not ongoing:
             return
         with self._ctx.store.write() as session:
-            rows = results.open_incidents(session, self._ctx.project_id)
+            rows = queries.open_incidents(session, self._ctx.project_id)
             for alert in ongoing:
                 if alert.key in rows:
                     rows[alert.key].last_seen = now

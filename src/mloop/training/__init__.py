@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from mloop.training.records import Experiment, RunInfo
+from mloop.training.queries import Experiment, RunInfo
 from mloop.training.search import FilterError
 from mloop.training.tracking import Run, RunService
 

@@ -42,7 +42,7 @@ from mloop.store.schema import (
 )
 from mloop.training import search as search_lang
 from mloop.training.environment import environment
-from mloop.training.records import Experiment, RunInfo, load_runs, metric_value
+from mloop.training.queries import Experiment, RunInfo, load_runs, metric_value
 from mloop.training.run import (
     MAX_SEARCH,
     OPEN_RUNS,

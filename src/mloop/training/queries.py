@@ -1,4 +1,4 @@
-"""What run tracking hands back: :class:`RunInfo` and :class:`Experiment`, and the queries that load them."""
+"""The SQL of run tracking, and the records it hands back: :class:`RunInfo` and :class:`Experiment`."""
 
 from __future__ import annotations
 

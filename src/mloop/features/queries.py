@@ -1,4 +1,4 @@
-"""Feature definitions in the metadata store: versioned, diffed, checked across references.
+"""The SQL of feature definitions in the metadata store: versioned, diffed, checked across references.
 
 ``apply`` records each changed definition as a new version in one transaction with one audit event;
 ``plan`` says what ``apply`` would do, with a field-by-field diff. Views bring their entities and push

@@ -1,4 +1,4 @@
-"""The read side of ``project.data``: datasets, their schemas, ingestions, files, rows and quarantine.
+"""The read side of ``project.data`` and its SQL: datasets, their schemas, ingestions, files, rows and quarantine.
 
 Readers see only the files listed by committed ingestions (the manifest), never a half-written one.
 """

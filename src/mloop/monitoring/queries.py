@@ -1,4 +1,4 @@
-"""Stored monitoring results (``monitor_results``) and incidents (``alerts``) in the metadata store.
+"""The monitoring results' SQL: stored windows (``monitor_results``) and incidents (``alerts``) in the metadata store.
 
 A result is one complete window of one endpoint and model version: its drift, or its performance.
 Storing a window again replaces it (performance windows are recomputed while late labels arrive). An
