@@ -121,6 +121,7 @@ def test_every_entry_of_mloops_tables_loads_a_class(table: Plugins) -> None:
         assert isinstance(table.load(name), type), name
 
 
+@pytest.mark.slow
 def test_importing_mloops_tables_imports_no_backend() -> None:
     owners = ["mloop.store", "mloop.features.online", "mloop.artifacts", "mloop.training.executors",
               "mloop.models.flavours", "mloop.monitoring.alerts"]  # fmt: skip

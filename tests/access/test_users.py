@@ -97,6 +97,7 @@ def test_refused_user_changes_say_why_and_leave_no_event(sqlite_project: Project
     assert [u.name for u in users.list()] == ["alice", "local-admin"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["", " alice", "-alice", "al ice", "alice/../root", "a" * 201, "élise"])
 def test_bad_user_names_are_refused(sqlite_project: Project, name: str) -> None:
     with pytest.raises(MloopError, match="is not allowed: use letters, digits and"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from mloop import Project
@@ -23,6 +24,7 @@ pipeline = ml.TrainingPipeline(
 """
 
 
+@pytest.mark.slow
 def test_tick_status_timeline_pause_resume(cli: Run) -> None:
     root: Path = cli.root  # type: ignore[attr-defined]
     with Project.open(root, env={}) as project:

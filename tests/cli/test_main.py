@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.cli.conftest import Run
@@ -57,6 +58,7 @@ def test_internal_errors_exit_2(cli: Run, monkeypatch) -> None:  # type: ignore[
     assert "internal error" in result.err
 
 
+@pytest.mark.slow
 def test_console_script_logs_json_lines_when_not_a_terminal(tmp_path: Path) -> None:
     """Piped output: no colours, and the mutation log line is JSON with the actor."""
     mloop = Path(sys.executable).parent / "mloop"
@@ -77,6 +79,7 @@ def test_console_script_logs_json_lines_when_not_a_terminal(tmp_path: Path) -> N
     assert "\x1b[" not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_serve_answers_health_and_metrics(tmp_path: Path) -> None:
     import socket
     import time

@@ -40,6 +40,7 @@ class _Tags(HTMLParser):
         self.sources += [str(v) for k, v in attrs if k in ("src", "href") and v]
 
 
+@pytest.mark.slow
 def test_drift_and_performance_tables_and_json(logged: Run) -> None:
     since = START.isoformat()
     table = logged("monitor", "drift", "fraud", "--since", since)
@@ -52,6 +53,7 @@ def test_drift_and_performance_tables_and_json(logged: Run) -> None:
     assert logged("monitor", "performance", "fraud", "--since", since).code == 0
 
 
+@pytest.mark.slow
 def test_slo_check_alerts_and_report(logged: Run, tmp_path: Path) -> None:
     slo = logged("monitor", "slo", "fraud", "--json").json()
     assert [s["name"] for s in slo] == ["latency"]

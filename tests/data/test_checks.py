@@ -204,6 +204,7 @@ def test_regex_must_match_the_whole_value() -> None:
     assert got == ["AB1", miss, miss, miss, None]
 
 
+@pytest.mark.slow
 @settings(max_examples=20)
 @given(st.lists(st.text(alphabet="AB1z \n", max_size=5), min_size=1, max_size=30))
 def test_regex_agrees_with_a_python_full_match(values: list[str]) -> None:

@@ -125,6 +125,7 @@ def test_csv_text_columns_get_the_type_their_values_have(tmp_path: Path) -> None
     assert len(notes) == 1  # every value parses: nothing to warn about
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(good=st.integers(0, 150), bad=st.integers(0, 6))
 def test_a_csv_column_is_numeric_when_at_least_98_percent_of_its_values_are(

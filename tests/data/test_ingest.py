@@ -267,6 +267,7 @@ def check_report(
     )
 
 
+@pytest.mark.slow
 @ingesting
 @given(batches=csv_batches())
 def test_csv_rows_are_accepted_or_quarantined_exactly_as_the_rules_say(
@@ -348,6 +349,7 @@ def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     return frame, typed
 
 
+@pytest.mark.slow
 @ingesting
 @given(batches=st.lists(frames(), min_size=1, max_size=2))
 def test_dataframe_rows_are_accepted_or_quarantined_exactly_as_the_rules_say(

@@ -221,6 +221,7 @@ def _datasets(draw: st.DrawFn) -> Dataset:
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(_datasets())
 def test_to_yaml_then_from_yaml_gives_back_the_same_dataset(

@@ -147,6 +147,7 @@ MALFORMED: dict[str, tuple[str, Callable[[Path], Any], dict[str, Any], type[Exce
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("existing", [False, True], ids=["new dataset", "existing dataset"])
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_a_malformed_file_is_a_clear_error_and_writes_nothing(

@@ -10,6 +10,7 @@ from mloop.security.actor import Actor
 from mloop.security.roles import Grant
 
 
+@pytest.mark.slow
 def test_every_change_is_a_new_revision_and_an_event(trained: Project) -> None:
     first = trained.deploy("dep-a", "fraud", version=1)
     second = trained.deploy("dep-a", "fraud", version=2, canary=0.25, sticky_key="customer_id")

@@ -14,6 +14,7 @@ from mloop.predictions.files import read_predictions
 from mloop.predictions.log import predictions_folder
 
 
+@pytest.mark.slow
 def test_the_loop_promotes_after_the_shift_and_rolls_the_broken_version_back(tmp_path: Path) -> None:
     console = Console(record=True, width=160)
     summary = run(tmp_path / "demo", fast=True, console=console)

@@ -111,6 +111,7 @@ def cell(value: Any) -> Any:
 # ---- plain features --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @examples
 @given(rows=source_rows, wanted=entity_rows, ttl=ttls)
 def test_point_in_time_join_matches_oracle(rows, wanted, ttl) -> None:
@@ -137,6 +138,7 @@ def test_point_in_time_join_matches_oracle(rows, wanted, ttl) -> None:
         assert cell(s) == (hit and hit[4]), (key, minute, hit)
 
 
+@pytest.mark.slow
 @examples
 @given(
     rows=st.lists(st.tuples(st.integers(0, 1), st.sampled_from("pq"), st.integers(5, 30), created, values),
@@ -166,6 +168,7 @@ def test_several_join_keys(rows, wanted, two_entities, ttl) -> None:
         assert same(cell(x), hit and hit[4]), (store, region, minute, hit)
 
 
+@pytest.mark.slow
 @examples
 @given(a_rows=source_rows, b_rows=source_rows, wanted=entity_rows, full=st.booleans())
 def test_several_views_in_one_call(a_rows, b_rows, wanted, full) -> None:
@@ -290,6 +293,7 @@ events = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(
     rows=events,

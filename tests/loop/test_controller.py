@@ -78,6 +78,7 @@ def _routes(project: Project) -> list[tuple[int, float]]:
     return [(r.version, round(r.weight, 3)) for r in project.deployments.get("fraud").routes]
 
 
+@pytest.mark.slow
 def test_a_trigger_retrains_and_the_canary_walks_to_promotion(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline = fraud
     controller = _controller(project, _policy(pipeline))
@@ -101,6 +102,7 @@ def test_a_trigger_retrains_and_the_canary_walks_to_promotion(fraud) -> None:  #
     assert project.loop.state("fraud").phase == "idle"
 
 
+@pytest.mark.slow
 def test_a_canary_that_fails_requests_is_rolled_back_in_the_same_tick(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline = fraud
     controller = _controller(project, _policy(pipeline))
@@ -119,6 +121,7 @@ def test_a_canary_that_fails_requests_is_rolled_back_in_the_same_tick(fraud) -> 
     assert controller.tick()[0]["decision"] == "cooldown"
 
 
+@pytest.mark.slow
 def test_a_failed_gate_leaves_production_alone(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline = fraud
     (decision,) = _controller(project, _policy(pipeline, gate=ml.Gate(min_gain=0.5))).tick()
@@ -126,6 +129,7 @@ def test_a_failed_gate_leaves_production_alone(fraud) -> None:  # type: ignore[n
     assert _routes(project) == [(1, 1.0)] and _actions(project) == ["loop.trigger", "loop.gate"]
 
 
+@pytest.mark.slow
 def test_a_gate_asking_for_confidence_records_the_bound(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline = fraud
     policy = _policy(pipeline, gate=ml.Gate(min_gain=0.001, confidence=0.9))
@@ -146,6 +150,7 @@ def test_a_failed_training_run_leaves_production_alone(fraud) -> None:  # type: 
     assert _routes(project) == [(1, 1.0)] and _actions(project)[-1] == "loop.train_failed"
 
 
+@pytest.mark.slow
 def test_pause_stops_the_loop_until_resumed(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline = fraud
     controller = _controller(project, _policy(pipeline))
@@ -155,6 +160,7 @@ def test_pause_stops_the_loop_until_resumed(fraud) -> None:  # type: ignore[no-u
     assert controller.tick()[0]["decision"] == "canary"
 
 
+@pytest.mark.slow
 def test_the_final_step_waits_for_approval(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline = fraud
     controller = _controller(project, _policy(pipeline, approval=True))
@@ -170,6 +176,7 @@ def test_the_final_step_waits_for_approval(fraud) -> None:  # type: ignore[no-un
     assert controller.tick()[0]["decision"] == "canary" and _routes(project) == [(2, 1.0)]
 
 
+@pytest.mark.slow
 def test_two_controllers_never_both_act(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline = fraud
     first = _controller(project, _policy(pipeline), lease_ttl=timedelta(seconds=30))
@@ -181,6 +188,7 @@ def test_two_controllers_never_both_act(fraud) -> None:  # type: ignore[no-untyp
     assert second.tick(NOW + timedelta(seconds=31))[0]["reason"].startswith("v2: 0 of 20")
 
 
+@pytest.mark.slow
 def test_on_new_data_counts_labelled_rows_after_the_training_data(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline = fraud
     controller = _controller(project, _policy(pipeline, triggers=[ml.OnNewData(rows=31)]))
@@ -190,6 +198,7 @@ def test_on_new_data_counts_labelled_rows_after_the_training_data(fraud) -> None
     assert project.loop.timeline("fraud", alerts=False)[0]["numbers"]["rows"] == 30
 
 
+@pytest.mark.slow
 def test_a_schedule_fires_once_per_scheduled_time(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline = fraud
     registered = project.models.get("fraud", 1).created_at
@@ -223,6 +232,7 @@ def _last_hour() -> datetime:
     return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 
 
+@pytest.mark.slow
 def test_on_drift_fires_on_psi_of_the_top_features(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline = fraud
     names = [c.name for c in project.models.get("fraud", 1).signature.inputs]
@@ -247,6 +257,7 @@ def test_on_drift_fires_on_psi_of_the_top_features(fraud) -> None:  # type: igno
     assert trigger["trigger"] == "drift" and hot in trigger["numbers"]["psi"]
 
 
+@pytest.mark.slow
 def test_on_performance_fires_on_the_live_auc_from_labels(fraud) -> None:  # type: ignore[no-untyped-def]
     from tests.monitoring.stream import label
 
@@ -265,6 +276,7 @@ def test_on_performance_fires_on_the_live_auc_from_labels(fraud) -> None:  # typ
     assert trigger["numbers"]["value"] < 0.6 and trigger["numbers"]["labelled"] == 300
 
 
+@pytest.mark.slow
 def test_an_slo_page_during_the_canary_rolls_back(tmp_path: Path) -> None:
     from tests.monitoring.stream import failures
 

@@ -19,6 +19,7 @@ def _scored(rows: int, seed: int, skill: float) -> tuple[np.ndarray, np.ndarray]
     return y, y * skill + rng.normal(0, 1, rows)
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(rows=st.integers(60, 400), seed=st.integers(0, 10_000))
 def test_a_model_against_itself_gains_nothing_with_certainty(rows: int, seed: int) -> None:
@@ -27,6 +28,7 @@ def test_a_model_against_itself_gains_nothing_with_certainty(rows: int, seed: in
     assert got["gain"] == got["low"] == got["high"] == 0.0 and got["resamples"] > 0
 
 
+@pytest.mark.slow
 def test_a_clearly_better_model_has_a_positive_lower_bound_and_a_coin_flip_does_not() -> None:
     y, strong = _scored(600, 1, 2.5)
     _, weak = _scored(600, 1, 0.5)

@@ -54,6 +54,7 @@ def binary_data(draw: st.DrawFn, both_classes: bool = True) -> tuple[np.ndarray,
     return y, s
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None)
 @given(binary_data(), st.sampled_from([0.0, 0.3, 0.5, 0.7, 1.0]))
 def test_classification_metrics_equal_scikit_learn(

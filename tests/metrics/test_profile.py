@@ -258,6 +258,7 @@ frames = st.integers(0, 40).flatmap(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(frames, st.integers(1, 12), st.integers(0, 5), st.integers(0, 10))
 def test_random_frames(data: dict[str, list[Any]], bins: int, top_k: int, sample: int) -> None:

@@ -99,6 +99,7 @@ def fresh_process_predictions(tmp_path_factory: pytest.TempPathFactory) -> dict[
     return {name: (np.load(root / f"{name}.npy"), kinds[name]) for name in NAMES}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_a_fresh_process_predicts_exactly_the_same(
     name: str, fresh_process_predictions: dict[str, tuple[Any, Any]]

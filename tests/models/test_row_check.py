@@ -53,6 +53,7 @@ def columns(draw: st.DrawFn) -> dict[str, list[object]]:
     return {name: [draw(_value(name)) for _ in range(rows)] for name in names}
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(columns())
 def test_the_row_predictor_answers_what_the_dataframe_path_answers(

@@ -46,6 +46,7 @@ def test_an_injected_shift_is_flagged_in_the_first_full_window_after_it(root: Pa
     assert methods == {"x1": "psi", "x2": "psi", "channel": "jensen_shannon", "__prediction__": "psi"}
 
 
+@pytest.mark.slow
 def test_an_unshifted_stream_of_a_million_rows_is_not_flagged(root: Path) -> None:
     with _open(root) as project:
         bulk(project, register(project), 1_000_000, 4, seed=9)  # 250,000 predictions an hour

@@ -98,6 +98,7 @@ def test_default_methods_follow_the_table() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_bonferroni_divides_the_tests_threshold_by_the_columns_tested(profile: dict) -> None:
     alarms = {"none": 0, "bonferroni": 0}
     for seed in range(150):  # unshifted windows of 300 rows: every alarm is a false one

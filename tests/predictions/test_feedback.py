@@ -113,6 +113,7 @@ def test_labelled_joins_the_newest_label_of_each_row(log: PredictionLog) -> None
     assert labelled(log.folder, since=datetime.now(UTC) + timedelta(seconds=5)).empty
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
                        st.text(max_size=50)))  # fmt: skip

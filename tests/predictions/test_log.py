@@ -82,6 +82,7 @@ def test_read_sees_rows_not_compacted_yet(log: PredictionLog, folder: Path) -> N
     assert frame["request_id"].tolist() == ["live", "live"] and frame["row"].tolist() == [0, 1]
 
 
+@pytest.mark.slow
 def test_rotated_segments_are_compacted_while_running(folder: Path) -> None:
     with PredictionLog(folder, segment_bytes=1) as log:  # every batch rotates
         for i in range(5):
@@ -186,6 +187,7 @@ def _run_all(children: list[Any], go: Any = None) -> None:
         assert child.exitcode == 0
 
 
+@pytest.mark.slow
 def test_two_writer_processes_share_one_folder(folder: Path) -> None:
     folder.mkdir(parents=True)
     _run_all([FORK.Process(target=_write_and_close, args=(folder, p, 300)) for p in ("a", "b")])

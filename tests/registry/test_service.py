@@ -209,6 +209,7 @@ def test_load_predicts_like_the_model_and_checks_inputs(project: Project, clf: C
     assert {p.name for p in exc.value.problems} == {"amount", "score"}
 
 
+@pytest.mark.slow
 def test_a_fresh_process_loads_the_same_predictions(project: Project, pipe: Case, tmp_path) -> None:
     project.models.register("fraud", pipe.model, input_example=pipe.frame)
     pipe.frame.to_parquet(tmp_path / "x.parquet")

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 
 from mloop.serving.http.app import create_app
@@ -22,6 +23,7 @@ async def _concurrently(app: Any, bodies: list[dict[str, Any]]) -> list[httpx.Re
         return await asyncio.gather(*(client.post("/v1/endpoints/batched/predict", json=b) for b in bodies))
 
 
+@pytest.mark.slow
 def test_concurrent_requests_share_model_calls_and_get_their_own_answers(served: Served) -> None:
     project = served.project
     project.deploy("batched", "fraud", version=1, options={"max_batch_size": 64, "max_wait_ms": 50})

@@ -267,6 +267,7 @@ def test_concurrent_appends_from_threads_form_one_chain(store: MetadataStore) ->
     assert_one_unbroken_chain(store, 40)
 
 
+@pytest.mark.slow
 def test_processes_opening_a_fresh_store_together_migrate_it_once_and_append_one_chain(
     metadata_url: str,
 ) -> None:

@@ -37,11 +37,13 @@ def fail_on_odd(n: int) -> int:
     return n
 
 
+@pytest.mark.slow
 def test_results_come_back_in_task_order(executor: Executor) -> None:
     assert executor.map(square_after_a_pause, [0, 1, 2, 3, 4]) == [0, 1, 4, 9, 16]
     assert executor.map(square_after_a_pause, []) == []
 
 
+@pytest.mark.slow
 def test_an_exception_in_a_task_comes_back_as_its_result(executor: Executor) -> None:
     results = executor.map(fail_on_odd, [0, 1, 2, 3])
     assert [results[0], results[2]] == [0, 2]
@@ -54,6 +56,7 @@ def test_the_name_is_the_table_entry_and_parallel_is_at_most_jobs(executor: Exec
     assert isinstance(executor.parallel, int) and 1 <= executor.parallel <= JOBS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(EXECUTORS))
 def test_close_ends_the_workers_and_a_second_close_does_nothing(name: str) -> None:
     before = set(multiprocessing.active_children())
@@ -65,6 +68,7 @@ def test_close_ends_the_workers_and_a_second_close_does_nothing(name: str) -> No
     executor.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(EXECUTORS))
 def test_as_a_context_manager_it_closes_on_exit(name: str) -> None:
     before = set(multiprocessing.active_children())

@@ -24,6 +24,7 @@ def fraud(sqlite_project: Project, tmp_path: Path) -> tuple[Project, ml.Training
     return sqlite_project, pipeline, frame
 
 
+@pytest.mark.slow
 def test_train_register_champion_and_reload_in_a_fresh_process(fraud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     project, pipeline, _ = fraud
     run = pipeline.run(project)
@@ -121,6 +122,7 @@ def test_bad_labels_say_what_to_fix(fraud) -> None:  # type: ignore[no-untyped-d
         ).run(project)
 
 
+@pytest.mark.slow
 def test_tuning_in_a_process_pool_gives_child_runs_too(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline, _ = fraud
     result = pipeline.tune(project, {"num_leaves": (4, 31)}, trials=4, executor="process", jobs=2, refit=True)

@@ -235,6 +235,7 @@ orders = st.lists(
 )
 
 
+@pytest.mark.slow
 def test_random_filters_orders_and_limits_match_the_oracle(project: Project, corpus: list[RunInfo]) -> None:
     starts = [r.started_at for r in corpus]
 

@@ -246,6 +246,7 @@ def test_a_backlog_makes_producers_write_it_themselves(sqlite_project: Project) 
     assert stored_points(sqlite_project, run.id) == 302
 
 
+@pytest.mark.slow
 def test_a_run_never_ended_is_flushed_and_ended_at_exit(sqlite_project: Project, tmp_path: Path) -> None:
     root = sqlite_project.root
     script = textwrap.dedent(

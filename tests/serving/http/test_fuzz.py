@@ -80,6 +80,7 @@ def _fill(path: str, segments: list[str]) -> str:
     return "/".join(parts)
 
 
+@pytest.mark.slow
 def test_no_route_answers_500(served: Served) -> None:
     operations = _operations(served)
     assert any(p == "/v1/endpoints/{name}/predict" for _, p, _ in operations)

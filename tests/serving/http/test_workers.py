@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import pytest
 
 from mloop import Project
 
@@ -29,14 +30,22 @@ def _requests_counted(text: str, endpoint: str) -> float:
     return total
 
 
-def test_every_worker_switches_within_a_second_and_metrics_add_up(trained: Project) -> None:
+def _answering_workers(root: Path) -> int:
+    """Worker processes that have counted a request: each writes its samples to its own file."""
+    return len(list((root / ".mloop" / "prometheus").glob("counter_*.db")))
+
+
+@pytest.mark.slow
+def test_every_worker_switches_within_a_second_and_metrics_add_up(trained: Project, tmp_path: Path) -> None:
     trained.deploy("multi", "fraud", version=1)
     row = pd.read_parquet(Path(trained.root) / "txns.parquet").iloc[0]
     body = {"rows": [{"customer_id": int(row.customer_id), "amount": float(row.amount)}]}
     port = _port()
     mloop = Path(sys.executable).parent / "mloop"
+    log = tmp_path / "serve.log"
+    stderr = log.open("wb")
     server = subprocess.Popen([str(mloop), "-C", str(trained.root), "serve", "--port", str(port), "--workers", "2"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+                              stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     sent, statuses = 0, []
     try:
@@ -48,10 +57,14 @@ def test_every_worker_switches_within_a_second_and_metrics_add_up(trained: Proje
                     break
             except httpx.TransportError:
                 pass
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+            assert server.poll() is None, log.read_text(errors="replace")
             assert time.monotonic() < deadline, "mloop serve --workers 2 did not start"
             time.sleep(0.3)
-        time.sleep(2)  # the second worker has started too
+        while _answering_workers(Path(trained.root)) < 2:  # the second worker answers too (new connections)
+            assert httpx.post(f"{url}/v1/endpoints/multi/predict", json=body, timeout=5).status_code == 200
+            sent += 1
+            assert time.monotonic() < deadline, "the second worker of mloop serve --workers 2 did not start"
+            time.sleep(0.05)
         trained.deploy("multi", "fraud", version=2)
         changed = time.monotonic()
         late = []
@@ -68,3 +81,4 @@ def test_every_worker_switches_within_a_second_and_metrics_add_up(trained: Proje
     finally:
         server.terminate()
         server.wait(20)
+        stderr.close()

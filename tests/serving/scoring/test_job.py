@@ -46,6 +46,7 @@ def reference(trained: Project, fraud_input: Path) -> np.ndarray:
     return np.asarray(trained.models.load("fraud", version=1).predict(frame))
 
 
+@pytest.mark.slow
 def test_predictions_equal_the_model_on_the_point_in_time_frame(
     trained: Project, fraud_input: Path, reference: np.ndarray, tmp_path: Path
 ) -> None:
@@ -65,6 +66,7 @@ def test_predictions_equal_the_model_on_the_point_in_time_frame(
     assert report.endpoint is None and report.output == str(tmp_path / "preds.parquet")
 
 
+@pytest.mark.slow
 def test_two_workers_write_the_same_file_as_one(
     trained: Project, fraud_input: Path, reference: np.ndarray, tmp_path: Path
 ) -> None:
@@ -77,6 +79,7 @@ def test_two_workers_write_the_same_file_as_one(
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None)
 @given(chunk_rows=st.integers(min_value=13, max_value=260))
 def test_chunk_size_does_not_change_a_prediction(
@@ -208,6 +211,7 @@ def test_targets_resolve_to_endpoints_aliases_and_versions(small: Project, tmp_p
 # ---- failures --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_failure_midway_leaves_no_partial_output(small: Project, tmp_path: Path, workers: int) -> None:
     # The input brings its own value column; row 4 (in the second chunk of three rows) holds a null.

@@ -13,6 +13,7 @@ from mloop.serving.http.app import create_app
 from tests.serving.conftest import Served
 
 
+@pytest.mark.slow
 def test_predict_then_feedback_over_http_shows_in_labelled(served: Served) -> None:
     rows = [served.row(i) for i in range(3)]
     predicted = served.client.post("/v1/endpoints/fraud/predict", json={"rows": rows}).json()

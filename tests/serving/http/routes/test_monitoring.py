@@ -3,6 +3,8 @@ computed from the predictions and labels that went through the same server."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.serving.conftest import Served
 
 
@@ -13,6 +15,7 @@ def _predict_and_label(served: Served, count: int) -> None:
     served.client.app.state.feedback.log.flush()  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_the_open_window_shows_the_served_traffic_with_its_labels(served: Served) -> None:
     _predict_and_label(served, 60)
     drift = served.client.get("/v1/monitoring/fraud/drift", params={"since": "1m", "partial": "true"})

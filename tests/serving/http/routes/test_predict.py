@@ -16,6 +16,7 @@ from mloop.serving.http.app import create_app
 from tests.serving.conftest import Served
 
 
+@pytest.mark.slow
 def test_one_entity_is_scored_with_its_online_features(served: Served) -> None:
     row = served.row(3)
     response = served.client.post(
@@ -105,6 +106,7 @@ def test_malformed_json_non_finite_numbers_and_unknown_endpoints(served: Served)
     assert missing.status_code == 404 and "fraud" in missing.json()["message"]
 
 
+@pytest.mark.slow
 def test_a_canary_sends_its_share_and_sticky_keys_stay_put(served: Served) -> None:
     served.project.deploy("fraud", "fraud", version=2, canary=0.3)
     served.refresh()
@@ -124,6 +126,7 @@ def test_a_canary_sends_its_share_and_sticky_keys_stay_put(served: Served) -> No
         assert len(versions) == 1
 
 
+@pytest.mark.slow
 def test_a_canary_split_holds_within_3_points_over_10k_requests(served: Served) -> None:
     served.project.deploy("fraud", "fraud", version=2, canary=0.1)
     served.refresh()
@@ -161,6 +164,7 @@ def test_a_shadow_sees_the_traffic_and_never_answers(served: Served) -> None:
     assert set(answered.version) == {1} and len(answered) == len(answers)
 
 
+@pytest.mark.slow
 def test_a_redeploy_under_load_fails_no_request(served: Served) -> None:
     statuses: list[int] = []
     versions: list[int] = []
@@ -176,13 +180,17 @@ def test_a_redeploy_under_load_fails_no_request(served: Served) -> None:
     workers = [threading.Thread(target=load) for _ in range(3)]
     for w in workers:
         w.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while not versions and time.monotonic() < deadline:  # the load is running
+        time.sleep(0.01)
     served.project.deploy("fraud", "fraud", version=2)
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10
     while (not versions or versions[-1] != 2) and time.monotonic() < deadline:  # the server polls itself
         time.sleep(0.05)
     served.project.rollback("fraud")
-    time.sleep(1.5)
+    deadline = time.monotonic() + 10
+    while versions[-1] != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     stop.set()
     for w in workers:
         w.join()
