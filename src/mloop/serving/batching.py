@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mloop.errors import MloopError
+from mloop.project import Project
 from mloop.serving import metrics
 from mloop.serving.predictor import Prediction, Predictor
 
@@ -36,7 +37,7 @@ class Batcher:
     """The batching queue of one (endpoint, version) in one server process; used on its event loop."""
 
     predictor: Predictor
-    project: Any
+    project: Project
     endpoint: str
     max_batch_size: int
     max_wait_ms: float

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mloop.errors import NotFound
+from mloop.project import Project
 from mloop.serving.predictor import Predictor
 from mloop.serving.router import TrafficRouter
 
@@ -53,7 +54,7 @@ class EndpointTable:
 
     def __init__(
         self,
-        project: Any,
+        project: Project,
         *,
         poll: float = POLL_SECONDS,
         loader: Callable[[Any, str, int], Predictor] = Predictor.load,

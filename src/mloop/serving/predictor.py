@@ -27,6 +27,7 @@ import pandas as pd
 from mloop.errors import MalformedInput
 from mloop.models.row_check import conforms
 from mloop.models.signature import Signature, SignatureError
+from mloop.project import Project
 from mloop.registry.versions import LoadedModel
 
 MAX_ROWS = 10_000  # per request; larger batches belong to `mloop score`
@@ -56,12 +57,12 @@ class Predictor:
         )
 
     @classmethod
-    def load(cls, project: Any, name: str, version: int) -> Predictor:
+    def load(cls, project: Project, name: str, version: int) -> Predictor:
         return cls(project.models.load(name, version=version))
 
     def predict(
         self,
-        project: Any,
+        project: Project,
         rows: Sequence[Mapping[str, Any]],
         *,
         checked: bool = False,
@@ -113,7 +114,7 @@ class Predictor:
             raise SignatureError(problems)
 
     def _lookup(
-        self, project: Any, rows: Sequence[Mapping[str, Any]], at: datetime | None = None
+        self, project: Project, rows: Sequence[Mapping[str, Any]], at: datetime | None = None
     ) -> dict[str, list[Any]]:
         # A row without the join keys or request fields is a SchemaError naming them: a 422.
         result: dict[str, list[Any]] = project.features.online(list(rows), self.features, at=at)

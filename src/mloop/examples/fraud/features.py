@@ -18,6 +18,7 @@ import pandas as pd
 
 import mloop as ml
 from mloop.examples.fraud.models import CurrencyAwareClassifier
+from mloop.project import Project
 
 customer = ml.Entity("customer", join_keys=["customer_id"])
 REQUEST = ["amount", "merchant_category", "device", "distance_km", "ip_country", "card_country", "currency"]
@@ -41,7 +42,7 @@ def payment_currency(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"pay_currency": frame["currency"].astype(str)})
 
 
-def define(project: Any) -> None:
+def define(project: Project) -> None:
     """Apply the entity and the three views (idempotent)."""
     source = ml.DatasetSource(dataset="transactions")
     stats = ml.FeatureView(

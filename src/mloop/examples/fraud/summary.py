@@ -14,6 +14,7 @@ from rich.table import Table
 from mloop.loop.live import version_stats
 from mloop.predictions.files import read_predictions
 from mloop.predictions.log import predictions_folder
+from mloop.project import Project
 
 _STYLE = {"loop.promote": "bold green", "loop.rollback": "bold red", "loop.gate": "cyan",
           "monitoring.alert": "yellow", "loop.trigger": "magenta"}  # fmt: skip
@@ -34,7 +35,7 @@ def print_event(event: dict[str, Any], console: Console, sim: datetime | None = 
                   f"[dim]{when}[/dim]  {action:<18} {text}")  # fmt: skip
 
 
-def summarise(project: Any, traffic: Any, outcome: dict[str, Any], console: Console) -> dict[str, Any]:
+def summarise(project: Project, traffic: Any, outcome: dict[str, Any], console: Console) -> dict[str, Any]:
     timeline = project.loop.timeline("fraud")
     shift_wall = outcome.get("shift")
     ts = {e["seq"]: datetime.fromisoformat(e["ts"]) for e in timeline}
@@ -85,7 +86,7 @@ def summarise(project: Any, traffic: Any, outcome: dict[str, Any], console: Cons
     return out
 
 
-def _versions(project: Any, stats: dict[int, dict[str, Any]],
+def _versions(project: Project, stats: dict[int, dict[str, Any]],
               phases: tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:  # fmt: skip
     out = []
     for v in project.models.list_versions("fraud"):

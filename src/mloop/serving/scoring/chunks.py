@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from mloop.errors import MloopError
 from mloop.models.signature import ColumnSpec, FieldProblem, Signature, SignatureError
+from mloop.project import Project
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ Chunks = Iterator[tuple[int, pa.RecordBatch]]  # (index of the chunk's first row
 Write = Callable[[int, int, "pa.Table | Failure"], None]  # (first row, rows, result)
 
 
-def attempt(project: Any, plan: Plan, model: Any, batch: pa.RecordBatch) -> pa.Table | Failure:
+def attempt(project: Project, plan: Plan, model: Any, batch: pa.RecordBatch) -> pa.Table | Failure:
     """The output rows of ``batch`` (its kept columns, then the predictions), or why they cannot be."""
     try:
         return score_chunk(project, plan, model, batch)
@@ -60,7 +61,7 @@ def attempt(project: Any, plan: Plan, model: Any, batch: pa.RecordBatch) -> pa.T
         return Failure(type(exc), str(exc))
 
 
-def score_chunk(project: Any, plan: Plan, model: Any, batch: pa.RecordBatch) -> pa.Table:
+def score_chunk(project: Project, plan: Plan, model: Any, batch: pa.RecordBatch) -> pa.Table:
     frame = batch.to_pandas()
     if plan.lookup:
         entities = frame[list(plan.lookup)]
@@ -116,7 +117,7 @@ PRELOAD = ["mloop.project", "mloop.serving.scoring.chunks", "mloop.models.sklear
 _WORKER: dict[str, Any] = {}  # per worker process: its project, plan and model, or why it could not start
 
 
-def run_pool(project: Any, plan: Plan, chunks: Chunks, workers: int, write: Write) -> None:
+def run_pool(project: Project, plan: Plan, chunks: Chunks, workers: int, write: Write) -> None:
     """Score ``chunks`` in ``workers`` processes and ``write`` the results in input order, with at most two
     chunks per worker in flight (so memory stays bounded however large the input)."""
     from concurrent.futures import ProcessPoolExecutor
@@ -165,8 +166,6 @@ def _context() -> Any:
 def _init_worker(root: str, settings: dict[str, Any], actor: Any, plan: Plan, threads: int) -> None:
     try:
         from threadpoolctl import threadpool_limits
-
-        from mloop.project import Project
 
         # Several workers that each run a thread per core (OpenMP, BLAS) would only fight over the cores.
         threadpool_limits(threads)

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from mloop.errors import MloopError, NotFound, SchemaError
 from mloop.features.definitions import FeatureView, OnDemandView
 from mloop.models.signature import SignatureError
+from mloop.project import Project
 from mloop.serving.scoring.chunks import Chunks, Failure, Plan, attempt, output_names, run_pool
 from mloop.serving.scoring.targets import resolve_target
 
@@ -67,7 +68,7 @@ class ScoreReport:
 
 
 def score(
-    project: Any,
+    project: Project,
     target: str,
     input_path: str | Path,
     output_path: str | Path,
@@ -158,7 +159,7 @@ def _open(source: Path) -> pq.ParquetFile:
 
 
 def _plan(
-    project: Any, model: str, version: int, schema: pa.Schema, timestamp: str, keep: Sequence[str] | None
+    project: Project, model: str, version: int, schema: pa.Schema, timestamp: str, keep: Sequence[str] | None
 ) -> Plan:
     info = project.models.get(model, version=version)
     features = tuple(str(f) for f in info.lineage.get("features", []) or [])
@@ -200,7 +201,7 @@ def _plan(
     return Plan(model, version, features, inputs, lookup, tuple(requests), timestamp, kept, outputs)
 
 
-def _lookup_columns(project: Any, features: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+def _lookup_columns(project: Project, features: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """The columns the point-in-time lookup of ``features`` reads from each row (join keys and on-demand
     request fields), and the request fields with their types."""
     columns: list[str] = []

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mloop.errors import MloopError, NotFound, PermissionDenied
+from mloop.project import Project
 
 CHAMPION = "champion"
 
@@ -33,7 +34,7 @@ class Target:
 
 
 def resolve_target(
-    project: Any, target: str, *, version: int | None = None, alias: str | None = None
+    project: Project, target: str, *, version: int | None = None, alias: str | None = None
 ) -> Target:
     """The model version ``target`` names (see the module docstring)."""
     name, version, alias = _parse(target, version, alias)
@@ -91,7 +92,7 @@ def _parse(target: str, version: int | None, alias: str | None) -> tuple[str, in
     return name, given_version if given_version is not None else version, given_alias or alias
 
 
-def _endpoint(project: Any, name: str) -> Any:
+def _endpoint(project: Project, name: str) -> Any:
     try:
         found = project.deployments.get(name)
     except (NotFound, PermissionDenied):  # a caller who may not see endpoints scores models by name
@@ -99,7 +100,7 @@ def _endpoint(project: Any, name: str) -> Any:
     return found if found.active else None
 
 
-def _unknown(name: str, models: dict[str, Any], project: Any) -> str:
+def _unknown(name: str, models: dict[str, Any], project: Project) -> str:
     try:
         endpoints = [d.endpoint for d in project.deployments.list()]
     except MloopError:
