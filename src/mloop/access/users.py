@@ -7,6 +7,7 @@ every request without adding safety (see docs/decisions.md).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import hmac
@@ -14,7 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import select, update
 
@@ -40,9 +41,8 @@ class User:
 
     @classmethod
     def from_row(cls, row: UserRow) -> User:
-        return cls(
-            row.name, row.kind, tuple(Grant.parse(g) for g in row.grants), row.disabled, row.created_at
-        )  # type: ignore[arg-type]
+        kind = cast(Literal["user", "service"], row.kind)  # the column holds only these two
+        return cls(row.name, kind, tuple(Grant.parse(g) for g in row.grants), row.disabled, row.created_at)
 
     def actor(self, key_id: str | None = None) -> Actor:
         return Actor(self.name, self.kind, self.grants, key_id)
@@ -89,7 +89,7 @@ class IssuedKey:
 class Users(Service):
     """``project.users``: add users and service accounts, grant and revoke roles."""
 
-    def add(self, name: str, roles: list[str] | tuple[str, ...] = (), kind: str = "user") -> User:
+    def add(self, name: str, roles: builtins.list[str] | tuple[str, ...] = (), kind: str = "user") -> User:
         if not _NAME.match(name):
             raise MloopError(
                 f"User name {name!r} is not allowed: use letters, digits and . _ @ -, starting with a letter "
@@ -122,7 +122,7 @@ class Users(Service):
         with self._ctx.store.read() as session:
             return User.from_row(self._row(session, name))
 
-    def list(self) -> list[User]:
+    def list(self) -> builtins.list[User]:
         self._authorize("users.read")
         with self._ctx.store.read() as session:
             return [User.from_row(r) for r in session.scalars(select(UserRow).order_by(UserRow.name))]
@@ -233,7 +233,7 @@ class Keys(Service):
             owner = change.session.get(UserRow, row.user_id)
             return _key_info(row, owner.name if owner else "?")
 
-    def list(self, user: str | None = None) -> list[KeyInfo]:
+    def list(self, user: str | None = None) -> builtins.list[KeyInfo]:
         self._authorize("users.read")
         query = select(ApiKeyRow, UserRow.name).join(UserRow, UserRow.id == ApiKeyRow.user_id)
         if user:

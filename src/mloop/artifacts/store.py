@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from mloop.artifacts.base import BlobBackend
 from mloop.errors import IntegrityError, MloopError, NotFound
@@ -64,7 +64,9 @@ class ArtifactStore:
         if not self.backend.exists(self.key(digest)):
             with path.open("rb") as handle:
                 try:
-                    self.backend.put(self.key(digest), _Verifying(handle, digest, f"file {path}"))
+                    self.backend.put(
+                        self.key(digest), cast(BinaryIO, _Verifying(handle, digest, f"file {path}"))
+                    )
                 except IntegrityError:
                     # Not a corrupt blob: the file is no longer what was hashed, and the backend kept nothing.
                     raise IntegrityError(

@@ -111,7 +111,7 @@ def version() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script; turns exceptions into the documented exit codes."""
-    code = 0
+    code: int | None = 0
     try:
         # Without standalone mode, a typer.Exit comes back as its code instead of a sys.exit.
         result = app(args=argv, standalone_mode=False, prog_name="mloop")

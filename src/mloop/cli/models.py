@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import typer
 
@@ -169,7 +170,7 @@ def history(
         for span in stages:
             if span.holds_at(t):
                 in_stage.setdefault(span.stage, []).append(span.version)
-        value = {
+        value: dict[str, Any] = {
             "at": t.isoformat(),
             "aliases": {s.alias: s.version for s in aliases if s.holds_at(t)},
             "stages": {stage: sorted(versions) for stage, versions in in_stage.items()},

@@ -205,7 +205,7 @@ def _interpolate(value: str, env: Mapping[str, str], path: Path, key: str) -> st
 
 def _has_literal_password(value: str) -> bool:
     password = _url_password(value)
-    return bool(password) and not _VAR.fullmatch(password)
+    return password is not None and password != "" and not _VAR.fullmatch(password)
 
 
 def _url_password(value: str) -> str | None:

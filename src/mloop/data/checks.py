@@ -93,7 +93,8 @@ def failures_query(
     One OR of every condition finds the failing rows; the reasons are worked out for those rows only.
     """
     keys = ", ".join(quote(k) for k in [*row_key, *carry])
-    chains, conditions = [], []
+    chains: list[str] = []
+    conditions: list[str] = []
     for i, column in enumerate(dataset.columns):
         column_rules = rules(dataset, column, i, raw_types[column.name])
         if column_rules:

@@ -5,6 +5,7 @@ Readers see only the files listed by committed ingestions (the manifest), never 
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -60,7 +61,7 @@ class DatasetCatalog(Service):
 
     # ---- read -----------------------------------------------------------------------------------------
 
-    def list(self) -> list[DatasetInfo]:
+    def list(self) -> builtins.list[DatasetInfo]:
         self._authorize("data.read", "dataset:*")
         with self._ctx.store.read() as session:
             names = session.scalars(
@@ -94,7 +95,7 @@ class DatasetCatalog(Service):
             created_at=row.created_at,
         )
 
-    def ingestions(self, name: str) -> list[IngestReport]:
+    def ingestions(self, name: str) -> builtins.list[IngestReport]:
         self._authorize("data.read", f"dataset:{name}")
         with self._ctx.store.read() as session:
             rows = session.scalars(
@@ -107,7 +108,7 @@ class DatasetCatalog(Service):
             self._require(name)
         return [self._report(r, name) for r in rows]
 
-    def files(self, name: str) -> list[Path]:
+    def files(self, name: str) -> builtins.list[Path]:
         """The Parquet files of every committed ingestion (what readers and the feature store scan)."""
         self._authorize("data.read", f"dataset:{name}")
         files = self._committed_files(name)
@@ -119,7 +120,7 @@ class DatasetCatalog(Service):
         self,
         name: str,
         *,
-        columns: list[str] | None = None,
+        columns: builtins.list[str] | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int | None = None,
@@ -198,7 +199,7 @@ class DatasetCatalog(Service):
                 .where(*self._where(name), IngestionRow.fingerprint == fingerprint)
             )
 
-    def _committed_files(self, name: str) -> list[str]:
+    def _committed_files(self, name: str) -> builtins.list[str]:
         with self._ctx.store.read() as session:
             lists = session.scalars(
                 select(IngestionRow.files)

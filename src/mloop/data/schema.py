@@ -279,10 +279,13 @@ def _re2_problem(regex: str) -> str | None:
     return None
 
 
-def _ordered(bound: float | int | date) -> float | int | datetime:
-    """A bound that compares with any other bound of its column (a date is its midnight, UTC)."""
-    if isinstance(bound, date) and not isinstance(bound, datetime):
-        return datetime(bound.year, bound.month, bound.day, tzinfo=UTC)
+def _ordered(bound: float | int | date) -> float:
+    """A bound as a number that compares with any other bound of its column (a date or time is its POSIX
+    timestamp; a date is its midnight, UTC)."""
+    if isinstance(bound, datetime):
+        return bound.timestamp()
+    if isinstance(bound, date):
+        return datetime(bound.year, bound.month, bound.day, tzinfo=UTC).timestamp()
     return bound
 
 

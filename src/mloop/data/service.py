@@ -8,6 +8,7 @@ ingestions, so a crash in between leaves orphans that the next ingestion of the 
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import os
@@ -120,7 +121,7 @@ class DataService(DatasetCatalog):
             started = time.perf_counter()
             hashing = pool.submit(_timed, src.fingerprint, progress)
             try:
-                notes: list[str] = []
+                notes: builtins.list[str] = []
                 if declared is None and stored is None:
                     declared, notes = self._infer(name, src, workdir)
                 target = declared or stored
@@ -189,13 +190,13 @@ class DataService(DatasetCatalog):
         folder: Path,
         ingest_id: str,
     ) -> None:
-        moved: list[Path] = []
-        files = []
+        moved: builtins.list[Path] = []
+        files: list[dict[str, Any]] = []
         for entry in outcome.files:
             relative = Path(str(entry["path"])).relative_to("data")
             files.append({**entry, "path": relative.as_posix()})
             moved.append(_move(staged / str(entry["path"]), folder / relative))
-        quarantine = None
+        quarantine: str | None = None
         if outcome.quarantine:
             quarantine = f"_quarantine/{ingest_id}.parquet"
             moved.append(_move(staged / outcome.quarantine, folder / quarantine))
@@ -204,6 +205,7 @@ class DataService(DatasetCatalog):
                 session = change.session
                 row = self._dataset_row(session, report.dataset)
                 if stored is None or stored != target:
+                    assert report.schema_version is not None  # set by validation, which ran above
                     self._add_schema(session, row, report.schema_version, target)
                 now = utcnow()
                 # What the audit event records of the ingestion is what its row holds.
@@ -233,7 +235,7 @@ class DataService(DatasetCatalog):
         known = {str(folder / f) for f in self._committed_files(name)}
         with self._ctx.store.read() as session:
             known |= {
-                str(folder / q)
+                str(folder / str(q))
                 for q in session.scalars(
                     select(IngestionRow.quarantine)
                     .join(DatasetRow)

@@ -15,6 +15,7 @@ controller does that as one decision, with its reason).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,7 +52,7 @@ class DeploymentService(Service):
         canary: float | None = None,
         ab: Mapping[Any, float] | None = None,
         sticky_key: str | None = None,
-        shadow: int | list[int] | tuple[int, ...] | None = None,
+        shadow: int | builtins.list[int] | tuple[int, ...] | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> Deployment:
         """A new revision of ``endpoint``.
@@ -137,7 +138,7 @@ class DeploymentService(Service):
                 raise NotFound(self._missing(session, endpoint))
             return from_row(row)
 
-    def list(self, *, include_inactive: bool = False) -> list[Deployment]:
+    def list(self, *, include_inactive: bool = False) -> builtins.list[Deployment]:
         """The newest revision of every endpoint, by endpoint name (undeployed ones only if asked)."""
         self._authorize("deployments.read", "endpoint:*")
         pid = self._ctx.project_id
@@ -161,7 +162,7 @@ class DeploymentService(Service):
             found = [from_row(row) for row in rows]
         return [d for d in found if include_inactive or d.active]
 
-    def history(self, endpoint: str) -> list[Deployment]:
+    def history(self, endpoint: str) -> builtins.list[Deployment]:
         """Every revision of ``endpoint``, oldest first."""
         self._authorize("deployments.read", f"endpoint:{endpoint}")
         with self._ctx.store.read() as session:

@@ -126,7 +126,7 @@ def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> 
 
 def _live(project: Project, controller: LoopController, traffic: Traffic, known: pd.DataFrame, labels: Path,
           size: Size, console: Console, first: datetime) -> dict[str, Any]:  # fmt: skip
-    seen, swiss, labelled, last = 0, False, known, 0
+    seen, swiss, labelled, last = 0, False, known, 0.0
     outcome: dict[str, Any] = {"shift": None, "shift_sim": None, "rounds": []}
     for index in range(size.days):
         start, shifted = first + timedelta(days=index), index >= size.shift_day

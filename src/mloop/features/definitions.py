@@ -282,7 +282,7 @@ class FeatureView:
 
     @property
     def join_keys(self) -> list[str]:
-        return [key for entity in self.entities for key in entity.join_keys]  # type: ignore[attr-defined]
+        return [key for entity in self.entities for key in entity.join_keys]
 
     @property
     def feature_names(self) -> list[str]:
@@ -290,14 +290,14 @@ class FeatureView:
 
     @property
     def max_window(self) -> timedelta | None:
-        windows = [a.window for a in self.aggregations]
-        return max(windows) if windows else None  # type: ignore[type-var,return-value]
+        windows = [a.window for a in self.aggregations if isinstance(a.window, timedelta)]  # all, once parsed
+        return max(windows) if windows else None
 
     def spec(self) -> dict[str, Any]:
         assert self.source is not None
         return {
             "name": self.name,
-            "entities": [e.name for e in self.entities],  # type: ignore[attr-defined]
+            "entities": [e.name for e in self.entities],
             "join_keys": self.join_keys,
             "source": source_spec(self.source),
             "ttl": duration_text(self.ttl) if isinstance(self.ttl, timedelta) else None,

@@ -126,9 +126,9 @@ def lookup(
                     if stats is not None:
                         stats.stale[name] = stats.stale.get(name, 0) + 1
                     continue
-                values = row.values if isinstance(row.values, dict) else decode(row.values)
+                stored = row.values if isinstance(row.values, dict) else decode(row.values)
                 for feature in part.features:
-                    results[(name, feature)][i] = _typed(values.get(feature), part.dtypes[feature])
+                    results[(name, feature)][i] = _typed(stored.get(feature), part.dtypes[feature])
         if part.aggregations:
             found_events = answer.events[event_at : event_at + n]
             event_at += n
@@ -145,9 +145,8 @@ def lookup(
                 results[(name, agg.feature)] = out
     for odv, outputs in plan.on_demand:
         rows = pd.RangeIndex(len(next(iter(columns.values()), [])))  # a view may read request fields only
-        frame = pd.DataFrame(
-            {ref.split(":")[1]: results[tuple(ref.split(":"))] for ref in odv.inputs}, index=rows
-        )  # type: ignore[index]
+        pairs = [ref.split(":", 1) for ref in odv.inputs]
+        frame = pd.DataFrame({feature: results[(view, feature)] for view, feature in pairs}, index=rows)
         if odv.request:
             given = pd.DataFrame({f.name: columns[f.name] for f in odv.request}, index=frame.index)
             typed = _request_signature(odv).validate(given)  # a wrong type: one problem per field, a 422

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -70,7 +71,7 @@ def historical(
     ...                    {"stats": Table("read_parquet(['t.parquet'])", "ts")}, timestamp="ts")
     """
     plans = _plan(entity_df, requests, tables, full_feature_names)
-    config: dict[str, str] = {}
+    config: dict[str, Any] = {}
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
         config["temp_directory"] = str(workdir)

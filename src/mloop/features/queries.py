@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -225,12 +225,12 @@ def load(stored: dict[tuple[str, str], Stored], kind: str, name: str) -> Definit
     if kind == "feature_view":
         from mloop.features.definitions import Aggregation
 
-        entities = [load(stored, "entity", e) for e in spec["entities"]]
+        entities = [cast(Entity, load(stored, "entity", e)) for e in spec["entities"]]
         return FeatureView(
             spec["name"],
             entities=entities,
             source=source_from_spec(spec["source"]),
-            ttl=spec["ttl"],  # type: ignore[arg-type]
+            ttl=spec["ttl"],
             features=[Field(**f) for f in spec["features"]],
             aggregations=[
                 Aggregation(a["column"], a["fn"], a["window"], a["name"]) for a in spec["aggregations"]

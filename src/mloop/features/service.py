@@ -123,7 +123,10 @@ class FeatureService(Service):
         )  # fmt: skip
         for odv, outputs in resolved.on_demand:
             inputs = pd.DataFrame(
-                {ref.split(":")[1]: frame[_name(*ref.split(":"), full_feature_names)] for ref in odv.inputs}
+                {
+                    feature: frame[_name(view, feature, full_feature_names)]
+                    for view, feature in _pairs(odv.inputs)
+                }
             )
             for request in odv.request:
                 if request.name not in entity_df.columns:
@@ -399,6 +402,11 @@ class FeatureService(Service):
                 item = dataclasses.replace(item, source=source)
             out.append(item)
         return out
+
+
+def _pairs(refs: Sequence[str]) -> list[tuple[str, str]]:
+    """``"view:feature"`` references as (view, feature) pairs."""
+    return [(view, feature) for view, _, feature in (ref.partition(":") for ref in refs)]
 
 
 def _name(view: str, feature: str, full: bool) -> str:

@@ -125,6 +125,7 @@ class LoopController:
         if state.phase == "awaiting":
             if not state.approved:
                 return {"decision": "awaiting", "reason": f"v{state.challenger} waits for mloop loop approve"}
+            assert state.challenger is not None  # awaiting approval is always for a challenger
             return self._step(policy, state.challenger, champion.version, len(policy.rollout.steps) - 1, now)
         reverted = self._after_promotion(policy, state, champion, now)
         if reverted is not None:
@@ -285,7 +286,7 @@ def _overrides(project: Platform) -> dict[str, Any]:
 
 def _guarded(fn: Any, *args: Any) -> dict[str, Any]:
     try:
-        return fn(*args)  # type: ignore[no-any-return]
+        return fn(*args)
     except Exception as exc:  # as in the child process: a failed run leaves production as it is
         return {"stage": "failed", "error": f"{type(exc).__name__}: {exc}", "challenger": None}
 

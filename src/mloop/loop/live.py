@@ -32,23 +32,23 @@ def version_stats(folder: Path, endpoint: str, since: datetime, until: datetime 
         labels = labels[["request_id", "row", "label"]].astype({"row": answered["row"].dtype})
         answered = answered.merge(labels, on=["request_id", "row"], how="left")
     out: dict[int, dict[str, Any]] = {}
-    for version, group in requests.groupby("version"):
+    for key, group in requests.groupby("version"):
+        version = int(key)  # type: ignore[arg-type]  # pandas-stubs: a group key is any scalar
         ok = group[group["status"] == "ok"]
         errors = int((group["status"] == "error").sum())
         latency = ok["latency_s"].to_numpy() * 1000.0
-        out[int(version)] = {
+        out[version] = {
             "requests": len(group), "errors": errors, "error_rate": errors / len(group),
             "p99_ms": float(np.percentile(latency, 99)) if len(latency) else None,
             "labelled": 0, "live_auc": None,
         }  # fmt: skip
     if "label" in answered:
-        for version, group in answered.groupby("version"):
+        for key, group in answered.groupby("version"):
+            version = int(key)  # type: ignore[arg-type]  # pandas-stubs: a group key is any scalar
             y, _, _ = coerce_labels(group["label"], "binary")
             s = scores(group["prediction"])
             keep = np.isfinite(y) & np.isfinite(s)
-            entry = out.setdefault(
-                int(version), {"requests": 0, "errors": 0, "error_rate": 0.0, "p99_ms": None}
-            )
+            entry = out.setdefault(version, {"requests": 0, "errors": 0, "error_rate": 0.0, "p99_ms": None})
             entry["labelled"] = int(keep.sum())
             if keep.sum() >= min_labels and len(np.unique(y[keep])) == 2:
                 entry["live_auc"] = evaluation.classification_metrics(y[keep], s[keep])["roc_auc"]

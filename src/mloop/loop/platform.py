@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from mloop.deployments import DeploymentService
+from mloop.deployments import Deployment, DeploymentService
 from mloop.loop.service import LoopService
 from mloop.monitoring.service import MonitoringService
 from mloop.store import MetadataStore
@@ -31,6 +31,8 @@ class Platform(Workspace, Protocol):
 
     @property
     def loop(self) -> LoopService: ...
+
+    def deploy(self, endpoint: str, model: str, **how: Any) -> Deployment: ...
 
     def close(self) -> None: ...
 

@@ -255,4 +255,4 @@ def _trigger(spec: Mapping[str, Any]) -> Trigger:
     makers = {"drift": OnDrift, "performance": OnPerformance, "new_data": OnNewData}
     if kind not in makers:
         raise MalformedInput(f"unknown trigger {kind!r}; use schedule, drift, performance or new_data")
-    return makers[kind](**(value or {}))  # type: ignore[no-any-return]
+    return makers[kind](**(value or {}))

@@ -119,7 +119,9 @@ class Cron:
         minutes, hours, days, months, weekdays = values
         weekdays = sorted({d % 7 for d in weekdays})
         either_day = not parts[2].startswith("*") and not parts[4].startswith("*")
-        cron = cls(text, *(tuple(v) for v in (minutes, hours, days, months, weekdays)), either_day)
+        cron = cls(
+            text, tuple(minutes), tuple(hours), tuple(days), tuple(months), tuple(weekdays), either_day
+        )
         if not either_day and not any(d <= _LONGEST_MONTH[m] for m in months for d in days):
             # Every real date falls on every weekday within 400 years, so only the dates can be impossible.
             raise MalformedInput(

@@ -31,7 +31,7 @@ Definitions that other code relies on:
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -136,7 +136,7 @@ def by_slice(
     y_true: ArrayLike | str,
     y_score: ArrayLike | str,
     *,
-    task: Literal["binary", "regression"] = "binary",
+    task: str = "binary",  # "binary" or "regression", checked below
     threshold: float = 0.5,
     min_rows: int = 1,
 ) -> dict[str, dict[str, dict[str, Any]]]:
@@ -421,8 +421,9 @@ def _binary_labels(y_true: ArrayLike) -> np.ndarray:
 def _scores(values: ArrayLike, rows: int | None, name: str) -> np.ndarray:
     if isinstance(values, pd.Series | pd.Index):
         if values.isna().any():
-            raise MloopError(f"{name} has {int(values.isna().sum())} missing value(s); every row needs one.")
-        array = values.to_numpy(dtype=np.float64)
+            missing = int(np.count_nonzero(pd.isna(values)))
+            raise MloopError(f"{name} has {missing} missing value(s); every row needs one.")
+        array: np.ndarray = values.to_numpy(dtype=np.float64)
     else:
         try:
             array = np.asarray(values, dtype=np.float64)

@@ -232,10 +232,11 @@ def kind_of(series: pd.Series) -> str:
     if pd.api.types.is_bool_dtype(dtype):
         return "bool"
     if pd.api.types.is_integer_dtype(dtype):
-        wide = dtype.itemsize > 4 or (dtype.itemsize == 4 and pd.api.types.is_unsigned_integer_dtype(dtype))
+        size: int = getattr(dtype, "itemsize", 8)  # numpy's and pandas' nullable dtypes both have it
+        wide = size > 4 or (size == 4 and pd.api.types.is_unsigned_integer_dtype(dtype))
         return "int64" if wide else "int32"
     if pd.api.types.is_float_dtype(dtype):
-        return "float32" if dtype.itemsize <= 4 else "float64"
+        return "float32" if getattr(dtype, "itemsize", 8) <= 4 else "float64"
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "timestamp"
     if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
@@ -358,8 +359,8 @@ def _to_int(series: pd.Series, spec: ColumnSpec, got: str, nulls: np.ndarray) ->
             if len(ints) and (ints.min() < low or ints.max() > high):
                 return series, f"{got} outside the {spec.dtype} range"
         if nulls.any():
-            return series.astype("float64").astype(_NULLABLE_INT[spec.dtype]), None
-        return series.astype(spec.dtype), None
+            return series.astype("float64").astype(_NULLABLE_INT[spec.dtype]), None  # type: ignore[call-overload]  # pandas-stubs: a str dtype
+        return series.astype(spec.dtype), None  # type: ignore[call-overload]  # pandas-stubs: a str dtype
     return series, _describe(got)
 
 

@@ -211,7 +211,7 @@ def sinks_from_settings(specs: Sequence[Mapping[str, Any]]) -> list[AlertSink]:
 def _sink_from_spec(spec: Mapping[str, Any], where: str) -> AlertSink:
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{where} is {spec!r}; write a mapping with a `kind:` ({', '.join(SINKS)}).")
-    kind = spec.get("kind")
+    kind: Any = spec.get("kind")  # from YAML: anything; an unknown kind lists the choices
     sink_class = SINKS.load(kind, where=where)
     parameters = inspect.signature(sink_class).parameters
     arguments = {key: value for key, value in spec.items() if key != "kind"}

@@ -234,7 +234,8 @@ class MonitoringService(Service):
     def _groups(self, part: pd.DataFrame) -> list[tuple[str, int, pd.DataFrame]]:
         if part.empty:
             return []
-        return [(str(m), int(v), g) for (m, v), g in part.groupby(["model", "version"], sort=True)]
+        groups = part.groupby(["model", "version"], sort=True)
+        return [(str(m), int(v), g) for (m, v), g in groups]  # type: ignore[call-overload]  # pandas-stubs: keys are Hashable
 
     def _drift_window(self, endpoint: str, span: windows.Window, part: pd.DataFrame,
                       extra: tuple[dict[str, str], dict[str, float]] = ({}, {})) -> list[dict[str, Any]]:  # fmt: skip

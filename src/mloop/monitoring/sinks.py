@@ -98,7 +98,9 @@ class AlertmanagerSink:
                        self.retries)  # fmt: skip
 
 
-def payload_for_alertmanager(alerts: Sequence[Alert], generator_url: str | None = None) -> list[dict]:
+def payload_for_alertmanager(
+    alerts: Sequence[Alert], generator_url: str | None = None
+) -> list[dict[str, Any]]:
     """The Alertmanager API v2 body for ``alerts``: string labels and annotations, RFC 3339 times.
 
     Labels are ``alertname`` (the rule), ``severity``, ``endpoint``, ``mloop_key`` (the fingerprint)

@@ -171,7 +171,8 @@ def _label_problem(label: Any) -> str | None:
         return f"a string of {len(label):,} characters (at most {MAX_LABEL_CHARS:,})" if too_long else None
     if label is None:
         return "null"
-    kind = {dict: "an object", list: "a list"}.get(type(label), type(label).__name__)
+    kinds: dict[type, str] = {dict: "an object", list: "a list"}
+    kind = kinds.get(type(label), type(label).__name__)
     return f"{kind}: {json.dumps(label, default=str)[:60]}" if isinstance(label, dict | list) else kind
 
 
@@ -189,11 +190,12 @@ def read_feedback(
     parts = sorted((Path(folder) / FOLDER).glob("date=*/part-*.parquet"))
     table = ds.dataset(parts, schema=SCHEMA, format="parquet").to_table() if parts else SCHEMA.empty_table()
     mask = None
-    tests = [(pc.equal, "endpoint", endpoint), (pc.greater_equal, "received_at", since),
-             (pc.less, "received_at", until)]  # fmt: skip
-    for op, column, bound in tests:
-        if bound is not None:
-            value = pa.scalar(as_utc(bound), SCHEMA.field(column).type) if column == "received_at" else bound
+    times = [since and pa.scalar(as_utc(since), SCHEMA.field("received_at").type),
+             until and pa.scalar(as_utc(until), SCHEMA.field("received_at").type)]  # fmt: skip
+    tests = [(pc.equal, "endpoint", endpoint), (pc.greater_equal, "received_at", times[0]),
+             (pc.less, "received_at", times[1])]  # fmt: skip
+    for op, column, value in tests:
+        if value is not None:
             test = op(table[column], value)
             mask = test if mask is None else pc.and_(mask, test)
     frame = (table if mask is None else table.filter(mask)).to_pandas()

@@ -285,7 +285,8 @@ class PredictionLog:
         )  # fmt: skip
 
     def _write(self, entries: list[tuple[Answer, float, str]]) -> None:
-        lines, rows = [], {}
+        lines: list[bytes] = []
+        rows: dict[str, int] = {}
         for answer, ts, status in entries:
             try:
                 lines.append(files.encode(answer, ts, status))

@@ -223,7 +223,8 @@ def _fairness(raw: Any) -> list[dict[str, Any]]:
             continue
         if not isinstance(value, Mapping):
             continue
-        groups = value.get("groups") if isinstance(value.get("groups"), Mapping) else {}
+        found = value.get("groups")
+        groups: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         named = {k: v for k, v in value.items() if str(k).endswith(("_difference", "_gap"))}
         if named:  # the shape of mloop.metrics.evaluation.fairness
             for metric, gap in named.items():
@@ -382,7 +383,8 @@ def _fairness_lines(fairness: list[dict[str, Any]]) -> list[str]:
 
 
 def _lineage(lineage: Mapping[str, Any], data: Mapping[str, Any]) -> list[str]:
-    run = lineage.get("run") if isinstance(lineage.get("run"), Mapping) else {}
+    found = lineage.get("run")
+    run: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     run_id = lineage.get("run_id") or run.get("id")
     run_text = (
         f"{run_id}" + (f" (experiment {run['experiment']})" if run.get("experiment") else "")

@@ -14,6 +14,7 @@ every move is an audit event, so :meth:`ModelRegistry.history` can say what held
 
 from __future__ import annotations
 
+import builtins
 import tempfile
 from collections.abc import Mapping
 from datetime import datetime
@@ -130,7 +131,7 @@ class ModelRegistry(RegistryStages):
             row = self._version_row(session, parent, version, alias)
             return version_record(row, name, self._aliases(session, parent.id).get(row.version, []))
 
-    def list(self) -> list[RegisteredModel]:
+    def list(self) -> builtins.list[RegisteredModel]:
         """Every registered model in the project, with its newest version, production version and aliases."""
         self._authorize("models.read", "model:*")
         with self._ctx.store.read() as session:
@@ -168,7 +169,7 @@ class ModelRegistry(RegistryStages):
             )
         return out
 
-    def list_versions(self, name: str, *, include_deleted: bool = False) -> list[ModelVersion]:
+    def list_versions(self, name: str, *, include_deleted: bool = False) -> builtins.list[ModelVersion]:
         """The versions of ``name``, oldest first."""
         self._authorize("models.read", f"model:{name}")
         with self._ctx.store.read() as session:
@@ -248,7 +249,7 @@ class ModelRegistry(RegistryStages):
             change.payload["previous"] = row.version
             change.session.delete(row)
 
-    def history(self, name: str, alias: str | None = None) -> list[AliasSpan]:
+    def history(self, name: str, alias: str | None = None) -> builtins.list[AliasSpan]:
         """Which version each alias (or just ``alias``) pointed at, from when to when, and who set it."""
         spans = history.alias_spans(self._events(name, history.ALIAS_ACTIONS))
         return [s for s in spans if alias is None or s.alias == alias]
@@ -326,7 +327,8 @@ def _lineage(
     if run is not None:
         row: RunRow = run["run"]
         details = row.info or {}
-        git = details.get("git") if isinstance(details.get("git"), Mapping) else {}
+        found = details.get("git")
+        git: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         out["run_id"] = row.id
         out["run"] = {
             "id": row.id,

@@ -65,7 +65,8 @@ class Batcher:
             self._timer = None
         if self._running or not self._pending:
             return
-        group, size = [], 0
+        group: list[Any] = []
+        size = 0
         while self._pending and (not group or size + len(self._pending[0].rows) <= self.max_batch_size):
             item = self._pending.pop(0)
             group.append(item)

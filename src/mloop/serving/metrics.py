@@ -72,6 +72,6 @@ def exposition() -> bytes:
     """The Prometheus text of this process, or of every worker in multi-process mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
         return generate_latest(registry)
     return generate_latest()

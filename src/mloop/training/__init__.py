@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 from mloop.training.queries import Experiment, RunInfo
+from mloop.training.run import Run
 from mloop.training.search import FilterError
-from mloop.training.tracking import Run, RunService
+from mloop.training.tracking import RunService
 
 __all__ = ["Experiment", "FilterError", "Run", "RunInfo", "RunService"]

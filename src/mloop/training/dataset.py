@@ -139,7 +139,7 @@ def load_labels(project: Workspace, source: Any) -> pd.DataFrame:
     if isinstance(source, DatasetSource):
         return project.data.read(source.dataset)
     if isinstance(source, ParquetSource):
-        return pd.read_parquet([str(p) for p in source.files()])
+        return pd.read_parquet([str(p) for p in source.files()])  # type: ignore[call-overload]  # pyarrow reads a list of files; pandas-stubs says one
     if isinstance(source, str | Path):
         path = Path(source)
         if path.suffix.lower() == ".parquet" and path.exists():

@@ -82,7 +82,7 @@ def fit(
         best = getattr(model, "best_iteration_", None)
         info.best_iteration = int(best) if best else None
         results = getattr(model, "evals_result_", None) or {}
-        first = next(iter(results.values()), {})
+        first: dict[str, list[float]] = next(iter(results.values()), {})
         info.curve = [float(v) for v in next(iter(first.values()), [])]
     else:
         model.fit(x_train, y_train)

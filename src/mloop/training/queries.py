@@ -114,12 +114,12 @@ def load_runs(session: Session, ids: Sequence[str]) -> list[RunInfo]:
         select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(RunTagRow.run_id.in_(wanted))
     ):
         tags[run_id][key] = value
-    for run_id, key, value in session.execute(
+    for run_id, key, number in session.execute(
         select(LatestMetricRow.run_id, LatestMetricRow.key, LatestMetricRow.value).where(
             LatestMetricRow.run_id.in_(wanted)
         )
     ):
-        metrics[run_id][key] = metric_value(value)
+        metrics[run_id][key] = metric_value(number)
     for art in session.scalars(select(RunArtifactRow).where(RunArtifactRow.run_id.in_(wanted))):
         artifacts[art.run_id][art.name] = {"digest": art.digest, "size": art.size}
     by_id = {}

@@ -154,12 +154,15 @@ class Run:
         kid = self._keys.get(key)
         if kid is None:
             kid = self._first_point(key)
+        at: float
         if step is None:
-            step = AUTO
+            at = AUTO
         elif type(step) is not int or not -STEP_LIMIT <= step <= STEP_LIMIT:
-            step = _metric_step(key, step)
+            at = _metric_step(key, step)
+        else:
+            at = step
         # One C call: atomic under the GIL, so points from several threads never interleave.
-        self._extend((kid, step, _now(), value))
+        self._extend((kid, at, _now(), value))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Record several metrics at once, all at ``step`` (or each at its own next step)."""

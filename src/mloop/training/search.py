@@ -35,6 +35,7 @@ and tags order numbers first (numerically), then the other texts. Ties break on 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -125,7 +126,7 @@ def parse_filter(text: str | None) -> Expr | None:
     return expr
 
 
-def parse_order_by(items: list[str] | tuple[str, ...] | str | None) -> list[Order]:
+def parse_order_by(items: Sequence[str] | str | None) -> list[Order]:
     """``["metrics.auc desc", "params.lr"]`` as :class:`Order` items."""
     if items is None:
         return []
@@ -323,7 +324,7 @@ def build_query(
     dialect: str,
     *,
     drive: bool = True,
-) -> Select[tuple[str]]:
+) -> Select[Any]:
     """One query for the ids of the matching runs, ordered, at most ``limit``.
 
     When the filter requires a metric comparison (a top-level ``and`` term) and ``drive`` is true, that
@@ -338,13 +339,13 @@ def build_query(
     driver = _driver(terms, orders) if drive else None
     query = select(RunRow.id)
     if driver is not None:
-        drive = aliased(LatestMetricRow, name="drive")
+        driving = aliased(LatestMetricRow, name="drive")
         query = query.join(
-            drive,
+            driving,
             and_(
-                drive.run_id == RunRow.id,
-                drive.key == driver.key,
-                _compare(drive.value, driver.op, driver.value, dialect),
+                driving.run_id == RunRow.id,
+                driving.key == driver.key,
+                _compare(driving.value, driver.op, driver.value, dialect),
             ),
         )
         terms = [t for t in terms if t is not driver]
@@ -363,10 +364,10 @@ def build_query(
             continue
         if i == 0 and driver is not None and order.kind == "metrics" and order.key == driver.key:
             # The joined value is never NULL: no NULLS LAST, so the index order serves the ORDER BY.
-            order_by.append(drive.value.desc() if order.descending else drive.value.asc())
+            order_by.append(driving.value.desc() if order.descending else driving.value.asc())
             continue
         table = {"metrics": LatestMetricRow, "params": RunParamRow, "tags": RunTagRow}[order.kind]
-        joined = aliased(table, name=f"order_{i}")  # type: ignore[arg-type]
+        joined: Any = aliased(table, name=f"order_{i}")  # one of three tables, each with run_id, key, value
         query = query.outerjoin(joined, and_(joined.run_id == RunRow.id, joined.key == order.key))
         if order.kind == "metrics":
             order_by.append((joined.value.desc() if order.descending else joined.value.asc()).nulls_last())
@@ -452,9 +453,9 @@ def _compare(column: Any, op: str, value: Any, dialect: str) -> ColumnElement[bo
     if op == "like":
         return column.like(value, escape="\\")
     if op == "=":
-        return column == value  # type: ignore[no-any-return]
+        return column == value
     if op == "!=":
-        return column != value  # type: ignore[no-any-return]
+        return column != value
     if isinstance(value, str):
         column = _text_order(column, dialect)
     return {"<": column < value, "<=": column <= value, ">": column > value, ">=": column >= value}[op]

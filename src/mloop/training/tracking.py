@@ -253,7 +253,7 @@ class RunService(Service):
         with self._ctx.store.read() as session:
             return load_runs(session, [run_id])[0]
 
-    def metric_history(self, run_id: str, key: str) -> list[tuple[int, datetime, float]]:
+    def metric_history(self, run_id: str, key: str) -> builtins.list[tuple[int, datetime, float]]:
         """Every point of metric ``key`` of the run, as ``(step, ts, value)`` ordered by step then time."""
         run_id = self._resolve(run_id)
         self._authorize("runs.read", f"experiment:{self._experiment_of(run_id)}")

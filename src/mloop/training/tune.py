@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 
@@ -117,7 +117,7 @@ def tune(pipeline: Any, project: Workspace, space: dict[str, Any], *, trials: in
     data = pipeline.training_set(project)
     metric = metric or ("roc_auc" if data.task == "binary" else "rmse")
     metric = "roc_auc" if metric == "auc" else metric  # trials log under the pipeline run's metric names
-    direction = "maximize" if metric in MAXIMIZE else "minimize"
+    direction: Literal["maximize", "minimize"] = "maximize" if metric in MAXIMIZE else "minimize"
     study = optuna.create_study(
         direction=direction, sampler=optuna.samplers.TPESampler(seed=pipeline.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
@@ -153,6 +153,7 @@ def tune(pipeline: Any, project: Workspace, space: dict[str, Any], *, trials: in
             best_run = next(r["run_id"] for r in results if r["number"] == best.number)
             project.runs.set_tags(best_run, {"best": "true"})
             parent.set_tags({"best_run": best_run, "best_params": json.dumps(best.params, default=str)})
+            assert best.value is not None  # a finished trial has its value
             parent.log_metrics({f"best_{metric}": float(best.value), "trials_complete": len(finished),
                                 "trials_pruned": sum(r["state"] == "pruned" for r in results)})  # fmt: skip
     finally:

@@ -6,13 +6,15 @@ than the facade, which sits above every service and would make training depend o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from mloop.config import Settings
 from mloop.data.service import DataService
 from mloop.features.service import FeatureService
 from mloop.registry.service import ModelRegistry
+from mloop.training.run import Run
 from mloop.training.tracking import RunService
 
 
@@ -36,3 +38,13 @@ class Workspace(Protocol):
 
     @property
     def models(self) -> ModelRegistry: ...
+
+    def run(
+        self,
+        experiment: str,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        parent: Run | str | None = None,
+    ) -> Run: ...

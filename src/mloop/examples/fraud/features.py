@@ -70,7 +70,9 @@ def pipeline(labels: str, *, currency: bool = False, seed: int = 0, rounds: int 
     two days before the last two, tested on those, unless ``split`` says otherwise); with ``currency``
     the v3 of the demo: the same model that also converts amounts to euros."""
     features = [*FEATURES, "payment_currency:pay_currency"] if currency else FEATURES
-    booster = dict(n_estimators=rounds, learning_rate=0.08, num_leaves=31, min_child_samples=20, verbose=-1)
+    booster: dict[str, Any] = dict(
+        n_estimators=rounds, learning_rate=0.08, num_leaves=31, min_child_samples=20, verbose=-1
+    )
     model = CurrencyAwareClassifier(**booster) if currency else lightgbm.LGBMClassifier(**booster)
     return ml.TrainingPipeline(
         "fraud", features=features, label=ml.Label(labels, column="is_fraud", timestamp="asof"), model=model,
@@ -82,7 +84,8 @@ def pipeline(labels: str, *, currency: bool = False, seed: int = 0, rounds: int 
 def request_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """One predict-request row per payment: the customer's key and the request-time fields."""
     columns = ["customer_id", *REQUEST]
-    out = frame[columns].astype(object).where(frame[columns].notna(), None).to_dict("records")
+    records = frame[columns].astype(object).where(frame[columns].notna(), None).to_dict("records")
+    out = [{str(k): v for k, v in record.items()} for record in records]
     for row in out:
         row["customer_id"] = int(row["customer_id"])
         for name in ("amount", "distance_km"):

@@ -46,7 +46,9 @@ def summarise(project: Project, traffic: Any, outcome: dict[str, Any], console: 
     answers = traffic.answers if traffic else []
     frame = read_predictions(predictions_folder(project.settings), "fraud")
     first_live = min((a["wall"] for a in answers), default=None)
-    folder, stats, phases = predictions_folder(project.settings), {}, ({}, {})
+    folder = predictions_folder(project.settings)
+    stats: dict[int, dict[str, Any]] = {}
+    phases: tuple[dict[int, Any], dict[int, Any]] = ({}, {})
     if first_live:
         stats = version_stats(folder, "fraud", datetime.fromtimestamp(first_live, UTC), min_labels=100)
     if first_live and shift_wall:  # live AUC before and after the shift, each version on its own traffic

@@ -119,7 +119,8 @@ class RedisOnlineStore:
     def write(self, view: str, rows: Sequence[OnlineRow]) -> int:
         base = self._base(view) + "r:"
         # Encode everything first: a value that cannot be stored refuses the batch before anything is sent.
-        keys, args = [], []
+        keys: list[str] = []
+        args: list[Any] = []
         for row in newest_rows(rows):
             keys.append(base + row.key)
             args += (row.event_ts, row.created_ts, encode(row.values))
@@ -151,13 +152,13 @@ class RedisOnlineStore:
     ) -> OnlineRead:
         row_keys = [self._base(view) + "r:" + key for view, key in rows]
         if not events:  # the serving hot path: one command
-            found = self._client.execute_command("MGET", *row_keys) if row_keys else []
+            found = self._client.execute_command("MGET", *row_keys) if row_keys else []  # type: ignore[no-untyped-call]
             return OnlineRead(rows=[_row(key, raw) for (_, key), raw in zip(rows, found, strict=True)])
         pipe = self._client.pipeline(transaction=False)
         if row_keys:
-            pipe.execute_command("MGET", *row_keys)
+            pipe.execute_command("MGET", *row_keys)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         for view, key, since in events:
-            pipe.execute_command(
+            pipe.execute_command(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
                 "ZRANGEBYSCORE", self._base(view) + "e:" + key, f"({since}", "+inf", "WITHSCORES"
             )
         answers = pipe.execute()
@@ -176,7 +177,7 @@ class RedisOnlineStore:
             if keys:
                 pipe = self._client.pipeline(transaction=False)
                 for raw in keys:
-                    key = raw.decode()
+                    key = raw.decode() if isinstance(raw, bytes) else raw  # bytes: no decode_responses
                     self._trim(
                         keys=[base + "e:" + key, base + "i:" + key, base + "k"],
                         args=[key, before],

@@ -136,7 +136,7 @@ class SqliteOnlineStore:
             return 0
         return self._write_many(_ADD_EVENT, params)
 
-    def _write_many(self, sql: str, params: list[tuple[object, ...]]) -> int:
+    def _write_many(self, sql: str, params: Sequence[tuple[object, ...]]) -> int:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:

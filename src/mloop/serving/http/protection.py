@@ -134,10 +134,11 @@ class Guard:
         metrics.IN_FLIGHT.set(self.in_flight)
         try:
             if declared is None and scope.get("method") in ("POST", "PUT", "PATCH"):
-                receive = await self._buffered(receive)  # a chunked body: read it, bounded, first
-                if receive is None:
+                buffered = await self._buffered(receive)  # a chunked body: read it, bounded, first
+                if buffered is None:
                     await _too_large(send, self.max_body_bytes)
                     return
+                receive = buffered
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
