@@ -27,9 +27,10 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
-# The quick loop: no real servers (PostgreSQL, Redis) and no test marked slow; CI runs `make test`.
+# The quick loop: no real servers (PostgreSQL, Redis) and no test marked slow, on every core (xdist);
+# CI runs `make test`.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not postgres and not redis"
+	$(BIN)/python -m pytest -q -n auto -m "not slow and not postgres and not redis"
 
 clean:
 	rm -rf $(VENV) .mloop .mloop-demo .pytest_cache .ruff_cache
