@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
-from mloop._service import Service
+from mloop._service import Context, Service
 from mloop._time import parse_duration, utcnow
 from mloop.config.monitoring import MonitoringSettings, slo_name
 from mloop.metrics.profile import bin_frequencies
@@ -42,7 +42,7 @@ LOOKBACK_WINDOWS = 168  # update() looks back a week of hourly windows, or as ma
 
 
 class MonitoringService(Service):
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self._versions: dict[tuple[str, int], VersionInfo] = {}
 

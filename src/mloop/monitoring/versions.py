@@ -8,7 +8,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mloop._service import Context
 from mloop.monitoring.estimation import PerformanceEstimator
+from mloop.registry.service import ModelRegistry
 
 
 @dataclass
@@ -19,9 +21,7 @@ class VersionInfo:
     estimator: PerformanceEstimator | None
 
 
-def load_version(ctx: Any, model: str, version: int) -> VersionInfo:
-    from mloop.registry.service import ModelRegistry
-
+def load_version(ctx: Context, model: str, version: int) -> VersionInfo:
     record = ModelRegistry(ctx).get(model, version)
     lineage, card, artifacts = record.lineage or {}, record.card or {}, ctx.artifacts
     digest = lineage.get("reference_profile")
