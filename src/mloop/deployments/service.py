@@ -19,11 +19,9 @@ import builtins
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from mloop._service import Service
 from mloop._time import utcnow
+from mloop.deployments import queries
 from mloop.deployments.revision import (
     Deployment,
     Route,
@@ -93,16 +91,16 @@ class DeploymentService(Service):
         check_endpoint(endpoint)
         self._authorize("deployments.rollback", f"endpoint:{endpoint}")
         with self._ctx.store.read() as session:
-            current = self._latest(session, endpoint)
+            current = queries.latest(session, self._ctx.project_id, endpoint)
             if current is None:
-                raise NotFound(self._missing(session, endpoint))
+                raise NotFound(queries.missing(session, self._ctx.project_id, endpoint))
             live = from_row(current)
             if live.previous is None:
                 raise MloopError(
                     f"Endpoint {endpoint!r} has nothing to roll back to: revision {live.revision} is its first. "
                     f"Deploy another version, or undeploy it with `mloop undeploy {endpoint}`."
                 )
-            row = self._revision_row(session, endpoint, live.previous)
+            row = queries.revision(session, self._ctx.project_id, endpoint, live.previous)
             target = from_row(row)
         restored = Deployment(
             endpoint, 0, target.model, target.routes, target.shadow, target.sticky_key, target.alias,
@@ -132,57 +130,33 @@ class DeploymentService(Service):
         self._authorize("deployments.read", f"endpoint:{endpoint}")
         with self._ctx.store.read() as session:
             if revision is not None:
-                return from_row(self._revision_row(session, endpoint, revision))
-            row = self._latest(session, endpoint)
+                return from_row(queries.revision(session, self._ctx.project_id, endpoint, revision))
+            row = queries.latest(session, self._ctx.project_id, endpoint)
             if row is None:
-                raise NotFound(self._missing(session, endpoint))
+                raise NotFound(queries.missing(session, self._ctx.project_id, endpoint))
             return from_row(row)
 
     def list(self, *, include_inactive: bool = False) -> builtins.list[Deployment]:
         """The newest revision of every endpoint, by endpoint name (undeployed ones only if asked)."""
         self._authorize("deployments.read", "endpoint:*")
-        pid = self._ctx.project_id
-        newest = (
-            select(DeploymentRow.endpoint, func.max(DeploymentRow.revision).label("revision"))
-            .where(DeploymentRow.project_id == pid)
-            .group_by(DeploymentRow.endpoint)
-            .subquery()
-        )
         with self._ctx.store.read() as session:
-            rows = session.scalars(
-                select(DeploymentRow)
-                .join(
-                    newest,
-                    (DeploymentRow.endpoint == newest.c.endpoint)
-                    & (DeploymentRow.revision == newest.c.revision),
-                )
-                .where(DeploymentRow.project_id == pid)
-                .order_by(DeploymentRow.endpoint)
-            ).all()
-            found = [from_row(row) for row in rows]
+            found = [from_row(row) for row in queries.newest(session, self._ctx.project_id)]
         return [d for d in found if include_inactive or d.active]
 
     def history(self, endpoint: str) -> builtins.list[Deployment]:
         """Every revision of ``endpoint``, oldest first."""
         self._authorize("deployments.read", f"endpoint:{endpoint}")
         with self._ctx.store.read() as session:
-            rows = session.scalars(
-                select(DeploymentRow)
-                .where(DeploymentRow.project_id == self._ctx.project_id, DeploymentRow.endpoint == endpoint)
-                .order_by(DeploymentRow.revision)
-            ).all()
+            rows = queries.history(session, self._ctx.project_id, endpoint)
             if not rows:
-                raise NotFound(self._missing(session, endpoint))
+                raise NotFound(queries.missing(session, self._ctx.project_id, endpoint))
             return [from_row(row) for row in rows]
 
     def stamp(self) -> int:
         """A number that grows with every new revision in the project (0 when there is none): one indexed
         query, for servers to poll."""
         with self._ctx.store.read() as session:
-            found = session.scalar(
-                select(func.max(DeploymentRow.id)).where(DeploymentRow.project_id == self._ctx.project_id)
-            )
-        return int(found or 0)
+            return queries.stamp(session, self._ctx.project_id)
 
     # ---- internals ------------------------------------------------------------------------------------
 
@@ -194,7 +168,7 @@ class DeploymentService(Service):
     def _append(self, endpoint: str, spec: Deployment, permission: str, **payload: Any) -> Deployment:
         with self._mutate(permission, f"endpoint:{endpoint}", action=permission) as change:
             session = change.session
-            latest = self._latest(session, endpoint)
+            latest = queries.latest(session, self._ctx.project_id, endpoint)
             revision = 1 if latest is None else latest.revision + 1
             body = spec_of(spec)
             if spec.kind != "rollback":
@@ -215,44 +189,9 @@ class DeploymentService(Service):
             )  # fmt: skip
             return from_row(row)
 
-    def _latest(self, session: Session, endpoint: str) -> DeploymentRow | None:
-        return session.scalars(
-            select(DeploymentRow)
-            .where(DeploymentRow.project_id == self._ctx.project_id, DeploymentRow.endpoint == endpoint)
-            .order_by(DeploymentRow.revision.desc())
-            .limit(1)
-        ).first()
-
-    def _revision_row(self, session: Session, endpoint: str, revision: int) -> DeploymentRow:
-        row = session.scalars(
-            select(DeploymentRow).where(
-                DeploymentRow.project_id == self._ctx.project_id,
-                DeploymentRow.endpoint == endpoint,
-                DeploymentRow.revision == revision,
-            )
-        ).first()
-        if row is None:
-            latest = self._latest(session, endpoint)
-            if latest is None:
-                raise NotFound(self._missing(session, endpoint))
-            raise NotFound(
-                f"Endpoint {endpoint!r} has no revision {revision}; its revisions are 1 to {latest.revision}."
-            )
-        return row
-
-    def _missing(self, session: Session, endpoint: str) -> str:
-        names = session.scalars(
-            select(DeploymentRow.endpoint).where(DeploymentRow.project_id == self._ctx.project_id).distinct()
-        ).all()
-        known = ", ".join(sorted(names)) or "none yet"
-        return (
-            f"No endpoint {endpoint!r} has been deployed (endpoints: {known}). Deploy one with "
-            f"`mloop deploy {endpoint} MODEL --version N`."
-        )
-
     def _canary_routes(self, endpoint: str, model: str, version: int, share: float) -> tuple[Route, ...]:
         with self._ctx.store.read() as session:
-            row = self._latest(session, endpoint)
+            row = queries.latest(session, self._ctx.project_id, endpoint)
         live = from_row(row) if row is not None else None
         if live is None or not live.active:
             raise MloopError(
