@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
-from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from mloop._service import Service
 from mloop._time import parse_duration, utcnow
+from mloop.access import queries
 from mloop.errors import AlreadyExists, AuthenticationError, MloopError, NotFound, PermissionDenied
 from mloop.security.actor import Actor
 from mloop.security.roles import Grant
@@ -101,7 +102,7 @@ class Users(Service):
         with self._mutate(
             "users.write", f"user:{name}", action="users.add", kind=kind, roles=[str(g) for g in grants]
         ) as change:
-            if change.session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
+            if queries.user(change.session, name) is not None:
                 raise AlreadyExists(
                     f"User {name!r} exists already; change its roles with `mloop users grant`."
                 )
@@ -125,7 +126,7 @@ class Users(Service):
     def list(self) -> builtins.list[User]:
         self._authorize("users.read")
         with self._ctx.store.read() as session:
-            return [User.from_row(r) for r in session.scalars(select(UserRow).order_by(UserRow.name))]
+            return [User.from_row(r) for r in queries.users(session)]
 
     def grant(self, name: str, role: str) -> User:
         grant = Grant.parse(role)
@@ -163,14 +164,14 @@ class Users(Service):
     def ensure_local_admin(self, name: str) -> None:
         """Create the configured local admin on first use (bootstrap; recorded like any other change)."""
         with self._ctx.store.read() as session:
-            if session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
+            if queries.user(session, name) is not None:
                 return
         with contextlib.suppress(AlreadyExists):  # another process bootstrapped it at the same moment
             self.add(name, ["admin"])
 
     @staticmethod
-    def _row(session: Any, name: str) -> UserRow:
-        row = session.scalar(select(UserRow).where(UserRow.name == name))
+    def _row(session: Session, name: str) -> UserRow:
+        row = queries.user(session, name)
         if row is None:
             raise NotFound(
                 f"No user named {name!r}; `mloop users list` shows them, `mloop users add` adds one."
@@ -225,23 +226,17 @@ class Keys(Service):
 
     def revoke(self, key_id: str) -> KeyInfo:
         with self._mutate("keys.revoke", f"key:{key_id}") as change:
-            row = change.session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id))
+            row, owner = queries.key(change.session, key_id)
             if row is None:
                 raise NotFound(f"No API key with id {key_id!r}; `mloop keys list` shows them.")
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
-            owner = change.session.get(UserRow, row.user_id)
             return _key_info(row, owner.name if owner else "?")
 
     def list(self, user: str | None = None) -> builtins.list[KeyInfo]:
         self._authorize("users.read")
-        query = select(ApiKeyRow, UserRow.name).join(UserRow, UserRow.id == ApiKeyRow.user_id)
-        if user:
-            query = query.where(UserRow.name == user)
         with self._ctx.store.read() as session:
-            return [
-                _key_info(row, name) for row, name in session.execute(query.order_by(ApiKeyRow.created_at))
-            ]
+            return [_key_info(row, name) for row, name in queries.keys(session, user)]
 
     def authenticate(self, token: str) -> Actor:
         """The actor a key stands for; :class:`AuthenticationError` if unknown, revoked or expired.
@@ -255,8 +250,7 @@ class Keys(Service):
             )
         key_id, secret = match.groups()
         with self._ctx.store.read() as session:
-            row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id))
-            owner = session.get(UserRow, row.user_id) if row is not None else None
+            row, owner = queries.key(session, key_id)
         # Compare even for an unknown key id, so timing does not tell which key ids exist.
         salt, stored = (row.salt, row.hash) if row is not None else ("0" * 32, "0" * 64)
         if not hmac.compare_digest(_hash(salt, secret), stored) or row is None or owner is None:
@@ -275,7 +269,7 @@ class Keys(Service):
         if row.last_used_at is None or now - row.last_used_at > _LAST_USED_EVERY:
             # Throttled, so a busy API key costs one small write a minute, not one per request.
             with self._ctx.store.write(serialize=False) as session:
-                session.execute(update(ApiKeyRow).where(ApiKeyRow.id == row.id).values(last_used_at=now))
+                queries.touch_key(session, row.id, now)
         return User.from_row(owner).actor(key_id)
 
 
