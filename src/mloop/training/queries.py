@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mloop.store.schema import (
     ExperimentRow,
     LatestMetricRow,
+    MetricRow,
     RunArtifactRow,
     RunParamRow,
     RunRow,
@@ -142,3 +143,102 @@ def load_runs(session: Session, ids: Sequence[str]) -> list[RunInfo]:
             created_by=run.created_by,
         )
     return [by_id[i] for i in wanted if i in by_id]
+
+
+def experiment_id(session: Session, project_id: int, name: str) -> int | None:
+    return session.scalar(
+        select(ExperimentRow.id).where(ExperimentRow.project_id == project_id, ExperimentRow.name == name)
+    )
+
+
+def experiment_ids(session: Session, project_id: int, names: Sequence[str]) -> dict[str, int]:
+    """The ids of the experiments among ``names`` that exist, by name."""
+    rows = session.execute(
+        select(ExperimentRow.name, ExperimentRow.id).where(
+            ExperimentRow.project_id == project_id, ExperimentRow.name.in_(list(names))
+        )
+    ).all()
+    return {name: id_ for name, id_ in rows}
+
+
+def experiment_names(session: Session, project_id: int, *, limit: int) -> list[str]:
+    return list(
+        session.scalars(select(ExperimentRow.name).where(ExperimentRow.project_id == project_id).limit(limit))
+    )
+
+
+def experiments(session: Session, project_id: int) -> list[Experiment]:
+    """Every experiment of the project with its run count and newest start, by name."""
+    rows = session.execute(
+        select(
+            ExperimentRow.name, ExperimentRow.created_at, func.count(RunRow.id), func.max(RunRow.started_at)
+        )
+        .outerjoin(RunRow, RunRow.experiment_id == ExperimentRow.id)
+        .where(ExperimentRow.project_id == project_id)
+        .group_by(ExperimentRow.id, ExperimentRow.name, ExperimentRow.created_at)
+        .order_by(ExperimentRow.name)
+    ).all()
+    return [Experiment(name, created, count, last) for name, created, count, last in rows]
+
+
+def experiment_of(session: Session, project_id: int, run_id: str) -> str | None:
+    """The name of the experiment of run ``run_id`` in the project, or None."""
+    return session.scalar(
+        select(ExperimentRow.name)
+        .join(RunRow, RunRow.experiment_id == ExperimentRow.id)
+        .where(RunRow.id == run_id, ExperimentRow.project_id == project_id)
+    )
+
+
+def run(session: Session, project_id: int, run_id: str) -> RunRow | None:
+    return session.scalar(
+        select(RunRow)
+        .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
+        .where(RunRow.id == run_id, ExperimentRow.project_id == project_id)
+    )
+
+
+def run_ids_starting(session: Session, project_id: int, prefix: str, *, limit: int) -> list[str]:
+    """Ids of the project's runs that start with ``prefix`` (at most ``limit``)."""
+    return list(
+        session.scalars(
+            select(RunRow.id)
+            .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
+            .where(RunRow.id.like(prefix + "%"), ExperimentRow.project_id == project_id)
+            .limit(limit)
+        )
+    )
+
+
+def params(session: Session, run_id: str, keys: list[str]) -> dict[str, str]:
+    """The stored values of params ``keys`` of the run."""
+    rows = session.execute(
+        select(RunParamRow.key, RunParamRow.value).where(
+            RunParamRow.run_id == run_id, RunParamRow.key.in_(keys)
+        )
+    ).all()
+    return {key: value for key, value in rows}
+
+
+def tags(session: Session, run_id: str, keys: list[str]) -> dict[str, RunTagRow]:
+    """The stored rows of tags ``keys`` of the run (to update in place)."""
+    found = session.scalars(select(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key.in_(keys)))
+    return {tag.key: tag for tag in found}
+
+
+def metric_points(session: Session, run_id: str, key: str) -> list[tuple[int, datetime, float | None]]:
+    """Every point of metric ``key`` of the run as (step, ts, value), by step then time."""
+    rows = session.execute(
+        select(MetricRow.step, MetricRow.ts, MetricRow.value)
+        .where(MetricRow.run_id == run_id, MetricRow.key == key)
+        .order_by(MetricRow.step, MetricRow.ts, MetricRow.id)
+    ).all()
+    return [(step, ts, value) for step, ts, value in rows]
+
+
+def artifact_names(session: Session, run_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(RunArtifactRow.name).where(RunArtifactRow.run_id == run_id).order_by(RunArtifactRow.name)
+        )
+    )

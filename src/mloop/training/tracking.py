@@ -26,7 +26,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mloop._service import Context, Service
@@ -34,12 +33,12 @@ from mloop._time import utcnow
 from mloop.errors import MloopError, NotFound
 from mloop.store.schema import (
     ExperimentRow,
-    MetricRow,
     RunArtifactRow,
     RunParamRow,
     RunRow,
     RunTagRow,
 )
+from mloop.training import queries
 from mloop.training import search as search_lang
 from mloop.training.environment import environment
 from mloop.training.queries import Experiment, RunInfo, load_runs, metric_value
@@ -96,11 +95,7 @@ class RunService(Service):
             payload["parent"] = parent_id
         with self._mutate("runs.write", f"experiment:{experiment}", action="runs.start", **payload) as change:
             session = change.session
-            experiment_id = session.scalar(
-                select(ExperimentRow.id).where(
-                    ExperimentRow.project_id == self._ctx.project_id, ExperimentRow.name == experiment
-                )
-            )
+            experiment_id = queries.experiment_id(session, self._ctx.project_id, experiment)
             if experiment_id is None:
                 row = ExperimentRow(project_id=self._ctx.project_id, name=experiment, created_at=now, tags={})
                 session.add(row)
@@ -163,13 +158,7 @@ class RunService(Service):
             keys=sorted(texts),
         ) as change:
             session = change.session
-            stored = dict(
-                session.execute(
-                    select(RunParamRow.key, RunParamRow.value).where(
-                        RunParamRow.run_id == run.id, RunParamRow.key.in_(list(texts))
-                    )
-                ).all()
-            )
+            stored = queries.params(session, run.id, list(texts))
             for key, value in texts.items():
                 if key in stored and stored[key] != value:
                     raise MloopError(
@@ -196,12 +185,7 @@ class RunService(Service):
             "runs.write", f"experiment:{experiment}", action="runs.set_tags", run=run_id, keys=sorted(texts)
         ) as change:
             session = change.session
-            stored = {
-                tag.key: tag
-                for tag in session.scalars(
-                    select(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key.in_(list(texts)))
-                )
-            }
+            stored = queries.tags(session, run_id, list(texts))
             for key, value in texts.items():
                 if key in stored:
                     stored[key].value = value
@@ -259,11 +243,7 @@ class RunService(Service):
         self._authorize("runs.read", f"experiment:{self._experiment_of(run_id)}")
         self._open_runs().flush([run_id])
         with self._ctx.store.read() as session:
-            rows = session.execute(
-                select(MetricRow.step, MetricRow.ts, MetricRow.value)
-                .where(MetricRow.run_id == run_id, MetricRow.key == key)
-                .order_by(MetricRow.step, MetricRow.ts, MetricRow.id)
-            ).all()
+            rows = queries.metric_points(session, run_id, key)
         return [(step, ts, metric_value(value)) for step, ts, value in rows]
 
     def list(self, experiment: str | None = None, limit: int = 100) -> builtins.list[RunInfo]:
@@ -273,19 +253,7 @@ class RunService(Service):
     def experiments(self) -> builtins.list[Experiment]:
         self._authorize("runs.read", "experiment:*")
         with self._ctx.store.read() as session:
-            rows = session.execute(
-                select(
-                    ExperimentRow.name,
-                    ExperimentRow.created_at,
-                    func.count(RunRow.id),
-                    func.max(RunRow.started_at),
-                )
-                .outerjoin(RunRow, RunRow.experiment_id == ExperimentRow.id)
-                .where(ExperimentRow.project_id == self._ctx.project_id)
-                .group_by(ExperimentRow.id, ExperimentRow.name, ExperimentRow.created_at)
-                .order_by(ExperimentRow.name)
-            ).all()
-        return [Experiment(name, created, count, last) for name, created, count, last in rows]
+            return queries.experiments(session, self._ctx.project_id)
 
     def search(
         self,
@@ -350,9 +318,7 @@ class RunService(Service):
         self._authorize("runs.read", f"experiment:{self._experiment_of(run_id)}")
         with self._ctx.store.read() as session:
             row = session.get(RunArtifactRow, (run_id, name))
-            names = [] if row else session.scalars(
-                select(RunArtifactRow.name).where(RunArtifactRow.run_id == run_id).order_by(RunArtifactRow.name)
-            ).all()  # fmt: skip
+            names = [] if row else queries.artifact_names(session, run_id)
         if row is None:
             listed = ", ".join(names[:20]) or "none"
             raise NotFound(f"Run {run_id} has no artifact {name!r}. Its artifacts: {listed}.")
@@ -361,11 +327,7 @@ class RunService(Service):
     # ---- helpers --------------------------------------------------------------------------------------
 
     def _run_row(self, session: Session, run_id: str) -> RunRow | None:
-        return session.scalar(
-            select(RunRow)
-            .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
-            .where(RunRow.id == run_id, ExperimentRow.project_id == self._ctx.project_id)
-        )
+        return queries.run(session, self._ctx.project_id, run_id)
 
     def _resolve(self, run_id: str) -> str:
         """The full id of ``run_id``, which may be a unique prefix of 6 or more characters."""
@@ -376,14 +338,7 @@ class RunService(Service):
                 return run_id
             matches: builtins.list[str] = []
             if len(run_id) >= 6 and re.fullmatch(r"[0-9a-f]+", run_id):
-                matches = builtins.list(
-                    session.scalars(
-                        select(RunRow.id)
-                        .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
-                        .where(RunRow.id.like(run_id + "%"), ExperimentRow.project_id == self._ctx.project_id)
-                        .limit(2)
-                    )
-                )
+                matches = queries.run_ids_starting(session, self._ctx.project_id, run_id, limit=2)
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
@@ -394,11 +349,7 @@ class RunService(Service):
 
     def _experiment_of(self, run_id: str) -> str:
         with self._ctx.store.read() as session:
-            name = session.scalar(
-                select(ExperimentRow.name)
-                .join(RunRow, RunRow.experiment_id == ExperimentRow.id)
-                .where(RunRow.id == run_id, ExperimentRow.project_id == self._ctx.project_id)
-            )
+            name = queries.experiment_of(session, self._ctx.project_id, run_id)
         if name is None:
             raise NotFound(
                 f"No run {run_id!r} in project {self._ctx.project!r}; `mloop runs list` shows the runs."
@@ -406,19 +357,10 @@ class RunService(Service):
         return name
 
     def _experiment_ids(self, session: Session, names: Sequence[str]) -> builtins.list[int]:
-        found = dict(
-            session.execute(
-                select(ExperimentRow.name, ExperimentRow.id).where(
-                    ExperimentRow.project_id == self._ctx.project_id,
-                    ExperimentRow.name.in_(builtins.list(names)),
-                )
-            ).all()
-        )
+        found = queries.experiment_ids(session, self._ctx.project_id, names)
         missing = [n for n in names if n not in found]
         if missing:
-            known = session.scalars(
-                select(ExperimentRow.name).where(ExperimentRow.project_id == self._ctx.project_id).limit(50)
-            ).all()
+            known = queries.experiment_names(session, self._ctx.project_id, limit=50)
             raise NotFound(
                 f"No experiment {missing[0]!r} in project {self._ctx.project!r}. "
                 f"Experiments: {', '.join(sorted(known)) or 'none yet (project.run(...) creates one)'}."
