@@ -6,9 +6,10 @@ part of the registry shares and the errors that list what exists."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mloop._service import Service
@@ -194,3 +195,85 @@ def check_alias(alias: str) -> None:
 def check_stage(stage: str) -> None:
     if stage not in STAGES:
         raise MloopError(f"Stage {stage!r} is not one of: {', '.join(STAGES)}.")
+
+
+# ---- queries the registry's services share ---------------------------------------------------------------
+
+
+def newest_version(session: Session, model_id: int) -> int | None:
+    """The highest version number of the model, deleted ones included (numbers are never reused)."""
+    return session.scalar(
+        select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_id == model_id)
+    )
+
+
+def models(session: Session, project_id: int) -> Sequence[RegisteredModelRow]:
+    """Every registered model of the project, by name."""
+    return session.scalars(
+        select(RegisteredModelRow)
+        .where(RegisteredModelRow.project_id == project_id)
+        .order_by(RegisteredModelRow.name)
+    ).all()
+
+
+def version_stages(session: Session, model_ids: Sequence[int]) -> list[tuple[int, int, str]]:
+    """(model id, version, stage) of every version not deleted of the models."""
+    rows = session.execute(
+        select(ModelVersionRow.model_id, ModelVersionRow.version, ModelVersionRow.stage).where(
+            ModelVersionRow.model_id.in_(list(model_ids)), ModelVersionRow.stage != "deleted"
+        )
+    ).all()
+    return [(model_id, version, stage) for model_id, version, stage in rows]
+
+
+def aliases(session: Session, model_ids: Sequence[int]) -> Sequence[ModelAliasRow]:
+    return session.scalars(select(ModelAliasRow).where(ModelAliasRow.model_id.in_(list(model_ids)))).all()
+
+
+def versions(session: Session, model_id: int, *, include_deleted: bool = False) -> Sequence[ModelVersionRow]:
+    """The versions of the model, oldest first."""
+    query = select(ModelVersionRow).where(ModelVersionRow.model_id == model_id)
+    if not include_deleted:
+        query = query.where(ModelVersionRow.stage != "deleted")
+    return session.scalars(query.order_by(ModelVersionRow.version)).all()
+
+
+def versions_in_stage(
+    session: Session, model_id: int, stage: str, *, besides: int
+) -> Sequence[ModelVersionRow]:
+    """The model's versions in ``stage`` other than version ``besides``."""
+    return session.scalars(
+        select(ModelVersionRow).where(
+            ModelVersionRow.model_id == model_id,
+            ModelVersionRow.stage == stage,
+            ModelVersionRow.version != besides,
+        )
+    ).all()
+
+
+def pending_promotions(
+    session: Session, model_id: int, *, version: int | None = None, stage: str | None = None
+) -> Sequence[PromotionRow]:
+    """Promotion requests of the model that wait for approval (of ``version``, to ``stage``, if given)."""
+    query = select(PromotionRow).where(PromotionRow.model_id == model_id, PromotionRow.status == "pending")
+    if version is not None:
+        query = query.where(PromotionRow.version == version)
+    if stage is not None:
+        query = query.where(PromotionRow.stage == stage)
+    return session.scalars(query.order_by(PromotionRow.id)).all()
+
+
+def promotions(
+    session: Session, project_id: int, *, model_id: int | None = None, status: str | None = None
+) -> list[tuple[PromotionRow, str]]:
+    """Promotion requests with their model's name, newest first."""
+    query = (
+        select(PromotionRow, RegisteredModelRow.name)
+        .join(RegisteredModelRow, RegisteredModelRow.id == PromotionRow.model_id)
+        .where(RegisteredModelRow.project_id == project_id)
+    )
+    if model_id is not None:
+        query = query.where(RegisteredModelRow.id == model_id)
+    if status is not None:
+        query = query.where(PromotionRow.status == status)
+    return [(row, name) for row, name in session.execute(query.order_by(PromotionRow.id.desc()))]

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
 
 from mloop._time import utcnow
 from mloop.errors import IntegrityError, MloopError, NotFound
@@ -30,7 +29,7 @@ from mloop.models.flavours import Flavour, flavour_for, get_flavour, json_safe
 from mloop.models.package import pack, unpack
 from mloop.models.signature import Signature, SignatureError, infer
 from mloop.registry import card as cards
-from mloop.registry import history
+from mloop.registry import history, queries
 from mloop.registry.history import AliasSpan
 from mloop.registry.queries import check_alias, check_name, version_record
 from mloop.registry.stages import RegistryStages
@@ -38,8 +37,6 @@ from mloop.registry.versions import LoadedModel, ModelVersion, RegisteredModel
 from mloop.store.schema import (
     ModelAliasRow,
     ModelVersionRow,
-    PromotionRow,
-    RegisteredModelRow,
     RunRow,
 )
 
@@ -99,9 +96,7 @@ class ModelRegistry(RegistryStages):
         ) as change:
             session = change.session
             parent = self._model_row(session, name, create=description)
-            latest = session.scalar(
-                select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_id == parent.id)
-            )
+            latest = queries.newest_version(session, parent.id)
             row = ModelVersionRow(
                 model_id=parent.id,
                 version=(latest or 0) + 1,
@@ -135,20 +130,10 @@ class ModelRegistry(RegistryStages):
         """Every registered model in the project, with its newest version, production version and aliases."""
         self._authorize("models.read", "model:*")
         with self._ctx.store.read() as session:
-            parents = session.scalars(
-                select(RegisteredModelRow)
-                .where(RegisteredModelRow.project_id == self._ctx.project_id)
-                .order_by(RegisteredModelRow.name)
-            ).all()
+            parents = queries.models(session, self._ctx.project_id)
             ids = [p.id for p in parents]
-            versions = session.execute(
-                select(ModelVersionRow.model_id, ModelVersionRow.version, ModelVersionRow.stage).where(
-                    ModelVersionRow.model_id.in_(ids), ModelVersionRow.stage != "deleted"
-                )
-            ).all()
-            aliases = (
-                session.execute(select(ModelAliasRow).where(ModelAliasRow.model_id.in_(ids))).scalars().all()
-            )
+            versions = queries.version_stages(session, ids)
+            aliases = queries.aliases(session, ids)
         out = []
         for parent in parents:
             mine = [(v, stage) for model_id, v, stage in versions if model_id == parent.id]
@@ -174,13 +159,10 @@ class ModelRegistry(RegistryStages):
         self._authorize("models.read", f"model:{name}")
         with self._ctx.store.read() as session:
             parent = self._model_row(session, name)
-            query = select(ModelVersionRow).where(ModelVersionRow.model_id == parent.id)
-            if not include_deleted:
-                query = query.where(ModelVersionRow.stage != "deleted")
             aliases = self._aliases(session, parent.id)
             return [
                 version_record(row, name, aliases.get(row.version, []))
-                for row in session.scalars(query.order_by(ModelVersionRow.version))
+                for row in queries.versions(session, parent.id, include_deleted=include_deleted)
             ]
 
     def load(self, name: str, version: int | None = None, alias: str | None = None) -> LoadedModel:
@@ -282,13 +264,7 @@ class ModelRegistry(RegistryStages):
                 )
             change.payload.update({"stage": "deleted", "from": row.stage})
             row.stage = "deleted"
-            waiting = session.scalars(
-                select(PromotionRow).where(
-                    PromotionRow.model_id == parent.id,
-                    PromotionRow.version == version,
-                    PromotionRow.status == "pending",
-                )
-            )
+            waiting = queries.pending_promotions(session, parent.id, version=version)
             for request in waiting:
                 request.status, request.decided_by, request.decided_at = "rejected", self.actor.name, utcnow()
                 request.comment = (request.comment + " " if request.comment else "") + "(version deleted)"

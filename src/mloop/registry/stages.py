@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mloop._time import utcnow
 from mloop.errors import AlreadyExists, MloopError, NotFound, PermissionDenied
-from mloop.registry import history
+from mloop.registry import history, queries
 from mloop.registry.history import StageSpan
 from mloop.registry.queries import RegistryQueries, check_stage, promotion_record
 from mloop.registry.versions import Promotion
@@ -73,16 +72,8 @@ class RegistryStages(RegistryQueries):
         """Promotion requests, newest first (``status``: pending, done or rejected)."""
         self._authorize("models.read", f"model:{name or '*'}")
         with self._ctx.store.read() as session:
-            query = (
-                select(PromotionRow, RegisteredModelRow.name)
-                .join(RegisteredModelRow, RegisteredModelRow.id == PromotionRow.model_id)
-                .where(RegisteredModelRow.project_id == self._ctx.project_id)
-            )
-            if name is not None:
-                query = query.where(RegisteredModelRow.id == self._model_row(session, name).id)
-            if status is not None:
-                query = query.where(PromotionRow.status == status)
-            rows = session.execute(query.order_by(PromotionRow.id.desc())).all()
+            model_id = self._model_row(session, name).id if name is not None else None
+            rows = queries.promotions(session, self._ctx.project_id, model_id=model_id, status=status)
         return [promotion_record(row, model) for row, model in rows]
 
     def stage_history(self, name: str) -> list[StageSpan]:
@@ -106,9 +97,9 @@ class RegistryStages(RegistryQueries):
             row = self._version_row(session, parent, version, None)
             request = self._pending(session, parent.id, version, to)
             if request is None:
-                waiting = [f"{p.version} to {p.stage}" for p in session.scalars(
-                    select(PromotionRow).where(PromotionRow.model_id == parent.id, PromotionRow.status == "pending")
-                )]  # fmt: skip
+                waiting = [
+                    f"{p.version} to {p.stage}" for p in queries.pending_promotions(session, parent.id)
+                ]
                 raise NotFound(
                     f"No promotion of {name!r} version {version} to {to} is waiting for approval; pending: "
                     f"{', '.join(waiting) or 'none'}. Request one with mloop models promote {name} {version} --to {to}."
@@ -133,13 +124,7 @@ class RegistryStages(RegistryQueries):
     def _move(session: Session, parent: RegisteredModelRow, row: ModelVersionRow, to: str) -> dict[str, Any]:
         archived: list[int] = []
         if to == "production":
-            for other in session.scalars(
-                select(ModelVersionRow).where(
-                    ModelVersionRow.model_id == parent.id,
-                    ModelVersionRow.stage == "production",
-                    ModelVersionRow.version != row.version,
-                )
-            ):
+            for other in queries.versions_in_stage(session, parent.id, "production", besides=row.version):
                 other.stage = "archived"
                 archived.append(other.version)
         previous, row.stage = row.stage, to
@@ -147,11 +132,5 @@ class RegistryStages(RegistryQueries):
 
     @staticmethod
     def _pending(session: Session, model_id: int, version: int, stage: str) -> PromotionRow | None:
-        return session.scalar(
-            select(PromotionRow).where(
-                PromotionRow.model_id == model_id,
-                PromotionRow.version == version,
-                PromotionRow.stage == stage,
-                PromotionRow.status == "pending",
-            )
-        )
+        found = queries.pending_promotions(session, model_id, version=version, stage=stage)
+        return found[0] if found else None
