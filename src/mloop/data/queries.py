@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from mloop._service import Service
 from mloop._time import as_utc
@@ -245,3 +246,32 @@ class DatasetCatalog(Service):
             + (f" (datasets: {', '.join(names)})" if names else "")
             + ". Create it by ingesting a file: mloop data ingest FILE --dataset NAME."
         )
+
+
+def dataset(session: Session, project_id: int, name: str) -> DatasetRow | None:
+    return session.scalar(
+        select(DatasetRow).where(DatasetRow.project_id == project_id, DatasetRow.name == name)
+    )
+
+
+def newest_schema_version(session: Session, dataset_id: int) -> int | None:
+    return session.scalar(
+        select(func.max(DatasetSchemaRow.version)).where(DatasetSchemaRow.dataset_id == dataset_id)
+    )
+
+
+def quarantine_files(session: Session, project_id: int, name: str) -> list[str]:
+    """The quarantine files of the dataset's committed ingestions, relative to its folder."""
+    return [
+        q
+        for q in session.scalars(
+            select(IngestionRow.quarantine)
+            .join(DatasetRow)
+            .where(
+                DatasetRow.project_id == project_id,
+                DatasetRow.name == name,
+                IngestionRow.quarantine.is_not(None),
+            )
+        )
+        if q is not None
+    ]

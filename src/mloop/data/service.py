@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mloop._time import utcnow
 from mloop.data import ingest as engine
+from mloop.data import queries
 from mloop.data.infer import infer_dataset
 from mloop.data.queries import DatasetCatalog
 from mloop.data.report import IngestReport
@@ -234,14 +234,7 @@ class DataService(DatasetCatalog):
         other ingestion or validation is running: every working folder but ours is a crash's)."""
         known = {str(folder / f) for f in self._committed_files(name)}
         with self._ctx.store.read() as session:
-            known |= {
-                str(folder / str(q))
-                for q in session.scalars(
-                    select(IngestionRow.quarantine)
-                    .join(DatasetRow)
-                    .where(*self._where(name), IngestionRow.quarantine.is_not(None))
-                )
-            }
+            known |= {str(folder / q) for q in queries.quarantine_files(session, self._ctx.project_id, name)}
         for path in folder.rglob("*.parquet"):
             if "_staging" not in path.relative_to(folder).parts and str(path) not in known:
                 path.unlink()
@@ -254,19 +247,14 @@ class DataService(DatasetCatalog):
         with self._mutate("data.write", f"dataset:{dataset.name}", action="data.schema") as change:
             session = change.session
             row = self._dataset_row(session, dataset.name)
-            version = (
-                session.scalar(
-                    select(func.max(DatasetSchemaRow.version)).where(DatasetSchemaRow.dataset_id == row.id)
-                )
-                or 0
-            ) + 1
+            version = (queries.newest_schema_version(session, row.id) or 0) + 1
             self._add_schema(session, row, version, dataset)
             change.payload["version"] = version
         return version
 
     def _dataset_row(self, session: Session, name: str) -> DatasetRow:
         """The dataset's row, created in ``session`` (by this actor) if the dataset is new."""
-        row = session.scalar(select(DatasetRow).where(*self._where(name)))
+        row = queries.dataset(session, self._ctx.project_id, name)
         if row is None:
             row = DatasetRow(project_id=self._ctx.project_id, name=name, created_at=utcnow(),
                              created_by=self.actor.name)  # fmt: skip

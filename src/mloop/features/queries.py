@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import func, select
@@ -28,7 +29,7 @@ from mloop.features.definitions import (
     source_from_spec,
     spec_hash,
 )
-from mloop.store.schema import FeatureDefinitionRow, ModelVersionRow, RegisteredModelRow
+from mloop.store.schema import FeatureDefinitionRow, MaterializationRow, ModelVersionRow, RegisteredModelRow
 
 KINDS = ("entity", "push_source", "feature_view", "on_demand_view")
 
@@ -308,3 +309,34 @@ def _check_references(items: Sequence[Definition], stored: dict[tuple[str, str],
                         f"OnDemandView {item.name!r}: view {view!r} has no feature {feature!r} "
                         f"(it has: {', '.join(views[view])})."
                     )
+
+
+def materialized(
+    session: Session, project_id: int, view: str, version: int
+) -> tuple[datetime | None, datetime | None]:
+    """(newest event, end of the newest materialized range) of a view's version; Nones before the first."""
+    row = session.execute(
+        select(func.max(MaterializationRow.last_event_ts), func.max(MaterializationRow.end_ts)).where(
+            MaterializationRow.project_id == project_id,
+            MaterializationRow.view == view,
+            MaterializationRow.view_version == version,
+        )
+    ).one()
+    return row[0], row[1]
+
+
+def materializations(session: Session, project_id: int, view: str) -> list[tuple[datetime, datetime]]:
+    """(finished at, end of the range) of every materialization of the view's newest version."""
+    newest = session.scalar(
+        select(func.max(MaterializationRow.view_version)).where(
+            MaterializationRow.project_id == project_id, MaterializationRow.view == view
+        )
+    )
+    rows = session.execute(
+        select(MaterializationRow.finished_at, MaterializationRow.end_ts).where(
+            MaterializationRow.project_id == project_id,
+            MaterializationRow.view == view,
+            MaterializationRow.view_version == newest,
+        )
+    ).all()
+    return [(finished, end) for finished, end in rows]

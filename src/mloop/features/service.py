@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
 
 from mloop._service import Service
 from mloop._time import as_utc, parse_duration, utcnow
@@ -257,13 +256,7 @@ class FeatureService(Service):
     def _watermark(self, view: FeatureView) -> datetime | None:
         version = self._definitions().stored[("feature_view", view.name)].version
         with self._ctx.store.read() as session:
-            return session.scalar(
-                select(func.max(MaterializationRow.end_ts)).where(
-                    MaterializationRow.project_id == self._ctx.project_id,
-                    MaterializationRow.view == view.name,
-                    MaterializationRow.view_version == version,
-                )
-            )
+            return queries.materialized(session, self._ctx.project_id, view.name, version)[1]
 
     def _drop_old_versions(self, view: str, version: int) -> None:
         for old in range(1, version):
@@ -315,15 +308,9 @@ class FeatureService(Service):
             for (kind, name), stored in sorted(defs.stored.items()):
                 if kind != "feature_view":
                     continue
-                last_event, watermark = session.execute(
-                    select(
-                        func.max(MaterializationRow.last_event_ts), func.max(MaterializationRow.end_ts)
-                    ).where(
-                        MaterializationRow.project_id == self._ctx.project_id,
-                        MaterializationRow.view == name,
-                        MaterializationRow.view_version == stored.version,
-                    )
-                ).one()
+                last_event, watermark = queries.materialized(
+                    session, self._ctx.project_id, name, stored.version
+                )
                 view = defs.objects.get(name)
                 if isinstance(view, FeatureView) and isinstance(view.source, PushSource):
                     pushed = self._last_pushed(view.source)

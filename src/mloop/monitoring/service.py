@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
 
 from mloop._service import Context, Service
 from mloop._time import parse_duration, utcnow
 from mloop.config.monitoring import MonitoringSettings, slo_name
+from mloop.features import queries as feature_queries
 from mloop.metrics.profile import bin_frequencies
 from mloop.monitoring import queries, rules, sli, slo, windows
 from mloop.monitoring.alerts import Alert, deliver, sinks_from_settings
@@ -35,7 +35,6 @@ from mloop.monitoring.versions import VersionInfo, load_version
 from mloop.predictions.feedback import read_feedback
 from mloop.predictions.files import FIXED, read_predictions
 from mloop.predictions.log import predictions_folder
-from mloop.store.schema import MaterializationRow
 
 Since = str | datetime
 LOOKBACK_WINDOWS = 168  # update() looks back a week of hourly windows, or as many of a smaller size
@@ -305,13 +304,7 @@ class MonitoringService(Service):
 
     def _watermarks(self, view: str) -> list[tuple[datetime, datetime]]:
         with self._ctx.store.read() as session:
-            pid = self._ctx.project_id
-            newest = session.scalar(select(func.max(MaterializationRow.view_version)).where(
-                MaterializationRow.project_id == pid, MaterializationRow.view == view))  # fmt: skip
-            rows = session.execute(select(MaterializationRow.finished_at, MaterializationRow.end_ts).where(
-                MaterializationRow.project_id == pid, MaterializationRow.view == view,
-                MaterializationRow.view_version == newest)).all()  # fmt: skip
-        return [(f, e) for f, e in rows]
+            return feature_queries.materializations(session, self._ctx.project_id, view)
 
     def _distributions(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         out = []
