@@ -192,7 +192,9 @@ def _policy(labels: Path, size: Size, *, currency: bool = False) -> ml.LoopPolic
     split = ml.TimeSplit(valid="12h", test="1d")  # the newest labels: the gate's holdout
     # a retrain must beat the champion with 90% confidence; the team's new pipeline must not be worse
     # by more than 0.01 AUC with 90% confidence (non-inferiority: the champion is near perfect by then)
-    gate = ml.Gate(metric="auc", min_gain=-0.01 if currency else 0.0, confidence=0.9, max_latency_ms=50,
+    # The gate times single-row calls in the training child while the server and the traffic share the
+    # cores; a limit near the model's own cost (~1 ms) would measure the machine's load, not the model.
+    gate = ml.Gate(metric="auc", min_gain=-0.01 if currency else 0.0, confidence=0.9, max_latency_ms=250,
                    max_fairness_gap=None)  # fmt: skip
     return ml.LoopPolicy(
         "fraud", features.pipeline(str(labels), currency=currency, rounds=size.trees, split=split), triggers=triggers,
