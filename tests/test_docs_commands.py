@@ -67,11 +67,21 @@ def commands(page: Path) -> list[Command]:
         if match.group(1) not in SHELLS:
             continue
         first = text[: match.start()].count("\n") + 2
-        pending, start = "", first
+        pending, start, heredoc = "", first, None
         for offset, raw in enumerate(match.group(2).splitlines()):
+            if heredoc is not None:  # a here-document's lines belong to its command, comments and all
+                pending += raw + "\n"
+                if raw.strip() == heredoc:
+                    found.append(Command(page.name, start, pending.rstrip()))
+                    pending, heredoc = "", None
+                continue
             if not pending:
                 start = first + offset
             line = _strip_comment(raw).rstrip()
+            opened = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", line)
+            if opened:
+                pending, heredoc = pending + line + "\n", opened.group(1)
+                continue
             if line.endswith("\\"):
                 pending += line[:-1] + " "
                 continue
@@ -98,6 +108,13 @@ def _strip_comment(line: str) -> str:
 def test_every_page_has_its_commands_found() -> None:
     found = {c.page for page in PAGES for c in commands(page)}
     assert {"README.md", "data.md", "serving.md", "security.md"} <= found
+
+
+def test_a_here_document_is_one_command(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```sh\ncat > a.py <<'EOF'\nx = 1  # kept\nEOF\nmloop a   # note\n```\n")
+    found = [c.text for c in commands(page)]
+    assert found == ["cat > a.py <<'EOF'\nx = 1  # kept\nEOF", "mloop a"]
 
 
 def test_comments_are_dropped_outside_quotes_only() -> None:
