@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from mloop.cli import _output as out
 from mloop.cli import _state
-from mloop.data.report import IngestReport
-from mloop.data.schema import Dataset
+
+if TYPE_CHECKING:
+    from mloop.data.report import IngestReport
 
 app = typer.Typer(help="Ingest, validate and inspect datasets.", no_args_is_help=True)
 
@@ -37,6 +38,8 @@ class _Bar:
     PHASES = ("fingerprint", "read", "validate", "write")
 
     def __init__(self, enabled: bool) -> None:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(
             TextColumn("{task.description:<12}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
             console=out.err, transient=True, disable=not enabled,
@@ -52,7 +55,7 @@ class _Bar:
 def _run(
     validate_only: bool, file: Path, dataset: str, schema: Path | None, options: dict[str, str], as_json: bool
 ) -> IngestReport:
-    project = _state.project()
+    project = _state.project(create=not validate_only)
     bar = _Bar(enabled=out.err.is_terminal and not as_json)
     call = project.data.validate if validate_only else project.data.ingest
     with bar.progress:
@@ -69,7 +72,16 @@ def ingest(
     as_json: bool = JsonOpt,
     strict: bool = typer.Option(False, "--strict", help="Exit with code 3 if any row was quarantined."),
 ) -> None:
-    """Validate every row of FILE; add the valid rows to the dataset and quarantine the rest with reasons."""
+    """Validate every row of FILE; add the valid rows to the dataset and quarantine the rest with reasons.
+
+    Creates the project's state (.mloop/) in the folder if it is not in a project yet. Exit code 3 when no
+    row was accepted or a whole column was rejected (and with --strict, when any row was).
+
+    Examples:
+
+      $ mloop data ingest transactions.csv --dataset transactions
+      $ mloop data ingest export.tsv -d transactions --schema transactions.yaml --strict
+    """
     report = _run(False, file, dataset, schema, _options(delimiter, encoding), as_json)
     show_report(report, as_json)
     if strict and report.rows_quarantined:
@@ -85,7 +97,12 @@ def validate(
     encoding: str | None = EncodingOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Check FILE against the dataset's schema and report; writes nothing. Exit code 3 if rows would fail."""
+    """Check FILE against the dataset's schema and report; writes nothing. Exit code 3 if rows would fail.
+
+    Example:
+
+      $ mloop data validate new-batch.csv -d transactions
+    """
     report = _run(True, file, dataset, schema, _options(delimiter, encoding), as_json)
     show_report(report, as_json)
     if report.rows_quarantined:
@@ -124,7 +141,12 @@ def show_report(report: IngestReport, as_json: bool) -> None:
 
 @app.command("list")
 def list_(as_json: bool = JsonOpt) -> None:
-    """Datasets of the project."""
+    """Datasets of the project.
+
+    Example:
+
+      $ mloop data list
+    """
     infos = _state.project().data.list()
     if as_json:
         out.emit_json([i.to_dict() for i in infos])
@@ -142,7 +164,13 @@ def show(
     limit: int = typer.Option(10, "--limit", "-n", help="Rows to print."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """A dataset's summary, its ingestions and its first rows."""
+    """A dataset's summary, its ingestions and its first rows.
+
+    Examples:
+
+      $ mloop data show transactions
+      $ mloop data show transactions --all --json
+    """
     data = _state.project().data
     info, ingestions, head = data.info(name), data.ingestions(name), data.read(name, limit=limit)
     if as_json:
@@ -166,9 +194,17 @@ def schema(
     ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Print the dataset's schema as YAML (or JSON); with --set, record a new schema version."""
+    """Print the dataset's schema as YAML (or JSON); with --set, record a new schema version.
+
+    Examples:
+
+      $ mloop data schema transactions > transactions.yaml
+      $ mloop data schema transactions --set transactions.yaml
+    """
     data = _state.project().data
     if set_ is not None:
+        from mloop.data.schema import Dataset
+
         version = data.set_schema(Dataset.from_yaml(set_, name=name))
         out.success(f"schema of {name} is now version {version}")
         return
@@ -186,7 +222,12 @@ def quarantine(
     limit: int = typer.Option(20, "--limit", "-n", help="Rows to print."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Quarantined rows with their reasons."""
+    """Quarantined rows with their reasons.
+
+    Example:
+
+      $ mloop data quarantine transactions -n 50
+    """
     frame = _state.project().data.quarantine(name, ingest_id)
     shown = frame.head(limit).astype(str)
     if as_json:

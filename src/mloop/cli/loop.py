@@ -16,7 +16,12 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON for machines.")
 
 @app.command()
 def tick(as_json: bool = JsonOpt) -> None:
-    """Evaluate every policy once (for cron and tests) and print the decisions."""
+    """Evaluate every policy once (for cron and tests) and print the decisions.
+
+    Example:
+
+      $ mloop loop tick
+    """
     from mloop.loop.controller import LoopController
 
     controller = LoopController.for_project(_state.project())
@@ -36,7 +41,12 @@ def tick(as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def run(interval: float | None = typer.Option(None, "--interval", help="Seconds between ticks (default loop.interval_seconds).")) -> None:  # fmt: skip
-    """Run the controller until interrupted (one acts at a time: the others stand by)."""
+    """Run the controller until interrupted (one acts at a time: the others stand by).
+
+    Example:
+
+      $ mloop loop run --interval 60
+    """
     from mloop.loop.controller import LoopController
 
     project = _state.project()
@@ -47,14 +57,25 @@ def run(interval: float | None = typer.Option(None, "--interval", help="Seconds 
 
 @app.command()
 def status(endpoint: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
-    """Where the loop stands for an endpoint: phase, champion, challenger, step, paused."""
+    """Where the loop stands for an endpoint: phase, champion, challenger, step, paused.
+
+    Example:
+
+      $ mloop loop status fraud
+    """
     state = _state.project().loop.state(endpoint).to_dict()
     out.emit_json(state) if as_json else out.fields(f"Loop of {endpoint}", state)
 
 
 @app.command()
 def timeline(endpoint: str | None = typer.Argument(None), as_json: bool = JsonOpt) -> None:
-    """Every loop decision (and monitoring alert) with its reason, oldest first."""
+    """Every loop decision (and monitoring alert) with its reason, oldest first.
+
+    Examples:
+
+      $ mloop loop timeline fraud
+      $ mloop loop timeline --json
+    """
     found = _state.project().loop.timeline(endpoint)
     if as_json:
         out.emit_json(found)
@@ -65,21 +86,36 @@ def timeline(endpoint: str | None = typer.Argument(None), as_json: bool = JsonOp
 
 @app.command()
 def pause(endpoint: str = typer.Argument(...), reason: str = typer.Option("", "--reason")) -> None:
-    """Stop the loop acting on an endpoint until `mloop loop resume`."""
+    """Stop the loop acting on an endpoint until `mloop loop resume`.
+
+    Example:
+
+      $ mloop loop pause fraud --reason 'label backfill'
+    """
     _state.project().loop.pause(endpoint, reason=reason)
     out.success(f"{endpoint}: loop paused")
 
 
 @app.command()
 def resume(endpoint: str = typer.Argument(...)) -> None:
-    """Let the loop act on an endpoint again."""
+    """Let the loop act on an endpoint again.
+
+    Example:
+
+      $ mloop loop resume fraud
+    """
     _state.project().loop.resume(endpoint)
     out.success(f"{endpoint}: loop resumed")
 
 
 @app.command()
 def approve(endpoint: str = typer.Argument(...)) -> None:
-    """Let a canary that waits for approval take its final step."""
+    """Let a canary that waits for approval take its final step.
+
+    Example:
+
+      $ mloop loop approve fraud
+    """
     state = _state.project().loop.approve(endpoint)
     out.success(f"{endpoint}: v{state.challenger} approved; the next tick takes the final step")
 

@@ -16,15 +16,21 @@ _METRIC_COLUMNS = 4
 
 @app.command("list")
 def list_runs(
-    experiment: str | None = typer.Option(None, "--experiment", "-e", help="Only runs of this experiment."),
+    experiment: str | None = typer.Option(None, "--experiment", help="Only runs of this experiment."),
     filter: str | None = typer.Option(
-        None, "--filter", "-f", help='e.g. "metrics.auc > 0.9 and params.num_leaves = 31"'
+        None, "--filter", help='e.g. "metrics.auc > 0.9 and params.num_leaves = 31"'
     ),
-    order_by: list[str] = typer.Option([], "--order-by", "-o", help="e.g. 'metrics.auc desc' (repeatable)."),
+    order_by: list[str] = typer.Option([], "--order-by", help="e.g. 'metrics.auc desc' (repeatable)."),
     limit: int = typer.Option(20, "--limit", "-n", help="At most this many runs."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Runs, newest first, or as --filter and --order-by select them."""
+    """Runs, newest first, or as --filter and --order-by select them.
+
+    Examples:
+
+      $ mloop runs list --experiment fraud -n 10
+      $ mloop runs list --filter 'metrics.auc > 0.9' --order-by 'metrics.auc desc'
+    """
     runs = _state.project().runs.search(experiment, filter=filter, order_by=order_by or None, limit=limit)
     if as_json:
         out.emit_json([r.to_dict() for r in runs])
@@ -47,7 +53,12 @@ def show(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix of 6+ characters)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Everything recorded about one run."""
+    """Everything recorded about one run.
+
+    Example:
+
+      $ mloop runs show 3f2a9c
+    """
     run = _state.project().runs.get(run_id)
     if as_json:
         out.emit_json(run.to_dict())
@@ -85,7 +96,12 @@ def compare(
     run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or unique prefixes)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Params, metrics and tags of runs side by side; * marks the rows that differ."""
+    """Params, metrics and tags of runs side by side; * marks the rows that differ.
+
+    Example:
+
+      $ mloop runs compare 3f2a9c 8b41d0
+    """
     table = _state.project().runs.compare(run_ids)
     if as_json:
         out.emit_json(table)
@@ -101,7 +117,12 @@ def compare(
 
 @app.command()
 def experiments(as_json: bool = JsonOpt) -> None:
-    """Experiments with their number of runs."""
+    """Experiments with their number of runs.
+
+    Example:
+
+      $ mloop runs experiments
+    """
     found = _state.project().runs.experiments()
     if as_json:
         out.emit_json([e.to_dict() for e in found])

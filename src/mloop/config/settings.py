@@ -136,6 +136,26 @@ class Settings(BaseSettings):
         )
 
 
+def find_project_root(path: Path) -> Path | None:
+    """The nearest of ``path`` and its parents holding ``mloop.yaml`` or ``.mloop/``; None if none does."""
+    start = path.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file() or (folder / STATE_DIR).is_dir():
+            return folder
+    return None
+
+
+def existing_project_root(path: Path) -> Path:
+    """:func:`find_project_root`, where there being none is an error that says where it looked."""
+    found = find_project_root(path)
+    if found is None:
+        raise ConfigError(
+            f"no mloop project here (looked for {CONFIG_FILE} / {STATE_DIR} in {path.resolve()} and its parents); "
+            "run `mloop init` or pass -C DIR"
+        )
+    return found
+
+
 def load_settings(root: Path, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read ``root/mloop.yaml`` (if any), apply ``MLOOP_*`` variables from ``env`` and ``overrides``."""
     env = os.environ if env is None else env
