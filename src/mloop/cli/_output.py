@@ -20,13 +20,30 @@ def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=_default, sort_keys=False) + "\n")
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def table(
+    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, no_wrap: Iterable[str] = ()
+) -> None:
+    """A table that fits the terminal: long text folds, but times (and the ``no_wrap`` columns) never
+    wrap, since a timestamp split over two lines reads as two numbers."""
+    rows = [list(row) for row in rows]
+    keep = set(no_wrap)
     out = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        out.add_column(column, overflow="fold")
+    for i, column in enumerate(columns):
+        whole = column in keep or any(isinstance(row[i], datetime) for row in rows if i < len(row))
+        out.add_column(column, overflow="ellipsis" if whole else "fold", no_wrap=whole)
     for row in rows:
         out.add_row(*[fmt(v) for v in row])
     console.print(out)
+
+
+def short_time(value: Any) -> Any:
+    """An ISO time string as a datetime (shown as 2026-03-01 12:00:05, never wrapped); other values as given."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    return value
 
 
 def fields(title: str, items: dict[str, Any]) -> None:

@@ -2,8 +2,8 @@
 
 Read commands open an existing project only (the nearest folder, from --project up, with ``mloop.yaml``
 or ``.mloop/``) and refuse elsewhere; ``mloop init`` and the write commands that say so in their help
-create one. The project's log lines go to stderr only with ``--verbose`` (and for ``mloop serve``): a
-command's result is its output, not a log line.
+create one. The project's log lines (below errors) go to stderr only with ``--verbose`` (and for
+``mloop serve``): a command reports its result and its problems itself, not as log lines.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def project(*, create: bool = False) -> Project:
 
         opened = Project.open(found or path(), create=create)
         settings = opened.settings
-        logs.configure(settings.log_level if _state["verbose"] else "WARNING", settings.log_format)
+        logs.configure(settings.log_level if _state["verbose"] else "ERROR", settings.log_format)
         _state["project"] = opened
     return _state["project"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,6 +21,7 @@ SchemaOpt = typer.Option(None, "--schema", "-s", help="Schema YAML (columns, typ
 DelimOpt = typer.Option(None, "--delimiter", help="CSV field delimiter (default ',').")
 EncodingOpt = typer.Option(None, "--encoding", help="CSV text encoding (default utf-8), e.g. latin-1.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON for machines.")
+_INGESTIONS = 10  # listed by `data show` without --all
 
 
 def _options(delimiter: str | None, encoding: str | None) -> dict[str, str]:
@@ -84,8 +85,35 @@ def ingest(
     """
     report = _run(False, file, dataset, schema, _options(delimiter, encoding), as_json)
     show_report(report, as_json)
+    problem = _data_problem(report)
+    if problem:
+        out.err.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(3)
     if strict and report.rows_quarantined:
         raise typer.Exit(3)
+
+
+def _data_problem(report: IngestReport) -> str | None:
+    """Why an ingestion failed as a whole: no row accepted, or one column rejected in every row."""
+    if report.skipped or report.rows_read == 0:
+        return None
+    per_column: dict[str, int] = {}
+    for reason, rows in report.by_reason.items():
+        column, sep, _ = reason.partition(": ")
+        if sep:
+            per_column[column] = per_column.get(column, 0) + rows
+    whole = [c for c, rows in per_column.items() if rows >= report.rows_read]
+    fix = f"fix the file or the schema (mloop data schema {report.dataset}); the rows are in quarantine"
+    if whole:
+        what = ", ".join(f"{c!r} ({_reasons_of(report, c)})" for c in whole)
+        return f"column {what} was rejected in every row; {fix}."
+    if report.rows_accepted == 0:
+        return f"no row of {report.source} was accepted ({report.rows_quarantined:,} quarantined); {fix}."
+    return None
+
+
+def _reasons_of(report: IngestReport, column: str) -> str:
+    return ", ".join(r.partition(": ")[2] for r in report.by_reason if r.startswith(column + ": "))
 
 
 @app.command()
@@ -162,9 +190,10 @@ def list_(as_json: bool = JsonOpt) -> None:
 def show(
     name: str = typer.Argument(..., help="Dataset name."),
     limit: int = typer.Option(10, "--limit", "-n", help="Rows to print."),
+    every: bool = typer.Option(False, "--all", help="List every ingestion, not only the last 10."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """A dataset's summary, its ingestions and its first rows.
+    """A dataset's summary, its last ingestions and its first rows (--json: every ingestion).
 
     Examples:
 
@@ -178,11 +207,15 @@ def show(
                        "head": head.astype(str).to_dict(orient="records")})  # fmt: skip
         return
     out.fields(f"Dataset {name}", info.to_dict())
+    shown = ingestions if every else ingestions[-_INGESTIONS:]
+    older = len(ingestions) - len(shown)
     out.table(
-        "Ingestions",
+        f"Ingestions{f' (the last {len(shown)})' if older else ''}",
         ["id", "source", "read", "accepted", "quarantined"],
-        [(r.ingest_id, r.source, r.rows_read, r.rows_accepted, r.rows_quarantined) for r in ingestions],
+        [(r.ingest_id, r.source, r.rows_read, r.rows_accepted, r.rows_quarantined) for r in shown],
     )
+    if older:
+        out.console.print(f"… {older:,} older; --all lists them", highlight=False)
     out.table(f"First {len(head)} rows", list(head.columns), head.astype(str).itertuples(index=False))
 
 
@@ -229,9 +262,37 @@ def quarantine(
       $ mloop data quarantine transactions -n 50
     """
     frame = _state.project().data.quarantine(name, ingest_id)
-    shown = frame.head(limit).astype(str)
     if as_json:
-        out.emit_json(shown.to_dict(orient="records"))
+        out.emit_json(frame.head(limit).astype(str).to_dict(orient="records"))
         return
-    out.table(f"Quarantine of {name}: {len(frame):,} rows (showing {len(shown)})", list(shown.columns),
-              shown.itertuples(index=False))  # fmt: skip
+    records = frame.head(limit).to_dict(orient="records")
+    columns, rows = _quarantine_rows(records)
+    out.table(f"Quarantine of {name}: {len(frame):,} rows (showing {len(records)})", columns, rows,
+              no_wrap=("row", "line"))  # fmt: skip
+    if records:
+        out.console.print("row: 1 is the first data row; line: a line of the file that could not be read. "
+                          "Every column: --json", highlight=False)  # fmt: skip
+
+
+def _quarantine_rows(records: list[dict[Any, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """What a person wants first: where the row was, why it was refused, the values refused; no internals."""
+    has_line = any(_present(r.get("_line")) for r in records)
+    has_file = len({r.get("_file") for r in records if _present(r.get("_file"))}) > 1
+    columns = [*(["file"] if has_file else []), "row", *(["line"] if has_line else []), "reasons", "values"]
+    rows = []
+    for r in records:
+        reasons = str(r.get("_reasons") or r.get("_reason") or "")
+        named = [part.partition(": ")[0] for part in reasons.split("; ")]
+        values = ", ".join(f"{c}={r[c]!r}" for c in dict.fromkeys(named) if c in r and _present(r[c]))
+        if not values and _present(r.get("_raw")):
+            values = str(r["_raw"]).strip()
+        row = int(r["_row"]) + 1 if _present(r.get("_row")) else None
+        line = int(r["_line"]) if _present(r.get("_line")) else None
+        rows.append(
+            [*([r.get("_file")] if has_file else []), row, *([line] if has_line else []), reasons, values]
+        )
+    return columns, rows
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value == value and value != ""  # NaN != NaN

@@ -131,13 +131,38 @@ def experiments(as_json: bool = JsonOpt) -> None:
               [(e.name, e.runs, e.created_at, e.last_started_at) for e in found])  # fmt: skip
 
 
+# A training pipeline's runs are tagged with their task; its primary metrics are those `pipeline.tune` and the
+# loop's gate optimise by default (roc_auc for binary classification, rmse for regression), measured on the
+# test split, then the validation split. Other runs: the metrics named like a model's quality, then the most
+# common; counts, curves and thresholds only when nothing else is logged.
+_PRIMARY = {"binary": ("roc_auc", "pr_auc", "f1"), "regression": ("rmse", "mae", "r2")}
+_QUALITY = ("auc", "roc_auc", "pr_auc", "f1", "accuracy", "precision", "recall", "rmse", "mae", "r2", "loss")
+_SECONDARY = ("rows", "positives", "curve", "threshold", "best_iteration", "tp", "fp", "tn", "fn")
+
+
 def _metric_columns(runs: list[Any], order_by: list[str], fixed: int) -> list[str]:
-    """The metrics to show: those ordered by first, then the most common, up to four."""
+    """The metrics to show: those ordered by, the runs' primary metrics, then the most common; up to four."""
     wanted = [o.split()[0].partition(".")[2] for o in order_by if o.split()[0].startswith("metrics.")]
     counts: dict[str, int] = {}
+    primary: dict[str, int] = {}
     for run in runs:
         for key in run.metrics:
             counts[key] = counts.get(key, 0) + 1
-    common = sorted(counts, key=lambda k: (-counts[k], k))
+        for order, name in enumerate(_PRIMARY.get(str(run.tags.get("task")), ())):
+            for part, key in enumerate((f"test_{name}", f"valid_{name}")):
+                if key in run.metrics:
+                    primary[key] = min(primary.get(key, 99), order * 2 + part)
+
+    def rank(key: str) -> tuple[int, int, str]:
+        if key.endswith(_SECONDARY):
+            kind = 2
+        elif key in _QUALITY or key.endswith(tuple(f"_{q}" for q in _QUALITY)):
+            kind = 0
+        else:
+            kind = 1
+        return (kind, -counts[key], key)
+
+    common = sorted(counts, key=rank)
     fit = max(1, (out.console.width - fixed) // 16)  # what fits beside the fixed columns without wrapping
-    return list(dict.fromkeys([*wanted, *common]))[: min(fit, _METRIC_COLUMNS)]
+    ordered = [*wanted, *sorted(primary, key=lambda k: primary[k]), *common]
+    return list(dict.fromkeys(ordered))[: min(fit, _METRIC_COLUMNS)]

@@ -135,7 +135,10 @@ def list_keys(
 
       $ mloop keys list --user ci
     """
-    keys = _state.project().keys.list(user)
+    project = _state.project()
+    if user is not None:
+        project.users.get(user)  # an unknown user is an error naming the known ones, not an empty table
+    keys = project.keys.list(user)
     if as_json:
         out.emit_json([k.to_dict() for k in keys])
         return
