@@ -276,7 +276,9 @@ def _describe(exc: ValidationError, path: Path, from_env: set[str]) -> str:
             problems.append(f"{where}: {name}: {error['msg'].removeprefix('Value error, ')}")
         else:
             problems.append(f"{where}: {name}: {error['msg']} (got {error.get('input')!r})")
-    return "; ".join(problems) + ". Fix the value, or run `mloop init --force` to write a fresh mloop.yaml."
+    sources = f" (settings come from {path} and MLOOP_* variables)" if from_env else ""
+    fix = f". Fix the value{sources}, or run `mloop init --force` to write a fresh mloop.yaml."
+    return "; ".join(problems) + fix
 
 
 CONFIG_TEMPLATE = """\
