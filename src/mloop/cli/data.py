@@ -270,8 +270,8 @@ def quarantine(
     out.table(f"Quarantine of {name}: {len(frame):,} rows (showing {len(records)})", columns, rows,
               no_wrap=("row", "line"))  # fmt: skip
     if records:
-        out.console.print("row: 1 is the first data row; line: a line of the file that could not be read. "
-                          "Every column: --json", highlight=False)  # fmt: skip
+        line = "; line: a line of the file that could not be read" if "line" in columns else ""
+        out.console.print(f"row: 1 is the first data row{line}. Every column: --json", highlight=False)
 
 
 def _quarantine_rows(records: list[dict[Any, Any]]) -> tuple[list[str], list[list[Any]]]:
