@@ -27,3 +27,23 @@ def test_the_services_hand_back_the_exported_records(tmp_path: Path) -> None:
         assert isinstance(issued, ml.IssuedKey)
         assert all(isinstance(u, ml.User) for u in project.users.list())
         assert isinstance(project.apply([]), ml.Plan)
+
+
+def test_import_mloop_is_lazy_and_from_imports_still_work() -> None:
+    """`import mloop` loads the names on first use (the CLI starts fast); `from mloop import X` and dir() work."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mloop; assert 'pandas' not in sys.modules and 'sqlalchemy' not in sys.modules; "
+        "from mloop import Project, FeatureView; import mloop as ml; "
+        "assert ml.Project is Project and set(ml.__all__) <= set(dir(ml)); print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr
+    try:
+        ml.NoSuchName  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as exc:
+        assert "no attribute 'NoSuchName'" in str(exc)
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")

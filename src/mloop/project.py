@@ -21,7 +21,15 @@ from mloop._service import Context
 from mloop.access.audit import AuditLog
 from mloop.access.users import Keys, Users
 from mloop.artifacts import ArtifactStore, open_artifact_store
-from mloop.config import CONFIG_FILE, CONFIG_TEMPLATE, STATE_DIR, Settings, load_settings
+from mloop.config import (
+    CONFIG_FILE,
+    CONFIG_TEMPLATE,
+    STATE_DIR,
+    Settings,
+    existing_project_root,
+    find_project_root,
+    load_settings,
+)
 from mloop.data.service import DataService
 from mloop.deployments import Deployment, DeploymentService
 from mloop.errors import AlreadyExists, ConfigError
@@ -56,16 +64,21 @@ class Project:
         actor: Actor | None = None,
         env: dict[str, str] | None = None,
         configure_logging: bool = False,
+        create: bool = True,
         **overrides: Any,
     ) -> Project:
         """Open the project at ``path``, creating its ``.mloop/`` state on first use.
 
+        With ``create=False`` nothing is created: the project is the nearest of ``path`` and its parents
+        that holds ``mloop.yaml`` or ``.mloop/`` (see :meth:`find`), and there being none is an error.
         The actor is, in order: ``actor`` if given; the owner of ``MLOOP_API_KEY`` if set; the configured
         local admin if ``local_admin`` is true. ``overrides`` replace settings (``metadata_url=...``).
         """
         root = Path(path).resolve()
         if not root.is_dir():
             raise ConfigError(f"Project folder {root} does not exist; create it, or run `mloop init` in it.")
+        if not create:
+            root = existing_project_root(root)
         settings = load_settings(root, env, **overrides).resolved(root)
         if configure_logging:
             logs.configure(settings.log_level, settings.log_format)
@@ -87,6 +100,16 @@ class Project:
             store.close()  # a refused key must not leave the store's connections open
             raise
         return cls(root, dataclasses.replace(ctx, actor=actor))
+
+    @staticmethod
+    def find(path: str | Path = ".") -> Path | None:
+        """The project folder ``path`` is in: the nearest of it and its parents holding ``mloop.yaml`` or
+        ``.mloop/``; None if there is none.
+
+        >>> Project.find("fraud/pipelines")  # doctest: +SKIP
+        PosixPath('/home/me/fraud')
+        """
+        return find_project_root(Path(path))
 
     @staticmethod
     def _identify(ctx: Context) -> Actor:

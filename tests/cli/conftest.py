@@ -27,19 +27,24 @@ Run = Callable[..., Result]
 
 @pytest.fixture
 def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
-    """Run ``mloop -C <tmp project> ARGS`` in-process and return its exit code, stdout and stderr."""
+    """Run ``mloop -C <tmp project> ARGS`` in-process and return its exit code, stdout and stderr.
+
+    The folder is a project (it holds ``.mloop/``, as after a first ``mloop data ingest``) with no
+    ``mloop.yaml`` yet, so ``init`` can still be tested; ``cli.outside`` is an empty folder next to it.
+    """
     root = tmp_path / "proj"
-    root.mkdir()
+    (root / ".mloop").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
     for name in ("MLOOP_API_KEY", "MLOOP_PROJECT_DIR", "MLOOP_METADATA_URL", "MLOOP_LOCAL_ADMIN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
 
-    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    def run(*args: str, env: dict[str, str] | None = None, where: Path = root) -> Result:
         for key, value in (env or {}).items():
             monkeypatch.setenv(key, value)
         capsys.readouterr()
         with pytest.raises(SystemExit) as exit_info:
-            main(["-C", str(root), *args])
+            main(["-C", str(where), *args])
         _state.close()
         captured = capsys.readouterr()
         for key in env or {}:
@@ -47,4 +52,5 @@ def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
         return Result(int(exit_info.value.code or 0), captured.out, captured.err)
 
     run.root = root  # type: ignore[attr-defined]
+    run.outside = tmp_path / "empty"  # type: ignore[attr-defined]
     return run

@@ -58,15 +58,65 @@ def test_internal_errors_exit_2(cli: Run, monkeypatch) -> None:  # type: ignore[
     assert "internal error" in result.err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("data", "list"),
+        ("loop", "timeline", "fraud"),
+        ("runs", "list"),
+        ("info",),
+        ("data", "validate", "x.csv", "-d", "x"),
+    ],
+)
+def test_read_commands_refuse_outside_a_project_and_create_nothing(
+    cli: Run, command: tuple[str, ...]
+) -> None:
+    empty = cli.outside  # type: ignore[attr-defined]
+    result = cli(*command, where=empty)
+    assert result.code == 1 and result.out == ""
+    assert f"no mloop project here (looked for mloop.yaml / .mloop in {empty} and its parents)" in result.err
+    assert "run `mloop init` or pass -C DIR" in result.err
+    assert list(empty.iterdir()) == []
+
+
+def test_a_write_command_that_says_so_creates_the_project(cli: Run) -> None:
+    empty = cli.outside  # type: ignore[attr-defined]
+    (empty / "t.csv").write_text("id,ts,v\n1,2026-01-01T00:00:00Z,1.5\n")
+    assert cli("data", "ingest", str(empty / "t.csv"), "-d", "t", where=empty).code == 0
+    assert (empty / ".mloop").is_dir()
+    assert [d["name"] for d in cli("data", "list", "--json", where=empty).json()] == ["t"]
+
+
+def test_commands_find_the_project_from_a_subfolder(cli: Run) -> None:
+    root = cli.root  # type: ignore[attr-defined]
+    (root / "t.csv").write_text("id,ts,v\n1,2026-01-01T00:00:00Z,1.5\n")
+    assert cli("data", "ingest", str(root / "t.csv"), "-d", "t").code == 0
+    (root / "src" / "pipelines").mkdir(parents=True)
+    listed = cli("data", "list", "--json", where=root / "src" / "pipelines")
+    assert [d["name"] for d in listed.json()] == ["t"]
+    assert not (root / "src" / "pipelines" / ".mloop").exists()
+
+
+def test_no_log_lines_on_stderr_unless_asked(cli: Run) -> None:
+    root = cli.root  # type: ignore[attr-defined]
+    (root / "t.csv").write_text("id,ts,v\n1,2026-01-01T00:00:00Z,1.5\n")
+    quiet = cli("data", "ingest", str(root / "t.csv"), "-d", "t", "--json")
+    assert quiet.code == 0 and quiet.err == ""
+    (root / "u.csv").write_text("id,ts,v\n1,2026-01-01T00:00:00Z,2.5\n")
+    loud = cli("--verbose", "data", "ingest", str(root / "u.csv"), "-d", "t", "--json")
+    assert loud.code == 0 and "data.ingest" in loud.err
+
+
 @pytest.mark.slow
 def test_console_script_logs_json_lines_when_not_a_terminal(tmp_path: Path) -> None:
-    """Piped output: no colours, and the mutation log line is JSON with the actor."""
+    """Piped output with --verbose: no colours, and the mutation log line is JSON with the actor."""
     mloop = Path(sys.executable).parent / "mloop"
     csv = tmp_path / "t.csv"
     csv.write_text("id,ts,v\n1,2026-01-01T00:00:00Z,1.5\n")
     done = subprocess.run(
-        [str(mloop), "-C", str(tmp_path), "data", "ingest", str(csv), "--dataset", "t", "--json"],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, timeout=120,
+        [str(mloop), "-C", str(tmp_path), "--verbose", "data", "ingest", str(csv), "--dataset", "t", "--json"],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **_pythonpath()},
+        timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     import json
@@ -89,6 +139,7 @@ def test_serve_answers_health_and_metrics(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     mloop = Path(sys.executable).parent / "mloop"
+    (tmp_path / ".mloop").mkdir()  # a project: serve, like every read command, refuses outside one
     server = subprocess.Popen([str(mloop), "-C", str(tmp_path), "serve", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     try:
@@ -109,3 +160,11 @@ def test_serve_answers_health_and_metrics(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(15)
+
+
+def _pythonpath() -> dict[str, str]:
+    """The PYTHONPATH the tests run with (a worktree's src/ ahead of the installed package), if any."""
+    import os
+
+    value = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": os.path.abspath(value)} if value else {}

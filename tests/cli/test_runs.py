@@ -22,7 +22,7 @@ def test_list_filter_and_order(cli: Run) -> None:
     ids = make_runs(cli)
     listed = cli("runs", "list", "--json").json()
     assert [r["name"] for r in listed] == ["large", "medium", "small"]  # newest first
-    found = cli("runs", "list", "-e", "fraud", "--filter", "metrics.auc > 0.9", "--order-by", "metrics.auc desc",
+    found = cli("runs", "list", "--experiment", "fraud", "--filter", "metrics.auc > 0.9", "--order-by", "metrics.auc desc",
                 "--json").json()  # fmt: skip
     assert [(r["id"], r["metrics"]["auc"]) for r in found] == [(ids["medium"], 0.93), (ids["large"], 0.91)]
     assert (
@@ -63,5 +63,5 @@ def test_errors_are_user_errors(cli: Run) -> None:
     assert bad.code == 1 and "Cannot read the filter at position 13" in bad.err
     missing = cli("runs", "show", "0123456789abcdef")
     assert missing.code == 1 and "No run '0123456789abcdef'" in missing.err
-    unknown = cli("runs", "list", "-e", "nope")
+    unknown = cli("runs", "list", "--experiment", "nope")
     assert unknown.code == 1 and "No experiment 'nope'" in unknown.err

@@ -35,3 +35,11 @@ def test_grant_revoke_disable(cli: Run) -> None:
     assert {u["name"]: u for u in cli("users", "list", "--json").json()}["bob"]["disabled"] is False
     unknown_role = cli("users", "add", "carol", "-r", "superuser")
     assert unknown_role.code == 1 and "Unknown role 'superuser'" in unknown_role.err
+
+
+def test_the_role_names_in_the_help_are_the_roles() -> None:
+    """cli/users.py lists the roles without importing the security package (startup time); they must agree."""
+    from mloop.cli.users import ROLE_NAMES
+    from mloop.security.roles import ROLES
+
+    assert tuple(ROLES) == ROLE_NAMES

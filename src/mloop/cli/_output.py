@@ -13,6 +13,7 @@ from rich.table import Table
 
 console = Console()
 err = Console(stderr=True)
+_TIME = "%Y-%m-%d %H:%M:%S"
 
 
 def emit_json(value: Any) -> None:
@@ -20,13 +21,35 @@ def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=_default, sort_keys=False) + "\n")
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def table(
+    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, no_wrap: Iterable[str] = ()
+) -> None:
+    """A table that fits the terminal: long text folds, but times (and the ``no_wrap`` columns) never
+    wrap, since a timestamp split over two lines reads as two numbers; on a narrow terminal times are
+    shortened (``03-01 12:00``) so the other columns keep room."""
+    rows = [list(row) for row in rows]
+    keep = set(no_wrap)
+    times = {i for i in range(len(columns)) if any(isinstance(r[i], datetime) for r in rows if i < len(r))}
+    # 19 characters per full time, about 8 for every other column, 3 for each column's borders and padding.
+    wanted = 19 * len(times) + 8 * (len(columns) - len(times)) + 3 * len(columns) + 1
+    time_format = _TIME if wanted <= console.width else "%m-%d %H:%M"
     out = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        out.add_column(column, overflow="fold")
+    for i, column in enumerate(columns):
+        whole = column in keep or i in times
+        out.add_column(column, overflow="ellipsis" if whole else "fold", no_wrap=whole)
     for row in rows:
-        out.add_row(*[fmt(v) for v in row])
+        out.add_row(*[v.strftime(time_format) if isinstance(v, datetime) else fmt(v) for v in row])
     console.print(out)
+
+
+def short_time(value: Any) -> Any:
+    """An ISO time string as a datetime (shown as 2026-03-01 12:00:05, never wrapped); other values as given."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    return value
 
 
 def fields(title: str, items: dict[str, Any]) -> None:
@@ -42,7 +65,7 @@ def fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.strftime(_TIME)
     if isinstance(value, float):
         return f"{value:,.3f}"
     if isinstance(value, int) and not isinstance(value, bool):

@@ -12,7 +12,13 @@ app = typer.Typer(help="The content-addressed artifact store.", no_args_is_help=
 
 @app.command()
 def verify(as_json: bool = typer.Option(False, "--json", help="Print JSON for machines.")) -> None:
-    """Re-hash every blob; list the corrupt ones (exit code 1 if any)."""
+    """Re-hash every blob; list the corrupt ones (exit code 1 if any).
+
+    Examples:
+
+      $ mloop artifacts verify
+      $ mloop artifacts verify --json
+    """
     store = _state.project().artifacts
     digests = list(store.digests())
     corrupt = [d for d in digests if not store.verify(d)]

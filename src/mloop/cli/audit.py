@@ -13,7 +13,12 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON for machines.")
 
 @app.command()
 def verify(as_json: bool = JsonOpt) -> None:
-    """Check every event against the hash chain. Exit code 1 if any was edited or deleted."""
+    """Check every event against the hash chain. Exit code 1 if any was edited or deleted.
+
+    Example:
+
+      $ mloop audit verify
+    """
     report = _state.project().audit.verify()
     if as_json:
         out.emit_json(report.to_dict())
@@ -31,7 +36,12 @@ def verify(as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def head(as_json: bool = JsonOpt) -> None:
-    """The chain's newest sequence number and hash: record it elsewhere to anchor the log."""
+    """The chain's newest sequence number and hash: record it elsewhere to anchor the log.
+
+    Example:
+
+      $ mloop audit head >> audit-anchors.txt
+    """
     report = _state.project().audit.verify()
     value = {"seq": report.head_seq, "hash": report.head_hash, "ok": report.ok}
     if as_json:
@@ -49,7 +59,12 @@ def log(
     limit: int = typer.Option(100, "--limit", "-n"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Events in order: who did what, to what, when."""
+    """Events in order: who did what, to what, when.
+
+    Example:
+
+      $ mloop audit log --action 'models.*' --actor alice -n 20
+    """
     events = _state.project().audit.events(
         after=after, action=action, resource=resource, actor=actor, limit=limit
     )

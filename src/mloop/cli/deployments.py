@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from mloop.cli import _output as out
 from mloop.cli import _state
-from mloop.deployments import Deployment
 from mloop.errors import MloopError
+
+if TYPE_CHECKING:
+    from mloop.deployments import Deployment
 
 app = typer.Typer(help="Deployment revisions of the project's endpoints.", no_args_is_help=True)
 JsonOpt = typer.Option(False, "--json", help="Print JSON for machines.")
@@ -47,7 +51,14 @@ def deploy(
     shadow: list[int] = typer.Option([], "--shadow", help="A version that gets a copy of the traffic (repeatable)."),
     as_json: bool = JsonOpt,
 ) -> None:  # fmt: skip
-    """Deploy a model version to an endpoint: fully, as a canary, as an A/B split, with shadows."""
+    """Deploy a model version to an endpoint: fully, as a canary, as an A/B split, with shadows.
+
+    Examples:
+
+      $ mloop deploy fraud fraud --alias champion
+      $ mloop deploy fraud fraud -v 4 --canary 0.1
+      $ mloop deploy fraud fraud --ab 3=0.5 --ab 4=0.5 --sticky-key customer_id
+    """
     found = _state.project().deploy(
         endpoint, model, version=version, alias=alias, canary=canary, ab=_parse_ab(ab) if ab else None,
         sticky_key=sticky_key, shadow=shadow or None,
@@ -56,13 +67,23 @@ def deploy(
 
 
 def rollback(endpoint: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
-    """Restore the revision the live one replaced (again: one further back)."""
+    """Restore the revision the live one replaced (again: one further back).
+
+    Example:
+
+      $ mloop rollback fraud
+    """
     found = _state.project().rollback(endpoint)
     out.emit_json(found.to_dict()) if as_json else _said(found)
 
 
 def undeploy(endpoint: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
-    """Stop serving an endpoint (a new, inactive revision; roll back to serve again)."""
+    """Stop serving an endpoint (a new, inactive revision; roll back to serve again).
+
+    Example:
+
+      $ mloop undeploy fraud
+    """
     found = _state.project().deployments.undeploy(endpoint)
     out.emit_json(found.to_dict()) if as_json else _said(found)
 
@@ -71,7 +92,12 @@ def undeploy(endpoint: str = typer.Argument(...), as_json: bool = JsonOpt) -> No
 def list_deployments(
     every: bool = typer.Option(False, "--all", help="Include undeployed endpoints."), as_json: bool = JsonOpt
 ) -> None:
-    """Every endpoint's live revision."""
+    """Every endpoint's live revision.
+
+    Example:
+
+      $ mloop deployments list --all
+    """
     found = _state.project().deployments.list(include_inactive=every)
     if as_json:
         out.emit_json([d.to_dict() for d in found])
@@ -87,7 +113,13 @@ def show(
     revision: int | None = typer.Argument(None, help="A revision; without it, the live one."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """One revision of an endpoint in detail."""
+    """One revision of an endpoint in detail.
+
+    Examples:
+
+      $ mloop deployments show fraud
+      $ mloop deployments show fraud 3
+    """
     found = _state.project().deployments.get(endpoint, revision)
     if as_json:
         out.emit_json(found.to_dict())
@@ -101,7 +133,12 @@ def show(
 
 @app.command()
 def history(endpoint: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
-    """Every revision of an endpoint, oldest first."""
+    """Every revision of an endpoint, oldest first.
+
+    Example:
+
+      $ mloop deployments history fraud
+    """
     found = _state.project().deployments.history(endpoint)
     if as_json:
         out.emit_json([d.to_dict() for d in found])

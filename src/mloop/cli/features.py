@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from mloop.cli import _output as out
 from mloop.cli import _state
@@ -29,7 +28,12 @@ def _plan_table(result: Any, title: str) -> None:
 
 @app.command()
 def plan(file: Path = FileArg, as_json: bool = JsonOpt) -> None:
-    """Show what `apply` would change, with a diff per definition."""
+    """Show what `apply` would change, with a diff per definition.
+
+    Example:
+
+      $ mloop features plan features.py
+    """
     from mloop.features.loader import load_file
 
     result = _state.project().features.plan(load_file(file))
@@ -41,10 +45,17 @@ def plan(file: Path = FileArg, as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def apply(file: Path = FileArg, as_json: bool = JsonOpt) -> None:
-    """Record new and changed definitions (each change a new version), all or nothing."""
+    """Record new and changed definitions (each change a new version), all or nothing.
+
+    Creates the project's state (.mloop/) in the folder if it is not in a project yet.
+
+    Example:
+
+      $ mloop features apply features.py
+    """
     from mloop.features.loader import load_file
 
-    result = _state.project().features.apply(load_file(file))
+    result = _state.project(create=True).features.apply(load_file(file))
     if as_json:
         out.emit_json(result.to_dict())
         return
@@ -55,7 +66,12 @@ def apply(file: Path = FileArg, as_json: bool = JsonOpt) -> None:
 
 @app.command("list")
 def list_(as_json: bool = JsonOpt) -> None:
-    """Feature views with their features and freshness."""
+    """Feature views with their features and freshness.
+
+    Example:
+
+      $ mloop features list
+    """
     features = _state.project().features
     stored = features.definitions()
     fresh = {f.view: f for f in features.freshness()}
@@ -85,7 +101,12 @@ def list_(as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def show(view: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
-    """A definition as stored (its newest version)."""
+    """A definition as stored (its newest version).
+
+    Example:
+
+      $ mloop features show customer_txn_stats
+    """
     stored = _state.project().features.definitions()
     matches = [item for (kind, name), item in stored.items() if name == view]
     if not matches:
@@ -106,7 +127,15 @@ def materialize(
     chunk: str = typer.Option("1d", "--chunk", help="Chunk size; each chunk is committed."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Load the online store from the offline sources, chunk by chunk (resumable)."""
+    """Load the online store from the offline sources, chunk by chunk (resumable).
+
+    Examples:
+
+      $ mloop features materialize --incremental
+      $ mloop features materialize --start 2026-01-01 --end 2026-02-01 --view customer_txn_stats
+    """
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
     from mloop._time import as_utc, utcnow
 
     features = _state.project().features
@@ -144,7 +173,12 @@ def get(
     feature: list[str] = typer.Option(..., "--feature", "-f", help="view:feature or view:* (repeat)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Read features from the online store for one entity."""
+    """Read features from the online store for one entity.
+
+    Example:
+
+      $ mloop features get -e customer_id=42 -f customer_txn_stats:amount_count_24h
+    """
     row: dict[str, Any] = {}
     for item in entity:
         name, sep, value = item.partition("=")
@@ -165,7 +199,12 @@ def push(
     file: Path = typer.Argument(..., help="Rows as JSON (a list of objects), JSON lines, CSV or Parquet."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Push rows: online at once, and appended to the offline log."""
+    """Push rows: online at once, and appended to the offline log.
+
+    Example:
+
+      $ mloop features push txn_push rows.jsonl
+    """
     report = _state.project().features.push(source, _rows(file))
     if as_json:
         out.emit_json(report.to_dict())
@@ -175,7 +214,12 @@ def push(
 
 @app.command()
 def delete(name: str = typer.Argument(...), kind: str = typer.Option("feature_view", "--kind")) -> None:
-    """Delete a definition (refused while something depends on it)."""
+    """Delete a definition (refused while something depends on it).
+
+    Example:
+
+      $ mloop features delete customer_txn_stats
+    """
     _state.project().features.delete(name, kind)
     out.success(f"deleted {kind.replace('_', ' ')} {name}")
 

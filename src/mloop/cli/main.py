@@ -1,5 +1,9 @@
 """The ``mloop`` command. Exit codes: 0 ok, 1 user error (with a message saying how to fix it),
-2 internal error (a bug: please report it), 3 data problems found (``--strict`` ingest, validate).
+2 internal error (a bug: please report it), 3 data problems found (nothing accepted, a whole column
+rejected, ``--strict`` ingest, validate).
+
+Startup matters (``mloop --help`` should answer at once), so this module and the command modules import
+only typer, rich and the CLI's own helpers; each command imports the services it calls inside its body.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from mloop import __version__
+from mloop._version import __version__
 from mloop.cli import _output as out
 from mloop.cli import _state
 from mloop.cli import artifacts as artifacts_cli
@@ -25,49 +29,78 @@ from mloop.cli import runs as runs_cli
 from mloop.cli import score as score_cli
 from mloop.cli import serve as serve_cli
 from mloop.cli import users as users_cli
+from mloop.cli._help import Group, use_help_style
 from mloop.errors import MloopError
-from mloop.project import Project
 
 app = typer.Typer(
     name="mloop",
-    help="mloop: a closed-loop ML platform — data, features, training, registry, serving, monitoring.",
+    help="mloop: a closed-loop ML platform — data, features, training, registry, serving, monitoring.\n\n"
+    "Examples:\n\n"
+    "  $ mloop init\n"
+    "  $ mloop data ingest transactions.csv --dataset transactions\n"
+    "  $ mloop -C ~/fraud runs list --json",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=Group,
 )
-app.add_typer(data_cli.app, name="data")
-app.add_typer(features_cli.app, name="features")
-app.add_typer(models_cli.app, name="models")
-app.add_typer(users_cli.users_app, name="users")
-app.add_typer(users_cli.keys_app, name="keys")
-app.add_typer(audit_cli.app, name="audit")
-app.add_typer(artifacts_cli.app, name="artifacts")
-app.add_typer(runs_cli.app, name="runs")
-app.add_typer(deployments_cli.app, name="deployments")
-app.add_typer(monitor_cli.app, name="monitor")
-app.add_typer(loop_cli.app, name="loop")
+for _sub, _name in (
+    (data_cli.app, "data"), (features_cli.app, "features"), (models_cli.app, "models"),
+    (users_cli.users_app, "users"), (users_cli.keys_app, "keys"), (audit_cli.app, "audit"),
+    (artifacts_cli.app, "artifacts"), (runs_cli.app, "runs"), (deployments_cli.app, "deployments"),
+    (monitor_cli.app, "monitor"), (loop_cli.app, "loop"),
+):  # fmt: skip
+    app.add_typer(_sub, name=_name, cls=Group)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.console.print(__version__, highlight=False)
+        raise typer.Exit()
 
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     project: Path = typer.Option(
-        Path("."), "--project", "-C", envvar="MLOOP_PROJECT_DIR", help="Project folder (holds mloop.yaml).",
-        file_okay=False,
+        Path("."), "--project", "-C", envvar="MLOOP_PROJECT_DIR", file_okay=False,
+        help="Project folder (holds mloop.yaml); default: the current folder or the nearest parent that is one.",
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Also log what mloop does, on stderr (JSON lines when piped), at log_level."
+    ),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print mloop's version and exit."
     ),
 ) -> None:  # fmt: skip
     _state.set_path(project)
+    # A server's log is its output; for the other commands the result is, and log lines only with --verbose.
+    _state.set_verbose(verbose or ctx.invoked_subcommand == "serve")
 
 
 @app.command()
 def init(force: bool = typer.Option(False, "--force", help="Overwrite an existing mloop.yaml.")) -> None:
-    """Write a commented mloop.yaml into the project folder."""
+    """Write a commented mloop.yaml into the project folder (-C, default the current one).
+
+    Examples:
+
+      $ mloop init
+      $ mloop -C ~/fraud init --force
+    """
+    from mloop.project import Project
+
     path = Project.init(_state.path(), force=force)
     out.success(f"wrote {path}; edit it, then try: mloop data ingest FILE --dataset NAME")
 
 
 @app.command()
 def info(as_json: bool = typer.Option(False, "--json", help="Print JSON for machines.")) -> None:
-    """Where the project keeps its state, and who you are acting as."""
+    """Where the project keeps its state, and who you are acting as.
+
+    Example:
+
+      $ mloop info --json
+    """
     project = _state.project()
     value = {
         "project": project.name,
@@ -90,7 +123,12 @@ def demo(
     folder: Path = typer.Option(Path("mloop-demo"), "--dir", help="Folder for the demo project (recreated)."),
     fast: bool = typer.Option(False, "--fast", help="Smaller data, for tests."),
 ) -> None:
-    """Run the fraud-detection case study on embedded defaults (no server to start)."""
+    """Run the fraud-detection case study on embedded defaults (no server to start).
+
+    Example:
+
+      $ mloop demo --dir mloop-demo
+    """
     from mloop.examples.demo import run
 
     run(folder, fast=fast, console=out.console)
@@ -105,8 +143,16 @@ app.command()(deployments_cli.undeploy)
 
 @app.command()
 def version() -> None:
-    """Print mloop's version."""
-    out.console.print(__version__)
+    """Print mloop's version (also: mloop --version).
+
+    Example:
+
+      $ mloop version
+    """
+    out.console.print(__version__, highlight=False)
+
+
+use_help_style(app)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         result = app(args=argv, standalone_mode=False, prog_name="mloop")
         code = result if isinstance(result, int) else 0
     except MloopError as exc:
-        out.err.print("[red]error:[/red] " + _escape(str(exc)), highlight=False)
+        out.err.print("[red]error:[/red] " + _escape(str(exc)), highlight=False, soft_wrap=True)
         code = 1
     except KeyboardInterrupt:
         out.err.print("interrupted")
@@ -148,7 +194,7 @@ def _click_exit(exc: Exception) -> int | None:
     if callable(message) and hasattr(exc, "exit_code"):
         ctx = getattr(exc, "ctx", None)
         hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
-        out.err.print(f"[red]error:[/red] {_escape(message())}{hint}", highlight=False)
+        out.err.print(f"[red]error:[/red] {_escape(message())}{hint}", highlight=False, soft_wrap=True)
         return 1
     return None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -11,7 +11,9 @@ from mloop._time import as_utc
 from mloop.cli import _output as out
 from mloop.cli import _state
 from mloop.errors import MloopError
-from mloop.registry.versions import ModelVersion, Promotion
+
+if TYPE_CHECKING:
+    from mloop.registry.versions import ModelVersion, Promotion
 
 app = typer.Typer(
     help="The model registry: versions, aliases, promotions, history, model cards.", no_args_is_help=True
@@ -21,7 +23,12 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON for machines.")
 
 @app.command("list")
 def list_models(as_json: bool = JsonOpt) -> None:
-    """Registered models with their newest version, production version and aliases."""
+    """Registered models with their newest version, production version and aliases.
+
+    Example:
+
+      $ mloop models list
+    """
     models = _state.project().models.list()
     if as_json:
         out.emit_json([m.to_dict() for m in models])
@@ -37,7 +44,13 @@ def show(
     version: int | None = typer.Argument(None, help="A version; without it, every version is listed."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """A model's versions, or one version in detail."""
+    """A model's versions, or one version in detail.
+
+    Examples:
+
+      $ mloop models show fraud
+      $ mloop models show fraud 3 --json
+    """
     registry = _state.project().models
     if version is None:
         versions = registry.list_versions(name)
@@ -73,7 +86,12 @@ def show(
 def card(
     name: str = typer.Argument(...), version: int = typer.Argument(...), as_json: bool = JsonOpt
 ) -> None:
-    """The model card of a version (Markdown; redirect it to a file to keep it)."""
+    """The model card of a version (Markdown; redirect it to a file to keep it).
+
+    Example:
+
+      $ mloop models card fraud 3 > MODEL_CARD.md
+    """
     registry = _state.project().models
     if as_json:
         out.emit_json(registry.card(name, version, format="json"))
@@ -96,7 +114,13 @@ def alias(
     version: int | None = typer.Argument(None, help="The version the alias should point at."),
     delete: bool = typer.Option(False, "--delete", help="Remove the alias instead."),
 ) -> None:
-    """Point an alias at a version (or remove it with --delete)."""
+    """Point an alias at a version (or remove it with --delete).
+
+    Examples:
+
+      $ mloop models alias fraud champion 3
+      $ mloop models alias fraud challenger --delete
+    """
     registry = _state.project().models
     if delete:
         registry.delete_alias(name, alias_name)
@@ -117,7 +141,12 @@ def promote(
     to: str = typer.Option(..., "--to", help="staging, production or archived."),
     comment: str = typer.Option("", "--comment", "-m", help="Why (kept with the request)."),
 ) -> None:
-    """Move a version to a stage; production may wait for a second person's approval."""
+    """Move a version to a stage; production may wait for a second person's approval.
+
+    Example:
+
+      $ mloop models promote fraud 3 --to production -m 'beats v2 by 0.01 AUC'
+    """
     request = _state.project().models.promote(name, version, to=to, comment=comment)
     _report(request)
 
@@ -129,7 +158,12 @@ def approve(
     to: str = typer.Option("production", "--to"),
     comment: str = typer.Option("", "--comment", "-m"),
 ) -> None:
-    """Approve a pending promotion (needs models.approve, and not the requester)."""
+    """Approve a pending promotion (needs models.approve, and not the requester).
+
+    Example:
+
+      $ mloop models approve fraud 3
+    """
     _report(_state.project().models.approve(name, version, to=to, comment=comment))
 
 
@@ -140,13 +174,23 @@ def reject(
     to: str = typer.Option("production", "--to"),
     comment: str = typer.Option("", "--comment", "-m"),
 ) -> None:
-    """Reject a pending promotion; the version stays where it is."""
+    """Reject a pending promotion; the version stays where it is.
+
+    Example:
+
+      $ mloop models reject fraud 3 -m 'calibration is off'
+    """
     _report(_state.project().models.reject(name, version, to=to, comment=comment))
 
 
 @app.command()
 def pending(name: str | None = typer.Argument(None), as_json: bool = JsonOpt) -> None:
-    """Promotions waiting for approval."""
+    """Promotions waiting for approval.
+
+    Example:
+
+      $ mloop models pending
+    """
     requests = _state.project().models.promotions(name, status="pending")
     if as_json:
         out.emit_json([r.to_dict() for r in requests])
@@ -161,7 +205,13 @@ def history(
     at: str | None = typer.Option(None, "--at", help="A time (ISO 8601, UTC unless it says otherwise)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Which version held each alias and stage, from when to when; with --at, what held them then."""
+    """Which version held each alias and stage, from when to when; with --at, what held them then.
+
+    Examples:
+
+      $ mloop models history fraud
+      $ mloop models history fraud --at 2026-03-01T12:00:00
+    """
     registry = _state.project().models
     aliases, stages = registry.history(name), registry.stage_history(name)
     if at is not None:
@@ -193,7 +243,12 @@ def history(
 
 @app.command()
 def delete(name: str = typer.Argument(...), version: int = typer.Argument(...)) -> None:
-    """Delete a version (refused while an alias points at it or it is in production)."""
+    """Delete a version (refused while an alias points at it or it is in production).
+
+    Example:
+
+      $ mloop models delete fraud 1
+    """
     _state.project().models.delete_version(name, version)
     out.success(f"deleted {name} version {version}")
 

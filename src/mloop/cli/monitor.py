@@ -22,7 +22,12 @@ PartialOpt = typer.Option(False, "--partial", help="Also the window still open n
 @app.command()
 def drift(endpoint: str = EndpointArg, since: str = SinceOpt, window: str | None = WindowOpt,
           partial: bool = PartialOpt, as_json: bool = JsonOpt) -> None:  # fmt: skip
-    """Drift of every input and of the prediction per complete window and model version (stored)."""
+    """Drift of every input and of the prediction per complete window and model version (stored).
+
+    Example:
+
+      $ mloop monitor drift fraud --since 12h
+    """
     found = _state.project().monitoring.drift(endpoint, since=since, window=window, partial=partial)
     if as_json:
         out.emit_json(found)
@@ -34,7 +39,12 @@ def drift(endpoint: str = EndpointArg, since: str = SinceOpt, window: str | None
 @app.command()
 def performance(endpoint: str = EndpointArg, since: str = SinceOpt, window: str | None = WindowOpt,
                 partial: bool = PartialOpt, as_json: bool = JsonOpt) -> None:  # fmt: skip
-    """Realised performance from the labels so far, and the estimate from the scores, per window."""
+    """Realised performance from the labels so far, and the estimate from the scores, per window.
+
+    Example:
+
+      $ mloop monitor performance fraud --since 7d --window 1d
+    """
     found = _state.project().monitoring.performance(endpoint, since=since, window=window, partial=partial)
     if as_json:
         out.emit_json(found)
@@ -52,7 +62,12 @@ def performance(endpoint: str = EndpointArg, since: str = SinceOpt, window: str 
 
 @app.command()
 def slo(endpoint: str = EndpointArg, as_json: bool = JsonOpt) -> None:
-    """Each SLO of the endpoint: SLI, error budget left, burn rates, and the alerts firing."""
+    """Each SLO of the endpoint: SLI, error budget left, burn rates, and the alerts firing.
+
+    Example:
+
+      $ mloop monitor slo fraud
+    """
     found = _state.project().monitoring.slo(endpoint)
     if as_json:
         out.emit_json(found)
@@ -71,7 +86,12 @@ def slo(endpoint: str = EndpointArg, as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def check(endpoint: str = EndpointArg, as_json: bool = JsonOpt) -> None:
-    """Compute the windows not stored yet, evaluate the alert rules, notify the sinks of changes."""
+    """Compute the windows not stored yet, evaluate the alert rules, notify the sinks of changes.
+
+    Example:
+
+      $ mloop monitor check fraud
+    """
     found = _state.project().monitoring.update(endpoint)
     if as_json:
         out.emit_json(found)
@@ -90,7 +110,12 @@ def alerts(
     since: str | None = typer.Option(None, "--since", help="Open then or resolved since (7d, ISO time)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Incidents, newest first: one per alert, however long it fired."""
+    """Incidents, newest first: one per alert, however long it fired.
+
+    Example:
+
+      $ mloop monitor alerts --open
+    """
     found = _state.project().monitoring.alerts(endpoint, open_only=open_only, since=since)
     out.emit_json(found) if as_json else _alert_table(found)
 
@@ -102,7 +127,12 @@ def report(
     out_path: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write."),
     as_json: bool = typer.Option(False, "--json", help="Print the report's data as JSON instead."),
 ) -> None:
-    """A self-contained HTML report (plots embedded, opens offline): drift, predictions, performance, SLOs."""
+    """A self-contained HTML report (plots embedded, opens offline): drift, predictions, performance, SLOs.
+
+    Example:
+
+      $ mloop monitor report fraud -o report.html
+    """
     from mloop.monitoring.report import summary_text, write_html
 
     found = _state.project().monitoring.report(endpoint, since=since)

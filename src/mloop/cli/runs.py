@@ -16,15 +16,21 @@ _METRIC_COLUMNS = 4
 
 @app.command("list")
 def list_runs(
-    experiment: str | None = typer.Option(None, "--experiment", "-e", help="Only runs of this experiment."),
+    experiment: str | None = typer.Option(None, "--experiment", help="Only runs of this experiment."),
     filter: str | None = typer.Option(
-        None, "--filter", "-f", help='e.g. "metrics.auc > 0.9 and params.num_leaves = 31"'
+        None, "--filter", help='e.g. "metrics.auc > 0.9 and params.num_leaves = 31"'
     ),
-    order_by: list[str] = typer.Option([], "--order-by", "-o", help="e.g. 'metrics.auc desc' (repeatable)."),
+    order_by: list[str] = typer.Option([], "--order-by", help="e.g. 'metrics.auc desc' (repeatable)."),
     limit: int = typer.Option(20, "--limit", "-n", help="At most this many runs."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Runs, newest first, or as --filter and --order-by select them."""
+    """Runs, newest first, or as --filter and --order-by select them.
+
+    Examples:
+
+      $ mloop runs list --experiment fraud -n 10
+      $ mloop runs list --filter 'metrics.auc > 0.9' --order-by 'metrics.auc desc'
+    """
     runs = _state.project().runs.search(experiment, filter=filter, order_by=order_by or None, limit=limit)
     if as_json:
         out.emit_json([r.to_dict() for r in runs])
@@ -47,7 +53,12 @@ def show(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix of 6+ characters)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Everything recorded about one run."""
+    """Everything recorded about one run.
+
+    Example:
+
+      $ mloop runs show 3f2a9c
+    """
     run = _state.project().runs.get(run_id)
     if as_json:
         out.emit_json(run.to_dict())
@@ -85,7 +96,12 @@ def compare(
     run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or unique prefixes)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Params, metrics and tags of runs side by side; * marks the rows that differ."""
+    """Params, metrics and tags of runs side by side; * marks the rows that differ.
+
+    Example:
+
+      $ mloop runs compare 3f2a9c 8b41d0
+    """
     table = _state.project().runs.compare(run_ids)
     if as_json:
         out.emit_json(table)
@@ -101,7 +117,12 @@ def compare(
 
 @app.command()
 def experiments(as_json: bool = JsonOpt) -> None:
-    """Experiments with their number of runs."""
+    """Experiments with their number of runs.
+
+    Example:
+
+      $ mloop runs experiments
+    """
     found = _state.project().runs.experiments()
     if as_json:
         out.emit_json([e.to_dict() for e in found])
@@ -110,13 +131,38 @@ def experiments(as_json: bool = JsonOpt) -> None:
               [(e.name, e.runs, e.created_at, e.last_started_at) for e in found])  # fmt: skip
 
 
+# A training pipeline's runs are tagged with their task; its primary metrics are those `pipeline.tune` and the
+# loop's gate optimise by default (roc_auc for binary classification, rmse for regression), measured on the
+# test split, then the validation split. Other runs: the metrics named like a model's quality, then the most
+# common; counts, curves and thresholds only when nothing else is logged.
+_PRIMARY = {"binary": ("roc_auc", "pr_auc", "f1"), "regression": ("rmse", "mae", "r2")}
+_QUALITY = ("auc", "roc_auc", "pr_auc", "f1", "accuracy", "precision", "recall", "rmse", "mae", "r2", "loss")
+_SECONDARY = ("rows", "positives", "curve", "threshold", "best_iteration", "tp", "fp", "tn", "fn")
+
+
 def _metric_columns(runs: list[Any], order_by: list[str], fixed: int) -> list[str]:
-    """The metrics to show: those ordered by first, then the most common, up to four."""
+    """The metrics to show: those ordered by, the runs' primary metrics, then the most common; up to four."""
     wanted = [o.split()[0].partition(".")[2] for o in order_by if o.split()[0].startswith("metrics.")]
     counts: dict[str, int] = {}
+    primary: dict[str, int] = {}
     for run in runs:
         for key in run.metrics:
             counts[key] = counts.get(key, 0) + 1
-    common = sorted(counts, key=lambda k: (-counts[k], k))
+        for order, name in enumerate(_PRIMARY.get(str(run.tags.get("task")), ())):
+            for part, key in enumerate((f"test_{name}", f"valid_{name}")):
+                if key in run.metrics:
+                    primary[key] = min(primary.get(key, 99), order * 2 + part)
+
+    def rank(key: str) -> tuple[int, int, str]:
+        if key.endswith(_SECONDARY):
+            kind = 2
+        elif key in _QUALITY or key.endswith(tuple(f"_{q}" for q in _QUALITY)):
+            kind = 0
+        else:
+            kind = 1
+        return (kind, -counts[key], key)
+
+    common = sorted(counts, key=rank)
     fit = max(1, (out.console.width - fixed) // 16)  # what fits beside the fixed columns without wrapping
-    return list(dict.fromkeys([*wanted, *common]))[: min(fit, _METRIC_COLUMNS)]
+    ordered = [*wanted, *sorted(primary, key=lambda k: primary[k]), *common]
+    return list(dict.fromkeys(ordered))[: min(fit, _METRIC_COLUMNS)]

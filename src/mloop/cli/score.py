@@ -5,14 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from mloop.cli import _output as out
 from mloop.cli import _state
@@ -28,12 +20,27 @@ def score(
     timestamp: str = typer.Option("ts", "--timestamp", help="Column of each row's time (for the feature lookup)."),
     chunk_rows: int = typer.Option(100_000, "--chunk-rows", help="Rows per chunk."),
     workers: int | None = typer.Option(None, "--workers", help="Processes; default min(CPUs, 4); 1 = this one."),
-    version: int | None = typer.Option(None, "--version", help="Model version to score with."),
-    alias: str | None = typer.Option(None, "--alias", help="Model alias to score with."),
+    version: int | None = typer.Option(None, "--version", "-v", help="Model version to score with."),
+    alias: str | None = typer.Option(None, "--alias", "-a", help="Model alias to score with."),
     keep: list[str] = typer.Option([], "--keep", help="Only these input columns in the output (repeat or a,b)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:  # fmt: skip
-    """Score every row of a Parquet file; features are looked up as of each row's time (point in time)."""
+    """Score every row of a Parquet file; features are looked up as of each row's time (point in time).
+
+    Examples:
+
+      $ mloop score fraud -i rows.parquet -o scored.parquet
+      $ mloop score fraud@champion -i rows.parquet -o scored.parquet --keep id,ts
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     from mloop.serving.scoring.job import score as run
 
     columns = [c.strip() for item in keep for c in item.split(",") if c.strip()]

@@ -20,7 +20,13 @@ def serve(
     ),
 ) -> None:
     """Serve the HTTP API: deployed endpoints (/v1/endpoints/NAME/predict, the Open Inference Protocol under
-    /v2), the feature server (/v1/features/*), /metrics, health, /docs."""
+    /v2), the feature server (/v1/features/*), /metrics, health, /docs.
+
+    Examples:
+
+      $ mloop serve --port 8700
+      $ mloop serve --workers 4 --loop
+    """
     import uvicorn
 
     root = str(_state.path().resolve())

@@ -6,12 +6,15 @@ import typer
 
 from mloop.cli import _output as out
 from mloop.cli import _state
-from mloop.security.roles import ROLES
+
+# The role names, for the help text only: importing mloop.security.roles would load the metadata store's
+# code into every `--help` (tests/cli/test_users.py checks that these stay equal to ROLES).
+ROLE_NAMES = ("admin", "data_engineer", "data_scientist", "ml_engineer", "mlops", "auditor")
 
 users_app = typer.Typer(help="Users, service accounts and their roles.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: issue (shown once), list, revoke.", no_args_is_help=True)
 JsonOpt = typer.Option(False, "--json", help="Print JSON for machines.")
-_ROLES_HELP = f"Role, optionally scoped as role@pattern. Roles: {', '.join(ROLES)}."
+_ROLES_HELP = f"Role, optionally scoped as role@pattern. Roles: {', '.join(ROLE_NAMES)}."
 
 
 @users_app.command("add")
@@ -20,7 +23,13 @@ def add(
     role: list[str] = typer.Option([], "--role", "-r", help=_ROLES_HELP),
     service: bool = typer.Option(False, "--service", help="A service account (for programs), not a person."),
 ) -> None:
-    """Add a user (or a service account with --service)."""
+    """Add a user (or a service account with --service).
+
+    Examples:
+
+      $ mloop users add alice --role data_scientist
+      $ mloop users add ci --service --role ml_engineer@fraud*
+    """
     user = _state.project().users.add(name, role, kind="service" if service else "user")
     out.success(
         f"added {user.kind} {user.name} with roles: {out.fmt([str(g) for g in user.grants]) or 'none'}"
@@ -29,7 +38,12 @@ def add(
 
 @users_app.command("list")
 def list_users(as_json: bool = JsonOpt) -> None:
-    """Users and service accounts with their roles."""
+    """Users and service accounts with their roles.
+
+    Example:
+
+      $ mloop users list
+    """
     users = _state.project().users.list()
     if as_json:
         out.emit_json([u.to_dict() for u in users])
@@ -40,28 +54,48 @@ def list_users(as_json: bool = JsonOpt) -> None:
 
 @users_app.command("grant")
 def grant(name: str = typer.Argument(...), role: str = typer.Argument(..., help=_ROLES_HELP)) -> None:
-    """Grant a role to a user."""
+    """Grant a role to a user.
+
+    Example:
+
+      $ mloop users grant alice mlops
+    """
     user = _state.project().users.grant(name, role)
     out.success(f"{user.name} now holds: {out.fmt([str(g) for g in user.grants])}")
 
 
 @users_app.command("revoke")
 def revoke_role(name: str = typer.Argument(...), role: str = typer.Argument(..., help=_ROLES_HELP)) -> None:
-    """Take a role away from a user."""
+    """Take a role away from a user.
+
+    Example:
+
+      $ mloop users revoke alice mlops
+    """
     user = _state.project().users.revoke_role(name, role)
     out.success(f"{user.name} now holds: {out.fmt([str(g) for g in user.grants]) or 'none'}")
 
 
 @users_app.command("disable")
 def disable(name: str = typer.Argument(...)) -> None:
-    """Disable a user: its API keys stop working."""
+    """Disable a user: its API keys stop working.
+
+    Example:
+
+      $ mloop users disable alice
+    """
     _state.project().users.disable(name)
     out.success(f"disabled {name}")
 
 
 @users_app.command("enable")
 def enable(name: str = typer.Argument(...)) -> None:
-    """Enable a disabled user again."""
+    """Enable a disabled user again.
+
+    Example:
+
+      $ mloop users enable alice
+    """
     _state.project().users.enable(name)
     out.success(f"enabled {name}")
 
@@ -73,7 +107,12 @@ def issue(
     description: str = typer.Option("", "--description", help="What the key is for."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Issue an API key. It is printed once and never stored: keep it in a secret manager."""
+    """Issue an API key. It is printed once and never stored: keep it in a secret manager.
+
+    Example:
+
+      $ mloop keys issue ci --expires 90d --description 'nightly retraining'
+    """
     key = _state.project().keys.issue(user, expires_in=expires, description=description)
     if as_json:
         out.emit_json(
@@ -90,8 +129,16 @@ def issue(
 def list_keys(
     user: str | None = typer.Option(None, "--user", help="Only this user's keys."), as_json: bool = JsonOpt
 ) -> None:
-    """API keys (ids only; secrets are never stored)."""
-    keys = _state.project().keys.list(user)
+    """API keys (ids only; secrets are never stored).
+
+    Example:
+
+      $ mloop keys list --user ci
+    """
+    project = _state.project()
+    if user is not None:
+        project.users.get(user)  # an unknown user is an error naming the known ones, not an empty table
+    keys = project.keys.list(user)
     if as_json:
         out.emit_json([k.to_dict() for k in keys])
         return
@@ -101,6 +148,11 @@ def list_keys(
 
 @keys_app.command("revoke")
 def revoke(key_id: str = typer.Argument(..., help="The key id (the part after mlk_).")) -> None:
-    """Revoke an API key at once."""
+    """Revoke an API key at once.
+
+    Example:
+
+      $ mloop keys revoke 7c1e2a
+    """
     info = _state.project().keys.revoke(key_id)
     out.success(f"revoked key {info.key_id} of {info.user}")

@@ -5,6 +5,22 @@ and validated once (:mod:`mloop.config.settings`); the ``monitoring:`` block's m
 This package sits at the bottom of mloop's layers: it imports nothing of mloop's but errors and time.
 """
 
-from mloop.config.settings import CONFIG_FILE, CONFIG_TEMPLATE, STATE_DIR, Settings, load_settings
+from mloop.config.settings import (
+    CONFIG_FILE,
+    CONFIG_TEMPLATE,
+    STATE_DIR,
+    Settings,
+    existing_project_root,
+    find_project_root,
+    load_settings,
+)
 
-__all__ = ["CONFIG_FILE", "CONFIG_TEMPLATE", "STATE_DIR", "Settings", "load_settings"]
+__all__ = [
+    "CONFIG_FILE",
+    "CONFIG_TEMPLATE",
+    "STATE_DIR",
+    "Settings",
+    "existing_project_root",
+    "find_project_root",
+    "load_settings",
+]

@@ -27,10 +27,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mloop._time import parse_duration
+from mloop.errors import MloopError
 
 
 def _duration(value: Any) -> timedelta:
-    parsed = parse_duration(value)
+    # A ValueError (not mloop's own error) lets pydantic add the key, so the message names file and key.
+    try:
+        parsed = parse_duration(value)
+    except MloopError:
+        raise ValueError(f"{value!r} is not a duration; use e.g. 5m, 1h or 7d") from None
     if parsed is None or parsed <= timedelta(0):
         raise ValueError(f"{value!r} must be a positive duration such as '5m', '1h' or '1d'")
     return parsed

@@ -136,6 +136,26 @@ class Settings(BaseSettings):
         )
 
 
+def find_project_root(path: Path) -> Path | None:
+    """The nearest of ``path`` and its parents holding ``mloop.yaml`` or ``.mloop/``; None if none does."""
+    start = path.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file() or (folder / STATE_DIR).is_dir():
+            return folder
+    return None
+
+
+def existing_project_root(path: Path) -> Path:
+    """:func:`find_project_root`, where there being none is an error that says where it looked."""
+    found = find_project_root(path)
+    if found is None:
+        raise ConfigError(
+            f"no mloop project here (looked for {CONFIG_FILE} / {STATE_DIR} in {path.resolve()} and its parents); "
+            "run `mloop init` or pass -C DIR"
+        )
+    return found
+
+
 def load_settings(root: Path, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read ``root/mloop.yaml`` (if any), apply ``MLOOP_*`` variables from ``env`` and ``overrides``."""
     env = os.environ if env is None else env
@@ -148,7 +168,8 @@ def load_settings(root: Path, env: Mapping[str, str] | None = None, **overrides:
         # Validate through the model alone, so the process environment is read exactly once, above.
         return Settings.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, root / CONFIG_FILE)) from None
+        from_env = set(env_values) - set(overrides)
+        raise ConfigError(_describe(exc, root / CONFIG_FILE, from_env)) from None
 
 
 def _read_config_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
@@ -244,15 +265,20 @@ def _resolve_location(location: str, root: Path) -> str:
     return str(path if path.is_absolute() else root.resolve() / path)
 
 
-def _describe(exc: ValidationError, path: Path) -> str:
+def _describe(exc: ValidationError, path: Path, from_env: set[str]) -> str:
+    """One line per problem, naming where the value came from (the file or the variable) and its key."""
     problems = []
     for error in exc.errors():
         name = ".".join(str(part) for part in error["loc"]) or "settings"
-        problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
-    return (
-        f"Invalid settings ({path} and MLOOP_* variables): " + "; ".join(problems) + ". "
-        "Fix the value, or run `mloop init --force` to write a fresh mloop.yaml."
-    )
+        top = str(error["loc"][0]) if error["loc"] else ""
+        where = f"MLOOP_{top.upper()}" if top in from_env else str(path)
+        if error["type"] == "value_error":  # our own validators: the message quotes the value and the fix
+            problems.append(f"{where}: {name}: {error['msg'].removeprefix('Value error, ')}")
+        else:
+            problems.append(f"{where}: {name}: {error['msg']} (got {error.get('input')!r})")
+    sources = f" (settings come from {path} and MLOOP_* variables)" if from_env else ""
+    fix = f". Fix the value{sources}, or run `mloop init --force` to write a fresh mloop.yaml."
+    return "; ".join(problems) + fix
 
 
 CONFIG_TEMPLATE = """\
