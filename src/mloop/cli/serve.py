@@ -1,11 +1,14 @@
-"""``mloop serve``: the API on uvicorn, one process or ``--workers N``."""
+"""``mloop serve``: the API on uvicorn, one process or ``--workers N``; says where and what it serves."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.markup import escape
 
+from mloop.cli import _output as out
 from mloop.cli import _state
 
 
@@ -27,18 +30,19 @@ def serve(
       $ mloop serve --port 8700
       $ mloop serve --workers 4 --loop
     """
-    import uvicorn
+    from mloop.serving.http import server
 
-    root = str(_state.path().resolve())
-    options = {"host": host, "port": port, "log_level": "warning",
-               "ssl_certfile": str(ssl_certfile) if ssl_certfile else None,
-               "ssl_keyfile": str(ssl_keyfile) if ssl_keyfile else None}  # fmt: skip
+    sock = server.bind(host, port)  # first: a port in use fails here, before anything starts
+    project = _state.project()
+    root = str(project.root)
+    _banner(project, server.urls(host, port, tls=ssl_certfile is not None), workers, loop)
     if loop:
         from mloop.loop.controller import LoopController
         from mloop.project import Project
 
         # Its own connections; it trains in a child process, so serving keeps its latency.
         LoopController.for_project(Project.open(root, configure_logging=True)).start()
+    app = None
     if workers > 1:
         import os
         import shutil
@@ -49,8 +53,36 @@ def serve(
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        uvicorn.run("mloop.serving.http.factory:app", workers=workers, factory=True, **options)  # type: ignore[arg-type]
     else:
         from mloop.serving.http.app import create_app
 
-        uvicorn.run(create_app(_state.project()), **options)  # type: ignore[arg-type]
+        app = create_app(project)
+    url = server.urls(host, port, tls=ssl_certfile is not None)[0]
+    server.run(app, sock, workers=workers, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+               on_ready=lambda: out.success(f"ready: answering on {url} (Ctrl+C stops)"))  # fmt: skip
+
+
+def _banner(project: Any, urls: list[str], workers: int, loop: bool) -> None:
+    base = urls[0]
+    deployed = project.deployments.list()
+    endpoints = [
+        f"{escape(d.endpoint)}: {escape(d.model)} "
+        + ", ".join(f"v{r.version} {r.weight:.0%}" for r in d.routes)
+        for d in deployed
+    ] or ["none yet: mloop deploy ENDPOINT MODEL (served once deployed)"]
+    items = {
+        "url": " · ".join(urls),
+        "endpoints": "\n".join(endpoints),
+        "predict": "POST /v1/endpoints/ENDPOINT/predict",
+        "open inference": "POST /v2/models/ENDPOINT/infer (KServe v2)",
+        "features": "POST /v1/features/online · POST /v1/features/push",
+        "feedback": "POST /v1/feedback",
+        "monitoring": "GET /v1/monitoring/ENDPOINT/drift, …/report, … (see the docs)",
+        "docs": f"{base}/docs · /redoc",
+        "metrics": f"{base}/metrics",
+        "health": f"{base}/v2/health/ready",
+    }
+    if loop:
+        items["loop"] = "the continuous-training controller runs in this process (loop.policies)"
+    plural = "es" if workers > 1 else ""
+    out.fields(f"mloop serve · project {escape(project.name)} · {workers} process{plural}", items)

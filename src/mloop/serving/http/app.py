@@ -16,7 +16,7 @@ from mloop.predictions.log import PredictionLog, predictions_folder
 from mloop.project import Project
 from mloop.serving import metrics as metrics_module
 from mloop.serving.endpoints import EndpointTable
-from mloop.serving.http import errors
+from mloop.serving.http import docs, errors
 from mloop.serving.http.auth import Authenticator
 from mloop.serving.http.fastpath import PredictFastPath
 from mloop.serving.http.protection import Guard
@@ -52,7 +52,9 @@ def create_app(project: Project) -> FastAPI:
         prediction_log.close()  # after the last answer: drains its queue, compacts into Parquet
         table.close()
 
-    app = FastAPI(title="mloop", version=__version__, description="mloop platform API", lifespan=lifespan)
+    app = FastAPI(title="mloop", version=__version__, description="mloop platform API", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # fmt: skip
+    docs.install(app)  # /docs and /redoc from the package's own assets: they render offline
     app.state.endpoints, app.state.inference = table, inference
     app.state.prediction_log, app.state.feedback = prediction_log, Feedback(prediction_log)
     errors.install(app)

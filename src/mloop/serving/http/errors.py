@@ -77,6 +77,9 @@ def _user_error(exc: MloopError, path: str) -> tuple[int, dict[str, Any], dict[s
 
 
 def _invalid(exc: RequestValidationError, path: str) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    undecodable = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+    if undecodable is not None:
+        return _not_json(undecodable, path)
     problems = [
         {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
         for e in exc.errors()
@@ -89,3 +92,16 @@ def _invalid(exc: RequestValidationError, path: str) -> tuple[int, dict[str, Any
         {"error": "ValidationError", "message": "The request body is invalid.", "problems": problems},
         None,
     )
+
+
+def _not_json(error: dict[str, Any], path: str) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    # FastAPI's decoder says why in ctx["error"] and where in loc; pydantic's says both in msg
+    why = error.get("ctx", {}).get("error")
+    if why is not None and len(error["loc"]) > 1:
+        why = f"{why} at character {error['loc'][1]}"
+    why = why or str(error["msg"]).removeprefix("Invalid JSON: ")
+    message = f"The body is not JSON: {why}; send a JSON object."
+    if path.startswith("/v2/"):
+        return 400, {"error": message}, None
+    return 422, {"error": "ValidationError", "message": message,
+                 "problems": [{"field": "", "message": message}]}, None  # fmt: skip

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mloop import Project
 from mloop.errors import MalformedInput
 from mloop.serving.http import oip
 from tests.serving.conftest import Served
+from tests.serving.http.running import mloop_serve
 
 
 def test_server_and_model_metadata(served: Served) -> None:
@@ -120,3 +126,42 @@ def test_outputs_of_a_multiclass_model_are_a_matrix() -> None:
     assert tensor["shape"] == [2, 2] and tensor["data"] == [0.1, 0.9, 0.7, 0.3]
     with pytest.raises(MalformedInput, match="no output 'score'"):
         oip.outputs([0.1], ["prediction"], ["score"])
+
+
+@pytest.mark.slow
+def test_the_standard_client_tritonclient_http_against_mloop_serve(trained: Project) -> None:
+    """tritonclient sends its JSON with no Content-Type; its tensors travel as JSON (``binary_data=False``):
+    mloop does not implement the binary tensor data extension."""
+    import numpy as np
+    import tritonclient.http as triton
+
+    trained.deploy("fraud", "fraud", version=1)
+    frame = pd.read_parquet(Path(trained.root) / "txns.parquet").head(5)
+    with mloop_serve(Path(trained.root)) as server:
+        client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+        try:
+            assert client.is_server_live() and client.is_model_ready("fraud")
+            assert client.get_server_metadata()["name"] == "mloop"
+            model = client.get_model_metadata("fraud")
+            assert (
+                model["name"] == "fraud"
+                and {"name": "device", "datatype": "BYTES", "shape": [-1]} in model["inputs"]
+            )
+            ids = triton.InferInput("customer_id", [len(frame)], "INT64")
+            ids.set_data_from_numpy(frame.customer_id.to_numpy(np.int64), binary_data=False)
+            amounts = triton.InferInput("amount", [len(frame), 1], "FP64")
+            amounts.set_data_from_numpy(frame[["amount"]].to_numpy(np.float64), binary_data=False)
+            asked = [triton.InferRequestedOutput("prediction", binary_data=False)]
+            result = client.infer("fraud", [ids, amounts], outputs=asked, request_id="t-1")
+            got = result.as_numpy("prediction")
+            rows = [
+                {"customer_id": int(r.customer_id), "amount": float(r.amount)} for r in frame.itertuples()
+            ]
+            v1 = httpx.post(f"{server.url}/v1/endpoints/fraud/predict", json={"rows": rows}).json()
+            assert got is not None and got.tolist() == pytest.approx(v1["predictions"])
+            assert result.get_response()["id"] == "t-1"
+            # outputs not named: the client asks for binary outputs, the server answers JSON, the client reads it
+            plain = client.infer("fraud", [ids, amounts], model_version="1").as_numpy("prediction")
+            assert plain is not None and plain.tolist() == pytest.approx(v1["predictions"])
+        finally:
+            client.close()

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mloop.project import Project
+from mloop.serving.http.bodies import JSONBodyRoute
 
 
 class OnlineRequest(BaseModel):
@@ -42,7 +43,7 @@ class PushRequest(BaseModel):
 
 
 def router(caller: Any) -> APIRouter:
-    api = APIRouter(prefix="/v1/features", tags=["features"])
+    api = APIRouter(prefix="/v1/features", tags=["features"], route_class=JSONBodyRoute)
 
     @api.post("/online", response_model=OnlineResponse)
     def online(body: OnlineRequest, project: Project = Depends(caller)) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mloop.predictions.feedback import MAX_ITEMS, Feedback, Label
 from mloop.project import Project
+from mloop.serving.http.bodies import JSONBodyRoute
 
 
 class FeedbackItem(BaseModel):
@@ -51,7 +52,7 @@ class FeedbackResponse(BaseModel):
 
 
 def router(caller: Any, feedback: Feedback) -> APIRouter:
-    api = APIRouter(prefix="/v1", tags=["feedback"])
+    api = APIRouter(prefix="/v1", tags=["feedback"], route_class=JSONBodyRoute)
 
     @api.post("/feedback", response_model=FeedbackResponse)
     def attach(body: FeedbackRequest, project: Project = Depends(caller)) -> dict[str, Any]:

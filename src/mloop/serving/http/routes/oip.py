@@ -12,6 +12,7 @@ from mloop._version import __version__
 from mloop.errors import NotFound
 from mloop.project import Project
 from mloop.serving.http import oip
+from mloop.serving.http.bodies import JSONBodyRoute
 from mloop.serving.inference import Inference
 
 
@@ -40,7 +41,7 @@ class InferRequest(BaseModel):
 
 
 def router(caller: Any, inference: Inference) -> APIRouter:
-    api = APIRouter(prefix="/v2", tags=["open inference protocol"])
+    api = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=JSONBodyRoute)
 
     @api.get("")
     def server_metadata() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mloop.project import Project
+from mloop.serving.http.bodies import JSONBodyRoute
 from mloop.serving.inference import Inference
 from mloop.serving.predictor import MAX_ROWS
 
@@ -71,7 +72,7 @@ def parse(data: bytes) -> PredictRequest:
 
 
 def router(caller: Any, inference: Inference) -> APIRouter:
-    api = APIRouter(prefix="/v1/endpoints", tags=["predict"])
+    api = APIRouter(prefix="/v1/endpoints", tags=["predict"], route_class=JSONBodyRoute)
 
     # The hot path: the body is parsed by pydantic-core straight from bytes and the answer written as JSON
     # bytes, skipping FastAPI's per-request body and response models (hundreds of microseconds); the
