@@ -60,14 +60,15 @@ class Session:
 
 
 def commands(page: Path) -> list[Command]:
-    """The commands of a page's shell blocks: continuation lines joined, comments and output lines dropped."""
+    """The commands of a page's shell blocks: continuation lines, quotes open across lines and
+    here-documents joined; comments and output lines (``# ...``) dropped."""
     text = page.read_text(encoding="utf-8")
     found = []
     for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, re.S | re.M):
         if match.group(1) not in SHELLS:
             continue
         first = text[: match.start()].count("\n") + 2
-        pending, start, heredoc = "", first, None
+        pending, start, heredoc, quote = "", first, None, None
         for offset, raw in enumerate(match.group(2).splitlines()):
             if heredoc is not None:  # a here-document's lines belong to its command, comments and all
                 pending += raw + "\n"
@@ -77,32 +78,33 @@ def commands(page: Path) -> list[Command]:
                 continue
             if not pending:
                 start = first + offset
-            line = _strip_comment(raw).rstrip()
+            code, quote = _strip_comment(raw, quote)
+            line = code.rstrip()
             opened = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", line)
-            if opened:
+            if opened and quote is None:
                 pending, heredoc = pending + line + "\n", opened.group(1)
-                continue
-            if line.endswith("\\"):
+            elif quote is not None:  # a quoted string goes on to the next line
+                pending += code + "\n"
+            elif line.endswith("\\"):
                 pending += line[:-1] + " "
-                continue
-            whole = (pending + line).strip()
-            pending = ""
-            if whole:
-                found.append(Command(page.name, start, whole))
+            else:
+                whole, pending = (pending + line).strip(), ""
+                if whole:
+                    found.append(Command(page.name, start, whole))
     return found
 
 
-def _strip_comment(line: str) -> str:
-    """The line without its shell comment (a ``#`` outside quotes that starts a word)."""
-    quote = None
+def _strip_comment(line: str, quote: str | None = None) -> tuple[str, str | None]:
+    """The line without its shell comment (a ``#`` outside quotes that starts a word), and the quote
+    still open at its end; ``quote`` is the one open at its start."""
     for i, char in enumerate(line):
         if quote:
             quote = None if char == quote else quote
         elif char in "'\"":
             quote = char
         elif char == "#" and (i == 0 or line[i - 1].isspace()):
-            return line[:i]
-    return line
+            return line[:i], None
+    return line, quote
 
 
 def test_every_page_has_its_commands_found() -> None:
@@ -118,9 +120,17 @@ def test_a_here_document_is_one_command(tmp_path: Path) -> None:
 
 
 def test_comments_are_dropped_outside_quotes_only() -> None:
-    assert _strip_comment("mloop a   # why") == "mloop a   "
-    assert _strip_comment('curl -d \'{"a": "#1"}\' # x') == 'curl -d \'{"a": "#1"}\' '
-    assert _strip_comment("# only a comment") == ""
+    assert _strip_comment("mloop a   # why") == ("mloop a   ", None)
+    assert _strip_comment('curl -d \'{"a": "#1"}\' # x') == ('curl -d \'{"a": "#1"}\' ', None)
+    assert _strip_comment("# only a comment") == ("", None)
+    assert _strip_comment('curl -d \'{"a": 1,') == ('curl -d \'{"a": 1,', "'")
+    assert _strip_comment('  "b": "#2"}\'  # done', "'") == ('  "b": "#2"}\'  ', None)
+
+
+def test_a_quote_open_at_the_end_of_a_line_joins_the_next(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text('```sh\ncurl -d \'{"a": 1,\n  "b": 2}\'   # note\nmloop b\n```\n')
+    assert [c.text for c in commands(page)] == ['curl -d \'{"a": 1,\n  "b": 2}\'', "mloop b"]
 
 
 @pytest.fixture(scope="session")
@@ -180,12 +190,18 @@ def run(command: Command, session: Session) -> str | None:
         return None
     if re.match(r"(\S*/)?mloop (-C \S+ )?serve\b", text):
         return _serve(text, session)
+    assigned = re.fullmatch(r"([A-Za-z_]\w*)=(.*)", text, re.S)
+    if assigned:  # `rid=$(curl ...)`: the page's later commands read $rid
+        text = f'{text}\nprintf %s "${assigned.group(1)}"'
     done = subprocess.run(
         ["bash", "-c", text], cwd=session.cwd, env=session.env, capture_output=True, timeout=300, check=False
     )
     output = done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
     if done.returncode != 0:
         return f"exit {done.returncode}\n{output[-3000:]}"
+    if assigned:
+        session.env[assigned.group(1)] = done.stdout.decode()
+        return None if done.stdout.strip() else f"${assigned.group(1)} is empty"
     return _error_body(done.stdout) if text.startswith("curl") else None
 
 
@@ -252,21 +268,10 @@ def _key_id(session: Session) -> str:
     return str(keys[0]["key_id"])
 
 
-def _request_id(session: Session) -> str:
-    from mloop import Project
-    from mloop.predictions.files import read_predictions
-    from mloop.predictions.log import predictions_folder
-
-    with Project.open(session.cwd, env={}) as project:
-        frame = read_predictions(predictions_folder(project.settings), "fraud")
-    return str(frame["request_id"].iloc[-1])
-
-
 # What the reader substitutes, and where this test finds a real value for it.
 PLACEHOLDERS: dict[str, Callable[[Session], str]] = {
     "OTHER_RUN_ID": lambda session: _run_id(session, 1),
     "RUN_ID": _run_id,
     "mlk_...": _key,
     "KEY_ID": _key_id,
-    "REQUEST_ID": _request_id,
 }
