@@ -42,7 +42,7 @@ from mloop.monitoring.report_charts import num as _num
 from mloop.monitoring.report_charts import pct as _pct
 from mloop.monitoring.report_charts import time_text
 
-__all__ = ["render_html", "summary_text", "write_html"]
+__all__ = ["drift_rows", "render_html", "summary_text", "write_html"]
 
 _METRIC_ORDER = ("roc_auc", "precision", "recall", "accuracy", "f1", "rmse", "mae")
 _METHOD_NOTES = {
@@ -135,6 +135,26 @@ def summary_text(report: Mapping[str, Any]) -> str:
         lines.insert(1, f"note: {report['note']}")
     lines += [f"  [{a.get('severity')}] {a.get('name')}: {a.get('summary', '')}" for a in open_alerts]
     return "\n".join(lines)
+
+
+def drift_rows(entries: Sequence[Mapping[str, Any]], *, show_all: bool = False
+               ) -> tuple[list[Mapping[str, Any]], int]:  # fmt: skip
+    """The drift windows a terminal table shows, drifted ones first, and how many were left out: windows
+    without data (no prediction, or no column decided), unless ``show_all``.
+
+    >>> rows, hidden = drift_rows(project.monitoring.drift("fraud"))      # doctest: +SKIP
+    """
+    shown = [e for e in entries if show_all or _has_data(e)]
+    drifted = [e for e in shown if e.get("drifted")]
+    rest = [e for e in shown if not e.get("drifted")]
+    return [*drifted, *rest], len(entries) - len(shown)
+
+
+def _has_data(entry: Mapping[str, Any]) -> bool:
+    if entry.get("empty"):
+        return False
+    columns = entry.get("columns") or []
+    return not columns or any(c.get("drifted") is not None for c in columns)
 
 
 # -- sections ------------------------------------------------------------------------------------------
