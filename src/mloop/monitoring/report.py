@@ -51,6 +51,10 @@ _METHOD_NOTES = {
     "wasserstein": "Wasserstein is the first Wasserstein distance over the reference's standard deviation, "
     "estimated from the reference profile's sample of at most 5,000 values.",
     "psi": "PSI is computed on the reference's decile bins.",
+    "ks": "Numeric columns with 1,000 values or fewer in a window are decided by a two-sample Kolmogorov-Smirnov "
+    "test against the reference sample (p below the threshold, Bonferroni-corrected over the tested columns).",
+    "chi2": "Categorical columns with 1,000 values or fewer are decided by a chi-square test of the category "
+    "counts (p below the threshold, Bonferroni-corrected).",
 }
 _CONFIG = {"displaylogo": False, "responsive": True}
 _LOADER = """document.querySelectorAll('script[type="application/json"][data-plot]').forEach(function (s) {

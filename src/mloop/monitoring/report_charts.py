@@ -204,7 +204,8 @@ def slo_budgets(slos: Sequence[Mapping[str, Any]]) -> go.Figure:
     colours = ["#999" if r is None else "#d62728" if r < 0 else "#ff7f0e" if r < 0.25 else "#2ca02c"
                for r in remaining]  # fmt: skip
     fig = go.Figure(go.Bar(x=[escape(s.get("name", "")) for s in slos], y=remaining, marker_color=colours,
-                           text=[pct(r) for r in remaining], name="budget remaining"))  # fmt: skip
+                           text=[pct(r) for r in remaining], name="budget remaining",
+                           width=[0.5] * len(slos) if len(slos) < 4 else None))  # fmt: skip
     fig.update_layout(title="Error budget remaining", yaxis=dict(title="budget remaining", tickformat=".0%"))
     return fig
 
