@@ -55,15 +55,17 @@ class MonitoringService(Service):
 
     def range(self, endpoint: str, *, since: Since = "1d", until: datetime | None = None,
               window: timedelta | str | None = None) -> ranges.Range:  # fmt: skip
-        """The range and window size a read of ``since``/``until``/``window`` covers: from the endpoint's
-        first logged prediction at the earliest, to the window of its last one when ``until`` is not
-        given, coarser than ``monitoring.window`` when that would be too many windows (``note`` says so;
-        see :mod:`mloop.monitoring.ranges`). An endpoint never deployed nor logged is NotFound."""
+        """The range and window size a read of ``since``/``until``/``window`` covers: when ``until`` is
+        not given, from the endpoint's first logged prediction at the earliest to the window of its last
+        one; in windows coarser than ``monitoring.window`` when there would be too many (``note`` says
+        so; see :mod:`mloop.monitoring.ranges`). An endpoint never deployed nor logged is NotFound."""
         self._authorize("monitoring.read", f"endpoint:{endpoint}")
         now = utcnow()
         self._known(endpoint)
-        data = ranges.data_span(self._folder(), endpoint)
-        if data is None:
+        # A caller that names the end (update, the loop's triggers, a command passing on a range) chose the
+        # range: only a read up to now follows the data, which spares the ticks a scan of the log.
+        data = ranges.data_span(self._folder(), endpoint) if until is None else None
+        if data is None and until is None:
             with self._ctx.store.read() as session:
                 revisions = deployment_queries.history(session, self._ctx.project_id, endpoint)
             data = (revisions[0].created_at, now) if revisions else None
