@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import stat
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -51,10 +53,13 @@ def drift_window(hour: int, version: int) -> dict[str, Any]:
 
 def performance_window(hour: int, version: int) -> dict[str, Any]:
     labelled = version == 1 and hour < LABELS_UNTIL
-    realised = {"roc_auc": 0.9 + 0.001 * hour, "precision": 0.5, "recall": 0.7} if labelled else None
+    realised = ({"rows": 800, "positives": 310 + hour, "positive_rate": 0.39, "threshold": 0.5,
+                 "roc_auc": 0.9 + 0.001 * hour, "precision": 0.5, "recall": 0.7, "ece": 0.03, "log_loss": 0.41}
+                if labelled else None)  # fmt: skip
     return {"start": iso(hour), "end": iso(hour + 1), "version": version, "rows": 1200,
             "labelled": 800 if labelled else 0, "coverage": 0.667 if labelled else 0.0, "realised": realised,
-            "estimated": {"roc_auc": 0.89, "precision": 0.48, "recall": 0.71}}  # fmt: skip
+            "estimated": {"rows": 1200, "roc_auc": 0.89, "precision": 0.48, "recall": 0.71,
+                          "positive_rate": 0.4}}  # fmt: skip
 
 
 def make_report(endpoint: str = "fraud") -> dict[str, Any]:
@@ -176,19 +181,78 @@ def test_the_drift_heatmap_scores_one_at_the_threshold(page: Page) -> None:
 def test_prediction_bars_compare_reference_and_current(page: Page) -> None:
     bars = traces(page, "plot-predictions-v2")
     assert set(bars) == {"reference", "current"} and bars["current"]["y"] == [0.5, 0.3, 0.12, 0.08]
-    assert bars["reference"]["x"] == ["0–0.25", "0.25–0.5", "0.5–0.75", "0.75–1"]
+    assert bars["reference"]["x"] == bars["current"]["x"] == [0.5, 1.5, 2.5, 3.5]  # numbers, not categories
+    axis = page.figures["plot-predictions-v2"]["layout"]["xaxis"]
+    assert axis["tickvals"] == [0, 1, 2, 3, 4] and axis["ticktext"] == ["0", "0.25", "0.5", "0.75", "1"]
 
 
-def test_performance_draws_realised_solid_estimated_dashed_and_coverage(page: Page) -> None:
+def test_prediction_bins_whose_edges_print_alike_stay_apart() -> None:
+    """Deciles of skewed scores: edges that agree to 3 significant figures no longer merge two bins."""
+    edges = [0.0, 0.001231, 0.001234, 0.00124, 0.0013, 0.002, 0.01, 0.1, 1.0]
+    report = {**make_report(), "predictions": [{"version": 1, "edges": edges, "reference": [0.125] * 8,
+                                                "current": [0.1] * 6 + [0.2, 0.2]}]}  # fmt: skip
+    figure = Page(render_html(report)).figures["plot-predictions"]
+    for bars in figure["data"]:
+        assert len(bars["x"]) == len(set(bars["x"])) == 8
+    labels = figure["layout"]["xaxis"]["ticktext"]
+    assert len(set(labels)) == 9 and labels[1:3] == ["0.001231", "0.001234"]
+
+
+def axis_of(trace: dict[str, Any]) -> str:
+    return trace.get("yaxis", "y")
+
+
+def test_performance_keeps_each_scale_on_its_own_axis(page: Page) -> None:
+    """Counts of rows (hundreds), coverage and 0-1 metrics never share an axis, so no metric is flattened."""
+    for div in ("plot-performance-v1", "plot-performance-v2"):
+        figure = page.figures[div]
+        by_axis: dict[str, list[dict[str, Any]]] = {}
+        for trace in figure["data"]:
+            by_axis.setdefault(axis_of(trace), []).append(trace)
+        for axis, members in by_axis.items():
+            names = {t["name"] for t in members}
+            counts = {"predictions", "labelled", "positives (labelled)"}
+            assert names <= counts or not names & counts, (div, axis, names)
+            assert names == {"label coverage"} or "label coverage" not in names, (div, axis, names)
+            values = [v for t in members for v in t["y"] if v is not None]
+            if max(values) <= 1:  # a 0-1 axis holds nothing beyond 1
+                continue
+            assert all(float(v).is_integer() for v in values), (div, axis, names)  # counts only, no share
+        layout = figure["layout"]
+        quality = next(a for a, m in by_axis.items() if any(t["name"].startswith("roc_auc") for t in m))
+        assert layout["yaxis" + quality[1:]]["range"] == [0, 1.02]
+        for trace in figure["data"]:
+            assert not trace["name"].startswith(("rows (", "threshold", "positives (realised"))
+
+
+def test_performance_draws_realised_solid_estimated_dashed(page: Page) -> None:
     v1 = traces(page, "plot-performance-v1")
     for metric in ("roc_auc", "precision", "recall"):
         assert v1[f"{metric} (realised)"]["line"]["dash"] == "solid"
         assert v1[f"{metric} (estimated)"]["line"]["dash"] == "dash"
+        assert v1[f"{metric} (realised)"]["line"]["color"] == v1[f"{metric} (estimated)"]["line"]["color"]
     auc = v1["roc_auc (realised)"]["y"]
     assert auc[0] == pytest.approx(0.9) and auc[LABELS_UNTIL:] == [None] * (WINDOWS - LABELS_UNTIL)
-    assert v1["label coverage"]["yaxis"] == "y2"
+    assert v1["positives (labelled)"]["y"][0] == 310 and v1["label coverage"]["y"][0] == 0.667
     v2 = traces(page, "plot-performance-v2")  # no labels yet: estimates only
     assert "roc_auc (realised)" not in v2 and "roc_auc (estimated)" in v2 and "label coverage" in v2
+
+
+def test_no_legend_repeats_a_name_or_a_style_and_x_stays_in_the_range(page: Page) -> None:
+    report = make_report()
+    since, until = (report[k][:19].replace("T", " ") for k in ("since", "until"))
+    for div, figure in page.figures.items():
+        shown = [t for t in figure["data"] if t.get("showlegend", True) and t.get("name")]
+        names = [t["name"] for t in shown]
+        assert len(names) == len(set(names)), (div, names)
+        styles = [(t.get("marker", {}).get("color") or t.get("line", {}).get("color"),
+                   t.get("line", {}).get("dash", "solid")) for t in shown if t["type"] == "scatter"]  # fmt: skip
+        assert len(styles) == len(set(styles)), (div, styles)
+        for trace in figure["data"]:
+            categories = [x for x in trace.get("x") or [] if isinstance(x, str)]
+            assert len(categories) == len(set(categories)), (div, trace.get("name"))
+            if div.startswith(("plot-drift", "plot-performance")):
+                assert all(since <= x < until for x in categories), (div, categories[:2], since, until)
 
 
 def test_slo_budgets_are_a_bar_and_a_table(page: Page) -> None:
@@ -217,6 +281,13 @@ def test_empty_sections_say_so() -> None:
     assert "0 windows, 0 with drift, 0 open alerts" in page.visible
 
 
+def test_counts_are_plural_only_when_they_should_be(page: Page) -> None:
+    assert "24 windows, 6 with drift, 1 open alert" in page.visible
+    report = make_report()
+    report["alerts"] += [{**report["alerts"][0], "key": "fraud/drift/x1"}]
+    assert "2 open alerts" in Page(render_html(report)).visible
+
+
 def test_one_version_and_regression_metrics() -> None:
     report = make_report()
     for section in ("drift", "predictions", "performance"):
@@ -227,7 +298,8 @@ def test_one_version_and_regression_metrics() -> None:
     page = Page(render_html(report))
     assert set(page.figures) == {"plot-drift", "plot-drift-share", "plot-predictions", "plot-performance",
                                  "plot-slo"}  # fmt: skip
-    assert set(traces(page, "plot-performance")) == {"rmse (realised)", "mae (realised)", "label coverage"}
+    assert set(traces(page, "plot-performance")) == {"rmse (realised)", "mae (realised)", "predictions",
+                                                     "labelled", "label coverage"}  # fmt: skip
 
 
 def test_summary_text_names_drift_performance_budgets_and_alerts() -> None:
@@ -268,3 +340,13 @@ def test_a_window_without_predictions_is_a_gap_in_each_versions_plot_not_a_versi
     heatmap = page.figures["plot-drift"]["data"][0]
     assert len(heatmap["x"]) == 4 and all(row[3] is None for row in heatmap["z"])
     assert page.figures["plot-drift-share"]["data"][0]["y"][3] is None
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_write_html_makes_a_file_others_may_read_as_the_umask_allows(tmp_path, umask: int, mode: int) -> None:
+    old = os.umask(umask)
+    try:
+        target = write_html(make_report(), tmp_path / "report.html")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == mode

@@ -160,3 +160,31 @@ def _t(text: str) -> Any:
     from datetime import datetime
 
     return datetime.fromisoformat(text)
+
+
+def test_the_report_spans_the_data_not_the_range_asked_for(root: Path) -> None:
+    """Three hours of traffic, a report of the week before and after: the windows are the three hours."""
+    with _open(root) as project:
+        model = register(project)
+        recs, _ = records(model, [0, 1, 2], 300, seed=3)
+        write(project, recs, "a")
+        report = project.monitoring.report("fraud", since=START - timedelta(days=7))
+        wide = project.monitoring.report("fraud", since=START - timedelta(days=7), window="5m")
+    assert (report["since"], report["until"]) == (START.isoformat(), (START + timedelta(hours=3)).isoformat())
+    assert [e["start"] for e in report["drift"]] == [
+        (START + timedelta(hours=h)).isoformat() for h in range(3)
+    ]
+    assert report["window"] == "1h" and report["note"] == ""
+    assert wide["window"] == "5m" and len(wide["drift"]) == 36
+
+
+def test_an_unknown_endpoint_is_not_found_and_names_the_known_ones(root: Path) -> None:
+    from mloop.errors import NotFound
+
+    with _open(root) as project:
+        recs, _ = records(register(project), [0], 10, seed=3)
+        write(project, recs, "a")
+        for read in (project.monitoring.drift, project.monitoring.performance, project.monitoring.report,
+                     project.monitoring.slo, project.monitoring.alerts):  # fmt: skip
+            with pytest.raises(NotFound, match="No endpoint 'fruad'.*known: fraud"):
+                read("fruad")

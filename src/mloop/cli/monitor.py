@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,26 +15,39 @@ app = typer.Typer(help="Drift, live performance, SLOs, alerts and reports of the
                   no_args_is_help=True)  # fmt: skip
 JsonOpt = typer.Option(False, "--json", help="Print JSON for machines.")
 EndpointArg = typer.Argument(..., help="The endpoint name.")
-SinceOpt = typer.Option("1d", "--since", help="How far back: a duration (7d, 12h) or an ISO time.")
-WindowOpt = typer.Option(None, "--window", help="Window size (default monitoring.window, e.g. 1h).")
+SinceOpt = typer.Option("1d", "--since", help="How far back: a duration (7d, 12h) or an ISO time; never before "
+                        "the endpoint's first prediction.")  # fmt: skip
+WindowOpt = typer.Option(None, "--window", help="Window size (default monitoring.window, coarser when the range "
+                         "would hold over 1,000 of them), e.g. 5m, 1h.")  # fmt: skip
 PartialOpt = typer.Option(False, "--partial", help="Also the window still open now (not stored).")
 
 
 @app.command()
 def drift(endpoint: str = EndpointArg, since: str = SinceOpt, window: str | None = WindowOpt,
-          partial: bool = PartialOpt, as_json: bool = JsonOpt) -> None:  # fmt: skip
-    """Drift of every input and of the prediction per complete window and model version (stored).
+          partial: bool = PartialOpt, show_all: bool = typer.Option(False, "--all", help="Also the windows "
+          "without data."), as_json: bool = JsonOpt) -> None:  # fmt: skip
+    """Drift of every input and of the prediction per complete window and model version (stored); the
+    drifted windows first.
 
     Example:
 
       $ mloop monitor drift fraud --since 12h
     """
-    found = _state.project().monitoring.drift(endpoint, since=since, window=window, partial=partial)
+    from mloop.monitoring.report import drift_rows
+
+    monitoring = _state.project().monitoring
+    span = _range(endpoint, since, window)
+    found = monitoring.drift(
+        endpoint, since=span.since, until=span.until, window=span.window, partial=partial
+    )
     if as_json:
         out.emit_json(found)
         return
-    rows = [(e["start"], _v(e), e["rows"], _drifted(e)) for e in found]
+    shown, hidden = drift_rows(found, show_all=show_all)
+    rows = [(e["start"], _v(e), e["rows"], _drifted(e)) for e in shown]
     out.table(f"Drift of {endpoint}", ["window start", "version", "rows", "drifted"], rows)
+    if hidden:
+        out.console.print(f"{_count(hidden, 'window')} without data hidden; --all to show")
 
 
 @app.command()
@@ -45,7 +59,9 @@ def performance(endpoint: str = EndpointArg, since: str = SinceOpt, window: str 
 
       $ mloop monitor performance fraud --since 7d --window 1d
     """
-    found = _state.project().monitoring.performance(endpoint, since=since, window=window, partial=partial)
+    span = _range(endpoint, since, window)
+    found = _state.project().monitoring.performance(endpoint, since=span.since, until=span.until,
+                                                    window=span.window, partial=partial)  # fmt: skip
     if as_json:
         out.emit_json(found)
         return
@@ -97,8 +113,8 @@ def check(endpoint: str = EndpointArg, as_json: bool = JsonOpt) -> None:
         out.emit_json(found)
         return
     alerts = found["alerts"]
-    out.success(f"{endpoint}: {len(found['drift'])} drift and {len(found['performance'])} performance window(s); "
-                f"{len(alerts['opened'])} alert(s) opened, {len(alerts['resolved'])} resolved, "
+    out.success(f"{endpoint}: {len(found['drift'])} drift and {_count(len(found['performance']), 'performance window')}; "
+                f"{_count(len(alerts['opened']), 'alert')} opened, {len(alerts['resolved'])} resolved, "
                 f"{len(alerts['firing'])} firing")  # fmt: skip
     _alert_table(alerts["firing"])
 
@@ -123,7 +139,13 @@ def alerts(
 @app.command()
 def report(
     endpoint: str = EndpointArg,
-    since: str = typer.Option("7d", "--since", help="How far back: a duration (7d) or an ISO time."),
+    since: str = typer.Option(
+        "7d",
+        "--since",
+        help="How far back: a duration (7d) or an ISO time; the report "
+        "spans the endpoint's predictions within it.",
+    ),
+    window: str | None = WindowOpt,
     out_path: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write."),
     as_json: bool = typer.Option(False, "--json", help="Print the report's data as JSON instead."),
 ) -> None:
@@ -135,7 +157,7 @@ def report(
     """
     from mloop.monitoring.report import summary_text, write_html
 
-    found = _state.project().monitoring.report(endpoint, since=since)
+    found = _state.project().monitoring.report(endpoint, since=since, window=window)
     if as_json:
         out.emit_json(found)
         return
@@ -144,11 +166,23 @@ def report(
     out.success(f"wrote {path}")
 
 
-def _v(entry: dict[str, Any]) -> str:
+def _range(endpoint: str, since: str, window: str | None) -> Any:
+    """The range the command reads; says so when the window was coarsened."""
+    span = _state.project().monitoring.range(endpoint, since=since, window=window)
+    if span.note:
+        out.warn(span.note)
+    return span
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def _v(entry: Mapping[str, Any]) -> str:
     return f"v{entry['version']}" if entry.get("version") else "-"
 
 
-def _drifted(entry: dict[str, Any]) -> str:
+def _drifted(entry: Mapping[str, Any]) -> str:
     if entry.get("empty"):
         return "no data: undecided"
     if entry.get("note"):

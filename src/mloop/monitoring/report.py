@@ -14,12 +14,10 @@ drift: 3 of 24 windows drifted (amount)
 Figures, each in a ``<div>`` with a stable id (suffixed ``-v<version>`` when a section holds several model
 versions): ``plot-drift``, ``plot-drift-share``, ``plot-predictions``, ``plot-performance``, ``plot-slo``.
 
-The drift heatmap's colour is a *drift score*, 1 at the decision boundary whatever the method:
-``statistic / threshold`` for distances (psi, jensen_shannon, hellinger, wasserstein), where drift is a
-large statistic, and ``threshold / p_value`` for tests (ks, chi2), where drift is a small p-value. Scores
-are clipped to [0, 3], so a cell is green below 1 and turns red above it; undecided cells (no value in the
-window, a column the profile does not hold) are left blank and the hover says why. The share line beside
-it is drifted columns over decided columns per window.
+The figures themselves, and the rules they keep (one scale per axis, a legend that never repeats a
+style, bins placed by number), are :mod:`mloop.monitoring.report_charts`. The drift section also says
+which statistic and threshold decided (Jensen-Shannon in base 2, Wasserstein normed by the reference
+sample's spread), so a reader comparing with another tool knows what 0.1 means here.
 
 User-supplied strings (endpoint, column, SLO and alert text) are HTML-escaped, in the page and in the
 figures' labels (plotly shows entities as the characters they stand for).
@@ -29,9 +27,8 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +36,26 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.offline
 
-from mloop.monitoring.suite import PREDICTION, TESTS
+from mloop.monitoring import report_charts as charts
+from mloop.monitoring.report_charts import escape as _e
+from mloop.monitoring.report_charts import num as _num
+from mloop.monitoring.report_charts import pct as _pct
+from mloop.monitoring.report_charts import time_text
 
-__all__ = ["render_html", "summary_text", "write_html"]
+__all__ = ["drift_rows", "render_html", "summary_text", "write_html"]
 
-CLIP = 3.0  # drift scores above this are drawn as 3
 _METRIC_ORDER = ("roc_auc", "precision", "recall", "accuracy", "f1", "rmse", "mae")
+_METHOD_NOTES = {
+    "jensen_shannon": "Jensen-Shannon is the distance in base 2 (0 to 1); scipy's and Evidently's default is "
+    "the natural log, whose distance is 0.83 times this one, so their 0.1 is 0.12 here.",
+    "wasserstein": "Wasserstein is the first Wasserstein distance over the reference's standard deviation, "
+    "estimated from the reference profile's sample of at most 5,000 values.",
+    "psi": "PSI is computed on the reference's decile bins.",
+    "ks": "Numeric columns with 1,000 values or fewer in a window are decided by a two-sample Kolmogorov-Smirnov "
+    "test against the reference sample (p below the threshold, Bonferroni-corrected over the tested columns).",
+    "chi2": "Categorical columns with 1,000 values or fewer are decided by a chi-square test of the category "
+    "counts (p below the threshold, Bonferroni-corrected).",
+}
 _CONFIG = {"displaylogo": False, "responsive": True}
 _LOADER = """document.querySelectorAll('script[type="application/json"][data-plot]').forEach(function (s) {
   Plotly.newPlot(s.getAttribute("data-plot"), JSON.parse(s.textContent));
@@ -83,9 +94,13 @@ def render_html(report: Mapping[str, Any]) -> str:
 
 
 def write_html(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write :func:`render_html` to ``path`` atomically: a reader sees the old file or the new one, whole."""
+    """Write :func:`render_html` to ``path`` atomically: a reader sees the old file or the new one, whole.
+
+    The file is created with mode 0666 less the umask (0644 under the usual 022), like any file a
+    command writes for others to open."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(render_html(report))
@@ -93,7 +108,7 @@ def write_html(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
             os.fsync(out.fileno())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return target
 
@@ -104,15 +119,15 @@ def summary_text(report: Mapping[str, Any]) -> str:
              f"{report.get('window', '?')} windows"]  # fmt: skip
     drift = report.get("drift") or []
     columns = sorted({c["column"] for d in drift for c in d.get("columns", []) if c.get("drifted")})
-    lines.append(f"drift: {len(_drifted_windows(drift))} of {len(_windows(report))} windows drifted"
+    lines.append(f"drift: {len(_drifted_windows(drift))} of {_count(len(_windows(report)), 'window')} drifted"
                  + (f" ({', '.join(columns)})" if columns else ""))  # fmt: skip
     for version, entries in _by_version(report.get("performance") or []).items():
         parts = []
         for kind in ("realised", "estimated"):
             latest = next((p for p in reversed(entries) if p.get(kind)), None)
             if latest is not None:
-                metric = _metrics([{kind: latest[kind]}])[0]
-                value = _num(latest[kind].get(metric))
+                metric = _headline(latest[kind])
+                value = _num(latest[kind].get(metric)) if metric else "—"
                 parts.append(f"{kind} {metric} {value} ({_when(latest.get('start'))})")
         lines.append(f"performance v{version}: " + ("; ".join(parts) or "no realised or estimated metrics"))
     for slo in report.get("slos") or []:
@@ -120,8 +135,30 @@ def summary_text(report: Mapping[str, Any]) -> str:
                      f"SLI {_num(slo.get('sli'), '.4f')} (target {_num(slo.get('target'), '.4f')})")  # fmt: skip
     open_alerts = [a for a in report.get("alerts") or [] if _is_open(a)]
     lines.append(f"alerts: {len(open_alerts)} open")
+    if report.get("note"):
+        lines.insert(1, f"note: {report['note']}")
     lines += [f"  [{a.get('severity')}] {a.get('name')}: {a.get('summary', '')}" for a in open_alerts]
     return "\n".join(lines)
+
+
+def drift_rows(entries: Sequence[Mapping[str, Any]], *, show_all: bool = False
+               ) -> tuple[list[Mapping[str, Any]], int]:  # fmt: skip
+    """The drift windows a terminal table shows, drifted ones first, and how many were left out: windows
+    without data (no prediction, or no column decided), unless ``show_all``.
+
+    >>> rows, hidden = drift_rows(project.monitoring.drift("fraud"))      # doctest: +SKIP
+    """
+    shown = [e for e in entries if show_all or _has_data(e)]
+    drifted = [e for e in shown if e.get("drifted")]
+    rest = [e for e in shown if not e.get("drifted")]
+    return [*drifted, *rest], len(entries) - len(shown)
+
+
+def _has_data(entry: Mapping[str, Any]) -> bool:
+    if entry.get("empty"):
+        return False
+    columns = entry.get("columns") or []
+    return not columns or any(c.get("drifted") is not None for c in columns)
 
 
 # -- sections ------------------------------------------------------------------------------------------
@@ -129,13 +166,14 @@ def summary_text(report: Mapping[str, Any]) -> str:
 
 def _header(report: Mapping[str, Any]) -> str:
     drift, alerts = report.get("drift") or [], report.get("alerts") or []
-    summary = (f"{len(_windows(report))} windows, {len(_drifted_windows(drift))} with drift, "
-               f"{sum(_is_open(a) for a in alerts)} open alerts")  # fmt: skip
+    summary = (f"{_count(len(_windows(report)), 'window')}, {len(_drifted_windows(drift))} with drift, "
+               f"{_count(sum(_is_open(a) for a in alerts), 'open alert')}")  # fmt: skip
+    note = f'<p class="meta">{_e(report["note"])}.</p>\n' if report.get("note") else ""
     return (
         f"<header><h1>Monitoring report: {_e(report.get('endpoint', ''))}</h1>\n"
         f'<p class="meta">{_e(_when(report.get("since")))} → {_e(_when(report.get("until")))} UTC, '
         f"{_e(report.get('window', '?'))} windows; generated {_e(_when(report.get('generated_at')))} UTC</p>\n"
-        f'<p class="summary">{summary}</p></header>'
+        f'{note}<p class="summary">{summary}</p></header>'
     )
 
 
@@ -151,9 +189,9 @@ def _drift_section(drift: Sequence[Mapping[str, Any]]) -> str:
     }
     for version, entries in groups.items():
         suffix = _suffix(version, groups)
-        parts.append(_figure(f"plot-drift{suffix}", _drift_heatmap(entries, version)))
-        parts.append(_figure(f"plot-drift-share{suffix}", _drift_share(entries, version)))
-    return _section("Drift", "\n".join(parts))
+        parts.append(_figure(f"plot-drift{suffix}", charts.drift_heatmap(entries, version)))
+        parts.append(_figure(f"plot-drift-share{suffix}", charts.drift_share(entries, version)))
+    return _section("Drift", _methods_note(drift) + "\n".join(parts))
 
 
 def _predictions_section(predictions: Sequence[Mapping[str, Any]]) -> str:
@@ -162,14 +200,7 @@ def _predictions_section(predictions: Sequence[Mapping[str, Any]]) -> str:
     groups = _by_version(predictions)
     parts = []
     for version, (entry, *_) in groups.items():
-        edges, reference, current = (entry.get(k) or [] for k in ("edges", "reference", "current"))
-        k = max(len(reference), len(current))
-        bins = ([f"{_num(edges[i])}–{_num(edges[i + 1])}" for i in range(k)] if len(edges) == k + 1
-                else [f"bin {i + 1}" for i in range(k)])  # fmt: skip
-        fig = go.Figure([go.Bar(name="reference", x=bins, y=list(reference)),
-                         go.Bar(name="current", x=bins, y=list(current))])  # fmt: skip
-        fig.update_layout(barmode="group", title=f"Prediction distribution, v{version}",
-                          xaxis_title="prediction bin", yaxis=dict(title="share", tickformat=".0%"))  # fmt: skip
+        fig = charts.predictions(entry, version)
         parts.append(_figure(f"plot-predictions{_suffix(version, groups)}", fig))
     return _section("Prediction distribution", "\n".join(parts))
 
@@ -179,22 +210,8 @@ def _performance_section(performance: Sequence[Mapping[str, Any]]) -> str:
         return _section("Performance", _no_data("no performance windows in this range"))
     groups = _by_version(performance)
     parts = []
-    palette = pio.templates["plotly_white"].layout.colorway
     for version, entries in groups.items():
-        x = [_plot_time(p.get("start")) for p in entries]
-        fig = go.Figure()
-        for i, metric in enumerate(_metrics(entries)):
-            colour = palette[i % len(palette)]
-            for kind, dash in (("realised", "solid"), ("estimated", "dash")):
-                y = [(p.get(kind) or {}).get(metric) for p in entries]
-                if any(v is not None for v in y):
-                    fig.add_scatter(x=x, y=y, name=f"{_e(metric)} ({kind})", legendgroup=metric,
-                                    mode="lines+markers", line=dict(color=colour, dash=dash))  # fmt: skip
-        fig.add_scatter(x=x, y=[p.get("coverage") for p in entries], name="label coverage", yaxis="y2",
-                        mode="lines", line=dict(color="#999", dash="dot"))  # fmt: skip
-        fig.update_layout(title=f"Performance, v{version} (estimated dashed)", xaxis_title="window start (UTC)",
-                          yaxis_title="metric", yaxis2=dict(title="label coverage", overlaying="y", side="right",
-                                                            range=[0, 1], tickformat=".0%", showgrid=False))  # fmt: skip
+        fig = charts.performance(entries, version)
         parts.append(_figure(f"plot-performance{_suffix(version, groups)}", fig))
     return _section("Performance", "\n".join(parts))
 
@@ -202,12 +219,7 @@ def _performance_section(performance: Sequence[Mapping[str, Any]]) -> str:
 def _slo_section(slos: Sequence[Mapping[str, Any]]) -> str:
     if not slos:
         return _section("SLOs", _no_data("no SLOs declared for this endpoint"))
-    remaining = [s.get("remaining") for s in slos]
-    colours = ["#999" if r is None else "#d62728" if r < 0 else "#ff7f0e" if r < 0.25 else "#2ca02c"
-               for r in remaining]  # fmt: skip
-    fig = go.Figure(go.Bar(x=[_e(s.get("name", "")) for s in slos], y=remaining, marker_color=colours,
-                           text=[_pct(r) for r in remaining], name="budget remaining"))  # fmt: skip
-    fig.update_layout(title="Error budget remaining", yaxis=dict(title="budget remaining", tickformat=".0%"))
+    fig = charts.slo_budgets(slos)
     windows = list(dict.fromkeys(w for s in slos for w in (s.get("burn_rates") or {})))
     head = ["SLO", "kind", "target", "period", "SLI", "events", "bad", "budget left"]
     head += [f"burn {w}" for w in windows]
@@ -230,70 +242,25 @@ def _alerts_section(alerts: Sequence[Mapping[str, Any]]) -> str:
     return _section("Alerts", _table(["alert", "severity", "status", "summary", "started", "resolved"], rows))
 
 
-# -- figures -------------------------------------------------------------------------------------------
-
-
-def _drift_heatmap(entries: Sequence[Mapping[str, Any]], version: Any) -> go.Figure:
-    columns = list(dict.fromkeys(c["column"] for d in entries for c in d.get("columns", [])))
-    cells = [{c["column"]: c for c in d.get("columns", [])} for d in entries]
-    z = [[_score(w.get(col)) for w in cells] for col in columns]
-    text = [[_hover(w.get(col), d) for w, d in zip(cells, entries, strict=True)] for col in columns]
-    labels = ["(model output)" if c == PREDICTION else _e(c) for c in columns]
-    fig = go.Figure(go.Heatmap(
-        x=[_plot_time(d.get("start")) for d in entries], y=labels, z=z, text=text, zmin=0, zmax=CLIP,
-        colorscale=[[0, "#e8f5e9"], [1 / CLIP - 0.001, "#a5d6a7"], [1 / CLIP, "#ffcc80"], [1, "#c62828"]],
-        colorbar=dict(title="drift score", tickvals=[0, 1, 2, 3], ticktext=["0", "1 (threshold)", "2", "≥3"]),
-        hovertemplate="%{y}<br>%{x}<br>%{text}<extra></extra>", xgap=1, ygap=1,
-    ))  # fmt: skip
-    fig.update_layout(title=f"Drift per column, v{version}", xaxis_title="window start (UTC)",
-                      yaxis=dict(autorange="reversed"), height=max(320, 120 + 26 * len(columns)))  # fmt: skip
-    return fig
-
-
-def _drift_share(entries: Sequence[Mapping[str, Any]], version: Any) -> go.Figure:
-    shares, text = [], []
-    for d in entries:
-        decided = [c for c in d.get("columns", []) if c.get("drifted") is not None]
-        drifted = sum(bool(c["drifted"]) for c in decided)
-        shares.append(drifted / len(decided) if decided else None)
-        text.append(f"{drifted} of {len(decided)} decided columns, {d.get('rows') or 0:,} rows")
-    fig = go.Figure(go.Scatter(x=[_plot_time(d.get("start")) for d in entries], y=shares, text=text,
-                               mode="lines+markers", name="drifted share",
-                               hovertemplate="%{x}<br>%{text}<extra></extra>"))  # fmt: skip
-    fig.update_layout(title=f"Share of drifted columns, v{version}", xaxis_title="window start (UTC)",
-                      yaxis=dict(title="drifted columns", range=[0, 1.05], tickformat=".0%"), height=300)  # fmt: skip
-    return fig
-
-
-def _score(cell: Mapping[str, Any] | None) -> float | None:
-    """1 at the decision boundary: statistic / threshold for distances, threshold / p-value for tests."""
-    if not cell or cell.get("drifted") is None or not cell.get("threshold"):
-        return None
-    if cell.get("method") in TESTS:
-        p = cell.get("p_value")
-        return None if p is None else CLIP if p <= 0 else min(cell["threshold"] / p, CLIP)
-    statistic = cell.get("statistic")
-    return None if statistic is None else min(max(statistic / cell["threshold"], 0.0), CLIP)
-
-
-def _hover(cell: Mapping[str, Any] | None, window: Mapping[str, Any]) -> str:
-    if cell is None:
-        return "empty window" if window.get("empty") else "column not reported"
-    decision = {True: "<b>drifted</b>", False: "no drift", None: "undecided"}[cell.get("drifted")]
-    note = f" ({_e(cell['note'])})" if cell.get("note") else ""
-    return (f"{_e(cell.get('method') or '—')}: statistic {_num(cell.get('statistic'))}, "
-            f"p-value {_num(cell.get('p_value'))}, threshold {_num(cell.get('threshold'))}<br>"
-            f"{decision}{note}, {cell.get('rows') or 0:,} values")  # fmt: skip
+# -- helpers -------------------------------------------------------------------------------------------
 
 
 def _figure(div_id: str, fig: go.Figure) -> str:
-    fig.update_layout(template="plotly_white", margin=dict(t=50, r=30, b=50, l=60))
+    margin = fig.layout.margin
+    fig.update_layout(template="plotly_white", margin=dict(t=margin.t or 50, r=margin.r or 30, b=margin.b or 50,
+                                                           l=margin.l or 60))  # fmt: skip
     payload = pio.json.to_json_plotly({**fig.to_plotly_json(), "config": _CONFIG})  # escapes < > /
     return (f'<div id="{div_id}" class="plot"></div>\n'
             f'<script type="application/json" data-plot="{div_id}">{payload}</script>')  # fmt: skip
 
 
-# -- helpers -------------------------------------------------------------------------------------------
+def _methods_note(drift: Sequence[Mapping[str, Any]]) -> str:
+    """Which statistics decided, and what their numbers mean next to another tool's."""
+    used = {c.get("method") for d in drift for c in d.get("columns", []) if c.get("method")}
+    notes = [text for method, text in _METHOD_NOTES.items() if method in used]
+    if not notes:
+        return ""
+    return '<p class="meta">' + " ".join(notes) + "</p>\n"
 
 
 def _section(title: str, content: str) -> str:
@@ -330,10 +297,10 @@ def _suffix(version: Any, groups: Mapping[Any, Any]) -> str:
     return f"-v{version}" if len(groups) > 1 else ""
 
 
-def _metrics(entries: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Every metric key that appears, the usual ones first in a fixed order, then the rest sorted."""
-    keys = {k for p in entries for kind in ("realised", "estimated") for k in (p.get(kind) or {})}
-    return [k for k in _METRIC_ORDER if k in keys] + sorted(keys - set(_METRIC_ORDER))
+def _headline(metrics: Mapping[str, Any]) -> str | None:
+    """The metric a summary line names: the first of the usual ones a window has, else its first."""
+    keys = [k for k in metrics if k not in charts.NOT_PLOTTED]
+    return next((k for k in _METRIC_ORDER if k in keys), keys[0] if keys else None)
 
 
 def _windows(report: Mapping[str, Any]) -> set[Any]:
@@ -348,32 +315,10 @@ def _is_open(alert: Mapping[str, Any]) -> bool:
     return alert.get("resolved_at") is None and alert.get("status") != "resolved"
 
 
-def _time(value: Any, layout: str = "%Y-%m-%d %H:%M") -> str | None:
-    """An ISO time in UTC, naive (plotly.js has no time zones); the text itself if it is not ISO."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return str(value)
-    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)).strftime(layout)
-
-
 def _when(value: Any) -> str:
-    return _time(value) or "—"
+    return time_text(value) or "—"
 
 
-def _plot_time(value: Any) -> str | None:
-    return _time(value, "%Y-%m-%d %H:%M:%S")
-
-
-def _num(value: Any, spec: str = ".3g") -> str:
-    return "—" if value is None else format(value, spec)
-
-
-def _pct(value: Any) -> str:
-    return "—" if value is None else f"{value:.1%}"
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
+def _count(n: int, noun: str) -> str:
+    """``1 open alert``, ``2 open alerts``, ``0 windows``."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

@@ -23,11 +23,13 @@ import numpy as np
 import pandas as pd
 
 from mloop._service import Context, Service
-from mloop._time import parse_duration, utcnow
+from mloop._time import utcnow
 from mloop.config.monitoring import MonitoringSettings, slo_name
+from mloop.deployments import queries as deployment_queries
+from mloop.errors import NotFound
 from mloop.features import queries as feature_queries
 from mloop.metrics.profile import bin_frequencies
-from mloop.monitoring import queries, rules, sli, slo, windows
+from mloop.monitoring import queries, ranges, rules, sli, slo, windows
 from mloop.monitoring.alerts import Alert, deliver, sinks_from_settings
 from mloop.monitoring.performance import scores, window_performance
 from mloop.monitoring.suite import compare
@@ -51,15 +53,35 @@ class MonitoringService(Service):
 
     # ---- windows ---------------------------------------------------------------------------------------
 
+    def range(self, endpoint: str, *, since: Since = "1d", until: datetime | None = None,
+              window: timedelta | str | None = None) -> ranges.Range:  # fmt: skip
+        """The range and window size a read of ``since``/``until``/``window`` covers: when ``until`` is
+        not given, from the endpoint's first logged prediction at the earliest to the window of its last
+        one; in windows coarser than ``monitoring.window`` when there would be too many (``note`` says
+        so; see :mod:`mloop.monitoring.ranges`). An endpoint never deployed nor logged is NotFound."""
+        self._authorize("monitoring.read", f"endpoint:{endpoint}")
+        now = utcnow()
+        self._known(endpoint)
+        # A caller that names the end (update, the loop's triggers, a command passing on a range) chose the
+        # range: only a read up to now follows the data, which spares the ticks a scan of the log.
+        data = ranges.data_span(self._folder(), endpoint) if until is None else None
+        if data is None and until is None:
+            with self._ctx.store.read() as session:
+                revisions = deployment_queries.history(session, self._ctx.project_id, endpoint)
+            data = (revisions[0].created_at, now) if revisions else None
+        end = until or now
+        return ranges.choose(windows.since_time(since, end), end, window, self.settings.window,
+                             until_given=until is not None, data=data)  # fmt: skip
+
     def drift(self, endpoint: str, *, since: Since = "1d", until: datetime | None = None,
               window: timedelta | str | None = None, partial: bool = False, store: bool = True,
               methods: Mapping[str, str] | None = None, thresholds: Mapping[str, float] | None = None
               ) -> list[dict[str, Any]]:  # fmt: skip
-        """Drift of every input and of the prediction per window and version in the range: complete
+        """Drift of every input and of the prediction per window and version in :meth:`range`: complete
         windows (stored), and with ``partial`` the one still open at ``until`` too (not stored).
         ``methods`` and ``thresholds`` add to the endpoint's ``drift`` settings."""
-        self._authorize("monitoring.read", f"endpoint:{endpoint}")
-        spans, frame, until = self._read(endpoint, since, until, window, partial)
+        spans, frame, until = self._read(self.range(endpoint, since=since, until=until, window=window),
+                                         endpoint, partial)  # fmt: skip
         extra = (dict(methods or {}), dict(thresholds or {}))
         out = [
             e
@@ -75,8 +97,8 @@ class MonitoringService(Service):
                     ) -> list[dict[str, Any]]:  # fmt: skip
         """Realised (from the labels so far) and estimated performance per window and version; windows
         as :meth:`drift`."""
-        self._authorize("monitoring.read", f"endpoint:{endpoint}")
-        spans, frame, until = self._read(endpoint, since, until, window, partial)
+        spans, frame, until = self._read(self.range(endpoint, since=since, until=until, window=window),
+                                         endpoint, partial)  # fmt: skip
         frame = self._with_labels(endpoint, frame)
         out = [
             e
@@ -101,15 +123,16 @@ class MonitoringService(Service):
             for w in windows.tumbling(since, now, size)
             if f"{w[0].isoformat()}/{w[1].isoformat()}" not in done
         ]
-        drifted = self.drift(endpoint, since=todo[0][0], until=todo[-1][1]) if todo else []
+        drifted = self.drift(endpoint, since=todo[0][0], until=todo[-1][1], window=size) if todo else []
         horizon = windows.floor(max(since, now - self.settings.label_horizon), size)
-        perf = self.performance(endpoint, since=horizon, until=now)
+        perf = self.performance(endpoint, since=horizon, until=now, window=size)
         return {"drift": drifted, "performance": perf, "alerts": self.check(endpoint, now=now)}
 
     def history(self, endpoint: str, kind: str, *, since: Since = "7d", until: datetime | None = None
                 ) -> list[dict[str, Any]]:  # fmt: skip
         """Stored windows of ``kind`` (drift or performance), oldest first."""
         self._authorize("monitoring.read", f"endpoint:{endpoint}")
+        self._known(endpoint)
         if kind not in queries.KINDS:
             raise ValueError(f"kind must be one of {', '.join(queries.KINDS)}; got {kind!r}.")
         start = windows.since_time(since, until or utcnow())
@@ -122,6 +145,7 @@ class MonitoringService(Service):
     def slo(self, endpoint: str, *, now: datetime | None = None) -> list[dict[str, Any]]:
         """Each SLO of the endpoint (mloop.yaml): SLI, error budget, burn rates and the rules firing now."""
         self._authorize("monitoring.read", f"endpoint:{endpoint}")
+        self._known(endpoint)
         now = now or utcnow()
         specs = self.settings.endpoint(endpoint).slos
         if not specs:
@@ -181,6 +205,8 @@ class MonitoringService(Service):
                ) -> list[dict[str, Any]]:  # fmt: skip
         """Incidents, newest first (``open_only``: those still firing)."""
         self._authorize("monitoring.read", f"endpoint:{endpoint}" if endpoint else "*")
+        if endpoint is not None:
+            self._known(endpoint)
         start = None if since is None else windows.since_time(since, utcnow())
         with self._ctx.store.read() as session:
             found = queries.incidents(session, self._ctx.project_id, endpoint=endpoint, open_only=open_only,
@@ -189,17 +215,19 @@ class MonitoringService(Service):
 
     # ---- the report -------------------------------------------------------------------------------------
 
-    def report(self, endpoint: str, *, since: Since = "7d", until: datetime | None = None) -> dict[str, Any]:
-        """Everything the HTML report shows, as plain data (``mloop monitor report --json``)."""
+    def report(self, endpoint: str, *, since: Since = "7d", until: datetime | None = None,
+               window: timedelta | str | None = None) -> dict[str, Any]:  # fmt: skip
+        """Everything the HTML report shows, as plain data (``mloop monitor report --json``), over
+        :meth:`range` (``note`` says when the window was coarsened)."""
         now = utcnow()
-        until = until or now
-        start = windows.since_time(since, until)
-        drift = self.drift(endpoint, since=start, until=until, partial=True)
-        perf = self.performance(endpoint, since=start, until=until, partial=True)
+        span = self.range(endpoint, since=since, until=until, window=window)
+        start, until = span.since, span.until
+        drift = self.drift(endpoint, since=start, until=until, window=span.window, partial=True)
+        perf = self.performance(endpoint, since=start, until=until, window=span.window, partial=True)
         frame = self._ok(read_predictions(self._folder(), endpoint, start, until))
         return {
             "endpoint": endpoint, "since": start.isoformat(), "until": until.isoformat(),
-            "generated_at": now.isoformat(), "window": windows.label(self.settings.window),
+            "generated_at": now.isoformat(), "window": windows.label(span.window), "note": span.note,
             "drift": drift, "predictions": self._distributions(frame), "performance": perf,
             "slos": self.slo(endpoint, now=min(now, until)), "alerts": self.alerts(endpoint, since=start),
         }  # fmt: skip
@@ -209,12 +237,21 @@ class MonitoringService(Service):
     def _folder(self) -> Any:
         return predictions_folder(self._ctx.settings)
 
-    def _read(self, endpoint: str, since: Since, until: datetime | None, window: timedelta | str | None,
-              partial: bool = False) -> tuple[list[windows.Window], pd.DataFrame, datetime]:  # fmt: skip
-        until = until or utcnow()
-        size = parse_duration(window, what="window") if window is not None else self.settings.window
-        assert size is not None
-        spans = windows.tumbling(windows.since_time(since, until), until, size, complete=not partial)
+    def _known(self, endpoint: str) -> None:
+        """NotFound unless ``endpoint`` was deployed or has logged predictions: before any other work."""
+        with self._ctx.store.read() as session:
+            deployed = {r.endpoint for r in deployment_queries.newest(session, self._ctx.project_id)}
+        known = deployed | ranges.logged_endpoints(self._folder())
+        if endpoint not in known:
+            raise NotFound(
+                f"No endpoint {endpoint!r}: it was never deployed and has no logged prediction; known: "
+                f"{', '.join(sorted(known)) or 'none yet'}. Check the name (`mloop deployments list` shows the deployed ones)."
+            )
+
+    def _read(self, span: ranges.Range, endpoint: str, partial: bool = False
+              ) -> tuple[list[windows.Window], pd.DataFrame, datetime]:  # fmt: skip
+        until, size = span.until, span.window
+        spans = windows.tumbling(span.since, until, size, complete=not partial)
         if not spans:
             return spans, pd.DataFrame(), until
         frame = read_predictions(self._folder(), endpoint, spans[0][0], min(spans[-1][1], until))

@@ -46,7 +46,7 @@ def tumbling(since: datetime, until: datetime, size: timedelta, *, complete: boo
     if count > MAX_WINDOWS:
         raise MalformedInput(
             f"{since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} holds {int(count):,} windows of {size}; "
-            f"at most {MAX_WINDOWS:,}: pick a larger window or a shorter range."
+            f"at most {MAX_WINDOWS:,}: pass a larger --window (window= over HTTP) or a shorter --since."
         )
     out: list[Window] = []
     start = floor(since, size)

@@ -45,3 +45,17 @@ def test_a_bad_since_is_a_4xx_that_says_what_to_write(served: Served) -> None:
         response = served.client.get("/v1/monitoring/fraud/drift", params={"since": since})
         assert 400 <= response.status_code < 500, (since, response.text)
         assert "duration" in response.text or "shorter" in response.text
+
+
+def test_an_unknown_endpoint_is_a_404_that_names_the_known_ones(served: Served) -> None:
+    for path in ("drift", "performance", "slo", "alerts", "report"):
+        response = served.client.get(f"/v1/monitoring/fruad/{path}")
+        assert response.status_code == 404, (path, response.text)
+        assert "No endpoint 'fruad'" in response.text and "fraud" in response.text
+
+
+def test_the_report_takes_a_window(served: Served) -> None:
+    _predict_and_label(served, 5)
+    data = served.client.get("/v1/monitoring/fraud/report", params={"window": "1m", "format": "json"})
+    assert data.status_code == 200, data.text
+    assert data.json()["window"] == "1m" and data.json()["drift"]

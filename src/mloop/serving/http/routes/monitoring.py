@@ -11,7 +11,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from mloop.project import Project
 
 Since = Query("1d", description="How far back: a duration (7d, 12h) or an ISO time.")
-Window = Query(None, description="Window size (default monitoring.window).")
+Window = Query(None, description="Window size (default monitoring.window, coarser when the range would hold "
+               "over 1,000 of them).")  # fmt: skip
 Partial = Query(False, description="Also the window still open now (not stored).")
 
 
@@ -38,11 +39,11 @@ def router(caller: Any) -> APIRouter:
         return project.monitoring.alerts(endpoint, open_only=open_only, since=since)
 
     @api.get("/{endpoint}/report", response_class=HTMLResponse)
-    def report(endpoint: str, since: str = Query("7d"), format: str = Query("html", pattern="^(html|json)$"),
-               project: Project = Depends(caller)) -> Any:  # fmt: skip
+    def report(endpoint: str, since: str = Query("7d"), window: str | None = Window,
+               format: str = Query("html", pattern="^(html|json)$"), project: Project = Depends(caller)) -> Any:  # fmt: skip
         from mloop.monitoring.report import render_html
 
-        found = project.monitoring.report(endpoint, since=since)
+        found = project.monitoring.report(endpoint, since=since, window=window)
         return JSONResponse(found) if format == "json" else HTMLResponse(render_html(found))
 
     return api
