@@ -62,8 +62,9 @@ class _ContextFilter(logging.Filter):
         return True
 
 
-def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None) -> None:
-    """Set up the ``mloop`` logger once per process; later calls replace the handler."""
+def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None, *, quiet: bool = False) -> None:
+    """Set up the ``mloop`` logger once per process; later calls replace the handler. ``quiet`` shows only
+    errors on the stream, leaving the logger's level (what other handlers and alert sinks see) as is."""
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not getattr(stream, "isatty", lambda: False)())
     logger = logging.getLogger("mloop")
@@ -78,6 +79,8 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None) -> Non
 
         handler = RichHandler(console=Console(file=stream), show_path=False, markup=False)
         handler.addFilter(_ContextFilter())
+    if quiet:
+        handler.setLevel(logging.ERROR)
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

@@ -41,7 +41,7 @@ def project(*, create: bool = False) -> Project:
 
         opened = Project.open(found or path(), create=create)
         settings = opened.settings
-        logs.configure(settings.log_level if _state["verbose"] else "ERROR", settings.log_format)
+        logs.configure(settings.log_level, settings.log_format, quiet=not _state["verbose"])
         _state["project"] = opened
     return _state["project"]
 
