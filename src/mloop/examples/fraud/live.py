@@ -71,6 +71,7 @@ class Traffic:
     url: str
     endpoint: str = "fraud"
     answers: list[dict[str, Any]] = field(default_factory=list)
+    delivered: int = 0  # labels reported so far
     _pending: list[tuple[Any, str, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -103,6 +104,7 @@ class Traffic:
             due.append({"request_id": rid, "label": bool(label)})
         for i in range(0, len(due), 5_000):
             self.client.post("/v1/feedback", json={"items": due[i : i + 5_000]}).raise_for_status()
+        self.delivered += len(due)
         return len(due)
 
     def close(self) -> None:

@@ -27,7 +27,8 @@ def print_event(event: dict[str, Any], console: Console, sim: datetime | None = 
         alert = event.get("alert", {})
         text = f"{alert.get('severity', '')} {alert.get('summary', '')}"
         if action == "monitoring.resolve":
-            text = f"resolved: {alert.get('summary', '')}"
+            why = alert.get("resolution")
+            text = f"resolved{f' ({why})' if why else ''}: {alert.get('summary', '')}"
     else:
         text = str(event.get("reason", ""))
     style = _STYLE.get(action, "")
@@ -61,7 +62,8 @@ def summarise(project: Project, traffic: Any, outcome: dict[str, Any], console: 
     out["versions"] = _versions(project, stats, phases)
     if drift and shift_wall:
         out["detect_wall_s"] = ts[drift["seq"]].timestamp() - shift_wall
-        sim = _sim(outcome.get("rounds", []), ts[drift["seq"]].timestamp())
+        clock = outcome.get("clock")
+        sim = clock.at(ts[drift["seq"]].timestamp()) if clock is not None else None
         if sim is not None and outcome.get("shift_sim") is not None:
             out["detect_sim_h"] = (sim - outcome["shift_sim"]).total_seconds() / 3600
         if promotes:
@@ -154,14 +156,6 @@ def _table(out: dict[str, Any], console: Console) -> None:
     for key, value in rows:
         facts.add_row(key, value)
     console.print(facts)
-
-
-def _sim(rounds: list[tuple[float, datetime]], wall: float) -> datetime | None:
-    """The simulated time of the round in progress at wall time ``wall``."""
-    for ended, sim in rounds:
-        if ended >= wall:
-            return sim
-    return rounds[-1][1] if rounds else None
 
 
 def _dur(seconds: float | None, digits: int = 1) -> str:
