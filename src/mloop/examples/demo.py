@@ -304,7 +304,9 @@ def _settings(size: Size) -> dict[str, Any]:
         "monitoring": {"window": size.window, "label_horizon": "2m", "endpoints": {"fraud": {
             "drift": {"thresholds": {"psi": 0.2, "jensen_shannon": 0.15}, "severity": "ticket"},
             "performance": {"min_labels": 100, "slices": ["pay_device"]},
-            "slos": [{"kind": "latency", "target": 0.99, "threshold_ms": 50},
+            # 250 ms, as the gate's and the canary's limits: on a busy machine a 50 ms objective can page on the
+            # machine's own load (6% of answers slower over the run is a 6x burn) and roll a healthy canary back
+            "slos": [{"kind": "latency", "target": 0.99, "threshold_ms": 250},
                      {"kind": "availability", "target": 0.999}],
         }}},
     }  # fmt: skip
