@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -157,6 +158,7 @@ class Live:
         self.events: list[dict[str, Any]] = []
         self.rows = 0  # labelled payments the next training set can use
         self.training: tuple[int, int, float] | None = None  # the retrain in progress: version, rows, since
+        self.recorder = ThreadPoolExecutor(1, thread_name_prefix="mloop-demo-feed")
 
     def days(self, known: pd.DataFrame, first: datetime) -> dict[str, Any]:
         size, clock = self.size, SimClock(first)
@@ -172,13 +174,20 @@ class Live:
                 self.console.print(f"[bold yellow]>> {start:%b %d}: prices rise 60%, a third of in-store payments "
                                    "move to mobile, and money mules appear[/bold yellow]")  # fmt: skip
             day = scenario.live_day(index, start, size.per_day, shifted=shifted, swiss=swiss)
-            for part in range(size.parts):
+            rounds = [(start + step * (p + 1), _between(day, start + step * p, start + step * (p + 1)))
+                      for p in range(size.parts)]  # fmt: skip
+            recorded = self.recorder.submit(_record, self.project, rounds[0][1], rounds[0][0])
+            for part, (until, payments) in enumerate(rounds):
                 time.sleep(max(0.0, size.round_seconds - (time.monotonic() - last)))
-                last, until = time.monotonic(), start + step * (part + 1)
-                payments = day[(day["ts"] >= pd.Timestamp(until - step)) & (day["ts"] < pd.Timestamp(until))]
-                _record(self.project, payments, until)
+                last = time.monotonic()
+                recorded.result()
+                if part + 1 < len(rounds):  # the next round's payments are recorded while this one is scored
+                    recorded = self.recorder.submit(
+                        _record, self.project, rounds[part + 1][1], rounds[part + 1][0]
+                    )
                 self.traffic.send(payments)
                 self.traffic.deliver(until)
+                recorded.result()  # the project is used by one thread at a time
                 labelled = pd.concat([labelled, payments], ignore_index=True)
                 self.rows = _write_labels(labelled, self.labels, until)
                 clock.ended(until)
@@ -198,6 +207,7 @@ class Live:
         else:
             time.sleep(3.0)  # out of days: give the loop a moment for its last decisions
             self.ticker.round_ended()
+        self.recorder.shutdown()
         self.status.update("waiting for the loop controller's last tick…")
         self.ticker.close()
         self._print_new(until)
@@ -236,10 +246,15 @@ class Live:
         return line + ("; ".join(reasons) if reasons else "first tick…")
 
 
+def _between(day: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    return day[(day["ts"] >= pd.Timestamp(start)) & (day["ts"] < pd.Timestamp(end))]
+
+
 def _record(project: Project, payments: pd.DataFrame, until: datetime) -> None:
     """The switch records each payment in the feed as it authorises it: the round's payments are
     ingested (CHF ones quarantined by the schema) and materialized before they are scored; a payment's
-    features are looked up as of just before it (``at``), as in the training set, so it never counts itself."""
+    features are looked up as of just before it (``at``), as in the training set, so it never counts itself,
+    nor any later payment (the next round's, recorded while this one is scored)."""
     path = Path(project.root) / "incoming" / f"live-{time.time_ns()}.parquet"
     payments.drop(columns=["is_fraud", "label_ts", "asof"]).to_parquet(path, index=False)
     project.data.ingest(path, "transactions")
