@@ -98,6 +98,15 @@ def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> 
 def _story(project: Project, folder: Path, size: Size, console: Console, status: Status
            ) -> tuple[dict[str, Any], Traffic | None]:  # fmt: skip
     """Steps 1 to 4: the project set up, v1 served, then the live days; what happened, and the traffic."""
+    server = Server(folder)  # it starts while the data is ingested and v1 trains, and serves v1 once deployed
+    try:
+        return _steps(project, folder, size, console, status, server)
+    finally:
+        server.stop()
+
+
+def _steps(project: Project, folder: Path, size: Size, console: Console, status: Status, server: Server
+           ) -> tuple[dict[str, Any], Traffic | None]:  # fmt: skip
     labels_path = folder / "labels.parquet"
     console.rule("1 · ingest a month of payments (bad rows quarantined with reasons)")
     status.update("generating a month of payments; ingesting them (schema checks in DuckDB)…")
@@ -122,13 +131,12 @@ def _story(project: Project, folder: Path, size: Size, console: Console, status:
     run1 = features.pipeline(str(labels_path), rounds=size.trees).run(project)
     project.models.set_alias("fraud", "champion", run1.model_version.version)
     project.deploy("fraud", "fraud", alias="champion")
-    status.update("starting mloop serve…")
-    server = Server(folder)
+    status.update("waiting for mloop serve to serve v1…")
     traffic: Traffic | None = None
     ticker: RoundTicker | None = None
     controller_project = Project.open(folder, env={})
     try:
-        server.wait()
+        server.wait("fraud")
         console.print(f"v1: test ROC AUC {project.runs.get(run1.id).metrics['test_roc_auc']:.3f} · "
                       f"serving on {server.url}")  # fmt: skip
         ticker = RoundTicker(LoopController(controller_project, [_policy(labels_path, size)]))
@@ -142,7 +150,6 @@ def _story(project: Project, folder: Path, size: Size, console: Console, status:
             ticker.close()
         if traffic is not None:
             traffic.close()
-        server.stop()
         controller_project.close()
 
 

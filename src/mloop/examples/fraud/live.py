@@ -41,18 +41,21 @@ class Server:
         self.log = (folder / ".mloop" / "server.log").open("wb")
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def wait(self, timeout: float = 60.0) -> None:
+    def wait(self, endpoint: str, timeout: float = 60.0) -> None:
+        """Until the server answers on ``endpoint`` (started before the endpoint was deployed, it picks the
+        deployment up by polling)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise MloopError(f"mloop serve exited with {self.process.returncode}; see {self.log.name}.")
             try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                answer = httpx.get(f"{self.url}/v2/models/{endpoint}/ready", timeout=1)
+                if answer.status_code == 200 and answer.json().get("ready"):
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise MloopError(f"mloop serve did not become ready within {timeout:.0f} s; see {self.log.name}.")
+        raise MloopError(f"mloop serve did not serve {endpoint} within {timeout:.0f} s; see {self.log.name}.")
 
     def stop(self) -> None:
         self.process.terminate()
