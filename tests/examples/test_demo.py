@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import io
 import logging
+import shutil
+import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from rich.console import Console
 from mloop import Project
 from mloop.errors import MloopError
 from mloop.examples.demo import run
+from mloop.examples.fraud.summary import explore
 from mloop.logs import configure
 from mloop.predictions.files import read_predictions
 from mloop.predictions.log import predictions_folder
@@ -75,6 +79,29 @@ def test_the_loop_promotes_after_the_shift_and_rolls_the_broken_version_back(
     err = capfd.readouterr().err
     assert "Logging error" not in err and "I/O operation on closed file" not in err, err[-2_000:]
     assert logging.getLogger("mloop").handlers[0].stream is closed_log_stream  # type: ignore[attr-defined]
+
+
+def test_the_closing_box_names_the_mloop_the_user_can_run_and_maps_simulated_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    venv = tmp_path / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "mloop").write_text("#!/bin/sh\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "executable", str(venv / "python"))
+    span = {"sim": (datetime(2026, 1, 31, tzinfo=UTC), datetime(2026, 2, 9, 12, tzinfo=UTC)),
+            "wall": (datetime(2026, 12, 5, 16, 40, tzinfo=UTC).timestamp(),
+                     datetime(2026, 12, 5, 16, 41, 22, tzinfo=UTC).timestamp()), "speed": 10_000.0}  # fmt: skip
+
+    def shown(on_path: str | None) -> str:
+        monkeypatch.setattr(shutil, "which", lambda name: on_path)
+        console = Console(record=True, width=200, file=io.StringIO())
+        console.print(explore(tmp_path / "mloop-demo", tmp_path / "mloop-demo" / "report.html", span, 80.0))
+        return console.export_text()
+
+    assert ".venv/bin/mloop -C mloop-demo loop timeline fraud" in shown(None)  # `make demo`: not on PATH
+    assert "│   mloop -C mloop-demo models list" in shown(str(venv / "mloop"))  # the activated environment
+    assert "simulated Jan 31 00:00 – Feb 09 12:00 ran 16:40:00 – 16:41:22 UTC (×10,000)" in shown(None)
 
 
 def test_demo_refuses_to_wipe_a_folder_it_did_not_create(tmp_path: Path) -> None:

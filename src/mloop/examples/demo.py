@@ -7,16 +7,20 @@ AUC falls, the loop retrains, gates, canaries and promotes a challenger with no 
 later version when the gate turns an early attempt down). Then the data team ships a pipeline whose model
 fails on payments in a currency it never saw; the canary catches it and rolls it back. The live days run
 until that has happened (or ``days`` is reached), so a faster or slower machine tells the same story.
-The timeline prints as it happens; a summary table and the HTML monitoring report end the run.
+The timeline prints as it happens, with a status line of what is going on; a summary table and the HTML
+monitoring report end the run.
+
+Time: the demo's rounds are its clock (:mod:`mloop.examples.fraud.clock`). The controller ticks once per
+round, and a retrain spans at most a simulated day of traffic, whatever the machine's speed; the
+platform's own clocks (windows, cooldowns, the logs) run on wall time, and the closing box maps one onto
+the other. The platform's log goes to ``.mloop/demo.log`` while the demo runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,10 +39,10 @@ import mloop as ml
 from mloop.data.schema import Dataset
 from mloop.errors import MloopError
 from mloop.examples.fraud import SCHEMA_YAML, features, scenario
-from mloop.examples.fraud.clock import RoundTicker, SimClock, wall_time
+from mloop.examples.fraud.clock import RoundTicker, SimClock
 from mloop.examples.fraud.generate import corrupt
 from mloop.examples.fraud.live import Server, Traffic
-from mloop.examples.fraud.summary import print_event, summarise
+from mloop.examples.fraud.summary import explore, print_event, summarise
 from mloop.logs import JsonFormatter
 from mloop.loop.controller import LoopController
 from mloop.project import Project
@@ -83,15 +87,8 @@ def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> 
         from mloop.monitoring.report import write_html
 
         report = write_html(project.monitoring.report("fraud", since="1h"), folder / "report.html")
-    mloop, where = _command(), _shorter(folder)
-    span = outcome["clock"].span()
-    console.print(Panel.fit(
-        f"done in {time.perf_counter() - started:.0f} s · monitoring report: {_shorter(report)}\n"
-        f"simulated {span['sim'][0]:%b %d %H:%M} – {span['sim'][1]:%b %d %H:%M} ran "
-        f"{wall_time(span['wall'][0])} – {wall_time(span['wall'][1])} UTC"
-        + (f" (×{span['speed']:,.0f})" if span["speed"] else "") + ": the CLI and the report show wall-clock times\n"
-        f"  {mloop} -C {where} loop timeline fraud\n  {mloop} -C {where} monitor alerts fraud\n"
-        f"  {mloop} -C {where} models list", title="explore", style="green"))  # fmt: skip
+    seconds = time.perf_counter() - started
+    console.print(explore(folder, report, outcome["clock"].span(), seconds))
     return summary
 
 
@@ -164,7 +161,10 @@ class Live:
         self.size, self.console, self.status = size, console, status
         self.events: list[dict[str, Any]] = []
         self.rows = 0  # labelled payments the next training set can use
-        self.training: tuple[int, int, float] | None = None  # the retrain in progress: version, rows, since
+        self.training: tuple[int, int, float, int] | None = (
+            None  # retrain in progress: version, rows, since, round
+        )
+        self.round = 0
         self.recorder = ThreadPoolExecutor(1, thread_name_prefix="mloop-demo-feed")
 
     def days(self, known: pd.DataFrame, first: datetime) -> dict[str, Any]:
@@ -199,7 +199,9 @@ class Live:
                 self.rows = _write_labels(labelled, self.labels, until)
                 clock.ended(until)
                 self.ticker.round_ended()
+                self.round += 1
                 self._print_new(until)
+                self._hold(until, index)
                 self.status.update(self._line(until, index))
                 if swiss and self._broken_rolled_back():
                     break
@@ -237,16 +239,27 @@ class Live:
                     max((v.version for v in versions), default=0) + 1,
                     self.rows,
                     time.monotonic(),
+                    self.round,
                 )
             elif event["action"] in ("loop.gate", "loop.train_failed"):
                 self.training = None
+
+    def _hold(self, sim: datetime, index: int) -> None:
+        """A retrain spans at most a simulated day: past that the traffic waits for it, so a slow machine
+        does not play more of the story while a challenger trains than a fast one."""
+        if self.training is None or self.round - self.training[3] < self.size.parts:
+            return
+        while self.ticker.busy_since is not None:
+            self.status.update(self._line(sim, index) + " · the traffic waits for it")
+            time.sleep(0.2)
+        self._print_new(sim)
 
     def _line(self, sim: datetime, index: int) -> str:
         """The status line: where the story is, and what the loop is doing."""
         line = (f"{sim:%b %d %H:%M} (live day {index + 1}) · {len(self.traffic.answers):,} payments scored · "
                 f"{self.traffic.delivered:,} labels reported · loop: ")  # fmt: skip
         if self.training is not None:
-            version, rows, since = self.training
+            version, rows, since, _ = self.training
             return line + (f"retraining v{version} in a child process (training on {rows:,} labelled payments, "
                            f"{time.monotonic() - since:.0f} s)…")  # fmt: skip
         reasons = [str(d.get("reason", "")) for d in self.ticker.decisions]
@@ -365,23 +378,3 @@ def _demo_log(folder: Path) -> Iterator[None]:
         logger.handlers[:], level, logger.propagate = saved
         logger.setLevel(level)
         handler.close()
-
-
-def _command() -> str:
-    """How to run mloop from here: ``mloop`` when that is this one, else this one's path
-    (``.venv/bin/mloop`` after ``make demo``, where the virtual environment is not activated)."""
-    mine, found = Path(os.path.abspath(sys.executable)).parent / "mloop", shutil.which("mloop")
-    if found and (not mine.exists() or Path(found).resolve() == mine.resolve()):
-        return "mloop"
-    if mine.exists():
-        return _shorter(mine)
-    return f"{_shorter(Path(sys.executable))} -m mloop.cli.main"
-
-
-def _shorter(path: Path) -> str:
-    """``path`` relative to the working folder when that is shorter."""
-    full = os.path.abspath(path)
-    with contextlib.suppress(ValueError):  # another drive (Windows)
-        relative = os.path.relpath(full)
-        return relative if len(relative) < len(full) else full
-    return full
