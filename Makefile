@@ -32,5 +32,7 @@ test: lint
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto -m "not slow and not postgres and not redis"
 
+# mloop-demo/ (the demo's default folder) goes only if the demo made it: its marker file is there.
 clean:
 	rm -rf $(VENV) .mloop .mloop-demo .pytest_cache .ruff_cache
+	test ! -e mloop-demo/.mloop-demo || rm -rf mloop-demo

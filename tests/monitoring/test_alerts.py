@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mloop import Project
 from mloop.errors import ConfigError, MalformedInput
-from mloop.monitoring.alerts import SEVERITIES, Alert, deliver, sinks_from_settings
+from mloop.monitoring.alerts import SEVERITIES, Alert, deliver, no_longer_serving, sinks_from_settings
 from mloop.monitoring.sinks import (
     AlertDeliveryError,
     AlertmanagerSink,
@@ -21,6 +23,8 @@ from mloop.monitoring.sinks import (
     payload_for_alertmanager,
 )
 from tests.monitoring.conftest import Receiver
+from tests.monitoring.stream import START as STREAM_START
+from tests.monitoring.stream import records, register, write
 
 START = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
@@ -103,6 +107,60 @@ def test_to_dict_and_from_dict_round_trip_through_json(
                   description=description, value=value, threshold=threshold, labels=labels,
                   started_at=started_at, resolved_at=resolved_at)  # fmt: skip
     assert Alert.from_dict(json.loads(json.dumps(alert.to_dict(), allow_nan=False))) == alert
+
+
+# An alert about a version ends when the version stops serving
+
+
+@pytest.mark.parametrize(
+    ("labels", "serving", "reason"),
+    [
+        ({"version": "1"}, {2}, "v1 no longer serves fraud"),
+        ({"version": "1"}, set(), "v1 no longer serves fraud"),  # undeployed
+        ({"version": "1"}, {1, 2}, ""),  # still one of the routes (a canary, an A/B test, a shadow)
+        ({"version": "1"}, None, ""),  # never deployed: monitored whatever the version
+        ({"objective": "latency"}, {2}, ""),  # about the endpoint, not a version (an SLO)
+    ],
+)
+def test_no_longer_serving_names_the_version_and_the_endpoint(
+    labels: dict[str, str], serving: set[int] | None, reason: str
+) -> None:
+    assert no_longer_serving(make_alert(labels=labels), serving) == reason
+
+
+def test_the_resolution_survives_the_alert_record() -> None:
+    done = make_alert().resolved(START + timedelta(minutes=1), "v3 no longer serves fraud")
+    assert Alert.from_dict(json.loads(json.dumps(done.to_dict()))).resolution == "v3 no longer serves fraud"
+    assert make_alert().resolved(START).resolution == ""
+
+
+def test_a_drift_alert_of_a_version_that_stops_serving_resolves_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    monitoring = {"window": "1h", "sinks": [{"kind": "log"}], "endpoints": {"fraud": {}}}
+    with Project.open(tmp_path / "p", env={}, monitoring=monitoring) as project:
+        model = register(project)
+        register(project, seed=1)  # v2
+        project.deploy("fraud", "fraud", version=1)
+        shifted, _ = records(model, [0, 1], 1500, seed=4, shift_from=STREAM_START + timedelta(hours=1))
+        write(project, shifted, "a")
+        end, lookback = STREAM_START + timedelta(hours=2), timedelta(hours=2)
+        first = project.monitoring.update("fraud", now=end, lookback=lookback)
+        project.deploy("fraud", "fraud", version=2)  # v1 promoted away; its drifted window is still recent
+        second = project.monitoring.check("fraud", now=end + timedelta(minutes=1))
+        third = project.monitoring.check("fraud", now=end + timedelta(minutes=2))
+        project.deploy("fraud", "fraud", version=1)  # back: the drifted window fires again
+        fourth = project.monitoring.check("fraud", now=end + timedelta(minutes=3))
+        project.deployments.undeploy("fraud")
+        fifth = project.monitoring.check("fraud", now=end + timedelta(minutes=4))
+        incidents = project.monitoring.alerts("fraud")
+    assert [a["key"] for a in first["alerts"]["opened"]] == ["fraud/drift/v1"]
+    assert [(a["key"], a["resolution"]) for a in second["resolved"]] == [
+        ("fraud/drift/v1", "v1 no longer serves fraud")
+    ]
+    assert second["firing"] == [] and third["opened"] == third["resolved"] == third["firing"] == []
+    assert [a["key"] for a in fourth["opened"]] == ["fraud/drift/v1"]
+    assert [a["resolution"] for a in fifth["resolved"]] == ["v1 no longer serves fraud"]
+    assert [i["status"] for i in incidents] == ["resolved", "resolved"]
 
 
 # Sinks

@@ -286,7 +286,7 @@ CONFIG_TEMPLATE = """\
 # MLOOP_<NAME> (for example MLOOP_METADATA_URL). Secrets (MLOOP_API_KEY, passwords)
 # come only from the environment; refer to one here as ${{NAME}}.
 
-# Project name, shown in the dashboard and stored with every object.
+# Project name: every object is stored under it, so several projects can share one metadata store.
 project: {project}
 
 # Metadata store (experiments, runs, models, deployments, users, audit events).

@@ -3,7 +3,9 @@
 An :class:`Alert` is one incident of one rule on one endpoint. Its ``key`` is the de-duplication
 fingerprint, built by the caller (``"fraud/drift/amount"``, ``"fraud/slo/latency"``): the same incident
 keeps the same key while it fires, and a receiver groups and silences by it. An alert stays firing
-until a copy made with :meth:`Alert.resolved` is sent.
+until a copy made with :meth:`Alert.resolved` is sent. An alert about one model version (a ``version``
+label) also ends when that version stops serving its endpoint (promoted away, rolled back, undeployed):
+:func:`no_longer_serving` gives the reason it is resolved with, ``"v1 no longer serves fraud"``.
 
 Sinks are chosen in ``mloop.yaml`` (no entry means the log only)::
 
@@ -29,14 +31,17 @@ import dataclasses
 import inspect
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mloop._time import as_utc
-from mloop.errors import ConfigError, MalformedInput
+from mloop.errors import ConfigError, MalformedInput, NotFound
 from mloop.plugins import Plugins
+
+if TYPE_CHECKING:
+    from mloop._service import Context
 
 SEVERITIES = ("info", "ticket", "page")
 """Alert severities, least urgent first: ``info`` is logged, ``ticket`` waits for working hours,
@@ -64,6 +69,7 @@ class Alert:
     labels: dict[str, str] = field(default_factory=dict)
     started_at: datetime
     resolved_at: datetime | None = None
+    resolution: str = ""  # why it ended, when not because its rule stopped firing
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -86,9 +92,10 @@ class Alert:
         """``"firing"`` or ``"resolved"``."""
         return "firing" if self.resolved_at is None else "resolved"
 
-    def resolved(self, at: datetime) -> Alert:
-        """A copy of this alert, resolved at ``at``: send it to end the incident."""
-        return dataclasses.replace(self, resolved_at=at)
+    def resolved(self, at: datetime, reason: str = "") -> Alert:
+        """A copy of this alert, resolved at ``at`` (for ``reason``, if not because its rule stopped
+        firing): send it to end the incident."""
+        return dataclasses.replace(self, resolved_at=at, resolution=reason)
 
     def to_dict(self) -> dict[str, Any]:
         """A strict-JSON dict: ISO-8601 times, ``status``, and ``"inf"``/``"-inf"``/``"nan"`` as strings
@@ -106,6 +113,7 @@ class Alert:
             "labels": dict(self.labels),
             "started_at": self.started_at.isoformat(),
             "resolved_at": None if self.resolved_at is None else self.resolved_at.isoformat(),
+            "resolution": self.resolution,
         }
 
     @classmethod
@@ -128,12 +136,44 @@ class Alert:
                 labels=dict(data.get("labels") or {}),
                 started_at=datetime.fromisoformat(data["started_at"]),
                 resolved_at=_parsed(datetime.fromisoformat, data.get("resolved_at")),
+                resolution=data.get("resolution") or "",
             )
         except (TypeError, ValueError) as exc:
             raise MalformedInput(
                 f"Alert dict {data.get('key')!r} does not parse ({exc}); times must be ISO-8601 and "
                 "value and threshold numbers: write it with Alert.to_dict()."
             ) from exc
+
+
+def serving_versions(ctx: Context, endpoint: str) -> set[int] | None:
+    """The versions the live revision of ``endpoint`` serves: its routes with a share of the traffic and
+    its shadows; none once undeployed; None when it was never deployed (predictions logged without a
+    deployment, by batch scoring or a test, are monitored whatever their version)."""
+    from mloop.deployments.service import DeploymentService
+
+    try:
+        live = DeploymentService(ctx).get(endpoint)
+    except NotFound:
+        return None
+    if not live.active:
+        return set()
+    return {r.version for r in live.routes if r.weight > 0} | set(live.shadow)
+
+
+def no_longer_serving(alert: Alert, serving: Collection[int] | None) -> str:
+    """Why ``alert`` ends whatever its rule says: ``"v1 no longer serves fraud"`` when it is about a model
+    version (its ``version`` label) that ``serving`` (:func:`serving_versions`) does not hold; ``""``
+    when its version still serves, when it is about the endpoint as a whole (an SLO) or when ``serving``
+    is None. A retired version's last windows stay in the rules' range for a while; this keeps them from
+    holding its incidents open (or opening new ones) after it stopped answering.
+
+    >>> no_longer_serving(drift_alert_of_v1, {2})      # doctest: +SKIP
+    'v1 no longer serves fraud'
+    """
+    version = alert.labels.get("version", "")
+    if serving is None or not version.isdigit() or int(version) in serving:
+        return ""
+    return f"v{version} no longer serves {alert.endpoint}"
 
 
 def _parsed(parse: Any, value: Any) -> Any:

@@ -30,7 +30,7 @@ from mloop.errors import NotFound
 from mloop.features import queries as feature_queries
 from mloop.metrics.profile import bin_frequencies
 from mloop.monitoring import queries, ranges, rules, sli, slo, windows
-from mloop.monitoring.alerts import Alert, deliver, sinks_from_settings
+from mloop.monitoring.alerts import Alert, deliver, no_longer_serving, serving_versions, sinks_from_settings
 from mloop.monitoring.performance import scores, window_performance
 from mloop.monitoring.suite import compare
 from mloop.monitoring.versions import VersionInfo, load_version
@@ -178,6 +178,8 @@ class MonitoringService(Service):
         firing = {a.key: a for a in [*rules.drift_alerts(endpoint, drift, options, now),
                                      *rules.performance_alerts(endpoint, perf, options, now),
                                      *rules.slo_alerts(endpoint, self.slo(endpoint, now=now), now)]}  # fmt: skip
+        serving = serving_versions(self._ctx, endpoint)  # a retired version's alerts end, with that reason
+        firing = {k: a for k, a in firing.items() if not no_longer_serving(a, serving)}
         opened, resolved, ongoing = [], [], []
         with self._ctx.store.read() as session:
             open_now = {k: Alert.from_dict(r.alert) for k, r in queries.open_incidents(
@@ -190,7 +192,9 @@ class MonitoringService(Service):
                     resolved.append(known.resolved(now))
             else:
                 ongoing.append(known)
-        resolved += [a.resolved(now) for k, a in open_now.items() if k not in firing]
+        resolved += [
+            a.resolved(now, no_longer_serving(a, serving)) for k, a in open_now.items() if k not in firing
+        ]
         for alert in resolved:
             self._record(alert, "monitoring.resolve")
         for alert in opened:

@@ -41,18 +41,21 @@ class Server:
         self.log = (folder / ".mloop" / "server.log").open("wb")
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def wait(self, timeout: float = 60.0) -> None:
+    def wait(self, endpoint: str, timeout: float = 60.0) -> None:
+        """Until the server answers on ``endpoint`` (started before the endpoint was deployed, it picks the
+        deployment up by polling)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise MloopError(f"mloop serve exited with {self.process.returncode}; see {self.log.name}.")
             try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                answer = httpx.get(f"{self.url}/v2/models/{endpoint}/ready", timeout=1)
+                if answer.status_code == 200 and answer.json().get("ready"):
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise MloopError(f"mloop serve did not become ready within {timeout:.0f} s; see {self.log.name}.")
+        raise MloopError(f"mloop serve did not serve {endpoint} within {timeout:.0f} s; see {self.log.name}.")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -71,6 +74,7 @@ class Traffic:
     url: str
     endpoint: str = "fraud"
     answers: list[dict[str, Any]] = field(default_factory=list)
+    delivered: int = 0  # labels reported so far
     _pending: list[tuple[Any, str, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -103,6 +107,7 @@ class Traffic:
             due.append({"request_id": rid, "label": bool(label)})
         for i in range(0, len(due), 5_000):
             self.client.post("/v1/feedback", json={"items": due[i : i + 5_000]}).raise_for_status()
+        self.delivered += len(due)
         return len(due)
 
     def close(self) -> None:

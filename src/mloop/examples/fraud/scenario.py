@@ -5,7 +5,7 @@ with a scheduled shift.
   mobile, so the amounts and devices the model sees leave its training distribution;
 - **concept shift** (same day): a new fraud pattern, money mules cashing out through gaming merchants on
   mobile from abroad at ordinary amounts, which the champion never saw;
-- **a new market** (``swiss=True``): a share of payments in Swiss francs, which the feed's schema does not
+- **a new market** (``swiss=True``): a fifth of the payments in Swiss francs, which the feed's schema does not
   accept yet (they are quarantined at ingestion, so no model trains on one).
 
 Time is simulated: a day of payments is sent in seconds, each request asking for its features as of
@@ -41,7 +41,7 @@ def live_day(
     if shifted:
         frame = _shift(frame, rng)
     if swiss:
-        frame.loc[rng.random(len(frame)) < 0.1, "currency"] = "CHF"
+        frame.loc[rng.random(len(frame)) < 0.2, "currency"] = "CHF"
     return frame.sort_values("ts", kind="stable", ignore_index=True)
 
 

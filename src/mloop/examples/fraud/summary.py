@@ -4,13 +4,20 @@ and the traffic's own record of answers."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.panel import Panel
 from rich.table import Table
 
+from mloop.examples.fraud.clock import wall_time
 from mloop.loop.live import version_stats
 from mloop.predictions.files import read_predictions
 from mloop.predictions.log import predictions_folder
@@ -27,7 +34,8 @@ def print_event(event: dict[str, Any], console: Console, sim: datetime | None = 
         alert = event.get("alert", {})
         text = f"{alert.get('severity', '')} {alert.get('summary', '')}"
         if action == "monitoring.resolve":
-            text = f"resolved: {alert.get('summary', '')}"
+            why = alert.get("resolution")
+            text = f"resolved{f' ({why})' if why else ''}: {alert.get('summary', '')}"
     else:
         text = str(event.get("reason", ""))
     style = _STYLE.get(action, "")
@@ -61,7 +69,8 @@ def summarise(project: Project, traffic: Any, outcome: dict[str, Any], console: 
     out["versions"] = _versions(project, stats, phases)
     if drift and shift_wall:
         out["detect_wall_s"] = ts[drift["seq"]].timestamp() - shift_wall
-        sim = _sim(outcome.get("rounds", []), ts[drift["seq"]].timestamp())
+        clock = outcome.get("clock")
+        sim = clock.at(ts[drift["seq"]].timestamp()) if clock is not None else None
         if sim is not None and outcome.get("shift_sim") is not None:
             out["detect_sim_h"] = (sim - outcome["shift_sim"]).total_seconds() / 3600
         if promotes:
@@ -156,12 +165,37 @@ def _table(out: dict[str, Any], console: Console) -> None:
     console.print(facts)
 
 
-def _sim(rounds: list[tuple[float, datetime]], wall: float) -> datetime | None:
-    """The simulated time of the round in progress at wall time ``wall``."""
-    for ended, sim in rounds:
-        if ended >= wall:
-            return sim
-    return rounds[-1][1] if rounds else None
+def explore(folder: Path, report: Path, span: dict[str, Any], seconds: float) -> Panel:
+    """The closing box: how long it took, how simulated time mapped onto the wall clock the CLI and the
+    report show, and the commands to explore the project, as the user can run them from here."""
+    mloop, where, speed = _command(), _shorter(folder), span["speed"]
+    return Panel.fit(
+        f"done in {seconds:.0f} s · monitoring report: {_shorter(report)}\n"
+        f"simulated {span['sim'][0]:%b %d %H:%M} – {span['sim'][1]:%b %d %H:%M} ran "
+        f"{wall_time(span['wall'][0])} – {wall_time(span['wall'][1])} UTC" + (f" (×{speed:,.0f})" if speed else "")
+        + ": the CLI and the report show wall-clock times\n"
+        f"  {mloop} -C {where} loop timeline fraud\n  {mloop} -C {where} monitor alerts fraud\n"
+        f"  {mloop} -C {where} models list", title="explore", style="green")  # fmt: skip
+
+
+def _command() -> str:
+    """How to run mloop from here: ``mloop`` when that is this one, else this one's path
+    (``.venv/bin/mloop`` after ``make demo``, where the virtual environment is not activated)."""
+    mine, found = Path(os.path.abspath(sys.executable)).parent / "mloop", shutil.which("mloop")
+    if found and (not mine.exists() or Path(found).resolve() == mine.resolve()):
+        return "mloop"
+    if mine.exists():
+        return _shorter(mine)
+    return f"{_shorter(Path(sys.executable))} -m mloop.cli.main"
+
+
+def _shorter(path: Path) -> str:
+    """``path`` relative to the working folder when that is shorter."""
+    full = os.path.abspath(path)
+    with contextlib.suppress(ValueError):  # another drive (Windows)
+        relative = os.path.relpath(full)
+        return relative if len(relative) < len(full) else full
+    return full
 
 
 def _dur(seconds: float | None, digits: int = 1) -> str:
