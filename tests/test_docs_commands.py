@@ -190,7 +190,7 @@ def run(command: Command, session: Session) -> str | None:
         return None
     if re.match(r"(\S*/)?mloop (-C \S+ )?serve\b", text):
         return _serve(text, session)
-    assigned = re.fullmatch(r"([A-Za-z_]\w*)=(.*)", text, re.S)
+    assigned = re.fullmatch(r"([A-Za-z_]\w*)=(\$\(.*\)|\S*)", text, re.S)  # not `NAME=value command`
     if assigned:  # `rid=$(curl ...)`: the page's later commands read $rid
         text = f'{text}\nprintf %s "${assigned.group(1)}"'
     done = subprocess.run(
