@@ -10,6 +10,7 @@ artifact never takes an endpoint down.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -100,6 +101,7 @@ class EndpointTable:
             }
             endpoints: dict[str, LiveEndpoint] = {}
             failures: dict[tuple[str, int], str] = {}
+            loaded = False
             for deployment in self.project.deployments.list():
                 if not deployment.active:
                     continue
@@ -116,6 +118,7 @@ class EndpointTable:
                                       deployment.endpoint, deployment.revision, *key, exc)  # fmt: skip
                             break
                         held[key] = predictor
+                        loaded = True
                     predictors[version] = predictor
                 else:
                     endpoints[deployment.endpoint] = LiveEndpoint(
@@ -127,6 +130,8 @@ class EndpointTable:
                     endpoints[deployment.endpoint] = previous
             self.failures = failures
             self._snapshot = Snapshot(stamp, endpoints)  # the one atomic switch
+            if loaded:
+                gc.freeze()  # a new model's objects join the frozen heap: full collections never walk them
             return True
 
     def start(self) -> EndpointTable:
@@ -149,3 +154,11 @@ class EndpointTable:
                 self.refresh()
             except Exception:
                 log.exception("could not refresh the live endpoints; serving the previous ones")
+
+
+def settle_heap() -> None:
+    """Collect once, then freeze what is alive (the libraries, the project, the loaded models) out of the
+    garbage collector's reach: its full collections then walk only what requests allocated since. Before
+    serving only: the collection itself is the stall it prevents (see docs/decisions.md, 2026-12-05)."""
+    gc.collect()
+    gc.freeze()

@@ -15,7 +15,7 @@ from mloop.predictions.feedback import Feedback
 from mloop.predictions.log import PredictionLog, predictions_folder
 from mloop.project import Project
 from mloop.serving import metrics as metrics_module
-from mloop.serving.endpoints import EndpointTable
+from mloop.serving.endpoints import EndpointTable, settle_heap
 from mloop.serving.http import docs, errors
 from mloop.serving.http.auth import Authenticator
 from mloop.serving.http.fastpath import PredictFastPath
@@ -43,6 +43,7 @@ def create_app(project: Project) -> FastAPI:
         # otherwise hold the GIL up to 5 ms at a time while the event loop waits to answer requests.
         previous = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
+        settle_heap()  # before the first request: a full collection here, never while answering
         try:
             yield
         finally:
