@@ -39,6 +39,7 @@ from mloop.predictions.files import FIXED, read_predictions
 from mloop.predictions.log import predictions_folder
 
 Since = str | datetime
+Read = tuple[list[windows.Window], pd.DataFrame, datetime]  # the windows of a range, its rows, its end
 LOOKBACK_WINDOWS = 168  # update() looks back a week of hourly windows, or as many of a smaller size
 
 
@@ -80,34 +81,16 @@ class MonitoringService(Service):
         """Drift of every input and of the prediction per window and version in :meth:`range`: complete
         windows (stored), and with ``partial`` the one still open at ``until`` too (not stored).
         ``methods`` and ``thresholds`` add to the endpoint's ``drift`` settings."""
-        spans, frame, until = self._read(self.range(endpoint, since=since, until=until, window=window),
-                                         endpoint, partial)  # fmt: skip
-        extra = (dict(methods or {}), dict(thresholds or {}))
-        out = [
-            e
-            for span, part in windows.split(frame, spans)
-            for e in self._drift_window(endpoint, span, part, extra)
-        ]
-        if store:
-            self._save(endpoint, "drift", [e for e in out if _complete(e, until)])
-        return out
+        read = self._read(self.range(endpoint, since=since, until=until, window=window), endpoint, partial)
+        return self._drift_of(endpoint, read, store, (dict(methods or {}), dict(thresholds or {})))
 
     def performance(self, endpoint: str, *, since: Since = "1d", until: datetime | None = None,
                     window: timedelta | str | None = None, partial: bool = False, store: bool = True
                     ) -> list[dict[str, Any]]:  # fmt: skip
         """Realised (from the labels so far) and estimated performance per window and version; windows
         as :meth:`drift`."""
-        spans, frame, until = self._read(self.range(endpoint, since=since, until=until, window=window),
-                                         endpoint, partial)  # fmt: skip
-        frame = self._with_labels(endpoint, frame)
-        out = [
-            e
-            for span, part in windows.split(frame, spans)
-            for e in self._performance_window(endpoint, span, part)
-        ]
-        if store:
-            self._save(endpoint, "performance", [e for e in out if _complete(e, until)])
-        return out
+        read = self._read(self.range(endpoint, since=since, until=until, window=window), endpoint, partial)
+        return self._performance_of(endpoint, read, store)
 
     def update(self, endpoint: str, *, now: datetime | None = None, lookback: timedelta | None = None
                ) -> dict[str, Any]:  # fmt: skip
@@ -226,9 +209,10 @@ class MonitoringService(Service):
         now = utcnow()
         span = self.range(endpoint, since=since, until=until, window=window)
         start, until = span.since, span.until
-        drift = self.drift(endpoint, since=start, until=until, window=span.window, partial=True)
-        perf = self.performance(endpoint, since=start, until=until, window=span.window, partial=True)
-        frame = self._ok(read_predictions(self._folder(), endpoint, start, until))
+        read = self._read(span, endpoint, partial=True)  # one read of the log for every section
+        drift = self._drift_of(endpoint, read, True, ({}, {}))
+        perf = self._performance_of(endpoint, read, True)
+        frame = read[1]
         return {
             "endpoint": endpoint, "since": start.isoformat(), "until": until.isoformat(),
             "generated_at": now.isoformat(), "window": windows.label(span.window), "note": span.note,
@@ -252,8 +236,32 @@ class MonitoringService(Service):
                 f"{', '.join(sorted(known)) or 'none yet'}. Check the name (`mloop deployments list` shows the deployed ones)."
             )
 
+    def _drift_of(self, endpoint: str, read: Read, store: bool,
+                  extra: tuple[dict[str, str], dict[str, float]]) -> list[dict[str, Any]]:  # fmt: skip
+        spans, frame, until = read
+        out = [
+            e
+            for span, part in windows.split(frame, spans)
+            for e in self._drift_window(endpoint, span, part, extra)
+        ]
+        if store:
+            self._save(endpoint, "drift", [e for e in out if _complete(e, until)])
+        return out
+
+    def _performance_of(self, endpoint: str, read: Read, store: bool) -> list[dict[str, Any]]:
+        spans, frame, until = read
+        frame = self._with_labels(endpoint, frame)
+        out = [
+            e
+            for span, part in windows.split(frame, spans)
+            for e in self._performance_window(endpoint, span, part)
+        ]
+        if store:
+            self._save(endpoint, "performance", [e for e in out if _complete(e, until)])
+        return out
+
     def _read(self, span: ranges.Range, endpoint: str, partial: bool = False
-              ) -> tuple[list[windows.Window], pd.DataFrame, datetime]:  # fmt: skip
+              ) -> Read:  # fmt: skip
         until, size = span.until, span.window
         spans = windows.tumbling(span.since, until, size, complete=not partial)
         if not spans:
