@@ -97,36 +97,37 @@ def test_rotated_segments_are_compacted_while_running(folder: Path) -> None:
         assert {f"r{i}" for i in range(5)} <= set(log.read()["request_id"])
 
 
-def _log_until_killed(folder: Path, ready: Any) -> None:
+def _log_until_killed(folder: Path, recorded: Any) -> None:
     log = PredictionLog(folder, flush_seconds=0.01)
     i = 0
     while True:
-        log.record(answer(f"c{i}", rows=2))
+        assert log.record(answer(f"c{i}", rows=2))
         i += 1
-        if i == 200:
-            ready.set()
-        time.sleep(0.0005)
+        recorded.value = i  # only after record() returned: the caller could have answered c0 .. c{i-1}
+        time.sleep(0.0002)
 
 
-def test_kill_9_mid_stream_loses_nothing_that_reached_the_segment(folder: Path) -> None:
+def test_kill_9_mid_stream_loses_no_recorded_answer(folder: Path) -> None:
     folder.mkdir(parents=True)
-    ready = FORK.Event()
-    child = FORK.Process(target=_log_until_killed, args=(folder, ready))
+    recorded = FORK.Value("q", 0, lock=False)
+    child = FORK.Process(target=_log_until_killed, args=(folder, recorded))
     child.start()
-    assert ready.wait(30)
-    time.sleep(0.05)
+    deadline = time.monotonic() + 30
+    while recorded.value < 300 and time.monotonic() < deadline:
+        time.sleep(0.01)
     os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
     child.join()
+    answered = recorded.value
+    assert answered >= 300
     segments = sorted((folder / files.SEGMENTS).glob("*.jsonl"))
     assert segments, "the killed writer left its segment behind"
     written, _ = files.parse(b"".join(s.read_bytes() for s in segments))
-    assert len(written) >= 200
     with segments[-1].open("ab") as handle:  # as if it died in the middle of a line
         handle.write(b'{"request_id": "torn", "ts": 17')
     reopened = PredictionLog(folder)
     try:
-        assert reopened.skipped == 1  # ours (a torn line of the kill itself would be its start)
-        assert list((folder / files.SEGMENTS).glob("*.jsonl")) == []
+        assert reopened.skipped == 1  # the torn line
+        assert list((folder / files.SEGMENTS).glob("*.jsonl")) == [reopened._next.path]  # type: ignore[union-attr]
         assert list((folder / files.SEGMENTS).glob("*.lock")) == [
             folder / files.SEGMENTS / f"{reopened.writer}.lock"
         ]
@@ -134,38 +135,53 @@ def test_kill_9_mid_stream_loses_nothing_that_reached_the_segment(folder: Path) 
     finally:
         reopened.close()
     got = set(zip(frame.request_id, frame.row, strict=True))
-    assert {(r["request_id"], j) for r in written for j in (0, 1)} <= got
+    assert {(f"c{i}", j) for i in range(answered) for j in (0, 1)} <= got  # every answered one: 0 lost
+    assert {(r["request_id"], j) for r in written for j in (0, 1)} == got  # and nothing else
     assert "torn" not in set(frame.request_id)
     assert len(parquet_rows(folder)) == len(got)  # each recovered row once
 
 
-def test_a_full_queue_drops_and_counts_without_blocking(
+def test_a_recorded_line_is_in_the_segment_before_record_returns(log: PredictionLog, folder: Path) -> None:
+    for i in range(3):
+        assert log.record(answer(f"w{i}"))
+        data = b"".join(p.read_bytes() for p in (folder / files.SEGMENTS).glob("*.jsonl"))
+        assert [r["request_id"] for r in files.parse(data)[0]] == [f"w{j}" for j in range(i + 1)]
+
+
+def test_a_failing_disk_drops_and_counts_without_failing_or_blocking(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stuck, release = threading.Event(), threading.Event()
-    encode = files.encode
-
-    def slow_disk(*args: Any) -> bytes:
-        stuck.set()
-        release.wait(10)
-        return encode(*args)
-
-    monkeypatch.setattr(files, "encode", slow_disk)
     before = metrics.PREDLOG_DROPPED.labels("full")._value.get()
-    log = PredictionLog(folder, queue_size=10)
+    log = PredictionLog(folder)
     try:
-        kept = [log.record(answer("first", endpoint="full"))]
-        assert stuck.wait(5)  # the writer holds the first answer and waits on the disk
-        started = time.perf_counter()
-        kept += [log.record(answer(f"q{i}", endpoint="full")) for i in range(200)]
-        elapsed = time.perf_counter() - started
-        assert elapsed < 0.5  # 200 records while the writer is stuck: nobody waited on it
-        assert sum(kept) == 1 + 10 and log.dropped == 190  # the one being written, then a full queue
-        assert metrics.PREDLOG_DROPPED.labels("full")._value.get() - before == log.dropped
+        assert log.record(answer("before", endpoint="full"))
+        real = os.write
+        calls = {"n": 0}
+
+        def full_disk(fd: int, data: Any) -> int:
+            calls["n"] += 1
+            if calls["n"] == 1:  # half a line, then the disk is full
+                return real(fd, bytes(data)[: len(data) // 2])
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(os, "write", full_disk)
+        kept = [log.record(answer(f"q{i}", endpoint="full")) for i in range(20)]
+        assert kept == [False] * 20 and log.dropped == 20
+        assert metrics.PREDLOG_DROPPED.labels("full")._value.get() - before == 20
+        monkeypatch.setattr(os, "write", real)  # space again: the next line starts a fresh segment
+        assert log.record(answer("after", endpoint="full"))
     finally:
-        release.set()
         log.close()
-    assert len(files.read_predictions(folder)) == sum(kept)
+    frame = files.read_predictions(folder)
+    assert frame["request_id"].tolist() == ["before", "after"]  # the torn half-line skipped, never merged
+    assert log.skipped == 1
+
+
+def test_records_after_close_are_dropped(folder: Path) -> None:
+    log = PredictionLog(folder)
+    log.close()
+    assert log.record(answer("late")) is False and log.dropped == 1
+    assert log.flush() is False
 
 
 def _write_and_close(folder: Path, prefix: str, n: int) -> None:

@@ -1,15 +1,19 @@
-"""The prediction log: every answered prediction, written off the request path, compacted into Parquet.
+"""The prediction log: every answered prediction, written before the answer leaves, compacted into Parquet.
 
-``record(answer)`` only puts the answer on a bounded queue (``put_nowait``); when the queue is full the
-prediction is dropped, counted (``mloop_prediction_log_dropped_total``) and warned about, and the request
-never waits. A background thread appends one JSON line per request to this writer's own segment file,
-waking at most every ``gather_seconds`` (so the request path is not interrupted once per prediction),
-writes each batch through to the OS at once (a killed process loses nothing written) and fsyncs at most
-every ``flush_seconds``. A segment is rotated by size or age and compacted into Parquet partitioned by
-endpoint and date, by a child process (so that parsing does not hold the server's GIL); it is deleted
-only after its Parquet is durable, and compacting it twice writes the same file. At least once:
-``close()`` drains, flushes and compacts; after a crash the next writer to open the folder (any process;
-the writer locks make it safe) compacts the segments of the dead writer, skipping and counting a torn last line.
+``record(answer)`` encodes the request as one JSON line (orjson: about a microsecond) and appends it to
+this writer's own segment file with one ``write`` (a few microseconds, into the page cache) before it
+returns, so the caller sends its answer only once the line is in the operating system: a process that
+crashes or is killed loses no answered prediction. Durability against power loss is bounded instead: a
+background thread fsyncs the segment every ``flush_seconds`` (0.1 s), so a power cut or kernel panic
+can lose at most the last ``flush_seconds`` of answers. Nothing else runs on the request path: that
+thread also rotates a segment by size or age and has it compacted into Parquet partitioned by endpoint
+and date by a child process (parsing holds a GIL for a second or more, which in the server's own process
+would stall the event loop that answers requests); a segment is deleted only after its Parquet is
+durable, and compacting it twice writes the same file. At least once: ``close()`` compacts; after a
+crash the next writer to open the folder (any process; the writer locks make it safe) compacts the
+segments of the dead writer, skipping and counting a torn last line. When a line cannot be written (a
+full disk), the prediction is counted as dropped (``mloop_prediction_log_dropped_total``) and warned
+about, and the answer is still given: the log never makes a prediction fail.
 
 Schema choice: one Parquet schema for every endpoint and model version (:data:`files.SCHEMA`),
 with the prediction and the row's inputs as JSON strings, so endpoints whose models take different inputs
@@ -25,24 +29,22 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import secrets
-import subprocess
-import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from mloop.errors import ConfigError
 from mloop.predictions import files, metrics
 from mloop.predictions.answer import Answer
+from mloop.predictions.compactor import Compactor
 
 if TYPE_CHECKING:
     from mloop.config import Settings
@@ -50,7 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mloop.predictions")
 
 FOLDER = "_predictions"
-QUEUE_SIZE = 10_000
 RECENT = 100_000  # request ids remembered in memory, so feedback right after a prediction finds it
 
 
@@ -65,19 +66,12 @@ def predictions_folder(settings: Settings) -> Path:
 
 
 @dataclass
-class _Flush:
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-_STOP = object()
-
-
-@dataclass
 class _Segment:
     path: Path
     fd: int
     opened: float
     size: int = 0
+    dirty: bool = False  # written since its last fsync
 
 
 class PredictionLog:
@@ -87,62 +81,92 @@ class PredictionLog:
         self,
         folder: Path | str,
         *,
-        queue_size: int = QUEUE_SIZE,
         flush_seconds: float = 0.1,
-        gather_seconds: float = 0.02,
-        batch_records: int = 1_000,
         segment_bytes: int = 8 << 20,
         segment_seconds: float = 60.0,
         recover_seconds: float = 60.0,
-        compact_in_process: bool = True,
+        compact_in_child: bool = True,
     ) -> None:
         self.folder = Path(folder)
         self.segments = self.folder / files.SEGMENTS
         self.segments.mkdir(parents=True, exist_ok=True)
-        self.flush_seconds, self.batch_records = flush_seconds, batch_records
-        self.gather_seconds = gather_seconds
+        self.flush_seconds = flush_seconds
         self.segment_bytes, self.segment_seconds = segment_bytes, segment_seconds
         self.recover_seconds = recover_seconds
-        self.compact_in_process = compact_in_process
-        self._compactor: subprocess.Popen[bytes] | None = None
-        self._sealed: list[Path] = []  # rotated segments not handed to a compactor yet
+        self.compact_in_child = compact_in_child
+        self._compactor = Compactor(self.folder)
+        self._sealed: list[Path] = []  # rotated segments not handed to the compactor yet
         self.writer = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.dropped = self.logged = self.skipped = 0  # predictions dropped, rows written, lines skipped
-        self._queue: queue.Queue[Any] = queue.Queue(queue_size)
+        self._rows: dict[str, int] = {}  # rows written per endpoint, not yet added to the Prometheus counter
         self._recent: OrderedDict[str, tuple[str, int]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the current segment and the counters: held for one write at most
+        self._io = threading.Lock()  # fsync, rotation and close: one at a time, never on the request path
         self._closed = False
         self._warned = 0.0
-        self._segment: _Segment | None = None
         self._seq = 0
-        self._synced = time.monotonic()
-        self._dirty = False
+        self._segment: _Segment | None = None
+        self._retired: list[_Segment] = []  # left after a failed write: sealed by the next rotation
+        self._wake = threading.Event()
         fd = files.try_lock(self.segments / f"{self.writer}.lock")
         assert fd is not None, "a fresh writer id is never locked"
         self._lock_fd = fd
         self.skipped += files.recover(self.folder, own=self.writer)[2]
         self._recovered = time.monotonic()
+        self._next = self._create()  # opened ahead, so that the request path never creates a file
         self._thread = threading.Thread(target=self._run, name="mloop-prediction-log", daemon=True)
         self._thread.start()
 
     # ---- the request path -----------------------------------------------------------------------------
 
     def record(self, answer: Answer, *, status: str = "ok") -> bool:
-        """Queue ``answer`` for the log without waiting; False when it was dropped (queue full, closed)."""
+        """Write ``answer``'s line to the OS before returning; False when it was dropped (the disk refused
+        the write, or the log is closed). Thread-safe; never waits on a disk flush."""
         try:
-            if self._closed:
-                raise queue.Full
-            self._queue.put_nowait((answer, time.time(), status))
-        except queue.Full:
-            self._drop(answer.endpoint)
+            line = files.encode(answer, time.time(), status)
+        except Exception:  # an answer that cannot be encoded is a bug; count it, never fail the request
+            log.exception("prediction log: cannot encode request %s", getattr(answer, "request_id", "?"))
+            self._drop(getattr(answer, "endpoint", "?"))
             return False
+        endpoint = answer.endpoint
         with self._lock:
-            self._recent[answer.request_id] = (answer.endpoint, len(answer.predictions))
-            if len(self._recent) > RECENT:
-                self._recent.popitem(last=False)
+            if self._closed:
+                failed: OSError | None = OSError("the log is closed")
+            else:
+                failed = self._append(line)
+            if failed is None:
+                rows = len(answer.predictions)
+                self._rows[endpoint] = self._rows.get(endpoint, 0) + rows
+                self.logged += rows
+                self._recent[answer.request_id] = (endpoint, rows)
+                if len(self._recent) > RECENT:
+                    self._recent.popitem(last=False)
+        if failed is not None:
+            self._drop(endpoint, failed)
+            return False
         return True
 
-    def _drop(self, endpoint: str) -> None:
+    def _append(self, line: bytes) -> OSError | None:
+        """Append ``line`` to the current segment (the lock is held); the error when it could not be."""
+        segment = self._segment
+        if segment is None:
+            segment, self._next = self._next or self._create(), None
+            self._segment = segment
+        view, written = memoryview(line), 0
+        try:
+            while written < len(line):
+                written += os.write(segment.fd, view[written:])
+        except OSError as exc:
+            if written:  # a partial line: later lines go to a fresh segment; the torn one is skipped
+                segment.size += written
+                self._segment = None
+                self._retired.append(segment)
+            return exc
+        segment.size += written
+        segment.dirty = True
+        return None
+
+    def _drop(self, endpoint: str, why: object = "the log is closed") -> None:
         with self._lock:
             self.dropped += 1
         metrics.PREDLOG_DROPPED.labels(endpoint).inc()
@@ -150,23 +174,20 @@ class PredictionLog:
         if now - self._warned > 10:
             self._warned = now
             log.warning(
-                "prediction log: dropped a prediction of %s (%d so far): the queue of %d is full because the "
-                "disk is slower than the traffic, or the log is closed",
-                endpoint, self.dropped, self._queue.maxsize,
-            )  # fmt: skip
+                "prediction log: dropped a prediction of %s (%d so far): %s", endpoint, self.dropped, why
+            )
 
     # ---- reading --------------------------------------------------------------------------------------
 
     def read(
         self, endpoint: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> pd.DataFrame:
-        """Logged rows with ``since <= ts < until`` (UTC), this writer's queue flushed first; see
+        """Logged rows with ``since <= ts < until`` (UTC); see
         :func:`~mloop.predictions.files.read_predictions` for the columns."""
-        self.flush()
         return files.read_predictions(self.folder, endpoint, since, until)
 
     def find(self, request_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
-        """``{request_id: (endpoint, rows)}`` of the ids logged by any writer (or queued by this one)."""
+        """``{request_id: (endpoint, rows)}`` of the ids logged by any writer (or recently by this one)."""
         wanted = set(request_ids)
         with self._lock:
             found = {rid: self._recent[rid] for rid in wanted if rid in self._recent}
@@ -175,26 +196,28 @@ class PredictionLog:
         return found
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything recorded so far is written and fsynced; False on timeout or when closed."""
-        if self._closed or not self._thread.is_alive():
+        """Fsync everything recorded so far (it is already readable: each line is written when recorded);
+        False when the log is closed or the disk did not answer within ``timeout``."""
+        if self._closed or not self._io.acquire(timeout=timeout):
             return False
-        marker = _Flush()
         try:
-            self._queue.put(marker, timeout=timeout)
-        except queue.Full:
-            return False
-        return marker.done.wait(timeout)
+            self._sync()
+        finally:
+            self._io.release()
+        return True
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued, compact this writer's segments and release its lock. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            log.error("prediction log: the writer did not drain its queue within %ss", timeout)
+        """Compact this writer's segments and release its lock: later records are dropped. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._wake.set()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error(
+                "prediction log: the writer did not finish within %ss; the next writer compacts", timeout
+            )
 
     def __enter__(self) -> PredictionLog:
         return self
@@ -202,128 +225,92 @@ class PredictionLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ---- the writer thread ----------------------------------------------------------------------------
+    # ---- the background thread: fsync, rotation, compaction, recovery ---------------------------------
 
     def _run(self) -> None:
-        stop = False
-        while not stop:
+        while not self._closed:
+            self._wake.wait(self.flush_seconds)
+            if self._closed:
+                break
             try:
-                stop = self._step()
-            except Exception:  # a disk error must not kill the writer; the next batch tries again
-                log.exception("prediction log: writing a batch failed")
-                time.sleep(self.flush_seconds)
+                with self._io:
+                    self._step()
+            except Exception:  # a disk error must not kill the thread; the next turn tries again
+                log.exception("prediction log: fsync or rotation failed")
         try:
-            self._seal()
-            if self._compactor is not None:
-                try:
-                    self._compactor.wait(60)
-                except subprocess.TimeoutExpired:
-                    log.warning("prediction log: the compactor process is slow; compacting here as well")
-            for segment in sorted(self.segments.glob(f"{self.writer}-*.jsonl")):
-                self.skipped += files.compact(self.folder, segment)[1]
-            (self.segments / f"{self.writer}.lock").unlink(missing_ok=True)
+            with self._io:
+                self._finish()
         finally:
             os.close(self._lock_fd)
 
-    def _step(self) -> bool:
-        items: list[Any] = []
-        try:
-            items.append(self._queue.get(timeout=self.flush_seconds))
-            if isinstance(items[0], tuple) and self.gather_seconds > 0:
-                # Let a batch build up: one wake-up (and one GIL hand-over) per batch, not per prediction.
-                time.sleep(self.gather_seconds)
-            while len(items) < self.batch_records:
-                items.append(self._queue.get_nowait())
-        except queue.Empty:
-            pass
-        metrics.PREDLOG_QUEUE.set(self._queue.qsize())
-        entries = [item for item in items if isinstance(item, tuple)]
-        if entries:
-            self._write(entries)
-        controls = [item for item in items if not isinstance(item, tuple)]
-        now = time.monotonic()
-        if self._dirty and (controls or now - self._synced >= self.flush_seconds):
-            self._sync()
-        for item in controls:
-            if isinstance(item, _Flush):
-                item.done.set()
-        if _STOP in controls:
-            return True
+    def _step(self) -> None:
+        self._sync()
         segment = self._segment
-        if segment is not None and (
+        now = time.monotonic()
+        if self._retired or (segment is not None and segment.size and (
             segment.size >= self.segment_bytes or now - segment.opened >= self.segment_seconds
-        ):
-            path = self._seal()
-            if path is not None:
-                self._sealed.append(path)
+        )):  # fmt: skip
+            self._rotate()
         if self._sealed:
             self._compact_sealed()
         if now - self._recovered >= self.recover_seconds:  # a sibling worker died: take its segments over
             self._recovered = now
             self.skipped += files.recover(self.folder, own=self.writer)[2]
-        return False
 
-    def _compact_sealed(self) -> None:
-        """Compact the sealed segments: in a child process (one at a time) unless ``compact_in_process``
-        is off. Parsing a minute of JSON lines holds the GIL for a second or more, which in the server's
-        own process would stall the event loop that answers requests."""
-        if not self.compact_in_process:
-            for path in self._sealed:
-                self.skipped += files.compact(self.folder, path)[1]
-            self._sealed = []
-            return
-        if self._compactor is not None:
-            if self._compactor.poll() is None:
-                return  # the next one starts when this one is done
-            if self._compactor.returncode:
-                log.warning("prediction log: the compactor exited with %s; its segments are compacted at "
-                            "shutdown or by the next writer", self._compactor.returncode)  # fmt: skip
-        paths, self._sealed = self._sealed, []
-        self._compactor = subprocess.Popen(
-            [sys.executable, "-m", "mloop.predictions.files", str(self.folder), *map(str, paths)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+    def _finish(self) -> None:
+        self._sync()
+        self._rotate()
+        if self._next is not None:
+            os.close(self._next.fd)
+            self._next.path.unlink(missing_ok=True)
+            self._next = None
+        self._compactor.close()
+        for segment in sorted(self.segments.glob(f"{self.writer}-*.jsonl")):
+            self.skipped += files.compact(self.folder, segment)[1]
+        (self.segments / f"{self.writer}.lock").unlink(missing_ok=True)
 
-    def _write(self, entries: list[tuple[Answer, float, str]]) -> None:
-        lines: list[bytes] = []
-        rows: dict[str, int] = {}
-        for answer, ts, status in entries:
-            try:
-                lines.append(files.encode(answer, ts, status))
-            except Exception:  # an answer that cannot be written is a bug; count it, keep the rest
-                log.exception("prediction log: cannot encode request %s", getattr(answer, "request_id", "?"))
-                self._drop(getattr(answer, "endpoint", "?"))
-                continue
-            rows[answer.endpoint] = rows.get(answer.endpoint, 0) + len(answer.predictions)
-        data = b"".join(lines)
-        segment = self._segment or self._open()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(segment.fd, view) :]
-        segment.size += len(data)
-        self._dirty = True
+    def _sync(self) -> None:
+        """Fsync the segments written since the last call, and push the row counts to Prometheus."""
+        with self._lock:
+            current, rows, self._rows = self._segment, self._rows, {}
+            dirty = [s for s in (*self._retired, current) if s is not None and s.dirty]
+            for segment in dirty:
+                segment.dirty = False
+        for segment in dirty:
+            os.fsync(segment.fd)  # outside the lock: records go on meanwhile
         for endpoint, n in rows.items():
             metrics.PREDLOG_ROWS.labels(endpoint).inc(n)
-            self.logged += n
 
-    def _open(self) -> _Segment:
+    def _rotate(self) -> None:
+        """Seal the current segment (the next record goes to the one opened ahead) and queue it for
+        compaction; an empty one stays."""
+        fresh = self._create() if not self._closed else None
+        with self._lock:
+            sealed = [*self._retired, self._segment] if self._segment is not None else self._retired
+            self._segment, self._retired = None, []
+            if self._next is None:
+                self._next, fresh = fresh, None
+        if fresh is not None:
+            os.close(fresh.fd)
+            fresh.path.unlink(missing_ok=True)
+        for segment in sealed:
+            os.fsync(segment.fd)  # no record can reach it any more: it is ours alone
+            os.close(segment.fd)
+            self._sealed.append(segment.path)
+
+    def _compact_sealed(self) -> None:
+        """Hand the sealed segments to the compactor process (:mod:`~mloop.predictions.compactor`), or
+        compact them here when ``compact_in_process`` is off (tests)."""
+        paths, self._sealed = self._sealed, []
+        if self.compact_in_child:
+            self._compactor.submit(paths)
+            return
+        for path in paths:
+            self.skipped += files.compact(self.folder, path)[1]
+
+    def _create(self) -> _Segment:
         self._seq += 1
         path = self.segments / f"{self.writer}-{self._seq:06d}.jsonl"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         files.fsync_dir(self.segments)
-        self._segment = _Segment(path, fd, time.monotonic())
-        return self._segment
-
-    def _sync(self) -> None:
-        if self._segment is not None:
-            os.fsync(self._segment.fd)
-        self._synced, self._dirty = time.monotonic(), False
-
-    def _seal(self) -> Path | None:
-        segment, self._segment = self._segment, None
-        if segment is None:
-            return None
-        os.fsync(segment.fd)
-        os.close(segment.fd)
-        self._dirty = False
-        return segment.path
+        return _Segment(path, fd, time.monotonic())

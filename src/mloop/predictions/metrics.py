@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 
-PREDLOG_QUEUE = Gauge(
-    "mloop_prediction_log_queue_depth",
-    "Answered predictions waiting for the prediction log writers of the workers.",
-    multiprocess_mode="livesum",
-)
 PREDLOG_ROWS = Counter(
     "mloop_prediction_log_rows_total",
     "Predicted rows written to the prediction log (its segment files), by endpoint.",
@@ -16,6 +11,6 @@ PREDLOG_ROWS = Counter(
 )
 PREDLOG_DROPPED = Counter(
     "mloop_prediction_log_dropped_total",
-    "Predictions not logged because the log's queue was full (the answer is never delayed), by endpoint.",
+    "Predictions not logged because their line could not be written (a full disk; the answer is still given), by endpoint.",
     ["endpoint"],
 )

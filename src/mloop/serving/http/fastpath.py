@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from mloop.serving.http import errors
 from mloop.serving.http.auth import Authenticator
 from mloop.serving.http.routes.predict import parse
@@ -59,11 +61,20 @@ class PredictFastPath:
             status, payload, headers = 200, answer.to_dict(), None
         except Exception as exc:  # rendered exactly as the app's exception handlers would
             status, payload, headers = errors.render(exc, path)
-        data = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        data = _json(payload)
         raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
         raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": data})
+
+
+def _json(payload: Any) -> bytes:
+    """The answer's JSON: orjson (a tenth of the standard library's time; strict JSON: a non-finite float
+    is null), the standard library for what orjson cannot encode (an int over 64 bits)."""
+    try:
+        return orjson.dumps(payload)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 async def _body(receive: Any) -> bytes:

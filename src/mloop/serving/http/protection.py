@@ -9,8 +9,10 @@ requests keep their latency.
 A cap on requests in flight sees only requests that wait *inside* the app (for a batch, say). A model
 called inline on the event loop finishes each request before the next starts, so under overload the
 queue builds up outside the app, in the loop's backlog of parsed requests, and the in-flight count stays
-near one. So the guard also watches the loop itself: a timer due every :data:`TICK` seconds measures how
-late it runs, which is how long a callback queued now waits. As in CoDel (Nichols and Jacobson's queue
+near one. So the guard also watches the loop itself, through its
+:class:`~mloop.serving.http.looplag.LoopMonitor` (started with the app, so that the loop-lag metrics
+cover the whole life of the worker): a timer due every 2 ms measures how late it runs, which is how long
+a callback queued now waits. As in CoDel (Nichols and Jacobson's queue
 discipline), a delay is only overload when it persists: once every measurement for a whole
 :data:`INTERVAL` was over ``max_queue_ms`` (or the timer has been overdue that long), the guard is
 *dropping*: each turn of the loop admits requests only until the loop has run ``max_queue_ms`` since the
@@ -35,13 +37,13 @@ from typing import Any
 
 from mloop.errors import TooManyRequests
 from mloop.serving import metrics
+from mloop.serving.http.looplag import TICK, LoopMonitor
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 
 _GUARDED = ("/v1/endpoints/", "/v2/models/", "/v1/features/", "/v1/feedback")
-TICK = 0.002  # seconds between measurements of the event loop's lag
 INTERVAL = 0.03  # how long the lag must stay over the target before requests are shed
 
 
@@ -108,13 +110,20 @@ class Guard:
         self.max_body_bytes = max_body_bytes
         self.max_queue = max_queue_ms / 1000 if max_queue_ms else None
         self.in_flight = 0  # touched only on the event loop thread: no lock needed
-        self.lag = 0.0  # how late the loop ran the last timer, seconds
-        self._due = math.inf  # when the watcher's timer is due (loop time)
+        self.monitor = LoopMonitor(self._measured)
         self._above: float | None = None  # since when (loop time) every measurement was over the target
         self.dropping = False  # overloaded: admitting a bounded amount of work per turn of the loop
-        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def lag(self) -> float:
+        """How late the loop ran the last timer, seconds."""
+        return self.monitor.lag
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # the app starts: measure the loop from now on
+            self._restart()
+            await self.app(scope, receive, send)
+            return
         if scope["type"] != "http" or not scope["path"].startswith(_GUARDED):
             await self.app(scope, receive, send)
             return
@@ -146,15 +155,9 @@ class Guard:
 
     def _behind(self) -> float | None:
         """How far the event loop is behind when this request should be shed, else None."""
-        if self.max_queue is None:
+        if self._restart() or self.max_queue is None:
             return None
-        loop = asyncio.get_running_loop()
-        if self._watcher is None or self._watcher.done() or self._watcher.get_loop() is not loop:
-            self._watcher = loop.create_task(self._watch())  # started by the first request on this loop
-            self.lag, self._due, self._above, self.dropping = 0.0, math.inf, None, False
-            return None
-        now = loop.time()
-        busy = now - (self._due - TICK)  # how long the loop has run since the watcher last did
+        busy = asyncio.get_running_loop().time() - (self.monitor.due - TICK)  # since the watcher last ran
         if not self.dropping:
             # The watcher itself may be stuck behind a long stretch of work: overdue all INTERVAL long.
             if busy - TICK - self.max_queue < INTERVAL:
@@ -164,23 +167,27 @@ class Guard:
         # every turn of the loop admits a bounded amount and answers the rest at once.
         return max(self.lag, busy) if busy > self.max_queue else None
 
-    async def _watch(self) -> None:
-        loop = asyncio.get_running_loop()
-        target = self.max_queue or 0.0
-        while True:
-            self._due = loop.time() + TICK
-            await asyncio.sleep(TICK)
-            now = loop.time()
-            self.lag = max(0.0, now - self._due)
-            if self.lag > target:
-                if self._above is None:
-                    self._above = self._due + target
-                if now - self._above >= INTERVAL:
-                    self.dropping = True
-            else:
-                self._above = None
-                if self.lag <= target / 2:  # hysteresis: leave only once well under the target
-                    self.dropping = False
+    def _restart(self) -> bool:
+        """Measure the running loop (a first request without a lifespan, a new loop in tests); True when
+        the measurements just started."""
+        if not self.monitor.ensure_started():
+            return False
+        self._above, self.dropping = None, False
+        return True
+
+    def _measured(self, lag: float, now: float) -> None:
+        if self.max_queue is None:
+            return
+        target = self.max_queue
+        if lag > target:
+            if self._above is None:
+                self._above = self.monitor.due + target
+            if now - self._above >= INTERVAL:
+                self.dropping = True
+        else:
+            self._above = None
+            if lag <= target / 2:  # hysteresis: leave only once well under the target
+                self.dropping = False
 
     async def _buffered(self, receive: Receive) -> Receive | None:
         """The whole body of a request without Content-Length, read up to the limit and replayed; None
