@@ -16,13 +16,14 @@ objects), so the client costs a few microseconds per request and the server is w
 - ``mode: "closed"``: ``connections`` clients each send the next request when the last one is answered,
   for ``seconds``: the maximum throughput at that concurrency, latency measured from the send.
 
-Both report per status: counts, and p50/p90/p99/p99.9/max latency in milliseconds; status 0 is a
-connection error or a timeout.
+Both report per status: counts, p50/p90/p99/p99.9/max latency in milliseconds and how many took over
+10 ms; status 0 is a connection error or a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import sys
 import time
@@ -170,7 +171,8 @@ def percentiles(values: list[float], prefix: str) -> dict[str, float]:
         return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 3)
 
     return {f"{prefix}p50_ms": at(0.5), f"{prefix}p90_ms": at(0.9), f"{prefix}p99_ms": at(0.99),
-            f"{prefix}p999_ms": at(0.999), f"{prefix}max_ms": round(values[-1] * 1000, 3)}  # fmt: skip
+            f"{prefix}p999_ms": at(0.999), f"{prefix}max_ms": round(values[-1] * 1000, 3),
+            f"{prefix}over_10ms": len(values) - bisect.bisect_right(values, 0.010)}  # fmt: skip
 
 
 def main() -> None:
