@@ -37,10 +37,6 @@ def create_app(project: Project) -> FastAPI:
     loaded before the app is returned and followed from then on (see :mod:`mloop.serving.endpoints`)."""
     table = EndpointTable(project).start()
     prediction_log = PredictionLog(predictions_folder(project.settings))
-        predictions_folder(project.settings),
-        flush_seconds=float(_os.environ.get("X_FLUSH", "0.1")),
-        segment_bytes=int(_os.environ.get("X_SEG", str(8 << 20))),
-    )
     inference = Inference(table, prediction_log=prediction_log)
 
     @asynccontextmanager
