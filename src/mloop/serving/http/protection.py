@@ -112,6 +112,7 @@ class Guard:
         self.in_flight = 0  # touched only on the event loop thread: no lock needed
         self.monitor = LoopMonitor(self._measured)
         self._above: float | None = None  # since when (loop time) every measurement was over the target
+        self._below: float | None = None  # since when every measurement was under half the target
         self.dropping = False  # overloaded: admitting a bounded amount of work per turn of the loop
 
     @property
@@ -172,7 +173,7 @@ class Guard:
         the measurements just started."""
         if not self.monitor.ensure_started():
             return False
-        self._above, self.dropping = None, False
+        self._above, self._below, self.dropping = None, None, False
         return True
 
     def _measured(self, lag: float, now: float) -> None:
@@ -180,13 +181,20 @@ class Guard:
             return
         target = self.max_queue
         if lag > target:
+            self._below = None
             if self._above is None:
                 self._above = self.monitor.due + target
             if now - self._above >= INTERVAL:
                 self.dropping = True
         else:
             self._above = None
-            if lag <= target / 2:  # hysteresis: leave only once well under the target
+            if lag > target / 2:
+                self._below = None
+            elif self._below is None:
+                self._below = now
+            # Leave only once well under the target for a whole INTERVAL: a single short turn while
+            # dropping (a turn of cheap refusals) is not the end of the overload.
+            if self._below is not None and now - self._below >= INTERVAL:
                 self.dropping = False
 
     async def _buffered(self, receive: Receive) -> Receive | None:
