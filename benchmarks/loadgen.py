@@ -9,9 +9,10 @@ prints one JSON object (``-`` instead of the JSON reads it from stdin). Requests
 objects), so the client costs a few microseconds per request and the server is what is measured.
 
 - ``mode: "open"``: the connections are opened first (as a proxy in front keeps them), then requests are scheduled at ``rate`` per second, independent of the answers (an open
-  system, as real traffic is). Latency is measured from each request's *scheduled* time, not from when a
-  free connection let it go, so a server that stalls is charged for every request that queued behind the
-  stall (no coordinated omission). The figures of a rate the server cannot keep up with are marked by
+  system, as real traffic is). Requests are released on a 1 ms timer (the generator sleeps between
+  ticks rather than spinning on a core the server shares), all those due at a tick together. Latency is
+  measured from the release, not from when a free connection let the request go, so a server that stalls
+  is charged for every request that queued behind the stall (no coordinated omission). The figures of a rate the server cannot keep up with are marked by
   ``behind_s``, how late the last request left.
 - ``mode: "closed"``: ``connections`` clients each send the next request when the last one is answered,
   for ``seconds``: the maximum throughput at that concurrency, latency measured from the send.
@@ -32,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 TIMEOUT = 10.0
+TICK = 0.001  # the open loop's timer: requests due within a tick leave together
 
 
 class Connection(asyncio.Protocol):
@@ -149,10 +151,12 @@ async def open_loop(config: dict[str, Any]) -> dict[str, Any]:
     while i < total:
         now = time.perf_counter()
         while i < total and start + i / rate <= now:  # everything due now leaves now
-            tasks.append(asyncio.create_task(fire(i, start + i / rate)))
+            # Counted from when the generator released it (its scheduled time, or this tick when the
+            # generator woke up late): a wait for a free connection is the server's, the tick is not.
+            tasks.append(asyncio.create_task(fire(i, max(start + i / rate, now))))
             i += 1
-        if i < total:
-            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        if i < total:  # sleep to the next due request, one tick at least: never spin on a core
+            await asyncio.sleep(max(TICK, start + i / rate - time.perf_counter()))
     behind = time.perf_counter() - (start + (total - 1) / rate)
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
