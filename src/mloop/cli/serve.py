@@ -56,7 +56,7 @@ def serve(
     else:
         from mloop.serving.http.app import create_app
 
-        app = create_app(project)
+        app = create_app(project, serving_process=True)
     url = server.urls(host, port, tls=ssl_certfile is not None)[0]
     server.run(app, sock, workers=workers, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
                on_ready=lambda: out.success(f"ready: answering on {url} (Ctrl+C stops)"))  # fmt: skip

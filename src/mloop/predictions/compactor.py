@@ -8,7 +8,7 @@ pandas, against 0.2 s compacting 8 MB). Measured on a 2-core machine at saturati
 per segment at normal priority took a quarter of a core from the server and stretched its p99 at one
 connection from 0.5 ms to 1.7 ms.
 
-So the child starts once (at the first sealed segment), lowers its own scheduling priority before it
+So the child starts once (when the server starts, or at the first sealed segment), lowers its own scheduling priority before it
 imports anything heavy (``SCHED_IDLE``: it runs only on CPU time nothing else wants; ``nice 19`` where
 that is refused), turns off the automatic garbage collector (a segment's records are tens of thousands of
 small containers that each collection would walk again; it collects once after each segment instead) and
@@ -54,6 +54,12 @@ class Compactor:
         self._process: subprocess.Popen[str] | None = None
         self._handed: list[Path] = []  # given to the child, not compacted yet (as far as we know)
 
+    def start(self) -> None:
+        """Start the child now rather than at the first sealed segment (a server does, before it answers:
+        a child starting under load took CPU from the server for half a second)."""
+        if self._process is None or self._process.poll() is not None:
+            self.submit([])
+
     def submit(self, segments: list[Path]) -> None:
         """Hand ``segments`` to the child (started, or restarted if it died, with what it had left)."""
         self._handed = [p for p in self._handed if p.exists()]
@@ -69,6 +75,8 @@ class Compactor:
                 stdout=subprocess.DEVNULL, text=True,
             )  # fmt: skip
         assert process.stdin is not None
+        if not segments:
+            return
         try:
             process.stdin.write("".join(f"{p}\n" for p in segments))
             process.stdin.flush()

@@ -115,9 +115,15 @@ class PredictionLog:
         self._lock_fd = fd
         self.skipped += files.recover(self.folder, own=self.writer)[2]
         self._recovered = time.monotonic()
-        self._next = self._create()  # opened ahead, so that the request path never creates a file
+        self._next: _Segment | None = self._create()  # opened ahead, so that the request path never creates a file
         self._thread = threading.Thread(target=self._run, name="mloop-prediction-log", daemon=True)
         self._thread.start()
+
+    def start_compactor(self) -> None:
+        """Start the compactor process now (a server does before it answers), not at the first rotation."""
+        if self.compact_in_child:
+            with self._io:
+                self._compactor.start()
 
     # ---- the request path -----------------------------------------------------------------------------
 

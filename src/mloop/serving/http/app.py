@@ -32,9 +32,11 @@ from mloop.serving.inference import Inference
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits (CPython's default: 0.005)
 
 
-def create_app(project: Project) -> FastAPI:
+def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
     """One app for the whole project; requests act as the owner of their API key. The live endpoints are
-    loaded before the app is returned and followed from then on (see :mod:`mloop.serving.endpoints`)."""
+    loaded before the app is returned and followed from then on (see :mod:`mloop.serving.endpoints`).
+    ``serving_process``: this is a long-lived server (``mloop serve``), which starts its prediction log's
+    compactor before the first request instead of under load at the first rotation."""
     table = EndpointTable(project).start()
     prediction_log = PredictionLog(predictions_folder(project.settings))
     inference = Inference(table, prediction_log=prediction_log)
@@ -45,6 +47,8 @@ def create_app(project: Project) -> FastAPI:
         # otherwise hold the GIL up to 5 ms at a time while the event loop waits to answer requests.
         previous = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
+        if serving_process:
+            prediction_log.start_compactor()
         settle_heap()  # before the first request: a full collection here, never while answering
         try:
             yield

@@ -11,4 +11,6 @@ from mloop.serving.http.app import create_app
 
 
 def app() -> FastAPI:
-    return create_app(Project.open(os.environ.get("MLOOP_PROJECT_DIR", "."), configure_logging=True))
+    return create_app(
+        Project.open(os.environ.get("MLOOP_PROJECT_DIR", "."), configure_logging=True), serving_process=True
+    )

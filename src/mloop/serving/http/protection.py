@@ -44,7 +44,7 @@ Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 
 _GUARDED = ("/v1/endpoints/", "/v2/models/", "/v1/features/", "/v1/feedback")
-INTERVAL = 0.03  # how long the lag must stay over the target before requests are shed
+INTERVAL = 0.1  # how long the lag must stay over the target before requests are shed (CoDel's interval)
 
 
 class RateLimits:
