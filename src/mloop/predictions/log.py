@@ -115,7 +115,8 @@ class PredictionLog:
         self._lock_fd = fd
         self.skipped += files.recover(self.folder, own=self.writer)[2]
         self._recovered = time.monotonic()
-        self._next: _Segment | None = self._create()  # opened ahead, so that the request path never creates a file
+        # Opened ahead, so that the request path never creates a file.
+        self._next: _Segment | None = self._create()
         self._thread = threading.Thread(target=self._run, name="mloop-prediction-log", daemon=True)
         self._thread.start()
 
