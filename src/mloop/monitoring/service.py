@@ -75,17 +75,19 @@ class MonitoringService(Service):
                              until_given=until is not None, data=data)  # fmt: skip
 
     def drift(self, endpoint: str, *, since: Since = "1d", until: datetime | None = None,
-              window: timedelta | str | None = None, partial: bool = False, store: bool = True,
+              window: timedelta | str | None = None, partial: bool = False, store: bool = False,
               methods: Mapping[str, str] | None = None, thresholds: Mapping[str, float] | None = None
               ) -> list[dict[str, Any]]:  # fmt: skip
         """Drift of every input and of the prediction per window and version in :meth:`range`: complete
-        windows (stored), and with ``partial`` the one still open at ``until`` too (not stored).
+        windows, and with ``partial`` the one still open at ``until`` too. A read: nothing is written
+        unless ``store`` (then the complete windows are saved, which needs ``monitoring.write``);
+        :meth:`update` is what stores windows for history, SLOs and alerts.
         ``methods`` and ``thresholds`` add to the endpoint's ``drift`` settings."""
         read = self._read(self.range(endpoint, since=since, until=until, window=window), endpoint, partial)
         return self._drift_of(endpoint, read, store, (dict(methods or {}), dict(thresholds or {})))
 
     def performance(self, endpoint: str, *, since: Since = "1d", until: datetime | None = None,
-                    window: timedelta | str | None = None, partial: bool = False, store: bool = True
+                    window: timedelta | str | None = None, partial: bool = False, store: bool = False
                     ) -> list[dict[str, Any]]:  # fmt: skip
         """Realised (from the labels so far) and estimated performance per window and version; windows
         as :meth:`drift`."""
@@ -95,6 +97,7 @@ class MonitoringService(Service):
     def update(self, endpoint: str, *, now: datetime | None = None, lookback: timedelta | None = None
                ) -> dict[str, Any]:  # fmt: skip
         """Compute and store the complete windows not stored yet, then :meth:`check` the alert rules."""
+        self._authorize("monitoring.write", f"endpoint:{endpoint}")  # a write: checked before the work
         now = now or utcnow()
         size = self.settings.window
         lookback = lookback or min(timedelta(days=7), size * LOOKBACK_WINDOWS)
@@ -106,9 +109,11 @@ class MonitoringService(Service):
             for w in windows.tumbling(since, now, size)
             if f"{w[0].isoformat()}/{w[1].isoformat()}" not in done
         ]
-        drifted = self.drift(endpoint, since=todo[0][0], until=todo[-1][1], window=size) if todo else []
+        drifted = (
+            self.drift(endpoint, since=todo[0][0], until=todo[-1][1], window=size, store=True) if todo else []
+        )
         horizon = windows.floor(max(since, now - self.settings.label_horizon), size)
-        perf = self.performance(endpoint, since=horizon, until=now, window=size)
+        perf = self.performance(endpoint, since=horizon, until=now, window=size, store=True)
         return {"drift": drifted, "performance": perf, "alerts": self.check(endpoint, now=now)}
 
     def history(self, endpoint: str, kind: str, *, since: Since = "7d", until: datetime | None = None
@@ -210,8 +215,8 @@ class MonitoringService(Service):
         span = self.range(endpoint, since=since, until=until, window=window)
         start, until = span.since, span.until
         read = self._read(span, endpoint, partial=True)  # one read of the log for every section
-        drift = self._drift_of(endpoint, read, True, ({}, {}))
-        perf = self._performance_of(endpoint, read, True)
+        drift = self._drift_of(endpoint, read, False, ({}, {}))  # a read: nothing stored
+        perf = self._performance_of(endpoint, read, False)
         frame = read[1]
         return {
             "endpoint": endpoint, "since": start.isoformat(), "until": until.isoformat(),

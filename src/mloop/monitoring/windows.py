@@ -26,7 +26,7 @@ from mloop._time import as_utc, parse_duration
 from mloop.errors import MalformedInput, MloopError
 
 Window = tuple[datetime, datetime]
-MAX_WINDOWS = 100_000
+MAX_WINDOWS = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

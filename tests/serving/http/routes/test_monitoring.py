@@ -3,8 +3,14 @@ computed from the predictions and labels that went through the same server."""
 
 from __future__ import annotations
 
-import pytest
+import uuid
 
+import pytest
+from fastapi.testclient import TestClient
+
+from mloop import Project
+from mloop.errors import PermissionDenied
+from mloop.serving.http.app import create_app
 from tests.serving.conftest import Served
 
 
@@ -59,3 +65,29 @@ def test_the_report_takes_a_window(served: Served) -> None:
     data = served.client.get("/v1/monitoring/fraud/report", params={"window": "1m", "format": "json"})
     assert data.status_code == 200, data.text
     assert data.json()["window"] == "1m" and data.json()["drift"]
+
+
+def test_any_role_reads_monitoring_and_a_read_stores_nothing(served: Served) -> None:
+    """Issue 17: monitoring GETs needed monitoring.write (a 403 after the work) and every read stored its
+    windows. A read needs monitoring.read, which every role has, and writes nothing; storing is
+    `monitor check`'s and the controller's, with monitoring.write checked before the work."""
+    _predict_and_label(served, 20)
+    project = served.project
+    name = f"watcher-{uuid.uuid4().hex[:8]}"
+    project.users.add(name, ["auditor"])
+    token = project.keys.issue(name).token
+    stored = len(project.monitoring.history("fraud", "drift", since="7d"))
+    strict = Project.open(project.root, env={"MLOOP_LOCAL_ADMIN": "false"}, actor=project.actor)
+    with strict, TestClient(create_app(strict), raise_server_exceptions=False) as client:
+        auth = {"Authorization": f"Bearer {token}"}
+        for path in ("drift", "performance", "report"):
+            response = client.get(f"/v1/monitoring/fraud/{path}", params={"since": "1h", "window": "1m"},
+                                  headers=auth)  # fmt: skip
+            assert response.status_code == 200, (path, response.text)
+        missing = client.get("/v1/monitoring/nope/drift", headers=auth)
+        assert missing.status_code == 404 and "No endpoint 'nope'" in missing.text
+    assert len(project.monitoring.history("fraud", "drift", since="7d")) == stored
+    auditor = Project.open(project.root, env={"MLOOP_LOCAL_ADMIN": "false", "MLOOP_API_KEY": token})
+    with auditor, pytest.raises(PermissionDenied, match="monitoring.write"):
+        auditor.monitoring.update("fraud")
+    assert len(project.monitoring.history("fraud", "drift", since="7d")) == stored
