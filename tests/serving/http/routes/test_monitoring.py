@@ -3,6 +3,7 @@ computed from the predictions and labels that went through the same server."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -72,6 +73,7 @@ def test_any_role_reads_monitoring_and_a_read_stores_nothing(served: Served) -> 
     windows. A read needs monitoring.read, which every role has, and writes nothing; storing is
     `monitor check`'s and the controller's, with monitoring.write checked before the work."""
     _predict_and_label(served, 20)
+    time.sleep(1.1)  # the 1 s windows of those predictions are complete: a read that stored would store them
     project = served.project
     name = f"watcher-{uuid.uuid4().hex[:8]}"
     project.users.add(name, ["auditor"])
@@ -81,7 +83,7 @@ def test_any_role_reads_monitoring_and_a_read_stores_nothing(served: Served) -> 
     with strict, TestClient(create_app(strict), raise_server_exceptions=False) as client:
         auth = {"Authorization": f"Bearer {token}"}
         for path in ("drift", "performance", "report"):
-            response = client.get(f"/v1/monitoring/fraud/{path}", params={"since": "1h", "window": "1m"},
+            response = client.get(f"/v1/monitoring/fraud/{path}", params={"since": "1h", "window": "1s"},
                                   headers=auth)  # fmt: skip
             assert response.status_code == 200, (path, response.text)
         missing = client.get("/v1/monitoring/nope/drift", headers=auth)
