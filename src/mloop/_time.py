@@ -32,7 +32,7 @@ def parse_duration(text: str | int | float | timedelta | None, *, what: str = "d
         return text
     if isinstance(text, int | float):
         return timedelta(seconds=text)
-    match = _DURATION.match(str(text))
+    match = _DURATION.fullmatch(str(text))
     if not match:
         raise MloopError(
             f"The {what} {text!r} does not parse: write a number and a unit, "

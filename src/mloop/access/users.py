@@ -19,6 +19,7 @@ from typing import Any, Literal, cast
 
 from sqlalchemy.orm import Session
 
+from mloop._names import valid
 from mloop._service import Service
 from mloop._time import parse_duration, utcnow
 from mloop.access import queries
@@ -91,7 +92,7 @@ class Users(Service):
     """``project.users``: add users and service accounts, grant and revoke roles."""
 
     def add(self, name: str, roles: builtins.list[str] | tuple[str, ...] = (), kind: str = "user") -> User:
-        if not _NAME.match(name):
+        if not valid(_NAME, name):
             raise MloopError(
                 f"User name {name!r} is not allowed: use letters, digits and . _ @ -, starting with a letter "
                 "or digit."
@@ -243,7 +244,7 @@ class Keys(Service):
 
         Needs no permission: holding the key is the credential.
         """
-        match = _TOKEN.match(token.strip()) if isinstance(token, str) else None
+        match = _TOKEN.fullmatch(token.strip()) if isinstance(token, str) else None
         if not match:
             raise AuthenticationError(
                 "Malformed API key: expected mlk_<12 hex>_<secret> as issued by `mloop keys issue`."

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from mloop._names import valid
 from mloop.artifacts.base import BlobBackend
 from mloop.errors import IntegrityError, MloopError, NotFound
 
@@ -127,7 +128,7 @@ class ArtifactStore:
     def digests(self) -> Iterator[str]:
         for key in self.backend.keys("sha256"):
             name = key.rsplit("/", 1)[-1]
-            if _DIGEST.match(name):
+            if valid(_DIGEST, name):
                 yield name
 
     def verify(self, digest: str) -> bool:
@@ -193,7 +194,7 @@ class _Verifying(io.RawIOBase):
 
 
 def _check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not _DIGEST.match(digest):
+    if not valid(_DIGEST, digest):
         raise MloopError(
             f"{digest!r} is not an artifact digest: expected 64 lowercase hex characters (sha256)."
         )

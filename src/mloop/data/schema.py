@@ -21,6 +21,7 @@ import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from mloop._names import valid
 from mloop._time import as_utc
 from mloop.errors import SchemaError
 
@@ -252,7 +253,7 @@ class Dataset(BaseModel):
 
 def name_problem(name: str) -> str | None:
     """What is wrong with a dataset name, or None: it names a folder, so it is checked before any is made."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not valid(_NAME, name):
         return (
             f"dataset name {name!r} must start with a lowercase letter and hold only a-z, 0-9 and _ "
             "(it names a folder)"

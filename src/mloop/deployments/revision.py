@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mloop._names import valid
 from mloop.errors import MloopError
 from mloop.store.schema import DeploymentRow
 
@@ -103,7 +104,7 @@ def from_row(row: DeploymentRow) -> Deployment:
 
 
 def check_endpoint(endpoint: str) -> None:
-    if not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint):
+    if not valid(_ENDPOINT, endpoint):
         raise MloopError(
             f"Endpoint name {endpoint!r} is not allowed: use letters, digits and . _ -, starting with a letter "
             "or digit, at most 100 characters (for example 'fraud')."

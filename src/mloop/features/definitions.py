@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from mloop._names import valid
 from mloop._time import parse_duration
 from mloop.data.schema import ALIASES, DTYPES
 from mloop.data.sources import ParquetSource, Source
@@ -36,7 +37,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 
 
 def _check_name(kind: str, name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not valid(_NAME, name):
         raise SchemaError(
             f"{kind} name {name!r} is not allowed: start with a lowercase letter and use only a-z, 0-9 and _."
         )

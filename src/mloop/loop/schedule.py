@@ -245,7 +245,7 @@ def due(cron: Cron, last_run: datetime | None, now: datetime) -> bool:
 def _parse_field(text: str, field: str, spec: _Field) -> list[int]:
     values: set[int] = set()
     for part in field.split(","):
-        match = _PART.match(part)
+        match = _PART.fullmatch(part)
         if match is None:
             raise _bad(text, spec, f"{part!r} is not a number, range a-b or step */n")
         base, step_text = match.group("base"), match.group("step")

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mloop._names import valid
 from mloop._service import Service
 from mloop._time import utcnow
 from mloop.errors import MloopError, NotFound
@@ -175,7 +176,7 @@ def promotion_record(row: PromotionRow, name: str) -> Promotion:
 
 
 def check_name(name: str) -> None:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not valid(_NAME, name):
         raise MloopError(
             f"Model name {name!r} is not allowed: use letters, digits and . _ -, starting with a letter or "
             "digit (for example 'fraud' or 'fraud-gbm')."
@@ -185,7 +186,7 @@ def check_name(name: str) -> None:
 def check_alias(alias: str) -> None:
     if alias == LATEST:
         raise MloopError(f"{LATEST!r} always means the newest version and cannot be set; pick another alias.")
-    if not isinstance(alias, str) or not _ALIAS.match(alias):
+    if not valid(_ALIAS, alias):
         raise MloopError(
             f"Alias {alias!r} is not allowed: use lowercase letters, digits, _ and -, starting with a letter "
             "(for example 'champion' or 'challenger')."
