@@ -23,10 +23,14 @@ class Actor:
     allowed: set[str] | None = None  # None: everything
     asked: list[str] = field(default_factory=list)
 
-    def require(self, action: str, resource: str) -> None:
+    def can(self, action: str, resource: str) -> bool:
         self.asked.append(f"{action} {resource}")
-        if self.allowed is not None and resource not in self.allowed:
-            raise PermissionDenied(f"may not {action} on {resource}")
+        return self.allowed is None or resource in self.allowed
+
+    def require_somewhere(self, action: str, kind: str) -> None:
+        self.asked.append(f"{action} any {kind}")
+        if self.allowed is not None and not self.allowed:
+            raise PermissionDenied(f"may not {action} on any {kind}")
 
 
 @dataclass
@@ -53,7 +57,8 @@ def test_labels_of_logged_requests_are_stored_and_unknown_ids_reported(log: Pred
     result = Feedback(log).attach(caller, [Label("a", True, row=2), Label("nope", 1), Label("b", "click"),
                                            Label("nope", 0)])  # fmt: skip
     assert result.to_dict() == {"accepted": 2, "unknown": ["nope"]}
-    assert caller.actor.asked == ["predict endpoint:fraud", "predict endpoint:recs"]
+    assert caller.actor.asked[0] == "predict any endpoint"  # before the lookup
+    assert sorted(caller.actor.asked[1:]) == ["predict endpoint:fraud", "predict endpoint:recs"]
     stored = read_feedback(log.folder)
     assert list(zip(stored.request_id, stored.row, stored.endpoint, stored.label, strict=True)) == [
         ("a", 2, "fraud", True),
@@ -88,14 +93,15 @@ def test_bad_labels_are_a_422_per_item_and_nothing_is_stored(log: PredictionLog)
     assert read_feedback(log.folder).empty
 
 
-def test_a_caller_without_predict_on_the_endpoint_stores_nothing(log: PredictionLog) -> None:
+def test_a_request_of_an_endpoint_the_caller_may_not_predict_on_is_unknown_to_it(log: PredictionLog) -> None:
     log.record(answer("a"))
-    log.record(answer("b", endpoint="secret"))
+    log.record(answer("b", rows=2, endpoint="secret"))
     caller = Caller(Actor(allowed={"endpoint:fraud"}))
-    with pytest.raises(PermissionDenied, match="endpoint:secret"):
-        Feedback(log).attach(caller, [Label("a", 1), Label("b", 1)])
-    assert read_feedback(log.folder).empty
-    assert Feedback(log).attach(caller, [Label("a", 1)]).accepted == 1
+    result = Feedback(log).attach(caller, [Label("a", 1), Label("b", 1, row=7)])  # row 7 of a 2-row request
+    assert result.to_dict() == {"accepted": 1, "unknown": ["b"]}  # no 403, no row range: nothing told
+    assert read_feedback(log.folder).request_id.tolist() == ["a"]
+    with pytest.raises(PermissionDenied, match="any endpoint"):
+        Feedback(log).attach(Caller(Actor(allowed=set())), [Label("a", 1)])
 
 
 def test_labelled_joins_the_newest_label_of_each_row(log: PredictionLog) -> None:

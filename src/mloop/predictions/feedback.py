@@ -98,18 +98,23 @@ class Feedback:
 
     def attach(self, caller: Any, labels: Sequence[Label]) -> FeedbackResult:
         """Store the labels whose request is logged; answer how many were stored and the unknown ids."""
+        actor = caller.actor
+        actor.require_somewhere(
+            "predict", "endpoint"
+        )  # before any lookup: no answer tells a stranger a thing
         problems = [p for i, item in enumerate(labels) for p in _check(i, item, len(labels))]
         if problems:
             raise LabelError(problems)
-        found = self.log.find(item.request_id for item in labels)
+        # A request of an endpoint the caller may not predict on is unknown to it, exactly like an id that
+        # was never logged: neither its existence nor its row count is told.
+        found = {rid: at for rid, at in self.log.find(item.request_id for item in labels).items()
+                 if actor.can("predict", f"endpoint:{at[0]}")}  # fmt: skip
         for i, item in enumerate(labels):
             if item.request_id in found and item.row >= (rows := found[item.request_id][1]):
                 problems.append(FieldProblem(_name(i, "row", len(labels)), f"a row of the request, 0 to {rows - 1}",
                                              str(item.row)))  # fmt: skip
         if problems:
             raise LabelError(problems)
-        for endpoint in sorted({found[item.request_id][0] for item in labels if item.request_id in found}):
-            caller.actor.require("predict", f"endpoint:{endpoint}")
         accepted = [item for item in labels if item.request_id in found]
         unknown = list(dict.fromkeys(item.request_id for item in labels if item.request_id not in found))
         if accepted:

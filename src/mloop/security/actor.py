@@ -40,6 +40,17 @@ class Actor:
             for action in PERMISSIONS[theirs.role]
         )
 
+    def can_somewhere(self, action: str) -> bool:
+        """True if some grant allows ``action``, on whatever scope."""
+        check_action(action)
+        return any(action in PERMISSIONS[grant.role] for grant in self.grants)
+
+    def require_somewhere(self, action: str, kind: str) -> None:
+        """Raise :class:`PermissionDenied` unless ``action`` is allowed on at least one ``kind``: what a
+        caller must hold before a lookup that could otherwise tell it what exists."""
+        if not self.can_somewhere(action):
+            self.require(action, f"any {kind}")
+
     def require(self, action: str, resource: str = "*") -> None:
         """Raise :class:`PermissionDenied`, naming the roles that would allow it, unless allowed."""
         if self.can(action, resource):

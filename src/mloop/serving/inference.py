@@ -238,8 +238,10 @@ class Inference:
             "signature": signature.to_dict() if signature is not None else None,
         }
 
-    def input_names(self, endpoint: str, version: int | None = None) -> list[str]:
-        """The signature's input columns of the version answering (the primary when not pinned)."""
+    def input_names(self, caller: Any, endpoint: str, version: int | None = None) -> list[str]:
+        """The signature's input columns of the version answering (the primary when not pinned); the
+        caller needs ``predict`` on the endpoint, checked before it is looked up."""
+        caller.actor.require("predict", f"endpoint:{endpoint}")
         return self._predictor(endpoint, version).inputs
 
     def output_names(self, endpoint: str, version: int) -> list[str]:

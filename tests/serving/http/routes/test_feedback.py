@@ -72,7 +72,7 @@ def test_feedback_needs_predict_on_the_request_endpoint(served: Served) -> None:
             body = {"request_id": rid, "label": 1}
             assert client.post("/v1/feedback", json=body).status_code == 401
             denied = client.post("/v1/feedback", json=body, headers={"Authorization": f"Bearer {reader}"})
-            assert denied.status_code == 403 and "endpoint:fraud" in denied.json()["message"]
+            assert denied.status_code == 403 and "may not predict on any endpoint" in denied.json()["message"]
             ok = client.post("/v1/feedback", json=body, headers={"Authorization": f"Bearer {scorer}"})
             assert ok.status_code == 200 and ok.json()["accepted"] == 1
     finally:
@@ -81,3 +81,35 @@ def test_feedback_needs_predict_on_the_request_endpoint(served: Served) -> None:
     assert (
         json.dumps(labels[labels.request_id == rid]["label"].tolist()) == "[1]"
     )  # one label: the allowed one
+
+
+def test_feedback_tells_nothing_about_requests_the_caller_may_not_see(served: Served) -> None:
+    """Issue 17, item 5: any user learned whether a request id existed (403 for a real one, "unknown" for
+    another) and its row count. Now a caller without predict anywhere is refused before the lookup, and a
+    request of an endpoint the caller may not predict on is "unknown", like one never logged."""
+    project = served.project
+    rid = served.client.post("/v1/endpoints/fraud/predict", json={"rows": [served.row(0)]}).json()[
+        "request_id"
+    ]
+    project.users.add("fb-nobody", ["auditor"])
+    project.users.add("fb-elsewhere", ["mlops@endpoint:recs"])
+    nobody, elsewhere = project.keys.issue("fb-nobody").token, project.keys.issue("fb-elsewhere").token
+    strict = Project.open(project.root, env={"MLOOP_LOCAL_ADMIN": "false"}, actor=project.actor)
+    with strict, TestClient(create_app(strict), raise_server_exceptions=False) as client:
+
+        def post(token: str, body: dict[str, object]) -> tuple[int, str]:
+            response = client.post("/v1/feedback", json=body, headers={"Authorization": f"Bearer {token}"})
+            return response.status_code, response.text
+
+        real, fake = (
+            post(nobody, {"request_id": rid, "label": 1}),
+            post(nobody, {"request_id": "f" * 32, "label": 1}),
+        )
+        assert real == fake and real[0] == 403  # the same answer, existing or not
+        status, text = post(
+            elsewhere, {"request_id": rid, "label": 1, "row": 5}
+        )  # row 5 of a one-row request
+        assert status == 200 and json.loads(text) == {"accepted": 0, "unknown": [rid]}
+        assert "row" not in text
+    labels = read_feedback(predictions_folder(project.settings))
+    assert labels[labels.request_id == rid].empty

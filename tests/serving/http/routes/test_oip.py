@@ -7,12 +7,14 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mloop import Project
 from mloop.errors import MalformedInput
 from mloop.serving.http import oip
+from mloop.serving.http.app import create_app
 from tests.serving.conftest import Served
 from tests.serving.http.running import mloop_serve
 
@@ -165,3 +167,19 @@ def test_the_standard_client_tritonclient_http_against_mloop_serve(trained: Proj
             assert plain is not None and plain.tolist() == pytest.approx(v1["predictions"])
         finally:
             client.close()
+
+
+def test_infer_authorizes_before_it_says_what_is_served(served: Served) -> None:
+    """Issue 17, item 5: a user with no predict permission learned the live endpoints from a 404."""
+    project = served.project
+    project.users.add("oip-nobody", ["auditor"])
+    token = project.keys.issue("oip-nobody").token
+    body = {"inputs": [{"name": "amount", "shape": [1], "datatype": "FP64", "data": [12.5]}]}
+    strict = Project.open(project.root, env={"MLOOP_LOCAL_ADMIN": "false"}, actor=project.actor)
+    with strict, TestClient(create_app(strict), raise_server_exceptions=False) as client:
+        for name in ("nope", "fraud"):
+            response = client.post(
+                f"/v2/models/{name}/infer", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == 403, response.text
+            assert "fraud" not in response.text.replace(f"endpoint:{name}", "")

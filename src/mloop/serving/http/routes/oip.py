@@ -70,7 +70,7 @@ def router(caller: Any, inference: Inference) -> APIRouter:
     async def infer(
         name: str, body: InferRequest, version: int | None = None, project: Project = Depends(caller)
     ) -> dict[str, Any]:
-        columns = inference.input_names(name, version)
+        columns = inference.input_names(project, name, version)
         rows = oip.tensors_to_rows([t.model_dump() for t in body.inputs], columns)
         answer = await inference.predict_async(project, name, rows, version=version, request_id=body.id)
         return {
