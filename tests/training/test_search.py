@@ -343,3 +343,22 @@ def test_and_binds_tighter_than_or() -> None:
     tree = parse_filter("metrics.a = 1 or metrics.b = 2 and metrics.c = 3")
     assert tree is not None and tree.op == "or"  # type: ignore[union-attr]
     assert [getattr(item, "op", None) for item in tree.items] == ["=", "and"]  # type: ignore[union-attr]
+
+
+def test_a_filter_is_bounded_with_a_clear_error_not_a_crash(project: Project) -> None:
+    """Issue 17, item 10: 2,000 nested parentheses raised RecursionError, 1,200 `or` terms made SQLite
+    answer "Expression tree is too large"."""
+    with project.run("bounded", params={"p": "1"}) as run:
+        run.log_metric("auc", 0.5)
+    deep = "(" * 2_000 + "metrics.auc > 0" + ")" * 2_000
+    with pytest.raises(FilterError, match="at most 32 nested parentheses"):
+        project.runs.search(["bounded"], filter=deep)
+    wide = " or ".join(f"params.p = '{i}'" for i in range(300))
+    with pytest.raises(FilterError, match="at most 200 comparisons"):
+        project.runs.search(["bounded"], filter=wide)
+    with pytest.raises(FilterError, match="at most 10,000 characters"):
+        project.runs.search(["bounded"], filter="metrics.auc > 0 " + " " * 20_000)
+    widest = " or ".join(f"params.p = '{i}'" for i in range(200))  # the most allowed still runs
+    deepest = "(" * 32 + "metrics.auc > 0" + ")" * 32
+    assert len(project.runs.search(["bounded"], filter=widest)) == 1
+    assert len(project.runs.search(["bounded"], filter=deepest)) == 1

@@ -114,10 +114,20 @@ class Order:
 # ---- parsing --------------------------------------------------------------------------------------------
 
 
+MAX_FILTER = 10_000  # characters in a filter
+MAX_DEPTH = 32  # nested parentheses
+MAX_COMPARISONS = 200  # comparisons in a filter: each is a subquery; SQLite refuses deep expression trees
+
+
 def parse_filter(text: str | None) -> Expr | None:
-    """The filter's syntax tree, or None for an empty filter (every run)."""
+    """The filter's syntax tree, or None for an empty filter (every run). A filter is bounded: at most
+    :data:`MAX_FILTER` characters, :data:`MAX_DEPTH` nested parentheses and :data:`MAX_COMPARISONS`
+    comparisons (a clear :class:`FilterError`, not a crash of the parser or of the database)."""
     if text is None or not text.strip():
         return None
+    if len(text) > MAX_FILTER:
+        raise FilterError(text[:60], 60, f"A filter holds at most {MAX_FILTER:,} characters; this one has "
+                          f"{len(text):,}. Narrow it, or search in steps.")  # fmt: skip
     parser = _Parser(text)
     expr = parser.expression()
     parser.skip()
@@ -156,6 +166,8 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
+        self.comparisons = 0
 
     def fail(self, what: str, expected: str, at: int | None = None) -> NoReturn:
         at = self.pos if at is None else at
@@ -202,13 +214,20 @@ class _Parser:
         self.skip()
         if self.text.startswith("(", self.pos):
             start = self.pos
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                self.fail("the filter", f"at most {MAX_DEPTH} nested parentheses (remove the extra ones)")
             self.pos += 1
             expr = self.expression()
+            self.depth -= 1
             self.skip()
             if not self.text.startswith(")", self.pos):
                 self.fail("the filter", f"')' to close the '(' at position {start}")
             self.pos += 1
             return expr
+        self.comparisons += 1
+        if self.comparisons > MAX_COMPARISONS:
+            self.fail("the filter", f"at most {MAX_COMPARISONS} comparisons (search in steps, or narrow it)")
         return self.comparison()
 
     def field(self) -> tuple[str, str]:
