@@ -117,6 +117,31 @@ def test_push_rejects_rows_that_do_not_fit(sqlite_project: Project) -> None:
         sqlite_project.features.push("nope", [{"customer_id": 1}])
 
 
+def test_push_refuses_an_out_of_range_integer_and_an_empty_join_key(sqlite_project: Project) -> None:
+    """Issue 17, item 6: an integer above int64 was a 500 (OverflowError) and a null join key was written
+    to the online store, where no lookup finds it. Both are a SchemaError (422) and nothing is written."""
+    source = ml.PushSource("taps", schema=[ml.Field("customer_id", "int64"), ml.Field("ts", "timestamp"),
+                                           ml.Field("n", "int64")])  # fmt: skip
+    sqlite_project.apply([ml.FeatureView("customer_taps", entities=[customer], source=source, ttl="1h",
+                                         features=[ml.Field("n", "int64")])])  # fmt: skip
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    with pytest.raises(SchemaError, match="'n' holds a number out of the range of int64"):
+        sqlite_project.features.push("taps", [{"customer_id": 1, "ts": now, "n": 2**70}])
+    rows = [{"customer_id": 1, "ts": now, "n": 1}, {"customer_id": None, "ts": now, "n": 2}]
+    with pytest.raises(
+        SchemaError,
+        match=r"'customer_id', the join key of feature view 'customer_taps', is empty in row\(s\) 1",
+    ):
+        sqlite_project.features.push("taps", rows)
+    assert sqlite_project.features.online({"customer_id": [1]}, ["customer_taps:n"]) == {
+        "customer_id": [1], "n": [None]}  # fmt: skip
+    logged = lambda: list((Path(sqlite_project.root) / ".mloop").rglob("_push/taps/**/*.parquet"))  # noqa: E731
+    assert not logged()  # nothing in the offline log either
+    sqlite_project.features.push("taps", rows[:1])
+    assert sqlite_project.features.online({"customer_id": [1]}, ["customer_taps:n"])["n"] == [1]
+    assert len(logged()) == 1
+
+
 def test_incremental_materialization_resumes_from_the_watermark(
     sqlite_project: Project, tmp_path: Path, txns: pd.DataFrame
 ) -> None:

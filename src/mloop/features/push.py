@@ -58,6 +58,20 @@ def prepare(source: PushSource, rows: Any) -> pa.Table:
     return table.append_column(EVENT_ID, pa.array(event_ids(table.to_pylist()), pa.string()))
 
 
+def check_keys(view: FeatureView, table: pa.Table, source: str) -> None:
+    """Every pushed row has ``view``'s join keys: a row without one would be stored online under an
+    empty key, where no lookup finds it."""
+    for key in view.join_keys:
+        nulls = table[key].is_null().to_pylist() if key in table.column_names else []
+        empty = [i for i, null in enumerate(nulls) if null]
+        if empty:
+            shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
+            raise SchemaError(
+                f"Push to {source!r}: {key!r}, the join key of feature view {view.name!r}, is empty in "
+                f"row(s) {shown}; every row needs it. Nothing was written."
+            )
+
+
 def event_ids(rows: list[dict[str, Any]]) -> list[str]:
     seen: Counter[str] = Counter()
     out = []
@@ -145,6 +159,10 @@ def _column(series: pd.Series, name: str, dtype: str, source: str) -> pa.Array:
         return pa.array(series, target, from_pandas=True)
     except SchemaError:
         raise
+    except OverflowError:
+        raise SchemaError(
+            f"Push to {source!r}: field {name!r} holds a number out of the range of {dtype}."
+        ) from None
     except (pa.ArrowException, ValueError, TypeError) as exc:
         raise SchemaError(
             f"Push to {source!r}: field {name!r} does not hold {dtype} values ({exc})."

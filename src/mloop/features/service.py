@@ -281,17 +281,21 @@ class FeatureService(Service):
         assert isinstance(push_source, PushSource)
         table = pushing.prepare(push_source, rows)
         report = PushReport(source=name, rows=table.num_rows)
-        for view in defs.objects.values():
-            if (
-                isinstance(view, FeatureView)
-                and isinstance(view.source, PushSource)
-                and view.source.name == name
-            ):
-                namespace = self._namespaces(defs)[view.name]
-                online_rows, events = pushing.online_records(view, table)
-                report.written += self.online_store.write(namespace, online_rows) if online_rows else 0
-                report.written += self.online_store.add_events(namespace, events) if events else 0
-                report.views.append(view.name)
+        fed = [
+            view
+            for view in defs.objects.values()
+            if isinstance(view, FeatureView)
+            and isinstance(view.source, PushSource)
+            and view.source.name == name
+        ]
+        for view in fed:  # before anything is written
+            pushing.check_keys(view, table, name)
+        for view in fed:
+            namespace = self._namespaces(defs)[view.name]
+            online_rows, events = pushing.online_records(view, table)
+            report.written += self.online_store.write(namespace, online_rows) if online_rows else 0
+            report.written += self.online_store.add_events(namespace, events) if events else 0
+            report.views.append(view.name)
         report.log = str(pushing.append_log(table, push_log(self._data_root, name)))
         report.seconds = time.perf_counter() - clock
         return report
