@@ -20,7 +20,7 @@ non-browser client, or from the server's own pages (``/docs``) is read as JSON.
 from __future__ import annotations
 
 import email.message
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,18 +54,28 @@ def as_json(request: Request) -> Request:
     content_type = request.headers.get("content-type")
     if content_type and is_json(content_type):
         return request
-    if _cross_origin(request) and "authorization" not in request.headers:
-        sent = content_type.split(";")[0] if content_type else "no content type"
-        raise PermissionDenied(
-            f"A page of another origin ({request.headers.get('origin', 'a browser')}) sent this body with "
-            f"{sent} and no API key; mloop reads such a body only as "
-            "Content-Type: application/json (which the browser asks the server's CORS policy about first) "
-            "or with Authorization: Bearer mlk_..."
-        )
+    check_foreign_body(content_type, request.headers, "authorization" in request.headers)
     scope = dict(request.scope)
     scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
     scope["headers"].append((b"content-type", _JSON))
     return Request(scope, request.receive)
+
+
+def check_foreign_body(content_type: str | None, headers: Mapping[str, str], authorized: bool) -> None:
+    """Refuse a body that is not declared JSON when a page of another origin sent it without an API key:
+    the request a browser sends without asking the server's CORS policy first (``text/plain``, a form).
+    Also used by the ``/predict`` fast path, which reads bodies itself."""
+    if content_type and is_json(content_type):
+        return
+    if authorized or not _cross_origin(headers):
+        return
+    sent = content_type.split(";")[0] if content_type else "no content type"
+    raise PermissionDenied(
+        f"A page of another origin ({headers.get('origin', 'a browser')}) sent this body with "
+        f"{sent} and no API key; mloop reads such a body only as "
+        "Content-Type: application/json (which the browser asks the server's CORS policy about first) "
+        "or with Authorization: Bearer mlk_..."
+    )
 
 
 def is_json(content_type: str) -> bool:
@@ -78,9 +88,9 @@ def is_json(content_type: str) -> bool:
     )
 
 
-def _cross_origin(request: Request) -> bool:
+def _cross_origin(headers: Mapping[str, str]) -> bool:
     """Whether a browser sent this request from a page of another origin (another host or port)."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+    if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         return True
-    origin = request.headers.get("origin")
-    return origin is not None and urlsplit(origin).netloc != request.headers.get("host")
+    origin = headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc != headers.get("host")

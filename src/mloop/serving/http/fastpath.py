@@ -19,6 +19,7 @@ import orjson
 
 from mloop.serving.http import errors
 from mloop.serving.http.auth import Authenticator
+from mloop.serving.http.bodies import check_foreign_body
 from mloop.serving.http.routes.predict import parse
 from mloop.serving.inference import Inference
 
@@ -48,11 +49,14 @@ class PredictFastPath:
             await self.app(scope, receive, send)
             return
         try:
-            header = ""
+            header, content_type = "", None
             for key, value in scope.get("headers", ()):
                 if key == b"authorization":
                     header = value.decode("latin-1")
-                    break
+                elif key == b"content-type":
+                    content_type = value.decode("latin-1")
+            if content_type is None or not content_type.startswith("application/json"):
+                _browser_check(scope, content_type, bool(header))
             project = self.caller.admit(header)
             body = parse(await _body(receive))
             answer = await self.inference.predict_async(
@@ -66,6 +70,13 @@ class PredictFastPath:
         raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": data})
+
+
+def _browser_check(scope: Scope, content_type: str | None, authorized: bool) -> None:
+    """The cross-origin rule of every other route (:func:`~mloop.serving.http.bodies.check_foreign_body`):
+    only for a body not declared JSON, which is rare on this path."""
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+    check_foreign_body(content_type, headers, authorized)
 
 
 def _json(payload: Any) -> bytes:

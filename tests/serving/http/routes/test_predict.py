@@ -4,6 +4,7 @@ policy followed, changes picked up without a failed request."""
 from __future__ import annotations
 
 import collections
+import json
 import threading
 import time
 
@@ -273,3 +274,21 @@ def test_at_looks_the_features_up_as_of_that_time(served: Served) -> None:
         "/v1/endpoints/fraud/predict", json={"rows": [row], "at": "2026-01-01T00:00:00"}
     )
     assert naive.status_code == 422 and "timezone" in naive.text.lower()
+
+
+def test_a_page_of_another_origin_cannot_drive_predict_without_a_key(served: Served) -> None:
+    """Issue 17, item 7: /predict (its own fast path) read a text/plain body from any web page as JSON,
+    so a page could drive a developer's local server. Now the rule of every other route holds there."""
+    body = json.dumps({"rows": [served.row(0)]}).encode()
+
+    def post(content_type: str | None, **headers: str) -> int:
+        sent = {k.replace("_", "-"): v for k, v in headers.items()}
+        if content_type is not None:
+            sent["content-type"] = content_type
+        return served.client.post("/v1/endpoints/fraud/predict", content=body, headers=sent).status_code
+
+    assert post("text/plain", origin="https://evil.example") == 403
+    assert post(None, sec_fetch_site="cross-site") == 403
+    assert post("text/plain", origin="http://testserver") == 200  # the server's own page
+    assert post(None) == 200  # a client that sends no content type and no origin (tritonclient, scripts)
+    assert post("application/json", origin="https://evil.example") == 200  # the browser asked CORS first
