@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -101,3 +102,21 @@ def test_metrics_export_freshness(client: TestClient) -> None:
     text = client.get("/metrics").text
     assert "mloop_feature_view_materialization_lag_seconds" in text
     assert 'view="customer_stats"' in text
+
+
+def test_a_revoked_key_or_role_stops_working_within_the_cache_time(sqlite_project: Project) -> None:
+    """Issue 17, item 3: a revoked key kept working ~5 s through the worker's cache. The bound is
+    half a second (docs/security.md); past it the next request is refused."""
+    sqlite_project.users.add("revoked-soon", ["data_engineer"])
+    issued = sqlite_project.keys.issue("revoked-soon")
+    strict = Project.open(sqlite_project.root, env={"MLOOP_LOCAL_ADMIN": "false"}, actor=sqlite_project.actor)
+    body = {"features": ["x:y"], "entities": {"a": [1]}}
+    headers = {"Authorization": f"Bearer {issued.token}"}
+    with strict, TestClient(create_app(strict)) as client:
+        assert client.post("/v1/features/online", json=body, headers=headers).status_code == 422  # admitted
+        sqlite_project.users.revoke_role("revoked-soon", "data_engineer")
+        time.sleep(0.55)  # the documented bound: half a second
+        assert client.post("/v1/features/online", json=body, headers=headers).status_code == 403
+        sqlite_project.keys.revoke(issued.key_id)
+        time.sleep(0.55)  # the documented bound: half a second
+        assert client.post("/v1/features/online", json=body, headers=headers).status_code == 401
