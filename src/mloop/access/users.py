@@ -202,7 +202,14 @@ class Keys(Service):
                 raise MloopError(
                     f"User {user!r} is disabled; enable it (project.users.enable) before issuing keys."
                 )
-            # A key acts with its owner's roles: issuing one for a mightier user would be a way to become them.
+            # A key acts with its owner's roles *when it is used*: a key issued for someone else would gain
+            # whatever that user is granted later. So only an admin issues keys for others.
+            if user != self.actor.name and not self.actor.can("project.admin"):
+                held = ", ".join(str(g) for g in self.actor.grants) or "none"
+                raise PermissionDenied(
+                    f"{self.actor.name} (roles: {held}) may issue keys only for itself: a key acts with its "
+                    f"owner's roles at the time it is used, so a key for {user} is an admin's to issue."
+                )
             if not self.actor.holds_all_of(Grant.parse(g) for g in owner.grants):
                 held = ", ".join(str(g) for g in self.actor.grants) or "none"
                 raise PermissionDenied(
