@@ -39,7 +39,7 @@ class ServingSettings(BaseModel):
     max_queue_ms: float | None = Field(
         10.0,
         gt=0,
-        description="Shed requests with 503 once the event loop has been this far behind for 30 ms; none: off.",
+        description="Shed requests with 503 once the event loop has been this far behind for 100 ms; none: off.",
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; larger ones get 413.")
     rate_limit: float | None = Field(
@@ -59,6 +59,11 @@ class ServingSettings(BaseModel):
     )
     cache_size: int = Field(
         0, ge=0, description="Answers cached per endpoint (keyed on the full input); 0: off."
+    )
+    metrics_auth: bool | None = Field(
+        None,
+        description="Whether GET /metrics needs an API key with monitoring.read (it names the endpoints, "
+        "models and feature views); default: when local_admin is false.",
     )
 
 

@@ -120,3 +120,27 @@ def test_a_revoked_key_or_role_stops_working_within_the_cache_time(sqlite_projec
         sqlite_project.keys.revoke(issued.key_id)
         time.sleep(0.55)  # the documented bound: half a second
         assert client.post("/v1/features/online", json=body, headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize(("local_admin", "metrics_auth", "needs_key"),
+                         [("true", None, False), ("false", None, True), ("false", "false", False),
+                          ("true", "true", True)])  # fmt: skip
+def test_metrics_needs_a_key_when_the_server_does(
+    sqlite_project: Project, local_admin: str, metrics_auth: str | None, needs_key: bool
+) -> None:
+    """Issue 17, item 12: /metrics named every endpoint, model and feature view to anyone. It follows
+    local_admin unless serving.metrics_auth says otherwise; a key needs monitoring.read (every role)."""
+    name = f"scraper-{local_admin}-{metrics_auth}"
+    sqlite_project.users.add(name, ["auditor"])
+    sqlite_project.users.add(f"{name}-blank")
+    good = {"Authorization": f"Bearer {sqlite_project.keys.issue(name).token}"}
+    blank = {"Authorization": f"Bearer {sqlite_project.keys.issue(f'{name}-blank').token}"}
+    serving = {} if metrics_auth is None else {"metrics_auth": metrics_auth == "true"}
+    opened = Project.open(sqlite_project.root, env={"MLOOP_LOCAL_ADMIN": local_admin},
+                          actor=sqlite_project.actor, serving=serving)  # fmt: skip
+    assert opened.settings.serving.metrics_auth == (None if metrics_auth is None else metrics_auth == "true")
+    with opened, TestClient(create_app(opened)) as client:
+        anonymous = client.get("/metrics")
+        assert anonymous.status_code == (401 if needs_key else 200), anonymous.text
+        assert client.get("/metrics", headers=good).status_code == 200
+        assert client.get("/metrics", headers=blank).status_code == (403 if needs_key else 200)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import Receive, Scope, Send
@@ -19,7 +19,7 @@ from mloop.project import Project
 from mloop.serving import metrics as metrics_module
 from mloop.serving.endpoints import EndpointTable, settle_heap
 from mloop.serving.http import docs, errors
-from mloop.serving.http.auth import Authenticator
+from mloop.serving.http.auth import Authenticator, MetricsGate
 from mloop.serving.http.fastpath import PredictFastPath
 from mloop.serving.http.protection import Guard
 from mloop.serving.http.routes import features as features_routes
@@ -89,7 +89,7 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
             return JSONResponse({"ready": False, "failures": failed}, status_code=503)
         return JSONResponse({"ready": True})
 
-    @app.get("/metrics", tags=["health"])
+    @app.get("/metrics", tags=["health"], dependencies=[Depends(MetricsGate(caller))])
     def metrics() -> Response:
         _refresh_gauges(project)
         return Response(metrics_module.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -66,3 +66,23 @@ class Authenticator:
                 self._cache.clear()
             self._cache[token] = (now, seen)
         return seen
+
+
+class MetricsGate:
+    """The dependency of ``GET /metrics``: open, or (``serving.metrics_auth``, by default when
+    ``local_admin`` is false) a caller with ``monitoring.read``. Prometheus sends a key with
+    ``authorization: {credentials: mlk_...}`` in its scrape config."""
+
+    def __init__(self, caller: Authenticator) -> None:
+        settings = caller.project.settings
+        wanted = settings.serving.metrics_auth
+        self.required = (not settings.local_admin) if wanted is None else wanted
+        self.caller = caller
+
+    async def __call__(self, request: Request) -> None:
+        if not self.required:
+            return
+        header = request.headers.get("authorization", "")
+        if not header:  # even a local-admin server, when metrics_auth says so
+            raise AuthenticationError("/metrics needs an API key here: send Authorization: Bearer mlk_...")
+        self.caller.identify(header).actor.require("monitoring.read", "metrics")
