@@ -94,3 +94,20 @@ def test_a_page_of_another_origin_without_a_key_cannot_send_a_form_as_json(clien
     keyed = _post(client, "/v1/feedback", body, "text/plain", origin="https://example.com",
                   authorization="Bearer mlk_000000000000_nope-nope-nope-nope-nope")  # fmt: skip
     assert keyed.status_code == 401  # read as JSON; the key is then checked (and unknown)
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/feedback", "/v1/features/online", "/v1/features/push", "/v2/models/x/infer"]
+)
+def test_a_body_nested_too_deeply_is_not_json_in_the_documented_shape(client: TestClient, path: str) -> None:
+    """Issue 17, item 11: JSON nested 1,000 deep was FastAPI's 400 {"detail": ...}, not the documented
+    422 body (400 {"error"} on the Open Inference Protocol)."""
+    deep = "[" * 1_000 + "]" * 1_000
+    answer = _post(client, path, f'{{"a": {deep}}}'.encode(), "application/json")
+    oip = path.startswith("/v2/")
+    assert answer.status_code == (400 if oip else 422)
+    message = answer.json()["error" if oip else "message"]
+    assert (
+        message
+        == "The body is not JSON: nested too deeply (arrays or objects inside each other); send a JSON object."
+    )

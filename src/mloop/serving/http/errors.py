@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mloop.errors import (
     AlreadyExists,
@@ -40,12 +41,27 @@ STATUS = [
 ]
 
 
+_UNPARSED = "There was an error parsing the body"
+
+
 def render(exc: BaseException, path: str) -> tuple[int, dict[str, Any], dict[str, str] | None]:
     """The status, JSON body and headers that answer ``exc`` raised for a request to ``path``."""
     if isinstance(exc, MloopError):
         return _user_error(exc, path)
     if isinstance(exc, RequestValidationError):
         return _invalid(exc, path)
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == 400 and exc.detail == _UNPARSED:
+        # FastAPI's answer to a body its JSON decoder gave up on (nested too deep): 400 {"detail": ...}
+        why = "nested too deeply, or not readable"
+        if isinstance(exc.__cause__, RecursionError):
+            why = "nested too deeply (arrays or objects inside each other)"
+        return _not_json({"msg": why, "loc": ("body",)}, path)
+    if isinstance(exc, StarletteHTTPException):
+        return (
+            exc.status_code,
+            {"error": "HTTPError", "message": str(exc.detail)},
+            dict(exc.headers or {}) or None,
+        )
     request_id = uuid.uuid4().hex
     log.error("internal error", exc_info=exc, extra={"request_id": request_id, "path": path})
     body = {"error": "InternalError", "message": "The server failed; the log has the details.",
@@ -58,7 +74,7 @@ def install(app: FastAPI) -> None:
         status, body, headers = render(exc, request.url.path)
         return JSONResponse(body, status_code=status, headers=headers)
 
-    for kind in (MloopError, RequestValidationError, Exception):
+    for kind in (MloopError, RequestValidationError, StarletteHTTPException, Exception):
         app.add_exception_handler(kind, handle)
 
 
