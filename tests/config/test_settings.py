@@ -46,6 +46,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "max_batch_size": 1,
             "max_wait_ms": 2.0,
             "cache_size": 0,
+            "metrics_auth": None,
         },
         "monitoring": {
             "window": timedelta(hours=1),

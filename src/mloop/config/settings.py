@@ -328,6 +328,7 @@ log_format: auto
 # requests while the worker's event loop stays more than max_queue_ms behind, are shed with 503;
 # rate_limit is requests per second per API key (429 + Retry-After); max_batch_size > 1 groups
 # concurrent requests into one model call, waiting at most max_wait_ms; cache_size > 0 caches answers.
+# metrics_auth: whether GET /metrics needs an API key (null: when local_admin is false).
 serving:
   max_concurrency: 64
   max_queue_ms: 10.0
@@ -336,6 +337,7 @@ serving:
   max_batch_size: 1
   max_wait_ms: 2.0
   cache_size: 0
+  metrics_auth: null
 
 # Monitoring (mloop monitor ...): drift and performance over tumbling windows of the prediction log,
 # recomputed for label_horizon as late labels arrive; SLOs per endpoint; alert sinks (none: the log),
