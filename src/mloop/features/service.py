@@ -244,8 +244,12 @@ class FeatureService(Service):
         return report
 
     def _commit_chunk(self, view: str, version: int, piece: Chunk, started: datetime) -> None:
-        with self._ctx.store.write(serialize=False) as session:
-            session.add(
+        """Record a written chunk and its audit event in one transaction: a crash leaves both or neither
+        (the chunk's rows in the online store are idempotent, so a rerun writes them again)."""
+        with self._mutate("features.materialize", f"feature_view:{view}", action="features.materialize_chunk",
+                          version=version, start=piece.start.isoformat(), end=piece.end.isoformat(),
+                          rows=piece.rows, values=piece.values) as change:  # fmt: skip
+            change.session.add(
                 MaterializationRow(
                     project_id=self._ctx.project_id, view=view, view_version=version, start_ts=piece.start,
                     end_ts=piece.end, rows=piece.rows, values=piece.values, last_event_ts=piece.last_event_ts,
