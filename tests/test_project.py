@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,15 @@ def test_init_writes_a_config_and_refuses_to_overwrite_it(tmp_path: Path) -> Non
     assert path.read_text() == "log_level: DEBUG\n"
     Project.init(path.parent, force=True)
     assert "log_level: INFO" in path.read_text()
+
+
+def test_the_state_folder_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """Issue 17, item 9: mloop.db, online.db, their WAL files, datasets and the prediction log were
+    world-readable (0644 files in a 0755 folder). .mloop is 0700, and an older one is tightened."""
+    Project.open(tmp_path, env={}).close()
+    state = tmp_path / ".mloop"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert (state / "mloop.db").exists()
+    state.chmod(0o755)  # a project made by an older mloop
+    Project.open(tmp_path, env={}).close()
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700

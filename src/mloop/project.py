@@ -9,6 +9,7 @@ services, all acting as one :class:`~mloop.security.Actor`.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -82,7 +83,7 @@ class Project:
         settings = load_settings(root, env, **overrides).resolved(root)
         if configure_logging:
             logs.configure(settings.log_level, settings.log_format)
-        (root / STATE_DIR).mkdir(exist_ok=True)
+        _private(root / STATE_DIR)
         store = open_metadata_store(settings.metadata_url)
         try:
             artifacts = open_artifact_store(settings.artifact_url)
@@ -228,3 +229,13 @@ class Project:
 
     def __repr__(self) -> str:
         return f"Project({str(self.root)!r}, name={self.name!r}, actor={self.actor.name!r})"
+
+
+def _private(state: Path) -> None:
+    """Create ``.mloop`` readable by its owner only (0700), and tighten one that others can read: it
+    holds the metadata and online databases, the datasets, the prediction log and the artifacts, which
+    were 0644 under a 0755 folder. A folder of another owner is left as it is."""
+    state.mkdir(mode=0o700, exist_ok=True)
+    info = state.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.getuid():
+        state.chmod(0o700)
