@@ -38,10 +38,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
 
 from serving_setup import HERE, PEER, WORK, build, port, start, stop
 
@@ -49,8 +53,6 @@ LUA = HERE / "wrk_report.lua"
 
 
 def load(config: dict[str, Any]) -> dict[str, Any]:
-    import subprocess
-
     done = subprocess.run([sys.executable, str(HERE / "loadgen.py"), "-"], input=json.dumps(config),
                           capture_output=True, text=True, check=True)  # fmt: skip
     result: dict[str, Any] = json.loads(done.stdout)
@@ -59,9 +61,6 @@ def load(config: dict[str, Any]) -> dict[str, Any]:
 
 def wrk(url: str, bodies: Path, connections: int, seconds: float) -> dict[str, Any]:
     """Closed loop at ``connections`` with wrk, in loadgen's terms."""
-    import subprocess
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     env = {"WRK_PATH": parts.path, "WRK_BODIES": str(bodies), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(LUA),
@@ -100,8 +99,6 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
 
 def lag_buckets(base: str) -> dict[float, float]:
     """The server's loop-lag histogram: {upper bound in seconds: cumulative count}."""
-    import httpx
-
     text = httpx.get(f"{base}/metrics", timeout=10).text
     out = {}
     for line in text.splitlines():
@@ -217,8 +214,6 @@ def main() -> None:
         stop(server)
 
     if not args.no_peer and (PEER / "mlflow").exists():
-        import subprocess
-
         saved = WORK / "mlflow-model"
         shutil.rmtree(saved, ignore_errors=True)
         save = "import sys, lightgbm, mlflow.lightgbm\nmlflow.lightgbm.save_model(lightgbm.Booster(model_file=sys.argv[1]), sys.argv[2])"

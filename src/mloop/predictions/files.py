@@ -388,9 +388,3 @@ def find_requests(folder: Path, request_ids: Iterable[str]) -> dict[str, tuple[s
             rows = max(found[rid][1], row + 1) if rid in found else row + 1
             found[rid] = (ep, rows)
     return found
-
-
-def compact_all(folder: Path, segments: Iterable[Path]) -> None:
-    """Compact ``segments`` of ``folder`` in turn (the compactor process a writer starts)."""
-    for segment in segments:
-        compact(folder, segment)

@@ -29,6 +29,7 @@ into one column each and removes duplicates of at-least-once recovery (same requ
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import secrets
@@ -106,7 +107,7 @@ class PredictionLog:
         self._io = threading.Lock()  # fsync, rotation and close: one at a time, never on the request path
         self._closed = False
         self._warned = 0.0
-        self._seq = 0
+        self._seq = itertools.count(1)  # next() is atomic: a record and the thread may both create
         self._segment: _Segment | None = None
         self._retired: list[_Segment] = []  # left after a failed write: sealed by the next rotation
         self._wake = threading.Event()
@@ -309,7 +310,7 @@ class PredictionLog:
 
     def _compact_sealed(self) -> None:
         """Hand the sealed segments to the compactor process (:mod:`~mloop.predictions.compactor`), or
-        compact them here when ``compact_in_process`` is off (tests)."""
+        compact them here when ``compact_in_child`` is off (tests)."""
         paths, self._sealed = self._sealed, []
         if self.compact_in_child:
             self._compactor.submit(paths)
@@ -318,8 +319,7 @@ class PredictionLog:
             self.skipped += files.compact(self.folder, path)[1]
 
     def _create(self) -> _Segment:
-        self._seq += 1
-        path = self.segments / f"{self.writer}-{self._seq:06d}.jsonl"
+        path = self.segments / f"{self.writer}-{next(self._seq):06d}.jsonl"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         files.fsync_dir(self.segments)
         return _Segment(path, fd, time.monotonic())

@@ -56,7 +56,7 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
             sys.setswitchinterval(previous)
         inference.drain()
         inference.close()
-        prediction_log.close()  # after the last answer: drains its queue, compacts into Parquet
+        prediction_log.close()  # after the last answer: fsyncs, compacts into Parquet
         table.close()
 
     app = ServingApp(title="mloop", version=__version__, description="mloop platform API", lifespan=lifespan,

@@ -18,8 +18,9 @@ discipline), a delay is only overload when it persists: once every measurement f
 *dropping*: each turn of the loop admits requests only until the loop has run ``max_queue_ms`` since the
 timer last ran, and answers the rest at once with 503. A rejection costs a tenth of a prediction, so the
 admitted work per turn is bounded, the loop keeps up, and admitted and refused requests alike are
-answered within a few multiples of ``max_queue_ms``. Dropping ends when a measurement is under half the
-target. A short stall (a garbage collection, a model loading in another thread) sheds nothing.
+answered within a few multiples of ``max_queue_ms``. Dropping ends when the measurements have stayed
+under half the target for a whole :data:`INTERVAL`. A short stall (a garbage collection, a model loading
+in another thread) sheds nothing.
 
 >>> limits = RateLimits(rate=100, burst=200)
 >>> limits.check("key-a")   # raises TooManyRequests past 200 at once or 100/s sustained
