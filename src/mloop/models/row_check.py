@@ -33,6 +33,8 @@ def conforms(spec: ColumnSpec, values: Sequence[Any]) -> bool:
 
     A value not among a categorical column's categories conforms: it becomes null, as in the general path.
     """
+    if spec.shape is not None:  # a tensor: arrays or nested lists, checked by the general path
+        return False
     kind = spec.dtype
     nullable = spec.nullable
     if kind in _EXACT_INT:

@@ -13,6 +13,8 @@ turns into a 422:
 - strings are never read as numbers, numbers never as strings, and bools are neither;
 - timestamps may arrive as ISO 8601 strings (JSON has no time type) and come back as UTC;
 - nulls (None, NaN, NaT) pass only where ``nullable``; +-inf only where ``allow_non_finite``;
+- a tensor column (``shape`` set: the per-row shape, ``-1`` where it varies) takes arrays or nested lists
+  and gives one array per row of exactly its dtype and shape (:mod:`mloop.models.tensors`);
 - a column whose training type was categorical (``categories`` set) comes back categorical with the training
   categories; a value not among them becomes null, which is how LightGBM and scikit-learn's encoders treat
   an unseen category.
@@ -33,6 +35,7 @@ import pandas as pd
 
 from mloop.data.schema import DTYPES
 from mloop.errors import SchemaError
+from mloop.models import tensors
 from mloop.models.flavours import json_safe
 
 _EXACT_INT = {"float64": 2**53, "float32": 2**24}
@@ -51,14 +54,26 @@ class ColumnSpec:
     nullable: bool = False
     allow_non_finite: bool = False
     categories: tuple[Any, ...] | None = None
+    shape: tuple[int, ...] | None = None  # a tensor's per-row shape (no batch dimension); None: a scalar
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
+        if self.shape is not None:
+            object.__setattr__(self, "shape", tuple(self.shape))
+            problem = tensors.check_shape(self.name, self.dtype, self.shape)
+            if problem is not None:
+                raise SchemaError(problem[0].upper() + problem[1:] + ".")
+        elif self.dtype not in DTYPES:
             raise SchemaError(
                 f"Column {self.name!r}: dtype {self.dtype!r} is not one of {', '.join(DTYPES)}."
             )
 
+    @property
+    def is_tensor(self) -> bool:
+        return self.shape is not None
+
     def expected(self) -> str:
+        if self.shape is not None:
+            return tensors.describe(self.dtype, self.shape)
         text = self.dtype
         if self.categories is not None:
             text += f" (categorical, {len(self.categories)} categories)"
@@ -74,11 +89,14 @@ class ColumnSpec:
         }
         if self.categories is not None:
             out["categories"] = json_safe(list(self.categories))
+        if self.shape is not None:
+            out["shape"] = list(self.shape)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColumnSpec:
         categories = data.get("categories")
+        shape = data.get("shape")
         return cls(
             data["name"],
             data["dtype"],
@@ -86,6 +104,7 @@ class ColumnSpec:
             data.get("nullable", False),
             data.get("allow_non_finite", False),
             tuple(categories) if categories is not None else None,
+            tuple(shape) if shape is not None else None,
         )
 
 
@@ -255,7 +274,24 @@ def kind_of(series: pd.Series) -> str:
     return f"?{dtype}"
 
 
+def tensor_spec(name: str, batch: Any, *, dynamic: Sequence[int] = ()) -> ColumnSpec:
+    """The spec of a tensor input from an example batch (first dimension: the batch); ``dynamic`` lists
+    the per-row dimensions that may vary (0 is the first after the batch)."""
+    array = np.asarray(batch)
+    dtype = tensors.dtype_name(array)
+    if dtype is None or array.ndim < 1:
+        raise SchemaError(
+            f"Input {name!r}: an example of {array.dtype} with shape {array.shape} is not a numeric batch; "
+            "send an array whose first dimension is the batch."
+        )
+    shape = tuple(-1 if i in dynamic else int(d) for i, d in enumerate(array.shape[1:]))
+    return ColumnSpec(name, dtype, shape=shape)
+
+
 def _spec(name: str, series: pd.Series) -> ColumnSpec | FieldProblem:
+    present = series.dropna()
+    if series.dtype == object and len(present) and isinstance(present.iloc[0], np.ndarray):
+        return _tensor_column(name, series)
     kind = kind_of(series)
     if kind == "?null":
         return FieldProblem(name, "values to infer a type from", "only nulls: pass a signature for it")
@@ -270,6 +306,20 @@ def _spec(name: str, series: pd.Series) -> ColumnSpec | FieldProblem:
         ).any()
     categories = tuple(series.dtype.categories) if isinstance(series.dtype, pd.CategoricalDtype) else None
     return ColumnSpec(name, kind, True, bool(series.isna().any()), not finite, categories)
+
+
+def _tensor_column(name: str, series: pd.Series) -> ColumnSpec | FieldProblem:
+    arrays = [np.asarray(v) for v in series.dropna()]
+    dtypes = {tensors.dtype_name(a) for a in arrays}
+    if None in dtypes or len(dtypes) != 1:
+        return FieldProblem(name, "arrays of one numeric dtype", f"{', '.join(sorted(map(str, dtypes)))}")
+    try:
+        shape = tensors.spec_shape(arrays)
+    except ValueError as exc:
+        return FieldProblem(name, "arrays with the same number of dimensions", str(exc))
+    finite = all(np.isfinite(a).all() for a in arrays if a.dtype.kind == "f")
+    return ColumnSpec(name, dtypes.pop() or "float32", True, bool(series.isna().any()), not finite,
+                      shape=shape)  # fmt: skip
 
 
 def _outputs(predictions: Any, names: Sequence[str] | None) -> list[ColumnSpec]:
@@ -289,6 +339,20 @@ def _outputs(predictions: Any, names: Sequence[str] | None) -> list[ColumnSpec]:
 
 
 def _convert(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, str | None]:
+    if spec.shape is not None:
+        arrays, problem = tensors.convert(
+            series.tolist(),
+            spec.dtype,
+            spec.shape,
+            nullable=spec.nullable,
+            allow_non_finite=spec.allow_non_finite,
+        )
+        if problem is not None:
+            return series, problem
+        cells = np.empty(len(arrays), dtype=object)
+        for i, array in enumerate(arrays):  # one by one: NumPy would broadcast a list of equal-shape arrays
+            cells[i] = array
+        return pd.Series(cells, index=series.index), None
     if spec.categories is None and spec.dtype in _NUMPY_FAST:
         fast = _fast_numeric(series, spec)
         if fast is not None:
