@@ -1,9 +1,20 @@
--- wrk script of benchmarks/serving.py: POSTs the JSON bodies of WRK_BODIES (one per line) to WRK_PATH in
--- turn, and prints one JSON object of the figures at the end (wrk's own summary is not parsed).
+-- wrk script of benchmarks/serving.py and deep_serving.py: POSTs the JSON bodies of WRK_BODIES (one per line)
+-- to WRK_PATH in turn, or the one binary body of WRK_BODY (an Open Inference Protocol request with the
+-- binary tensor extension, whose JSON header is WRK_HEADER_LENGTH bytes), and prints one JSON object of the
+-- figures at the end (wrk's own summary is not parsed).
 local bodies = {}
 local counter = 0
 
 init = function(args)
+  local single = os.getenv("WRK_BODY")
+  if single then
+    local file = io.open(single, "rb")
+    local body = file:read("*a")
+    file:close()
+    bodies[1] = wrk.format("POST", os.getenv("WRK_PATH"), {["Content-Type"] = "application/octet-stream",
+      ["Inference-Header-Content-Length"] = os.getenv("WRK_HEADER_LENGTH")}, body)
+    return
+  end
   for line in io.lines(os.getenv("WRK_BODIES")) do
     bodies[#bodies + 1] = wrk.format("POST", os.getenv("WRK_PATH"), {["Content-Type"] = "application/json"}, line)
   end

@@ -19,6 +19,7 @@ from mloop.config import Settings
 from mloop.logs import log_context
 from mloop.security import audit_chain
 from mloop.security.actor import Actor
+from mloop.security.audit_anchor import Keying
 from mloop.store.base import MetadataStore
 
 log = logging.getLogger("mloop.service")
@@ -63,6 +64,7 @@ class Context:
     project_id: int
     actor: Actor
     resources: Resources = field(default_factory=Resources)
+    keying: Keying | None = None  # the audit key and anchor, when MLOOP_AUDIT_KEY is set
 
 
 @dataclass
@@ -104,5 +106,8 @@ class Service:
                     action=action,
                     resource=change.resource,
                     payload=change.payload,
+                    keying=self._ctx.keying,
                 )
+            if self._ctx.keying is not None:  # committed: anchor it outside the database
+                self._ctx.keying.record(event.seq, event.hash)
             log.info("%s %s", action, change.resource, extra={"event": event.seq})

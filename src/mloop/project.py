@@ -40,6 +40,7 @@ from mloop.loop.service import LoopService
 from mloop.monitoring.service import MonitoringService
 from mloop.registry.service import ModelRegistry
 from mloop.security.actor import Actor
+from mloop.security.audit_anchor import Keying
 from mloop.store import MetadataStore, open_metadata_store
 from mloop.training.run import Run
 from mloop.training.tracking import RunService
@@ -93,7 +94,10 @@ class Project:
             store.close()
             raise
         bootstrap = Actor.local_admin(settings.local_user)
-        ctx = Context(settings, store, artifacts, settings.project, project_id, bootstrap)
+        keying = None
+        if settings.audit_key is not None:
+            keying = Keying(settings.audit_key.get_secret_value().encode(), Path(settings.audit_anchor))
+        ctx = Context(settings, store, artifacts, settings.project, project_id, bootstrap, keying=keying)
         try:
             if actor is None:
                 actor = cls._identify(ctx)

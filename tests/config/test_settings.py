@@ -36,6 +36,8 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
         "log_level": "INFO",
         "log_format": "auto",
         "api_key": None,
+        "audit_key": None,
+        "audit_anchor": ".mloop/audit-anchor.log",
         "serving": {
             "max_concurrency": 64,
             "max_queue_ms": 10.0,

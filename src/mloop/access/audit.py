@@ -11,7 +11,7 @@ class AuditLog(Service):
     def verify(self) -> AuditReport:
         """Check every event; ``report.ok`` is False and ``report.problems`` says where if anything changed."""
         self._authorize("audit.read", "audit")
-        return audit_chain.verify(self._ctx.store)
+        return audit_chain.verify(self._ctx.store, self._ctx.keying)
 
     def events(
         self,

@@ -24,7 +24,7 @@ from mloop.errors import ConfigError
 
 CONFIG_FILE = "mloop.yaml"
 STATE_DIR = ".mloop"
-_SECRET_FIELDS = {"api_key"}
+_SECRET_FIELDS = {"api_key", "audit_key"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="API key to act as (MLOOP_API_KEY; never in the file)."
     )
+    audit_key: SecretStr | None = Field(
+        None,
+        description="Key of the audit chain's HMACs (MLOOP_AUDIT_KEY, at least 32 bytes; never in the file).",
+    )
+    audit_anchor: str = Field(
+        f"{STATE_DIR}/audit-anchor.log",
+        description="File each keyed audit event is anchored in; keep it where the database's writer cannot "
+        "truncate it.",
+    )
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     loop: LoopSettings = Field(default_factory=LoopSettings)
@@ -137,6 +146,7 @@ class Settings(BaseSettings):
                 "artifact_url": _resolve_location(self.artifact_url, root),
                 "data_url": _resolve_location(self.data_url, root),
                 "online_url": _resolve_online(self.online_url, root),
+                "audit_anchor": str(root / self.audit_anchor),
             }
         )
 

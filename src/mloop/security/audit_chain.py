@@ -4,6 +4,10 @@ Each event stores the hash of the one before it, and its own hash covers its con
 editing or deleting any event breaks the chain where it happened. The head (newest sequence number and
 hash) is kept in its own row and updated with each append, so deleting the newest events is caught too.
 Print the head with ``mloop audit head`` and keep it elsewhere to anchor the chain outside the database.
+
+Against someone who can write the database (and so recompute every hash after an edit, and the head), set
+an audit key: hashes become HMACs nobody without the key can recompute, and each committed event is
+anchored in a file outside the database (:mod:`mloop.security.audit_anchor`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mloop._time import utcnow
+from mloop.security.audit_anchor import AnchorState, Keying
 from mloop.store.base import MetadataStore
 from mloop.store.schema import AuditHeadRow, EventRow
 from mloop.store.types import canonical_json
@@ -54,6 +59,8 @@ class AuditReport:
     head_seq: int = 0
     head_hash: str = GENESIS
     problems: list[str] = field(default_factory=list)
+    keyed: bool = False  # verified with the audit key
+    anchored_seq: int | None = None  # the newest event the anchor file vouches for
 
     @property
     def ok(self) -> bool:
@@ -67,29 +74,39 @@ CHAINED = ("seq", "ts", "project", "actor", "action", "resource", "payload", "pr
 """The columns of an event that its hash covers: the event and the link to the one before it."""
 
 
-def event_hash(**chained: Any) -> str:
-    """The SHA-256 of the :data:`CHAINED` columns (``payload`` as stored: canonical JSON text)."""
+def event_hash(keying: Keying | None = None, **chained: Any) -> str:
+    """The SHA-256 of the :data:`CHAINED` columns (``payload`` as stored: canonical JSON text), or their
+    HMAC-SHA256 with the audit key of ``keying``."""
     if set(chained) != set(CHAINED):
         raise TypeError(
             f"event_hash() takes exactly the columns {', '.join(CHAINED)}; got {', '.join(chained)}."
         )
     body = {name: chained[name] for name in CHAINED}
     body["ts"] = body["ts"].isoformat(timespec="microseconds")
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    text = canonical_json(body).encode()
+    return keying.digest(text) if keying is not None else hashlib.sha256(text).hexdigest()
 
 
-def _row_hash(row: EventRow) -> str:
-    return event_hash(**{name: getattr(row, name) for name in CHAINED})
+def _row_hash(row: EventRow, keying: Keying | None = None) -> str:
+    return event_hash(keying, **{name: getattr(row, name) for name in CHAINED})
 
 
 def append(
-    session: Session, *, project: str, actor: str, action: str, resource: str, payload: dict[str, Any]
+    session: Session,
+    *,
+    project: str,
+    actor: str,
+    action: str,
+    resource: str,
+    payload: dict[str, Any],
+    keying: Keying | None = None,
 ) -> Event:
-    """Append one event inside the caller's transaction, so it commits (or not) with the change it records."""
+    """Append one event inside the caller's transaction, so it commits (or not) with the change it records.
+    With ``keying`` its hash is keyed; the caller anchors it (:meth:`Keying.record`) once committed."""
     head = session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
     row = EventRow(seq=head.seq + 1, ts=utcnow(), project=project, actor=actor, action=action,
                    resource=resource, payload=canonical_json(payload), prev_hash=head.hash)  # fmt: skip
-    row.hash = _row_hash(row)
+    row.hash = _row_hash(row, keying)
     session.add(row)
     head.seq, head.hash = row.seq, row.hash
     session.flush()
@@ -125,9 +142,13 @@ def _like(pattern: str) -> str:
     return escaped.replace("*", "%")
 
 
-def verify(store: MetadataStore) -> AuditReport:
-    """Walk the whole chain and report every edited, deleted or re-ordered event."""
-    report = AuditReport()
+def verify(store: MetadataStore, keying: Keying | None = None) -> AuditReport:
+    """Walk the whole chain and report every edited, deleted or re-ordered event. With ``keying``, events
+    from the first keyed one on must carry keyed hashes, and the chain must reach the anchored event."""
+    report = AuditReport(keyed=keying is not None)
+    anchor = keying.read() if keying is not None else AnchorState()
+    report.problems += anchor.problems
+    report.anchored_seq = anchor.seq if anchor.hash is not None else None
     expected_seq, prev = 1, GENESIS
     with store.read() as session:
         head = session.get(AuditHeadRow, 1)
@@ -142,8 +163,7 @@ def verify(store: MetadataStore) -> AuditReport:
                     f"event {row.seq} does not follow event {row.seq - 1}: the previous event was edited "
                     "or replaced"
                 )
-            if _row_hash(row) != row.hash:
-                report.problems.append(f"event {row.seq} ({row.action} on {row.resource}) was edited")
+            _check_hash(row, keying, anchor, report)
             expected_seq, prev = row.seq + 1, row.hash
         if head is None:
             report.problems.append("the audit head row is missing")
@@ -157,4 +177,35 @@ def verify(store: MetadataStore) -> AuditReport:
                     )
                 else:
                     report.problems.append("the audit head does not match the newest event")
+    if anchor.hash is not None and anchor.seq > expected_seq - 1:
+        report.problems.append(
+            f"the newest event(s) were deleted: the anchor {keying.anchor if keying else ''} vouches for "
+            f"event {anchor.seq}, the log ends at {expected_seq - 1}"
+        )
     return report
+
+
+def _check_hash(row: EventRow, keying: Keying | None, anchor: AnchorState, report: AuditReport) -> None:
+    what = f"event {row.seq} ({row.action} on {row.resource})"
+    if keying is None:
+        if _row_hash(row) != row.hash:
+            report.problems.append(f"{what} was edited")
+        return
+    if _row_hash(row, keying) == row.hash:
+        if anchor.lines == 0 and not report.problems:
+            report.problems.append(
+                f"events are keyed (from {what} on) but the anchor {keying.anchor} is missing or empty: it "
+                "was deleted, so the deletion of the newest events could go unseen"
+            )
+        anchored = anchor.hashes.get(row.seq)
+        if anchored is not None and anchored != row.hash:
+            report.problems.append(f"{what} is not the event the anchor recorded: it was replaced")
+        return
+    if _row_hash(row) == row.hash:
+        if anchor.keyed_since is not None and row.seq >= anchor.keyed_since:
+            report.problems.append(
+                f"{what} has an unkeyed hash although events are keyed from {anchor.keyed_since} on: "
+                "it was rewritten by someone without the audit key"
+            )
+        return  # history written before the key was set
+    report.problems.append(f"{what} was edited")
