@@ -96,6 +96,26 @@ def test_an_explicit_actor_beats_the_api_key(root: Path) -> None:
         assert project.actor == bob
 
 
+def test_without_local_admin_an_actor_must_be_a_user_holding_what_it_claims(
+    root: Path, closed_stores: list[MetadataStore]
+) -> None:
+    issue_key(root, "alice", "data_scientist")
+    strict = {"MLOOP_LOCAL_ADMIN": "false"}
+    alice = Actor("alice", grants=(Grant("data_scientist"),))
+    with Project.open(root, actor=alice, env=strict) as project:
+        assert project.actor == alice
+    for claimed, message in (
+        (Actor("alice", grants=(Grant("admin"),)), "claims admin but holds data_scientist"),
+        (Actor("mallory", grants=(Grant("admin"),)), "'mallory' is not a user of this project"),
+    ):
+        with pytest.raises(PermissionDenied, match=message):
+            Project.open(root, actor=claimed, env=strict)
+    with Project.open(root, env={}) as admin:
+        admin.users.disable("alice")
+    with pytest.raises(PermissionDenied, match="'alice' is disabled"):
+        Project.open(root, actor=alice, env=strict)
+
+
 def test_a_refused_key_raises_and_closes_the_store(root: Path, closed_stores: list[MetadataStore]) -> None:
     token = issue_key(root, "alice", "data_scientist")
     with Project.open(root, env={}) as admin:

@@ -101,6 +101,8 @@ class Project:
         try:
             if actor is None:
                 actor = cls._identify(ctx)
+            elif not settings.local_admin:
+                actor = Users(ctx).confirm(actor)
         except BaseException:
             store.close()  # a refused key must not leave the store's connections open
             raise

@@ -170,6 +170,27 @@ class Users(Service):
         with contextlib.suppress(AlreadyExists):  # another process bootstrapped it at the same moment
             self.add(name, ["admin"])
 
+    def confirm(self, actor: Actor) -> Actor:
+        """``actor`` if it is an enabled user whose grants cover the ones it claims, else
+        :class:`PermissionDenied`: with ``local_admin: false``, code cannot make itself someone."""
+        with self._ctx.store.read() as session:
+            row = queries.user(session, actor.name)
+            user = User.from_row(row) if row is not None else None
+        if user is None or user.disabled:
+            state = "is not a user of this project" if user is None else "is disabled"
+            raise PermissionDenied(
+                f"{actor.name!r} {state}, and local_admin is false: act with an API key "
+                "(MLOOP_API_KEY) or as a user an admin added with `mloop users add`."
+            )
+        if not user.actor().holds_all_of(actor.grants):
+            claimed = ", ".join(str(g) for g in actor.grants)
+            held = ", ".join(str(g) for g in user.grants) or "none"
+            raise PermissionDenied(
+                f"{actor.name!r} claims {claimed} but holds {held}; an admin can grant a role with "
+                f"`mloop users grant {actor.name} ROLE`."
+            )
+        return actor
+
     @staticmethod
     def _row(session: Session, name: str) -> UserRow:
         row = queries.user(session, name)
