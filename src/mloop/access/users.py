@@ -23,6 +23,7 @@ from mloop._names import valid
 from mloop._service import Service
 from mloop._time import parse_duration, utcnow
 from mloop.access import queries
+from mloop.access.tokens import TokenVerifier, looks_like_jwt
 from mloop.errors import AlreadyExists, AuthenticationError, MloopError, NotFound, PermissionDenied
 from mloop.security.actor import Actor
 from mloop.security.roles import Grant
@@ -270,8 +271,11 @@ class Keys(Service):
     def authenticate(self, token: str) -> Actor:
         """The actor a key stands for; :class:`AuthenticationError` if unknown, revoked or expired.
 
-        Needs no permission: holding the key is the credential.
+        Needs no permission: holding the key is the credential. With ``oidc:`` settings, a single sign-on
+        token (a JWT) is accepted too (:mod:`mloop.access.tokens`).
         """
+        if isinstance(token, str) and looks_like_jwt(token.strip()):
+            return self._single_sign_on(token.strip())
         match = _TOKEN.fullmatch(token.strip()) if isinstance(token, str) else None
         if not match:
             raise AuthenticationError(
@@ -300,6 +304,16 @@ class Keys(Service):
             with self._ctx.store.write(serialize=False) as session:
                 queries.touch_key(session, row.id, now)
         return User.from_row(owner).actor(key_id)
+
+    def _single_sign_on(self, token: str) -> Actor:
+        oidc = self._ctx.settings.oidc
+        if oidc is None:
+            raise AuthenticationError(
+                "This is a single sign-on token, and this project accepts none: configure the oidc: block "
+                "of mloop.yaml (docs/security.md), or send an API key (mlk_...)."
+            )
+        verifier: TokenVerifier = self._ctx.resources.get("oidc", lambda: TokenVerifier(oidc))
+        return verifier.actor(token)
 
 
 def _hash(salt: str, secret: str) -> str:

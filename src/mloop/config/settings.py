@@ -67,6 +67,30 @@ class ServingSettings(BaseModel):
     )
 
 
+class OidcSettings(BaseModel):
+    """Single sign-on: bearer tokens (JWTs) from an OpenID Connect issuer, mapped to mloop roles (the
+    ``oidc:`` block of mloop.yaml). API keys keep working beside them, for services."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(
+        description="The tokens' iss claim must equal this (https://login.example.com/realm)."
+    )
+    audience: str = Field(description="The tokens' aud claim must hold this (the client id of mloop).")
+    jwks: str = Field(description="The issuer's signing keys: a JWKS file path, or its https:// URL.")
+    username_claim: str = Field("preferred_username", description="The claim that names the user.")
+    roles_claim: str = Field(
+        "roles", description="The claim (dotted path, e.g. realm_access.roles) that lists the user's groups."
+    )
+    role_map: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Group -> mloop grants (data_scientist, ml_engineer@endpoint:fraud); a group named like "
+        "an mloop role maps to it when not listed.",
+    )
+    algorithms: list[str] = Field(["RS256", "ES256"], description="Accepted signature algorithms.")
+    leeway_seconds: float = Field(30.0, ge=0, le=300, description="Clock skew allowed on exp and nbf.")
+
+
 class LoopSettings(BaseModel):
     """The ``loop:`` block: the continuous-training policies ``mloop loop run`` acts on."""
 
@@ -119,6 +143,9 @@ class Settings(BaseSettings):
         f"{STATE_DIR}/audit-anchor.log",
         description="File each keyed audit event is anchored in; keep it where the database's writer cannot "
         "truncate it.",
+    )
+    oidc: OidcSettings | None = Field(
+        None, description="Accept single sign-on tokens (see docs/security.md)."
     )
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
