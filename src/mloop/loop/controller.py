@@ -102,6 +102,7 @@ class LoopController:
         if str(project.root) not in sys.path:  # pipelines are import paths relative to the project folder
             sys.path.insert(0, str(project.root))
         policies = policies_from_settings(settings.policies)
+        project.loop.require_operator([policy.endpoint for policy in policies])
         if not policies:
             raise MloopError(
                 "No loop policies: declare them under loop.policies in mloop.yaml (see docs/loop.md)."

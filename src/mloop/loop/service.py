@@ -9,6 +9,7 @@ whose payload holds the reason and the numbers behind it (:mod:`mloop.loop.state
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,7 @@ class LoopService(Service):
 
     def approve(self, endpoint: str) -> LoopState:
         """Let a canary waiting for approval take the final step."""
+        self._authorize("loop.operate", f"endpoint:{endpoint}")  # before telling where the loop stands
         current = self.state(endpoint)
         if current.phase != "awaiting":
             raise MloopError(
@@ -56,6 +58,14 @@ class LoopService(Service):
             endpoint, "approve", challenger=current.challenger, reason=f"approved by {self.actor.name}"
         )
         return self.state(endpoint)
+
+    def require_operator(self, endpoints: Sequence[str]) -> None:
+        """Refuse a caller who may not operate the loop of every one of ``endpoints`` (of some endpoint, when
+        none is given): checked before a controller takes the lease, which would stand the real one by."""
+        if not endpoints:
+            self.actor.require_somewhere("loop.operate", "endpoint")
+        for endpoint in endpoints:
+            self._authorize("loop.operate", f"endpoint:{endpoint}")
 
     def record(self, endpoint: str, decision: str, **payload: Any) -> None:
         """Append decision ``loop.<decision>`` for ``endpoint`` with its reason and numbers."""
