@@ -13,7 +13,9 @@ from mloop.loop import lease
 from mloop.loop.controller import LEASE, LoopController
 from mloop.security import Actor, Grant
 
-POLICY = [{"endpoint": "fraud", "pipeline": "tests.loop.pipelines:fraud", "triggers": [{"schedule": "0 3 1 1 *"}]}]
+POLICY = [
+    {"endpoint": "fraud", "pipeline": "tests.loop.pipelines:fraud", "triggers": [{"schedule": "0 3 1 1 *"}]}
+]
 
 
 @pytest.mark.parametrize("policies", [[], POLICY])
