@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import Receive, Scope, Send
 
@@ -29,6 +29,11 @@ from mloop.serving.http.routes import oip as oip_routes
 from mloop.serving.http.routes import predict as predict_routes
 from mloop.serving.inference import Inference
 
+_NOT_READY: dict[int | str, dict[str, Any]] = {503: {
+    "description": "Not ready: a deployed version does not load (failures names each) or overloaded.",
+    "content": {"application/json": {"schema": {"type": "object", "properties": {
+        "ready": {"type": "boolean"}, "failures": {"type": "array", "items": {"type": "string"}},
+        "error": {"type": "string"}, "message": {"type": "string"}}}}}}}  # fmt: skip
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits (CPython's default: 0.005)
 
 
@@ -70,17 +75,18 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
     app.front = Guard(PredictFastPath(app.routed, caller=caller, inference=inference),
                       max_concurrency=serving.max_concurrency, max_body_bytes=serving.max_body_bytes,
                       max_queue_ms=serving.max_queue_ms)  # fmt: skip
-    app.include_router(features_routes.router(caller))
-    app.include_router(predict_routes.router(caller, inference))
-    app.include_router(oip_routes.router(caller, inference))
-    app.include_router(feedback_routes.router(caller, app.state.feedback))
-    app.include_router(monitoring_routes.router(caller))
+    # The errors each route may answer, in the OpenAPI document (tests/serving/http/test_schema_fuzz.py)
+    app.include_router(features_routes.router(caller), responses=errors.V1)
+    app.include_router(predict_routes.router(caller, inference), responses=errors.V1)
+    app.include_router(oip_routes.router(caller, inference), responses=errors.V2)
+    app.include_router(feedback_routes.router(caller, app.state.feedback), responses=errors.V1)
+    app.include_router(monitoring_routes.router(caller), responses=errors.V1)
 
-    @app.get("/v2/health/live", tags=["health"])
+    @app.get("/v2/health/live", tags=["health"], responses=errors.responses(*errors.GUARDED))
     def live() -> dict[str, bool]:
         return {"live": True}
 
-    @app.get("/v2/health/ready", tags=["health"])
+    @app.get("/v2/health/ready", tags=["health"], responses=errors.responses(413, 429) | _NOT_READY)
     def ready() -> Response:
         with project.store.read() as session:
             session.connection()
@@ -89,7 +95,8 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
             return JSONResponse({"ready": False, "failures": failed}, status_code=503)
         return JSONResponse({"ready": True})
 
-    @app.get("/metrics", tags=["health"], dependencies=[Depends(MetricsGate(caller))])
+    @app.get("/metrics", tags=["health"], dependencies=[Depends(MetricsGate(caller))],
+             response_class=PlainTextResponse, responses=errors.responses(401, 403, *errors.GUARDED))  # fmt: skip
     def metrics() -> Response:
         _refresh_gauges(project)
         return Response(metrics_module.exposition(), media_type=CONTENT_TYPE_LATEST)
@@ -105,12 +112,31 @@ class ServingApp(FastAPI):
 
     front: Any = None  # the ASGI app a request meets first; set by create_app
 
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = _path_parameters_not_null(super().openapi())
+        return self.openapi_schema
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await (self.front or self.routed)(scope, receive, send)
 
     async def routed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The request through FastAPI: its middleware stack, routing and exception handlers."""
         await super().__call__(scope, receive, send)
+
+
+def _path_parameters_not_null(spec: dict[str, Any]) -> dict[str, Any]:
+    """A path segment is never null: FastAPI documents the optional parameter of a route served with and
+    without it (``/v2/models/{name}/versions/{version}``, ``version: int | None``) as "integer or null",
+    and ``.../versions/null`` then reads as valid. Here it is what the path holds."""
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                kept = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+                if parameter.get("in") == "path" and len(kept) == 1:
+                    parameter["schema"] = {**{k: v for k, v in schema.items() if k != "anyOf"}, **kept[0]}
+    return spec
 
 
 def _refresh_gauges(project: Project) -> None:

@@ -43,6 +43,46 @@ STATUS = [
 
 _UNPARSED = "There was an error parsing the body"
 
+# The body of every error, for the OpenAPI document: {"error": kind, "message": ...} on /v1 (with
+# "problems": one per field, on a 422), {"error": message} on /v2 (the Open Inference Protocol's shape).
+ERROR_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "description": "The kind of error (on /v2: the message)."},
+        "message": {"type": "string", "description": "What is wrong and how to fix it."},
+        "problems": {"type": ["array", "object"], "description": "One entry per field at fault."},
+        "request_id": {"type": "string", "description": "Of a 500: the log's entry for it."},
+    },
+}
+_MEANING = {
+    400: "The request cannot be done as asked (on /v2: also an invalid body).",
+    401: "No API key where one is needed, or a key that is malformed, unknown, revoked or expired.",
+    403: "The key's roles do not allow this here (or a cross-origin body without a key).",
+    404: "No such endpoint, model, version or resource.",
+    409: "It exists already.",
+    413: "The body is over serving.max_body_bytes.",
+    422: "The body or a parameter is invalid: problems says which field and why.",
+    429: "Over the key's rate limit: retry after Retry-After seconds.",
+    503: "Overloaded (retry after Retry-After seconds), or not ready.",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of routes that may answer ``statuses``, each with the error body above."""
+    return {
+        status: {"description": _MEANING[status], "content": {"application/json": {"schema": ERROR_BODY}}}
+        for status in statuses
+    }
+
+
+GUARDED = (413, 429, 503)  # any route: the guard in front of the app (protection.py) answers these
+V1 = responses(400, 401, 403, 404, 409, 422, *GUARDED)
+# /v2 answers an invalid body 400, never 422; "4XX" also keeps FastAPI from adding its 422 {"detail": ...}
+V2 = responses(400, 401, 403, 404, *GUARDED) | {"4XX": {
+    "description": "Another client error (405, say), in the same shape.",
+    "content": {"application/json": {"schema": ERROR_BODY}}}}  # fmt: skip
+
 
 def render(exc: BaseException, path: str) -> tuple[int, dict[str, Any], dict[str, str] | None]:
     """The status, JSON body and headers that answer ``exc`` raised for a request to ``path``."""
@@ -100,14 +140,11 @@ def _invalid(exc: RequestValidationError, path: str) -> tuple[int, dict[str, Any
         {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
         for e in exc.errors()
     ]
+    what = "request body" if all(e["loc"][:1] == ("body",) for e in exc.errors()) else "request"
     if path.startswith("/v2/"):
         text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        return 400, {"error": f"The request body is invalid: {text}"}, None
-    return (
-        422,
-        {"error": "ValidationError", "message": "The request body is invalid.", "problems": problems},
-        None,
-    )
+        return 400, {"error": f"The {what} is invalid: {text}"}, None
+    return 422, {"error": "ValidationError", "message": f"The {what} is invalid.", "problems": problems}, None
 
 
 def _not_json(error: dict[str, Any], path: str) -> tuple[int, dict[str, Any], dict[str, str] | None]:

@@ -10,9 +10,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from mloop.project import Project
 
-Since = Query("1d", description="How far back: a duration (7d, 12h) or an ISO time.")
-Window = Query(None, description="Window size (default monitoring.window, coarser when the range would hold "
-               "over 1,000 of them).")  # fmt: skip
+Since = Query("1d", min_length=1, description="How far back: a duration (7d, 12h) or an ISO time.")
+Window = Query(None, min_length=1, description="Window size (default monitoring.window, coarser when the "
+               "range would hold over 1,000 of them).")  # fmt: skip
+_REPORT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The report: HTML, or its data as JSON with format=json.",
+          "content": {"application/json": {"schema": {"type": "object"}}}}}  # fmt: skip
 Partial = Query(False, description="Also the window still open now (not stored).")
 
 
@@ -34,12 +37,13 @@ def router(caller: Any) -> APIRouter:
         return project.monitoring.slo(endpoint)
 
     @api.get("/{endpoint}/alerts")
-    def alerts(endpoint: str, open_only: bool = Query(False, alias="open"), since: str | None = None,
+    def alerts(endpoint: str, open_only: bool = Query(False, alias="open"),
+               since: str | None = Query(None, min_length=1),
                project: Project = Depends(caller)) -> list[dict[str, Any]]:  # fmt: skip
         return project.monitoring.alerts(endpoint, open_only=open_only, since=since)
 
-    @api.get("/{endpoint}/report", response_class=HTMLResponse)
-    def report(endpoint: str, since: str = Query("7d"), window: str | None = Window,
+    @api.get("/{endpoint}/report", response_class=HTMLResponse, responses=_REPORT)
+    def report(endpoint: str, since: str = Query("7d", min_length=1), window: str | None = Window,
                format: str = Query("html", pattern="^(html|json)$"), project: Project = Depends(caller)) -> Any:  # fmt: skip
         from mloop.monitoring.report import render_html
 
