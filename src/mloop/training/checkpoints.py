@@ -87,7 +87,7 @@ class FolderCheckpoints:
 
 def capture(net: Any, *, complete: bool) -> bytes:
     """The checkpoint of skorch net ``net`` as it stands, as bytes."""
-    numpy_state = np.random.get_state()
+    numpy_state: Any = np.random.get_state()  # the legacy tuple: name, keys, pos, has_gauss, gauss
     python_state = random.getstate()
     state = {
         "format": FORMAT,

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar, Token
 from datetime import datetime
 from pathlib import Path
@@ -271,10 +271,9 @@ class Run:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._entered:
-            try:
+            # Entered in another thread or task: nothing of ours to undo here.
+            with suppress(ValueError):
                 _ACTIVE.reset(self._entered.pop())
-            except ValueError:  # entered in another thread or task: nothing of ours to undo here
-                pass
         if exc is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
             self.end("finished")
             return

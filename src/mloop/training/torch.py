@@ -21,7 +21,7 @@ Classifier modules return logits (the loss is cross-entropy; ``predict_proba`` a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import numpy as np
@@ -68,10 +68,8 @@ class _Tracked:
                 stopping = dict(net.callbacks_).get("early_stopping")
                 remaining = net.max_epochs - done
                 if remaining > 0 and not getattr(stopping, "stopped_", False):
-                    try:
+                    with suppress(KeyboardInterrupt):  # skorch's way to stop early
                         net.fit_loop(X, target, epochs=remaining, **fit_params)
-                    except KeyboardInterrupt:  # skorch's way to stop early
-                        pass
                 net.notify("on_train_end", X=X, y=target)
             finally:
                 net.valid_data_ = net.run_ = net.checkpoints_ = None  # nothing of the run is pickled
