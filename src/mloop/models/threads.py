@@ -1,19 +1,32 @@
 """How many threads one model call may use, for the runtimes that keep their own pools (PyTorch, ONNX
-Runtime). Set once per process, before models are loaded: a server with several worker processes gives each
-one thread, so the workers, not the threads of one call, share the cores.
+Runtime): one by default. Set it before models are loaded; it applies to models loaded afterwards (PyTorch's
+count is process-wide, ``torch.set_num_threads``; ONNX Runtime's is per session, ``intra_op_num_threads``).
 
->>> set_inference_threads(1)      # doctest: +SKIP
+Why one: a server answers many small requests at once, from several worker processes, so the cores are
+shared between calls rather than within one. Measured on the 2-core development VM (other processes busy,
+2026-12-05), a 2-conv CNN on 8x8 images, per call:
+
+==========  ============  ============  ===========  ==========
+batch       torch 1 thr   torch 2 thr   ORT 1 thr    ORT 2 thr
+==========  ============  ============  ===========  ==========
+1           155 us        40,640 us     22 us        63 us
+64          1,641 us      28,613 us     805 us       1,832 us
+==========  ============  ============  ===========  ==========
+
+(a second thread spins waiting for a core another process holds). On an idle many-core machine a large model
+with large batches gains from more: ``set_inference_threads(8)``, or ``None`` for the runtime's own default
+(one per core).
+
+>>> set_inference_threads(4)      # doctest: +SKIP
 >>> project.models.load("digits", version=1)   # doctest: +SKIP
-
-``None`` (the default) leaves PyTorch's own choice (one thread per core) and gives ONNX Runtime one thread
-per core as well.
 """
 
 from __future__ import annotations
 
 from mloop.errors import ConfigError
 
-_threads: int | None = None
+DEFAULT = 1
+_threads: int | None = DEFAULT
 
 
 def set_inference_threads(threads: int | None) -> None:
