@@ -10,6 +10,7 @@ artifact never takes an endpoint down.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import threading
@@ -38,6 +39,11 @@ class LiveEndpoint:
     @property
     def name(self) -> str:
         return str(self.deployment.endpoint)
+
+    @functools.cached_property
+    def tensors(self) -> frozenset[str]:
+        """The inputs that are tensors in any version served (they may be nested lists in a request)."""
+        return frozenset().union(*(p.tensors for p in self.predictors.values()))
 
     @property
     def revision(self) -> int:
