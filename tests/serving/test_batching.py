@@ -10,7 +10,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from mloop.serving.http.app import create_app
-from tests.serving.conftest import Served
+from tests.serving import images
+from tests.serving.conftest import Imaged, Served
+from tests.serving.http.binary_bodies import binary_request
 
 
 def _sum(name: str, **labels: str) -> float:
@@ -80,3 +82,36 @@ def test_bad_deployment_options_are_refused(served: Served) -> None:
         served.project.deploy("fraud", "fraud", version=1, options={"batch": 3})
     with pytest.raises(MloopError, match="max_batch_size must be an integer from 1"):
         served.project.deploy("fraud", "fraud", version=1, options={"max_batch_size": 0})
+
+
+def test_tensor_requests_are_grouped_into_one_model_call(imaged: Imaged) -> None:
+    """Ten requests of two images each (five OIP binary, five v1 nested lists) make one group of 20 rows:
+    the group starts when it holds max_batch_size rows, long before max_wait_ms."""
+    project = imaged.project
+    project.deploy("digits-batched", "digits", version=1, options={"max_batch_size": 20, "max_wait_ms": 1000})
+    app = create_app(project)
+    batches = [images.images(2, seed=10 + i) for i in range(10)]
+    labels = {"endpoint": "digits-batched", "version": "1"}
+    calls, rows = _sum("mloop_batch_size_rows_count", **labels), _sum("mloop_batch_size_rows_sum", **labels)
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            sent = []
+            for i, batch in enumerate(batches):
+                if i % 2:
+                    body, headers = binary_request([("image", "FP32", batch)])
+                    sent.append(client.post("/v2/models/digits-batched/infer", content=body, headers=headers))
+                else:
+                    rows = [{"image": a.tolist()} for a in batch]
+                    sent.append(client.post("/v1/endpoints/digits-batched/predict", json={"rows": rows}))
+            return list(await asyncio.gather(*sent))
+
+    answers = asyncio.run(send_all())
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    for i, (answer, batch) in enumerate(zip(answers, batches, strict=True)):
+        got = answer.json()["outputs"][0]["data"] if i % 2 else answer.json()["predictions"]
+        assert got == pytest.approx(imaged.expected(batch), rel=1e-6)
+    assert _sum("mloop_batch_size_rows_count", **labels) - calls == 1
+    assert _sum("mloop_batch_size_rows_sum", **labels) - rows == 20
+    app.state.inference.close()

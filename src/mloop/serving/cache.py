@@ -28,7 +28,11 @@ def _plain(value: Any) -> Any:
     # A tensor's every element counts (str() of an array elides the middle of a large one), so does its
     # dtype: an image sent as FP32 and as FP64 may not answer the same after the signature casts it.
     if isinstance(value, np.ndarray):
-        return [str(value.dtype), list(value.shape), hashlib.blake2b(value.tobytes(), digest_size=16).hexdigest()]
+        return [
+            str(value.dtype),
+            list(value.shape),
+            hashlib.blake2b(value.tobytes(), digest_size=16).hexdigest(),
+        ]
     return str(value)
 
 

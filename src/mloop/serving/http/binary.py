@@ -109,6 +109,12 @@ def binary_size(tensor: dict[str, Any]) -> int | None:
 
 def decode(raw: bytes, datatype: str, shape: Sequence[int], name: str) -> np.ndarray:
     """The array of ``shape`` that ``raw`` holds as ``datatype`` (BYTES elements come back as ``bytes``)."""
+    if datatype not in NUMPY:
+        raise MalformedInput(f"Input {name!r}: datatype {datatype!r} is not one of {', '.join(NUMPY)}.")
+    if not shape or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape):
+        raise MalformedInput(
+            f"Input {name!r}: shape {list(shape)} must be a list of non-negative whole numbers."
+        )
     count = math.prod(shape)
     if datatype == "BYTES":
         items = _bytes_elements(raw, name)

@@ -18,9 +18,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
 from mloop.errors import MalformedInput
-from mloop.serving.http.binary import NUMPY
+from mloop.models.signature import ColumnSpec
+from mloop.predictions import Answer
+from mloop.serving.http.binary import NUMPY, encode_body
 
 # Datatype -> the Python types its elements may have in JSON (bool is not an int here).
 DATATYPES: dict[str, tuple[type, ...]] = {
@@ -62,7 +65,11 @@ def tensors_to_rows(
             batch = array if array is not None else _json_array(name, shape, datatype, tensor.get("data"))
             named[name] = _per_row(name, batch, datatype, shapes[name])
             continue
-        data = _scalars(name, datatype, array) if array is not None else _json_data(name, shape, datatype, tensor)
+        data = (
+            _scalars(name, datatype, array)
+            if array is not None
+            else _json_data(name, shape, datatype, tensor)
+        )
         width = math.prod(shape[1:]) if len(shape) > 1 else 1
         if width == 1:
             named[name] = data
@@ -76,6 +83,35 @@ def tensors_to_rows(
             named[column] = data[j::width]
     assert rows is not None
     return [{name: values[i] for name, values in named.items()} for i in range(rows)]
+
+
+def request_rows(
+    inputs: Sequence[dict[str, Any]], specs: Sequence[ColumnSpec], arrays: Sequence[np.ndarray | None]
+) -> list[dict[str, Any]]:
+    """:func:`tensors_to_rows` for a model whose signature inputs are ``specs``."""
+    shapes = {s.name: s.shape for s in specs if s.shape is not None}
+    return tensors_to_rows(inputs, [s.name for s in specs], shapes, arrays)
+
+
+def respond(
+    endpoint: str,
+    answer: Answer,
+    names: Sequence[str],
+    requested: Sequence[tuple[str, Mapping[str, Any]]] | None,
+    binary_output: bool,
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of an infer response: JSON, or JSON and binary data when an output is asked
+    for as binary (with ``Inference-Header-Content-Length``, as Triton answers)."""
+    tensors, arrays = outputs(answer.predictions, names, requested, binary_output)
+    reply = {"model_name": endpoint, "model_version": str(answer.version), "id": answer.request_id,
+             "outputs": tensors}  # fmt: skip
+    if all(a is None for a in arrays):
+        return orjson.dumps(reply), {"content-type": "application/json"}
+    content, length = encode_body(reply, arrays)
+    return content, {
+        "content-type": "application/octet-stream",
+        "inference-header-content-length": str(length),
+    }
 
 
 def outputs(
@@ -170,7 +206,9 @@ def _per_row(name: str, batch: np.ndarray, datatype: str, spec: tuple[int, ...])
             "(FP32, FP64, INT64, ...)."
         )
     if len(got) != len(expected) or any(w != -1 and g != w for g, w in zip(got[1:], spec, strict=True)):
-        raise MalformedInput(f"Input {name!r}: expected shape {expected} (n rows of {list(spec)}), got {got}.")
+        raise MalformedInput(
+            f"Input {name!r}: expected shape {expected} (n rows of {list(spec)}), got {got}."
+        )
     return list(batch)
 
 

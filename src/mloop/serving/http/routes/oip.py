@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -97,19 +96,11 @@ def router(caller: Any, inference: Inference) -> APIRouter:
     ) -> Response:
         body, arrays = parse(request, await request.body())
         specs = inference.input_specs(project, name, version)
-        shapes = {s.name: s.shape for s in specs if s.shape is not None}
-        inputs = [t.model_dump() for t in body.inputs]
-        rows = oip.tensors_to_rows(inputs, [s.name for s in specs], shapes, arrays)
+        rows = oip.request_rows([t.model_dump() for t in body.inputs], specs, arrays)
         answer = await inference.predict_async(project, name, rows, version=version, request_id=body.id)
-        asked = [(o.name, o.parameters or {}) for o in body.outputs or []]
-        tensors, binaries = oip.outputs(answer.predictions, inference.output_names(name, answer.version),
-                                        asked, bool((body.parameters or {}).get("binary_data_output")))  # fmt: skip
-        reply = {"model_name": name, "model_version": str(answer.version), "id": answer.request_id,
-                 "outputs": tensors}  # fmt: skip
-        if all(a is None for a in binaries):
-            return Response(orjson.dumps(reply), media_type="application/json")
-        content, length = binary.encode_body(reply, binaries)
-        return Response(content, media_type="application/octet-stream",
-                        headers={"Inference-Header-Content-Length": str(length)})  # fmt: skip
+        asked = [(o.name, o.parameters or {}) for o in body.outputs or []] or None
+        content, headers = oip.respond(name, answer, inference.output_names(name, answer.version), asked,
+                                       bool((body.parameters or {}).get("binary_data_output")))  # fmt: skip
+        return Response(content, headers=headers)
 
     return api
