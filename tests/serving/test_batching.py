@@ -16,7 +16,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from mloop.models.signature import ColumnSpec, Signature
-
 from mloop.serving.http.app import create_app
 from tests.serving import images
 from tests.serving.conftest import Imaged, Served

@@ -42,8 +42,25 @@ class InferRequest(BaseModel):
     outputs: list[RequestedOutput] | None = None
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` references replaced by the definitions (an ``openapi_extra`` body
+    cannot add them to the document's components)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    inlined: dict[str, Any] = walk(schema)
+    return inlined
+
+
 _BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": InferRequest.model_json_schema()},
+    "application/json": {"schema": _inlined(InferRequest.model_json_schema())},
     "application/octet-stream": {"schema": {"type": "string", "format": "binary", "description":
         "Binary tensor data extension: the JSON request (its length in the Inference-Header-Content-Length "
         "header) followed by the inputs' bytes."}}}}}  # fmt: skip
