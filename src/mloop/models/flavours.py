@@ -67,6 +67,7 @@ FLAVOURS = Plugins(
     "model flavour",
     {
         "torch": "mloop.models.torch:TorchFlavour [torch]",
+        "onnx": "mloop.models.onnx:OnnxFlavour [onnx]",
         "lightgbm": "mloop.models.lightgbm:LightGBMFlavour",
         "sklearn": "mloop.models.sklearn:SklearnFlavour",
     },

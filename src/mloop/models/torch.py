@@ -32,7 +32,6 @@ call and back) under ``torch.inference_mode()``.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 import warnings
@@ -46,6 +45,7 @@ import pandas as pd
 
 from mloop.models import tensors
 from mloop.models.flavours import ExportError, class_name, from_module, json_safe
+from mloop.models.inputs import ModelInput, arrays, cells, generated, to_frame
 from mloop.models.outputs import OUTPUTS, answer
 from mloop.models.threads import inference_threads
 
@@ -57,14 +57,7 @@ EXAMPLE_ROWS = 8
 TASKS = ("classification", "regression")
 
 
-@dataclass(frozen=True)
-class TorchInput:
-    """One ``forward`` argument: a tensor column (``tensor``), or scalar columns stacked into (n, k)."""
-
-    name: str
-    columns: tuple[str, ...]
-    tensor: bool
-    dtype: str = "float32"
+TorchInput = ModelInput  # one forward argument and the columns it is made from
 
 
 @dataclass
@@ -72,7 +65,7 @@ class TorchModel:
     """A network ready to predict: the module (or a loaded program's module) and how to call it."""
 
     module: Any
-    inputs: list[TorchInput]
+    inputs: list[ModelInput]
     output: str
     task: str | None
     classes: list[Any] | None = None
@@ -84,24 +77,10 @@ class TorchModel:
 
     def arrays(self, frame: pd.DataFrame) -> list[np.ndarray]:
         """The batch arrays of ``frame``, one per ``forward`` argument, in order."""
-        out = []
-        for item in self.inputs:
-            if item.tensor:
-                batch = tensors.stack(frame[item.columns[0]].tolist())
-            else:
-                batch = np.asarray(frame[list(item.columns)], dtype=np.float32)
-            out.append(np.ascontiguousarray(batch, dtype=item.dtype))
-        return out
+        return arrays(self.inputs, frame)
 
     def example_frame(self) -> pd.DataFrame:
-        columns: dict[str, Any] = {}
-        for item in self.inputs:
-            values = self.example[item.name]
-            if item.tensor:
-                columns[item.columns[0]] = _cells(values)
-            else:
-                columns.update({c: values[:, j] for j, c in enumerate(item.columns)})
-        return pd.DataFrame(columns)
+        return to_frame(self.inputs, self.example)
 
 
 class TorchFlavour:
@@ -136,7 +115,7 @@ class TorchFlavour:
                     f"A {class_name(model)} is saved by tracing it on an example: pass input_example= (a "
                     "batch array, a dict of arrays, or a DataFrame) or signature= to register it."
                 )
-            example = _generated(signature)
+            example = generated(signature)
         frame = _as_frame(example, _arguments(module))
         frame = _narrow(frame, str(floating).removeprefix("torch.") if floating is not None else None)
         inputs = _layout(frame, _arguments(module), class_name(model))
@@ -160,7 +139,7 @@ class TorchFlavour:
         meta = {
             "class": made.source,
             "torch_version": torch.__version__,
-            "inputs": [dataclasses.asdict(i) for i in made.inputs],
+            "inputs": [i.to_dict() for i in made.inputs],
             "output": made.output,
             "task": made.task,
             "classes": json_safe(made.classes),
@@ -183,7 +162,7 @@ class TorchFlavour:
             torch.set_num_threads(threads)
         with np.load(folder / EXAMPLE_FILE, allow_pickle=False) as saved:
             example = {k: saved[k] for k in saved.files}
-        inputs = [TorchInput(i["name"], tuple(i["columns"]), i["tensor"], i["dtype"]) for i in meta["inputs"]]
+        inputs = [ModelInput.from_dict(i) for i in meta["inputs"]]
         return TorchModel(
             program.module(), inputs, meta["output"], meta.get("task"), meta.get("classes"), example,
             program, meta.get("class", ""), meta.get("params", {}), device,
@@ -214,7 +193,7 @@ def export_program(model: TorchModel) -> Any:
     example; :class:`ExportError` naming the model and the reason when torch cannot export it."""
     import torch
 
-    args = tuple(torch.from_numpy(_two_rows(model.example[i.name])).to(model.device) for i in model.inputs)
+    args = tuple(torch.from_numpy(two_rows(model.example[i.name])).to(model.device) for i in model.inputs)
     batch = torch.export.Dim("batch")
     was = getattr(model.module, "training", False)
     model.module.eval()
@@ -300,7 +279,7 @@ def _as_frame(example: Any, arguments: list[tuple[str, bool]]) -> pd.DataFrame:
     if isinstance(example, pd.DataFrame):
         return example
     if isinstance(example, Mapping):
-        return pd.DataFrame({str(k): _cells(_numpy(v)) for k, v in example.items()})
+        return pd.DataFrame({str(k): cells(_numpy(v)) for k, v in example.items()})
     array = _numpy(example)
     if array.ndim < 2:
         raise ExportError(
@@ -308,10 +287,10 @@ def _as_frame(example: Any, arguments: list[tuple[str, bool]]) -> pd.DataFrame:
             "the rows (for one row, add one: x[None])."
         )
     name = arguments[0][0] if arguments else "input"
-    return pd.DataFrame({name: _cells(array)})
+    return pd.DataFrame({name: cells(array)})
 
 
-def _frame(example: Any, inputs: list[TorchInput]) -> pd.DataFrame:
+def _frame(example: Any, inputs: list[ModelInput]) -> pd.DataFrame:
     return _as_frame(example, [(i.name, True) for i in inputs])
 
 
@@ -319,13 +298,6 @@ def _numpy(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):  # a torch tensor
         return np.asarray(value.detach().cpu().numpy())
     return np.asarray(value)
-
-
-def _cells(array: np.ndarray) -> np.ndarray:
-    cells = np.empty(len(array), dtype=object)
-    for i, row in enumerate(array):  # one by one: NumPy would broadcast a list of equal-shape arrays
-        cells[i] = row
-    return cells
 
 
 def _narrow(frame: pd.DataFrame, floating: str | None) -> pd.DataFrame:
@@ -336,11 +308,11 @@ def _narrow(frame: pd.DataFrame, floating: str | None) -> pd.DataFrame:
     for name in out.columns:
         column = out[name]
         if column.dtype == object and len(column) and getattr(column.iloc[0], "dtype", None) == np.float64:
-            out[name] = _cells(np.stack(column.tolist()).astype(np.float32))
+            out[name] = cells(np.stack(column.tolist()).astype(np.float32))
     return out
 
 
-def _layout(frame: pd.DataFrame, arguments: list[tuple[str, bool]], model: str) -> list[TorchInput]:
+def _layout(frame: pd.DataFrame, arguments: list[tuple[str, bool]], model: str) -> list[ModelInput]:
     def is_tensor(column: pd.Series) -> bool:
         return column.dtype == object and len(column) > 0 and isinstance(column.iloc[0], np.ndarray)
 
@@ -348,7 +320,7 @@ def _layout(frame: pd.DataFrame, arguments: list[tuple[str, bool]], model: str) 
     scalars = tuple(str(c) for c in frame.columns if not is_tensor(frame[c]))
     names = [a for a, _ in arguments]
     free = [n for n in names if n not in tensor_columns]
-    groups: dict[str, TorchInput] = {}
+    groups: dict[str, ModelInput] = {}
     for column in tensor_columns:
         target = column if column in names else (free.pop(0) if free else None)
         if target is None:
@@ -357,7 +329,7 @@ def _layout(frame: pd.DataFrame, arguments: list[tuple[str, bool]], model: str) 
                 f"column {column!r} has no argument to go to."
             )
         dtype = tensors.dtype_name(np.asarray(frame[column].iloc[0])) or "float32"
-        groups[target] = TorchInput(target, (column,), True, dtype)
+        groups[target] = ModelInput(target, (column,), True, dtype)
     if scalars:
         if not free:
             raise ExportError(
@@ -365,7 +337,7 @@ def _layout(frame: pd.DataFrame, arguments: list[tuple[str, bool]], model: str) 
                 f"{', '.join(scalars)} have no argument to go to."
             )
         target = free.pop(0)
-        groups[target] = TorchInput(target, scalars, False)
+        groups[target] = ModelInput(target, scalars, False)
     missing = [a for a, required in arguments if required and a not in groups]
     if missing:
         raise ExportError(
@@ -375,28 +347,7 @@ def _layout(frame: pd.DataFrame, arguments: list[tuple[str, bool]], model: str) 
     return [groups[n] for n in names if n in groups]
 
 
-def _generated(signature: Any) -> pd.DataFrame:
-    """Two rows of random values in the shape and dtype of each input of ``signature``."""
-    rng = np.random.default_rng(0)
-    columns: dict[str, Any] = {}
-    for spec in signature.inputs:
-        if spec.shape is not None:
-            shape = (2, *[d if d != -1 else 4 for d in spec.shape])
-            columns[spec.name] = _cells(_random(rng, spec.dtype, shape))
-        else:
-            columns[spec.name] = _random(rng, spec.dtype, (2,))
-    return pd.DataFrame(columns)
-
-
-def _random(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
-    if dtype.startswith("float"):
-        return rng.standard_normal(shape).astype(dtype)
-    if dtype == "bool":
-        return rng.integers(0, 2, shape).astype(bool)
-    return rng.integers(0, 10, shape).astype(dtype)
-
-
-def _two_rows(array: np.ndarray) -> np.ndarray:
+def two_rows(array: np.ndarray) -> np.ndarray:
     # torch.export specialises a dimension of size 1; two rows keep the batch dimension dynamic.
     return np.ascontiguousarray(np.concatenate([array, array]) if len(array) < 2 else array)
 
@@ -428,4 +379,4 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-__all__ = ["TorchFlavour", "TorchInput", "TorchModel", "export_program"]
+__all__ = ["TorchFlavour", "TorchInput", "TorchModel", "export_program", "two_rows"]

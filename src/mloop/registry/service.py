@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from mloop._time import utcnow
-from mloop.errors import IntegrityError, MloopError, NotFound, SchemaError
+from mloop.errors import MloopError, NotFound, SchemaError
 from mloop.models.flavours import ExportError, Flavour, flavour_for, get_flavour, json_safe
-from mloop.models.package import pack, unpack
+from mloop.models.package import pack
 from mloop.models.signature import Signature, SignatureError, infer
 from mloop.registry import card as cards
 from mloop.registry import history, queries
+from mloop.registry.exports import RegistryExports
 from mloop.registry.history import AliasSpan
 from mloop.registry.queries import check_alias, check_name, version_record
 from mloop.registry.stages import RegistryStages
@@ -42,7 +43,7 @@ from mloop.store.schema import (
 )
 
 
-class ModelRegistry(RegistryStages):
+class ModelRegistry(RegistryStages, RegistryExports):
     """Registered models and their versions. Reads need ``models.read``; register ``models.register``;
     aliases ``models.alias``; stages ``models.promote`` (and ``models.approve`` for a second person's
     approval when ``require_approval`` is on); deleting ``models.delete``."""
@@ -177,20 +178,13 @@ class ModelRegistry(RegistryStages):
                 for row in queries.versions(session, parent.id, include_deleted=include_deleted)
             ]
 
-    def load(self, name: str, version: int | None = None, alias: str | None = None) -> LoadedModel:
-        """The model of a version, ready to predict (``version``, ``alias``, or the newest)."""
-        found = self.get(name, version, alias)
-        with tempfile.TemporaryDirectory(prefix="mloop-load-") as tmp:
-            archive = Path(tmp) / "model.tar.gz"
-            try:
-                self._ctx.artifacts.get_file(found.artifact, archive)
-            except (IntegrityError, NotFound) as exc:
-                raise type(exc)(
-                    f"Model {name!r} version {found.version} cannot be loaded: {exc} Or register the model "
-                    "again and point its aliases at the new version."
-                ) from None
-            chosen, model = unpack(archive, Path(tmp) / "model")
-        return LoadedModel(found, chosen, model)
+    def load(
+        self, name: str, version: int | None = None, alias: str | None = None, *, runtime: str = "native"
+    ) -> LoadedModel:
+        """The model of a version, ready to predict (``version``, ``alias``, or the newest); with
+        ``runtime="onnx"``, its ONNX export (:meth:`export`) served by ONNX Runtime, which answers the same
+        (then ``info.flavour`` is ``onnx`` and ``info.artifact`` the export's digest)."""
+        return self._load_runtime(self.get(name, version, alias), runtime)
 
     def card(self, name: str, version: int, format: str = "markdown") -> str | dict[str, Any]:
         """The model card of a version: Markdown, or the stored facts as a dict with ``format="json"``."""

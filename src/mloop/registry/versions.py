@@ -63,6 +63,23 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class ModelExport:
+    """A version's model in another format (``onnx``), stored beside it and checked against it: ``details``
+    holds the converter, the opset and the parity figures (rows, largest absolute and relative difference)."""
+
+    name: str
+    version: int
+    format: str
+    artifact: str
+    details: dict[str, Any]
+    created_at: datetime
+    created_by: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "created_at": self.created_at.isoformat()}
+
+
+@dataclass(frozen=True)
 class RegisteredModel:
     """A model name and a summary of its versions."""
 
