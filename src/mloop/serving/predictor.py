@@ -31,6 +31,7 @@ from mloop.project import Project
 from mloop.registry.versions import LoadedModel
 
 MAX_ROWS = 10_000  # per request; larger batches belong to `mloop score`
+NATIVE = "native"  # a deployment's default runtime: each version's own flavour
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,9 @@ class Prediction:
 class Predictor:
     """A loaded model version with its feature plan; thread-safe (it holds no per-request state)."""
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, runtime: str = NATIVE) -> None:
         self.model = model
+        self.runtime = runtime  # what serves it: its own flavour, or an export ("onnx")
         self.name = model.name
         self.version = model.version
         self.features: list[str] = [str(f) for f in model.info.lineage.get("features", [])]
@@ -59,8 +61,10 @@ class Predictor:
         )
 
     @classmethod
-    def load(cls, project: Project, name: str, version: int) -> Predictor:
-        return cls(project.models.load(name, version=version))
+    def load(cls, project: Project, name: str, version: int, runtime: str = NATIVE) -> Predictor:
+        """Version ``version`` of model ``name``, served by ``runtime`` (a deployment's ``runtime``:
+        ``"native"``, or ``"onnx"`` for the version's ONNX export)."""
+        return cls(project.models.load(name, version=version, runtime=runtime), runtime)
 
     def predict(
         self,

@@ -1,5 +1,5 @@
-"""A PyTorch CNN served: tritonclient with its defaults against ``mloop serve``, and concurrent tensor
-requests stacked into one model call."""
+"""A PyTorch CNN served: tritonclient with its defaults against ``mloop serve``, concurrent tensor requests
+stacked into one model call, and a deployment on the ONNX runtime."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from mloop import Project
 from mloop.serving.http.app import create_app
-from tests.serving.http.binary_bodies import binary_request
+from tests.serving.http.binary_bodies import binary_request, read_binary
 from tests.serving.http.running import mloop_serve
 
 torch = pytest.importorskip("torch")
@@ -105,3 +106,24 @@ def test_concurrent_image_requests_are_stacked_into_one_call(cnn: tuple[Project,
         np.testing.assert_allclose(got, _probabilities(module, batch), rtol=1e-4, atol=1e-6)
     assert observed("count") - calls == 1 and observed("sum") - rows == 24  # one call of 24 images
     app.state.inference.close()
+
+
+@pytest.mark.slow
+def test_a_deployment_with_the_onnx_runtime_serves_the_export(cnn: tuple[Project, DigitsCNN]) -> None:
+    pytest.importorskip("onnxruntime")
+    project, module = cnn
+    project.models.export("cnn", 1, format="onnx")
+    project.deploy("cnn-onnx", "cnn", version=1, runtime="onnx")
+    batch = _images(4, 20)
+    with TestClient(create_app(project), raise_server_exceptions=False) as client:
+        live = client.app.state.endpoints.get("cnn-onnx")  # type: ignore[attr-defined]
+        assert live.predictors[1].runtime == "onnx" and live.predictors[1].model.flavour.name == "onnx"
+        assert client.app.state.endpoints.get("cnn").predictors[1].runtime == "native"  # type: ignore[attr-defined]
+        body, headers = binary_request([("image", "FP32", batch)], parameters={"binary_data_output": True})
+        response = client.post("/v2/models/cnn-onnx/infer", content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        _, arrays = read_binary(response)
+        np.testing.assert_allclose(arrays["prediction"], _probabilities(module, batch), rtol=1e-3, atol=1e-5)
+        nested = {"rows": [{"image": b.tolist()} for b in batch]}
+        v1 = client.post("/v1/endpoints/cnn-onnx/predict", json=nested).json()["predictions"]
+        np.testing.assert_allclose(v1, _probabilities(module, batch), rtol=1e-3, atol=1e-5)
