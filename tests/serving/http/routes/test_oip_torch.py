@@ -77,6 +77,7 @@ def test_tritonclient_with_its_defaults_against_mloop_serve_for_a_cnn(cnn: tuple
             client.close()
 
 
+@pytest.mark.slow
 def test_concurrent_image_requests_are_stacked_into_one_call(cnn: tuple[Project, DigitsCNN]) -> None:
     project, module = cnn
     project.deploy("cnn-batched", "cnn", version=1, options={"max_batch_size": 24, "max_wait_ms": 1000})
