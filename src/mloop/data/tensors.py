@@ -82,7 +82,7 @@ def arrow_column(cells: Sequence[Any]) -> pa.Array:
     arrays = [c for c in present if isinstance(c, np.ndarray)]
     if present and len(arrays) == len(present) and all(a.dtype.kind in "biuf" for a in arrays):
         first = arrays[0]
-        if first.ndim >= 1 and first.dtype != np.float16:
+        if first.ndim >= 1 and first.size > 0 and first.dtype != np.float16:
             if all(a.shape == first.shape and a.dtype == first.dtype for a in arrays):
                 return _stacked(cells, first)
         return _shaped(cells)
@@ -99,11 +99,15 @@ def _stacked(cells: Sequence[Any], first: np.ndarray) -> pa.Array:
     else:
         batch = np.zeros((len(cells), *first.shape), dtype=first.dtype)
         batch[valid] = np.stack([c for c in cells if c is not None])
-    size = int(np.prod(first.shape))
     flat = pa.array(batch.reshape(-1))
-    storage = pa.FixedSizeListArray.from_arrays(flat, size, mask=pa.array(~valid) if not valid.all() else None)
+    mask = pa.array(~valid) if not valid.all() else None
     if first.dtype == np.bool_:
-        return storage  # Arrow's tensor type holds no booleans; a fixed-size list keeps them
+        # Arrow's tensor type has no NumPy view of booleans (bits); nested fixed-size lists keep the shape.
+        inner: pa.Array = flat
+        for size in reversed(first.shape[1:]):
+            inner = pa.FixedSizeListArray.from_arrays(inner, size)
+        return pa.FixedSizeListArray.from_arrays(inner, first.shape[0], mask=mask)
+    storage = pa.FixedSizeListArray.from_arrays(flat, int(np.prod(first.shape)), mask=mask)
     return pa.ExtensionArray.from_storage(pa.fixed_shape_tensor(flat.type, first.shape), storage)
 
 
@@ -207,8 +211,12 @@ def _parse(array: pa.Array, ndim: int) -> tuple[pa.Array, dict[int, str]]:
             continue
         try:
             value = np.asarray(json.loads(text))
-        except (ValueError, TypeError):
-            errors[i] = "not a nested list of numbers" if text.lstrip()[:1] != "[" else "ragged nested list"
+        except json.JSONDecodeError:
+            errors[i] = "not a nested list of numbers"
+            parsed.append(None)
+            continue
+        except (ValueError, TypeError):  # NumPy: an inhomogeneous nested list
+            errors[i] = "ragged nested list"
             parsed.append(None)
             continue
         if value.dtype.kind not in "biuf" or value.ndim == 0:
@@ -438,6 +446,8 @@ def infer(array: pa.Array | pa.ChunkedArray, sample: int = 1000) -> tuple[tuple[
                                                       "uint32": "int64", "halffloat": "float32"}  # fmt: skip
     element = names.get(str(nested.leaf.type)) if nested is not None else None
     if nested is None or element is None or not nested.valid.any() or nested.ragged.any():
+        return None
+    if nested.ndims is not None and len(np.unique(nested.ndims[nested.valid])) > 1:
         return None
     rows = nested.valid
     shape = []
