@@ -22,7 +22,9 @@ from tests.data.helpers import fresh_name, ingesting
 ELEMENTS = ["float32", "float64", "int32", "int64", "uint8", "bool"]
 
 
-def images(name: str, shape: tuple[int, ...] = (1, 4, 4), dtype: str = "float32", **options: object) -> Dataset:
+def images(
+    name: str, shape: tuple[int, ...] = (1, 4, 4), dtype: str = "float32", **options: object
+) -> Dataset:
     return Dataset(
         name,
         columns=[Column("id", "int64"), Column("image", "tensor", shape=shape, dtype=dtype, **options)],
@@ -43,7 +45,12 @@ def batch(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, n: int) 
 
 def test_the_issue_spelling_declares_a_tensor_with_its_element_type() -> None:
     column = ml.Column("image", "tensor", shape=(1, 28, 28), dtype="float32")
-    assert (column.dtype, column.element, column.shape, column.fixed) == ("tensor", "float32", (1, 28, 28), True)
+    assert (column.dtype, column.element, column.shape, column.fixed) == (
+        "tensor",
+        "float32",
+        (1, 28, 28),
+        True,
+    )
     sequence = ml.Column("readings", "tensor", shape=(-1, 3), dtype="float64")
     assert sequence.shape == (-1, 3) and not sequence.fixed
 
@@ -64,7 +71,9 @@ def test_a_tensor_schema_survives_yaml(
         "t",
         columns=[
             Column("id", "int64"),
-            Column("x", "tensor", shape=tuple(shape), dtype=element, nullable=nullable, allow_non_finite=finite),
+            Column(
+                "x", "tensor", shape=tuple(shape), dtype=element, nullable=nullable, allow_non_finite=finite
+            ),
         ],
         key="id",
     )
@@ -141,7 +150,9 @@ def test_variable_length_sequences_round_trip_row_by_row(
     rows = [batch(rng, (width,), element, k) for k in lengths]
     name = fresh_name("seq")
     dataset = Dataset(
-        name, columns=[Column("id", "int64"), Column("s", "tensor", shape=(-1, width), dtype=element)], key="id"
+        name,
+        columns=[Column("id", "int64"), Column("s", "tensor", shape=(-1, width), dtype=element)],
+        key="id",
     )
     report = sqlite_project.data.ingest(pd.DataFrame({"id": range(len(rows)), "s": rows}), dataset)
     assert report.rows_accepted == len(rows)
@@ -161,12 +172,16 @@ def test_stored_as_the_arrow_fixed_shape_tensor_type_and_read_zero_copy(sqlite_p
     assert stored.chunk(0).to_numpy_ndarray().shape == (2, 3, 4)
     out = tensors.to_numpy(images("x", (3, 4)).column("image"), stored)
     assert not out.flags.owndata  # a view of Arrow's buffer, not a copy
-    sequences = Dataset("seqs", columns=[Column("id", "int64"), Column("s", "tensor", shape=(-1, 2))], key="id")
+    sequences = Dataset(
+        "seqs", columns=[Column("id", "int64"), Column("s", "tensor", shape=(-1, 2))], key="id"
+    )
     report = sqlite_project.data.ingest(pd.DataFrame({"id": [0], "s": [np.ones((3, 2))]}), sequences)
     assert pq.read_table(report.files[0])["s"].type == pa.list_(pa.list_(pa.float32(), 2))
 
 
-def test_bad_rows_are_quarantined_with_the_column_and_the_expected_and_got_shapes(sqlite_project: Project) -> None:
+def test_bad_rows_are_quarantined_with_the_column_and_the_expected_and_got_shapes(
+    sqlite_project: Project,
+) -> None:
     good = np.zeros((1, 4, 4), np.float32)
     nan = good.copy()
     nan[0, 1, 1] = np.nan
@@ -191,11 +206,15 @@ def test_bad_rows_are_quarantined_with_the_column_and_the_expected_and_got_shape
 def test_values_that_do_not_fit_the_element_type_are_quarantined(sqlite_project: Project) -> None:
     cells = [np.array([1.0, 2.0]), np.array([1.5, 2.0]), np.array([300, 1]), np.array([True, False])]
     frame = pd.DataFrame({"id": range(4), "x": [np.asarray(c, dtype=np.float64) for c in cells]})
-    dataset = Dataset("bytes", columns=[Column("id", "int64"), Column("x", "tensor", shape=(2,), dtype="uint8")], key="id")
+    dataset = Dataset(
+        "bytes", columns=[Column("id", "int64"), Column("x", "tensor", shape=(2,), dtype="uint8")], key="id"
+    )
     report = sqlite_project.data.ingest(frame, dataset)
     assert report.rows_accepted == 2
     assert report.by_reason == {"x: float64 values not whole numbers within uint8": 2}
-    flags = Dataset("flags", columns=[Column("id", "int64"), Column("x", "tensor", shape=(2,), dtype="bool")], key="id")
+    flags = Dataset(
+        "flags", columns=[Column("id", "int64"), Column("x", "tensor", shape=(2,), dtype="bool")], key="id"
+    )
     report = sqlite_project.data.ingest(pd.DataFrame({"id": [0], "x": [np.array([1, 0])]}), flags)
     assert report.by_reason == {"x: int64 values, expected bool": 1}
 
@@ -251,7 +270,11 @@ def test_tensors_in_csv_cells_are_json_lists(sqlite_project: Project, tmp_path: 
 
 def test_a_first_ingestion_infers_tensor_columns(sqlite_project: Project) -> None:
     frame = pd.DataFrame(
-        {"id": [0, 1], "image": list(np.ones((2, 2, 2), np.float32)), "seq": [np.ones((1, 3)), np.ones((4, 3))]}
+        {
+            "id": [0, 1],
+            "image": list(np.ones((2, 2, 2), np.float32)),
+            "seq": [np.ones((1, 3)), np.ones((4, 3))],
+        }
     )
     sqlite_project.data.ingest(frame, "inferred")
     schema = sqlite_project.data.schema("inferred")
@@ -262,10 +285,16 @@ def test_a_first_ingestion_infers_tensor_columns(sqlite_project: Project) -> Non
 def test_tensor_refuses_a_variable_length_column_and_null_rows(sqlite_project: Project) -> None:
     dataset = Dataset(
         "mixed",
-        columns=[Column("id", "int64"), Column("s", "tensor", shape=(-1,)), Column("v", "tensor", shape=(2,))],
+        columns=[
+            Column("id", "int64"),
+            Column("s", "tensor", shape=(-1,)),
+            Column("v", "tensor", shape=(2,)),
+        ],
         key="id",
     )
-    sqlite_project.data.ingest(pd.DataFrame({"id": [0, 1], "s": [[1.0], [2.0]], "v": [[1.0, 2.0], None]}), dataset)
+    sqlite_project.data.ingest(
+        pd.DataFrame({"id": [0, 1], "s": [[1.0], [2.0]], "v": [[1.0, 2.0], None]}), dataset
+    )
     with pytest.raises(SchemaError, match="not a fixed-shape tensor.*project.data.read"):
         sqlite_project.data.tensor("mixed", "s")
     with pytest.raises(SchemaError, match="1 null row"):

@@ -21,7 +21,6 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -268,7 +267,9 @@ class Ingestion:
         tensors are taken from the checked values by position, so they never pass through SQL."""
         dataset, keys = self.dataset, self.keys
         scalars = ", ".join(
-            f"{checks.typed_name(i)} AS {quote(c.name)}" for i, c in enumerate(dataset.columns) if not c.is_tensor
+            f"{checks.typed_name(i)} AS {quote(c.name)}"
+            for i, c in enumerate(dataset.columns)
+            if not c.is_tensor
         )
         day = ""
         if dataset.timestamp:
@@ -290,7 +291,10 @@ class Ingestion:
         pieces: list[tuple[Path, pa.Table]] = []
         if dataset.timestamp:
             days = rows["_date"].combine_chunks()
-            starts = [0, *np.flatnonzero(pc.not_equal(days[1:], days[:-1]).to_numpy(zero_copy_only=False)) + 1]
+            starts = [
+                0,
+                *np.flatnonzero(pc.not_equal(days[1:], days[:-1]).to_numpy(zero_copy_only=False)) + 1,
+            ]
             for start, end in zip(starts, [*starts[1:], len(days)], strict=True):
                 folder = out / "data" / f"_date={days[start].as_py().isoformat()}"
                 pieces.append((folder / f"part-{self.ingest_id}-0.parquet", table.slice(start, end - start)))

@@ -82,9 +82,9 @@ def arrow_column(cells: Sequence[Any]) -> pa.Array:
     arrays = [c for c in present if isinstance(c, np.ndarray)]
     if present and len(arrays) == len(present) and all(a.dtype.kind in "biuf" for a in arrays):
         first = arrays[0]
-        if first.ndim >= 1 and first.size > 0 and first.dtype != np.float16:
-            if all(a.shape == first.shape and a.dtype == first.dtype for a in arrays):
-                return _stacked(cells, first)
+        usable = first.ndim >= 1 and first.size > 0 and first.dtype != np.float16
+        if usable and all(a.shape == first.shape and a.dtype == first.dtype for a in arrays):
+            return _stacked(cells, first)
         return _shaped(cells)
     try:
         return pa.array([c.tolist() if isinstance(c, np.ndarray) else c for c in cells])
@@ -119,7 +119,9 @@ def _shaped(cells: Sequence[Any]) -> pa.Array:
     sizes = np.array([a.size for a in arrays], dtype=np.int64)
     shapes = np.fromiter((d for a in arrays for d in a.shape), dtype=np.int64, count=int(ndims.sum()))
     values = np.concatenate([a.reshape(-1) for a in arrays]) if arrays else np.zeros(0)
-    shape = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(ndims)]).astype(np.int32)), shapes)
+    shape = pa.ListArray.from_arrays(
+        pa.array(np.concatenate([[0], np.cumsum(ndims)]).astype(np.int32)), shapes
+    )
     flat = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)),
                                     pa.array(values))  # fmt: skip
     return pa.StructArray.from_arrays([shape, flat], ["shape", "values"], mask=pa.array(~valid))
@@ -185,9 +187,9 @@ def check(column: Column, raw: pa.Array | pa.ChunkedArray, *, required: bool) ->
         wrong = np.ones(n, bool)
     if nested.ndims is not None:
         wrong |= nested.ndims != len(shape)
-    for i in np.flatnonzero(nested.valid & wrong & ~nested.ragged & ~nested.nulls):
-        got = tuple(int(d[i]) for d in nested.dims if d[i] != -2)
-        reasons[i] = reasons[i] or f"{name}: shape {shape_text(got)}, {expected}"
+    for row in np.flatnonzero(nested.valid & wrong & ~nested.ragged & ~nested.nulls):
+        got = tuple(int(d[row]) for d in nested.dims if d[row] != -2)
+        reasons[row] = reasons[row] or f"{name}: shape {shape_text(got)}, {expected}"
     values, value_reasons = _cast(column, nested)
     for problem, rows in value_reasons:
         _flag(reasons, nested.valid & rows, f"{name}: {problem}")
@@ -226,7 +228,12 @@ def _parse(array: pa.Array, ndim: int) -> tuple[pa.Array, dict[int, str]]:
         parsed.append(None if i in errors else value.tolist())
     try:
         return pa.array(parsed), errors
-    except (pa.ArrowException, TypeError, ValueError, OverflowError):  # pragma: no cover - numbers mixed oddly
+    except (
+        pa.ArrowException,
+        TypeError,
+        ValueError,
+        OverflowError,
+    ):  # pragma: no cover - numbers mixed oddly
         return pa.array([None] * len(parsed), pa.null()), errors
 
 
@@ -240,11 +247,12 @@ def _nest(array: pa.Array) -> _Nested | None:
     valid = array.is_valid().to_numpy(zero_copy_only=False)
     if isinstance(array.type, pa.FixedShapeTensorType):
         sizes = list(array.type.shape)
-        leaf = array.storage.flatten()
-        dims = [np.where(valid, s, 0) for s in sizes]
-        per_row = int(np.prod(sizes))
         zeros = np.zeros(n, bool)
-        return _Nested(valid, dims, [valid] * len(sizes), zeros, zeros.copy(), valid * per_row, leaf)
+        counts = valid * math.prod(sizes)
+        fixed = [np.where(valid, s, 0) for s in sizes]
+        return _Nested(
+            valid, fixed, [valid] * len(sizes), zeros, zeros.copy(), counts, array.storage.flatten()
+        )
     if _is_shaped(array.type):
         return _nest_shaped(array)
     if not _list_like(array.type):
@@ -298,7 +306,7 @@ def _nest_shaped(array: pa.StructArray) -> _Nested:
     ndims = np.where(valid, ndims, 0)
     dims = [np.full(n, -2, np.int64) for _ in range(depth)]  # -2: this row has no such dimension
     for k in range(depth):
-        has = ndims > k
+        has: np.ndarray = ndims > k
         dims[k][has] = flat[sizes[:-1][has] + k]
     counts = pc.list_value_length(values).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     leaf = values.flatten()
@@ -354,7 +362,9 @@ def _cast(column: Column, nested: _Nested) -> tuple[np.ndarray, list[tuple[str, 
         cast = values.astype(target, copy=False)
     if element == "float32" and values.dtype.kind in "fiu" and values.dtype != np.float32:
         overflow = np.isfinite(values.astype(np.float64)) & ~np.isfinite(cast)
-        problems.append((f"{got} values out of the range of float32", _segment_sum(overflow, _bounds(counts)) > 0))
+        problems.append(
+            (f"{got} values out of the range of float32", _segment_sum(overflow, _bounds(counts)) > 0)
+        )
     return cast, problems
 
 

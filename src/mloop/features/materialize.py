@@ -162,8 +162,8 @@ def check_tensor(
     found = con.sql(
         f"SELECT count(*), max(len({leaves})) FROM {table.relation} "
         f"WHERE {column} IS NOT NULL AND len({leaves}) <> {size}"
-    ).fetchone()
-    if found and found[0]:
+    ).fetchall()[0]
+    if found[0]:
         raise SchemaError(
             f"{where} holds {size} values per row (its shape), but {found[0]} source row(s) hold another number "
             f"(up to {found[1]}). Fix the source rows, or the feature's shape (at most {MAX_TENSOR_ELEMENTS})."

@@ -143,7 +143,8 @@ class FeatureService(Service):
                 if field.shape is not None and len(field.shape) > 1 and output in frame.columns:
                     # Stored flat (row-major); per-row arrays in the feature's shape, as a dataset reads.
                     shape = field.shape
-                    frame[output] = [None if v is None else np.asarray(v).reshape(shape) for v in frame[output]]
+                    cells = [None if v is None else np.asarray(v).reshape(shape) for v in frame[output]]
+                    frame[output] = pd.Series(cells, index=frame.index, dtype=object)
         drop = [_name(v, f, full_feature_names) for v, f in hidden]
         return frame.drop(columns=[c for c in drop if c in frame.columns])
 
