@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -329,3 +330,21 @@ def test_the_state_dict_is_saved_beside_the_program(tmp_path: Path) -> None:
     (tmp_path / "again").mkdir()
     flavour.save(loaded, tmp_path / "again")  # a loaded model saves again without its class
     assert (tmp_path / "again" / "model.pt2").exists()
+
+
+def test_a_request_of_tensor_columns_skips_pandas_with_the_same_answers_and_errors(project: Project) -> None:
+    """The row predictor of a network takes nested lists straight to the model; what it declines (a bad
+    shape, NaN) goes the general path, which names the problem as ever."""
+    images, _ = _digits(8)
+    model = DigitsCNN().eval()
+    project.models.register("digits", model, input_example=images, task="classification")
+    loaded = project.models.load("digits", version=1)
+    columns = {"image": [x.tolist() for x in images[:3]]}
+    fast = loaded.predict_columns(columns)
+    general = loaded.predict(pd.DataFrame({"image": list(images[:3])}))
+    np.testing.assert_allclose(fast, general, rtol=1e-6)
+    for bad, got in (([[0.0] * 8] * 8, "shape (8, 8)"), (np.full((1, 8, 8), np.nan).tolist(), "NaN")):
+        with pytest.raises(
+            SchemaError, match=rf"signature of model 'digits' version 1(.|\n)*{re.escape(got)}"
+        ):
+            loaded.predict_columns({"image": [bad]})

@@ -14,6 +14,7 @@ inter-op thread. Predictions follow every flavour's semantics (:mod:`mloop.model
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.models.flavours import json_safe
-from mloop.models.inputs import ModelInput, arrays, to_frame
+from mloop.models.inputs import ModelInput, arrays, batches, to_frame
 from mloop.models.outputs import answer
 from mloop.models.threads import inference_threads
 
@@ -92,6 +93,24 @@ class OnnxFlavour:
         feed = dict(zip((i.name for i in model.inputs), arrays(model.inputs, frame), strict=True))
         (raw,) = model.session.run([model.output_name], feed)
         return answer(np.asarray(raw), model.output)
+
+    def row_predictor(
+        self, model: OnnxModel, signature: Any
+    ) -> Callable[[dict[str, list[Any]]], np.ndarray | None] | None:
+        """Predictions straight from a request's tensor columns (None: take the general path)."""
+        if not all(i.tensor for i in model.inputs):
+            return None
+        specs = {s.name: s for s in signature.inputs}
+        names = [i.name for i in model.inputs]
+
+        def predict(columns: dict[str, list[Any]]) -> np.ndarray | None:
+            feed = batches(model.inputs, specs, columns)
+            if feed is None:
+                return None
+            (raw,) = model.session.run([model.output_name], dict(zip(names, feed, strict=True)))
+            return answer(np.asarray(raw), model.output)
+
+        return predict
 
     def info(self, model: OnnxModel) -> dict[str, Any]:
         out: dict[str, Any] = {

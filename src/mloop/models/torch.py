@@ -35,7 +35,7 @@ from __future__ import annotations
 import inspect
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ import pandas as pd
 
 from mloop.models import tensors
 from mloop.models.flavours import ExportError, class_name, from_module, json_safe
-from mloop.models.inputs import ModelInput, arrays, cells, generated, to_frame
+from mloop.models.inputs import ModelInput, arrays, batches, cells, generated, to_frame
 from mloop.models.outputs import OUTPUTS, answer
 from mloop.models.threads import inference_threads
 
@@ -171,6 +171,20 @@ class TorchFlavour:
     def predict(self, model: Any, frame: pd.DataFrame) -> np.ndarray:
         made = model if isinstance(model, TorchModel) else self.prepare(model, frame)[0]
         return answer(_run(made, made.arrays(frame)), made.output)
+
+    def row_predictor(
+        self, model: Any, signature: Any
+    ) -> Callable[[dict[str, list[Any]]], np.ndarray | None] | None:
+        """Predictions straight from a request's tensor columns (None: take the general path)."""
+        if not isinstance(model, TorchModel) or not all(i.tensor for i in model.inputs):
+            return None
+        specs = {s.name: s for s in signature.inputs}
+
+        def predict(columns: dict[str, list[Any]]) -> np.ndarray | None:
+            feed = batches(model.inputs, specs, columns)
+            return None if feed is None else answer(_run(model, feed), model.output)
+
+        return predict
 
     def info(self, model: Any) -> dict[str, Any]:
         made = model if isinstance(model, TorchModel) else None
