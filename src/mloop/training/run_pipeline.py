@@ -10,6 +10,7 @@ import pandas as pd
 
 from mloop.metrics import evaluation
 from mloop.metrics.profile import build_profile
+from mloop.metrics.reference import reference_sample, sample_to_bytes
 from mloop.training.dataset import TrainingSet, build_training_set
 from mloop.training.fitting import categories, fit, predict_scores, prepare, seeded
 from mloop.training.multiclass import multiclass_by_slice, multiclass_metrics
@@ -44,6 +45,9 @@ def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: 
         predicted = np.asarray(classes)[scores["train"].argmax(axis=1)] if classes else scores["train"]
         profile = build_profile(data.train[data.features], prediction=predicted, seed=pipeline.seed)
         profile_digest = run.log_artifact(json.dumps(profile).encode(), "reference_profile.json")
+        # Tensor inputs (images, embeddings) are compared as wholes: drift needs rows, not a histogram.
+        sample = reference_sample(data.train[data.features], seed=pipeline.seed)
+        sample_digest = run.log_artifact(sample_to_bytes(sample), "reference_sample.npz") if sample else None
         calibration = _calibration(data.task, y["valid"], scores["valid"], pipeline.seed)
         calibration_digest = (
             run.log_artifact(json.dumps(calibration).encode(), "calibration.json") if calibration else None
@@ -60,6 +64,7 @@ def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: 
                 "label": {"column": data.label, "timestamp": data.timestamp},
                 "split": data.summary()["split"],
                 "reference_profile": profile_digest,
+                **({"reference_sample": sample_digest} if sample_digest else {}),
                 "calibration": calibration_digest,
                 "categories": cats,
                 "seed": pipeline.seed,
@@ -73,6 +78,8 @@ def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: 
                 "slices": report["detail"]["slices"],
                 "fairness": report["detail"]["fairness"],
             }
+            if classes:  # the columns of the model's probability matrix, for monitoring
+                card["classes"] = [c.item() if isinstance(c, np.generic) else c for c in classes]
             version = run.register(model, pipeline.name, input_example=x["train"].head(200),
                                    metrics=report["flat"], lineage=lineage, card=card,
                                    description=pipeline.description)  # fmt: skip
