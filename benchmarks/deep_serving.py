@@ -63,7 +63,7 @@ def build(root: Path) -> dict[str, Any]:
     for kind, module in modules.items():
         name, column = MODELS[kind]
         with project.run(f"{kind}-bench") as run:
-            task = {"task": "classification"} if kind == "cnn" else {"task": "regression"}
+            task = {"task": "classification", "output": "probabilities"} if kind == "cnn" else {}
             run.register(module, name, input_example=examples[kind][:16], **task)
         project.models.export(name, 1, format="onnx")
         for runtime in ("torch", "onnx"):

@@ -105,3 +105,21 @@ def test_approval_needs_a_second_mlops_user(registered: Run) -> None:
 def test_delete_a_version(registered: Run) -> None:
     assert registered("models", "delete", "fraud", "1").code == 0
     assert [v["version"] for v in registered("models", "show", "fraud", "--json").json()] == [2]
+
+
+@pytest.mark.slow
+def test_export_to_onnx_then_deploy_with_that_runtime(cli: Run) -> None:
+    pytest.importorskip("onnxruntime")
+    item = case("sklearn-regressor")
+    with Project.open(cli.root, env={}) as project:  # type: ignore[attr-defined]
+        project.models.register("price", item.model, input_example=item.frame)
+    made = cli("models", "export", "price:1", "--format", "onnx")
+    assert made.code == 0 and "price version 1 exported to onnx" in made.out
+    again = cli("models", "export", "price:1", "--json").json()
+    assert again["format"] == "onnx" and again["details"]["parity"]["rtol"] == 0.001
+    assert "onnx (sha256:" in cli("models", "show", "price", "1").out
+    bad = cli("models", "export", "price", "--format", "onnx")
+    assert bad.code != 0 and "NAME:VERSION" in bad.err
+    deployed = cli("deploy", "price", "price", "-v", "1", "--runtime", "onnx", "--json")
+    assert deployed.code == 0 and deployed.json()["runtime"] == "onnx"
+    assert "onnx" in cli("deployments", "show", "price").out

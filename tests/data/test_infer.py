@@ -92,9 +92,16 @@ def test_the_timestamp_column_is_required_and_the_others_nullable(tmp_path: Path
 
 def test_a_type_mloop_does_not_store_is_an_error_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(
-        SchemaError, match=r"Column 'tags' has type BIGINT\[\].*Convert it.*extra_columns: ignore"
+        SchemaError, match=r"Column 'tags' has type STRUCT\(a BIGINT\).*Convert it.*extra_columns: ignore"
     ):
-        infer(DataFrameSource(frame=pa.table({"tags": [[1, 2]]})), tmp_path)
+        infer(DataFrameSource(frame=pa.table({"tags": [{"a": 1}]})), tmp_path)
+
+
+def test_a_list_column_is_inferred_as_a_tensor_and_a_ragged_one_is_an_error(tmp_path: Path) -> None:
+    dataset, _ = infer(DataFrameSource(frame=pa.table({"tags": [[1, 2], [3, 4]]})), tmp_path)
+    assert dataset.column("tags") == Column("tags", "tensor", shape=(2,), dtype="int64")
+    with pytest.raises(SchemaError, match=r"Column 'm' holds lists.*Declare it: Column\('m', 'tensor'"):
+        infer(DataFrameSource(frame=pa.table({"m": [[[1], [2, 3]]]})), tmp_path)
 
 
 def test_a_column_name_no_schema_can_hold_is_an_error_with_the_fix(tmp_path: Path) -> None:

@@ -70,6 +70,11 @@ def test_rollback_follows_the_chain_and_undeploy_stops_serving(trained: Project)
         ({"version": 2, "canary": float("nan")}, "number"),
         ({"version": 1, "shadow": 1}, "shadow must be another version"),
         ({"version": 1, "shadow": "2"}, "version numbers"),
+        ({"version": 1, "runtime": "tensorrt"}, "Runtime 'tensorrt' is not one of: native, onnx"),
+        (
+            {"version": 1, "runtime": "onnx"},
+            "'fraud' v1 has none: `mloop models export fraud:1 --format onnx`",
+        ),
     ],
 )
 def test_bad_deployments_are_refused_and_write_nothing(trained: Project, how: dict, needle: str) -> None:

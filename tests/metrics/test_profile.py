@@ -191,7 +191,7 @@ def test_prediction_and_settings(reference: pd.DataFrame) -> None:
     assert labels["kind"] == "categorical"
     assert build_profile(reference)["prediction"] is None
     with pytest.raises(ValueError, match=r"proba\[:, 1\]"):
-        build_profile(reference, prediction=np.zeros((len(reference), 2)))
+        build_profile(reference, prediction=np.zeros((len(reference), 2, 2)))
     with pytest.raises(SchemaError, match=r"\['amont'\]"):
         build_profile(reference, columns=["amont"])
     with pytest.raises(ValueError, match="bins must be an integer >= 1"):
@@ -314,3 +314,32 @@ def test_bin_counts_match_a_binary_search_with_few_or_many_edges(
     counts = np.bincount(np.searchsorted(np.asarray(inner), finite, side="left"), minlength=len(inner) + 1)
     expected = [c / len(finite) for c in counts] if len(finite) else [0.0] * (len(inner) + 1)
     assert bin_frequencies(values, edges) == pytest.approx(expected)
+
+
+def test_a_class_probability_matrix_is_profiled_per_class() -> None:
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.6, 0.3, 0.1]])
+    p = build_profile(pd.DataFrame({"x": range(4)}), prediction=proba, classes=["a", "b", "c"])["prediction"]
+    assert p["kind"] == "categorical" and p["classes"] == ["a", "b", "c"]
+    assert p["shares"] == {"a": 0.5, "b": 0.25, "c": 0.25, OTHER: 0.0}  # the predicted classes
+    assert p["probabilities"]["b"]["kind"] == "numeric" and p["probabilities"]["b"]["max"] == 0.8
+    unnamed = build_profile(pd.DataFrame({"x": range(4)}), prediction=proba)["prediction"]
+    assert unnamed["classes"] == ["0", "1", "2"]
+    assert_strict_json(
+        json.loads(profile_to_json(build_profile(pd.DataFrame({"x": range(4)}), prediction=proba)))
+    )
+    with pytest.raises(ValueError, match="3 columns"):
+        build_profile(pd.DataFrame({"x": range(4)}), prediction=proba, classes=["a", "b"])
+
+
+def test_a_tensor_column_is_profiled_by_shape_not_by_value() -> None:
+    images = [*np.zeros((3, 1, 2, 2), dtype=np.float32), None]
+    frame = pd.DataFrame({"image": images, "tokens": [[1, 2], [3, 4], [5, 6], [7, 8]], "tags": [["a"]] * 4})
+    p = build_profile(frame)["columns"]
+    assert {k: p["image"][k] for k in ("kind", "shape", "components", "count", "nulls")} == {
+        "kind": "tensor",
+        "shape": [1, 2, 2],
+        "components": 4,
+        "count": 3,
+        "nulls": 1,
+    }
+    assert p["tokens"]["kind"] == "tensor" and p["tags"]["kind"] == "categorical"

@@ -21,6 +21,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from mloop import Project
 from mloop.metrics.profile import build_profile
+from mloop.predictions import tensors
 from mloop.predictions.feedback import Feedback, Label
 from mloop.predictions.files import SCHEMA, partition, to_table, write_parquet
 from mloop.predictions.log import predictions_folder
@@ -118,7 +119,7 @@ def bulk(project: Project, model: Pipeline, rows: int, hours: int, *, seed: int)
         "ts": ts.astype(np.int64), "endpoint": ["fraud"] * rows, "model": ["fraud"] * rows,
         "version": np.ones(rows, dtype=np.int64), "revision": np.ones(rows, dtype=np.int64),
         "latency_s": np.full(rows, 0.004), "status": ["ok"] * rows,
-        "prediction": [json.dumps(v) for v in scores.tolist()], "inputs": inputs,
+        "prediction": [json.dumps(v) for v in scores.tolist()], "inputs": inputs, "tensors": tensors.empty(rows),
     }).cast(SCHEMA)  # fmt: skip
     day = partition(predictions_folder(project.settings), "fraud", START.date())
     write_parquet(table, day / "part-bulk.parquet")

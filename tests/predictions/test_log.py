@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mloop.predictions import Answer, files, metrics
+from mloop.predictions import Answer, files, metrics, tensors
 from mloop.predictions.log import PredictionLog
 
 FORK = multiprocessing.get_context("fork")  # the child inherits the imported package: no 5 s start
@@ -308,3 +309,46 @@ def test_inputs_and_predictions_round_trip(tmp_path: Path, data: st.DataObject) 
     assert frame["prediction"].tolist() == predictions
     for name, values in inputs.items():
         assert frame[name].tolist() == values
+
+
+def test_tensor_inputs_are_logged_as_arrays_of_their_shape(log: PredictionLog, folder: Path) -> None:
+    import numpy as np
+
+    images = np.random.default_rng(0).random((3, 1, 2, 2)).astype(np.float32)
+    log.record(Answer("t", "digits", "cnn", 1, 1, [[0.1, 0.9]] * 3, {"image": list(images), "age": [1, 2, 3]},
+                      0.001))  # fmt: skip
+    log.record(Answer("s", "digits", "cnn", 1, 1, [[0.5, 0.5]], {"image": [[[0.0, 1.0]]], "age": [4]}, 0.001))
+    live = log.read().set_index(["request_id", "row"])
+    log.close()
+    compacted = files.read_predictions(folder).set_index(["request_id", "row"])
+    for frame in (live, compacted):  # in the segment and once compacted into Parquet
+        got = frame.loc[("t", 1), "image"]
+        assert got.shape == (1, 2, 2) and got.dtype == np.float32 and np.array_equal(got, images[1])
+        assert frame.loc[("s", 0), "image"].tolist() == [[0.0, 1.0]] and frame.loc[("t", 2), "age"] == 3
+        assert frame.loc[("t", 0), "prediction"] == [0.1, 0.9]
+    table = pq.read_table(files.parquet_parts(folder)[0])
+    assert "image" not in table["inputs"][0].as_py()  # a Parquet list column, not JSON text
+    rows, present = tensors.matrix(table["tensors"], "image")
+    assert rows.shape == (3, 4) and present.tolist() == [True, True, True, False]  # "s" has 2 components
+
+
+def test_lists_that_are_not_tensors_stay_json(log: PredictionLog) -> None:
+    log.record(answer("j", tags=[["a", "b"]], ragged=[[[1, 2], [3]]], empty=[[]], holes=[[1.0, None]]))
+    row = log.read().iloc[0]
+    assert row["tags"] == ["a", "b"] and row["ragged"] == [[1, 2], [3]] and row["empty"] == []
+    assert row["holes"] == [1.0, None]
+
+
+def test_parts_written_before_the_tensor_column_still_read(folder: Path) -> None:
+    old = files.to_table([orjson_record("old")]).drop_columns(["tensors"])
+    target = files.partition(folder, "fraud", datetime.now(UTC).date()) / "part-old-000001.parquet"
+    target.parent.mkdir(parents=True)
+    pq.write_table(old, target)
+    frame = files.read_predictions(folder)
+    assert frame["request_id"].tolist() == ["old"] and frame["amount"].tolist() == [0.0]
+
+
+def orjson_record(rid: str) -> dict[str, Any]:
+    import orjson
+
+    return dict(orjson.loads(files.encode(answer(rid), time.time(), "ok")))

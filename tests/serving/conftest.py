@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from mloop import Project
 from mloop.serving.http.app import create_app
+from tests.serving import images
 from tests.training.fraud import setup
 
 
@@ -56,3 +58,35 @@ def served(trained: Project) -> Iterator[Served]:
     with TestClient(create_app(trained), raise_server_exceptions=False) as client:
         yield Served(trained, client, frame)
     trained.deploy("fraud", "fraud", version=1)  # the next test starts from a plain deployment
+
+
+@dataclass
+class Imaged:
+    """Endpoint ``digits`` (an image classifier, input ``image`` of shape (1, 8, 8)) and ``tri`` (three
+    classes over scalar columns a, b, s), served in process."""
+
+    project: Project
+    client: TestClient
+    model: Any  # the fitted image pipeline, to compare answers with
+
+    def expected(self, batch: Any) -> list[float]:
+        return [float(p) for p in self.model.predict_proba(images.frame(batch))[:, 1]]
+
+
+@pytest.fixture(scope="module")
+def tensor_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, Any]]:
+    root = tmp_path_factory.mktemp("images")
+    project = Project.open(root, env={}, serving={"max_queue_ms": None})
+    model = images.register(project, "digits")
+    images.register_multiclass(project, "tri")
+    project.deploy("digits", "digits", version=1)
+    project.deploy("tri", "tri", version=1)
+    yield project, model
+    project.close()
+
+
+@pytest.fixture
+def imaged(tensor_project: tuple[Project, Any]) -> Iterator[Imaged]:
+    project, model = tensor_project
+    with TestClient(create_app(project), raise_server_exceptions=False) as client:
+        yield Imaged(project, client, model)

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import operator
 from typing import Any
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 from prometheus_client import REGISTRY
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
+from mloop.models.signature import ColumnSpec, Signature
 from mloop.serving.http.app import create_app
-from tests.serving.conftest import Served
+from tests.serving import images
+from tests.serving.conftest import Imaged, Served
+from tests.serving.http.binary_bodies import binary_request
+
+
+def _means(column: pd.Series) -> np.ndarray:
+    """Each sequence's mean, as one feature; like a sequence model, it stacks its batch first, so the
+    sequences of one call must have one length."""
+    return np.stack(column.to_numpy()).mean(axis=1, keepdims=True)
 
 
 def _sum(name: str, **labels: str) -> float:
@@ -80,3 +95,67 @@ def test_bad_deployment_options_are_refused(served: Served) -> None:
         served.project.deploy("fraud", "fraud", version=1, options={"batch": 3})
     with pytest.raises(MloopError, match="max_batch_size must be an integer from 1"):
         served.project.deploy("fraud", "fraud", version=1, options={"max_batch_size": 0})
+
+
+def test_tensor_requests_are_grouped_into_one_model_call(imaged: Imaged) -> None:
+    """Ten requests of two images each (five OIP binary, five v1 nested lists) make one group of 20 rows:
+    the group starts when it holds max_batch_size rows, long before max_wait_ms."""
+    project = imaged.project
+    project.deploy("digits-batched", "digits", version=1, options={"max_batch_size": 20, "max_wait_ms": 1000})
+    app = create_app(project)
+    batches = [images.images(2, seed=10 + i) for i in range(10)]
+    labels = {"endpoint": "digits-batched", "version": "1"}
+    calls, rows = _sum("mloop_batch_size_rows_count", **labels), _sum("mloop_batch_size_rows_sum", **labels)
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            sent = []
+            for i, batch in enumerate(batches):
+                if i % 2:
+                    body, headers = binary_request([("image", "FP32", batch)])
+                    sent.append(client.post("/v2/models/digits-batched/infer", content=body, headers=headers))
+                else:
+                    rows = [{"image": a.tolist()} for a in batch]
+                    sent.append(client.post("/v1/endpoints/digits-batched/predict", json={"rows": rows}))
+            return list(await asyncio.gather(*sent))
+
+    answers = asyncio.run(send_all())
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    for i, (answer, batch) in enumerate(zip(answers, batches, strict=True)):
+        got = answer.json()["outputs"][0]["data"] if i % 2 else answer.json()["predictions"]
+        assert got == pytest.approx(imaged.expected(batch), rel=1e-6)
+    assert _sum("mloop_batch_size_rows_count", **labels) - calls == 1
+    assert _sum("mloop_batch_size_rows_sum", **labels) - rows == 20
+    app.state.inference.close()
+
+
+def test_sequences_of_different_lengths_in_one_group_are_answered_request_by_request(imaged: Imaged) -> None:
+    """Two requests whose sequences cannot be stacked together (lengths 3 and 5) fail as a group; each is
+    retried alone and both get their answer."""
+    project = imaged.project
+    x = pd.DataFrame({"seq": [np.full(4, k, dtype=np.float32) for k in range(4)]})
+    model = make_pipeline(
+        FunctionTransformer(operator.itemgetter("seq")),
+        FunctionTransformer(_means),
+        LinearRegression(),
+    ).fit(x, [0.0, 1.0, 2.0, 3.0])  # the prediction is the sequence's mean
+    signature = Signature([ColumnSpec("seq", "float32", shape=(-1,))], [ColumnSpec("prediction", "float64")])
+    version = project.models.register("seq", model, signature=signature)
+    project.deploy("seq", "seq", version=version.version, options={"max_batch_size": 2, "max_wait_ms": 1000})
+    app = create_app(project)
+    bodies = [{"rows": [{"seq": list(range(n))}]} for n in (3, 5)]
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return list(
+                await asyncio.gather(*(client.post("/v1/endpoints/seq/predict", json=b) for b in bodies))
+            )
+
+    calls = _sum("mloop_batch_size_rows_count", endpoint="seq", version=str(version.version))
+    answers = asyncio.run(send_all())
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert [a.json()["predictions"][0] for a in answers] == pytest.approx([1.0, 2.0])
+    assert _sum("mloop_batch_size_rows_count", endpoint="seq", version=str(version.version)) - calls == 1
+    app.state.inference.close()

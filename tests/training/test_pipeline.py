@@ -111,11 +111,11 @@ def test_bad_labels_say_what_to_fix(fraud) -> None:  # type: ignore[no-untyped-d
     with pytest.raises(SchemaError, match="split is empty"):
         ml.TrainingPipeline("x", pipeline.features, ml.Label(frame, "is_fraud", "ts"), pipeline.model,
                             split=ml.TimeSplit(valid="30d", test="5d")).run(project)  # fmt: skip
-    three = frame.assign(is_fraud=frame.txn_id % 3)
-    with pytest.raises(SchemaError, match="has 3 classes .*Map the label to 0/1"):
-        ml.TrainingPipeline("x", pipeline.features, ml.Label(three, "is_fraud", "ts"), pipeline.model).run(
-            project
-        )
+    text = frame.assign(is_fraud=frame.txn_id.map(lambda v: f"class {v % 3}"))
+    with pytest.raises(SchemaError, match="use a classifier for classes"):
+        ml.TrainingPipeline(
+            "x", pipeline.features, ml.Label(text, "is_fraud", "ts"), lightgbm.LGBMRegressor()
+        ).run(project)
     with pytest.raises(SchemaError, match="no column"):
         ml.TrainingPipeline(
             "x", pipeline.features, ml.Label(frame, "label", "ts"), lightgbm.LGBMClassifier()

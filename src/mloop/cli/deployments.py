@@ -49,6 +49,7 @@ def deploy(
     ab: list[str] = typer.Option([], "--ab", help="VERSION=SHARE, repeated; the shares sum to 1."),
     sticky_key: str | None = typer.Option(None, "--sticky-key", help="A request field that pins callers to a version."),
     shadow: list[int] = typer.Option([], "--shadow", help="A version that gets a copy of the traffic (repeatable)."),
+    runtime: str = typer.Option("native", "--runtime", help="native (each version's flavour) or onnx (its ONNX export)."),
     as_json: bool = JsonOpt,
 ) -> None:  # fmt: skip
     """Deploy a model version to an endpoint: fully, as a canary, as an A/B split, with shadows.
@@ -58,10 +59,11 @@ def deploy(
       $ mloop deploy fraud fraud --alias champion
       $ mloop deploy fraud fraud -v 4 --canary 0.1
       $ mloop deploy fraud fraud --ab 3=0.5 --ab 4=0.5 --sticky-key customer_id
+      $ mloop deploy digits digits -v 3 --runtime onnx
     """
     found = _state.project().deploy(
         endpoint, model, version=version, alias=alias, canary=canary, ab=_parse_ab(ab) if ab else None,
-        sticky_key=sticky_key, shadow=shadow or None,
+        sticky_key=sticky_key, shadow=shadow or None, runtime=runtime,
     )  # fmt: skip
     out.emit_json(found.to_dict()) if as_json else _said(found)
 
@@ -102,9 +104,9 @@ def list_deployments(
     if as_json:
         out.emit_json([d.to_dict() for d in found])
         return
-    out.table("Deployments", ["endpoint", "rev", "model", "routes", "sticky", "created"],
-              [(d.endpoint, d.revision, d.model, _routes(d) if d.active else "(undeployed)", d.sticky_key,
-                d.created_at) for d in found])  # fmt: skip
+    out.table("Deployments", ["endpoint", "rev", "model", "routes", "runtime", "sticky", "created"],
+              [(d.endpoint, d.revision, d.model, _routes(d) if d.active else "(undeployed)", d.runtime,
+                d.sticky_key, d.created_at) for d in found])  # fmt: skip
 
 
 @app.command()
@@ -125,7 +127,8 @@ def show(
         out.emit_json(found.to_dict())
         return
     out.fields(f"{endpoint} revision {found.revision}", {
-        "model": found.model, "routes": _routes(found), "alias": found.alias, "sticky key": found.sticky_key,
+        "model": found.model, "routes": _routes(found), "runtime": found.runtime, "alias": found.alias,
+        "sticky key": found.sticky_key,
         "kind": found.kind, "replaced": found.previous, "active": found.active,
         "created": f"{found.created_at:%Y-%m-%d %H:%M:%S} by {found.created_by}",
     })  # fmt: skip

@@ -75,7 +75,11 @@ def show(
             "run": found.run_id,
             "git commit": found.lineage.get("git_commit"),
             "metrics": _metrics(found) or None,
-            "inputs": [f"{c.name}:{c.dtype}" for c in found.signature.inputs] if found.signature else None,
+            "inputs": [f"{c.name}:{c.expected()}" for c in found.signature.inputs]
+            if found.signature
+            else None,
+            "exports": [f"{e.format} (sha256:{e.artifact[:12]})" for e in registry.exports(name, version)]
+            or None,
             "description": found.description or None,
             "created": f"{found.created_at:%Y-%m-%d %H:%M:%S} by {found.created_by}",
         },
@@ -103,6 +107,34 @@ def card(
         out.console.print(Markdown(str(text)))
     else:
         out.console.print(str(text), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def export(
+    ref: str = typer.Argument(..., metavar="NAME:VERSION", help="The version to convert, e.g. digits:3."),
+    format: str = typer.Option("onnx", "--format", "-f", help="The format to convert to (onnx)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Convert a version to ONNX and store it beside the version, after checking that ONNX Runtime answers
+    like the original on its example (refused, with the largest difference, otherwise).
+
+    Example:
+
+      $ mloop models export digits:3 --format onnx
+      $ mloop deploy digits digits -v 3 --runtime onnx
+    """
+    name, _, version = ref.rpartition(":")
+    if not name or not version.isdigit():
+        raise MloopError(f"Name the version as NAME:VERSION (for example digits:3), got {ref!r}.")
+    made = _state.project().models.export(name, int(version), format=format)
+    if as_json:
+        out.emit_json(made.to_dict())
+        return
+    parity = made.details.get("parity", {})
+    out.success(
+        f"{name} version {made.version} exported to {made.format} (sha256:{made.artifact[:12]}); ONNX Runtime "
+        f"matches the original on {parity.get('rows', '?')} rows, largest difference {parity.get('max_abs_diff', 0):.2g}"
+    )
 
 
 @app.command()

@@ -3,6 +3,10 @@
 Each rule gives a condition and a reason. A row's reason is its first failing rule, in column order;
 ``_reasons`` lists them all. Reasons name the column and the rule, never the value (the value is in the
 quarantine row), so a report can count rows by reason.
+
+Tensor columns are checked before this pass, with NumPy (:mod:`mloop.data.tensors`); their reasons join
+the pass as a column per tensor (``__r<i>``, in the table :data:`TENSOR_TABLE`), so they count and order
+like every other rule.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from dataclasses import dataclass
 
 from mloop.data.schema import DTYPES, Column, Dataset
 from mloop.data.sql import literal, quote
+
+TENSOR_TABLE = "tensor_checks"  # row key, __pos (the row's position in the checked tensors), __r<i>
 
 _INT = r"\s*[+-]?[0-9]+\s*"
 _NAIVE_TIME = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"}
@@ -21,15 +27,23 @@ _FLOATS = {"FLOAT", "DOUBLE"}
 class Rule:
     condition: str
     reason: str
+    reason_is_sql: bool = False  # the reason is an SQL expression (a tensor's per-row reason), not text
 
 
 def typed_name(index: int) -> str:
     return quote(f"__t{index}")
 
 
+def reason_name(index: int) -> str:
+    """The column of a tensor column's reasons in :data:`TENSOR_TABLE`."""
+    return quote(f"__r{index}")
+
+
 def typed_expr(column: Column, raw_type: str) -> str:
     """SQL turning the raw column into the declared type; NULL where a non-null value does not convert."""
     raw = quote(column.name)
+    if column.is_tensor:
+        return "NULL"  # checked and stored outside DuckDB (the values never go through the SQL pass)
     target = DTYPES[column.dtype]
     if raw_type == target:
         return raw
@@ -47,6 +61,8 @@ def typed_expr(column: Column, raw_type: str) -> str:
 
 
 def rules(dataset: Dataset, column: Column, index: int, raw_type: str) -> list[Rule]:
+    if column.is_tensor:
+        return [Rule(f"{reason_name(index)} IS NOT NULL", reason_name(index), reason_is_sql=True)]
     raw, typed, target = quote(column.name), typed_name(index), DTYPES[column.dtype]
     name = column.name
     out: list[Rule] = []
@@ -75,13 +91,18 @@ def rules(dataset: Dataset, column: Column, index: int, raw_type: str) -> list[R
     return out
 
 
-def typed_view(dataset: Dataset, source_view: str, raw_types: dict[str, str]) -> str:
+def typed_view(
+    dataset: Dataset, source_view: str, raw_types: dict[str, str], row_key: tuple[str, ...] = ("_row",)
+) -> str:
     """``SELECT`` of every source column as it came (row key included) and each declared column
-    converted to its type as ``__t<i>``."""
+    converted to its type as ``__t<i>``; with tensor columns, joined to their checks."""
     converted = ", ".join(
         f"{typed_expr(c, raw_types[c.name])} AS {typed_name(i)}" for i, c in enumerate(dataset.columns)
     )
-    return f"SELECT *, {converted} FROM {quote(source_view)}"
+    joined = ""
+    if dataset.tensors:
+        joined = f" JOIN {TENSOR_TABLE} USING ({', '.join(quote(k) for k in row_key)})"
+    return f"SELECT *, {converted} FROM {quote(source_view)}{joined}"
 
 
 def failures_query(
@@ -98,7 +119,10 @@ def failures_query(
     for i, column in enumerate(dataset.columns):
         column_rules = rules(dataset, column, i, raw_types[column.name])
         if column_rules:
-            whens = " ".join(f"WHEN {r.condition} THEN {literal(r.reason)}" for r in column_rules)
+            whens = " ".join(
+                f"WHEN {r.condition} THEN {r.reason if r.reason_is_sql else literal(r.reason)}"
+                for r in column_rules
+            )
             chains.append(f"CASE {whens} END")
             conditions.extend(f"({r.condition})" for r in column_rules)
     if not chains:

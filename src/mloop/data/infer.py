@@ -3,7 +3,9 @@
 Typed sources (Parquet, Arrow) keep their types. CSV columns are text: each is given the narrowest type
 that at least 98% of a sample of its values parse as, so a few bad values do not turn a numeric column
 into text (those rows are quarantined instead, and the report says how many were expected to fail).
-Columns are inferred nullable, except the timestamp; declare a schema to be stricter.
+Columns are inferred nullable, except the timestamp; declare a schema to be stricter. A column of arrays
+(a fixed-shape tensor, nested lists, a DataFrame column of NumPy arrays) becomes a tensor column with the
+shape of its first rows (a variable first dimension where only that differs).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import duckdb
 from pydantic import ValidationError
 
+from mloop.data import tensors
 from mloop.data.checks import _INT
 from mloop.data.schema import Column, Dataset, describe, pick_timestamp
 from mloop.data.sources import Opened
@@ -47,8 +50,23 @@ def infer_dataset(
 ) -> tuple[Dataset, list[str]]:
     notes: list[str] = []
     dtypes: dict[str, str] = {}
+    shapes: dict[str, tuple[tuple[int, ...], str]] = {}
+    nested = [c for c, t in opened.types.items() if t.endswith("]") or t.startswith("STRUCT(shape ")]
+    if nested:
+        table = opened.read_columns(con, nested)
+        for column in nested:
+            found = tensors.infer(table[column])
+            if found is None:
+                raise SchemaError(
+                    f"Column {column!r} holds lists or arrays whose shape or element type could not be "
+                    "inferred from its first rows (ragged, mixed or not numbers). Declare it: "
+                    f"Column({column!r}, 'tensor', shape=(...), dtype='float32'), or shape=(-1,) for sequences."
+                )
+            shapes[column] = found
     for column, raw_type in opened.types.items():
-        if text_source and raw_type == "VARCHAR":
+        if column in shapes:
+            dtypes[column] = "tensor"
+        elif text_source and raw_type == "VARCHAR":
             dtypes[column], note = _guess_text(con, opened.view, column)
             if note:
                 notes.append(note)
@@ -63,7 +81,11 @@ def infer_dataset(
             )
     timestamp = pick_timestamp(dtypes)
     try:
-        columns = [Column(c, d, nullable=c != timestamp) for c, d in dtypes.items()]
+        columns = [
+            Column(c, d, shape=shapes[c][0], element=shapes[c][1]) if c in shapes
+            else Column(c, d, nullable=c != timestamp)
+            for c, d in dtypes.items()
+        ]  # fmt: skip
         dataset = Dataset(name, columns=columns, timestamp=timestamp)
     except ValidationError as exc:
         raise SchemaError(

@@ -2,7 +2,11 @@
 
 One DuckDB pass converts and checks every row (vectorised, multi-threaded, spilling to disk when the
 input is larger than memory). Accepted rows are written as Parquet partitioned by the UTC date of the
-timestamp column; failed rows go to one quarantine file with their reasons. Everything is written into a
+timestamp column; failed rows go to one quarantine file with their reasons.
+
+Tensor columns are checked before that pass with NumPy (:mod:`mloop.data.tensors`, in memory: a source
+with tensor columns must fit in it) and their per-row reasons join it; their values skip DuckDB and are
+written by Arrow, as fixed-shape tensors or lists, beside the other columns. Everything is written into a
 staging folder: the caller moves it into place and commits, so a failure leaves nothing behind.
 """
 
@@ -17,8 +21,13 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from mloop.data import checks
+from mloop._time import as_utc
+from mloop.data import checks, tensors
 from mloop.data.schema import Dataset
 from mloop.data.sources import Opened, Source
 from mloop.data.sql import literal, quote
@@ -97,6 +106,7 @@ class Ingestion:
         self.ingest_id, self.existing, self.progress = ingest_id, existing, progress
         self.memory_limit = memory_limit
         self.timings: dict[str, float] = {}
+        self.tensor_values: dict[str, pa.Array] = {}  # each tensor column's stored values, by __pos
 
     def __enter__(self) -> Ingestion:
         self._connection = connect(self.workdir, self.memory_limit)
@@ -114,7 +124,11 @@ class Ingestion:
         self.opened = opened = self.source.open(con, self.workdir)
         notes = check_columns(dataset, opened, self.source)
         self.keys = ", ".join(quote(k) for k in opened.row_key)
-        con.execute(f"CREATE VIEW typed AS {checks.typed_view(dataset, opened.view, opened.types)}")
+        if dataset.tensors:
+            with self._reading():
+                self._check_tensors()
+        typed = checks.typed_view(dataset, opened.view, opened.types, opened.row_key)
+        con.execute(f"CREATE VIEW typed AS {typed}")
         _step(self.progress, "read", 1.0)
         clock = _lap(self.timings, "open", clock)
         with self._reading(), _polling(con, self.progress, "validate"):
@@ -165,6 +179,21 @@ class Ingestion:
                 f"{self.source.describe()} could not be read to the end: {_first_line(exc)}."
             ) from None
 
+    def _check_tensors(self) -> None:
+        """Check every tensor column with NumPy; register the reasons (row key, ``__pos``, ``__r<i>``)."""
+        dataset, opened = self.dataset, self.opened
+        names = [c.name for c in dataset.tensors]
+        table = opened.read_columns(self.con, names)
+        checked: dict[str, pa.Array] = {}
+        for i, column in enumerate(dataset.columns):
+            if column.is_tensor:
+                result = tensors.check(column, table[column.name], required=dataset.required(column))
+                self.tensor_values[column.name] = result.values
+                checked[f"__r{i}"] = pa.array(result.reasons, pa.string())
+        keys = {k: table[k] for k in opened.row_key}
+        position = pa.array(np.arange(table.num_rows, dtype=np.int64))
+        self.con.register(checks.TENSOR_TABLE, pa.table({**keys, "__pos": position, **checked}))
+
     def _duplicates(self) -> None:
         """Key uniqueness, among rows that passed every other rule: first against what was ingested
         before, then within the source (the first occurrence is kept). Only key columns are scanned;
@@ -202,6 +231,9 @@ class Ingestion:
         out.mkdir(parents=True, exist_ok=True)
         if outcome.rows_accepted == 0:
             return
+        if dataset.tensors:
+            self._write_with_tensors(out, outcome)
+            return
         columns = ", ".join(
             f"{checks.typed_name(i)} AS {quote(c.name)}" for i, c in enumerate(dataset.columns)
         )
@@ -229,6 +261,55 @@ class Ingestion:
                 _widen(outcome, stats.get(quote(dataset.timestamp), {}))
         if written != outcome.rows_accepted:  # pragma: no cover - a bug
             raise AssertionError(f"wrote {written} rows, expected {outcome.rows_accepted}")
+
+    def _write_with_tensors(self, out: Path, outcome: Outcome) -> None:
+        """Accepted rows through Arrow: DuckDB selects the scalar columns and each row's ``__pos``; the
+        tensors are taken from the checked values by position, so they never pass through SQL."""
+        dataset, keys = self.dataset, self.keys
+        scalars = ", ".join(
+            f"{checks.typed_name(i)} AS {quote(c.name)}"
+            for i, c in enumerate(dataset.columns)
+            if not c.is_tensor
+        )
+        day = ""
+        if dataset.timestamp:
+            ts = checks.typed_name(dataset.column_names.index(dataset.timestamp))
+            day = f", {_utc_date(ts, dataset.column(dataset.timestamp).dtype)} AS _date"
+        order = "_date, __pos" if dataset.timestamp else "__pos"
+        rows = self.con.sql(
+            f"SELECT {scalars + ', ' if scalars else ''}__pos{day} FROM typed ANTI JOIN bad USING ({keys}) "
+            f"ORDER BY {order}"
+        ).to_arrow_table()
+        positions = rows["__pos"].combine_chunks()
+        columns = {
+            c.name: self.tensor_values[c.name].take(positions) if c.is_tensor else rows[c.name]
+            for c in dataset.columns
+        }
+        table = pa.table(columns)
+        width = sum(int(np.prod(c.shape or (1,))) for c in dataset.tensors) * 8 + 8 * len(dataset.columns)
+        group = max(1024, min(1_000_000, (128 << 20) // max(width, 1)))  # ~128 MB row groups
+        pieces: list[tuple[Path, pa.Table]] = []
+        if dataset.timestamp:
+            days = rows["_date"].combine_chunks()
+            starts = [
+                0,
+                *np.flatnonzero(pc.not_equal(days[1:], days[:-1]).to_numpy(zero_copy_only=False)) + 1,
+            ]
+            for start, end in zip(starts, [*starts[1:], len(days)], strict=True):
+                folder = out / "data" / f"_date={days[start].as_py().isoformat()}"
+                pieces.append((folder / f"part-{self.ingest_id}-0.parquet", table.slice(start, end - start)))
+        else:
+            pieces.append((out / "data" / f"part-{self.ingest_id}-0.parquet", table))
+        for path, piece in pieces:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(piece, path, row_group_size=group)
+            relative = path.relative_to(out).as_posix()
+            outcome.files.append({"path": relative, "rows": piece.num_rows, "bytes": path.stat().st_size})
+        if dataset.timestamp and table.num_rows:
+            low, high = pc.min_max(table[dataset.timestamp]).values()
+            for value in (low.as_py(), high.as_py()):
+                stamp = value if isinstance(value, datetime) else datetime.combine(value, datetime.min.time())
+                _widen_to(outcome, as_utc(stamp))
 
     def _write_quarantine(self, out: Path, outcome: Outcome) -> None:
         if outcome.rows_quarantined == 0:
@@ -285,10 +366,13 @@ def _widen(outcome: Outcome, stats: dict[str, str]) -> None:
             setattr(outcome, attr, value if current is None else pick(current, value))
 
 
+def _widen_to(outcome: Outcome, value: datetime) -> None:
+    outcome.min_ts = value if outcome.min_ts is None else min(outcome.min_ts, value)
+    outcome.max_ts = value if outcome.max_ts is None else max(outcome.max_ts, value)
+
+
 def _parse_stat(text: str) -> datetime:
     value = datetime.fromisoformat(text if len(text) > 10 else f"{text}T00:00:00+00:00")
-    from mloop._time import as_utc
-
     return as_utc(value)
 
 

@@ -11,12 +11,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mloop._service import Service
 from mloop._time import as_utc
+from mloop.data import tensors
 from mloop.data.report import IngestReport
 from mloop.data.schema import Dataset
 from mloop.data.sql import literal, quote
@@ -126,9 +129,71 @@ class DatasetCatalog(Service):
         end: datetime | None = None,
         limit: int | None = None,
     ) -> pd.DataFrame:
-        """Rows of ``name``, optionally only ``columns`` and timestamps in ``[start, end)``."""
+        """Rows of ``name``, optionally only ``columns`` and timestamps in ``[start, end)``.
+
+        A tensor column comes back as an object column of per-row NumPy arrays of its shape (None for a
+        null row): ``np.stack(frame["image"].to_numpy())`` is the batch; :meth:`tensor` reads it whole.
+        """
         dataset = self.schema(name)
-        for column in columns or []:
+        wanted = columns or dataset.column_names
+        table = self._arrow(dataset, wanted, start, end, limit)
+        if table is None:
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in wanted})
+        tensor_columns = [c for c in wanted if dataset.column(c).is_tensor]
+        frame = table.drop_columns(tensor_columns).to_pandas()
+        for column in tensor_columns:
+            position = wanted.index(column)
+            cells = tensors.cells(dataset.column(column), table[column])
+            frame.insert(position, column, pd.Series(cells, dtype=object, index=frame.index))
+        return frame
+
+    def tensor(
+        self,
+        name: str,
+        column: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> np.ndarray:
+        """A fixed-shape tensor column as one NumPy array of shape ``(rows, *shape)``, in the order
+        :meth:`read` gives the rows; zero-copy from the Arrow data DuckDB reads (one chunk, no nulls).
+
+        >>> images = project.data.tensor("digits", "image")        # doctest: +SKIP
+        >>> images.shape
+        (60000, 1, 28, 28)
+        >>> batch = torch.from_numpy(images)                       # doctest: +SKIP
+
+        ``torch.from_numpy`` shares the memory (no copy); a variable-length column has no single array:
+        read it with :meth:`read` (per-row arrays) instead.
+        """
+        dataset = self.schema(name)
+        spec = dataset.column(column)
+        if not spec.is_tensor or not spec.fixed:
+            what = "variable-length tensor" if spec.is_tensor else spec.dtype
+            raise SchemaError(
+                f"Column {column!r} of {name!r} is a {what} column, not a fixed-shape tensor, so it has no "
+                f"single array; read it with project.data.read({name!r}, columns=[{column!r}])."
+            )
+        table = self._arrow(dataset, [column], start, end, limit)
+        if table is None:
+            return np.zeros((0, *(spec.shape or ())), dtype=spec.element)
+        try:
+            return tensors.to_numpy(spec, table[column])
+        except ValueError as exc:
+            raise SchemaError(f"Dataset {name!r}: {exc}.") from None
+
+    def _arrow(
+        self,
+        dataset: Dataset,
+        columns: builtins.list[str],
+        start: datetime | None,
+        end: datetime | None,
+        limit: int | None,
+    ) -> pa.Table | None:
+        """The rows as Arrow (None when the dataset has no files yet)."""
+        name = dataset.name
+        for column in columns:
             dataset.column(column)
         if dataset.timestamp is None and (start is not None or end is not None):
             raise SchemaError(
@@ -137,8 +202,8 @@ class DatasetCatalog(Service):
             )
         files = self.files(name)
         if not files:
-            return pd.DataFrame({c: pd.Series(dtype="object") for c in (columns or dataset.column_names)})
-        cols = ", ".join(quote(c) for c in (columns or dataset.column_names))
+            return None
+        cols = ", ".join(quote(c) for c in columns)
         where = []
         if dataset.timestamp and start is not None:
             where.append(f"{quote(dataset.timestamp)} >= {literal(as_utc(start).isoformat())}::TIMESTAMPTZ")
@@ -153,7 +218,7 @@ class DatasetCatalog(Service):
 
         with duckdb.connect() as con:
             con.execute("SET TimeZone = 'UTC'")
-            return con.sql(sql).to_arrow_table().to_pandas()
+            return con.sql(sql).to_arrow_table()
 
     def quarantine(self, name: str, ingest_id: str | None = None) -> pd.DataFrame:
         """Quarantined rows with their ``_reason`` (all of them, or one ingestion's)."""

@@ -7,6 +7,11 @@
 ...     ml.Column("amount", "float64", min=0),
 ...     ml.Column("country", "string", allowed=["DE", "FR", "NL"]),
 ... ], key=["txn_id"], timestamp="ts")
+>>> images = ml.Dataset("digits", columns=[
+...     ml.Column("id", "int64"),
+...     ml.Column("image", "tensor", shape=(1, 28, 28), dtype="float32"),   # a fixed-shape tensor
+...     ml.Column("readings", "tensor", shape=(-1, 3), dtype="float64"),    # a sequence of 3-vectors
+... ], key="id")
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ ALIASES = {
     "datetime": "timestamp",
 }
 NUMERIC = {"int32", "int64", "float32", "float64"}
+TENSOR = "tensor"
+# Element types of a tensor column (the dtype= of Column(name, "tensor", shape=..., dtype=...)).
+ELEMENTS = ("float32", "float64", "int32", "int64", "uint8", "bool")
 ORDERED = NUMERIC | {"timestamp", "date"}
 # Columns mloop adds to quarantine files and partition paths.
 RESERVED = {"_row", "_file", "_line", "_raw", "_reason", "_reasons", "_date", "_ingest"}
@@ -60,6 +68,14 @@ class Column(BaseModel):
 
     ``min``/``max`` apply to numbers, timestamps and dates; ``allowed`` to any type; ``regex`` (a full
     match, RE2 syntax) to strings. Float columns reject NaN and infinity unless ``allow_non_finite``.
+
+    A **tensor** column holds one array per row: ``Column("image", "tensor", shape=(1, 28, 28),
+    dtype="float32")``. With the positional type ``"tensor"``, ``dtype=`` names the element type (one of
+    :data:`ELEMENTS`, stored as ``element``; float32 if omitted) and ``shape`` the per-row shape; a first
+    dimension of ``-1`` makes a variable-length sequence (``shape=(-1,)``, ``shape=(-1, 3)``). Each row must
+    have that shape, convert to the element type exactly and (floats) hold only finite values unless
+    ``allow_non_finite``; other rows are quarantined with the reason. In YAML:
+    ``{name: image, dtype: tensor, element: float32, shape: [1, 28, 28]}``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -72,14 +88,32 @@ class Column(BaseModel):
     allowed: tuple[Any, ...] | None = None
     regex: str | None = None
     allow_non_finite: bool = False
+    shape: tuple[int, ...] | None = None
+    element: str | None = None
     description: str = ""
 
     def __init__(self, name: str | None = None, dtype: str | None = None, /, **data: Any) -> None:
         if name is not None:
             data["name"] = name
         if dtype is not None:
+            if str(dtype).lower() == TENSOR and "dtype" in data:
+                # Column("image", "tensor", shape=..., dtype="float32"): the keyword is the element type.
+                if data.get("element") is not None:
+                    raise SchemaError(
+                        f"column {data.get('name')!r}: give the element type once, as dtype= or element=."
+                    )
+                data["element"] = data.pop("dtype")
             data["dtype"] = dtype
         super().__init__(**data)
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.dtype == TENSOR
+
+    @property
+    def fixed(self) -> bool:
+        """A tensor column whose every dimension is known (no -1): stored as a fixed-shape tensor."""
+        return self.shape is not None and -1 not in self.shape
 
     @field_validator("name")
     @classmethod
@@ -94,9 +128,26 @@ class Column(BaseModel):
     @classmethod
     def _dtype(cls, value: str) -> str:
         dtype = ALIASES.get(str(value).lower(), str(value).lower())
-        if dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {value!r}; use one of {', '.join(DTYPES)}")
+        if dtype not in DTYPES and dtype != TENSOR:
+            raise ValueError(f"unknown dtype {value!r}; use one of {', '.join([*DTYPES, TENSOR])}")
         return dtype
+
+    @field_validator("element", mode="before")
+    @classmethod
+    def _element(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        element = ALIASES.get(str(value).lower(), str(value).lower())
+        if element not in ELEMENTS:
+            raise ValueError(f"unknown tensor element type {value!r}; use one of {', '.join(ELEMENTS)}")
+        return element
+
+    @field_validator("shape", mode="before")
+    @classmethod
+    def _shape(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (value,)  # shape=64 is shape=(64,)
+        return value
 
     @field_validator("min", "max", mode="before")
     @classmethod
@@ -111,6 +162,14 @@ class Column(BaseModel):
 
     @model_validator(mode="after")
     def _rules(self) -> Column:
+        if self.dtype == TENSOR:
+            return self._tensor_rules()
+        if self.shape is not None or self.element is not None:
+            what = "shape" if self.shape is not None else "element"
+            raise ValueError(
+                f"column {self.name!r}: {what} applies to tensor columns, not to {self.dtype}; declare "
+                f"Column({self.name!r}, 'tensor', shape={self.shape or (64,)}, dtype='float32')"
+            )
         if (self.min is not None or self.max is not None) and self.dtype not in ORDERED:
             raise ValueError(
                 f"min/max apply to numbers, timestamps and dates, not to {self.dtype} column {self.name!r}"
@@ -143,6 +202,30 @@ class Column(BaseModel):
                     f"column {self.name!r}: allowed values {wrong} are not numbers; list numbers for a "
                     f"{self.dtype} column"
                 )
+        return self
+
+    def _tensor_rules(self) -> Column:
+        name = self.name
+        if self.shape is None or len(self.shape) == 0:
+            raise ValueError(
+                f"tensor column {name!r} needs shape=, the shape of one row's value, e.g. shape=(1, 28, 28), "
+                "or shape=(-1,) for a variable-length sequence"
+            )
+        shape = self.shape
+        if any(d == 0 or d < -1 for d in shape) or -1 in shape[1:]:
+            raise ValueError(
+                f"tensor column {name!r}: shape {list(shape)} must hold positive sizes, with -1 allowed as "
+                "the first dimension only (a variable length), e.g. (1, 28, 28), (-1,) or (-1, 3)"
+            )
+        rules = {"min": self.min, "max": self.max, "allowed": self.allowed, "regex": self.regex}
+        given = [rule for rule, value in rules.items() if value is not None]
+        if given:
+            raise ValueError(
+                f"{'/'.join(given)} do not apply to tensor column {name!r}; a tensor's rules are its shape, "
+                "element type and allow_non_finite"
+            )
+        if self.element is None:
+            object.__setattr__(self, "element", "float32")
         return self
 
 
@@ -189,7 +272,15 @@ class Dataset(BaseModel):
                 raise ValueError(f"timestamp column {self.timestamp!r} is not a column of {self.name!r}")
             if self.column(self.timestamp).dtype not in ("timestamp", "date"):
                 raise ValueError(f"timestamp column {self.timestamp!r} must have dtype timestamp or date")
+        tensor_keys = [k for k in self.key if self.column(k).is_tensor]
+        if tensor_keys:
+            raise ValueError(f"key column(s) {tensor_keys} are tensors; a key must be a scalar column")
         return self
+
+    @property
+    def tensors(self) -> list[Column]:
+        """The tensor columns, in declared order."""
+        return [c for c in self.columns if c.is_tensor]
 
     def column(self, name: str) -> Column:
         for column in self.columns:

@@ -14,17 +14,20 @@ import glob
 import gzip
 import hashlib
 import io
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mloop.data.schema import RESERVED
 from mloop.data.sql import literal, quote
+from mloop.data.tensors import arrow_column
 from mloop.errors import MalformedInput, NotFound
 
 Progress = Callable[[str, float], None]
@@ -41,6 +44,16 @@ class Opened:
     types: dict[str, str]  # raw column -> DuckDB type
     row_key: tuple[str, ...] = ("_row",)
     rejects: str | None = None  # table of rows that did not parse: _line, _raw, _reason
+    # The row key and the named raw columns as Arrow, with their Arrow types (a fixed-shape tensor keeps
+    # its shape, which DuckDB's view flattens); None: read them from the view.
+    arrow_columns: Callable[[list[str]], pa.Table] | None = None
+
+    def read_columns(self, con: duckdb.DuckDBPyConnection, names: list[str]) -> pa.Table:
+        """The row key and ``names`` for every row (tensor columns, checked outside DuckDB)."""
+        if self.arrow_columns is not None:
+            return self.arrow_columns(names)
+        columns = ", ".join(quote(c) for c in [*self.row_key, *names])
+        return con.sql(f"SELECT {columns} FROM {quote(self.view)}").to_arrow_table()
 
 
 @dataclass
@@ -101,7 +114,25 @@ class ParquetSource(Source):
             f"FROM read_parquet({listing}, file_row_number = true{extra})"
         )
         types = _types(con, "src", hidden={"_row", "_file"})
-        return Opened("src", list(types), types, ("_file", "_row") if many else ("_row",))
+
+        def arrow_columns(names: list[str]) -> pa.Table:
+            tables = []
+            for path in files:
+                table = pq.read_table(path, columns=names)
+                keys = {"_row": pa.array(np.arange(table.num_rows, dtype=np.int64))}
+                if many:
+                    keys = {"_file": pa.array([str(path)] * table.num_rows, pa.string()), **keys}
+                tables.append(pa.table({**keys, **{n: table[n] for n in names}}))
+            try:
+                return pa.concat_tables(tables, promote_options="permissive")
+            except pa.ArrowException as exc:
+                raise MalformedInput(
+                    f"{self.describe()}: column(s) {names} have different types in different files ({exc}); "
+                    "write them with one type."
+                ) from None
+
+        return Opened("src", list(types), types, ("_file", "_row") if many else ("_row",),
+                      arrow_columns=arrow_columns)  # fmt: skip
 
 
 @dataclass
@@ -210,14 +241,32 @@ class DataFrameSource(Source):
 
     frame: Any = None
     name: str = "dataframe"
+    _converted: pa.Table | None = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def _table(self) -> pa.Table:
+        # Converted once: the fingerprint (in a side thread) and the ingestion both read it.
+        with self._lock:
+            if self._converted is None:
+                self._converted = self._convert()
+            return self._converted
+
+    def _convert(self) -> pa.Table:
         if isinstance(self.frame, pa.Table):
             return self.frame
         if isinstance(self.frame, pa.RecordBatch):
             return pa.Table.from_batches([self.frame])
         try:
-            return pa.Table.from_pandas(self.frame, preserve_index=False)
+            # Columns of per-row arrays or nested lists (tensors) are converted on their own: pandas'
+            # conversion refuses arrays of more than one dimension.
+            frame = self.frame
+            nested = [c for c in frame.columns if frame[c].dtype == object and _holds_arrays(frame[c])]
+            table = pa.Table.from_pandas(frame.drop(columns=nested), preserve_index=False)
+            for column in nested:
+                table = table.add_column(
+                    list(frame.columns).index(column), str(column), arrow_column(frame[column].tolist())
+                )
+            return table
         except (TypeError, pa.ArrowException) as exc:
             raise MalformedInput(
                 f"{self.describe()}: cannot convert to an Arrow table: {exc}. Give each column one plain type "
@@ -241,7 +290,7 @@ class DataFrameSource(Source):
         con.register("src_arrow", table)
         con.execute("CREATE VIEW src AS SELECT * FROM src_arrow")
         types = _types(con, "src", hidden={"_row"})
-        return Opened("src", list(types), types)
+        return Opened("src", list(types), types, arrow_columns=lambda names: table.select(["_row", *names]))
 
 
 @dataclass
@@ -334,6 +383,14 @@ def _hash_files(files: list[Path], progress: Progress | None) -> str:
                 if progress:
                     progress("fingerprint", done / total)
     return digest.hexdigest()
+
+
+def _holds_arrays(series: Any) -> bool:
+    """An object column whose first value is an array, list or tuple (a tensor column's cells)."""
+    for value in series:
+        if value is not None and not (isinstance(value, float) and value != value):  # NaN: missing
+            return isinstance(value, np.ndarray | list | tuple)
+    return False
 
 
 def _check_parquet(path: Path) -> list[str]:

@@ -47,6 +47,7 @@ class Deployment:
     created_at: datetime | None = None
     created_by: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+    runtime: str = "native"  # "native": each version's own flavour; "onnx": its ONNX export
 
     @property
     def primary(self) -> int:
@@ -74,6 +75,7 @@ class Deployment:
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "created_by": self.created_by,
             "options": dict(self.options),
+            "runtime": self.runtime,
         }
 
 
@@ -100,6 +102,7 @@ def from_row(row: DeploymentRow) -> Deployment:
         created_at=row.created_at,
         created_by=row.created_by,
         options=spec.get("options", {}),
+        runtime=spec.get("runtime", "native"),
     )
 
 

@@ -52,6 +52,7 @@ class DeploymentService(Service):
         sticky_key: str | None = None,
         shadow: int | builtins.list[int] | tuple[int, ...] | None = None,
         options: Mapping[str, Any] | None = None,
+        runtime: str = "native",
     ) -> Deployment:
         """A new revision of ``endpoint``.
 
@@ -59,7 +60,9 @@ class DeploymentService(Service):
         - with ``canary=0.1``: it takes 10% and the live primary keeps the rest (same model);
         - ``ab={"v3": 0.5, "v4": 0.5}``: the listed versions split the traffic (shares sum to 1);
         - ``sticky_key="customer_id"``: a request's version follows from that field of its first row;
-        - ``shadow=5``: version 5 gets a copy of every request, its answers logged, never returned.
+        - ``shadow=5``: version 5 gets a copy of every request, its answers logged, never returned;
+        - ``runtime="onnx"``: every version serves from its ONNX export (``project.models.export``), which
+          each must have; ``"native"`` (the default) serves each with its own flavour.
         """
         check_endpoint(endpoint)
         self._authorize("deployments.write", f"endpoint:{endpoint}")
@@ -80,9 +83,11 @@ class DeploymentService(Service):
         shadows = self._shadows(model, shadow, routes, registry)
         if sticky_key is not None and (not isinstance(sticky_key, str) or not sticky_key):
             raise MloopError(f"sticky_key must be a request field name, got {sticky_key!r}.")
+        _check_runtime(registry, model, routes, shadows, runtime)
         spec = Deployment(
-            endpoint, 0, model, routes, shadows, sticky_key, alias, "deploy", options=check_options(options)
-        )
+            endpoint, 0, model, routes, shadows, sticky_key, alias, "deploy", options=check_options(options),
+            runtime=runtime,
+        )  # fmt: skip
         return self._append(endpoint, spec, "deployments.write")
 
     def rollback(self, endpoint: str) -> Deployment:
@@ -105,6 +110,7 @@ class DeploymentService(Service):
         restored = Deployment(
             endpoint, 0, target.model, target.routes, target.shadow, target.sticky_key, target.alias,
             "rollback", previous=target.previous, active=target.active, options=target.options,
+            runtime=target.runtime,
         )  # fmt: skip
         return self._append(endpoint, restored, "deployments.rollback", restored_revision=target.revision)
 
@@ -119,7 +125,7 @@ class DeploymentService(Service):
             )
         spec = Deployment(
             endpoint, 0, live.model, live.routes, live.shadow, live.sticky_key, live.alias, "undeploy",
-            active=False, options=live.options,
+            active=False, options=live.options, runtime=live.runtime,
         )  # fmt: skip
         return self._append(endpoint, spec, "deployments.write")
 
@@ -184,8 +190,8 @@ class DeploymentService(Service):
             session.add(row)
             session.flush()
             change.payload.update(
-                revision=revision, kind=spec.kind, model=spec.model,
-                routes=body["routes"], shadow=body["shadow"], active=spec.active, **payload,
+                revision=revision, kind=spec.kind, model=spec.model, routes=body["routes"],
+                shadow=body["shadow"], active=spec.active, runtime=spec.runtime, **payload,
             )  # fmt: skip
             return from_row(row)
 
@@ -243,3 +249,24 @@ class DeploymentService(Service):
             registry.get(model, version=version)
             out.append(version)
         return tuple(dict.fromkeys(out))
+
+
+def _check_runtime(
+    registry: Any, model: str, routes: tuple[Route, ...], shadows: tuple[int, ...], runtime: str
+) -> None:
+    """Every version to serve has what ``runtime`` loads (an export of that format, unless native)."""
+    from mloop.registry.exports import RUNTIMES
+
+    if runtime not in RUNTIMES:
+        raise MloopError(f"Runtime {runtime!r} is not one of: {', '.join(RUNTIMES)}.")
+    if runtime == "native":
+        return
+    versions = [r.version for r in routes] + [v for v in shadows if v not in {r.version for r in routes}]
+    missing = [v for v in versions if not any(e.format == runtime for e in registry.exports(model, v))]
+    if missing:
+        shown = ", ".join(f"v{v}" for v in missing)
+        raise MloopError(
+            f"Runtime {runtime!r} serves each version from its {runtime} export, and {model!r} {shown} "
+            f"{'has' if len(missing) == 1 else 'have'} none: `mloop models export {model}:{missing[0]} "
+            f"--format {runtime}` first, or deploy with the native runtime."
+        )

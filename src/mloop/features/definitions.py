@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 import re
 import textwrap
 from collections.abc import Callable, Sequence
@@ -27,12 +28,15 @@ from typing import Any
 
 from mloop._names import valid
 from mloop._time import parse_duration
-from mloop.data.schema import ALIASES, DTYPES
+from mloop.data.schema import ALIASES, DTYPES, ELEMENTS
 from mloop.data.sources import ParquetSource, Source
 from mloop.errors import SchemaError
 from mloop.store.types import canonical_json
 
 AGGREGATIONS = ("count", "sum", "mean", "min", "max", "last", "distinct_count")
+# The most elements one tensor feature value may hold: it travels as JSON in every online read, so 4096
+# float32 (a 4096-d embedding, ~40-80 KB of JSON) keeps a lookup in the low milliseconds.
+MAX_TENSOR_ELEMENTS = 4096
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 
 
@@ -72,18 +76,50 @@ def duration_text(value: timedelta) -> str:
 
 @dataclass(frozen=True)
 class Field:
-    """A typed column: ``Field("amount", "float64")``."""
+    """A typed column: ``Field("amount", "float64")``; with ``shape``, a fixed-shape tensor whose elements
+    are ``dtype``: ``Field("embedding", "float32", shape=(64,))`` (at most :data:`MAX_TENSOR_ELEMENTS`
+    elements). Online, a tensor feature reads back as a (nested) list of that shape; offline, as per-row
+    NumPy arrays."""
 
     name: str
     dtype: str = "float64"
+    shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise SchemaError(f"Field name {self.name!r} must be a non-empty string.")
-        object.__setattr__(self, "dtype", _dtype(self.dtype, f"field {self.name!r}"))
+        where = f"field {self.name!r}"
+        if self.shape is None:
+            object.__setattr__(self, "dtype", _dtype(self.dtype, where))
+            return
+        dtype = ALIASES.get(str(self.dtype).lower(), str(self.dtype).lower())
+        if dtype not in ELEMENTS:
+            raise SchemaError(f"{where}: a tensor's dtype is its element type, one of {', '.join(ELEMENTS)}.")
+        shape = (self.shape,) if isinstance(self.shape, int) else tuple(self.shape)
+        if not shape or any(not isinstance(d, int) or d < 1 for d in shape):
+            raise SchemaError(
+                f"{where}: shape {list(shape)} must list positive sizes, e.g. (64,); a feature tensor has a fixed "
+                "shape (no -1)."
+            )
+        if math.prod(shape) > MAX_TENSOR_ELEMENTS:
+            raise SchemaError(
+                f"{where}: shape {list(shape)} holds {math.prod(shape)} elements, more than the "
+                f"{MAX_TENSOR_ELEMENTS} an online feature value may hold. Reduce it (e.g. a smaller embedding "
+                "or PCA), or keep the tensor in a dataset and read it offline."
+            )
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "shape", shape)
+
+    @property
+    def size(self) -> int:
+        """Elements per value: 1 for a scalar."""
+        return math.prod(self.shape) if self.shape else 1
 
     def spec(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype}
+        spec: dict[str, Any] = {"name": self.name, "dtype": self.dtype}
+        if self.shape is not None:
+            spec["shape"] = list(self.shape)  # only when set: scalar fields keep their stored hash
+        return spec
 
 
 @dataclass(frozen=True)

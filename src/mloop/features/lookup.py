@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mloop.errors import SchemaError
@@ -34,6 +35,7 @@ class ViewPart:
     ttl_us: int | None
     window_us: int  # longest wanted window
     dtypes: dict[str, str]
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # tensors of more than one dimension
 
 
 @dataclass
@@ -67,6 +69,7 @@ def build_plan(resolved: Resolved, namespaces: Mapping[str, str], full_feature_n
                 int(ttl.total_seconds() * 1_000_000) if isinstance(ttl, timedelta) else None,
                 max((int(a.seconds * 1_000_000) for a in aggs), default=0),
                 {f.name: f.dtype for f in view.features},
+                {f.name: f.shape for f in view.features if f.shape is not None and len(f.shape) > 1},
             )
         )  # fmt: skip
         join_keys.extend(k for k in view.join_keys if k not in join_keys)
@@ -128,7 +131,11 @@ def lookup(
                     continue
                 stored = row.values if isinstance(row.values, dict) else decode(row.values)
                 for feature in part.features:
-                    results[(name, feature)][i] = _typed(stored.get(feature), part.dtypes[feature])
+                    value = _typed(stored.get(feature), part.dtypes[feature])
+                    if feature in part.shapes and value is not None:
+                        # Stored flat (the row-major values); served in the feature's shape.
+                        value = np.asarray(value).reshape(part.shapes[feature]).tolist()
+                    results[(name, feature)][i] = value
         if part.aggregations:
             found_events = answer.events[event_at : event_at + n]
             event_at += n

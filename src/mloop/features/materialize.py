@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from mloop.data.sql import literal, quote
 from mloop.errors import SchemaError
-from mloop.features.definitions import FeatureView, PushSource
+from mloop.features.definitions import MAX_TENSOR_ELEMENTS, FeatureView, PushSource
 from mloop.features.offline import Table
 from mloop.features.online.base import OnlineEvent, OnlineRow, OnlineStore, entity_key
 from mloop.features.tables import EVENT_ID
@@ -130,6 +130,9 @@ def check_timestamps(con: duckdb.DuckDBPyConnection, view: FeatureView, table: T
             f"The source of feature view {view.name!r} has no column(s) {sorted(set(missing))} "
             f"(it has {sorted(types)}); fix the view's fields or the source."
         )
+    for f in view.features:
+        if f.shape is not None:
+            check_tensor(con, view, table, f.name, f.size, types[f.name])
     if types[table.timestamp] == "TIMESTAMPTZ_NS":
         raise SchemaError(
             f"Feature view {view.name!r}: source column {table.timestamp!r} has nanosecond precision; the feature "
@@ -140,6 +143,30 @@ def check_timestamps(con: duckdb.DuckDBPyConnection, view: FeatureView, table: T
         raise SchemaError(
             f"Feature view {view.name!r}: source column {table.timestamp!r} is {types[table.timestamp]}, not a "
             "timezone-aware timestamp. Write it as UTC (pandas: df[col] = df[col].dt.tz_localize('UTC'))."
+        )
+
+
+def check_tensor(
+    con: duckdb.DuckDBPyConnection, view: FeatureView, table: Table, name: str, size: int, kind: str
+) -> None:
+    """A tensor feature's source column holds lists of exactly ``size`` values (nested lists are counted
+    flat): the online store keeps each value whole, so a larger one is refused here, before anything is
+    written, and a smaller one would serve a wrong shape."""
+    where = f"Feature view {view.name!r}: feature {name!r}"
+    if not kind.endswith("]"):
+        raise SchemaError(f"{where} is a tensor but its source column is {kind}; give it lists or arrays.")
+    column = quote(name)
+    leaves = column
+    for _ in range(kind.count("[") - 1):
+        leaves = f"flatten({leaves})"
+    found = con.sql(
+        f"SELECT count(*), max(len({leaves})) FROM {table.relation} "
+        f"WHERE {column} IS NOT NULL AND len({leaves}) <> {size}"
+    ).fetchall()[0]
+    if found[0]:
+        raise SchemaError(
+            f"{where} holds {size} values per row (its shape), but {found[0]} source row(s) hold another number "
+            f"(up to {found[1]}). Fix the source rows, or the feature's shape (at most {MAX_TENSOR_ELEMENTS})."
         )
 
 

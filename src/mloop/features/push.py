@@ -20,9 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mloop._time import utcnow
+from mloop.data import tensors
+from mloop.data.schema import Column
 from mloop.errors import SchemaError
 from mloop.features.aggregate import to_micros
-from mloop.features.definitions import FeatureView, PushSource
+from mloop.features.definitions import FeatureView, Field, PushSource
 from mloop.features.online.base import OnlineEvent, OnlineRow, entity_key
 from mloop.features.tables import EVENT_ID, PUSHED_AT
 
@@ -48,7 +50,10 @@ def prepare(source: PushSource, rows: Any) -> pa.Table:
         )
     columns = {}
     for field in source.schema:
-        columns[field.name] = _column(frame[field.name], field.name, field.dtype, source.name)
+        if field.shape is not None:
+            columns[field.name] = _tensor(frame[field.name], field, source.name)
+        else:
+            columns[field.name] = _column(frame[field.name], field.name, field.dtype, source.name)
     table = pa.table(columns)
     assert source.timestamp is not None
     if table[source.timestamp].null_count:
@@ -167,6 +172,22 @@ def _column(series: pd.Series, name: str, dtype: str, source: str) -> pa.Array:
         raise SchemaError(
             f"Push to {source!r}: field {name!r} does not hold {dtype} values ({exc})."
         ) from None
+
+
+def _tensor(series: pd.Series, field: Field, source: str) -> pa.Array:
+    """Pushed arrays or nested lists of the field's shape, checked as a dataset's tensor column is; the
+    first bad row refuses the push (naming the field, the expected and the got shape)."""
+    column = Column(field.name, "tensor", shape=field.shape, element=field.dtype)
+    checked = tensors.check(column, tensors.arrow_column(series.tolist()), required=False)
+    bad = [(i, r) for i, r in enumerate(checked.reasons) if r is not None]
+    if bad:
+        row, reason = bad[0]
+        raise SchemaError(
+            f"Push to {source!r}: row {row}: {reason}"
+            + (f" ({len(bad)} rows are wrong)" if len(bad) > 1 else "")
+            + "."
+        )
+    return checked.values.storage  # a flat fixed-size list: what the push log and the online store keep
 
 
 def _parse_times(series: pd.Series) -> pd.Series:

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mloop._service import Service
@@ -136,6 +137,14 @@ class FeatureService(Service):
             computed = on_demand.run_on_demand(odv, inputs)
             for output in outputs:
                 frame[_name(odv.name, output, full_feature_names)] = computed[output]
+        for name, view in views.items():
+            for field in view.features:  # type: ignore[union-attr]  # views are FeatureViews
+                output = _name(name, field.name, full_feature_names)
+                if field.shape is not None and len(field.shape) > 1 and output in frame.columns:
+                    # Stored flat (row-major); per-row arrays in the feature's shape, as a dataset reads.
+                    shape = field.shape
+                    cells = [None if v is None else np.asarray(v).reshape(shape) for v in frame[output]]
+                    frame[output] = pd.Series(cells, index=frame.index, dtype=object)
         drop = [_name(v, f, full_feature_names) for v, f in hidden]
         return frame.drop(columns=[c for c in drop if c in frame.columns])
 

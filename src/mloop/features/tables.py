@@ -12,7 +12,7 @@ from mloop.data.schema import DTYPES
 from mloop.data.service import DataService
 from mloop.data.sql import literal, quote
 from mloop.errors import SchemaError
-from mloop.features.definitions import DatasetSource, FeatureView, PushSource
+from mloop.features.definitions import DatasetSource, FeatureView, Field, PushSource
 from mloop.features.offline import Table
 
 EVENT_ID = "_event_id"
@@ -52,7 +52,7 @@ def push_table(source: PushSource, data_root: Path) -> Table:
     files = sorted(folder.rglob("*.parquet")) if folder.exists() else []
     columns = ", ".join(quote(f.name) for f in source.schema)
     if not files:
-        empty = ", ".join(f"CAST(NULL AS {DTYPES[f.dtype]}) AS {quote(f.name)}" for f in source.schema)
+        empty = ", ".join(f"CAST(NULL AS {_sql_type(f)}) AS {quote(f.name)}" for f in source.schema)
         relation = f"(SELECT {empty}, NULL::VARCHAR AS {EVENT_ID} WHERE false)"
     else:
         relation = (
@@ -61,6 +61,12 @@ def push_table(source: PushSource, data_root: Path) -> Table:
         )
     assert source.timestamp is not None
     return Table(relation, source.timestamp, source.created_timestamp)
+
+
+def _sql_type(field: Field) -> str:
+    if field.shape is None:
+        return DTYPES[field.dtype]
+    return ("UTINYINT" if field.dtype == "uint8" else DTYPES[field.dtype]) + "[]"
 
 
 def _read(files: list[Path]) -> str:

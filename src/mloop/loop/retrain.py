@@ -23,6 +23,7 @@ from mloop.loop.platform import Platform
 from mloop.loop.policy import LOWER_IS_BETTER, Gate, metric_name
 from mloop.metrics import evaluation
 from mloop.metrics.bootstrap import paired_gain
+from mloop.training.multiclass import multiclass_metrics
 
 MIN_TRAIN_ROWS, MIN_TEST_ROWS, MAX_NULL_SHARE = 200, 50, 0.95
 Opener = Callable[..., Platform]  # picklable: the child process opens the project with it
@@ -35,10 +36,11 @@ def data_checks(data: Any) -> list[dict[str, Any]]:
         _check("train_rows", len(data.train), MIN_TRAIN_ROWS, len(data.train) >= MIN_TRAIN_ROWS),
         _check("test_rows", len(data.test), MIN_TEST_ROWS, len(data.test) >= MIN_TEST_ROWS),
     ]
-    if data.task == "binary":
+    if data.task in ("binary", "multiclass"):
         for part in ("train", "test"):
             classes = int(getattr(data, part)[data.label].nunique())
-            out.append(_check(f"{part}_classes", classes, 2, classes == 2))
+            ok = classes == 2 if data.task == "binary" else classes >= 2
+            out.append(_check(f"{part}_classes", classes, 2, ok))
     for name in data.features:
         column = data.train[name]
         nulls = float(column.isna().mean()) if len(column) else 1.0
@@ -68,7 +70,8 @@ def retrain(open_project: Opener, root: str, overrides: dict[str, Any], pipeline
         challenger = project.models.load(pipeline.name, version)
         old = _predict(project.models.load(*champion), holdout, data) if champion else None
         report["champion_value"] = _value(data, holdout, old, metric) if old is not None else None
-        if gate.confidence is not None and old is not None and len(holdout):
+        # The paired bootstrap covers binary and regression metrics; a multiclass gate compares point values.
+        if gate.confidence is not None and old is not None and len(holdout) and data.task != "multiclass":
             new = _predict(challenger, holdout, data)
             report["gain_interval"] = paired_gain(
                 metric, data.task, holdout[data.label].to_numpy(), new, old,
@@ -140,6 +143,10 @@ def _value(data: Any, holdout: Any, predicted: Any, metric: str) -> float | None
     truth = holdout[data.label].to_numpy()
     if data.task == "binary":
         return evaluation.classification_metrics(truth, predicted).get(metric)
+    if data.task == "multiclass":  # columns in the classes' sorted order, as the model was fitted on them
+        classes = sorted(data.train[data.label].dropna().unique())
+        value = multiclass_metrics(truth, predicted, classes=classes).get(metric)
+        return value if isinstance(value, float | int) else None
     return evaluation.regression_metrics(truth, predicted).get(metric)
 
 

@@ -34,6 +34,15 @@ Every column profile has ``kind``, ``dtype``, ``rows``, ``nulls``, ``null_share`
   ``"__other__"`` (always present, possibly 0.0) as shares of the non-null values, and ``sample``.
   A value that is literally ``"__other__"`` counts in the other bucket.
 - ``"timestamp"``: ``min`` and ``max`` as ISO 8601 strings (``None`` when all null).
+- ``"tensor"`` (an object column of arrays or nested lists of numbers: images, embeddings): ``count``,
+  ``shape`` (the first value's) and ``components`` (its size). The values themselves are too big for
+  JSON: drift compares them with a reference sample stored beside the profile
+  (:mod:`mloop.metrics.reference`).
+
+A class-probability matrix as ``prediction`` (``(rows, classes)``, a multiclass model) is profiled as
+the categorical column of the predicted classes (the highest probability, named by ``classes`` or by
+index) with two more keys: ``classes`` (the names, in column order) and ``probabilities`` (a numeric
+profile of each class's probability, by name, with a sample of at most 1,000 values).
 
 Nulls are None, NaN, NaT and, for numbers, infinities; they are counted in ``nulls`` and left out of
 everything else. ``sample`` is at most ``settings.sample`` non-null values drawn without replacement
@@ -65,6 +74,7 @@ def build_profile(
     *,
     columns: list[str] | None = None,
     prediction: np.ndarray | pd.Series | None = None,
+    classes: list[Any] | None = None,
     bins: int = 10,
     top_k: int = 50,
     sample: int = 5_000,
@@ -72,8 +82,9 @@ def build_profile(
 ) -> dict[str, Any]:
     """The reference profile of ``columns`` of ``frame`` (all by default) and of ``prediction``.
 
-    ``prediction`` is one value per row: the score, probability of the positive class or predicted
-    label. Deterministic for a given input and ``seed``.
+    ``prediction`` is one value per row (the score, probability of the positive class or predicted
+    label), or a multiclass model's ``(rows, classes)`` probabilities, whose columns ``classes`` names
+    (default: "0", "1", ...). Deterministic for a given input and ``seed``.
     """
     for name, value, least in (
         ("bins", bins, 1),
@@ -101,10 +112,14 @@ def build_profile(
     if prediction is not None:
         if not isinstance(prediction, pd.Series):
             prediction = np.asarray(prediction)
+            if prediction.ndim == 2 and prediction.shape[1] > 1 and prediction.dtype != object:
+                profile["prediction"] = _classes(prediction, classes, settings)
+                return profile
             if prediction.ndim != 1:
                 raise ValueError(
-                    f"prediction must hold one value per row; got shape {prediction.shape}. For class "
-                    "probabilities pass the positive class's column, proba[:, 1]."
+                    f"prediction must hold one value per row, or a (rows, classes) matrix of class "
+                    f"probabilities; got shape {prediction.shape}. For a binary model pass the positive "
+                    "class's column, proba[:, 1]."
                 )
             prediction = pd.Series(prediction)
         profile["prediction"] = _column(prediction, settings)
@@ -174,6 +189,8 @@ def category_frequencies(values: Any, categories: list[str] | dict[str, Any]) ->
 
 def _column(column: pd.Series, settings: dict[str, Any]) -> dict[str, Any]:
     dtype = column.dtype
+    if is_tensor(column):
+        return _tensor(column)
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return _timestamp(column)
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
@@ -245,6 +262,50 @@ def _timestamp(column: pd.Series) -> dict[str, Any]:
     low, high = column.min(), column.max()
     out["min"] = None if pd.isna(low) else pd.Timestamp(low).isoformat()
     out["max"] = None if pd.isna(high) else pd.Timestamp(high).isoformat()
+    return out
+
+
+def is_tensor(column: pd.Series) -> bool:
+    """Whether ``column`` is profiled as a tensor: an object column whose first non-null value is an
+    array or a (rectangular) list of numbers."""
+    if column.dtype != object:
+        return False
+    index = column.first_valid_index()
+    if index is None:
+        return False
+    first = column.loc[index]
+    if isinstance(first, np.ndarray):
+        return first.dtype.kind in "biuf"
+    if isinstance(first, list) and first:
+        try:
+            return np.asarray(first).dtype.kind in "biuf"
+        except ValueError:  # ragged
+            return False
+    return False
+
+
+def _tensor(column: pd.Series) -> dict[str, Any]:
+    present = column.notna().to_numpy()
+    out = _base("tensor", column, int((~present).sum()))
+    first = np.asarray(column.loc[column.first_valid_index()])
+    out.update(count=int(present.sum()), shape=list(first.shape), components=int(first.size))
+    return out
+
+
+def _classes(matrix: np.ndarray, classes: list[Any] | None, settings: dict[str, Any]) -> dict[str, Any]:
+    width = matrix.shape[1]
+    names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(width)]
+    if len(names) != width:
+        raise ValueError(f"classes names {len(names)} classes; the prediction has {width} columns.")
+    finite = np.isfinite(matrix).all(axis=1)
+    predicted = pd.Series(np.where(finite, np.asarray(names, dtype=object)[np.argmax(np.nan_to_num(matrix), axis=1)],
+                                   None), dtype=object)  # fmt: skip
+    # every class is a category of its own, even past top_k: a class matrix is never that wide
+    out = _categorical(predicted, {**settings, "top_k": max(settings["top_k"], width)})
+    out["shares"] = {**{n: out["shares"].get(n, 0.0) for n in names}, OTHER: out["shares"][OTHER]}
+    small = {**settings, "sample": min(settings["sample"], 1_000)}
+    out["classes"] = names
+    out["probabilities"] = {n: _numeric(pd.Series(matrix[:, i]), small) for i, n in enumerate(names)}
     return out
 
 

@@ -1,8 +1,10 @@
 """Model flavours: how a kind of model is saved, loaded and asked for predictions.
 
 A flavour is four verbs and two questions (:class:`Flavour`). Backends are chosen from one explicit table,
-:data:`FLAVOURS`, and imported only when used; adding PyTorch is one entry
-(``"torch": "mloop.models.torch:TorchFlavour [torch]"``) and one module.
+:data:`FLAVOURS`, and imported only when used: a kind of model is one entry
+(``"torch": "mloop.models.torch:TorchFlavour [torch]"``) and one module. A flavour may also offer
+``prepare(model, example, *, signature, task, output)``, which the registry calls before anything else to
+turn a model and its input example into what the flavour saves (the PyTorch flavour does).
 
 Prediction semantics are the same for every flavour, so serving and monitoring need not know which one
 they hold: a binary classifier answers the probability of the positive class (``classes_[1]``) as a 1-d
@@ -26,6 +28,10 @@ import pandas as pd
 
 from mloop.errors import MloopError
 from mloop.plugins import Plugins
+
+
+class ExportError(MloopError):
+    """A model cannot be saved or converted in the form asked for (``torch.export``, ONNX); says why."""
 
 
 @runtime_checkable
@@ -60,6 +66,8 @@ class Flavour(Protocol):
 FLAVOURS = Plugins(
     "model flavour",
     {
+        "torch": "mloop.models.torch:TorchFlavour [torch]",
+        "onnx": "mloop.models.onnx:OnnxFlavour [onnx]",
         "lightgbm": "mloop.models.lightgbm:LightGBMFlavour",
         "sklearn": "mloop.models.sklearn:SklearnFlavour",
     },

@@ -14,7 +14,7 @@ only where ``allow_non_finite``. :func:`stack` makes the batch array a model is 
 >>> stack(values).shape, problem
 ((2, 1, 2), None)
 >>> convert([[1, 2, 3]], "float32", (2,))[1]
-'shape (3,) in row 0 (expected (2,))'
+'shape (3,) in row 0'
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def convert(
             bad.setdefault(problem, []).append(i)
         arrays.append(array)
     if bad:
-        return arrays, _explain(bad, shape)
+        return arrays, _explain(bad)
     present = [a for a in arrays if a is not None]
     if not present:
         return arrays, None
@@ -162,12 +162,11 @@ def _cast(arrays: list[np.ndarray], dtype: str, allow_non_finite: bool) -> tuple
     return out, None
 
 
-def _explain(bad: dict[str, list[int]], shape: Sequence[int]) -> str:
+def _explain(bad: dict[str, list[int]]) -> str:
     parts = []
     for problem, rows in bad.items():
         shown = ", ".join(str(r) for r in rows[:_EXAMPLES])
         more = f" and {len(rows) - _EXAMPLES} more" if len(rows) > _EXAMPLES else ""
         where = f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
-        hint = f" (expected {tuple(shape)})" if problem.startswith("shape") else ""
-        parts.append(f"{problem} in {where}{hint}")
+        parts.append(f"{problem} in {where}")
     return "; ".join(parts)

@@ -2,8 +2,11 @@
 the estimate from the scores alone (binary classifiers), label coverage, slices and fairness gaps.
 
 Labels come back from the feedback API as JSON values. A binary model's label is ``true``/``false``,
-0/1, or the strings ``"0"``/``"1"``/``"true"``/``"false"``; a regression's is a number. Any other label
-is counted and described in ``problems`` and left out of the metrics, never guessed at.
+0/1, or the strings ``"0"``/``"1"``/``"true"``/``"false"``; a regression's is a number; a multiclass
+model's is one of its classes (by name, ``"cat"`` or ``3``; by index when the model names none), and
+its predictions are class-probability lists, scored by accuracy, macro F1, per-class recall and log
+loss (:mod:`mloop.metrics.multiclass`). Any other label is counted and described in ``problems`` and
+left out of the metrics, never guessed at.
 
 A window's realised metrics need ``min_labels`` labelled rows (and both classes for ROC AUC): below that
 ``realised`` is None and ``note`` says why, so three lucky labels never read as "AUC 1.0".
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mloop.metrics import evaluation
+from mloop.metrics import evaluation, multiclass
 from mloop.monitoring.estimation import PerformanceEstimator
 
 _TRUE = {"1", "true", "yes"}
@@ -26,6 +29,7 @@ KEPT = {  # the metrics a window keeps (slices keep the same)
     "binary": ("rows", "positives", "positive_rate", "threshold", "precision", "recall", "f1", "accuracy",
                "roc_auc", "pr_auc", "log_loss", "brier", "ece"),
     "regression": ("rows", "rmse", "mae", "r2"),
+    "multiclass": ("rows", "accuracy", "macro_f1", "log_loss", "per_class_recall"),
 }  # fmt: skip
 
 
@@ -68,6 +72,17 @@ def scores(predictions: pd.Series) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
+def predictions_of(predictions: pd.Series, classes: Sequence[str] | None) -> np.ndarray:
+    """A multiclass model's ``(rows, classes)`` probabilities (NaN rows where it answered something
+    else) when it has ``classes``; else :func:`scores`."""
+    if classes:
+        matrix = multiclass.class_matrix(predictions.tolist())
+        if matrix.shape[1] == len(classes):
+            return matrix
+        return np.full((len(predictions), len(classes)), np.nan)
+    return scores(predictions)
+
+
 def window_performance(
     frame: pd.DataFrame,
     *,
@@ -77,12 +92,26 @@ def window_performance(
     sensitive: Sequence[str] = (),
     estimator: PerformanceEstimator | None = None,
     min_labels: int = 50,
+    classes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The performance of the predictions in ``frame`` (columns ``prediction``, ``label``, and the input
-    columns named by ``slices`` and ``sensitive``); ``label`` is missing (None) where none arrived."""
-    s = scores(frame["prediction"]) if len(frame) else np.empty(0)
+    columns named by ``slices`` and ``sensitive``); ``label`` is missing (None) where none arrived.
+    ``classes`` names a multiclass model's classes in the order of its probabilities."""
     raw = frame["label"] if "label" in frame else pd.Series([None] * len(frame), dtype=object)
-    y, bad, examples = coerce_labels(raw, task)
+    if task == "multiclass":
+        matrix = multiclass.class_matrix(frame["prediction"].tolist()) if len(frame) else np.empty((0, 0))
+        y = multiclass.label_indices(raw.tolist(), classes, matrix.shape[1])
+        absent = raw.isna().to_numpy() if len(raw) else np.zeros(0, dtype=bool)
+        unusable = [v for v, i, a in zip(raw.tolist(), y, absent, strict=True) if not a and np.isnan(i)]
+        bad, examples = len(unusable), unusable[:3]
+        s = (
+            np.where(np.isfinite(matrix).all(axis=1), 0.0, np.nan)
+            if matrix.size
+            else np.full(len(frame), np.nan)
+        )
+    else:
+        s = scores(frame["prediction"]) if len(frame) else np.empty(0)
+        y, bad, examples = coerce_labels(raw, task)
     keep = np.isfinite(y) & np.isfinite(s)
     labelled = int(keep.sum())
     out: dict[str, Any] = {
@@ -91,7 +120,9 @@ def window_performance(
         "fairness": {}, "note": "",
     }  # fmt: skip
     if bad:
-        expected = "true/false or 0/1" if task == "binary" else "numbers"
+        expected = {"binary": "true/false or 0/1", "regression": "numbers"}.get(
+            task, f"one of the classes {', '.join(map(str, classes))}" if classes else "class indices"
+        )
         out["problems"].append(
             f"{bad} label(s) are not {expected} for a {task} model (for example "
             f"{', '.join(repr(v) for v in examples)}); they are left out. Send labels of the model's type."
@@ -105,6 +136,13 @@ def window_performance(
         return out
     if labelled < min_labels:
         out["note"] = f"{labelled} labelled row(s); metrics need at least {min_labels}"
+        return out
+    if task == "multiclass":
+        out["realised"] = _kept(multiclass.multiclass_metrics(y[keep], matrix[keep], classes), task)
+        if slices or sensitive:
+            out["problems"].append(
+                "slices and fairness gaps are computed for binary and regression models only"
+            )
         return out
     labels, predicted = y[keep], s[keep]
     part = frame.iloc[np.flatnonzero(keep)].reset_index(drop=True)

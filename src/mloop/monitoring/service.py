@@ -31,7 +31,7 @@ from mloop.features import queries as feature_queries
 from mloop.metrics.profile import bin_frequencies
 from mloop.monitoring import queries, ranges, rules, sli, slo, windows
 from mloop.monitoring.alerts import Alert, deliver, no_longer_serving, serving_versions, sinks_from_settings
-from mloop.monitoring.performance import scores, window_performance
+from mloop.monitoring.performance import predictions_of, scores, window_performance
 from mloop.monitoring.suite import compare
 from mloop.monitoring.versions import VersionInfo, load_version
 from mloop.predictions.feedback import read_feedback
@@ -308,11 +308,11 @@ class MonitoringService(Service):
                                     "training pipeline to monitor its drift)"})  # fmt: skip
                 continue
             inputs = _inputs(group)
-            prediction = scores(group["prediction"])
+            prediction = predictions_of(group["prediction"], info.classes)
             report = compare(info.profile, inputs, prediction=prediction if np.isfinite(prediction).any() else None,
                              columns=[c for c in options.columns if c in inputs] if options.columns else None,
                              methods={**options.methods, **extra[0]}, thresholds={**options.thresholds, **extra[1]},
-                             correction=options.correction)  # fmt: skip
+                             correction=options.correction, samples=info.samples)  # fmt: skip
             out.append({**entry, **report.to_dict(), "note": ""})
         return out
 
@@ -331,12 +331,13 @@ class MonitoringService(Service):
         out = []
         for model, version, group in self._groups(part):
             info = self._version(model, version)
-            if info.task not in ("binary", "regression"):
+            if info.task not in ("binary", "multiclass", "regression"):
                 continue
             found = window_performance(
                 _inputs(group).assign(prediction=group["prediction"].to_numpy(), label=group["label"].to_numpy()),
                 task=info.task, threshold=options.threshold or info.threshold, slices=options.slices,
                 sensitive=options.sensitive, estimator=info.estimator, min_labels=options.min_labels,
+                classes=info.classes,
             )  # fmt: skip
             out.append({**base, "version": version, "model": model, "task": info.task, **found})
         return out

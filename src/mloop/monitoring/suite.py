@@ -31,6 +31,13 @@ depend on how many columns are looked at.
 A column with no value in the window is reported as ``drifted=None`` with the reason, never as "no
 drift"; so is a column the profile does not hold.
 
+A tensor column (images, embeddings: the profile's kind ``tensor``) is compared with the version's
+reference sample (``samples``) by :mod:`mloop.monitoring.embeddings`: ``domain_classifier`` (ROC AUC >
+0.55) by default, ``mmd`` (permutation p < 0.01) or ``component_share`` (> 0.2) when named. A multiclass
+model's prediction (a ``(rows, classes)`` probability matrix, against a profile whose prediction has
+``classes``) is reported as the predicted class (``__prediction__``, categorical: chi2 or
+Jensen-Shannon on the class shares) and each class's probability (``__prediction__.<class>``, numeric).
+
 >>> report = compare(profile, window, methods={"amount": "wasserstein"})     # doctest: +SKIP
 >>> [c.column for c in report.drifted]                                       # doctest: +SKIP
 ['amount']
@@ -48,20 +55,25 @@ import pandas as pd
 
 from mloop.errors import MalformedInput
 from mloop.metrics.profile import OTHER, bin_frequencies, category_frequencies
-from mloop.monitoring import drift
+from mloop.monitoring import drift, embeddings
 
 PREDICTION = "__prediction__"  # the name the model's output goes by in a report
 SMALL = 1_000  # at most this many current values: a test; more: an effect size
 THRESHOLDS: dict[str, float] = {"psi": 0.1, "jensen_shannon": 0.1, "hellinger": 0.1, "wasserstein": 0.1,
-                                "ks": 0.05, "chi2": 0.05}  # fmt: skip
-TESTS = {"ks", "chi2"}  # p-value methods: drift when p < threshold
+                                "ks": 0.05, "chi2": 0.05, **embeddings.THRESHOLDS}  # fmt: skip
+# p-value methods: drift when p < threshold, corrected for the number of columns. Not mmd: a permutation
+# p-value is at least 1 / (permutations + 1), which a corrected threshold would put out of reach; its
+# own alpha (0.01) is already five times stricter than the tests'.
+TESTS = {"ks", "chi2"}
 _NUMERIC_ONLY = {"ks", "wasserstein"}
+_TENSOR_ONLY = set(embeddings.THRESHOLDS)
+_KINDS = ("psi", "jensen_shannon", "hellinger", "chi2", "ks", "wasserstein")
 
 
 @dataclass(frozen=True)
 class ColumnDrift:
     column: str
-    kind: str | None  # numeric, categorical; None when the profile does not hold the column
+    kind: str | None  # numeric, categorical, tensor; None when the profile does not hold the column
     method: str | None
     statistic: float | None  # the distance, or the test's statistic
     p_value: float | None  # tests only
@@ -112,13 +124,16 @@ def compare(
     methods: Mapping[str, str] | None = None,
     thresholds: Mapping[str, float] | None = None,
     correction: Literal["none", "bonferroni"] = "none",
+    samples: Mapping[str, np.ndarray] | None = None,
+    seed: int = 0,
 ) -> DriftReport:
     """Drift of ``columns`` of ``current`` (default: every profiled column it holds; a named column it
     lacks is an error) and of ``prediction`` (the model's outputs for the window) against ``profile``.
 
     ``methods`` maps a column (or ``"__prediction__"``) to a method; ``thresholds`` maps a method or a
     column to its threshold, the column winning. ``correction="bonferroni"`` divides the p-value
-    threshold of the tested columns by their number."""
+    threshold of the tested columns by their number. ``samples`` holds the reference rows of the tensor
+    columns (:func:`mloop.metrics.reference.reference_sample`); ``seed`` their subsampling's."""
     if correction not in ("none", "bonferroni"):
         raise MalformedInput(f"Unknown correction {correction!r}; use 'none' or 'bonferroni'.")
     methods, thresholds = dict(methods or {}), dict(thresholds or {})
@@ -139,9 +154,17 @@ def compare(
                 f"{', '.join(map(str, current.columns))}."
             )
         names = list(columns)
-    results = [_one(name, profiled.get(name), current[name], methods.get(name), thresholds) for name in names]
-    if prediction is not None:
-        results.append(_one(PREDICTION, profile.get("prediction"), pd.Series(np.asarray(prediction).ravel()),
+    results = [
+        _tensor(name, (samples or {}).get(name), current[name], methods.get(name), thresholds, seed)
+        if (profiled.get(name) or {}).get("kind") == "tensor"
+        else _one(name, profiled.get(name), current[name], methods.get(name), thresholds)
+        for name in names
+    ]
+    reference = profile.get("prediction")
+    if prediction is not None and np.ndim(prediction) == 2 and reference and "classes" in reference:
+        results += _classes(reference, np.asarray(prediction, dtype=np.float64), methods, thresholds)
+    elif prediction is not None:
+        results.append(_one(PREDICTION, reference, pd.Series(np.asarray(prediction).ravel()),
                             methods.get(PREDICTION), thresholds))  # fmt: skip
     if correction == "bonferroni":
         results = _bonferroni(results)
@@ -164,6 +187,37 @@ def _bonferroni(results: list[ColumnDrift]) -> list[ColumnDrift]:
     return out
 
 
+def _tensor(name: str, sample: np.ndarray | None, values: pd.Series, method: str | None,
+            thresholds: Mapping[str, float], seed: int) -> ColumnDrift:  # fmt: skip
+    if method is not None and method not in _TENSOR_ONLY:
+        raise MalformedInput(
+            f"{method} compares scalars; {name!r} is a tensor: use {', '.join(sorted(_TENSOR_ONLY))}."
+        )
+    method = method or embeddings.DEFAULT
+    threshold = thresholds.get(name, thresholds.get(method))
+    found = embeddings.tensor_drift(sample, values, method, threshold, seed)
+    return ColumnDrift(name, "tensor", found.method, _plain(found.statistic), _plain(found.p_value),
+                       found.threshold, found.drifted, found.rows, found.note)  # fmt: skip
+
+
+def _classes(reference: Mapping[str, Any], matrix: np.ndarray, methods: Mapping[str, str],
+             thresholds: Mapping[str, float]) -> list[ColumnDrift]:  # fmt: skip
+    names: list[str] = list(reference["classes"])
+    if matrix.shape[1] != len(names):
+        return [ColumnDrift(PREDICTION, "categorical", None, None, None, None, None, len(matrix),
+                            f"the model answered {matrix.shape[1]} class probabilities, the reference "
+                            f"{len(names)}: the classes changed")]  # fmt: skip
+    finite = np.isfinite(matrix).all(axis=1)
+    labels = np.asarray(names, dtype=object)[np.argmax(np.nan_to_num(matrix), axis=1)]
+    predicted = pd.Series(np.where(finite, labels, None), dtype=object)
+    out = [_one(PREDICTION, reference, predicted, methods.get(PREDICTION), thresholds)]
+    for i, name in enumerate(names):
+        column = f"{PREDICTION}.{name}"
+        out.append(_one(column, reference["probabilities"].get(name), pd.Series(matrix[:, i]),
+                        methods.get(column), thresholds))  # fmt: skip
+    return out
+
+
 def _one(
     name: str, reference: Mapping[str, Any] | None, values: pd.Series, method: str | None,
     thresholds: Mapping[str, float],
@@ -172,6 +226,10 @@ def _one(
         return ColumnDrift(name, None, method, None, None, None, None, int(values.notna().sum()),
                            "not in the reference profile: register a version trained with it, or leave it out")  # fmt: skip
     kind = reference["kind"]
+    if method in _TENSOR_ONLY:
+        raise MalformedInput(
+            f"{method} compares tensors; {name!r} is {kind}: use one of {', '.join(_KINDS)}."
+        )
     if kind not in ("numeric", "categorical"):
         return ColumnDrift(name, kind, method, None, None, None, None, int(values.notna().sum()),
                            f"{kind} columns are not compared for drift")  # fmt: skip

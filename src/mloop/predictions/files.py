@@ -36,6 +36,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from mloop._time import as_utc
+from mloop.predictions import tensors
 
 log = logging.getLogger("mloop.predictions")
 
@@ -43,6 +44,7 @@ SEGMENTS = "segments"
 FIXED = ["request_id", "row", "ts", "endpoint", "model", "version", "revision", "latency_s", "status",
          "prediction"]  # fmt: skip
 _RESERVED = {*FIXED, "label", "labelled_at"}  # the columns labelled() adds
+_POSITION = "__position__"  # a row's place in the table read, kept through deduplication and sorting
 SCHEMA = pa.schema(
     [
         ("request_id", pa.string()),
@@ -56,6 +58,7 @@ SCHEMA = pa.schema(
         ("status", pa.string()),
         ("prediction", pa.string()),  # JSON: a number, a string, or a list for several outputs
         ("inputs", pa.string()),  # JSON object: the model's inputs of this row after feature lookup
+        ("tensors", tensors.TYPE),  # the inputs that are tensors: name -> shape and flat float32 values
     ]
 )
 _LINE = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
@@ -163,6 +166,7 @@ def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
     status: list[str] = []
     prediction: list[str] = []
     inputs_json: list[str] = []
+    nested: dict[int, dict[str, Any]] = {}  # rows with a list among their inputs (maybe a tensor), by place
     for rec in records:
         inputs: Mapping[str, list[Any]] = rec["inputs"] or {}
         predictions = rec["predictions"]
@@ -176,13 +180,28 @@ def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
         revision += [int(rec["revision"])] * n
         latency += [float(rec["latency_s"])] * n
         status += [str(rec.get("status", "ok"))] * n
+        lists = False
+        for values in inputs.values():  # a loop, not any(): this runs per record of every compaction
+            if values and type(values[0]) is list:
+                lists = True
+                break
         for i, value in enumerate(predictions):
             prediction.append(_text(value))
-            inputs_json.append(_text({k: v[i] if i < len(v) else None for k, v in inputs.items()}))
+            row_inputs = {k: v[i] if i < len(v) else None for k, v in inputs.items()}
+            if lists:
+                nested[len(inputs_json)] = row_inputs
+                inputs_json.append("")
+            else:
+                inputs_json.append(_text(row_inputs))
+    tensor_column = tensors.empty(len(inputs_json))
+    if nested:
+        tensor_column, rest = tensors.to_arrow([nested.get(i, {}) for i in range(len(inputs_json))])
+        for i in nested:
+            inputs_json[i] = _text(rest[i])
     columns = [request_id, row, ts, endpoint, model, version, revision, latency, status, prediction,
                inputs_json]  # fmt: skip
-    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA, strict=True)],
-                                schema=SCHEMA)  # fmt: skip
+    arrays = [pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA, strict=False)]
+    return pa.Table.from_arrays([*arrays, tensor_column], schema=SCHEMA)
 
 
 def _text(value: Any) -> str:
@@ -350,15 +369,23 @@ def read_predictions(
     >>> read_predictions(".mloop/data/_predictions", "fraud", since=datetime(2026, 12, 1))  # doctest: +SKIP
     """
     table = read_table(Path(folder), endpoint, since, until)
-    frame = table.to_pandas()
+    tensor_column = table.column("tensors")
+    frame = table.drop_columns(["tensors"]).to_pandas()
+    frame[_POSITION] = np.arange(len(frame))
     # A shadow version's answer (status "shadow") shares the request id of the answer the caller got.
     frame = frame.drop_duplicates(["request_id", "row", "version", "status"])
     frame = frame.sort_values(["ts", "request_id", "row"])
     frame = frame.reset_index(drop=True)
+    positions = pa.array(frame.pop(_POSITION).to_numpy())
     frame["prediction"] = pd.Series(
         [json.loads(v) for v in frame["prediction"]], dtype=object
     ).infer_objects()
     inputs = pd.DataFrame.from_records([json.loads(v) for v in frame.pop("inputs")], index=frame.index)
+    kept = tensor_column.take(positions)
+    for name in tensors.names(kept):
+        found = pd.Series(tensors.values(kept, name), index=frame.index, dtype=object)
+        # a row whose value was not a tensor (ragged, strings) kept it in the JSON inputs
+        inputs[name] = found.where(found.notna(), inputs[name]) if name in inputs else found
     inputs.columns = [f"input.{c}" if c in _RESERVED else c for c in inputs.columns]
     return pd.concat([frame, inputs], axis=1)
 

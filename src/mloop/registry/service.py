@@ -21,15 +21,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mloop._time import utcnow
-from mloop.errors import IntegrityError, MloopError, NotFound
-from mloop.models.flavours import Flavour, flavour_for, get_flavour, json_safe
-from mloop.models.package import pack, unpack
+from mloop.errors import MloopError, NotFound, SchemaError
+from mloop.models.flavours import ExportError, Flavour, flavour_for, get_flavour, json_safe
+from mloop.models.package import pack
 from mloop.models.signature import Signature, SignatureError, infer
 from mloop.registry import card as cards
 from mloop.registry import history, queries
+from mloop.registry.exports import RegistryExports
 from mloop.registry.history import AliasSpan
 from mloop.registry.queries import check_alias, check_name, version_record
 from mloop.registry.stages import RegistryStages
@@ -41,7 +43,7 @@ from mloop.store.schema import (
 )
 
 
-class ModelRegistry(RegistryStages):
+class ModelRegistry(RegistryStages, RegistryExports):
     """Registered models and their versions. Reads need ``models.read``; register ``models.register``;
     aliases ``models.alias``; stages ``models.promote`` (and ``models.approve`` for a second person's
     approval when ``require_approval`` is on); deleting ``models.delete``."""
@@ -56,15 +58,20 @@ class ModelRegistry(RegistryStages):
         run_id: str | None = None,
         flavour: str | Flavour | None = None,
         signature: Signature | dict[str, Any] | None = None,
-        input_example: pd.DataFrame | None = None,
+        input_example: pd.DataFrame | np.ndarray | Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
         lineage: Mapping[str, Any] | None = None,
         card: Mapping[str, Any] | None = None,
         description: str = "",
+        task: str | None = None,
+        output: str | None = None,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name``.
 
         The signature is ``signature``, or inferred from ``input_example`` and the model's predictions on it.
+        For a PyTorch model the example may also be a batch array or a dict of arrays (one per ``forward``
+        argument), and ``task=``/``output=`` say what a bare ``nn.Module`` answers (see
+        :mod:`mloop.models.torch`); other flavours take a DataFrame.
         ``metrics`` default to the run's latest metrics; ``lineage`` (feature views and versions,
         ``training_set_fingerprint``, ``data_time_range``, ...) is merged over what the run knows (run id,
         experiment, git commit, params). ``card`` holds facts for the model card (see
@@ -75,6 +82,9 @@ class ModelRegistry(RegistryStages):
         resource = f"model:{name}"
         self._authorize("models.register", resource)
         chosen = get_flavour(flavour) if isinstance(flavour, str) else flavour or flavour_for(model)
+        if isinstance(signature, dict):
+            signature = Signature.from_dict(signature)
+        model, input_example = _prepare(chosen, model, input_example, signature, task, output)
         info = chosen.info(model)
         signature = _signature(chosen, model, signature, input_example, info)
         run = self._run_facts(run_id) if run_id is not None else None
@@ -89,7 +99,10 @@ class ModelRegistry(RegistryStages):
         )
         with tempfile.TemporaryDirectory(prefix="mloop-register-") as tmp:
             archive = Path(tmp) / "model.tar.gz"
-            pack(model, chosen, archive, extra={"signature": signature.to_dict() if signature else None})
+            try:
+                pack(model, chosen, archive, extra={"signature": signature.to_dict() if signature else None})
+            except ExportError as exc:  # before the blob and the row: nothing is registered
+                raise ExportError(f"Model {name!r} was not registered: {exc}") from exc
             digest = self._ctx.artifacts.put_file(archive)
         with self._mutate(
             "models.register", resource, flavour=chosen.name, artifact=digest, run_id=run_id
@@ -165,20 +178,13 @@ class ModelRegistry(RegistryStages):
                 for row in queries.versions(session, parent.id, include_deleted=include_deleted)
             ]
 
-    def load(self, name: str, version: int | None = None, alias: str | None = None) -> LoadedModel:
-        """The model of a version, ready to predict (``version``, ``alias``, or the newest)."""
-        found = self.get(name, version, alias)
-        with tempfile.TemporaryDirectory(prefix="mloop-load-") as tmp:
-            archive = Path(tmp) / "model.tar.gz"
-            try:
-                self._ctx.artifacts.get_file(found.artifact, archive)
-            except (IntegrityError, NotFound) as exc:
-                raise type(exc)(
-                    f"Model {name!r} version {found.version} cannot be loaded: {exc} Or register the model "
-                    "again and point its aliases at the new version."
-                ) from None
-            chosen, model = unpack(archive, Path(tmp) / "model")
-        return LoadedModel(found, chosen, model)
+    def load(
+        self, name: str, version: int | None = None, alias: str | None = None, *, runtime: str = "native"
+    ) -> LoadedModel:
+        """The model of a version, ready to predict (``version``, ``alias``, or the newest); with
+        ``runtime="onnx"``, its ONNX export (:meth:`export`) served by ONNX Runtime, which answers the same
+        (then ``info.flavour`` is ``onnx`` and ``info.artifact`` the export's digest)."""
+        return self._load_runtime(self.get(name, version, alias), runtime)
 
     def card(self, name: str, version: int, format: str = "markdown") -> str | dict[str, Any]:
         """The model card of a version: Markdown, or the stored facts as a dict with ``format="json"``."""
@@ -271,6 +277,28 @@ class ModelRegistry(RegistryStages):
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
+
+
+def _prepare(
+    flavour: Flavour, model: Any, example: Any, signature: Signature | None, task: str | None,
+    output: str | None,
+) -> tuple[Any, pd.DataFrame | None]:  # fmt: skip
+    """The model as its flavour saves it, and the example as a frame (flavours with ``prepare``)."""
+    prepare = getattr(flavour, "prepare", None)
+    if prepare is not None:
+        made, frame = prepare(model, example, signature=signature, task=task, output=output)
+        return made, frame
+    if task is not None or output is not None:
+        raise MloopError(
+            f"task= and output= say what a PyTorch module answers; a {flavour.name} model knows it already. "
+            "Leave them out."
+        )
+    if example is not None and not isinstance(example, pd.DataFrame):
+        raise SchemaError(
+            f"A {flavour.name} model's input_example is a pandas DataFrame of its input columns, not a "
+            f"{type(example).__name__}."
+        )
+    return model, example
 
 
 def _signature(

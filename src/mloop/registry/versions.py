@@ -63,6 +63,23 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class ModelExport:
+    """A version's model in another format (``onnx``), stored beside it and checked against it: ``details``
+    holds the converter, the opset and the parity figures (rows, largest absolute and relative difference)."""
+
+    name: str
+    version: int
+    format: str
+    artifact: str
+    details: dict[str, Any]
+    created_at: datetime
+    created_by: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "created_at": self.created_at.isoformat()}
+
+
+@dataclass(frozen=True)
 class RegisteredModel:
     """A model name and a summary of its versions."""
 
@@ -147,20 +164,29 @@ class LoadedModel:
         return self.flavour.predict(self.model, self.validate(inputs))
 
     def predict_columns(self, columns: dict[str, list[Any]]) -> np.ndarray:
-        """:meth:`predict` of ``pd.DataFrame(columns)`` for columns of plain JSON scalars (a request), without
+        """:meth:`predict` of ``pd.DataFrame(columns)`` for columns of plain JSON values (a request), without
         pandas where the flavour offers a row predictor and the values conform to the signature as they are
-        (:mod:`mloop.models.row_check`); any other input takes the general path, so answers and errors match."""
+        (:mod:`mloop.models.row_check`; a network's tensor columns are checked by its row predictor, which
+        answers None to decline); any other input takes the general path, so answers and errors match."""
         fast = self._row_predictor
-        if fast is not None and columns and columns_conform(self.signature.inputs, columns):  # type: ignore[union-attr]
-            return fast(columns)
+        if fast is not None and columns:
+            assert self.signature is not None
+            if self._tensors or columns_conform(self.signature.inputs, columns):
+                answer = fast(columns)
+                if answer is not None:
+                    return answer
         return self.predict(pd.DataFrame(columns))
 
     @functools.cached_property
-    def _row_predictor(self) -> Callable[[dict[str, list[Any]]], np.ndarray] | None:
+    def _tensors(self) -> bool:
+        return self.signature is not None and any(c.shape is not None for c in self.signature.inputs)
+
+    @functools.cached_property
+    def _row_predictor(self) -> Callable[[dict[str, list[Any]]], np.ndarray | None] | None:
         make = getattr(self.flavour, "row_predictor", None)
         if make is None or self.signature is None:
             return None
-        made: Callable[[dict[str, list[Any]]], np.ndarray] | None = make(self.model, self.signature)
+        made: Callable[[dict[str, list[Any]]], np.ndarray | None] | None = make(self.model, self.signature)
         return made
 
     def __repr__(self) -> str:

@@ -9,8 +9,11 @@ group of 32 rows takes. Requests that arrive while a group computes are read by 
 and form the next group, so groups grow with the load: at low load a request waits at most
 ``max_wait_ms``; at high load every call carries many rows.
 
-If the group's call fails on a client's mistake (one request with a bad field), each request of the group
-is retried alone, so only the bad one gets the error.
+Tensor inputs group the same way: the rows of all requests are concatenated and the flavour stacks each
+tensor column into one batch array, so the batch-size histogram counts rows (images), not requests.
+
+If the group's call fails (one request with a bad field, or sequences of different lengths that cannot be
+stacked into one batch), each request of the group is retried alone, so only a bad one gets the error.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mloop.errors import MloopError
 from mloop.project import Project
 from mloop.serving import metrics
 from mloop.serving.predictor import Prediction, Predictor
@@ -88,7 +90,7 @@ class Batcher:
         rows = [row for rows in groups for row in rows]
         try:
             whole = self.predictor.predict(self.project, rows, checked=True)
-        except MloopError:
+        except Exception:  # a bad request, or tensors that do not stack across requests: each on its own
             return [self._alone(rows) for rows in groups]  # find the request at fault; the rest succeed
         out: list[Prediction | BaseException] = []
         start = 0

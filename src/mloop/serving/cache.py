@@ -15,11 +15,25 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 
 def cache_key(rows: Sequence[Mapping[str, Any]], pinned: int | None) -> bytes:
     """A digest of the input, equal for equal JSON inputs whatever the order of their fields."""
-    text = json.dumps([pinned, list(rows)], sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps([pinned, list(rows)], sort_keys=True, separators=(",", ":"), default=_plain)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+def _plain(value: Any) -> Any:
+    # A tensor's every element counts (str() of an array elides the middle of a large one), so does its
+    # dtype: an image sent as FP32 and as FP64 may not answer the same after the signature casts it.
+    if isinstance(value, np.ndarray):
+        return [
+            str(value.dtype),
+            list(value.shape),
+            hashlib.blake2b(value.tobytes(), digest_size=16).hexdigest(),
+        ]
+    return str(value)
 
 
 class ResponseCache:

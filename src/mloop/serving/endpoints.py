@@ -10,6 +10,7 @@ artifact never takes an endpoint down.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import threading
@@ -19,7 +20,7 @@ from typing import Any
 
 from mloop.errors import NotFound
 from mloop.project import Project
-from mloop.serving.predictor import Predictor
+from mloop.serving.predictor import NATIVE, Predictor
 from mloop.serving.router import TrafficRouter
 
 log = logging.getLogger("mloop.serving")
@@ -38,6 +39,11 @@ class LiveEndpoint:
     @property
     def name(self) -> str:
         return str(self.deployment.endpoint)
+
+    @functools.cached_property
+    def tensors(self) -> frozenset[str]:
+        """The inputs that are tensors in any version served (they may be nested lists in a request)."""
+        return frozenset().union(*(p.tensors for p in self.predictors.values()))
 
     @property
     def revision(self) -> int:
@@ -58,7 +64,7 @@ class EndpointTable:
         project: Project,
         *,
         poll: float = POLL_SECONDS,
-        loader: Callable[[Any, str, int], Predictor] = Predictor.load,
+        loader: Callable[[Any, str, int, str], Predictor] = Predictor.load,
     ) -> None:
         self.project = project
         self.poll = poll
@@ -95,7 +101,7 @@ class EndpointTable:
             if stamp == current.stamp and not self.failures:
                 return False
             held = {
-                (p.name, p.version): p
+                (p.name, p.version, p.runtime): p
                 for live in current.endpoints.values()
                 for p in live.predictors.values()
             }
@@ -106,18 +112,20 @@ class EndpointTable:
                 if not deployment.active:
                     continue
                 predictors: dict[int, Predictor] = {}
+                runtime = str(deployment.runtime)
                 for version in deployment.versions:
                     key = (deployment.model, version)
-                    predictor = held.get(key)
+                    predictor = held.get((*key, runtime))
                     if predictor is None:
                         try:
-                            predictor = self._load(self.project, deployment.model, version)
+                            predictor = self._load(self.project, deployment.model, version, runtime)
                         except Exception as exc:
-                            failures[key] = f"{type(exc).__name__}: {exc}"
-                            log.error("endpoint %s revision %s: %s version %s does not load: %s",
-                                      deployment.endpoint, deployment.revision, *key, exc)  # fmt: skip
+                            shown = "" if runtime == NATIVE else f" (runtime {runtime})"
+                            failures[key] = f"{type(exc).__name__}: {exc}{shown}"
+                            log.error("endpoint %s revision %s: %s version %s does not load%s: %s",
+                                      deployment.endpoint, deployment.revision, *key, shown, exc)  # fmt: skip
                             break
-                        held[key] = predictor
+                        held[(*key, runtime)] = predictor
                         loaded = True
                     predictors[version] = predictor
                 else:

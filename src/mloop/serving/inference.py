@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from mloop.errors import MloopError
+from mloop.models.signature import ColumnSpec
 from mloop.predictions import Answer, PredictionLog
 from mloop.serving import metrics
 from mloop.serving.batching import Batcher
@@ -106,7 +107,7 @@ class Inference:
         caller.actor.require("predict", f"endpoint:{endpoint}")
         started = time.perf_counter()
         live = self.table.get(endpoint)
-        check_rows(rows)
+        check_rows(rows, live.tensors)
         return live, live.predictors[self._choose(live, rows, version)], started
 
     @contextlib.contextmanager
@@ -238,11 +239,11 @@ class Inference:
             "signature": signature.to_dict() if signature is not None else None,
         }
 
-    def input_names(self, caller: Any, endpoint: str, version: int | None = None) -> list[str]:
+    def input_specs(self, caller: Any, endpoint: str, version: int | None = None) -> list[ColumnSpec]:
         """The signature's input columns of the version answering (the primary when not pinned); the
         caller needs ``predict`` on the endpoint, checked before it is looked up."""
         caller.actor.require("predict", f"endpoint:{endpoint}")
-        return self._predictor(endpoint, version).inputs
+        return self._predictor(endpoint, version).specs
 
     def output_names(self, endpoint: str, version: int) -> list[str]:
         return self._predictor(endpoint, version).outputs

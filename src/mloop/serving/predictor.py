@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,11 +26,12 @@ import pandas as pd
 
 from mloop.errors import MalformedInput
 from mloop.models.row_check import conforms
-from mloop.models.signature import Signature, SignatureError
+from mloop.models.signature import ColumnSpec, Signature, SignatureError
 from mloop.project import Project
 from mloop.registry.versions import LoadedModel
 
 MAX_ROWS = 10_000  # per request; larger batches belong to `mloop score`
+NATIVE = "native"  # a deployment's default runtime: each version's own flavour
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,16 @@ class Prediction:
 class Predictor:
     """A loaded model version with its feature plan; thread-safe (it holds no per-request state)."""
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, runtime: str = NATIVE) -> None:
         self.model = model
+        self.runtime = runtime  # what serves it: its own flavour, or an export ("onnx")
         self.name = model.name
         self.version = model.version
         self.features: list[str] = [str(f) for f in model.info.lineage.get("features", [])]
         signature = model.signature
-        self.inputs: list[str] = [c.name for c in signature.inputs] if signature is not None else []
+        self.specs: list[ColumnSpec] = list(signature.inputs) if signature is not None else []
+        self.inputs: list[str] = [c.name for c in self.specs]
+        self.tensors = frozenset(c.name for c in self.specs if c.shape is not None)
         self.outputs: list[str] = (
             [c.name for c in signature.outputs]
             if signature is not None and signature.outputs
@@ -57,8 +61,10 @@ class Predictor:
         )
 
     @classmethod
-    def load(cls, project: Project, name: str, version: int) -> Predictor:
-        return cls(project.models.load(name, version=version))
+    def load(cls, project: Project, name: str, version: int, runtime: str = NATIVE) -> Predictor:
+        """Version ``version`` of model ``name``, served by ``runtime`` (a deployment's ``runtime``:
+        ``"native"``, or ``"onnx"`` for the version's ONNX export)."""
+        return cls(project.models.load(name, version=version, runtime=runtime), runtime)
 
     def predict(
         self,
@@ -71,7 +77,7 @@ class Predictor:
         """Look up the model's online features for ``rows`` (as of ``at``, default now), merge what the
         rows give, validate, predict. ``checked``: the caller has already run :func:`check_rows` on them."""
         if not checked:
-            check_rows(rows)
+            check_rows(rows, self.tensors)
         given = {name for row in rows for name in row}
         wanted = self.inputs or sorted(given)
         self._check_given(rows, given)
@@ -121,8 +127,10 @@ class Predictor:
         return result
 
 
-def check_rows(rows: Any) -> None:
-    """Rows are a non-empty list of JSON objects with finite numbers, at most :data:`MAX_ROWS`."""
+def check_rows(rows: Any, tensors: Collection[str] = ()) -> None:
+    """Rows are a non-empty list of JSON objects with finite numbers, at most :data:`MAX_ROWS`; only the
+    fields named in ``tensors`` (a tensor column of the signature) may hold nested lists, which the
+    signature then converts and checks."""
     if not isinstance(rows, Sequence) or isinstance(rows, str | bytes) or not rows:
         raise MalformedInput('Send at least one row: {"rows": [{...}]} or {"entities": {...}}.')
     if len(rows) > MAX_ROWS:
@@ -140,7 +148,7 @@ def check_rows(rows: Any) -> None:
                 raise MalformedInput(
                     f"Row {i}, field {key!r}: {value} is not a finite number; send null instead."
                 )
-            if isinstance(value, dict | list):
+            if isinstance(value, dict) or (isinstance(value, list) and key not in tensors):
                 raise MalformedInput(
                     f"Row {i}, field {key!r}: nested {type(value).__name__} values are not features; "
                     "send one scalar per field."

@@ -304,6 +304,20 @@ class ModelVersionRow(Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
 
+class ModelExportRow(Base):
+    """A sibling artifact of a model version: the same model in another format (``onnx``), converted and
+    checked against the original; at most one per format."""
+
+    __tablename__ = "model_exports"
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    format: Mapped[str] = mapped_column(String(20), primary_key=True)
+    artifact: Mapped[str] = mapped_column(String(64))  # sha256 of the packed export
+    details: Mapped[dict[str, Any]]  # converter, opset, parity figures
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
 class ModelAliasRow(Base):
     __tablename__ = "model_aliases"
     model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"), primary_key=True)

@@ -25,7 +25,7 @@ class TrainingSet:
     features: list[str]  # the model's input columns
     label: str
     timestamp: str
-    task: str  # binary | regression
+    task: str  # binary | multiclass | regression
     train: pd.DataFrame
     valid: pd.DataFrame
     test: pd.DataFrame
@@ -47,11 +47,18 @@ class TrainingSet:
             "label": self.label,
             "task": self.task,
             "label_balance": None if balance is None else round(balance, 6),
+            "label_classes": self._class_counts(),
             "features": list(self.features),
             "views": self.views,
             "fingerprint": self.fingerprint,
             "notes": list(self.notes),
         }
+
+    def _class_counts(self) -> dict[str, int] | None:
+        if self.task != "multiclass":
+            return None
+        counts = self.frame[self.label].value_counts(sort=False)
+        return {str(k): int(v) for k, v in sorted(counts.items(), key=lambda kv: str(kv[0]))}
 
 
 def build_training_set(project: Workspace, pipeline: Any) -> TrainingSet:
@@ -104,10 +111,10 @@ def build_training_set(project: Workspace, pipeline: Any) -> TrainingSet:
                 f"validation starts after {valid_after:%Y-%m-%d %H:%M} and test after {test_after:%Y-%m-%d %H:%M}. "
                 "Give more labelled history or shorter windows: TimeSplit(valid=..., test=...)."
             )
-        if task == "binary" and part == "train" and rows[label.column].nunique() < 2:
+        if task != "regression" and part == "train" and rows[label.column].nunique() < 2:
             raise SchemaError(
-                f"The training split holds only label {rows[label.column].iloc[0]!r}: a classifier needs both "
-                "classes. Give more labelled history, or check the label column."
+                f"The training split holds only label {rows[label.column].iloc[0]!r}: a classifier needs two "
+                "classes or more. Give more labelled history, or check the label column."
             )
     definitions = project.features.definitions()
     view_names = sorted({ref.split(":")[0] for ref in pipeline.features})
@@ -160,25 +167,22 @@ def load_labels(project: Workspace, source: Any) -> pd.DataFrame:
 
 def _task(values: pd.Series, column: str, *, classifier: bool) -> str:
     distinct = pd.unique(values.dropna())
+    if len(distinct) < 2 and (
+        classifier or pd.api.types.is_bool_dtype(values) or set(distinct.tolist()) <= {0, 1}
+    ):
+        raise SchemaError(
+            f"Label {column!r} has a single class ({distinct[0]!r}): a classifier needs two or more. "
+            "Check the label column or the time range of the labels."
+        )
     if pd.api.types.is_bool_dtype(values) or set(distinct.tolist()) <= {0, 1}:
-        if len(distinct) < 2:
-            raise SchemaError(
-                f"Label {column!r} has a single class ({distinct[0]!r}): a classifier needs both. "
-                "Check the label column or the time range of the labels."
-            )
         return "binary"
     if classifier:
-        shown = sorted(distinct.tolist(), key=str)[:5]
-        raise SchemaError(
-            f"Label {column!r} has {len(distinct)} classes ({', '.join(map(str, shown))}"
-            f"{', ...' if len(distinct) > 5 else ''}); the training pipeline evaluates binary classifiers and "
-            "regressors. Map the label to 0/1 (one class against the rest), or use a regressor."
-        )
+        return "multiclass"
     if pd.api.types.is_numeric_dtype(values):
         return "regression"
     raise SchemaError(
-        f"Label {column!r} holds {values.dtype} values like {distinct[:3].tolist()}: use 0/1 (or booleans) for "
-        "binary classification, or numbers for regression."
+        f"Label {column!r} holds {values.dtype} values like {distinct[:3].tolist()}: use a classifier for "
+        "classes (0/1 for binary, any labels for multiclass), or numbers with a regressor."
     )
 
 

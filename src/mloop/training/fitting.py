@@ -1,4 +1,5 @@
-"""Fitting a model on a training set: seeds, categorical columns, LightGBM's early stopping."""
+"""Fitting a model on a training set: seeds, categorical columns, LightGBM's early stopping, the
+validation split of a torch model (:mod:`mloop.training.torch`)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,17 @@ EARLY_STOPPING_ROUNDS = 50
 class FitInfo:
     best_iteration: int | None = None
     curve: list[float] = field(default_factory=list)  # the validation metric per boosting round
+    epochs: dict[str, list[float]] = field(default_factory=dict)  # a torch model's history, per epoch
     params: dict[str, Any] = field(default_factory=dict)
 
 
 def is_lightgbm(model: Any) -> bool:
     return type(model).__module__.startswith("lightgbm")
+
+
+def is_torch(model: Any) -> bool:
+    """A skorch net (mloop's TorchClassifier/TorchRegressor or skorch's own), without importing torch."""
+    return any(cls.__module__.startswith("skorch.") for cls in type(model).__mro__)
 
 
 def seeded(model: Any, seed: int, params: dict[str, Any] | None = None) -> Any:
@@ -36,7 +43,9 @@ def seeded(model: Any, seed: int, params: dict[str, Any] | None = None) -> Any:
         settings.setdefault("deterministic", True)
         settings.setdefault("force_row_wise", True)
         settings.setdefault("verbosity", -1)
-    unknown = [k for k in settings if k not in available and not is_lightgbm(copy)]
+    # skorch takes routed parameters of its parts (module__hidden, optimizer__weight_decay) and checks them.
+    unknown = [k for k in settings if k not in available and not is_lightgbm(copy)
+               and not (is_torch(copy) and "__" in k)]  # fmt: skip
     if unknown:
         from mloop.errors import SchemaError
 
@@ -84,6 +93,11 @@ def fit(
         results = getattr(model, "evals_result_", None) or {}
         first: dict[str, list[float]] = next(iter(results.values()), {})
         info.curve = [float(v) for v in next(iter(first.values()), [])]
+    elif is_torch(model):
+        model.fit(x_train, y_train, X_valid=x_valid, y_valid=y_valid)
+        info.epochs = epoch_history(model)
+        losses = info.epochs.get("valid_loss", [])
+        info.best_iteration = int(np.argmin(losses)) + 1 if losses else None
     else:
         model.fit(x_train, y_train)
     return info
@@ -98,8 +112,31 @@ def eval_arguments(model: Any, x_valid: pd.DataFrame, y_valid: np.ndarray) -> di
     return {"eval_set": [(x_valid, y_valid)]}
 
 
+def epoch_history(model: Any) -> dict[str, list[float]]:
+    """A skorch net's per-epoch numbers (train_loss, valid_loss, valid_acc, ...) as lists by name."""
+    skipped = {"epoch", "batches", "dur", "train_batch_count", "valid_batch_count"}
+    names = [k for k in (model.history[-1] if len(model.history) else {}) if k not in skipped]
+    return {
+        name: [float(row[name]) for row in model.history if name in row]
+        for name in names
+        if isinstance(model.history[-1][name], int | float) and not isinstance(model.history[-1][name], bool)
+        and not name.endswith("_best")
+    }  # fmt: skip
+
+
 def predict_scores(model: Any, x: pd.DataFrame, task: str) -> np.ndarray:
-    """Probability of the positive class for binary tasks; predicted values for regression."""
+    """Probability of the positive class for binary tasks; the class-probability matrix (columns in
+    ``model.classes_`` order) for multiclass ones; predicted values for regression."""
+    if task == "multiclass":
+        if not hasattr(model, "predict_proba"):
+            from mloop.errors import SchemaError
+
+            raise SchemaError(
+                f"{type(model).__name__} has no predict_proba: a multiclass pipeline evaluates class "
+                "probabilities. Use a classifier that gives them (LogisticRegression, LGBMClassifier, "
+                "TorchClassifier)."
+            )
+        return np.asarray(model.predict_proba(x), dtype=float)
     if task == "binary" and hasattr(model, "predict_proba"):
         return np.asarray(model.predict_proba(x))[:, 1]
     return np.asarray(model.predict(x), dtype=float)

@@ -11,7 +11,9 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar, Token
 from datetime import datetime
 from pathlib import Path
 from time import time as _now
@@ -99,6 +101,8 @@ class RunWriter(Protocol):
 
     def write_artifact(self, run: Run, source: str | Path | bytes, name: str | None) -> str: ...
 
+    def artifact(self, run_id: str, name: str) -> bytes: ...
+
     def finish(self, run: Run, status: str, error: BaseException | None) -> None:
         """Record the run's end (its timing, status and error) and forget it as open."""
 
@@ -140,6 +144,7 @@ class Run:
         self._extend = self._buffer.points.extend
         self._wall0 = time.perf_counter()
         self._cpu0 = time.process_time()
+        self._entered: list[Token[Run | None]] = []
 
     # ---- metrics: the hot path ------------------------------------------------------------------------
 
@@ -222,6 +227,10 @@ class Run:
         self._require_running("artifacts")
         return self._service.write_artifact(self, source, name)
 
+    def artifact(self, name: str) -> bytes:
+        """The bytes of this run's artifact ``name``; :class:`~mloop.errors.NotFound` if it has none."""
+        return self._service.artifact(self.id, name)
+
     def register(self, model: Any, name: str, **kwargs: Any) -> Any:
         """Register ``model`` as a new version of ``name`` in the model registry, linked to this run."""
         from mloop.registry.service import ModelRegistry
@@ -255,11 +264,16 @@ class Run:
         OPEN_RUNS.discard(self)
 
     def __enter__(self) -> Run:
+        self._entered.append(_ACTIVE.set(self))
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._entered:
+            # Entered in another thread or task: nothing of ours to undo here.
+            with suppress(ValueError):
+                _ACTIVE.reset(self._entered.pop())
         if exc is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
             self.end("finished")
             return
@@ -300,6 +314,10 @@ class OpenRuns:
         with self._lock:
             self._runs[run.id] = run
 
+    def __contains__(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._runs
+
     def discard(self, run: Run) -> None:
         with self._lock:
             self._runs.pop(run.id, None)
@@ -324,6 +342,30 @@ class OpenRuns:
 
 # Every run of this process not yet ended, for the exit hook.
 OPEN_RUNS: set[Run] = set()
+
+# The run whose ``with`` block the current thread (or task) is in: what a model fitted there logs to.
+_ACTIVE: ContextVar[Run | None] = ContextVar("mloop_active_run", default=None)
+
+
+def active_run() -> Run | None:
+    """The innermost run whose ``with`` block this thread is in and that still runs, else None.
+
+    >>> with project.run("digits") as run:          # doctest: +SKIP
+    ...     assert active_run() is run
+    """
+    run = _ACTIVE.get()
+    return run if run is not None and run.status == "running" else None
+
+
+@contextmanager
+def no_active_run() -> Iterator[None]:
+    """No run is active inside the block (for fits that must not log to the enclosing run, such as
+    the trials of a search, whose child runs are opened after they fit)."""
+    token = _ACTIVE.set(None)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
 
 
 @atexit.register

@@ -10,8 +10,11 @@ import pandas as pd
 
 from mloop.metrics import evaluation
 from mloop.metrics.profile import build_profile
+from mloop.metrics.reference import reference_sample, sample_to_bytes
 from mloop.training.dataset import TrainingSet, build_training_set
 from mloop.training.fitting import categories, fit, predict_scores, prepare, seeded
+from mloop.training.multiclass import multiclass_by_slice, multiclass_metrics
+from mloop.training.run import check_key
 from mloop.training.workspace import Workspace
 
 
@@ -19,7 +22,9 @@ def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: 
     data = data or build_training_set(project, pipeline)
     model = seeded(pipeline.model, pipeline.seed, params)
     experiment = pipeline.experiment or pipeline.name
-    run_params = {**{k: _plain(v) for k, v in model.get_params().items()}, "seed": pipeline.seed,
+    run_params = {**{k: _plain(v) for k, v in model.get_params().items()
+                     if not k.startswith(("_", "callbacks__"))},
+                  "seed": pipeline.seed,
                   "model_class": f"{type(model).__module__}.{type(model).__name__}"}  # fmt: skip
     tags = {"pipeline": pipeline.name, "task": data.task, "training_set": data.fingerprint}
     with project.run(experiment, params=run_params, tags=tags) as run:
@@ -28,15 +33,21 @@ def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: 
         y = {part: getattr(data, part)[data.label].to_numpy() for part in ("train", "valid", "test")}
         info = fit(model, x["train"], y["train"], x["valid"], y["valid"])
         scores = {part: predict_scores(model, x[part], data.task) for part in x}
-        report = _evaluate(pipeline, data, y, scores)
+        classes = list(getattr(model, "classes_", [])) if data.task == "multiclass" else []
+        report = _evaluate(pipeline, data, y, scores, classes)
         if info.best_iteration:
             run.log_metric("best_iteration", info.best_iteration)
         for step, value in enumerate(info.curve):
             run.log_metric("valid_curve", value, step=step)
         run.log_metrics(report["flat"])
 
-        profile = build_profile(data.train[data.features], prediction=scores["train"], seed=pipeline.seed)
+        # A multiclass model's prediction is profiled as its most probable class.
+        predicted = np.asarray(classes)[scores["train"].argmax(axis=1)] if classes else scores["train"]
+        profile = build_profile(data.train[data.features], prediction=predicted, seed=pipeline.seed)
         profile_digest = run.log_artifact(json.dumps(profile).encode(), "reference_profile.json")
+        # Tensor inputs (images, embeddings) are compared as wholes: drift needs rows, not a histogram.
+        sample = reference_sample(data.train[data.features], seed=pipeline.seed)
+        sample_digest = run.log_artifact(sample_to_bytes(sample), "reference_sample.npz") if sample else None
         calibration = _calibration(data.task, y["valid"], scores["valid"], pipeline.seed)
         calibration_digest = (
             run.log_artifact(json.dumps(calibration).encode(), "calibration.json") if calibration else None
@@ -53,6 +64,7 @@ def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: 
                 "label": {"column": data.label, "timestamp": data.timestamp},
                 "split": data.summary()["split"],
                 "reference_profile": profile_digest,
+                **({"reference_sample": sample_digest} if sample_digest else {}),
                 "calibration": calibration_digest,
                 "categories": cats,
                 "seed": pipeline.seed,
@@ -66,6 +78,8 @@ def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: 
                 "slices": report["detail"]["slices"],
                 "fairness": report["detail"]["fairness"],
             }
+            if classes:  # the columns of the model's probability matrix, for monitoring
+                card["classes"] = [c.item() if isinstance(c, np.generic) else c for c in classes]
             version = run.register(model, pipeline.name, input_example=x["train"].head(200),
                                    metrics=report["flat"], lineage=lineage, card=card,
                                    description=pipeline.description)  # fmt: skip
@@ -75,8 +89,14 @@ def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: 
 
 
 def _evaluate(
-    pipeline: Any, data: TrainingSet, y: dict[str, np.ndarray], scores: dict[str, np.ndarray]
+    pipeline: Any,
+    data: TrainingSet,
+    y: dict[str, np.ndarray],
+    scores: dict[str, np.ndarray],
+    classes: list[Any],
 ) -> dict[str, Any]:
+    if data.task == "multiclass":
+        return _evaluate_multiclass(pipeline, data, y, scores, classes)
     if data.task == "binary":
         threshold = (
             float(pipeline.threshold)
@@ -124,6 +144,44 @@ def _evaluate(
         flat["threshold"] = threshold
     detail = {"metrics": metrics, "threshold": threshold, "slices": slices, "fairness": fairness}
     return {"flat": flat, "detail": detail}
+
+
+def _evaluate_multiclass(
+    pipeline: Any,
+    data: TrainingSet,
+    y: dict[str, np.ndarray],
+    scores: dict[str, np.ndarray],
+    classes: list[Any],
+) -> dict[str, Any]:
+    metrics = {part: multiclass_metrics(y[part], scores[part], classes=classes) for part in ("valid", "test")}
+    test = data.test.reset_index(drop=True)
+    slices = (
+        multiclass_by_slice(test, list(pipeline.slices), y["test"], scores["test"], classes=classes)
+        if pipeline.slices
+        else {}
+    )
+    wanted = set(pipeline.metrics)
+    flat: dict[str, float] = {}
+    for part, values in metrics.items():
+        for name in ("rows", "accuracy", "macro_f1", "log_loss"):
+            if values.get(name) is not None and (not wanted or name in wanted or name == "rows"):
+                flat[f"{part}_{name}"] = float(values[name])
+        for label, recall in values["recall"].items():
+            key = f"{part}_recall/{label}"
+            if recall is not None and (not wanted or "recall" in wanted) and _valid_key(key):
+                flat[key] = float(recall)
+    # Fairness gaps are defined for binary decisions; a multiclass model has none here.
+    detail = {"metrics": metrics, "threshold": None, "slices": slices, "fairness": {},
+              "classes": [str(c) for c in classes]}  # fmt: skip
+    return {"flat": flat, "detail": detail}
+
+
+def _valid_key(key: str) -> bool:
+    try:
+        check_key("metric", key)
+    except Exception:
+        return False
+    return True
 
 
 def _calibration(task: str, labels: np.ndarray, scores: np.ndarray, seed: int) -> dict[str, Any] | None:

@@ -125,6 +125,37 @@ class RunService(Service):
         self._open_runs().add(opened)
         return opened
 
+    def resume(self, run_id: str) -> Run:
+        """Reopen run ``run_id`` that a crash left ``running`` (or that ended ``failed``), to go on with it
+        in this process: metrics, artifacts and a torch model's checkpoints continue where they stopped.
+
+        >>> with project.runs.resume(run_id) as run:    # doctest: +SKIP
+        ...     net.fit(X, y)         # a TorchClassifier continues from the run's last checkpoint
+        """
+        run_id = self._resolve(run_id)
+        experiment = self._experiment_of(run_id)
+        if run_id in self._open_runs():
+            raise MloopError(f"Run {run_id} is open in this process already; use that Run object.")
+        with self._mutate(
+            "runs.write", f"experiment:{experiment}", action="runs.resume", run=run_id
+        ) as change:
+            row = change.session.get(RunRow, run_id)
+            assert row is not None  # resolved above
+            if row.status == "finished":
+                raise MloopError(
+                    f"Run {run_id} finished; only a run left running by a crash, or failed, can be resumed. "
+                    "Start a new run (project.run(...)) to train again."
+                )
+            change.payload["was"] = row.status
+            info = dict(row.info)
+            info["resumed"] = [*info.get("resumed", []), {"pid": os.getpid(), "at": utcnow().isoformat()}]
+            row.status, row.ended_at, row.error, row.info = "running", None, None, info
+            change.session.flush()
+            opened = Run(self, self._ctx, row, experiment)
+        OPEN_RUNS.add(opened)
+        self._open_runs().add(opened)
+        return opened
+
     def finish(self, run: Run, status: str, error: BaseException | None) -> None:
         timing = run.timing()
         payload: dict[str, Any] = {"run": run.id, "status": status}

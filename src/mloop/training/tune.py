@@ -13,10 +13,21 @@ import optuna
 from mloop.errors import SchemaError
 from mloop.metrics import evaluation
 from mloop.training.executors import open_executor
-from mloop.training.fitting import categories, eval_arguments, is_lightgbm, predict_scores, prepare, seeded
+from mloop.training.fitting import (
+    categories,
+    epoch_history,
+    eval_arguments,
+    is_lightgbm,
+    is_torch,
+    predict_scores,
+    prepare,
+    seeded,
+)
+from mloop.training.multiclass import multiclass_metrics
+from mloop.training.run import no_active_run
 from mloop.training.workspace import Workspace
 
-MAXIMIZE = {"auc", "roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "r2"}
+MAXIMIZE = {"auc", "roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "r2", "macro_f1"}
 LIGHTGBM_METRIC = {"auc": "auc", "roc_auc": "auc", "pr_auc": "average_precision", "log_loss": "binary_logloss",
                    "rmse": "rmse", "mae": "l1"}  # fmt: skip
 
@@ -53,6 +64,7 @@ class TrialResult:
     curve: list[float]
     pruned: bool = False
     seconds: float = 0.0
+    epochs: dict[str, list[float]] = field(default_factory=dict)  # a torch model's per-epoch history
 
 
 def distributions(space: dict[str, Any]) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -84,10 +96,13 @@ def run_trial(task: TrialTask) -> TrialResult:
     started = time.perf_counter()
     model = seeded(task.model, task.seed, task.params)
     curve: list[float] = []
+    epochs: dict[str, list[float]] = {}
     if is_lightgbm(model):
         import lightgbm
 
         eval_metric = LIGHTGBM_METRIC.get(task.metric)
+        if task.task == "multiclass":
+            eval_metric = "multi_logloss" if task.metric == "log_loss" else None
         callbacks = [lightgbm.early_stopping(50, verbose=False), lightgbm.log_evaluation(0)]
         if task.trial is not None and eval_metric:
             callbacks.append(_pruning(task.trial, eval_metric, curve))
@@ -98,24 +113,31 @@ def run_trial(task: TrialTask) -> TrialResult:
             return TrialResult(None, curve, pruned=True, seconds=time.perf_counter() - started)
         if not curve and eval_metric:
             curve = [float(v) for v in model.evals_result_["valid_0"].get(eval_metric, [])]
+    elif is_torch(model):
+        # The trial's child run is opened after it fits: nothing logs to the search's parent run.
+        with no_active_run():
+            model.fit(task.x_train, task.y_train, X_valid=task.x_valid, y_valid=task.y_valid)
+        epochs = epoch_history(model)
     else:
         model.fit(task.x_train, task.y_train)
     scores = predict_scores(model, task.x_valid, task.task)
-    if task.task == "binary":
+    if task.task == "multiclass":
+        values = multiclass_metrics(task.y_valid, scores, classes=list(model.classes_))
+    elif task.task == "binary":
         values = evaluation.classification_metrics(task.y_valid, scores)
     else:
         values = evaluation.regression_metrics(task.y_valid, scores)
     value = values.get("roc_auc" if task.metric == "auc" else task.metric)
     if value is None:
         raise SchemaError(f"Metric {task.metric!r} is not one the evaluation computes: {sorted(values)}.")
-    return TrialResult(float(value), curve, seconds=time.perf_counter() - started)
+    return TrialResult(float(value), curve, seconds=time.perf_counter() - started, epochs=epochs)
 
 
 def tune(pipeline: Any, project: Workspace, space: dict[str, Any], *, trials: int, timeout: float | None,
          metric: str | None, executor: Any, jobs: int, refit: bool) -> TuneResult:  # fmt: skip
     dists = distributions(space)
     data = pipeline.training_set(project)
-    metric = metric or ("roc_auc" if data.task == "binary" else "rmse")
+    metric = metric or {"binary": "roc_auc", "multiclass": "log_loss"}.get(data.task, "rmse")
     metric = "roc_auc" if metric == "auc" else metric  # trials log under the pipeline run's metric names
     direction: Literal["maximize", "minimize"] = "maximize" if metric in MAXIMIZE else "minimize"
     study = optuna.create_study(
@@ -177,6 +199,9 @@ def _record(project: Workspace, experiment: str, parent: Any, study: optuna.Stud
                 raise outcome
             for step, value in enumerate(outcome.curve):
                 child.log_metric(f"valid_{metric}_curve", value, step=step)
+            for name, values in getattr(outcome, "epochs", {}).items():
+                for epoch, value in enumerate(values, start=1):
+                    child.log_metric(name, value, step=epoch)
             if outcome.pruned:
                 child.set_tags({"state": "pruned"})
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)

@@ -153,6 +153,8 @@ def _not_json(error: dict[str, Any], path: str) -> tuple[int, dict[str, Any], di
     if why is not None and len(error["loc"]) > 1:
         why = f"{why} at character {error['loc'][1]}"
     why = why or str(error["msg"]).removeprefix("Invalid JSON: ")
+    if why.startswith("recursion limit exceeded"):  # pydantic's parser (routes that read bytes themselves)
+        why = "nested too deeply (arrays or objects inside each other)"
     message = f"The body is not JSON: {why}; send a JSON object."
     if path.startswith("/v2/"):
         return 400, {"error": message}, None

@@ -124,16 +124,19 @@ def test_a_column_tensor_is_one_field_per_row(values: list[float]) -> None:
 
 
 def test_outputs_of_a_multiclass_model_are_a_matrix() -> None:
-    (tensor,) = oip.outputs([[0.1, 0.9], [0.7, 0.3]], ["prediction"], None)
-    assert tensor["shape"] == [2, 2] and tensor["data"] == [0.1, 0.9, 0.7, 0.3]
+    (tensor,), (array,) = oip.outputs([[0.1, 0.9], [0.7, 0.3]], ["no", "yes"], None)
+    assert tensor["name"] == "prediction" and tensor["shape"] == [2, 2]
+    assert tensor["data"] == [0.1, 0.9, 0.7, 0.3] and array is None
+    (column,), (raw,) = oip.outputs([[0.1, 0.9], [0.7, 0.3]], ["no", "yes"], [("yes", {"binary_data": True})])
+    assert column == {"name": "yes", "datatype": "FP64", "shape": [2]} and raw.tolist() == [0.9, 0.3]
     with pytest.raises(MalformedInput, match="no output 'score'"):
-        oip.outputs([0.1], ["prediction"], ["score"])
+        oip.outputs([0.1], ["prediction"], [("score", {})])
 
 
 @pytest.mark.slow
 def test_the_standard_client_tritonclient_http_against_mloop_serve(trained: Project) -> None:
-    """tritonclient sends its JSON with no Content-Type; its tensors travel as JSON (``binary_data=False``):
-    mloop does not implement the binary tensor data extension."""
+    """tritonclient with its defaults (binary tensors in and out, no outputs named, no Content-Type) and
+    with JSON tensors (``binary_data=False``), against a real ``mloop serve``."""
     import numpy as np
     import tritonclient.http as triton
 
@@ -149,22 +152,26 @@ def test_the_standard_client_tritonclient_http_against_mloop_serve(trained: Proj
                 model["name"] == "fraud"
                 and {"name": "device", "datatype": "BYTES", "shape": [-1]} in model["inputs"]
             )
-            ids = triton.InferInput("customer_id", [len(frame)], "INT64")
-            ids.set_data_from_numpy(frame.customer_id.to_numpy(np.int64), binary_data=False)
-            amounts = triton.InferInput("amount", [len(frame), 1], "FP64")
-            amounts.set_data_from_numpy(frame[["amount"]].to_numpy(np.float64), binary_data=False)
-            asked = [triton.InferRequestedOutput("prediction", binary_data=False)]
-            result = client.infer("fraud", [ids, amounts], outputs=asked, request_id="t-1")
-            got = result.as_numpy("prediction")
             rows = [
                 {"customer_id": int(r.customer_id), "amount": float(r.amount)} for r in frame.itertuples()
             ]
             v1 = httpx.post(f"{server.url}/v1/endpoints/fraud/predict", json={"rows": rows}).json()
-            assert got is not None and got.tolist() == pytest.approx(v1["predictions"])
-            assert result.get_response()["id"] == "t-1"
-            # outputs not named: the client asks for binary outputs, the server answers JSON, the client reads it
-            plain = client.infer("fraud", [ids, amounts], model_version="1").as_numpy("prediction")
-            assert plain is not None and plain.tolist() == pytest.approx(v1["predictions"])
+            for binary in (True, False):
+                ids = triton.InferInput("customer_id", [len(frame)], "INT64")
+                ids.set_data_from_numpy(frame.customer_id.to_numpy(np.int64), binary_data=binary)
+                amounts = triton.InferInput("amount", [len(frame), 1], "FP64")
+                amounts.set_data_from_numpy(frame[["amount"]].to_numpy(np.float64), binary_data=binary)
+                asked = [triton.InferRequestedOutput("prediction", binary_data=binary)]
+                result = client.infer("fraud", [ids, amounts], outputs=asked, request_id="t-1")
+                got = result.as_numpy("prediction")
+                assert got is not None and got.tolist() == pytest.approx(v1["predictions"])
+                assert result.get_response()["id"] == "t-1"
+                # no outputs named: the client asks for binary outputs
+                plain = client.infer("fraud", [ids, amounts], model_version="1").as_numpy("prediction")
+                assert plain is not None and plain.tolist() == pytest.approx(v1["predictions"])
+            text = triton.InferInput("device", [len(frame)], "BYTES")
+            text.set_data_from_numpy(np.array(["web"] * len(frame), dtype=object))  # BYTES, binary
+            assert client.infer("fraud", [ids, amounts, text]).as_numpy("prediction") is not None
         finally:
             client.close()
 

@@ -203,10 +203,10 @@ def test_a_version_that_does_not_load_leaves_the_endpoint_as_it_was(served: Serv
     table = served.client.app.state.endpoints  # type: ignore[attr-defined]
     real = table._load
 
-    def broken(project, name, version):  # type: ignore[no-untyped-def]
+    def broken(project, name, version, runtime):  # type: ignore[no-untyped-def]
         if version == 2:
             raise OSError("artifact store unreachable")
-        return real(project, name, version)
+        return real(project, name, version, runtime)
 
     table._load = broken
     try:

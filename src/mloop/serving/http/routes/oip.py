@@ -1,18 +1,20 @@
 """Open Inference Protocol (KServe v2) routes: server and model metadata, readiness, ``infer``. Parse,
-call the inference service, answer; the tensor conversions live in :mod:`mloop.serving.http.oip`."""
+call the inference service, answer; the tensor conversions live in :mod:`mloop.serving.http.oip` and the
+binary tensor data extension in :mod:`mloop.serving.http.binary`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mloop._version import __version__
 from mloop.errors import NotFound
 from mloop.project import Project
-from mloop.serving.http import oip
-from mloop.serving.http.bodies import JSONBodyRoute
+from mloop.serving.http import binary, oip
+from mloop.serving.http.bodies import JSONBodyRoute, check_foreign_body
 from mloop.serving.inference import Inference
 
 
@@ -22,7 +24,7 @@ class InferTensor(BaseModel):
     name: str = Field(..., min_length=1)
     shape: list[int]
     datatype: str
-    data: list[Any]
+    data: list[Any] | None = Field(None, description="Row-major, flat or nested; or binary data instead.")
     parameters: dict[str, Any] | None = None
 
 
@@ -40,12 +42,51 @@ class InferRequest(BaseModel):
     outputs: list[RequestedOutput] | None = None
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` references replaced by the definitions (an ``openapi_extra`` body
+    cannot add them to the document's components)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    inlined: dict[str, Any] = walk(schema)
+    return inlined
+
+
+_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": _inlined(InferRequest.model_json_schema())},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary", "description":
+        "Binary tensor data extension: the JSON request (its length in the Inference-Header-Content-Length "
+        "header) followed by the inputs' bytes."}}}}}  # fmt: skip
+
+
+def parse(request: Request, body: bytes) -> tuple[InferRequest, list[Any]]:
+    """The JSON request and each input's binary data (None where it came as JSON), or the 400 FastAPI
+    would give for the JSON part."""
+    headers = request.headers
+    check_foreign_body(headers.get("content-type"), headers, "authorization" in headers)
+    header, buffer = binary.split(body, headers.get(binary.HEADER))
+    try:
+        parsed = InferRequest.model_validate_json(header or b"null")
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+    return parsed, binary.take([t.model_dump() for t in parsed.inputs], buffer)
+
+
 def router(caller: Any, inference: Inference) -> APIRouter:
     api = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=JSONBodyRoute)
 
     @api.get("")
     def server_metadata() -> dict[str, Any]:
-        return {"name": "mloop", "version": __version__, "extensions": []}
+        return {"name": "mloop", "version": __version__, "extensions": ["binary_tensor_data"]}
 
     @api.get("/models/{name}")
     @api.get("/models/{name}/versions/{version}")
@@ -65,20 +106,18 @@ def router(caller: Any, inference: Inference) -> APIRouter:
             return {"name": name, "ready": False}
         return {"name": name, "ready": True}
 
-    @api.post("/models/{name}/infer")
-    @api.post("/models/{name}/versions/{version}/infer")
+    @api.post("/models/{name}/infer", openapi_extra=_BODY)
+    @api.post("/models/{name}/versions/{version}/infer", openapi_extra=_BODY)
     async def infer(
-        name: str, body: InferRequest, version: int | None = None, project: Project = Depends(caller)
-    ) -> dict[str, Any]:
-        columns = inference.input_names(project, name, version)
-        rows = oip.tensors_to_rows([t.model_dump() for t in body.inputs], columns)
+        name: str, request: Request, version: int | None = None, project: Project = Depends(caller)
+    ) -> Response:
+        body, arrays = parse(request, await request.body())
+        specs = inference.input_specs(project, name, version)
+        rows = oip.request_rows([t.model_dump() for t in body.inputs], specs, arrays)
         answer = await inference.predict_async(project, name, rows, version=version, request_id=body.id)
-        return {
-            "model_name": name,
-            "model_version": str(answer.version),
-            "id": answer.request_id,
-            "outputs": oip.outputs(answer.predictions, inference.output_names(name, answer.version),
-                                   [o.name for o in body.outputs or []]),
-        }  # fmt: skip
+        asked = [(o.name, o.parameters or {}) for o in body.outputs or []] or None
+        content, headers = oip.respond(name, answer, inference.output_names(name, answer.version), asked,
+                                       bool((body.parameters or {}).get("binary_data_output")))  # fmt: skip
+        return Response(content, headers=headers)
 
     return api
