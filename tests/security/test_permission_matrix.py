@@ -196,6 +196,7 @@ COMMANDS: dict[str, list[str]] = {
     "models pending": ["models", "pending", "--json"],
     "models history": ["models", "history", "fraud", "--json"],
     "models delete": ["models", "delete", "fraud", "3"],
+    "models export": ["models", "export", "fraud:1", "--format", "onnx", "--json"],
     "users add": ["users", "add", "{new_user}", "--role", "auditor"],
     "users list": ["users", "list", "--json"],
     "users grant": ["users", "grant", "u_target", "auditor"],
@@ -230,9 +231,10 @@ COMMANDS: dict[str, list[str]] = {
     "loop approve": ["loop", "approve", "fraud"],
 }
 # What the admin's try of these ends with, the world holding nothing for them to act on; every other
-# command must succeed for the admin (else its invocation above is wrong and proves little).
+# command must succeed for the admin (else its invocation above is wrong and proves little). A LightGBM
+# model over a string column has no ONNX export: the admin's export is refused for that, past the check.
 ADMIN_ENDS = {"models approve": "NotFound", "models reject": "NotFound", "loop tick": "No loop policies",
-              "loop approve": "nothing waits"}  # fmt: skip
+              "loop approve": "nothing waits", "models export": "ExportError"}  # fmt: skip
 MLOOP = get_command(cli_app)  # built once: typer builds it anew on every call of the app
 BEFORE: dict[str, list[str]] = {
     "rollback": ["deploy", "fraud", "fraud", "--version", "1"],
