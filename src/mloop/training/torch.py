@@ -273,6 +273,8 @@ def as_input(X: Any) -> Any:
         return columns[tensors[0]] if len(columns) == 1 else columns
     if isinstance(X, np.ndarray) and X.dtype.kind == "f" and X.dtype != np.float32:
         return X.astype(np.float32)
+    if isinstance(X, np.ndarray) and not X.flags.writeable:  # zero-copy from Arrow: torch wants to own it
+        return X.copy()
     return X
 
 

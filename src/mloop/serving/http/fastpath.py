@@ -1,8 +1,9 @@
-"""``POST /v1/endpoints/{name}/predict`` served as plain ASGI, ahead of FastAPI's router.
+"""``POST /v1/endpoints/{name}/predict`` and ``POST /v2/models/{name}/infer`` served as plain ASGI, ahead of
+FastAPI's router.
 
 FastAPI's routing, dependency solving and body and response models cost about half a millisecond per
 request here, as much as the feature lookup and the model call together. The prediction route is the one
-request that must be cheap, so this middleware answers it directly: the path is matched by string
+requests that must be cheap, so this middleware answers them directly: the path is matched by string
 operations, the caller admitted by the same :class:`~mloop.serving.http.auth.Authenticator`, the body parsed by
 the same pydantic model (from bytes, in Rust), the answer computed by the same
 :class:`~mloop.serving.inference.Inference` and errors rendered by :func:`mloop.serving.http.errors.render`,
@@ -20,12 +21,14 @@ import orjson
 from mloop.serving.http import errors
 from mloop.serving.http.auth import Authenticator
 from mloop.serving.http.bodies import check_foreign_body
+from mloop.serving.http.routes import oip as oip_route
 from mloop.serving.http.routes.predict import parse
 from mloop.serving.inference import Inference
 
 Scope = dict[str, Any]
 
 _PREFIX, _SUFFIX = "/v1/endpoints/", "/predict"
+_OIP_PREFIX, _OIP_SUFFIX = "/v2/models/", "/infer"
 
 
 class PredictFastPath:
@@ -36,12 +39,15 @@ class PredictFastPath:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if (
-            scope["type"] != "http"
-            or scope.get("method") != "POST"
-            or not path.startswith(_PREFIX)
-            or not path.endswith(_SUFFIX)
-        ):
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        if path.startswith(_OIP_PREFIX) and path.endswith(_OIP_SUFFIX):
+            name = path[len(_OIP_PREFIX) : -len(_OIP_SUFFIX)]
+            if name and "/" not in name:
+                await self._infer(scope, receive, send, name, path)
+                return
+        if not path.startswith(_PREFIX) or not path.endswith(_SUFFIX):
             await self.app(scope, receive, send)
             return
         name = path[len(_PREFIX) : -len(_SUFFIX)]
@@ -70,6 +76,24 @@ class PredictFastPath:
         raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": data})
+
+    async def _infer(self, scope: Scope, receive: Any, send: Any, name: str, path: str) -> None:
+        """An OIP ``infer`` without a version in the path: the route's own :func:`oip_route.answer`."""
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        try:
+            project = self.caller.admit(headers.get("authorization", ""))
+            content, extra = await oip_route.answer(self.inference, project, name, None, headers,
+                                                    await _body(receive))  # fmt: skip
+            status = 200
+        except Exception as exc:  # rendered exactly as the app's exception handlers would
+            status, payload, failed = errors.render(exc, path)
+            content, extra = _json(payload), {"content-type": "application/json", **(failed or {})}
+        raw = [(b"content-length", str(len(content)).encode())]
+        raw += [(k.lower().encode(), v.encode()) for k, v in extra.items() if k.lower() != "content-length"]
+        if not any(k == b"content-type" for k, _ in raw):
+            raw.append((b"content-type", b"application/json"))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": content})
 
 
 def _browser_check(scope: Scope, content_type: str | None, authorized: bool) -> None:

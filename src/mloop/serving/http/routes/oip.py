@@ -4,6 +4,7 @@ binary tensor data extension in :mod:`mloop.serving.http.binary`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -66,10 +67,9 @@ _BODY = {"requestBody": {"required": True, "content": {
         "header) followed by the inputs' bytes."}}}}}  # fmt: skip
 
 
-def parse(request: Request, body: bytes) -> tuple[InferRequest, list[Any]]:
+def parse(headers: Mapping[str, str], body: bytes) -> tuple[InferRequest, list[Any]]:
     """The JSON request and each input's binary data (None where it came as JSON), or the 400 FastAPI
-    would give for the JSON part."""
-    headers = request.headers
+    would give for the JSON part; ``headers`` by lower-case name."""
     check_foreign_body(headers.get("content-type"), headers, "authorization" in headers)
     header, buffer = binary.split(body, headers.get(binary.HEADER))
     try:
@@ -111,13 +111,21 @@ def router(caller: Any, inference: Inference) -> APIRouter:
     async def infer(
         name: str, request: Request, version: int | None = None, project: Project = Depends(caller)
     ) -> Response:
-        body, arrays = parse(request, await request.body())
-        specs = inference.input_specs(project, name, version)
-        rows = oip.request_rows([t.model_dump() for t in body.inputs], specs, arrays)
-        answer = await inference.predict_async(project, name, rows, version=version, request_id=body.id)
-        asked = [(o.name, o.parameters or {}) for o in body.outputs or []] or None
-        content, headers = oip.respond(name, answer, inference.output_names(name, answer.version), asked,
-                                       bool((body.parameters or {}).get("binary_data_output")))  # fmt: skip
+        content, headers = await answer(
+            inference, project, name, version, request.headers, await request.body()
+        )
         return Response(content, headers=headers)
 
     return api
+
+
+async def answer(inference: Inference, project: Project, name: str, version: int | None,
+                 headers: Mapping[str, str], raw: bytes) -> tuple[bytes, dict[str, str]]:  # fmt: skip
+    """The body and headers of the answer to one ``infer`` request (also served by the fast path)."""
+    body, arrays = parse(headers, raw)
+    specs = inference.input_specs(project, name, version)
+    rows = oip.request_rows([t.model_dump() for t in body.inputs], specs, arrays)
+    answered = await inference.predict_async(project, name, rows, version=version, request_id=body.id)
+    asked = [(o.name, o.parameters or {}) for o in body.outputs or []] or None
+    return oip.respond(name, answered, inference.output_names(name, answered.version), asked,
+                       bool((body.parameters or {}).get("binary_data_output")))  # fmt: skip
