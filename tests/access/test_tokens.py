@@ -124,7 +124,12 @@ def test_a_project_without_oidc_says_so(tmp_path: Path) -> None:
         plain.keys.authenticate(token())
 
 
-def test_the_keys_come_from_the_issuers_url_and_a_rotated_key_is_fetched(tmp_path: Path) -> None:
+def test_the_keys_come_from_the_issuers_url_and_a_rotated_key_is_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mloop.access import tokens
+
+    monkeypatch.setattr(tokens, "REFETCH_COOLDOWN_SECONDS", 0)  # an unknown kid refetches at once
     ec_key = ec.generate_private_key(ec.SECP256R1())
     served = {"body": jwks((RSA_KEY, "k1"))}
 

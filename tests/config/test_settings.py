@@ -38,6 +38,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
         "api_key": None,
         "audit_key": None,
         "audit_anchor": ".mloop/audit-anchor.log",
+        "oidc": None,
         "serving": {
             "max_concurrency": 64,
             "max_queue_ms": 10.0,

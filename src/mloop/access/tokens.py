@@ -27,6 +27,11 @@ from mloop.errors import AuthenticationError, ConfigError, MloopError
 from mloop.security.actor import Actor
 from mloop.security.roles import PERMISSIONS, Grant
 
+KEYS_CACHED_SECONDS = 300  # how long the issuer's key set is used before it is fetched again
+REFETCH_COOLDOWN_SECONDS = (
+    30  # an unknown kid refetches the set at most this often: no fetch per forged token
+)
+
 
 def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2 and not token.startswith("mlk_")
@@ -38,7 +43,8 @@ class TokenVerifier:
         self._client: jwt.PyJWKClient | None = None
         self._keys: jwt.PyJWKSet | None = None
         if settings.jwks.startswith(("https://", "http://")):
-            self._client = jwt.PyJWKClient(settings.jwks, cache_keys=True, lifespan=300, timeout=5)
+            self._client = jwt.PyJWKClient(settings.jwks, cache_keys=True, lifespan=KEYS_CACHED_SECONDS,
+                                           timeout=5, cooldown_duration=REFETCH_COOLDOWN_SECONDS)  # fmt: skip
         else:
             try:
                 self._keys = jwt.PyJWKSet.from_json(Path(settings.jwks).read_text(encoding="utf-8"))

@@ -112,7 +112,7 @@ def card(
 @app.command()
 def export(
     ref: str = typer.Argument(..., metavar="NAME:VERSION", help="The version to convert, e.g. digits:3."),
-    format: str = typer.Option("onnx", "--format", "-f", help="The format to convert to (onnx)."),
+    format: str = typer.Option("onnx", "--format", help="The format to convert to (onnx)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Convert a version to ONNX and store it beside the version, after checking that ONNX Runtime answers
