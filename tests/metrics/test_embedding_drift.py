@@ -8,8 +8,6 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from scipy import stats
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
@@ -61,13 +59,17 @@ def test_a_shifted_window_is_caught(method: str, shift: str, digits: np.ndarray)
     assert result.drifted, result
 
 
-@settings(max_examples=5)
-@given(seed=st.integers(0, 2**31 - 1))
-def test_a_random_split_is_quiet_for_the_classifier_and_the_share(seed: int) -> None:
-    data = np.random.default_rng(seed).normal(size=(1000, 16))
-    reference, current = split(data, seed)
-    assert not domain_classifier(reference, current, seed=seed).drifted
-    assert not component_share(reference, current, seed=seed).drifted
+def test_a_random_split_is_quiet_for_the_classifier_and_the_share() -> None:
+    """A statistical test alarms on some random splits by design; over 40 fixed seeds each method may
+    alarm on at most 2 (5%): a rate, not a promise about one seed (AUC > 0.55 on 500 rows a side is a
+    3-sigma event under no drift)."""
+    alarms = {"domain_classifier": 0, "component_share": 0}
+    for seed in range(40):
+        data = np.random.default_rng(seed).normal(size=(1000, 16))
+        reference, current = split(data, seed)
+        alarms["domain_classifier"] += domain_classifier(reference, current, seed=seed).drifted
+        alarms["component_share"] += component_share(reference, current, seed=seed).drifted
+    assert all(count <= 2 for count in alarms.values()), alarms
 
 
 def test_the_wasserstein_share_is_quiet_from_a_thousand_rows_a_side() -> None:
