@@ -88,6 +88,17 @@ def test_deleting_what_others_depend_on_is_refused_with_the_list(project: Projec
         project.features.delete("customer_stats")
 
 
+def test_a_view_applied_again_after_its_deletion_continues_its_versions(project: Project, path: Path) -> None:
+    _, stats = views(path)
+    project.apply([stats])
+    project.features.delete("customer_stats")
+    plan = project.apply([stats])  # it raised an IntegrityError: version 1 was taken by the deleted one
+    assert [(c.name, c.action, c.version) for c in plan.changes if c.name == "customer_stats"] == [
+        ("customer_stats", "create", 2)
+    ]
+    assert project.features.definitions()[("feature_view", "customer_stats")].version == 2
+
+
 def test_applying_needs_features_write(sqlite_project: Project, path: Path) -> None:
     last, _ = views(path)
     auditor = sqlite_project.as_actor(Actor("eve", grants=(Grant("auditor"),)))

@@ -330,6 +330,14 @@ def test_write_html_replaces_the_file_whole_and_leaves_no_temp_file(tmp_path) ->
     assert [p.name for p in tmp_path.iterdir()] == ["fraud.html"]
 
 
+def test_a_report_into_a_missing_folder_names_the_folder(tmp_path) -> None:
+    from mloop.errors import MalformedInput
+
+    with pytest.raises(MalformedInput, match=r"the folder .*missing does not exist"):
+        write_html(make_report(), tmp_path / "missing" / "fraud.html")  # it was a FileNotFoundError: exit 2
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_window_without_predictions_is_a_gap_in_each_versions_plot_not_a_version() -> None:
     report = make_report()
     report["drift"] = [drift_window(h, 1) for h in range(3)] + [

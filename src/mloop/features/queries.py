@@ -117,15 +117,29 @@ def latest(session: Session, project_id: int, kind: str | None = None) -> dict[t
     return {(r.kind, r.name): Stored(r.kind, r.name, r.version, r.spec) for r in session.scalars(query)}
 
 
+def highest_versions(session: Session, project_id: int) -> dict[tuple[str, str], int]:
+    """The highest version each definition name ever had, deleted ones included: a definition applied
+    again after its deletion continues from there (versions are never reused)."""
+    query = (
+        select(FeatureDefinitionRow.kind, FeatureDefinitionRow.name, func.max(FeatureDefinitionRow.version))
+        .where(FeatureDefinitionRow.project_id == project_id)
+        .group_by(FeatureDefinitionRow.kind, FeatureDefinitionRow.name)
+    )
+    return {(kind, name): version for kind, name, version in session.execute(query)}
+
+
 def plan(session: Session, project_id: int, definitions: Iterable[Any]) -> Plan:
     items = expand(definitions)
     stored = latest(session, project_id)
+    ever = highest_versions(session, project_id)
     result = Plan()
     for item in items:
         spec = item.spec()
         before = stored.get((item.kind, item.name))
         if before is None:
-            result.changes.append(Change(item.kind, item.name, "create", 1))
+            result.changes.append(
+                Change(item.kind, item.name, "create", ever.get((item.kind, item.name), 0) + 1)
+            )
         elif spec_hash(before.spec) == spec_hash(spec):
             result.changes.append(Change(item.kind, item.name, "unchanged", before.version))
         else:

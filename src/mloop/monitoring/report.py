@@ -36,6 +36,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.offline
 
+from mloop.errors import MalformedInput
 from mloop.monitoring import report_charts as charts
 from mloop.monitoring.report_charts import escape as _e
 from mloop.monitoring.report_charts import num as _num
@@ -99,6 +100,11 @@ def write_html(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     The file is created with mode 0666 less the umask (0644 under the usual 022), like any file a
     command writes for others to open."""
     target = Path(path)
+    if not target.parent.is_dir():
+        raise MalformedInput(
+            f"Cannot write the report to {target}: the folder {target.parent} does not exist; create it, "
+            "or pass --out with an existing folder."
+        )
     tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
