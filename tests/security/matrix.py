@@ -15,13 +15,7 @@ ALLOWED = "✓"
 
 def table(name: str, doc: Path = DOC) -> dict[str, dict[str, bool]]:
     """``{row: {column: allowed}}`` of the table after ``<!-- permissions: name -->``."""
-    lines = doc.read_text().splitlines()
-    marker = f"<!-- permissions: {name} -->"
-    if marker not in lines:
-        raise AssertionError(f"{doc} has no table marked {marker}")
-    at = lines.index(marker) + 1
-    while not lines[at].strip():
-        at += 1
+    lines, at = _table(name, doc)
     header = _cells(lines[at])
     rows: dict[str, dict[str, bool]] = {}
     for line in lines[at + 2 :]:
@@ -44,13 +38,7 @@ def table(name: str, doc: Path = DOC) -> dict[str, dict[str, bool]]:
 
 def notes(name: str, doc: Path = DOC) -> dict[str, str]:
     """``{row: reason}`` of a two-column table (what the matrix leaves out, and why)."""
-    lines = doc.read_text().splitlines()
-    marker = f"<!-- permissions: {name} -->"
-    if marker not in lines:
-        raise AssertionError(f"{doc} has no table marked {marker}")
-    at = lines.index(marker) + 1
-    while not lines[at].strip():
-        at += 1
+    lines, at = _table(name, doc)
     out = {}
     for line in lines[at + 2 :]:
         if not line.startswith("|"):
@@ -68,6 +56,18 @@ def render(rows: dict[str, dict[str, bool]], first: str) -> str:
     for key, cells in rows.items():
         out.append(f"| `{key}` | " + " | ".join(ALLOWED if cells[c] else "" for c in columns) + " |")
     return "\n".join(out)
+
+
+def _table(name: str, doc: Path) -> tuple[list[str], int]:
+    """The lines of ``doc`` and the index of the header of the table marked ``name``."""
+    lines = doc.read_text().splitlines()
+    marker = f"<!-- permissions: {name} -->"
+    if marker not in lines:
+        raise AssertionError(f"{doc} has no table marked {marker}")
+    at = lines.index(marker) + 1
+    while not lines[at].strip():
+        at += 1
+    return lines, at
 
 
 def _cells(line: str) -> list[str]:

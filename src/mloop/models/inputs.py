@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.models import tensors
+from mloop.models.tensors import cells
 
 
 @dataclass(frozen=True)
@@ -82,14 +83,6 @@ def to_frame(inputs: list[ModelInput], values: dict[str, np.ndarray]) -> pd.Data
         else:
             columns.update({c: batch[:, j] for j, c in enumerate(item.columns)})
     return pd.DataFrame(columns)
-
-
-def cells(array: np.ndarray) -> np.ndarray:
-    """An object array holding one row of ``array`` per cell: a tensor column's values."""
-    out = np.empty(len(array), dtype=object)
-    for i, row in enumerate(array):  # one by one: NumPy would broadcast a list of equal-shape arrays
-        out[i] = row
-    return out
 
 
 def generated(signature: Any, rows: int = 2, seed: int = 0) -> pd.DataFrame:

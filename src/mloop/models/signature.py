@@ -349,10 +349,7 @@ def _convert(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, str | None
         )
         if problem is not None:
             return series, problem
-        cells = np.empty(len(arrays), dtype=object)
-        for i, array in enumerate(arrays):  # one by one: NumPy would broadcast a list of equal-shape arrays
-            cells[i] = array
-        return pd.Series(cells, index=series.index), None
+        return pd.Series(tensors.cells(arrays), index=series.index), None
     if spec.categories is None and spec.dtype in _NUMPY_FAST:
         fast = _fast_numeric(series, spec)
         if fast is not None:

@@ -102,6 +102,15 @@ def stack(values: Sequence[Any]) -> np.ndarray:
     return np.stack(rows) if rows else np.empty((0,))
 
 
+def cells(rows: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """An object array holding one row per cell (an array, or None): a tensor column's values, as a
+    DataFrame column or a Series holds them."""
+    out = np.empty(len(rows), dtype=object)
+    for i, row in enumerate(rows):  # one by one: NumPy would broadcast a list of equal-shape arrays
+        out[i] = row
+    return out
+
+
 def dtype_name(array: np.ndarray) -> str | None:
     """The signature dtype an array's elements map to, or None (text, objects, complex numbers)."""
     kind, size = array.dtype.kind, array.dtype.itemsize

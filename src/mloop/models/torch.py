@@ -45,8 +45,9 @@ import pandas as pd
 
 from mloop.models import tensors
 from mloop.models.flavours import ExportError, class_name, from_module, json_safe
-from mloop.models.inputs import ModelInput, arrays, batches, cells, generated, to_frame
+from mloop.models.inputs import ModelInput, arrays, batches, generated, to_frame
 from mloop.models.outputs import OUTPUTS, answer
+from mloop.models.tensors import cells
 from mloop.models.threads import inference_threads
 
 MODEL_FILE = "model.pt2"

@@ -71,11 +71,7 @@ class PredictFastPath:
             status, payload, headers = 200, answer.to_dict(), None
         except Exception as exc:  # rendered exactly as the app's exception handlers would
             status, payload, headers = errors.render(exc, path)
-        data = _json(payload)
-        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-        raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": data})
+        await _send(send, status, _json(payload), {"content-type": "application/json", **(headers or {})})
 
     async def _infer(self, scope: Scope, receive: Any, send: Any, name: str, path: str) -> None:
         """An OIP ``infer`` without a version in the path: the route's own :func:`oip_route.answer`."""
@@ -87,13 +83,16 @@ class PredictFastPath:
             status = 200
         except Exception as exc:  # rendered exactly as the app's exception handlers would
             status, payload, failed = errors.render(exc, path)
-            content, extra = _json(payload), {"content-type": "application/json", **(failed or {})}
-        raw = [(b"content-length", str(len(content)).encode())]
-        raw += [(k.lower().encode(), v.encode()) for k, v in extra.items() if k.lower() != "content-length"]
-        if not any(k == b"content-type" for k, _ in raw):
-            raw.append((b"content-type", b"application/json"))
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": content})
+            content, extra = _json(payload), failed or {}
+        await _send(send, status, content, {"content-type": "application/json", **extra})
+
+
+async def _send(send: Any, status: int, body: bytes, headers: dict[str, str]) -> None:
+    """One whole response; ``headers`` by any case (Content-Length is set here)."""
+    raw = [(b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items() if k.lower() != "content-length"]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _browser_check(scope: Scope, content_type: str | None, authorized: bool) -> None:
