@@ -55,3 +55,16 @@ def test_rows_that_are_not_probability_lists_are_nan() -> None:
         multiclass_metrics([0, 3], [[0.5, 0.5], [0.5, 0.5]])
     with pytest.raises(ValueError, match="one label per row"):
         multiclass_metrics([0], [[0.5, 0.5], [0.5, 0.5]])
+
+
+def test_a_label_outside_the_classes_is_wrong_not_an_error() -> None:
+    proba = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]
+    m = multiclass.of_labels(["cat", "dog", "emu"], proba, ["cat", "dog"])
+    assert m["accuracy"] == pytest.approx(2 / 3)
+    assert m["per_class_recall"] == {"cat": 1.0, "dog": 1.0}
+    assert m["log_loss"] == pytest.approx(-(np.log(0.9) + np.log(0.8) + np.log(1e-15)) / 3)
+
+
+def test_no_rows_give_none_not_an_error() -> None:
+    m = multiclass.of_labels([], np.empty((0, 2)), ["a", "b"])
+    assert m["rows"] == 0 and m["accuracy"] is None and m["per_class_recall"] == {"a": None, "b": None}

@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 import mloop as ml
 from mloop import Project
-from mloop.training.multiclass import multiclass_metrics
+from mloop.metrics.multiclass import of_labels
 from tests.training.digits import PIXELS, setup
 
 
@@ -37,7 +37,7 @@ def test_multiclass_metrics_agree_with_scikit_learn(case: tuple[list[int], list[
     labels, raw = case
     proba = np.asarray(raw) / np.asarray(raw).sum(axis=1, keepdims=True)
     classes = [0, 1, 2, 3]
-    m = multiclass_metrics(labels, proba, classes=classes)
+    m = of_labels(labels, proba, classes)
     predicted = proba.argmax(axis=1)
     assert m["rows"] == len(labels)
     assert m["accuracy"] == pytest.approx(accuracy_score(labels, predicted))
@@ -46,7 +46,7 @@ def test_multiclass_metrics_agree_with_scikit_learn(case: tuple[list[int], list[
     )
     recalls = recall_score(labels, predicted, labels=classes, average=None, zero_division=0)
     for c, value in zip(classes, recalls, strict=True):
-        assert m["recall"][str(c)] == (pytest.approx(value) if c in labels else None)
+        assert m["per_class_recall"][str(c)] == (pytest.approx(value) if c in labels else None)
     json.dumps(m, allow_nan=False)  # plain JSON, never NaN
 
 

@@ -23,7 +23,7 @@ from mloop.loop.platform import Platform
 from mloop.loop.policy import LOWER_IS_BETTER, Gate, metric_name
 from mloop.metrics import evaluation
 from mloop.metrics.bootstrap import paired_gain
-from mloop.training.multiclass import multiclass_metrics
+from mloop.metrics.multiclass import of_labels
 
 MIN_TRAIN_ROWS, MIN_TEST_ROWS, MAX_NULL_SHARE = 200, 50, 0.95
 Opener = Callable[..., Platform]  # picklable: the child process opens the project with it
@@ -145,7 +145,7 @@ def _value(data: Any, holdout: Any, predicted: Any, metric: str) -> float | None
         return evaluation.classification_metrics(truth, predicted).get(metric)
     if data.task == "multiclass":  # columns in the classes' sorted order, as the model was fitted on them
         classes = sorted(data.train[data.label].dropna().unique())
-        value = multiclass_metrics(truth, predicted, classes=classes).get(metric)
+        value = of_labels(truth, predicted, classes).get(metric)
         return value if isinstance(value, float | int) else None
     return evaluation.regression_metrics(truth, predicted).get(metric)
 

@@ -1,14 +1,17 @@
 """Multiclass quality: labels against a class-probability matrix ``(rows, classes)``.
 
 The predicted class of a row is the column of its highest probability (the first on a tie, as
-``numpy.argmax``). Labels are class *indices* here (0 to classes - 1); :func:`label_indices` maps labels
-as users send them (the class names, or their indices when the model has no names) to indices.
+``numpy.argmax``). Labels are class *indices* here (0 to classes - 1, or -1 for a label that is none of
+the model's classes: always wrong); :func:`label_indices` maps labels as users send them (the class
+names, or their indices when the model has no names) to indices, and :func:`of_labels` does both.
+Training, tuning, the loop's gate and monitoring all measure with these, so one model has one accuracy.
 
 - ``accuracy``: the share of rows whose predicted class is the label.
 - ``macro_f1``: the unweighted mean over the classes of F1 (a class never labelled nor predicted counts
   as 0, as ``sklearn.metrics.f1_score(average="macro", labels=range(classes), zero_division=0)``).
 - ``per_class_recall``: ``{class: recall}``; None for a class no row is labelled with.
-- ``log_loss``: the mean negative log probability of the label, probabilities clipped to [1e-15, 1].
+- ``log_loss``: the mean negative log probability of the label, probabilities clipped to [1e-15, 1]
+  (a label outside the classes has probability 0, so 1e-15).
 
 >>> m = multiclass_metrics([0, 1, 2, 2], [[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.5, 0.4, 0.1]])
 >>> m["accuracy"], m["per_class_recall"]
@@ -81,28 +84,43 @@ def multiclass_metrics(
         raise ValueError(f"{len(y)} labels for {rows} rows of probabilities: give one label per row.")
     if rows == 0:
         raise ValueError("multiclass_metrics needs at least one row.")
-    if ((y < 0) | (y >= width)).any():
-        raise ValueError(f"Labels must be class indices 0 to {width - 1}; map them with label_indices first.")
+    if ((y < -1) | (y >= width)).any():
+        raise ValueError(
+            f"Labels must be class indices 0 to {width - 1} (or -1 for none of them); map them with label_indices first."
+        )
     names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(width)]
     predicted = np.argmax(matrix, axis=1)
-    labelled = np.bincount(y, minlength=width)
+    known = y >= 0
+    labelled = np.bincount(y[known], minlength=width)
     chosen = np.bincount(predicted, minlength=width)
     right = np.bincount(y[predicted == y], minlength=width)
     recall = np.divide(right, labelled, out=np.zeros(width), where=labelled > 0)
     precision = np.divide(right, chosen, out=np.zeros(width), where=chosen > 0)
     both = precision + recall
     f1 = np.divide(2 * precision * recall, both, out=np.zeros(width), where=both > 0)
-    picked = np.clip(matrix[np.arange(rows), y], EPS, 1.0)
+    picked = np.where(known, matrix[np.arange(rows), np.maximum(y, 0)], 0.0)
     return {
         "rows": rows,
         "classes": width,
         "accuracy": float(np.mean(predicted == y)),
         "macro_f1": float(f1.mean()),
-        "log_loss": float(-np.mean(np.log(picked))),
+        "log_loss": float(-np.mean(np.log(np.clip(picked, EPS, 1.0)))),
         "per_class_recall": {
             name: (float(recall[i]) if labelled[i] else None) for i, name in enumerate(names)
         },
     }
 
 
-__all__ = ["class_matrix", "label_indices", "multiclass_metrics"]
+def of_labels(y_true: Any, probabilities: Any, classes: Sequence[Any]) -> dict[str, Any]:
+    """:func:`multiclass_metrics` of labels as the data holds them (the class values, ``classes`` in
+    the probability columns' order); a label that is none of the classes counts as wrong. No rows: every
+    metric None, as plain JSON."""
+    labels = list(np.asarray(y_true, dtype=object))
+    if not labels:
+        return {"rows": 0, "classes": len(classes), "accuracy": None, "macro_f1": None, "log_loss": None,
+                "per_class_recall": {str(c): None for c in classes}}  # fmt: skip
+    index = label_indices(labels, classes, len(classes))
+    return multiclass_metrics(np.nan_to_num(index, nan=-1).astype(np.int64), probabilities, classes)
+
+
+__all__ = ["class_matrix", "label_indices", "multiclass_metrics", "of_labels"]

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 
 from mloop.metrics import evaluation
+from mloop.metrics.multiclass import of_labels
 from mloop.metrics.profile import build_profile
 from mloop.metrics.reference import reference_sample, sample_to_bytes
 from mloop.training.dataset import TrainingSet, build_training_set
 from mloop.training.fitting import categories, fit, predict_scores, prepare, seeded
-from mloop.training.multiclass import multiclass_by_slice, multiclass_metrics
+from mloop.training.multiclass import multiclass_by_slice
 from mloop.training.run import check_key
 from mloop.training.workspace import Workspace
 
@@ -153,7 +154,7 @@ def _evaluate_multiclass(
     scores: dict[str, np.ndarray],
     classes: list[Any],
 ) -> dict[str, Any]:
-    metrics = {part: multiclass_metrics(y[part], scores[part], classes=classes) for part in ("valid", "test")}
+    metrics = {part: of_labels(y[part], scores[part], classes) for part in ("valid", "test")}
     test = data.test.reset_index(drop=True)
     slices = (
         multiclass_by_slice(test, list(pipeline.slices), y["test"], scores["test"], classes=classes)
@@ -166,7 +167,7 @@ def _evaluate_multiclass(
         for name in ("rows", "accuracy", "macro_f1", "log_loss"):
             if values.get(name) is not None and (not wanted or name in wanted or name == "rows"):
                 flat[f"{part}_{name}"] = float(values[name])
-        for label, recall in values["recall"].items():
+        for label, recall in values["per_class_recall"].items():
             key = f"{part}_recall/{label}"
             if recall is not None and (not wanted or "recall" in wanted) and _valid_key(key):
                 flat[key] = float(recall)

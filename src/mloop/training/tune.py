@@ -12,6 +12,7 @@ import optuna
 
 from mloop.errors import SchemaError
 from mloop.metrics import evaluation
+from mloop.metrics.multiclass import of_labels
 from mloop.training.executors import open_executor
 from mloop.training.fitting import (
     categories,
@@ -23,7 +24,6 @@ from mloop.training.fitting import (
     prepare,
     seeded,
 )
-from mloop.training.multiclass import multiclass_metrics
 from mloop.training.run import no_active_run
 from mloop.training.workspace import Workspace
 
@@ -122,7 +122,7 @@ def run_trial(task: TrialTask) -> TrialResult:
         model.fit(task.x_train, task.y_train)
     scores = predict_scores(model, task.x_valid, task.task)
     if task.task == "multiclass":
-        values = multiclass_metrics(task.y_valid, scores, classes=list(model.classes_))
+        values = of_labels(task.y_valid, scores, list(model.classes_))
     elif task.task == "binary":
         values = evaluation.classification_metrics(task.y_valid, scores)
     else:
