@@ -18,12 +18,8 @@ Definitions that other code relies on:
 - ``ece``, the expected calibration error: scores go to ``ECE_BINS`` equal-width bins, bin
   ``min(floor(score * 10), 9)``; ECE = sum over bins of ``(rows in bin / rows) * |mean label - mean
   score|`` in the bin; empty bins add nothing.
-- Slices: a numeric column (not bool) with more than ``SLICE_MAX_DISTINCT`` distinct values is cut into
-  ``SLICE_QUANTILE_BINS`` quantile bins (edges: quantiles 0, 0.2, ..., 1 of its finite values, linear
-  interpolation, duplicates dropped), labelled ``"[lo, hi]"`` for the first and ``"(lo, hi]"`` for the
-  others (numbers written with 6 significant digits, more where two labels would collide). Any other
-  column slices by value, labelled ``str(value)``. Missing values (and non-finite numbers) form the
-  slice ``"null"``, listed last.
+- Slices are cut as :mod:`mloop.metrics.slices` cuts them (quantile bins of a numeric column with many
+  values, else one slice per value, ``"null"`` last).
 - Fairness: a ``*_difference`` is the largest minus the smallest group rate (fairlearn's ``method=
   "between_groups"``); groups are formed as slices are.
 """
@@ -37,11 +33,9 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import MloopError, SchemaError
+from mloop.metrics import slices as slicing
 
 ECE_BINS = 10
-SLICE_MAX_DISTINCT = 20
-SLICE_QUANTILE_BINS = 5
-NULL_SLICE = "null"
 THRESHOLD_METRICS = ("f1", "accuracy", "balanced_accuracy")
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -171,7 +165,7 @@ def by_slice(
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for column in slices:
         out[column] = {}
-        for label, rows in _groups(frame[column]):
+        for label, rows in slicing.groups(frame[column]):
             if len(rows) < min_rows:
                 continue
             if task == "binary":
@@ -213,7 +207,7 @@ def fairness(
     out: dict[str, dict[str, Any]] = {}
     for column in sensitive:
         groups: dict[str, dict[str, Any]] = {}
-        for label, rows in _groups(frame[column]):
+        for label, rows in slicing.groups(frame[column]):
             y, p = t[rows], predicted[rows]
             positives = int(y.sum())
             groups[label] = {
@@ -322,69 +316,6 @@ def _ece(y: np.ndarray, s: np.ndarray) -> float | None:
     scores = np.bincount(bins, weights=s, minlength=ECE_BINS)
     # (n_b / n) * |labels_b / n_b - scores_b / n_b| == |labels_b - scores_b| / n
     return _num(np.sum(np.abs(labels - scores)) / len(y))
-
-
-# -- slices -------------------------------------------------------------------------------------------
-
-
-def _groups(column: pd.Series) -> list[tuple[str, np.ndarray]]:
-    """(label, row positions) of each slice of ``column``, in slice order, ``"null"`` last."""
-    codes, labels = _slice_codes(column)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(-1, len(labels) + 1))
-    groups = [(label, order[bounds[k + 1] : bounds[k + 2]]) for k, label in enumerate(labels)]
-    nulls = order[bounds[0] : bounds[1]]
-    groups = [(label, rows) for label, rows in groups if len(rows)]
-    if len(nulls):
-        groups.append((NULL_SLICE, nulls))
-    return groups
-
-
-def _slice_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """A slice number per row (-1 for null) and the label of each slice number."""
-    if not _is_numeric(column):
-        return _value_codes(column)
-    values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    finite = np.isfinite(values)
-    if len(np.unique(values[finite])) > SLICE_MAX_DISTINCT:
-        edges = np.unique(np.quantile(values[finite], np.linspace(0, 1, SLICE_QUANTILE_BINS + 1)))
-        codes = np.searchsorted(edges[1:-1], values, side="left")  # right-closed bins
-        return np.where(finite, codes, -1), _interval_labels(edges)
-    codes, labels = _value_codes(column)
-    return np.where(finite, codes, -1), labels  # an infinite value's slice stays empty and is dropped
-
-
-def _value_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
-    try:
-        codes, uniques = pd.factorize(column, sort=True)
-    except TypeError:  # values of mixed types that do not compare
-        codes, uniques = pd.factorize(column, sort=False)
-    # values that print the same (1 and "1") are one slice
-    labels: list[str] = []
-    index: dict[str, int] = {}
-    remap = np.empty(len(uniques), dtype=np.int64)
-    for i, value in enumerate(uniques):
-        label = str(value)
-        if label not in index:
-            index[label] = len(labels)
-            labels.append(label)
-        remap[i] = index[label]
-    codes = np.asarray(codes, dtype=np.int64)
-    if not labels:  # nothing but nulls
-        return codes, labels
-    return np.where(codes >= 0, remap[np.maximum(codes, 0)], -1), labels
-
-
-def _interval_labels(edges: np.ndarray) -> list[str]:
-    for digits in (6, 10, 17):
-        text = [f"{e:.{digits}g}" for e in edges]
-        if len(set(text)) == len(text):
-            break
-    return [f"{'[' if i == 0 else '('}{text[i]}, {text[i + 1]}]" for i in range(len(edges) - 1)]
-
-
-def _is_numeric(column: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype)
 
 
 # -- input validation ---------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mloop.metrics.evaluation import _groups as slice_groups  # the slices by_slice cuts, for the same labels
 from mloop.metrics.multiclass import of_labels
+from mloop.metrics.slices import groups
 
 
 def multiclass_by_slice(
@@ -30,7 +30,7 @@ def multiclass_by_slice(
     return {
         column: {
             label: of_labels(labels[rows], matrix[rows], classes)
-            for label, rows in slice_groups(frame[column].reset_index(drop=True))
+            for label, rows in groups(frame[column].reset_index(drop=True))
         }
         for column in slices
     }
