@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mloop.data.nested import Nested, bounds, list_like, nest, parse_text, segment_sum, shape_text
 from mloop.data.schema import Column
 
 _ARROW = {
@@ -51,10 +52,6 @@ class Checked:
     @property
     def bad(self) -> int:
         return sum(r is not None for r in self.reasons)
-
-
-def shape_text(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def storage_type(column: Column) -> pa.DataType:
@@ -141,18 +138,6 @@ def _json(value: Any) -> str:
 # ---- check ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Nested:
-    valid: np.ndarray  # per row: not null
-    dims: list[np.ndarray]  # dims[k][i]: row i's size at depth k (the first sub-list's, below depth 0)
-    known: list[np.ndarray]  # known[k][i]: row i has any element at depth k (else its size there is moot)
-    ragged: np.ndarray  # per row: sub-lists of one depth differ in length
-    nulls: np.ndarray  # per row: null sub-lists or null elements
-    counts: np.ndarray  # per row: number of leaf values
-    leaf: pa.Array  # every leaf value, row-major
-    ndims: np.ndarray | None = None  # per row, where rows may differ in their number of dimensions
-
-
 def check(column: Column, raw: pa.Array | pa.ChunkedArray, *, required: bool) -> Checked:
     """The reason each row of ``raw`` fails ``column`` (None where it passes), and the rows as stored."""
     assert column.shape is not None and column.element is not None
@@ -162,10 +147,10 @@ def check(column: Column, raw: pa.Array | pa.ChunkedArray, *, required: bool) ->
     name, shape, element = column.name, column.shape, column.element
     expected = f"expected shape {shape_text(shape)} of {element}"
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        array, parse_errors = _parse(array, len(shape))
+        array, parse_errors = parse_text(array, len(shape))
         for i, problem in parse_errors.items():
             reasons[i] = f"{name}: {problem}, {expected}"
-    nested = _nest(array)
+    nested = nest(array)
     if nested is None:
         kind = "null" if pa.types.is_null(array.type) else _type_name(array.type)
         present = array.is_valid().to_numpy(zero_copy_only=False)
@@ -202,130 +187,7 @@ def _flag(reasons: list[str | None], rows: np.ndarray, reason: str) -> None:
         reasons[i] = reasons[i] or reason
 
 
-def _parse(array: pa.Array, ndim: int) -> tuple[pa.Array, dict[int, str]]:
-    """Text cells parsed as nested JSON lists; rows that do not parse, or have another depth, are null
-    (with their problem) so the rest make one Arrow nested list. Slow (per row): for CSV and odd cells."""
-    parsed: list[Any] = []
-    errors: dict[int, str] = {}
-    for i, text in enumerate(array.to_pylist()):
-        if text is None:
-            parsed.append(None)
-            continue
-        try:
-            value = np.asarray(json.loads(text))
-        except json.JSONDecodeError:
-            errors[i] = "not a nested list of numbers"
-            parsed.append(None)
-            continue
-        except (ValueError, TypeError):  # NumPy: an inhomogeneous nested list
-            errors[i] = "ragged nested list"
-            parsed.append(None)
-            continue
-        if value.dtype.kind not in "biuf" or value.ndim == 0:
-            errors[i] = "not a nested list of numbers"
-        elif value.ndim != ndim:
-            errors[i] = f"shape {shape_text(value.shape)}"
-        parsed.append(None if i in errors else value.tolist())
-    try:
-        return pa.array(parsed), errors
-    except (
-        pa.ArrowException,
-        TypeError,
-        ValueError,
-        OverflowError,
-    ):  # pragma: no cover - numbers mixed oddly
-        return pa.array([None] * len(parsed), pa.null()), errors
-
-
-def _list_like(kind: pa.DataType) -> bool:
-    return bool(pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind))
-
-
-def _nest(array: pa.Array) -> _Nested | None:
-    """Sizes per depth and the flattened leaves of a nested list (or fixed-shape tensor) column."""
-    n = len(array)
-    valid = array.is_valid().to_numpy(zero_copy_only=False)
-    if isinstance(array.type, pa.FixedShapeTensorType):
-        sizes = list(array.type.shape)
-        zeros = np.zeros(n, bool)
-        counts = valid * math.prod(sizes)
-        fixed = [np.where(valid, s, 0) for s in sizes]
-        return _Nested(
-            valid, fixed, [valid] * len(sizes), zeros, zeros.copy(), counts, array.storage.flatten()
-        )
-    if _is_shaped(array.type):
-        return _nest_shaped(array)
-    if not _list_like(array.type):
-        return None
-    bounds = np.arange(n + 1, dtype=np.int64)  # row i's elements at the current depth: [b[i], b[i+1])
-    dims: list[np.ndarray] = []
-    known: list[np.ndarray] = []
-    ragged = np.zeros(n, bool)
-    nulls = np.zeros(n, bool)
-    level: pa.Array = array
-    depth = 0
-    while _list_like(level.type):
-        lengths = pc.list_value_length(level).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        per_row = bounds[1:] - bounds[:-1]
-        has = per_row > 0
-        first = np.zeros(n, np.int64)
-        first[has] = lengths[bounds[:-1][has]]
-        if depth > 0:
-            nulls |= _segment_sum(~level.is_valid().to_numpy(zero_copy_only=False), bounds) > 0
-            ragged |= _segment_sum(lengths != np.repeat(first, per_row), bounds) > 0
-        dims.append(first)
-        known.append(has)
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        bounds = offsets[bounds]
-        level = level.flatten()
-        depth += 1
-    nulls |= _segment_sum(~level.is_valid().to_numpy(zero_copy_only=False), bounds) > 0
-    return _Nested(valid, dims, known, ragged, nulls, bounds[1:] - bounds[:-1], level)
-
-
-def _is_shaped(kind: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_struct(kind)
-        and [kind.field(i).name for i in range(kind.num_fields)] == ["shape", "values"]
-        and _list_like(kind.field(0).type)
-        and _list_like(kind.field(1).type)
-    )
-
-
-def _nest_shaped(array: pa.StructArray) -> _Nested:
-    """A struct of each row's ``shape`` and flattened ``values`` (what :func:`arrow_column` makes of
-    arrays of different shapes)."""
-    n = len(array)
-    valid = array.is_valid().to_numpy(zero_copy_only=False)
-    shape, values = array.field("shape"), array.field("values")
-    # The children are read as they lie (a null row's included), so their offsets line up.
-    ndims = pc.list_value_length(shape).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    sizes = np.concatenate([[0], np.cumsum(ndims)])
-    flat = shape.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
-    depth = int(ndims[valid].max()) if valid.any() else 0
-    ndims = np.where(valid, ndims, 0)
-    dims = [np.full(n, -2, np.int64) for _ in range(depth)]  # -2: this row has no such dimension
-    for k in range(depth):
-        has: np.ndarray = ndims > k
-        dims[k][has] = flat[sizes[:-1][has] + k]
-    counts = pc.list_value_length(values).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    leaf = values.flatten()
-    nulls = _segment_sum(~leaf.is_valid().to_numpy(zero_copy_only=False), _bounds(counts)) > 0
-    ragged = np.zeros(n, bool)
-    return _Nested(valid, dims, [valid & (ndims == depth)] * depth, ragged, nulls, counts, leaf, ndims)
-
-
-def _segment_sum(flags: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Per segment ``[bounds[i], bounds[i+1])``, how many ``flags`` are set: found from the set flags
-    alone (usually none), so a clean column costs one scan."""
-    hits = np.flatnonzero(flags)
-    result = np.zeros(len(bounds) - 1, np.int64)
-    if len(hits):
-        np.add.at(result, np.searchsorted(bounds, hits, side="right") - 1, 1)
-    return result
-
-
-def _cast(column: Column, nested: _Nested) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+def _cast(column: Column, nested: Nested) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
     """The leaves as the element type, and (problem, rows) for each way a row's values do not fit."""
     element = column.element
     assert element is not None
@@ -350,20 +212,20 @@ def _cast(column: Column, nested: _Nested) -> tuple[np.ndarray, list[tuple[str, 
             unfit = (values < low) | (values > high)
             if floats:
                 unfit |= ~np.isfinite(values) | (values != np.trunc(values))
-        rows = _segment_sum(unfit, _bounds(counts)) > 0
+        rows = segment_sum(unfit, bounds(counts)) > 0
         what = "not whole numbers within" if floats else "out of the range of"
         problems.append((f"{got} values {what} {element}", rows))
         with np.errstate(invalid="ignore"):
             return np.where(unfit, 0, values).astype(target, copy=False), problems
     if values.dtype.kind == "f" and not column.allow_non_finite:
-        rows = _segment_sum(~np.isfinite(values), _bounds(counts)) > 0
+        rows = segment_sum(~np.isfinite(values), bounds(counts)) > 0
         problems.append(("not finite (NaN or infinity), set allow_non_finite to keep them", rows))
     with np.errstate(over="ignore", invalid="ignore"):
         cast = values.astype(target, copy=False)
     if element == "float32" and values.dtype.kind in "fiu" and values.dtype != np.float32:
         overflow = np.isfinite(values.astype(np.float64)) & ~np.isfinite(cast)
         problems.append(
-            (f"{got} values out of the range of float32", _segment_sum(overflow, _bounds(counts)) > 0)
+            (f"{got} values out of the range of float32", segment_sum(overflow, bounds(counts)) > 0)
         )
     return cast, problems
 
@@ -372,11 +234,7 @@ def _type_name(kind: pa.DataType) -> str:
     return {"float": "float32", "double": "float64", "halffloat": "float16"}.get(str(kind), str(kind))
 
 
-def _bounds(counts: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(counts)])
-
-
-def _store(column: Column, values: np.ndarray, nested: _Nested, good: np.ndarray) -> pa.Array:
+def _store(column: Column, values: np.ndarray, nested: Nested, good: np.ndarray) -> pa.Array:
     """Good rows in the column's stored type; every other row null."""
     assert column.shape is not None and column.element is not None
     n = len(good)
@@ -442,7 +300,7 @@ def cells(column: Column, stored: pa.Array | pa.ChunkedArray) -> list[np.ndarray
 
 def _leaves(array: pa.Array) -> np.ndarray:
     level = array.storage if isinstance(array.type, pa.FixedShapeTensorType) else array
-    while _list_like(level.type):
+    while list_like(level.type):
         level = level.flatten()
     return np.asarray(level.to_numpy(zero_copy_only=False))
 
@@ -451,7 +309,7 @@ def infer(array: pa.Array | pa.ChunkedArray, sample: int = 1000) -> tuple[tuple[
     """The shape and element type of a nested list column from its first rows: fixed if they agree,
     a variable first dimension if only it differs; None if the column is not numeric nested lists."""
     array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-    nested = _nest(array.slice(0, sample))
+    nested = nest(array.slice(0, sample))
     names = {str(v): k for k, v in _ARROW.items()} | {"int8": "int32", "int16": "int32", "uint16": "int32",
                                                       "uint32": "int64", "halffloat": "float32"}  # fmt: skip
     element = names.get(str(nested.leaf.type)) if nested is not None else None
