@@ -20,6 +20,7 @@ import yaml
 from mloop import logs
 from mloop._service import Context
 from mloop.access.audit import AuditLog
+from mloop.access.housekeeping import Housekeeping
 from mloop.access.users import Keys, Users
 from mloop.artifacts import ArtifactStore, open_artifact_store
 from mloop.config import (
@@ -57,6 +58,7 @@ class Project:
         self.users = Users(ctx)
         self.keys = Keys(ctx)
         self.audit = AuditLog(ctx)
+        self.housekeeping = Housekeeping(ctx)
 
     @classmethod
     def open(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import threading
+from collections.abc import Iterator
 
 from mloop.artifacts import BlobBackend, LocalBlobBackend
 from mloop.artifacts.fsspec import FsspecBlobBackend
@@ -29,3 +33,43 @@ def every_file(backend: BlobBackend) -> list[str]:
     if not backend.fs.exists(backend.root):
         return []
     return sorted(path[len(backend.root) + 1 :] for path in backend.fs.find(backend.root))
+
+
+class StuckSource(io.RawIOBase):
+    """Hands out one chunk, then blocks until ``release`` is set and fails: an upload that hangs midway,
+    its temp file written in part, as when the process doing it is killed."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self._sent = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._sent:
+            self._sent = True
+            return b"x" * 1000
+        self.started.set()
+        self.release.wait(10)
+        raise OSError("upload abandoned")
+
+
+@contextlib.contextmanager
+def stuck_upload(backend: BlobBackend, key: str) -> Iterator[None]:
+    """Inside the block, a put of ``key`` hangs with its temp file on disk; it fails (and cleans up) after."""
+    source = StuckSource()
+    thread = threading.Thread(target=lambda: _put(backend, key, source), daemon=True)
+    thread.start()
+    assert source.started.wait(10)
+    try:
+        yield
+    finally:
+        source.release.set()
+        thread.join(10)
+
+
+def _put(backend: BlobBackend, key: str, source: StuckSource) -> None:
+    with contextlib.suppress(OSError):
+        backend.put(key, source)  # type: ignore[arg-type]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import io
+from datetime import UTC, datetime
 
 import pytest
 
 from mloop.artifacts import BlobBackend, LocalBlobBackend, open_artifact_store
 from mloop.artifacts.fsspec import FsspecBlobBackend
 from mloop.errors import BackendNotInstalled
-from tests.artifacts.blobs import every_file
+from tests.artifacts.blobs import every_file, stuck_upload
 from tests.artifacts.test_store import FailingSource
 
 
@@ -81,3 +82,16 @@ def test_an_unknown_protocol_names_the_url_and_the_fix() -> None:
 def test_s3_without_s3fs_names_the_extra() -> None:
     with pytest.raises(BackendNotInstalled, match=r"pip install 'mloop\[s3\]'"):
         open_artifact_store("s3://bucket/mloop")
+
+
+def test_temps_lists_the_temp_file_of_an_upload_and_delete_removes_it(backend: BlobBackend) -> None:
+    backend.put("sha256/ab/whole", io.BytesIO(b"whole"))
+    assert list(backend.temps()) == []
+    with stuck_upload(backend, "sha256/cd/partial"):
+        (temp,) = backend.temps()
+        assert temp.key in every_file(backend) and temp.key not in list(backend.keys())
+        assert temp.size in (0, 1000)  # an object store may show nothing until the upload closes
+        assert abs((datetime.now(UTC) - temp.modified).total_seconds()) < 60
+        backend.delete(temp.key)
+        assert list(backend.temps()) == []
+    assert list(backend.keys()) == ["sha256/ab/whole"]

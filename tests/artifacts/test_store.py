@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from mloop.artifacts import ArtifactStore, BlobBackend
 from mloop.errors import IntegrityError, MloopError, NotFound
-from tests.artifacts.blobs import every_file, overwrite
+from tests.artifacts.blobs import every_file, overwrite, stuck_upload
 
 # Bigger than the store's 1 MiB chunk, so streaming reads and writes take several rounds.
 DATA = bytes(range(256)) * 10_000 + b"tail"
@@ -241,3 +241,19 @@ class FailingSource(io.RawIOBase):
             raise OSError("network went away")
         self._reads_left -= 1
         return self._data.read(min(size, 1000) if size and size > 0 else 1000)
+
+
+def test_cleaning_removes_temp_files_older_than_the_age_and_no_blob(artifacts: ArtifactStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    digest = artifacts.put_bytes(b"kept")
+    with stuck_upload(artifacts.backend, artifacts.key(sha256(b"partial"))):
+        (temp,) = artifacts.temp_files()
+        assert artifacts.clean_temp_files() == []  # an hour has not passed: it may be an upload in flight
+        assert artifacts.temp_files() == [temp]
+        later = datetime.now(UTC) + timedelta(hours=2)
+        assert [t.key for t in artifacts.clean_temp_files(now=later)] == [temp.key]
+        assert artifacts.temp_files() == []
+    assert list(artifacts.digests()) == [digest] and artifacts.verify(digest)
+    with pytest.raises(MloopError, match="must not be negative"):
+        artifacts.clean_temp_files(timedelta(seconds=-1))

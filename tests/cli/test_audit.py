@@ -35,5 +35,5 @@ def test_artifacts_verify_lists_corrupt_blobs(cli: Run) -> None:
     assert cli("artifacts", "verify").code == 0
     path.write_bytes(b"tampered")
     result = cli("artifacts", "verify", "--json")
-    assert result.code == 1 and result.json() == {"checked": 2, "corrupt": [bad]}
+    assert result.code == 1 and result.json() == {"checked": 2, "corrupt": [bad], "temp_files": []}
     assert good != bad

@@ -210,6 +210,7 @@ COMMANDS: dict[str, list[str]] = {
     "audit head": ["audit", "head", "--json"],
     "audit log": ["audit", "log", "-n", "3", "--json"],
     "artifacts verify": ["artifacts", "verify", "--json"],
+    "artifacts clean": ["artifacts", "clean", "--json"],
     "runs list": ["runs", "list", "--json"],
     "runs show": ["runs", "show", "{run1}", "--json"],
     "runs compare": ["runs", "compare", "{run1}", "{run2}", "--json"],

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, Protocol
+
+
+@dataclass(frozen=True)
+class TempBlob:
+    """A temporary file of an upload: in flight, or left behind by a process killed mid-upload."""
+
+    key: str
+    size: int
+    modified: datetime  # UTC
 
 
 class BlobBackend(Protocol):
@@ -22,3 +33,6 @@ class BlobBackend(Protocol):
     def delete(self, key: str) -> None: ...
 
     def keys(self, prefix: str = "") -> Iterator[str]: ...
+
+    def temps(self) -> Iterator[TempBlob]:
+        """Every temporary upload file (which ``keys`` hides); ``delete(temp.key)`` removes one."""

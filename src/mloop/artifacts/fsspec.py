@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from mloop.artifacts.base import TempBlob
 from mloop.errors import BackendNotInstalled
+
+TEMP = ".tmp"  # the folder under the root where put() uploads before moving a blob into place
 
 
 class FsspecBlobBackend:
@@ -33,7 +37,7 @@ class FsspecBlobBackend:
 
     def put(self, key: str, source: BinaryIO) -> None:
         path = self._path(key)
-        tmp = f"{self.root}/.tmp/{uuid.uuid4().hex}"
+        tmp = f"{self.root}/{TEMP}/{uuid.uuid4().hex}"
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         self.fs.makedirs(tmp.rsplit("/", 1)[0], exist_ok=True)
         try:
@@ -65,5 +69,30 @@ class FsspecBlobBackend:
             return
         for path in sorted(self.fs.find(base)):
             key = path[len(self.root) + 1 :] if path.startswith(self.root) else path
-            if not key.startswith(".tmp/") and not key.rsplit("/", 1)[-1].startswith("."):
+            if not key.startswith(f"{TEMP}/") and not key.rsplit("/", 1)[-1].startswith("."):
                 yield key
+
+    def temps(self) -> Iterator[TempBlob]:
+        folder = f"{self.root}/{TEMP}"
+        if not self.fs.exists(folder):
+            return
+        for path, info in sorted(self.fs.find(folder, detail=True).items()):
+            key = path[len(self.root) + 1 :] if path.startswith(self.root) else path
+            yield TempBlob(key, int(info.get("size") or 0), _modified(info))
+
+
+def _modified(info: dict[str, Any]) -> datetime:
+    """When a file was last written, from what its filesystem reports (each names it its own way)."""
+    for name in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(name)
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return datetime.now(UTC)  # unknown: counts as new, so a clean never deletes it by mistake

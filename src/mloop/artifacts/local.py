@@ -6,8 +6,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
+
+from mloop.artifacts.base import TempBlob
 
 
 class LocalBlobBackend:
@@ -49,3 +52,13 @@ class LocalBlobBackend:
         for path in sorted(base.rglob("*")):
             if path.is_file() and not path.name.startswith("."):
                 yield path.relative_to(self.root).as_posix()
+
+    def temps(self) -> Iterator[TempBlob]:
+        for path in sorted(self.root.rglob(".*.tmp")):  # what put() names its temp files
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # an upload finished (or failed) meanwhile
+                continue
+            if path.is_file():
+                modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                yield TempBlob(path.relative_to(self.root).as_posix(), stat.st_size, modified)

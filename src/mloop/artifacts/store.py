@@ -13,15 +13,18 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, cast
 
 from mloop._names import valid
-from mloop.artifacts.base import BlobBackend
+from mloop.artifacts.base import BlobBackend, TempBlob
 from mloop.errors import IntegrityError, MloopError, NotFound
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
+# A temp file younger than this may be an upload in flight: cleaning leaves it alone.
+SAFE_TEMP_AGE = timedelta(hours=1)
 
 
 class ArtifactStore:
@@ -140,6 +143,25 @@ class ArtifactStore:
         except IntegrityError:
             return False
         return True
+
+    def temp_files(self) -> list[TempBlob]:
+        """The temporary files of uploads: in flight, or left behind by a process killed mid-upload."""
+        return list(self.backend.temps())
+
+    def clean_temp_files(
+        self, older_than: timedelta = SAFE_TEMP_AGE, *, now: datetime | None = None
+    ) -> list[TempBlob]:
+        """Delete the temp files not written to for ``older_than`` (default an hour: no live upload is
+        that quiet); returns what was deleted. No blob is touched: a temp file is never a blob."""
+        if older_than < timedelta(0):
+            raise MloopError(f"older_than must not be negative, got {older_than}.")
+        cutoff = (now or datetime.now(UTC)) - older_than
+        removed = []
+        for temp in self.backend.temps():
+            if temp.modified <= cutoff:
+                self.backend.delete(temp.key)
+                removed.append(temp)
+        return removed
 
     def corrupt(self) -> list[str]:
         """Digests of every blob whose content no longer matches its name."""
