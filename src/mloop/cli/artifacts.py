@@ -28,7 +28,9 @@ def verify(as_json: bool = JsonOpt) -> None:
     if as_json:
         out.emit_json(report.to_dict())
     elif report.corrupt:
-        out.err.print(f"[red]✗ {len(report.corrupt)} corrupt blob(s)[/red] of {report.checked} in {report.url}:")
+        out.err.print(
+            f"[red]✗ {len(report.corrupt)} corrupt blob(s)[/red] of {report.checked} in {report.url}:"
+        )
         for digest in report.corrupt:
             out.err.print(f"  - sha256:{digest}")
     else:
@@ -39,15 +41,19 @@ def verify(as_json: bool = JsonOpt) -> None:
             shown = temp_dict(temp, report.at)
             line = f"  - {shown['path']}  {shown['size']:,} B  {shown['age_seconds']:,.0f} s old"
             out.err.print(line, soft_wrap=True, markup=False)
-        out.err.print("Those older than an hour were left by killed uploads: `mloop artifacts clean` removes them.",
-                      soft_wrap=True)
+        out.err.print(
+            "Those older than an hour were left by killed uploads: `mloop artifacts clean` removes them.",
+            soft_wrap=True,
+        )
     if report.corrupt:
         raise typer.Exit(1)
 
 
 @app.command()
 def clean(
-    older_than: str = typer.Option("1h", "--older-than", help="Remove temp files not written to for this long."),
+    older_than: str = typer.Option(
+        "1h", "--older-than", help="Remove temp files not written to for this long."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Remove the temp files that killed uploads left in the artifact store (needs project.admin).
@@ -65,4 +71,6 @@ def clean(
     if as_json:
         out.emit_json({"removed": [t.key for t in removed], "bytes": sum(t.size for t in removed)})
     else:
-        out.success(f"removed {len(removed)} temp file(s), {sum(t.size for t in removed):,} bytes, from {project.artifacts.url}")
+        out.success(
+            f"removed {len(removed)} temp file(s), {sum(t.size for t in removed):,} bytes, from {project.artifacts.url}"
+        )

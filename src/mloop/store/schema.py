@@ -218,7 +218,8 @@ class RunRow(Base):
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
-    info: Mapped[dict[str, Any]]  # git commit, host, versions, wall and cpu seconds, fingerprint
+    info: Mapped[dict[str, Any]]  # git commit, host, pid, versions, wall and cpu seconds, fingerprint
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)  # while running; NULL before 0007
     created_by: Mapped[str] = mapped_column(String(200))
 
 

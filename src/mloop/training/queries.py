@@ -45,6 +45,7 @@ class RunInfo:
     info: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     created_by: str = ""
+    heartbeat_at: datetime | None = None  # while running: its process's last sign of life
 
     @property
     def duration_seconds(self) -> float | None:
@@ -68,6 +69,7 @@ class RunInfo:
             "info": self.info,
             "error": self.error,
             "created_by": self.created_by,
+            "heartbeat_at": None if self.heartbeat_at is None else self.heartbeat_at.isoformat(),
         }
 
 
@@ -141,6 +143,7 @@ def load_runs(session: Session, ids: Sequence[str]) -> list[RunInfo]:
             info=run.info,
             error=run.error,
             created_by=run.created_by,
+            heartbeat_at=run.heartbeat_at,
         )
     return [by_id[i] for i in wanted if i in by_id]
 
@@ -242,3 +245,21 @@ def artifact_names(session: Session, run_id: str) -> list[str]:
             select(RunArtifactRow.name).where(RunArtifactRow.run_id == run_id).order_by(RunArtifactRow.name)
         )
     )
+
+
+def side_by_side(infos: Sequence[RunInfo]) -> dict[str, Any]:
+    """Params, metrics and tags of ``infos`` side by side, and the keys whose values differ."""
+    out: dict[str, Any] = {
+        "runs": [
+            {"id": r.id, "name": r.name, "experiment": r.experiment, "status": r.status,
+             "started_at": r.started_at.isoformat(), "duration_seconds": r.duration_seconds}
+            for r in infos
+        ],
+        "differs": {},
+    }  # fmt: skip
+    for part in ("params", "metrics", "tags"):
+        keys = sorted({k for r in infos for k in getattr(r, part)})
+        table = {k: [getattr(r, part).get(k) for r in infos] for k in keys}
+        out[part] = table
+        out["differs"][part] = [k for k, values in table.items() if len({repr(v) for v in values}) > 1]
+    return out

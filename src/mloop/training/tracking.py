@@ -38,7 +38,7 @@ from mloop.store.schema import (
     RunRow,
     RunTagRow,
 )
-from mloop.training import queries
+from mloop.training import heartbeat, queries
 from mloop.training import search as search_lang
 from mloop.training.environment import environment
 from mloop.training.queries import Experiment, RunInfo, load_runs, metric_value
@@ -88,7 +88,7 @@ class RunService(Service):
         run_id = uuid.uuid4().hex
         now = utcnow()
         info = environment(self._root or Path.cwd())
-        info["pid"] = os.getpid()
+        info["pid"], info["heartbeat_seconds"] = os.getpid(), heartbeat.INTERVAL
         info["param_values"] = {k: json_value(v) for k, v in (params or {}).items()}
         payload: dict[str, Any] = {"run": run_id, "params": len(param_rows), "tags": len(tag_rows)}
         if parent_id:
@@ -115,15 +115,19 @@ class RunService(Service):
                 error=None,
                 info=info,
                 created_by=self.actor.name,
+                heartbeat_at=now,
             )
             session.add(run)
             session.flush()
             session.add_all(RunParamRow(run_id=run_id, key=k, value=v) for k, v in param_rows.items())
             session.add_all(RunTagRow(run_id=run_id, key=k, value=v) for k, v in tag_rows.items())
-        opened = Run(self, self._ctx, run, experiment)
-        OPEN_RUNS.add(opened)
-        self._open_runs().add(opened)
-        return opened
+        return self._opened(Run(self, self._ctx, run, experiment))
+
+    def _opened(self, run: Run) -> Run:
+        OPEN_RUNS.add(run)
+        self._open_runs().add(run)
+        heartbeat.HEARTBEAT.watch(run.id, self._ctx.store)
+        return run
 
     def resume(self, run_id: str) -> Run:
         """Reopen run ``run_id`` that a crash left ``running`` (or that ended ``failed``), to go on with it
@@ -149,12 +153,12 @@ class RunService(Service):
             change.payload["was"] = row.status
             info = dict(row.info)
             info["resumed"] = [*info.get("resumed", []), {"pid": os.getpid(), "at": utcnow().isoformat()}]
+            info["heartbeat_seconds"] = heartbeat.INTERVAL
             row.status, row.ended_at, row.error, row.info = "running", None, None, info
+            row.heartbeat_at = utcnow()
             change.session.flush()
             opened = Run(self, self._ctx, row, experiment)
-        OPEN_RUNS.add(opened)
-        self._open_runs().add(opened)
-        return opened
+        return self._opened(opened)
 
     def finish(self, run: Run, status: str, error: BaseException | None) -> None:
         timing = run.timing()
@@ -176,6 +180,7 @@ class RunService(Service):
             row.ended_at = run.ended_at = utcnow()
             row.info = info
         self._open_runs().discard(run)
+        heartbeat.HEARTBEAT.forget(run.id)
 
     def write_params(self, run: Run, params: Mapping[str, Any]) -> None:
         texts = checked_texts("param", params)
@@ -265,6 +270,7 @@ class RunService(Service):
         run_id = self._resolve(run_id)
         self._authorize("runs.read", f"experiment:{self._experiment_of(run_id)}")
         self._open_runs().flush([run_id])
+        heartbeat.Reaper(self._ctx).sweep([run_id])
         with self._ctx.store.read() as session:
             return load_runs(session, [run_id])[0]
 
@@ -308,6 +314,7 @@ class RunService(Service):
         for name in names or ["*"]:
             self._authorize("runs.read", f"experiment:{name}")
         self._open_runs().flush()
+        heartbeat.Reaper(self._ctx).sweep()
         with self._ctx.store.read() as session:
             ids = None if names is None else self._experiment_ids(session, names)
             dialect = self._ctx.store.engine.dialect.name
@@ -327,21 +334,7 @@ class RunService(Service):
         [value per run]}, "metrics": {...}, "tags": {...}, "differs": {"params": [keys], ...}}``."""
         if len(run_ids) < 1:
             raise MloopError("Name at least one run to compare.")
-        infos = [self.get(run_id) for run_id in run_ids]
-        out: dict[str, Any] = {
-            "runs": [
-                {"id": r.id, "name": r.name, "experiment": r.experiment, "status": r.status,
-                 "started_at": r.started_at.isoformat(), "duration_seconds": r.duration_seconds}
-                for r in infos
-            ],
-            "differs": {},
-        }  # fmt: skip
-        for part in ("params", "metrics", "tags"):
-            keys = sorted({k for r in infos for k in getattr(r, part)})
-            table = {k: [getattr(r, part).get(k) for r in infos] for k in keys}
-            out[part] = table
-            out["differs"][part] = [k for k, values in table.items() if len({repr(v) for v in values}) > 1]
-        return out
+        return queries.side_by_side([self.get(run_id) for run_id in run_ids])
 
     def artifact(self, run_id: str, name: str) -> bytes:
         """The bytes of artifact ``name`` of the run (checked against its digest)."""
