@@ -66,6 +66,10 @@ def test_materialize_get_push(cli: Run, tmp_path: Path) -> None:
     assert pushed["views"] == ["customer_clicks"]
     bad = cli("features", "get", "-e", "customer_id", "-f", "customer_stats:amount")
     assert bad.code == 1 and "name=value" in bad.err
+    typed = cli("features", "get", "-e", "customer_id=abc", "-f", "customer_stats:amount")
+    assert (
+        typed.code == 1 and "Join key 'customer_id' must be an integer (int64), got string 'abc'" in typed.err
+    )
 
 
 def test_apply_reports_a_broken_definitions_file(cli: Run) -> None:

@@ -20,7 +20,7 @@ import inspect
 import math
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from mloop._time import parse_duration
 from mloop.data.schema import ALIASES, DTYPES, ELEMENTS
 from mloop.data.sources import ParquetSource, Source
 from mloop.errors import SchemaError
+from mloop.features.keys import declared as keys_dtypes
 from mloop.store.types import canonical_json
 
 AGGREGATIONS = ("count", "sum", "mean", "min", "max", "last", "distinct_count")
@@ -124,11 +125,15 @@ class Field:
 
 @dataclass(frozen=True)
 class Entity:
-    """What features describe (a customer, a merchant), identified by its join key columns."""
+    """What features describe (a customer, a merchant), identified by its join key columns. ``dtype``
+    (as Feast's ``value_type``): the type of its keys, ``"int64"``, ``"int32"`` or ``"string"``, one for
+    all or one per key (``{"country": "string", "store_id": "int64"}``); left out, it is taken from the
+    sources of the views that use the entity. Online reads refuse a key of another type."""
 
     name: str
     join_keys: Sequence[str] = ()
     description: str = ""
+    dtype: str | Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         _check_name("Entity", self.name)
@@ -138,11 +143,25 @@ class Entity:
                 f"Entity {self.name!r}: join_keys must be distinct column names, got {list(keys)}."
             )
         object.__setattr__(self, "join_keys", keys)
+        types = keys_dtypes(self.name, keys, self.dtype)
+        object.__setattr__(self, "dtype", None if types is None else dict(zip(keys, types, strict=True)))
 
     kind = "entity"
 
+    @property
+    def key_types(self) -> dict[str, str]:
+        """``{join key: dtype}`` of the keys whose type is declared (none when ``dtype`` is left out)."""
+        return dict(self.dtype) if isinstance(self.dtype, Mapping) else {}
+
     def spec(self) -> dict[str, Any]:
-        return {"name": self.name, "join_keys": list(self.join_keys), "description": self.description}
+        spec: dict[str, Any] = {
+            "name": self.name,
+            "join_keys": list(self.join_keys),
+            "description": self.description,
+        }
+        if self.dtype is not None:
+            spec["dtypes"] = self.key_types  # only when declared: entities without keep their stored hash
+        return spec
 
 
 @dataclass(frozen=True)

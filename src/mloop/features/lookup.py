@@ -7,18 +7,22 @@ read and assembling columns.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from mloop.data.sources import ParquetSource
 from mloop.errors import SchemaError
+from mloop.features import keys as key_check
 from mloop.features import on_demand
 from mloop.features.aggregate import aggregate
-from mloop.features.definitions import Aggregation, FeatureView, OnDemandView
+from mloop.features.definitions import Aggregation, DatasetSource, FeatureView, OnDemandView, PushSource
 from mloop.features.online.base import OnlineStore, decode, entity_key
 from mloop.features.refs import Resolved
 from mloop.models.signature import ColumnSpec, Signature
@@ -46,6 +50,7 @@ class OnlinePlan:
     request_fields: list[str]
     columns: list[tuple[str, str, str]]  # (output name, view, feature) in output order
     hidden: set[tuple[str, str]] = field(default_factory=set)  # inputs of on-demand views not asked for
+    key_types: dict[str, str] = field(default_factory=dict)  # join key -> dtype, where known
 
 
 @dataclass
@@ -53,7 +58,14 @@ class Stats:
     stale: dict[str, int] = field(default_factory=dict)
 
 
-def build_plan(resolved: Resolved, namespaces: Mapping[str, str], full_feature_names: bool) -> OnlinePlan:
+def build_plan(
+    resolved: Resolved,
+    namespaces: Mapping[str, str],
+    full_feature_names: bool,
+    column_dtype: Callable[[FeatureView, str], str | None] = lambda view, key: None,
+) -> OnlinePlan:
+    """How to read ``resolved`` online; ``column_dtype(view, key)``: the type of a join key column in the
+    view's source, for keys whose entity declares none (asked once here, never per request)."""
     parts: list[ViewPart] = []
     join_keys: list[str] = []
     wanted, hidden = on_demand.inputs_needed(resolved)
@@ -88,7 +100,26 @@ def build_plan(resolved: Resolved, namespaces: Mapping[str, str], full_feature_n
             "to name them view__feature."
         )
     request = [f.name for odv, _ in resolved.on_demand for f in odv.request]
-    return OnlinePlan(join_keys, parts, resolved.on_demand, request, columns, set(hidden))
+    types = key_types([part.view for part in parts], column_dtype)
+    return OnlinePlan(join_keys, parts, resolved.on_demand, request, columns, set(hidden), types)
+
+
+def key_types(
+    views: Sequence[FeatureView], column_dtype: Callable[[FeatureView, str], str | None]
+) -> dict[str, str]:
+    """The dtype of each join key of ``views``: its entity's declared one, else the one its views' sources
+    agree on (integers of two widths: int64); a key whose type is not known accepts any scalar."""
+    out = {
+        key: dtype for view in views for entity in view.entities for key, dtype in entity.key_types.items()
+    }
+    for key in dict.fromkeys(k for view in views for k in view.join_keys):
+        if key not in out:
+            found = {column_dtype(view, key) for view in views if key in view.join_keys} - {None}
+            if len(found) == 1 and found <= set(key_check.KEY_DTYPES):
+                out[key] = str(found.pop())
+            elif found and found <= {"int32", "int64"}:
+                out[key] = "int64"
+    return out
 
 
 def lookup(
@@ -101,6 +132,7 @@ def lookup(
 ) -> dict[str, list[Any]]:
     """Features for each entity row, as columns: the join keys, then the features in the order asked."""
     columns = _columns(entity_rows, plan)
+    key_check.check(columns, plan.key_types)  # before the store is asked: a wrong type would find nothing
     n = len(columns[plan.join_keys[0]]) if plan.join_keys else 0
     now = _micros(at) if at is not None else time.time_ns() // 1000
     row_requests: list[tuple[str, str]] = []
@@ -166,6 +198,30 @@ def lookup(
     for out_name, view, feature in plan.columns:
         response[out_name] = results[(view, feature)]
     return response
+
+
+def source_dtype(view: FeatureView, key: str, dataset_schema: Callable[[str], Any]) -> str | None:
+    """The dtype of column ``key`` in ``view``'s source, where its schema tells (None otherwise): a push
+    source's field, an ingested dataset's column (``dataset_schema(name)``), a Parquet file's column."""
+    source = view.source
+    try:
+        if isinstance(source, PushSource):
+            return next((f.dtype for f in source.schema if f.name == key and f.shape is None), None)
+        if isinstance(source, DatasetSource):
+            return next((str(c.dtype) for c in dataset_schema(source.dataset).columns if c.name == key), None)
+        if isinstance(source, ParquetSource):
+            schema = pq.read_schema(source.files()[0])
+            kind = schema.field(key).type if key in schema.names else None
+            if kind is not None and pa.types.is_integer(kind):
+                return "int32" if pa.types.is_int32(kind) else "int64"
+            return (
+                "string"
+                if kind is not None and (pa.types.is_string(kind) or pa.types.is_large_string(kind))
+                else None
+            )
+    except Exception:  # unreadable now (no file yet, no permission): the key's type stays open
+        return None
+    return None
 
 
 def _request_signature(odv: OnDemandView) -> Signature:

@@ -25,13 +25,9 @@ from mloop.data.schema import Column
 from mloop.errors import SchemaError
 from mloop.features.aggregate import to_micros
 from mloop.features.definitions import FeatureView, Field, PushSource
+from mloop.features.keys import typed_array
 from mloop.features.online.base import OnlineEvent, OnlineRow, entity_key
 from mloop.features.tables import EVENT_ID, PUSHED_AT
-
-_ARROW = {
-    "int32": pa.int32(), "int64": pa.int64(), "float32": pa.float32(), "float64": pa.float64(),
-    "bool": pa.bool_(), "string": pa.string(), "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32(),
-}  # fmt: skip
 
 
 def prepare(source: PushSource, rows: Any) -> pa.Table:
@@ -151,27 +147,20 @@ def _frame(rows: Any, source: PushSource) -> pd.DataFrame:
 
 
 def _column(series: pd.Series, name: str, dtype: str, source: str) -> pa.Array:
-    target = _ARROW[dtype]
+    if dtype != "timestamp":
+        return typed_array(series, dtype, f"Push to {source!r}: field {name!r}")
     try:
-        if dtype == "timestamp":
-            parsed = series if pd.api.types.is_datetime64_any_dtype(series) else _parse_times(series)
-            if getattr(parsed.dt, "tz", None) is None:
-                raise SchemaError(
-                    f"Push to {source!r}: {name!r} holds naive timestamps; send them with a time zone "
-                    "(e.g. 2026-01-01T10:00:00Z), or localize them: df[col].dt.tz_localize('UTC')."
-                )
-            return pa.array(parsed.dt.tz_convert("UTC"), target)
-        return pa.array(series, target, from_pandas=True)
-    except SchemaError:
-        raise
-    except OverflowError:
-        raise SchemaError(
-            f"Push to {source!r}: field {name!r} holds a number out of the range of {dtype}."
-        ) from None
-    except (pa.ArrowException, ValueError, TypeError) as exc:
+        parsed = series if pd.api.types.is_datetime64_any_dtype(series) else _parse_times(series)
+    except (ValueError, TypeError) as exc:
         raise SchemaError(
             f"Push to {source!r}: field {name!r} does not hold {dtype} values ({exc})."
         ) from None
+    if getattr(parsed.dt, "tz", None) is None:
+        raise SchemaError(
+            f"Push to {source!r}: {name!r} holds naive timestamps; send them with a time zone "
+            "(e.g. 2026-01-01T10:00:00Z), or localize them: df[col].dt.tz_localize('UTC')."
+        )
+    return typed_array(parsed.dt.tz_convert("UTC"), dtype, f"Push to {source!r}: field {name!r}")
 
 
 def _tensor(series: pd.Series, field: Field, source: str) -> pa.Array:

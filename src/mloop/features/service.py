@@ -166,7 +166,8 @@ class FeatureService(Service):
         plan = defs.plans.get(key)
         if plan is None:
             resolved = resolve(features, defs.objects)
-            plan = lookup.build_plan(resolved, self._namespaces(defs), full_feature_names)
+            column_dtype = lambda view, key: lookup.source_dtype(view, key, self._data.schema)  # noqa: E731
+            plan = lookup.build_plan(resolved, self._namespaces(defs), full_feature_names, column_dtype)
             defs.plans[key] = plan
         stats = lookup.Stats()
         result = lookup.lookup(plan, self.online_store, entity_rows, at=at, stats=stats)

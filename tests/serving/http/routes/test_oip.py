@@ -190,3 +190,12 @@ def test_infer_authorizes_before_it_says_what_is_served(served: Served) -> None:
             )
             assert response.status_code == 403, response.text
             assert "fraud" not in response.text.replace(f"endpoint:{name}", "")
+
+
+@pytest.mark.parametrize("path", ["/v2/models/fraud/infer", "/v2/models/fraud/versions/1/infer"])
+def test_infer_refuses_a_join_key_of_the_wrong_type(served: Served, path: str) -> None:
+    body = {"inputs": [{"name": "customer_id", "shape": [1], "datatype": "BYTES", "data": ["abc"]},
+                       {"name": "amount", "shape": [1], "datatype": "FP64", "data": [1.0]}]}  # fmt: skip
+    response = served.client.post(path, json=body)
+    assert response.status_code == 400, response.text  # the protocol's answer to an invalid request
+    assert "Join key 'customer_id' must be an integer (int64), got string 'abc'" in response.json()["error"]

@@ -292,3 +292,24 @@ def test_a_page_of_another_origin_cannot_drive_predict_without_a_key(served: Ser
     assert post("text/plain", origin="http://testserver") == 200  # the server's own page
     assert post(None) == 200  # a client that sends no content type and no origin (tritonclient, scripts)
     assert post("application/json", origin="https://evil.example") == 200  # the browser asked CORS first
+
+
+def test_a_join_key_of_the_wrong_type_is_a_422_naming_it(served: Served) -> None:
+    """Issue 17, item 6: {"customer_id": "abc"} was answered 200, as a customer with no features."""
+    bodies = [{"entities": {"customer_id": "abc"}, "features": {"amount": 1.0}},
+              {"rows": [served.row(0), {"customer_id": "abc", "amount": 1.0}]}]  # fmt: skip
+    for body in bodies:
+        response = served.client.post("/v1/endpoints/fraud/predict", json=body)
+        assert response.status_code == 422, response.text
+        assert (
+            "Join key 'customer_id' must be an integer (int64), got string 'abc'"
+            in response.json()["message"]
+        )
+    for value in (2**63, True, 1.5):
+        response = served.client.post(
+            "/v1/endpoints/fraud/predict", json={"rows": [{**served.row(0), "customer_id": value}]}
+        )
+        assert response.status_code == 422 and "customer_id" in response.text, response.text
+    assert (
+        served.client.post("/v1/endpoints/fraud/predict", json={"rows": [served.row(0)]}).status_code == 200
+    )
