@@ -79,11 +79,12 @@ class Field:
     """A typed column: ``Field("amount", "float64")``; with ``shape``, a fixed-shape tensor whose elements
     are ``dtype``: ``Field("embedding", "float32", shape=(64,))`` (at most :data:`MAX_TENSOR_ELEMENTS`
     elements). Online, a tensor feature reads back as a (nested) list of that shape; offline, as per-row
-    NumPy arrays."""
+    NumPy arrays. ``pii=True`` marks personal data: the prediction log hashes it (see docs/security.md)."""
 
     name: str
     dtype: str = "float64"
     shape: tuple[int, ...] | None = None
+    pii: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -119,16 +120,20 @@ class Field:
         spec: dict[str, Any] = {"name": self.name, "dtype": self.dtype}
         if self.shape is not None:
             spec["shape"] = list(self.shape)  # only when set: scalar fields keep their stored hash
+        if self.pii:
+            spec["pii"] = True  # likewise: untagged fields keep their stored hash
         return spec
 
 
 @dataclass(frozen=True)
 class Entity:
-    """What features describe (a customer, a merchant), identified by its join key columns."""
+    """What features describe (a customer, a merchant), identified by its join key columns. ``pii=True``
+    marks the join keys as personal data: the prediction log hashes them, ``mloop forget`` erases by them."""
 
     name: str
     join_keys: Sequence[str] = ()
     description: str = ""
+    pii: bool = False
 
     def __post_init__(self) -> None:
         _check_name("Entity", self.name)
@@ -142,7 +147,8 @@ class Entity:
     kind = "entity"
 
     def spec(self) -> dict[str, Any]:
-        return {"name": self.name, "join_keys": list(self.join_keys), "description": self.description}
+        spec = {"name": self.name, "join_keys": list(self.join_keys), "description": self.description}
+        return {**spec, "pii": True} if self.pii else spec  # untagged entities keep their stored hash
 
 
 @dataclass(frozen=True)

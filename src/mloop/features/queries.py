@@ -234,7 +234,7 @@ def load(stored: dict[tuple[str, str], Stored], kind: str, name: str) -> Definit
         raise NotFound(f"No {kind.replace('_', ' ')} named {name!r}; apply it first (mloop features apply).")
     spec = item.spec
     if kind == "entity":
-        return Entity(spec["name"], spec["join_keys"], spec.get("description", ""))
+        return Entity(spec["name"], spec["join_keys"], spec.get("description", ""), bool(spec.get("pii")))
     if kind == "push_source":
         return source_from_spec({"type": "push", **spec})  # type: ignore[return-value]
     if kind == "feature_view":
