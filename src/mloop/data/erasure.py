@@ -62,16 +62,19 @@ def equals(column: pa.ChunkedArray | pa.Array, value: Any) -> pa.Array:
     text = canonical(value)
     kind = column.type
     target: Any
+    numeric = text == text.strip()  # " 3" is text, not the number 3
     try:
-        if pa.types.is_integer(kind):
+        if pa.types.is_integer(kind) and numeric:
             number = float(text)
             if not number.is_integer():
                 return pa.array([False] * len(column))
             target = pa.scalar(int(number), kind)
-        elif pa.types.is_floating(kind):
+        elif pa.types.is_floating(kind) and numeric:
             target = pa.scalar(float(text), kind)
         elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
             target = text
+        elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            return pa.array([False] * len(column))
         else:
             column, target = pc.cast(column, pa.string()), text
     except (ValueError, OverflowError, pa.ArrowInvalid):
