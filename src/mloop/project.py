@@ -39,6 +39,7 @@ from mloop.features.queries import Plan
 from mloop.features.service import FeatureService
 from mloop.loop.service import LoopService
 from mloop.monitoring.service import MonitoringService
+from mloop.privacy import ForgetReport, PrivacyService
 from mloop.registry.service import ModelRegistry
 from mloop.security.actor import Actor
 from mloop.security.audit_anchor import Keying
@@ -169,6 +170,17 @@ class Project:
     def loop(self) -> LoopService:
         """The continuous-training loop's state and timeline; pause, resume, approve."""
         return LoopService(self._ctx)
+
+    @cached_property
+    def privacy(self) -> PrivacyService:
+        """Personal data: erase a data subject, purge what retention no longer keeps."""
+        return PrivacyService(self._ctx)
+
+    def forget(self, entity: str, value: Any, *, dry_run: bool = False) -> ForgetReport:
+        """Erase the data subject whose ``entity`` column (a join key such as ``customer_id``) is ``value``
+        from datasets, push logs, the online store, the prediction log and feedback; see
+        :meth:`mloop.privacy.PrivacyService.forget`."""
+        return self.privacy.forget(entity, value, dry_run=dry_run)
 
     def deploy(self, endpoint: str, model: str, **how: Any) -> Deployment:
         """Deploy a model version to ``endpoint`` (``version=`` or ``alias=``, optionally ``canary=``, or

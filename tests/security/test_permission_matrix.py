@@ -224,6 +224,8 @@ COMMANDS: dict[str, list[str]] = {
     "monitor check": ["monitor", "check", "fraud", "--json"],
     "monitor alerts": ["monitor", "alerts", "fraud", "--json"],
     "monitor report": ["monitor", "report", "fraud", "--since", "1h", "--out", "{out}", "--json"],
+    "forget": ["forget", "--entity", "customer_id=7", "--dry-run", "--json"],
+    "retention purge": ["retention", "purge", "--dry-run", "--json"],
     "loop tick": ["loop", "tick", "--json"],
     "loop status": ["loop", "status", "fraud", "--json"],
     "loop timeline": ["loop", "timeline", "fraud", "--json"],

@@ -42,6 +42,8 @@ users.write              x          .              .              .         .   
 keys.issue               x          .              .              .         x       .
 keys.revoke              x          .              .              .         x       .
 audit.read               x          .              .              .         .       x
+privacy.forget           x          x              .              .         .       .
+privacy.purge            x          x              .              .         .       .
 """
 
 

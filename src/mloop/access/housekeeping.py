@@ -31,13 +31,8 @@ class ArtifactReport:
         return {
             "checked": self.checked,
             "corrupt": self.corrupt,
-            "temp_files": [temp_dict(t, self.at) for t in self.temp_files],
+            "temp_files": [t.to_dict(self.at) for t in self.temp_files],
         }
-
-
-def temp_dict(temp: TempBlob, now: datetime) -> dict[str, Any]:
-    return {"path": temp.key, "size": temp.size, "modified": temp.modified.isoformat(),
-            "age_seconds": round((now - temp.modified).total_seconds(), 3)}  # fmt: skip
 
 
 class Housekeeping(Service):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,10 @@ class TempBlob:
     key: str
     size: int
     modified: datetime  # UTC
+
+    def to_dict(self, now: datetime) -> dict[str, Any]:
+        return {"path": self.key, "size": self.size, "modified": self.modified.isoformat(),
+                "age_seconds": round((now - self.modified).total_seconds(), 3)}  # fmt: skip
 
 
 class BlobBackend(Protocol):

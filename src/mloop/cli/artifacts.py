@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from mloop._time import parse_duration
-from mloop.access.housekeeping import temp_dict
 from mloop.artifacts.store import SAFE_TEMP_AGE
 from mloop.cli import _output as out
 from mloop.cli import _state
@@ -38,7 +37,7 @@ def verify(as_json: bool = JsonOpt) -> None:
     if report.temp_files and not as_json:
         out.err.print(f"{len(report.temp_files)} temp file(s) of uploads (path, bytes, age):")
         for temp in report.temp_files:
-            shown = temp_dict(temp, report.at)
+            shown = temp.to_dict(report.at)
             line = f"  - {shown['path']}  {shown['size']:,} B  {shown['age_seconds']:,.0f} s old"
             out.err.print(line, soft_wrap=True, markup=False)
         out.err.print(

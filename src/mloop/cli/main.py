@@ -25,6 +25,7 @@ from mloop.cli import features as features_cli
 from mloop.cli import loop as loop_cli
 from mloop.cli import models as models_cli
 from mloop.cli import monitor as monitor_cli
+from mloop.cli import privacy as privacy_cli
 from mloop.cli import runs as runs_cli
 from mloop.cli import score as score_cli
 from mloop.cli import serve as serve_cli
@@ -48,7 +49,7 @@ for _sub, _name in (
     (data_cli.app, "data"), (features_cli.app, "features"), (models_cli.app, "models"),
     (users_cli.users_app, "users"), (users_cli.keys_app, "keys"), (audit_cli.app, "audit"),
     (artifacts_cli.app, "artifacts"), (runs_cli.app, "runs"), (deployments_cli.app, "deployments"),
-    (monitor_cli.app, "monitor"), (loop_cli.app, "loop"),
+    (monitor_cli.app, "monitor"), (loop_cli.app, "loop"), (privacy_cli.retention_app, "retention"),
 ):  # fmt: skip
     app.add_typer(_sub, name=_name, cls=Group)
 
@@ -139,6 +140,7 @@ app.command()(score_cli.score)
 app.command()(deployments_cli.deploy)
 app.command()(deployments_cli.rollback)
 app.command()(deployments_cli.undeploy)
+app.command()(privacy_cli.forget)
 
 
 @app.command()

@@ -103,6 +103,29 @@ class LoopSettings(BaseModel):
     lease_seconds: float = Field(60.0, gt=0, description="How long a silent controller keeps the lease.")
 
 
+class PiiSettings(BaseModel):
+    """The ``pii:`` block: how values tagged ``pii`` are written to the prediction log (docs/security.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_log: Literal["hash", "mask", "keep"] = Field(
+        "hash", description="hash: a keyed HMAC (erasure still finds it); mask: ***; keep: the value."
+    )
+    key_file: str = Field(
+        f"{STATE_DIR}/pii.key", description="The secret key of the hashes, created 0600 on first use."
+    )
+
+
+class RetentionSettings(BaseModel):
+    """The ``retention:`` block: days to keep before ``mloop retention purge`` (and ``mloop serve``,
+    hourly) deletes; null keeps forever."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_log_days: int | None = Field(None, ge=1, description="Prediction-log days to keep.")
+    quarantine_days: int | None = Field(None, ge=1, description="Days to keep quarantined rows.")
+
+
 class Settings(BaseSettings):
     """Every setting of a project, with the embedded defaults that need no server."""
 
@@ -150,6 +173,8 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     loop: LoopSettings = Field(default_factory=LoopSettings)
+    pii: PiiSettings = Field(default_factory=PiiSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -174,6 +199,7 @@ class Settings(BaseSettings):
                 "data_url": _resolve_location(self.data_url, root),
                 "online_url": _resolve_online(self.online_url, root),
                 "audit_anchor": str(root / self.audit_anchor),
+                "pii": self.pii.model_copy(update={"key_file": str(root / self.pii.key_file)}),
             }
         )
 

@@ -2,7 +2,9 @@
 
 Each rule gives a condition and a reason. A row's reason is its first failing rule, in column order;
 ``_reasons`` lists them all. Reasons name the column and the rule, never the value (the value is in the
-quarantine row), so a report can count rows by reason.
+quarantine row), so a report can count rows by reason. A column tagged ``pii`` shows no rule value either
+(``email: not one of the allowed values (***)``): an allowed list or a pattern of personal data is itself
+personal data, and reasons travel into reports, logs and audit payloads.
 
 Tensor columns are checked before this pass, with NumPy (:mod:`mloop.data.tensors`); their reasons join
 the pass as a column per tensor (``__r<i>``, in the table :data:`TENSOR_TABLE`), so they count and order
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 from mloop.data.schema import DTYPES, Column, Dataset
 from mloop.data.sql import literal, quote
+from mloop.security.pii import MASK
 
 TENSOR_TABLE = "tensor_checks"  # row key, __pos (the row's position in the checked tensors), __r<i>
 
@@ -74,18 +77,23 @@ def rules(dataset: Dataset, column: Column, index: int, raw_type: str) -> list[R
     if column.dtype in ("float32", "float64") and not column.allow_non_finite:
         out.append(Rule(f"(isnan({typed}) OR isinf({typed}))", f"{name}: not a finite number"))
     if column.min is not None:
-        out.append(Rule(f"{typed} < {_value(column, column.min)}", f"{name}: below min {column.min}"))
+        out.append(
+            Rule(f"{typed} < {_value(column, column.min)}", f"{name}: below min {_shown(column, column.min)}")
+        )
     if column.max is not None:
-        out.append(Rule(f"{typed} > {_value(column, column.max)}", f"{name}: above max {column.max}"))
+        out.append(
+            Rule(f"{typed} > {_value(column, column.max)}", f"{name}: above max {_shown(column, column.max)}")
+        )
     if column.allowed is not None:
         values = ", ".join(_value(column, v) for v in column.allowed)
         shown = ", ".join(str(v) for v in column.allowed[:6]) + (", ..." if len(column.allowed) > 6 else "")
-        out.append(Rule(f"{typed} NOT IN ({values})", f"{name}: not one of the allowed values ({shown})"))
+        out.append(Rule(f"{typed} NOT IN ({values})",
+                        f"{name}: not one of the allowed values ({_shown(column, shown)})"))  # fmt: skip
     if column.regex is not None:
         out.append(
             Rule(
                 f"NOT regexp_full_match({typed}, {literal(column.regex)})",
-                f"{name}: does not match {column.regex!r}",
+                f"{name}: does not match {_shown(column, repr(column.regex))}",
             )
         )
     return out
@@ -139,6 +147,11 @@ def key_columns(dataset: Dataset) -> list[tuple[str, str]]:
     """(typed column name in the typed view, column name) for each key column."""
     index = {c.name: i for i, c in enumerate(dataset.columns)}
     return [(typed_name(index[k]), quote(k)) for k in dataset.key]
+
+
+def _shown(column: Column, value: object) -> str:
+    """A rule's value as a reason shows it: masked on a column tagged ``pii``."""
+    return MASK if column.pii else str(value)
 
 
 def _value(column: Column, value: object) -> str:

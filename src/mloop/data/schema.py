@@ -76,6 +76,10 @@ class Column(BaseModel):
     have that shape, convert to the element type exactly and (floats) hold only finite values unless
     ``allow_non_finite``; other rows are quarantined with the reason. In YAML:
     ``{name: image, dtype: tensor, element: float32, shape: [1, 28, 28]}``.
+
+    ``pii=True`` marks personal data (an e-mail, a customer id): the prediction log stores a keyed hash of
+    such an input instead of the value (``pii:`` in ``mloop.yaml``), quarantine reasons never show its
+    rules' values, and ``mloop forget`` finds a subject's rows by it. In YAML: ``{name: email, pii: true}``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -90,6 +94,7 @@ class Column(BaseModel):
     allow_non_finite: bool = False
     shape: tuple[int, ...] | None = None
     element: str | None = None
+    pii: bool = False  # personal data; left out of the stored spec when False, so old schemas compare equal
     description: str = ""
 
     def __init__(self, name: str | None = None, dtype: str | None = None, /, **data: Any) -> None:
@@ -289,6 +294,11 @@ class Dataset(BaseModel):
         raise SchemaError(
             f"Dataset {self.name!r} has no column {name!r}; columns: {[c.name for c in self.columns]}."
         )
+
+    @property
+    def pii(self) -> list[str]:
+        """The columns tagged ``pii=True``, in declared order."""
+        return [c.name for c in self.columns if c.pii]
 
     @property
     def column_names(self) -> list[str]:

@@ -80,11 +80,12 @@ class Field:
     """A typed column: ``Field("amount", "float64")``; with ``shape``, a fixed-shape tensor whose elements
     are ``dtype``: ``Field("embedding", "float32", shape=(64,))`` (at most :data:`MAX_TENSOR_ELEMENTS`
     elements). Online, a tensor feature reads back as a (nested) list of that shape; offline, as per-row
-    NumPy arrays."""
+    NumPy arrays. ``pii=True`` marks personal data: the prediction log hashes it (see docs/security.md)."""
 
     name: str
     dtype: str = "float64"
     shape: tuple[int, ...] | None = None
+    pii: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -120,6 +121,8 @@ class Field:
         spec: dict[str, Any] = {"name": self.name, "dtype": self.dtype}
         if self.shape is not None:
             spec["shape"] = list(self.shape)  # only when set: scalar fields keep their stored hash
+        if self.pii:
+            spec["pii"] = True  # likewise: untagged fields keep their stored hash
         return spec
 
 
@@ -128,12 +131,14 @@ class Entity:
     """What features describe (a customer, a merchant), identified by its join key columns. ``dtype``
     (as Feast's ``value_type``): the type of its keys, ``"int64"``, ``"int32"`` or ``"string"``, one for
     all or one per key (``{"country": "string", "store_id": "int64"}``); left out, it is taken from the
-    sources of the views that use the entity. Online reads refuse a key of another type."""
+    sources of the views that use the entity. Online reads refuse a key of another type. ``pii=True``
+    marks the join keys as personal data: the prediction log hashes them, ``mloop forget`` erases by them."""
 
     name: str
     join_keys: Sequence[str] = ()
     description: str = ""
     dtype: str | Mapping[str, str] | None = None
+    pii: bool = False
 
     def __post_init__(self) -> None:
         _check_name("Entity", self.name)
@@ -161,6 +166,8 @@ class Entity:
         }
         if self.dtype is not None:
             spec["dtypes"] = self.key_types  # only when declared: entities without keep their stored hash
+        if self.pii:
+            spec["pii"] = True  # likewise: untagged entities keep their stored hash
         return spec
 
 

@@ -234,7 +234,13 @@ def load(stored: dict[tuple[str, str], Stored], kind: str, name: str) -> Definit
         raise NotFound(f"No {kind.replace('_', ' ')} named {name!r}; apply it first (mloop features apply).")
     spec = item.spec
     if kind == "entity":
-        return Entity(spec["name"], spec["join_keys"], spec.get("description", ""), spec.get("dtypes"))
+        return Entity(
+            spec["name"],
+            spec["join_keys"],
+            spec.get("description", ""),
+            spec.get("dtypes"),
+            bool(spec.get("pii")),
+        )
     if kind == "push_source":
         return source_from_spec({"type": "push", **spec})  # type: ignore[return-value]
     if kind == "feature_view":

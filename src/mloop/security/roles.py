@@ -46,11 +46,21 @@ ACTIONS: frozenset[str] = READS | {
     "keys.issue",
     "keys.revoke",
     "audit.read",
+    "privacy.forget",
+    "privacy.purge",
 }
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": ACTIONS,
-    "data_engineer": READS | {"data.write", "features.write", "features.materialize", "features.push"},
+    "data_engineer": READS
+    | {
+        "data.write",
+        "features.write",
+        "features.materialize",
+        "features.push",
+        "privacy.forget",
+        "privacy.purge",
+    },
     "data_scientist": READS | {"features.write", "runs.write", "models.register", "models.alias"},
     "ml_engineer": READS
     | {

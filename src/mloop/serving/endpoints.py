@@ -35,6 +35,7 @@ class LiveEndpoint:
     deployment: Any
     router: TrafficRouter
     predictors: Mapping[int, Predictor]
+    pii: frozenset[str] = frozenset()  # inputs the prediction log hashes (names tagged pii in the project)
 
     @property
     def name(self) -> str:
@@ -108,6 +109,7 @@ class EndpointTable:
             endpoints: dict[str, LiveEndpoint] = {}
             failures: dict[tuple[str, int], str] = {}
             loaded = False
+            pii = self._pii(current)
             for deployment in self.project.deployments.list():
                 if not deployment.active:
                     continue
@@ -130,7 +132,7 @@ class EndpointTable:
                     predictors[version] = predictor
                 else:
                     endpoints[deployment.endpoint] = LiveEndpoint(
-                        deployment, TrafficRouter(deployment), predictors
+                        deployment, TrafficRouter(deployment), predictors, pii
                     )
                     continue
                 previous = current.endpoints.get(deployment.endpoint)
@@ -141,6 +143,14 @@ class EndpointTable:
             if loaded:
                 gc.freeze()  # a new model's objects join the frozen heap: full collections never walk them
             return True
+
+    def _pii(self, current: Snapshot) -> frozenset[str]:
+        """The PII input names, read once per snapshot; the previous ones if they cannot be read now."""
+        try:
+            return self.project.privacy.pii_inputs()
+        except Exception:
+            log.exception("could not read the PII tags; hashing the inputs tagged before")
+            return frozenset().union(*(live.pii for live in current.endpoints.values()))
 
     def start(self) -> EndpointTable:
         """Refresh now, then every ``poll`` seconds in a daemon thread."""

@@ -10,6 +10,7 @@ the queue is full the copy is dropped and counted rather than queued without bou
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -159,8 +160,19 @@ class Inference:
         if live.router.shadows and not cached:
             self._send_shadow(live, answer.request_id, list(rows))
         if self.prediction_log is not None:
-            self.prediction_log.record(answer)  # a put_nowait: a full log queue drops, never waits
+            self.prediction_log.record(self._logged(live, answer))  # one write to the OS, never a flush
         return answer
+
+    def _logged(self, live: LiveEndpoint, answer: Answer) -> Answer:
+        """``answer`` as the prediction log keeps it: inputs tagged PII hashed or masked (``pii:`` settings)."""
+        mode = self.project.settings.pii.prediction_log
+        if not live.pii or mode == "keep":
+            return answer
+        names = live.pii.intersection(answer.inputs)
+        if not names:
+            return answer
+        inputs = self.project.privacy.pseudonymizer.protect(answer.inputs, names, mode)
+        return dataclasses.replace(answer, inputs=inputs)
 
     # ---- batching and the response cache -------------------------------------------------------------
 
@@ -306,7 +318,7 @@ class Inference:
         if self.prediction_log is not None and status == "ok":  # beside the primary's, for comparison
             shadow = Answer(request_id, live.name, predictor.name, predictor.version, live.revision,
                             result.predictions, result.inputs, seconds)  # fmt: skip
-            self.prediction_log.record(shadow, status="shadow")
+            self.prediction_log.record(self._logged(live, shadow), status="shadow")
         log.debug("shadow %s v%s: %s", live.name, predictor.version, status, extra={"request_id": request_id})
 
     def drain(self, timeout: float = 5.0) -> None:

@@ -534,3 +534,19 @@ def test_a_closed_sqlite_store_says_so(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(RuntimeError, match="is closed"):
         store.read([("v", "k")])
+
+
+def test_delete_removes_a_keys_row_and_events_and_nothing_else(online_store: OnlineStore) -> None:
+    view = fresh_view()
+    online_store.write(view, [row("42", 10, spend=1.0), row("7", 10, spend=2.0)])
+    online_store.add_events(
+        view, [event("42", 5, "a", x=1), event("42", 6, "b", x=2), event("7", 5, "c", x=3)]
+    )
+    assert online_store.delete(view, ["42", "42", "absent"]) == 1
+    read = online_store.read([(view, "42"), (view, "7")], [(view, "42", -1), (view, "7", -1)])
+    assert read.rows[0] is None and read.events[0] == []
+    assert read.rows[1] is not None and read.rows[1].values == {"spend": 2.0}
+    assert [e.event_id for e in read.events[1]] == ["c"]
+    assert online_store.delete(view, ["42"]) == 0  # idempotent
+    online_store.add_events(view, [event("42", 7, "a", x=1)])  # a deleted event id may come back
+    assert [e.event_id for e in online_store.read([], [(view, "42", -1)]).events[0]] == ["a"]

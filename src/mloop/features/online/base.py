@@ -67,6 +67,9 @@ class OnlineStore(Protocol):
     def drop(self, view: str) -> None:
         """Delete everything stored for ``view``."""
 
+    def delete(self, view: str, keys: Sequence[str]) -> int:
+        """Delete the rows and events of ``keys`` in ``view`` (erasure); returns how many keys held any."""
+
     def close(self) -> None: ...
 
 

@@ -197,6 +197,18 @@ class RedisOnlineStore:
         if batch:
             self._client.unlink(*batch)
 
+    def delete(self, view: str, keys: Sequence[str]) -> int:
+        base = self._base(view)
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return 0
+        pipe = self._client.pipeline(transaction=True)  # MULTI: a key's row, events and ids go together
+        for key in unique:
+            pipe.delete(base + "r:" + key, base + "e:" + key, base + "i:" + key)
+            pipe.srem(base + "k", key)
+        answers = pipe.execute()
+        return sum(1 for deleted in answers[::2] if deleted)
+
     def close(self) -> None:
         self._client.close()
         self._client.connection_pool.disconnect()

@@ -214,6 +214,25 @@ class SqliteOnlineStore:
             raise
         conn.execute("COMMIT")
 
+    def delete(self, view: str, keys: Sequence[str]) -> int:
+        conn = self._conn()
+        held = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for key in dict.fromkeys(keys):
+                rows = conn.execute(
+                    "DELETE FROM online_rows WHERE view = ? AND key = ?", (view, key)
+                ).rowcount
+                events = conn.execute(
+                    "DELETE FROM online_events WHERE view = ? AND key = ?", (view, key)
+                ).rowcount
+                held += bool(rows or events)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return held
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from mloop._version import __version__
 from mloop.predictions.feedback import Feedback
 from mloop.predictions.log import PredictionLog, predictions_folder
+from mloop.privacy.schedule import RetentionSchedule
 from mloop.project import Project
 from mloop.serving import metrics as metrics_module
 from mloop.serving.endpoints import EndpointTable, settle_heap
@@ -52,13 +53,19 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
         # otherwise hold the GIL up to 5 ms at a time while the event loop waits to answer requests.
         previous = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
+        retention = project.settings.retention
+        schedule = None
         if serving_process:
             prediction_log.start_compactor()
+            if retention.prediction_log_days is not None or retention.quarantine_days is not None:
+                schedule = RetentionSchedule(project.privacy.purge).start()
         settle_heap()  # before the first request: a full collection here, never while answering
         try:
             yield
         finally:
             sys.setswitchinterval(previous)
+            if schedule is not None:
+                schedule.close()
         inference.drain()
         inference.close()
         prediction_log.close()  # after the last answer: fsyncs, compacts into Parquet

@@ -1,0 +1,120 @@
+"""Erasure and retention in the prediction log and feedback.
+
+Erasure removes the logged rows whose input ``column`` holds the subject's value, plain or as its keyed
+hash (``pii:...``), and the labels of exactly those rows (request id and row). Segments of stopped writers
+are compacted first (the usual recovery), so that every row is in Parquet; the segment a running server
+is still writing cannot be rewritten under it: its matching rows are counted as ``pending``, and a rerun
+once the server has compacted it (within a minute: ``segment_seconds``) removes them.
+
+Retention deletes whole date partitions (``endpoint=*/date=<day>``) and feedback days older than a
+number of days: a folder is removed only when its whole day is past the cut-off.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from mloop.data.erasure import filter_file
+from mloop.predictions import files
+from mloop.predictions.feedback import FOLDER as FEEDBACK
+from mloop.security.pii import Pseudonymizer
+
+
+@dataclass
+class PredictionErasure:
+    rows: int = 0  # logged rows removed
+    labels: int = 0  # feedback labels removed
+    files: int = 0  # Parquet files rewritten
+    pending: int = 0  # matching rows in a running server's open segment: rerun to remove them
+    requests: set[tuple[str, int]] = field(default_factory=set)  # (request id, row) removed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "labels": self.labels, "files": self.files, "pending": self.pending}
+
+
+def erase(folder: Path, column: str, value: Any, keys: Pseudonymizer, *, dry_run: bool) -> PredictionErasure:
+    """Remove from the log under ``folder`` the rows whose input ``column`` is ``value``, and their labels."""
+    found = PredictionErasure()
+    if not folder.is_dir():
+        return found
+    if not dry_run:
+        files.recover(folder)  # stopped writers' segments into Parquet, where they can be rewritten
+    for record in files.live_records(folder):
+        for i in range(len(record["predictions"])):
+            cells = record["inputs"].get(column) or []
+            if i < len(cells) and keys.matches(cells[i], value):
+                found.pending += 1
+                found.requests.add((str(record["request_id"]), i))
+    if dry_run:  # nothing is compacted: what segments hold is found, not pending
+        found.rows, found.pending = found.pending, 0
+    for part in files.parquet_parts(folder):
+        matched: list[tuple[str, int]] = []
+
+        def remove(table: pa.Table, out: list[tuple[str, int]] = matched) -> Any:
+            hits = [_holds(text, column, value, keys) for text in table["inputs"].to_pylist()]
+            ids, rows = table["request_id"].to_pylist(), table["row"].to_pylist()
+            out += [(ids[i], rows[i]) for i, hit in enumerate(hits) if hit]
+            return pa.array(hits, pa.bool_())
+
+        removed = filter_file(part, remove, dry_run=dry_run)[0]
+        found.rows, found.files = found.rows + removed, found.files + bool(removed)
+        found.requests.update(matched)
+    wanted = found.requests
+    for part in sorted((folder / FEEDBACK).glob("date=*/part-*.parquet")):
+
+        def labels(table: pa.Table) -> Any:
+            pairs = zip(table["request_id"].to_pylist(), table["row"].to_pylist(), strict=True)
+            return pa.array([pair in wanted for pair in pairs], pa.bool_())
+
+        removed = filter_file(part, labels, dry_run=dry_run)[0]
+        found.labels, found.files = found.labels + removed, found.files + bool(removed)
+    return found
+
+
+def _holds(text: str | None, column: str, value: Any, keys: Pseudonymizer) -> bool:
+    if not text or column not in text:  # most rows: no JSON parse
+        return False
+    try:
+        inputs = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(inputs, dict) and keys.matches(inputs.get(column), value)
+
+
+@dataclass(frozen=True)
+class Expired:
+    """A folder of the log (a day of one endpoint, or a day of feedback) past the retention cut-off."""
+
+    path: Path
+    day: date
+    files: int
+
+
+def expired(folder: Path, days: int, now: datetime) -> list[Expired]:
+    """Day folders whose whole day is older than ``days`` days before ``now``."""
+    cutoff = (now - timedelta(days=days)).date()
+    out = []
+    for day_dir in [*folder.glob("endpoint=*/date=*"), *(folder / FEEDBACK).glob("date=*")]:
+        try:
+            day = date.fromisoformat(day_dir.name.partition("=")[2])
+        except ValueError:
+            continue
+        if day < cutoff:
+            out.append(Expired(day_dir, day, sum(1 for _ in day_dir.glob("*.parquet"))))
+    return sorted(out, key=lambda e: (e.day, str(e.path)))
+
+
+def purge(found: list[Expired]) -> None:
+    """Delete the folders: each file goes whole, and a rerun finishes what a killed run left."""
+    for item in found:
+        shutil.rmtree(item.path, ignore_errors=True)
+        parent = item.path.parent
+        if parent.name.startswith("endpoint=") and not any(parent.iterdir()):
+            parent.rmdir()
