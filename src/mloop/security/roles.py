@@ -46,6 +46,7 @@ ACTIONS: frozenset[str] = READS | {
     "keys.issue",
     "keys.revoke",
     "audit.read",
+    "encryption.rotate",  # re-encrypt everything at rest under a new data key (admin only)
 }
 
 PERMISSIONS: dict[str, frozenset[str]] = {
