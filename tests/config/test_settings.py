@@ -38,6 +38,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
         "api_key": None,
         "audit_key": None,
         "audit_anchor": ".mloop/audit-anchor.log",
+        "data_key": None,
         "oidc": None,
         "serving": {
             "max_concurrency": 64,
@@ -58,6 +59,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "endpoints": {},
         },
         "loop": {"policies": [], "interval_seconds": 30.0, "lease_seconds": 60.0},
+        "encryption": {"enabled": False, "key_file": None},
     }
 
 

@@ -53,13 +53,13 @@ class RotationReport:
 
 
 class Encryption(Service):
-    """The data keys (``keys()``) and their rotation (``rotate()``)."""
+    """The data keys (``data_keys()``) and their rotation (``rotate()``)."""
 
     @property
     def enabled(self) -> bool:
         return self._ctx.parquet.keyring is not None
 
-    def keys(self) -> list[DataKey]:
+    def data_keys(self) -> list[DataKey]:
         """Every data key, oldest first; the active one encrypts new files."""
         self._authorize("project.read")
         from sqlalchemy import select
