@@ -226,3 +226,17 @@ class _Caller:
         @staticmethod
         def require_somewhere(action: str, kind: str) -> None:
             return None
+
+
+@pytest.mark.slow
+def test_the_compactor_child_writes_encrypted_parts(tmp_path: Path) -> None:
+    parquet = ParquetFiles(Keyring.fixed({"dk-a": bytes(range(32))}, "dk-a"))
+    folder = tmp_path / "_predictions"
+    with PredictionLog(folder, parquet=parquet, segment_bytes=1, segment_seconds=0.05) as log:
+        log.start_compactor()
+        for i in range(3):
+            log.record(answer(f"r{i}"))
+    parts = sorted(folder.rglob("*.parquet"))
+    assert parts and all(key_id_of(p) == "dk-a" for p in parts)
+    assert all(MARKER.encode() not in p.read_bytes() for p in parts)
+    assert sorted(log.read("fraud")["request_id"]) == ["r0", "r1", "r2"]

@@ -154,7 +154,7 @@ def rotate_data_key(as_json: bool = JsonOpt) -> None:
 
     Example:
 
-      $ MLOOP_DATA_KEY=... mloop keys rotate-data-key
+      $ mloop keys rotate-data-key
     """
     report = _state.project().encryption.rotate()
     if as_json:

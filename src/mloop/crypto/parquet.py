@@ -88,13 +88,14 @@ class ParquetFiles:
         """Rewrite ``path`` under the active data key: a temp file in the same folder, fsync, rename, so
         a reader sees the old file or the new one and a crash leaves the old one."""
         target = Path(path)
-        parquet = self.open(target)
-        table = parquet.read()
-        groups = max(1, parquet.metadata.row_group(0).num_rows) if parquet.metadata.num_row_groups else None
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
         try:
-            with open(tmp, "wb") as handle:
-                self.write_table(table, handle, row_group_size=groups)
+            with self.open(target) as parquet, open(tmp, "wb") as handle:
+                options = {"encryption_properties": self._encryption()} if self.keyring is not None else {}
+                # Row group by row group: a large file is never held in memory whole.
+                with pq.ParquetWriter(handle, parquet.schema_arrow, **options) as writer:
+                    for group in range(parquet.metadata.num_row_groups):
+                        writer.write_table(parquet.read_row_group(group))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
