@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from mloop.artifacts import ArtifactStore
 from mloop.config import Settings
+from mloop.crypto import PLAIN, ParquetFiles
 from mloop.logs import log_context
 from mloop.security import audit_chain
 from mloop.security.actor import Actor
@@ -65,6 +66,7 @@ class Context:
     actor: Actor
     resources: Resources = field(default_factory=Resources)
     keying: Keying | None = None  # the audit key and anchor, when MLOOP_AUDIT_KEY is set
+    parquet: ParquetFiles = PLAIN  # how the Parquet files kept at rest are written and read
 
 
 @dataclass

@@ -20,6 +20,7 @@ import yaml
 from mloop import logs
 from mloop._service import Context
 from mloop.access.audit import AuditLog
+from mloop.access.encryption import Encryption
 from mloop.access.housekeeping import Housekeeping
 from mloop.access.users import Keys, Users
 from mloop.artifacts import ArtifactStore, open_artifact_store
@@ -32,6 +33,7 @@ from mloop.config import (
     find_project_root,
     load_settings,
 )
+from mloop.crypto import BlobCipher, ParquetFiles
 from mloop.data.service import DataService
 from mloop.deployments import Deployment, DeploymentService
 from mloop.errors import AlreadyExists, ConfigError
@@ -43,6 +45,7 @@ from mloop.privacy import ForgetReport, PrivacyService
 from mloop.registry.service import ModelRegistry
 from mloop.security.actor import Actor
 from mloop.security.audit_anchor import Keying
+from mloop.security.data_keys import open_keyring
 from mloop.store import MetadataStore, open_metadata_store
 from mloop.training.run import Run
 from mloop.training.tracking import RunService
@@ -60,6 +63,7 @@ class Project:
         self.keys = Keys(ctx)
         self.audit = AuditLog(ctx)
         self.housekeeping = Housekeeping(ctx)
+        self.encryption = Encryption(ctx)
 
     @classmethod
     def open(
@@ -90,9 +94,11 @@ class Project:
         _private(root / STATE_DIR)
         store = open_metadata_store(settings.metadata_url)
         try:
-            artifacts = open_artifact_store(settings.artifact_url)
             assert settings.project is not None
             project_id = store.project_id(settings.project)
+            keyring = open_keyring(settings, store, project_id)
+            cipher = BlobCipher(keyring) if keyring is not None else None
+            artifacts = open_artifact_store(settings.artifact_url, cipher)
         except BaseException:
             store.close()
             raise
@@ -100,7 +106,10 @@ class Project:
         keying = None
         if settings.audit_key is not None:
             keying = Keying(settings.audit_key.get_secret_value().encode(), Path(settings.audit_anchor))
-        ctx = Context(settings, store, artifacts, settings.project, project_id, bootstrap, keying=keying)
+        ctx = Context(
+            settings, store, artifacts, settings.project, project_id, bootstrap, keying=keying,
+            parquet=ParquetFiles(keyring),
+        )  # fmt: skip
         try:
             if actor is None:
                 actor = cls._identify(ctx)
@@ -232,6 +241,11 @@ class Project:
     @property
     def store(self) -> MetadataStore:
         return self._ctx.store
+
+    @property
+    def parquet(self) -> ParquetFiles:
+        """How the Parquet files kept at rest are written and read (encrypted when ``encryption`` is on)."""
+        return self._ctx.parquet
 
     @property
     def artifacts(self) -> ArtifactStore:

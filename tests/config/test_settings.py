@@ -38,6 +38,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
         "api_key": None,
         "audit_key": None,
         "audit_anchor": ".mloop/audit-anchor.log",
+        "data_key": None,
         "oidc": None,
         "serving": {
             "max_concurrency": 64,
@@ -60,6 +61,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
         "loop": {"policies": [], "interval_seconds": 30.0, "lease_seconds": 60.0},
         "pii": {"prediction_log": "hash", "key_file": ".mloop/pii.key"},
         "retention": {"prediction_log_days": None, "quarantine_days": None},
+        "encryption": {"enabled": False, "key_file": None},
     }
 
 

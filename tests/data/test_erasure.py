@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from mloop.crypto import PLAIN
 from mloop.data.erasure import column_equals, equals, filter_file
 
 keys = st.one_of(st.integers(-3, 3), st.sampled_from(["a", "b", "3", " 3"]))
@@ -31,7 +32,7 @@ def test_only_the_rows_holding_the_value_go(
     )
     table = pa.table({"customer_id": column, "position": list(range(len(ints)))})
     pq.write_table(table, path)
-    removed, left = filter_file(path, column_equals("customer_id", value), dry_run=False)
+    removed, left = filter_file(path, column_equals("customer_id", value), dry_run=False, parquet=PLAIN)
     after = pq.read_table(path)
     wanted = str(value)
     kept = [p for p, i in zip(range(len(ints)), ints, strict=True) if i is None or str(i) != wanted]
@@ -45,9 +46,9 @@ def test_a_dry_run_and_a_file_without_the_value_are_left_untouched(tmp_path: Pat
     path = tmp_path / "part.parquet"
     pq.write_table(pa.table({"customer_id": [1, 2, 3]}), path)
     stamp = path.stat().st_mtime_ns
-    assert filter_file(path, column_equals("customer_id", 2), dry_run=True) == (1, 2)
-    assert filter_file(path, column_equals("customer_id", 9), dry_run=False) == (0, 3)
-    assert filter_file(path, column_equals("absent", 2), dry_run=False) == (0, 3)
+    assert filter_file(path, column_equals("customer_id", 2), dry_run=True, parquet=PLAIN) == (1, 2)
+    assert filter_file(path, column_equals("customer_id", 9), dry_run=False, parquet=PLAIN) == (0, 3)
+    assert filter_file(path, column_equals("absent", 2), dry_run=False, parquet=PLAIN) == (0, 3)
     assert path.stat().st_mtime_ns == stamp
 
 

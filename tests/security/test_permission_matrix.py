@@ -206,6 +206,7 @@ COMMANDS: dict[str, list[str]] = {
     "keys issue": ["keys", "issue", "u_target", "--json"],
     "keys list": ["keys", "list", "--json"],
     "keys revoke": ["keys", "revoke", "{spare_key}"],
+    "keys rotate-data-key": ["keys", "rotate-data-key", "--json"],
     "audit verify": ["audit", "verify", "--json"],
     "audit head": ["audit", "head", "--json"],
     "audit log": ["audit", "log", "-n", "3", "--json"],

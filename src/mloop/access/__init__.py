@@ -7,6 +7,7 @@ the event log). Each change is an audited mutation like any other service's.
 """
 
 from mloop.access.audit import AuditLog
+from mloop.access.encryption import Encryption, RotationReport
 from mloop.access.users import IssuedKey, Keys, User, Users
 
-__all__ = ["AuditLog", "IssuedKey", "Keys", "User", "Users"]
+__all__ = ["AuditLog", "Encryption", "IssuedKey", "Keys", "RotationReport", "User", "Users"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from mloop.artifacts.base import BlobBackend
 from mloop.artifacts.local import LocalBlobBackend
 from mloop.artifacts.store import ArtifactStore
+from mloop.crypto import BlobCipher
 from mloop.plugins import Plugins
 
 BACKENDS = Plugins(
@@ -19,12 +20,13 @@ BACKENDS = Plugins(
 )
 
 
-def open_artifact_store(url: str) -> ArtifactStore:
-    """``/abs/folder`` or ``file:///folder`` → local; ``s3://``, ``gs://``, ``memory://`` ... → fsspec."""
+def open_artifact_store(url: str, cipher: BlobCipher | None = None) -> ArtifactStore:
+    """``/abs/folder`` or ``file:///folder`` → local; ``s3://``, ``gs://``, ``memory://`` ... → fsspec.
+    With ``cipher`` blobs are sealed at rest."""
     if url.startswith("file://"):
         url = url[len("file://") :]
     backend = BACKENDS.load("fsspec" if "://" in url else "local")
-    return ArtifactStore(backend(url))
+    return ArtifactStore(backend(url), cipher)
 
 
 __all__ = ["BACKENDS", "ArtifactStore", "BlobBackend", "LocalBlobBackend", "open_artifact_store"]

@@ -2,6 +2,8 @@
 
 A blob's key is its sha256, so the same bytes are stored once and a blob can never change under its
 name. Every read is checked against that name: a corrupted blob raises :class:`IntegrityError` naming it.
+With a :class:`~mloop.crypto.BlobCipher` blobs are sealed at rest; the name stays the plaintext's sha256,
+and blobs stored before encryption was turned on are read as they are.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import BinaryIO, cast
 
 from mloop._names import valid
 from mloop.artifacts.base import BlobBackend, TempBlob
+from mloop.crypto import BlobCipher
+from mloop.crypto.blobs import key_id_of
 from mloop.errors import IntegrityError, MloopError, NotFound
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -36,8 +40,14 @@ class ArtifactStore:
     b'model weights'
     """
 
-    def __init__(self, backend: BlobBackend) -> None:
+    def __init__(self, backend: BlobBackend, cipher: BlobCipher | None = None) -> None:
         self.backend = backend
+        self.cipher = cipher
+
+    def _put(self, digest: str, source: BinaryIO) -> None:
+        if self.cipher is not None:
+            source = self.cipher.seal(source)
+        self.backend.put(self.key(digest), source)
 
     @property
     def url(self) -> str:
@@ -52,7 +62,7 @@ class ArtifactStore:
         """Store ``data`` (once) and return its sha256 hex digest."""
         digest = hashlib.sha256(data).hexdigest()
         if not self.backend.exists(self.key(digest)):
-            self.backend.put(self.key(digest), io.BytesIO(data))
+            self._put(digest, io.BytesIO(data))
         return digest
 
     def put_file(self, path: str | Path) -> str:
@@ -68,9 +78,7 @@ class ArtifactStore:
         if not self.backend.exists(self.key(digest)):
             with path.open("rb") as handle:
                 try:
-                    self.backend.put(
-                        self.key(digest), cast(BinaryIO, _Verifying(handle, digest, f"file {path}"))
-                    )
+                    self._put(digest, cast(BinaryIO, _Verifying(handle, digest, f"file {path}")))
                 except IntegrityError:
                     # Not a corrupt blob: the file is no longer what was hashed, and the backend kept nothing.
                     raise IntegrityError(
@@ -89,7 +97,7 @@ class ArtifactStore:
             digest = hasher.hexdigest()
             if not self.backend.exists(self.key(digest)):
                 spool.seek(0)
-                self.backend.put(self.key(digest), spool)  # type: ignore[arg-type]
+                self._put(digest, spool)  # type: ignore[arg-type]
         return digest
 
     def get_bytes(self, digest: str) -> bytes:
@@ -106,7 +114,10 @@ class ArtifactStore:
                 f"Artifact sha256:{digest} is not in the artifact store at {self.url}. "
                 "Check the digest, or that artifact_url points at the store it was written to."
             ) from None
-        return _Verifying(handle, digest, f"artifact sha256:{digest} in {self.url}")  # type: ignore[return-value]
+        what = f"artifact sha256:{digest} in {self.url}"
+        if self.cipher is not None:
+            handle = self.cipher.open(handle, what)
+        return _Verifying(handle, digest, what)  # type: ignore[return-value]
 
     def get_file(self, digest: str, dest: str | Path) -> Path:
         """Copy the blob to ``dest`` atomically; nothing is left at ``dest`` if verification fails."""
@@ -162,6 +173,18 @@ class ArtifactStore:
                 self.backend.delete(temp.key)
                 removed.append(temp)
         return removed
+
+    def key_id(self, digest: str) -> str | None:
+        """The data key blob ``digest`` is sealed under; None for a plaintext blob."""
+        with self.backend.open(self.key(digest)) as handle:
+            return key_id_of(handle.read(300))
+
+    def reseal(self, digest: str) -> None:
+        """Store blob ``digest`` again under the active data key (atomically, through the backend); its
+        plaintext is checked against the digest on the way."""
+        assert self.cipher is not None, "reseal needs encryption at rest"
+        with self.open(digest) as plain:
+            self._put(digest, plain)
 
     def corrupt(self) -> list[str]:
         """Digests of every blob whose content no longer matches its name."""

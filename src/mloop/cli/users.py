@@ -146,6 +146,27 @@ def list_keys(
               [(k.key_id, k.user, k.active, k.created_at, k.expires_at, k.revoked_at, k.description) for k in keys])  # fmt: skip
 
 
+@keys_app.command("rotate-data-key")
+def rotate_data_key(as_json: bool = JsonOpt) -> None:
+    """Re-encrypt everything kept at rest under a new data key, then retire the old one (admin only).
+
+    Readers keep working throughout; a rotation that was stopped is finished by running it again.
+
+    Example:
+
+      $ mloop keys rotate-data-key
+    """
+    report = _state.project().encryption.rotate()
+    if as_json:
+        out.emit_json(report.to_dict())
+        return
+    resumed = " (finished an interrupted rotation)" if report.resumed else ""
+    out.success(
+        f"data key {report.new_key} active{resumed}: {report.files} file(s) and {report.blobs} blob(s) "
+        f"re-encrypted; retired {', '.join(report.retired) or 'none'}"
+    )
+
+
 @keys_app.command("revoke")
 def revoke(key_id: str = typer.Argument(..., help="The key id (the part after mlk_).")) -> None:
     """Revoke an API key at once.

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mloop.config.monitoring import MonitoringSettings
@@ -24,7 +24,7 @@ from mloop.errors import ConfigError
 
 CONFIG_FILE = "mloop.yaml"
 STATE_DIR = ".mloop"
-_SECRET_FIELDS = {"api_key", "audit_key"}
+_SECRET_FIELDS = {"api_key", "audit_key", "data_key"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -126,6 +126,30 @@ class RetentionSettings(BaseModel):
     quarantine_days: int | None = Field(None, ge=1, description="Days to keep quarantined rows.")
 
 
+class EncryptionSettings(BaseModel):
+    """The ``encryption:`` block: encryption at rest of datasets, the prediction log and artifacts. The
+    master key comes from ``MLOOP_DATA_KEY`` or ``key_file``, never from this block (docs/security.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="Encrypt new Parquet files and artifact blobs.")
+    key_file: str | None = Field(
+        None,
+        description="File holding the 32-byte master key (hex or base64, mode 0600); relative to the "
+        "project folder. MLOOP_DATA_KEY wins over it.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_key_literal(cls, data: Any) -> Any:
+        if isinstance(data, dict) and {"key", "data_key", "master_key"} & set(data):
+            raise ValueError(
+                "the encryption key is a secret and never goes in mloop.yaml: remove it, and set "
+                "MLOOP_DATA_KEY or point encryption.key_file at a file holding it"
+            )
+        return data
+
+
 class Settings(BaseSettings):
     """Every setting of a project, with the embedded defaults that need no server."""
 
@@ -167,6 +191,11 @@ class Settings(BaseSettings):
         description="File each keyed audit event is anchored in; keep it where the database's writer cannot "
         "truncate it.",
     )
+    data_key: SecretStr | None = Field(
+        None,
+        description="Master key of encryption at rest (MLOOP_DATA_KEY, 32 bytes as hex or base64; never "
+        "in the file).",
+    )
     oidc: OidcSettings | None = Field(
         None, description="Accept single sign-on tokens (see docs/security.md)."
     )
@@ -175,6 +204,7 @@ class Settings(BaseSettings):
     loop: LoopSettings = Field(default_factory=LoopSettings)
     pii: PiiSettings = Field(default_factory=PiiSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -200,6 +230,9 @@ class Settings(BaseSettings):
                 "online_url": _resolve_online(self.online_url, root),
                 "audit_anchor": str(root / self.audit_anchor),
                 "pii": self.pii.model_copy(update={"key_file": str(root / self.pii.key_file)}),
+                "encryption": self.encryption.model_copy(
+                    update={"key_file": self.encryption.key_file and str(root / self.encryption.key_file)}
+                ),
             }
         )
 

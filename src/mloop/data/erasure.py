@@ -23,10 +23,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mloop.crypto import ParquetFiles
 from mloop.data.queries import DatasetCatalog
 from mloop.data.service import _locked
 from mloop.security.pii import canonical
@@ -35,15 +35,16 @@ from mloop.store.schema import DatasetRow, IngestionRow
 Predicate = Callable[[pa.Table], Any]  # a table -> a boolean mask of the rows to remove
 
 
-def _read_table(path: Path) -> pa.Table:
-    return pq.read_table(path)
+def _read_table(path: Path, parquet: ParquetFiles) -> pa.Table:
+    return parquet.read_table(path)
 
 
-def _write_table(table: pa.Table, path: Path) -> None:
-    """Replace ``path`` by ``table`` atomically and durably: readers see the old file or the whole new one."""
+def _write_table(table: pa.Table, path: Path, parquet: ParquetFiles) -> None:
+    """Replace ``path`` by ``table`` atomically and durably: readers see the old file or the whole new one;
+    encrypted under the active data key when encryption at rest is on."""
     tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
-        pq.write_table(table, tmp)
+        parquet.write_table(table, tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -93,14 +94,14 @@ def column_equals(name: str, value: Any) -> Predicate:
     return predicate
 
 
-def filter_file(path: Path, remove: Predicate, *, dry_run: bool) -> tuple[int, int]:
+def filter_file(path: Path, remove: Predicate, *, dry_run: bool, parquet: ParquetFiles) -> tuple[int, int]:
     """Remove the rows ``remove`` selects from the Parquet file ``path``; answers (removed, rows left).
     A file with nothing to remove is left untouched."""
-    table = _read_table(path)
+    table = _read_table(path, parquet)
     mask = remove(table)
     removed = int(pc.sum(mask).as_py() or 0)
     if removed and not dry_run:
-        _write_table(table.filter(pc.invert(mask)), path)
+        _write_table(table.filter(pc.invert(mask)), path, parquet)
     return removed, table.num_rows - removed
 
 
@@ -157,7 +158,7 @@ class DatasetEraser(DatasetCatalog):
             entries, changed = [], False
             for entry in files:
                 path = folder / str(entry["path"])
-                removed, left = filter_file(path, remove, dry_run=dry_run)
+                removed, left = filter_file(path, remove, dry_run=dry_run, parquet=self._ctx.parquet)
                 found.rows += removed
                 found.files += bool(removed)
                 size = entry["bytes"] if dry_run or not removed else path.stat().st_size
@@ -166,7 +167,9 @@ class DatasetEraser(DatasetCatalog):
             if changed:  # this run's rewrite, or one a killed run left uncounted
                 found.recounted[ingest_id] = entries
             if quarantine and (folder / quarantine).exists():
-                found.quarantined += filter_file(folder / quarantine, remove, dry_run=dry_run)[0]
+                found.quarantined += filter_file(
+                    folder / quarantine, remove, dry_run=dry_run, parquet=self._ctx.parquet
+                )[0]
         return found
 
     @staticmethod

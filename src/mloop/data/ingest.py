@@ -24,9 +24,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from mloop._time import as_utc
+from mloop.crypto import PLAIN, ParquetFiles
 from mloop.data import checks, tensors
 from mloop.data.schema import Dataset
 from mloop.data.sources import Opened, Source
@@ -101,8 +101,10 @@ class Ingestion:
         existing: list[Path],
         progress: Progress | None = None,
         memory_limit: str | None = None,
+        parquet: ParquetFiles = PLAIN,
     ) -> None:
         self.dataset, self.source, self.workdir = dataset, source, workdir
+        self.parquet = parquet
         self.ingest_id, self.existing, self.progress = ingest_id, existing, progress
         self.memory_limit = memory_limit
         self.timings: dict[str, float] = {}
@@ -205,13 +207,13 @@ class Ingestion:
         label = ", ".join(dataset.key)
         con.execute(f"CREATE TABLE dup AS SELECT {keys}, NULL::VARCHAR AS _reason FROM bad WHERE false")
         if self.existing:
-            files = "[" + ", ".join(literal(str(p)) for p in self.existing) + "]"
+            files = self.parquet.scan(con, self.existing)
             cols = ", ".join(name for _, name in pairs)
             match = " AND ".join(f"t.{typed} = e.{name}" for typed, name in pairs)
             con.execute(
                 f"INSERT INTO dup SELECT {keys}, {literal(f'key ({label}): already ingested')} "
                 f"FROM typed t ANTI JOIN bad USING ({keys}) "
-                f"SEMI JOIN (SELECT {cols} FROM read_parquet({files})) e ON {match}"
+                f"SEMI JOIN (SELECT {cols} FROM {files}) e ON {match}"
             )
         partition = ", ".join(typed for typed, _ in pairs)
         con.execute(
@@ -253,7 +255,8 @@ class Ingestion:
             f"(FORMAT PARQUET, {options}ROW_GROUP_SIZE 1000000, RETURN_STATS)"
         ).fetchall()
         written = 0
-        for filename, count, size, _footer, stats, *_ in rows:
+        for filename, count, _size, _footer, stats, *_ in rows:
+            size = self.parquet.seal(filename)  # DuckDB writes plaintext: encrypted here when enabled
             written += int(count)
             path = Path(filename).relative_to(out).as_posix()
             outcome.files.append({"path": path, "rows": int(count), "bytes": int(size)})
@@ -302,7 +305,7 @@ class Ingestion:
             pieces.append((out / "data" / f"part-{self.ingest_id}-0.parquet", table))
         for path, piece in pieces:
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(piece, path, row_group_size=group)
+            self.parquet.write_table(piece, path, row_group_size=group)
             relative = path.relative_to(out).as_posix()
             outcome.files.append({"path": relative, "rows": piece.num_rows, "bytes": path.stat().st_size})
         if dataset.timestamp and table.num_rows:
@@ -321,6 +324,7 @@ class Ingestion:
             select += f" UNION ALL BY NAME SELECT _line, _raw, _reason, _reason AS _reasons FROM {rejects}"
         order = "_line NULLS FIRST, _row" if rejects else self.keys
         self.con.execute(f"COPY ({select} ORDER BY {order}) TO {literal(str(target))} (FORMAT PARQUET)")
+        self.parquet.seal(target)
         outcome.quarantine = target.relative_to(out).as_posix()
 
 
@@ -334,11 +338,12 @@ def run(
     write: bool,
     progress: Progress | None = None,
     memory_limit: str | None = None,
+    parquet: ParquetFiles = PLAIN,
 ) -> Outcome:
     """Validate ``source`` against ``dataset``; with ``write``, stage the output under ``workdir/out``."""
     with Ingestion(
         dataset, source, workdir=workdir, ingest_id=ingest_id, existing=existing, progress=progress,
-        memory_limit=memory_limit,
+        memory_limit=memory_limit, parquet=parquet,
     ) as job:  # fmt: skip
         outcome = job.validate()
         if write:

@@ -209,15 +209,15 @@ class DatasetCatalog(Service):
             where.append(f"{quote(dataset.timestamp)} >= {literal(as_utc(start).isoformat())}::TIMESTAMPTZ")
         if dataset.timestamp and end is not None:
             where.append(f"{quote(dataset.timestamp)} < {literal(as_utc(end).isoformat())}::TIMESTAMPTZ")
-        sql = f"SELECT {cols} FROM read_parquet([{', '.join(literal(str(f)) for f in files)}])"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
         import duckdb
 
         with duckdb.connect() as con:
             con.execute("SET TimeZone = 'UTC'")
+            sql = f"SELECT {cols} FROM {self._ctx.parquet.scan(con, files)}"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            if limit is not None:
+                sql += f" LIMIT {int(limit)}"
             return con.sql(sql).to_arrow_table()
 
     def quarantine(self, name: str, ingest_id: str | None = None) -> pd.DataFrame:
@@ -231,10 +231,10 @@ class DatasetCatalog(Service):
             return pd.DataFrame(columns=["_reason"])
         import duckdb
 
-        paths = ", ".join(literal(r.quarantine) for r in reports)
+        paths = [r.quarantine for r in reports if r.quarantine]
         with duckdb.connect() as con:
             return (
-                con.sql(f"SELECT * FROM read_parquet([{paths}], union_by_name = true)")
+                con.sql(f"SELECT * FROM {self._ctx.parquet.scan(con, paths, union=True)}")
                 .to_arrow_table()
                 .to_pandas()
             )

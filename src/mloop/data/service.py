@@ -133,7 +133,7 @@ class DataService(DatasetCatalog):
                     self._remove_orphans(folder, name, workdir)
                 with engine.Ingestion(
                     target, src, workdir=workdir, ingest_id=ingest_id, existing=existing, progress=progress,
-                    memory_limit=memory_limit,
+                    memory_limit=memory_limit, parquet=self._ctx.parquet,
                 ) as job:  # fmt: skip
                     try:
                         outcome = job.validate()

@@ -115,7 +115,8 @@ class FeatureEraser(Service):
         remove = column_equals(column, value)
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
             rows = sum(
-                filter_file(path, remove, dry_run=dry_run)[0] for path in sorted(folder.rglob("*.parquet"))
+                filter_file(path, remove, dry_run=dry_run, parquet=self._ctx.parquet)[0]
+                for path in sorted(folder.rglob("*.parquet"))
             )
             if rows:
                 found.push_rows[folder.name] = rows

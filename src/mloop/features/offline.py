@@ -16,7 +16,7 @@ values from the same definitions).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,14 @@ class Table:
     relation: str
     timestamp: str
     created_timestamp: str | None = None
+    arrow: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # Arrow datasets the relation names (encrypted files)
+
+    def attach(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Register the Arrow datasets the relation reads on ``con`` (nothing for plain Parquet)."""
+        for name, dataset in self.arrow.items():
+            con.register(name, dataset)
 
 
 _US = timedelta(microseconds=1)
@@ -86,6 +94,8 @@ def historical(
     with duckdb.connect(config=config) as con:
         con.execute("SET TimeZone = 'UTC'")
         con.register("_entities", entities)
+        for plan in plans:
+            plan.table.attach(con)
         described = dict(con.sql("SELECT column_name, column_type FROM (DESCRIBE _entities)").fetchall())
         entity_types = {key: described[internal] for key, internal in entity_keys.items()}
         for plan in plans:

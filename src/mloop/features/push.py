@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from mloop._time import utcnow
+from mloop.crypto import PLAIN, ParquetFiles
 from mloop.data import tensors
 from mloop.data.schema import Column
 from mloop.errors import SchemaError
@@ -83,7 +83,7 @@ def event_ids(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def append_log(table: pa.Table, folder: Path) -> Path:
+def append_log(table: pa.Table, folder: Path, parquet: ParquetFiles = PLAIN) -> Path:
     """Write one Parquet file of pushed rows into the log, atomically (temp file, fsync, rename)."""
     now = utcnow()
     table = table.append_column(PUSHED_AT, pa.array([now] * table.num_rows, pa.timestamp("us", tz="UTC")))
@@ -91,7 +91,7 @@ def append_log(table: pa.Table, folder: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     with tmp.open("wb") as handle:
-        pq.write_table(table, handle)
+        parquet.write_table(table, handle)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, target)

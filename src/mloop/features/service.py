@@ -115,7 +115,10 @@ class FeatureService(Service):
         resolved = resolve(features, defs.objects)
         wanted, hidden = on_demand.inputs_needed(resolved)
         views = {name: resolved.objects[name] for name in wanted}
-        tables = {name: table_for(view, self._data, self._data_root) for name, view in views.items()}  # type: ignore[arg-type]
+        tables = {
+            name: table_for(view, self._data, self._data_root, self._ctx.parquet)  # type: ignore[arg-type]
+            for name, view in views.items()
+        }
         column = timestamp or _timestamp_column(entity_df)
         frame = offline.historical(
             entity_df, [(views[n], f) for n, f in wanted.items()], tables, timestamp=column,  # type: ignore[misc]
@@ -224,7 +227,8 @@ class FeatureService(Service):
         with connect(self._workdir()) as con:
             plans = []
             for view in selected:
-                table = table_for(view, self._data, self._data_root)
+                table = table_for(view, self._data, self._data_root, self._ctx.parquet)
+                table.attach(con)
                 check_timestamps(con, view, table)
                 start = start_of(view)
                 if start is None:
@@ -310,7 +314,7 @@ class FeatureService(Service):
             report.written += self.online_store.write(namespace, online_rows) if online_rows else 0
             report.written += self.online_store.add_events(namespace, events) if events else 0
             report.views.append(view.name)
-        report.log = str(pushing.append_log(table, push_log(self._data_root, name)))
+        report.log = str(pushing.append_log(table, push_log(self._data_root, name), self._ctx.parquet))
         report.seconds = time.perf_counter() - clock
         return report
 
@@ -339,8 +343,9 @@ class FeatureService(Service):
     def _last_pushed(self, source: PushSource) -> datetime | None:
         from mloop.features.tables import push_table
 
-        table = push_table(source, self._data_root)
+        table = push_table(source, self._data_root, self._ctx.parquet)
         with connect() as con:
+            table.attach(con)
             return span(con, table)[1]
 
     # ---- helpers --------------------------------------------------------------------------------------

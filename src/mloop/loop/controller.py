@@ -196,7 +196,7 @@ class LoopController:
         rollout, challenger, old = policy.rollout, state.challenger, state.champion or champion.version
         assert challenger is not None and state.step_started is not None
         stats = version_stats(predictions_folder(self.project.settings), policy.endpoint, state.step_started, None,
-                              min_labels=rollout.min_labels)  # fmt: skip
+                              min_labels=rollout.min_labels, parquet=self.project.parquet)  # fmt: skip
         measured, measured_at = time.monotonic(), time.time()
         mine, theirs = stats.get(challenger, dict(_ZERO)), stats.get(old, dict(_ZERO))
         numbers = {"challenger": mine, "champion": theirs, "step": state.step}

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mloop.crypto import PLAIN, ParquetFiles
 from mloop.metrics import evaluation
 from mloop.monitoring.performance import coerce_labels, scores
 from mloop.predictions.feedback import read_feedback
@@ -16,18 +17,20 @@ from mloop.predictions.files import read_predictions
 
 
 def version_stats(folder: Path, endpoint: str, since: datetime, until: datetime | None = None, *,
-                  min_labels: int = 200) -> dict[int, dict[str, Any]]:  # fmt: skip
+                  min_labels: int = 200, parquet: ParquetFiles = PLAIN) -> dict[int, dict[str, Any]]:  # fmt: skip
     """``{version: {"requests", "errors", "error_rate", "p99_ms", "labelled", "live_auc"}}`` for the
     requests answered (or failed) from ``since``; ``live_auc`` is None below ``min_labels`` labels or
     with one class only."""
-    frame = read_predictions(folder, endpoint, since, until)
+    frame = read_predictions(folder, endpoint, since, until, parquet)
     if frame.empty:
         return {}
     requests = frame[(frame["row"] == 0) & frame["status"].isin(["ok", "error"])].drop_duplicates(
         "request_id"
     )
     answered = frame[frame["status"] == "ok"]
-    labels = read_feedback(folder, endpoint).drop_duplicates(["request_id", "row"], keep="last")
+    labels = read_feedback(folder, endpoint, parquet=parquet).drop_duplicates(
+        ["request_id", "row"], keep="last"
+    )
     if len(labels):
         labels = labels[["request_id", "row", "label"]].astype({"row": answered["row"].dtype})
         answered = answered.merge(labels, on=["request_id", "row"], how="left")

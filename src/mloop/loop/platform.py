@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from mloop.crypto import ParquetFiles
 from mloop.deployments import Deployment, DeploymentService
 from mloop.loop.service import LoopService
 from mloop.monitoring.service import MonitoringService
@@ -22,6 +23,9 @@ class Platform(Workspace, Protocol):
 
     @property
     def store(self) -> MetadataStore: ...
+
+    @property
+    def parquet(self) -> ParquetFiles: ...
 
     @property
     def deployments(self) -> DeploymentService: ...

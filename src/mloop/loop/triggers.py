@@ -93,7 +93,7 @@ def _performance(
     metric = metric_name(trigger.metric)
     since = now - trigger.span
     stats = version_stats(predictions_folder(project.settings), policy.endpoint, since, now,
-                          min_labels=trigger.min_labels).get(champion.version)  # fmt: skip
+                          min_labels=trigger.min_labels, parquet=project.parquet).get(champion.version)  # fmt: skip
     value, source = (stats or {}).get("live_auc") if metric == "roc_auc" else None, "realised"
     if value is None:  # no labels yet: the estimate of the newest window
         windows = project.monitoring.history(policy.endpoint, "performance", since=since, until=now)

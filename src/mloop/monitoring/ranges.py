@@ -22,9 +22,9 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from mloop._time import as_utc, parse_duration
+from mloop.crypto import PLAIN, ParquetFiles
 from mloop.errors import MalformedInput
 from mloop.monitoring import windows
 from mloop.predictions.files import SCHEMA, live_records, parquet_parts
@@ -93,7 +93,7 @@ def choose(
     return Range(windows.floor(since, size), until, size, note)
 
 
-def data_span(folder: Path, endpoint: str) -> tuple[datetime, datetime] | None:
+def data_span(folder: Path, endpoint: str, parquet: ParquetFiles = PLAIN) -> tuple[datetime, datetime] | None:
     """The times of the first and the last prediction logged for ``endpoint`` (None when there is none).
 
     Reads only the ``ts`` column of the oldest and the newest day's Parquet parts, and the live segments."""
@@ -102,9 +102,9 @@ def data_span(folder: Path, endpoint: str) -> tuple[datetime, datetime] | None:
     if parts:
         days = sorted({p.parent for p in parts})
         for day in {days[0], days[-1]}:
-            table = ds.dataset(
-                [p for p in parts if p.parent == day], schema=SCHEMA, format="parquet"
-            ).to_table(columns=["ts"])
+            table = parquet.dataset([p for p in parts if p.parent == day], schema=SCHEMA).to_table(
+                columns=["ts"]
+            )
             if table.num_rows:
                 low, high = pc.min_max(table["ts"]).values()
                 times += [low.as_py(), high.as_py()]

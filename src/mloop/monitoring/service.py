@@ -65,7 +65,7 @@ class MonitoringService(Service):
         self._known(endpoint)
         # A caller that names the end (update, the loop's triggers, a command passing on a range) chose the
         # range: only a read up to now follows the data, which spares the ticks a scan of the log.
-        data = ranges.data_span(self._folder(), endpoint) if until is None else None
+        data = ranges.data_span(self._folder(), endpoint, self._ctx.parquet) if until is None else None
         if data is None and until is None:
             with self._ctx.store.read() as session:
                 revisions = deployment_queries.history(session, self._ctx.project_id, endpoint)
@@ -139,7 +139,7 @@ class MonitoringService(Service):
         if not specs:
             return []
         longest = max([s.period for s in specs] + [timedelta(days=3)])
-        predictions = read_predictions(self._folder(), endpoint, now - longest, now)
+        predictions = read_predictions(self._folder(), endpoint, now - longest, now, self._ctx.parquet)
         out = []
         for spec in specs:
             events = self._events(endpoint, spec, predictions, now)
@@ -271,7 +271,9 @@ class MonitoringService(Service):
         spans = windows.tumbling(span.since, until, size, complete=not partial)
         if not spans:
             return spans, pd.DataFrame(), until
-        frame = read_predictions(self._folder(), endpoint, spans[0][0], min(spans[-1][1], until))
+        frame = read_predictions(
+            self._folder(), endpoint, spans[0][0], min(spans[-1][1], until), self._ctx.parquet
+        )
         return spans, self._ok(frame), until
 
     @staticmethod
@@ -319,7 +321,9 @@ class MonitoringService(Service):
     def _with_labels(self, endpoint: str, frame: pd.DataFrame) -> pd.DataFrame:
         if frame.empty:
             return frame
-        labels = read_feedback(self._folder(), endpoint).drop_duplicates(["request_id", "row"], keep="last")
+        labels = read_feedback(self._folder(), endpoint, parquet=self._ctx.parquet).drop_duplicates(
+            ["request_id", "row"], keep="last"
+        )
         labels = labels[["request_id", "row", "label"]].astype({"row": frame["row"].dtype})
         return frame.merge(labels, on=["request_id", "row"], how="left")
 

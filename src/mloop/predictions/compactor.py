@@ -25,6 +25,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mloop.crypto import PLAIN, ParquetFiles
+from mloop.crypto.child import to_line
+
 log = logging.getLogger("mloop.predictions")
 
 _CHILD = """import os, sys
@@ -35,13 +38,15 @@ except (AttributeError, OSError):
 import gc
 gc.disable()
 from pathlib import Path
+from mloop.crypto.child import from_line
 from mloop.predictions.files import compact
 folder = Path(sys.argv[1])
+parquet = from_line(sys.stdin.readline())
 gc.collect()
 gc.freeze()
 for line in sys.stdin:
     if line.strip():
-        compact(folder, Path(line.strip()))
+        compact(folder, Path(line.strip()), parquet)
         gc.collect()
 """
 
@@ -49,8 +54,9 @@ for line in sys.stdin:
 class Compactor:
     """The compacting child of one writer; used from the writer's background thread only."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, parquet: ParquetFiles = PLAIN) -> None:
         self.folder = folder
+        self.parquet = parquet
         self._process: subprocess.Popen[str] | None = None
         self._handed: list[Path] = []  # given to the child, not compacted yet (as far as we know)
 
@@ -74,6 +80,10 @@ class Compactor:
                 [sys.executable, "-c", _CHILD, str(self.folder)], stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL, text=True,
             )  # fmt: skip
+            assert process.stdin is not None
+            # The first line: the data keys, through the pipe (never the command line or the environment).
+            with contextlib.suppress(OSError):
+                process.stdin.write(to_line(self.parquet))
         assert process.stdin is not None
         if not segments:
             return

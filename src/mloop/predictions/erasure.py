@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from mloop.crypto import ParquetFiles
 from mloop.data.erasure import filter_file
 from mloop.predictions import files
 from mloop.predictions.feedback import FOLDER as FEEDBACK
@@ -39,13 +40,17 @@ class PredictionErasure:
         return {"rows": self.rows, "labels": self.labels, "files": self.files, "pending": self.pending}
 
 
-def erase(folder: Path, column: str, value: Any, keys: Pseudonymizer, *, dry_run: bool) -> PredictionErasure:
+def erase(
+    folder: Path, column: str, value: Any, keys: Pseudonymizer, *, dry_run: bool, parquet: ParquetFiles
+) -> PredictionErasure:
     """Remove from the log under ``folder`` the rows whose input ``column`` is ``value``, and their labels."""
     found = PredictionErasure()
     if not folder.is_dir():
         return found
     if not dry_run:
-        files.recover(folder)  # stopped writers' segments into Parquet, where they can be rewritten
+        files.recover(
+            folder, parquet=parquet
+        )  # stopped writers' segments into Parquet, where they can be rewritten
     for record in files.live_records(folder):
         for i in range(len(record["predictions"])):
             cells = record["inputs"].get(column) or []
@@ -63,7 +68,7 @@ def erase(folder: Path, column: str, value: Any, keys: Pseudonymizer, *, dry_run
             out += [(ids[i], rows[i]) for i, hit in enumerate(hits) if hit]
             return pa.array(hits, pa.bool_())
 
-        removed = filter_file(part, remove, dry_run=dry_run)[0]
+        removed = filter_file(part, remove, dry_run=dry_run, parquet=parquet)[0]
         found.rows, found.files = found.rows + removed, found.files + bool(removed)
         found.requests.update(matched)
     wanted = found.requests
@@ -73,7 +78,7 @@ def erase(folder: Path, column: str, value: Any, keys: Pseudonymizer, *, dry_run
             pairs = zip(table["request_id"].to_pylist(), table["row"].to_pylist(), strict=True)
             return pa.array([pair in wanted for pair in pairs], pa.bool_())
 
-        removed = filter_file(part, labels, dry_run=dry_run)[0]
+        removed = filter_file(part, labels, dry_run=dry_run, parquet=parquet)[0]
         found.labels, found.files = found.labels + removed, found.files + bool(removed)
     return found
 

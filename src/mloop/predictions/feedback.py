@@ -33,9 +33,9 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from mloop._time import as_utc, utcnow
+from mloop.crypto import PLAIN, ParquetFiles
 from mloop.errors import MalformedInput
 from mloop.models.signature import FieldProblem
 from mloop.predictions.files import read_predictions, write_parquet
@@ -134,18 +134,18 @@ class Feedback:
             schema=SCHEMA,
         )
         name = f"part-{now:%Y%m%dT%H%M%S%f}-{os.getpid()}-{secrets.token_hex(4)}.parquet"
-        write_parquet(table, self.folder / f"date={now.date().isoformat()}" / name)
+        write_parquet(table, self.folder / f"date={now.date().isoformat()}" / name, self.log.parquet)
 
     def read(
         self, endpoint: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> pd.DataFrame:
-        return read_feedback(self.log.folder, endpoint, since, until)
+        return read_feedback(self.log.folder, endpoint, since, until, self.log.parquet)
 
     def labelled(
         self, endpoint: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> pd.DataFrame:
         self.log.flush()
-        return labelled(self.log.folder, endpoint, since, until)
+        return labelled(self.log.folder, endpoint, since, until, self.log.parquet)
 
 
 def _name(i: int, what: str, count: int) -> str:
@@ -189,11 +189,12 @@ def read_feedback(
     endpoint: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    parquet: ParquetFiles = PLAIN,
 ) -> pd.DataFrame:
     """Every stored label with ``since <= received_at < until``, oldest first: request_id, row, endpoint,
     label (the value as sent), received_at. ``folder`` is the prediction log's folder."""
     parts = sorted((Path(folder) / FOLDER).glob("date=*/part-*.parquet"))
-    table = ds.dataset(parts, schema=SCHEMA, format="parquet").to_table() if parts else SCHEMA.empty_table()
+    table = parquet.dataset(parts, schema=SCHEMA).to_table() if parts else SCHEMA.empty_table()
     mask = None
     times = [since and pa.scalar(as_utc(since), SCHEMA.field("received_at").type),
              until and pa.scalar(as_utc(until), SCHEMA.field("received_at").type)]  # fmt: skip
@@ -214,12 +215,13 @@ def labelled(
     endpoint: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    parquet: ParquetFiles = PLAIN,
 ) -> pd.DataFrame:
     """Logged predictions with ``since <= ts < until`` that have a label: the columns of
     :func:`~mloop.predictions.files.read_predictions` plus ``label`` and ``labelled_at`` (the newest
     label of each row)."""
-    predictions = read_predictions(folder, endpoint, since, until)
-    labels = read_feedback(folder, endpoint)
+    predictions = read_predictions(folder, endpoint, since, until, parquet)
+    labels = read_feedback(folder, endpoint, parquet=parquet)
     labels = labels.drop_duplicates(["request_id", "row"], keep="last")
     labels = labels.rename(columns={"received_at": "labelled_at"}).drop(columns=["endpoint"])
     labels["row"] = labels["row"].astype(predictions["row"].dtype)

@@ -32,10 +32,9 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from mloop._time import as_utc
+from mloop.crypto import PLAIN, ParquetFiles
 from mloop.predictions import tensors
 
 log = logging.getLogger("mloop.predictions")
@@ -223,12 +222,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_parquet(table: pa.Table, target: Path) -> None:
-    """Write ``target`` so that readers see the old file or the whole new one, and it survives a crash."""
+def write_parquet(table: pa.Table, target: Path, parquet: ParquetFiles = PLAIN) -> None:
+    """Write ``target`` so that readers see the old file or the whole new one, and it survives a crash;
+    encrypted when ``parquet`` encrypts."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
     try:
-        pq.write_table(table, tmp)
+        parquet.write_table(table, tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -259,7 +259,7 @@ def partition(folder: Path, endpoint: str, day: date) -> Path:
     return folder / f"endpoint={quote(endpoint, safe='')}" / f"date={day.isoformat()}"
 
 
-def compact(folder: Path, segment: Path) -> tuple[int, int]:
+def compact(folder: Path, segment: Path, parquet: ParquetFiles = PLAIN) -> tuple[int, int]:
     """Turn ``segment`` into Parquet parts (one per endpoint and date), then delete it. The caller holds
     the segment's writer lock. Answers (rows written, lines skipped)."""
     try:
@@ -273,14 +273,14 @@ def compact(folder: Path, segment: Path) -> tuple[int, int]:
     rows = 0
     for (endpoint, day), recs in groups.items():
         table = to_table(recs)
-        write_parquet(table, partition(folder, endpoint, day) / f"part-{segment.stem}.parquet")
+        write_parquet(table, partition(folder, endpoint, day) / f"part-{segment.stem}.parquet", parquet)
         rows += table.num_rows
     segment.unlink(missing_ok=True)  # only now: its rows are durable in Parquet
     fsync_dir(segment.parent)
     return rows, skipped
 
 
-def recover(folder: Path, own: str | None = None) -> tuple[int, int, int]:
+def recover(folder: Path, own: str | None = None, parquet: ParquetFiles = PLAIN) -> tuple[int, int, int]:
     """Compact the segments of writers that are gone (their lock is free), safely across processes.
     Answers (segments, rows, skipped lines)."""
     segments = folder / SEGMENTS
@@ -293,7 +293,7 @@ def recover(folder: Path, own: str | None = None) -> tuple[int, int, int]:
             continue
         try:
             for segment in sorted(segments.glob(f"{writer}-*.jsonl")):
-                n, bad = compact(folder, segment)
+                n, bad = compact(folder, segment, parquet)
                 done, rows, skipped = done + 1, rows + n, skipped + bad
             lock.unlink(missing_ok=True)
         finally:
@@ -333,7 +333,11 @@ def live_records(folder: Path) -> Iterator[dict[str, Any]]:
 
 
 def read_table(
-    folder: Path, endpoint: str | None = None, since: datetime | None = None, until: datetime | None = None
+    folder: Path,
+    endpoint: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    parquet: ParquetFiles = PLAIN,
 ) -> pa.Table:
     """Every logged row in :data:`SCHEMA`, segments included; not deduplicated."""
     since, until = _utc(since), _utc(until)
@@ -342,7 +346,7 @@ def read_table(
     tables = [to_table(live)]
     parts = parquet_parts(folder, endpoint, since, until)
     if parts:
-        tables.append(ds.dataset(parts, schema=SCHEMA, format="parquet").to_table())
+        tables.append(parquet.dataset(parts, schema=SCHEMA).to_table())
     table = pa.concat_tables(tables)
     mask = None
     if endpoint is not None:
@@ -359,6 +363,7 @@ def read_predictions(
     endpoint: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    parquet: ParquetFiles = PLAIN,
 ) -> pd.DataFrame:
     """One row per predicted row, oldest first, without duplicates: the fixed columns, then one column
     per model input (an input named like a fixed column, ``label`` or ``labelled_at`` is prefixed
@@ -368,7 +373,7 @@ def read_predictions(
 
     >>> read_predictions(".mloop/data/_predictions", "fraud", since=datetime(2026, 12, 1))  # doctest: +SKIP
     """
-    table = read_table(Path(folder), endpoint, since, until)
+    table = read_table(Path(folder), endpoint, since, until, parquet)
     tensor_column = table.column("tensors")
     frame = table.drop_columns(["tensors"]).to_pandas()
     frame[_POSITION] = np.arange(len(frame))
@@ -390,7 +395,9 @@ def read_predictions(
     return pd.concat([frame, inputs], axis=1)
 
 
-def find_requests(folder: Path, request_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
+def find_requests(
+    folder: Path, request_ids: Iterable[str], parquet: ParquetFiles = PLAIN
+) -> dict[str, tuple[str, int]]:
     """``{request_id: (endpoint, rows)}`` for the ids found in live segments or Parquet parts (newest
     date first, stopping once every id is found)."""
     wanted = set(request_ids)
@@ -405,7 +412,7 @@ def find_requests(folder: Path, request_ids: Iterable[str]) -> dict[str, tuple[s
         missing = wanted - found.keys()
         if not missing:
             break
-        dataset = ds.dataset(by_day[day], schema=SCHEMA, format="parquet")
+        dataset = parquet.dataset(by_day[day], schema=SCHEMA)
         hits = dataset.to_table(
             columns=["request_id", "endpoint", "row"], filter=pc.field("request_id").isin(sorted(missing))
         )

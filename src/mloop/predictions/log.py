@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from mloop.crypto import PLAIN, ParquetFiles
 from mloop.errors import ConfigError
 from mloop.predictions import files, metrics
 from mloop.predictions.answer import Answer
@@ -89,15 +90,17 @@ class PredictionLog:
         segment_seconds: float = 60.0,
         recover_seconds: float = 60.0,
         compact_in_child: bool = True,
+        parquet: ParquetFiles = PLAIN,
     ) -> None:
         self.folder = Path(folder)
+        self.parquet = parquet  # the compacted Parquet parts and feedback: encrypted when it encrypts
         self.segments = self.folder / files.SEGMENTS
         self.segments.mkdir(parents=True, exist_ok=True)
         self.flush_seconds = flush_seconds
         self.segment_bytes, self.segment_seconds = segment_bytes, segment_seconds
         self.recover_seconds = recover_seconds
         self.compact_in_child = compact_in_child
-        self._compactor = Compactor(self.folder)
+        self._compactor = Compactor(self.folder, parquet)
         self._sealed: list[Path] = []  # rotated segments not handed to the compactor yet
         self.writer = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.dropped = self.logged = self.skipped = 0  # predictions dropped, rows written, lines skipped
@@ -114,7 +117,7 @@ class PredictionLog:
         fd = files.try_lock(self.segments / f"{self.writer}.lock")
         assert fd is not None, "a fresh writer id is never locked"
         self._lock_fd = fd
-        self.skipped += files.recover(self.folder, own=self.writer)[2]
+        self.skipped += files.recover(self.folder, own=self.writer, parquet=self.parquet)[2]
         self._recovered = time.monotonic()
         # Opened ahead, so that the request path never creates a file.
         self._next: _Segment | None = self._create()
@@ -194,7 +197,7 @@ class PredictionLog:
     ) -> pd.DataFrame:
         """Logged rows with ``since <= ts < until`` (UTC); see
         :func:`~mloop.predictions.files.read_predictions` for the columns."""
-        return files.read_predictions(self.folder, endpoint, since, until)
+        return files.read_predictions(self.folder, endpoint, since, until, self.parquet)
 
     def find(self, request_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
         """``{request_id: (endpoint, rows)}`` of the ids logged by any writer (or recently by this one)."""
@@ -202,7 +205,7 @@ class PredictionLog:
         with self._lock:
             found = {rid: self._recent[rid] for rid in wanted if rid in self._recent}
         if len(found) < len(wanted):
-            found.update(files.find_requests(self.folder, wanted - found.keys()))
+            found.update(files.find_requests(self.folder, wanted - found.keys(), self.parquet))
         return found
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -265,7 +268,7 @@ class PredictionLog:
             self._compact_sealed()
         if now - self._recovered >= self.recover_seconds:  # a sibling worker died: take its segments over
             self._recovered = now
-            self.skipped += files.recover(self.folder, own=self.writer)[2]
+            self.skipped += files.recover(self.folder, own=self.writer, parquet=self.parquet)[2]
 
     def _finish(self) -> None:
         self._sync()
@@ -276,7 +279,7 @@ class PredictionLog:
             self._next = None
         self._compactor.close()
         for segment in sorted(self.segments.glob(f"{self.writer}-*.jsonl")):
-            self.skipped += files.compact(self.folder, segment)[1]
+            self.skipped += files.compact(self.folder, segment, self.parquet)[1]
         (self.segments / f"{self.writer}.lock").unlink(missing_ok=True)
 
     def _sync(self) -> None:
@@ -316,7 +319,7 @@ class PredictionLog:
             self._compactor.submit(paths)
             return
         for path in paths:
-            self.skipped += files.compact(self.folder, path)[1]
+            self.skipped += files.compact(self.folder, path, self.parquet)[1]
 
     def _create(self) -> _Segment:
         path = self.segments / f"{self.writer}-{next(self._seq):06d}.jsonl"

@@ -78,7 +78,9 @@ class PrivacyService(Service):
         except ConfigError:
             folder = None  # no local prediction log: nothing was logged here
         if folder is not None:
-            report.predictions = predictions.erase(folder, entity, value, keys, dry_run=dry_run)
+            report.predictions = predictions.erase(
+                folder, entity, value, keys, dry_run=dry_run, parquet=self._ctx.parquet
+            )
         report.models = self._trained_on(features, report)
         if not dry_run:
             with self._mutate("privacy.forget", f"entity:{entity}", action="privacy.forget") as change:

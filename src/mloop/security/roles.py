@@ -48,6 +48,7 @@ ACTIONS: frozenset[str] = READS | {
     "audit.read",
     "privacy.forget",
     "privacy.purge",
+    "encryption.rotate",  # re-encrypt everything at rest under a new data key (admin only)
 }
 
 PERMISSIONS: dict[str, frozenset[str]] = {

@@ -411,3 +411,15 @@ class AlertRow(Base):
     last_seen: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
     alert: Mapped[dict[str, Any]]  # the newest Alert.to_dict()
+
+
+class DataKeyRow(Base):
+    """A data key of encryption at rest, wrapped by the master key (never stored); the newest unretired
+    one encrypts new files, retired ones stay to open files a rotation has not reached."""
+
+    __tablename__ = "data_keys"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wrapped: Mapped[str] = mapped_column(String(200))  # base64: nonce + AES-GCM(master key, data key)
+    created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]

@@ -52,17 +52,19 @@ def summarise(project: Project, traffic: Any, outcome: dict[str, Any], console: 
     promotes = [e for e in timeline if e["action"] == "loop.promote"]
     rollbacks = [e for e in timeline if e["action"] == "loop.rollback"]
     answers = traffic.answers if traffic else []
-    frame = read_predictions(predictions_folder(project.settings), "fraud")
+    frame = read_predictions(predictions_folder(project.settings), "fraud", parquet=project.parquet)
     first_live = min((a["wall"] for a in answers), default=None)
     folder = predictions_folder(project.settings)
     stats: dict[int, dict[str, Any]] = {}
     phases: tuple[dict[int, Any], dict[int, Any]] = ({}, {})
     if first_live:
-        stats = version_stats(folder, "fraud", datetime.fromtimestamp(first_live, UTC), min_labels=100)
+        stats = version_stats(
+            folder, "fraud", datetime.fromtimestamp(first_live, UTC), min_labels=100, parquet=project.parquet
+        )
     if first_live and shift_wall:  # live AUC before and after the shift, each version on its own traffic
         cut = datetime.fromtimestamp(shift_wall, UTC)
-        phases = (version_stats(folder, "fraud", datetime.fromtimestamp(first_live, UTC), cut, min_labels=100),
-                  version_stats(folder, "fraud", cut, min_labels=100))  # fmt: skip
+        phases = (version_stats(folder, "fraud", datetime.fromtimestamp(first_live, UTC), cut, min_labels=100, parquet=project.parquet),
+                  version_stats(folder, "fraud", cut, min_labels=100, parquet=project.parquet))  # fmt: skip
     out: dict[str, Any] = {"requests": len(answers), "errors": sum(a["status"] >= 500 for a in answers)}
     out["promoted"] = [e["champion"] for e in promotes]
     out["rolled_back"] = [e.get("challenger") for e in rollbacks]

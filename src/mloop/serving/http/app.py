@@ -44,7 +44,7 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
     ``serving_process``: this is a long-lived server (``mloop serve``), which starts its prediction log's
     compactor before the first request instead of under load at the first rotation."""
     table = EndpointTable(project).start()
-    prediction_log = PredictionLog(predictions_folder(project.settings))
+    prediction_log = PredictionLog(predictions_folder(project.settings), parquet=project.parquet)
     inference = Inference(table, prediction_log=prediction_log)
 
     @asynccontextmanager
