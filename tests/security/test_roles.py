@@ -44,6 +44,7 @@ keys.revoke              x          .              .              .         x   
 audit.read               x          .              .              .         .       x
 privacy.forget           x          x              .              .         .       .
 privacy.purge            x          x              .              .         .       .
+encryption.rotate        x          .              .              .         .       .
 """
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from mloop._time import parse_duration
-from mloop.artifacts.store import SAFE_TEMP_AGE
 from mloop.cli import _output as out
 from mloop.cli import _state
 
@@ -66,7 +65,7 @@ def clean(
     """
     age = parse_duration(older_than, what="--older-than")
     project = _state.project()
-    removed = project.housekeeping.clean_temp_files(SAFE_TEMP_AGE if age is None else age)
+    removed = project.housekeeping.clean_temp_files(*([] if age is None else [age]))
     if as_json:
         out.emit_json({"removed": [t.key for t in removed], "bytes": sum(t.size for t in removed)})
     else:
