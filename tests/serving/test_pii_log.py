@@ -48,3 +48,19 @@ def test_a_pii_input_is_hashed_in_the_log_and_still_found(served: Served) -> Non
     found = project.forget("device", tokens[logged_device], dry_run=True)
     assert found.predictions.rows >= 1  # the hashed row is found by the value
     assert Path(project.settings.pii.key_file).exists()
+
+
+@pytest.mark.slow
+def test_the_join_key_is_logged_beside_the_inputs_and_erasure_finds_it(served: Served) -> None:
+    """The fraud model does not take ``customer_id`` (it looks the customer's features up by it), yet the
+    log keeps it with the request, so a subject's served predictions can be found and erased."""
+    project = served.project
+    row = served.row(5)
+    rid = served.client.post("/v1/endpoints/fraud/predict", json={"rows": [row]}).json()["request_id"]
+    log = served.client.app.state.prediction_log  # type: ignore[attr-defined]
+    log.flush()
+    logged = log.read("fraud")
+    assert "customer_id" not in logged.columns and "keys" not in logged.columns  # not a model input
+    assert rid in set(logged.request_id)
+    found = project.forget("customer_id", row["customer_id"], dry_run=True)
+    assert found.predictions.rows >= 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -16,6 +16,9 @@ class Answer:
     predictions: list[Any]
     inputs: dict[str, list[Any]]
     seconds: float
+    # The request's own fields the model did not take (its join keys, request data of on-demand views),
+    # as columns: logged so that a subject can be found (erasure) by the key they were served under.
+    keys: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"predictions": self.predictions, "model": self.model, "version": self.version,

@@ -43,17 +43,17 @@ class PredictionErasure:
 def erase(
     folder: Path, column: str, value: Any, keys: Pseudonymizer, *, dry_run: bool, parquet: ParquetFiles
 ) -> PredictionErasure:
-    """Remove from the log under ``folder`` the rows whose input ``column`` is ``value``, and their labels."""
+    """Remove from the log under ``folder`` the rows whose input or request key ``column`` is ``value``, and
+    their labels."""
     found = PredictionErasure()
     if not folder.is_dir():
         return found
     if not dry_run:
-        files.recover(
-            folder, parquet=parquet
-        )  # stopped writers' segments into Parquet, where they can be rewritten
+        # stopped writers' segments into Parquet, where they can be rewritten
+        files.recover(folder, parquet=parquet)
     for record in files.live_records(folder):
         for i in range(len(record["predictions"])):
-            cells = record["inputs"].get(column) or []
+            cells = record["inputs"].get(column) or (record.get("keys") or {}).get(column) or []
             if i < len(cells) and keys.matches(cells[i], value):
                 found.pending += 1
                 found.requests.add((str(record["request_id"]), i))
@@ -63,7 +63,9 @@ def erase(
         matched: list[tuple[str, int]] = []
 
         def remove(table: pa.Table, out: list[tuple[str, int]] = matched) -> Any:
-            hits = [_holds(text, column, value, keys) for text in table["inputs"].to_pylist()]
+            logged = table["keys"].to_pylist() if "keys" in table.column_names else [None] * table.num_rows
+            hits = [_holds(text, column, value, keys) or _holds(more, column, value, keys)
+                    for text, more in zip(table["inputs"].to_pylist(), logged, strict=True)]  # fmt: skip
             ids, rows = table["request_id"].to_pylist(), table["row"].to_pylist()
             out += [(ids[i], rows[i]) for i, hit in enumerate(hits) if hit]
             return pa.array(hits, pa.bool_())

@@ -58,6 +58,10 @@ SCHEMA = pa.schema(
         ("prediction", pa.string()),  # JSON: a number, a string, or a list for several outputs
         ("inputs", pa.string()),  # JSON object: the model's inputs of this row after feature lookup
         ("tensors", tensors.TYPE),  # the inputs that are tensors: name -> shape and flat float32 values
+        (
+            "keys",
+            pa.string(),
+        ),  # JSON object: the request's fields the model did not take (join keys); null if none
     ]
 )
 _LINE = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
@@ -107,6 +111,9 @@ def encode(answer: Any, ts: float, status: str) -> bytes:
     record = {"request_id": answer.request_id, "ts": ts, "endpoint": answer.endpoint, "model": answer.model,
               "version": answer.version, "revision": answer.revision, "latency_s": answer.seconds,
               "status": status, "predictions": answer.predictions, "inputs": answer.inputs}  # fmt: skip
+    keys = getattr(answer, "keys", None)
+    if keys:
+        record["keys"] = keys
     try:
         return orjson.dumps(record, default=plain, option=_LINE)
     except (TypeError, orjson.JSONEncodeError):
@@ -165,6 +172,7 @@ def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
     status: list[str] = []
     prediction: list[str] = []
     inputs_json: list[str] = []
+    keys_json: list[str | None] = []
     nested: dict[int, dict[str, Any]] = {}  # rows with a list among their inputs (maybe a tensor), by place
     for rec in records:
         inputs: Mapping[str, list[Any]] = rec["inputs"] or {}
@@ -184,8 +192,12 @@ def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
             if values and type(values[0]) is list:
                 lists = True
                 break
+        keys: Mapping[str, list[Any]] = rec.get("keys") or {}
         for i, value in enumerate(predictions):
             prediction.append(_text(value))
+            keys_json.append(
+                _text({k: v[i] if i < len(v) else None for k, v in keys.items()}) if keys else None
+            )
             row_inputs = {k: v[i] if i < len(v) else None for k, v in inputs.items()}
             if lists:
                 nested[len(inputs_json)] = row_inputs
@@ -200,7 +212,8 @@ def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
     columns = [request_id, row, ts, endpoint, model, version, revision, latency, status, prediction,
                inputs_json]  # fmt: skip
     arrays = [pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA, strict=False)]
-    return pa.Table.from_arrays([*arrays, tensor_column], schema=SCHEMA)
+    keys_column = pa.array(keys_json, type=pa.string())
+    return pa.Table.from_arrays([*arrays, tensor_column, keys_column], schema=SCHEMA)
 
 
 def _text(value: Any) -> str:
@@ -375,7 +388,7 @@ def read_predictions(
     """
     table = read_table(Path(folder), endpoint, since, until, parquet)
     tensor_column = table.column("tensors")
-    frame = table.drop_columns(["tensors"]).to_pandas()
+    frame = table.drop_columns(["tensors", "keys"]).to_pandas()  # keys: for erasure, not a model input
     frame[_POSITION] = np.arange(len(frame))
     # A shadow version's answer (status "shadow") shares the request id of the answer the caller got.
     frame = frame.drop_duplicates(["request_id", "row", "version", "status"])

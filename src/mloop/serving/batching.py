@@ -97,7 +97,8 @@ class Batcher:
         for part in groups:
             end = start + len(part)
             out.append(Prediction(whole.predictions[start:end],
-                                  {k: v[start:end] for k, v in whole.inputs.items()}, whole.lookup_seconds))  # fmt: skip
+                                  {k: v[start:end] for k, v in whole.inputs.items()}, whole.lookup_seconds,
+                                  {k: v[start:end] for k, v in whole.keys.items()}))  # fmt: skip
             start = end
         return out
 

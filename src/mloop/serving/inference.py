@@ -156,7 +156,7 @@ class Inference:
             if cache is not None:
                 cache.put(rows, pinned, (predictor, result))
         answer = Answer(request_id or uuid.uuid4().hex, live.name, predictor.name, version, live.revision,
-                        result.predictions, result.inputs, elapsed)  # fmt: skip
+                        result.predictions, result.inputs, elapsed, result.keys)  # fmt: skip
         if live.router.shadows and not cached:
             self._send_shadow(live, answer.request_id, list(rows))
         if self.prediction_log is not None:
@@ -168,11 +168,12 @@ class Inference:
         mode = self.project.settings.pii.prediction_log
         if not live.pii or mode == "keep":
             return answer
-        names = live.pii.intersection(answer.inputs)
-        if not names:
+        names, keyed = live.pii.intersection(answer.inputs), live.pii.intersection(answer.keys)
+        if not names and not keyed:
             return answer
-        inputs = self.project.privacy.pseudonymizer.protect(answer.inputs, names, mode)
-        return dataclasses.replace(answer, inputs=inputs)
+        protect = self.project.privacy.pseudonymizer.protect
+        return dataclasses.replace(answer, inputs=protect(answer.inputs, names, mode) if names else answer.inputs,
+                                   keys=protect(answer.keys, keyed, mode) if keyed else answer.keys)  # fmt: skip
 
     # ---- batching and the response cache -------------------------------------------------------------
 
@@ -317,7 +318,7 @@ class Inference:
         del self.shadow_results[:-1000]
         if self.prediction_log is not None and status == "ok":  # beside the primary's, for comparison
             shadow = Answer(request_id, live.name, predictor.name, predictor.version, live.revision,
-                            result.predictions, result.inputs, seconds)  # fmt: skip
+                            result.predictions, result.inputs, seconds, result.keys)  # fmt: skip
             self.prediction_log.record(self._logged(live, shadow), status="shadow")
         log.debug("shadow %s v%s: %s", live.name, predictor.version, status, extra={"request_id": request_id})
 

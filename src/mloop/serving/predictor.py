@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,9 @@ class Prediction:
     predictions: list[Any]
     inputs: dict[str, list[Any]]  # the model's inputs after the feature lookup, as columns
     lookup_seconds: float
+    keys: dict[str, list[Any]] = field(
+        default_factory=dict
+    )  # the rows' other fields: join keys, request data
 
 
 class Predictor:
@@ -98,7 +101,8 @@ class Predictor:
             else:  # a row's own value wins; rows without one get the looked-up value
                 merged[name] = [row[name] if name in row else looked[i] for i, row in enumerate(rows)]
         scores = self.model.predict_columns(merged)
-        return Prediction(_plain(scores), {k: list(v) for k, v in merged.items()}, lookup_seconds)
+        keys = {k: [row.get(k) for row in rows] for k in given.difference(wanted)} if given else {}
+        return Prediction(_plain(scores), {k: list(v) for k, v in merged.items()}, lookup_seconds, keys)
 
     def _check_given(self, rows: Sequence[Mapping[str, Any]], given: set[str]) -> None:
         """The request's own values of model inputs have the signature's types, before any on-demand view
