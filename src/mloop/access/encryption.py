@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from mloop._service import Service
 from mloop.crypto import Keyring
 from mloop.crypto.parquet import key_id_of
@@ -62,8 +64,6 @@ class Encryption(Service):
     def data_keys(self) -> list[DataKey]:
         """Every data key, oldest first; the active one encrypts new files."""
         self._authorize("project.read")
-        from sqlalchemy import select
-
         with self._ctx.store.read() as session:
             rows = session.scalars(
                 select(DataKeyRow)

@@ -28,8 +28,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pyarrow.parquet.encryption as pe
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from mloop.crypto.keys import Keyring
+from mloop.crypto.keys import DataKeyError, Keyring
 
 if TYPE_CHECKING:
     import duckdb
@@ -188,8 +190,6 @@ class _KmsClient(pe.KmsClient):  # type: ignore[misc]
         self._keyring = keyring
 
     def wrap_key(self, key_bytes: bytes, master_key_identifier: str) -> str:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
         nonce = os.urandom(12)
         sealed = AESGCM(self._keyring.key(master_key_identifier)).encrypt(
             nonce, key_bytes, master_key_identifier.encode()
@@ -197,11 +197,6 @@ class _KmsClient(pe.KmsClient):  # type: ignore[misc]
         return base64.b64encode(nonce + sealed).decode()
 
     def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
-        from cryptography.exceptions import InvalidTag
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        from mloop.crypto.keys import DataKeyError
-
         raw = base64.b64decode(wrapped_key)
         try:
             return AESGCM(self._keyring.key(master_key_identifier)).decrypt(
