@@ -8,6 +8,7 @@ from hypothesis import settings
 
 from mloop import Project
 from mloop.store import MetadataStore, open_metadata_store
+from tests.seaweedfs import SeaweedFSServer
 from tests.services import PostgresServer, RedisServer
 
 # No per-example deadline: tests assert behaviour, not time, and this machine is shared and noisy (a
@@ -90,3 +91,26 @@ def redis_url(redis_server: RedisServer) -> str:
     reply = redis_server.command("FLUSHDB")
     assert reply == b"+OK\r\n", reply
     return redis_server.url(0)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[SeaweedFSServer]:
+    try:
+        import s3fs  # noqa: F401
+    except ImportError:
+        from tests.services import unavailable
+
+        unavailable("s3fs is not installed (pip install 'mloop[s3]')")
+    server = SeaweedFSServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_url(s3_server: SeaweedFSServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://<a fresh bucket>/mloop``, with the endpoint and credentials in the environment as in production."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{s3_server.bucket()}/mloop"

@@ -35,6 +35,10 @@ class AuthenticationError(MloopError):
     """An API key is unknown, revoked, expired or malformed."""
 
 
+class StorageUnavailable(MloopError):
+    """Object storage (S3, ...) cannot be reached, refuses the credentials, or lacks the bucket."""
+
+
 class IntegrityError(MloopError):
     """Stored data failed a check: a blob whose checksum does not match, a broken audit chain."""
 

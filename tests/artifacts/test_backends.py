@@ -11,7 +11,7 @@ import pytest
 from mloop.artifacts import BlobBackend, LocalBlobBackend, open_artifact_store
 from mloop.artifacts.fsspec import FsspecBlobBackend
 from mloop.errors import BackendNotInstalled
-from tests.artifacts.blobs import every_file, stuck_upload
+from tests.artifacts.blobs import every_file, stuck_size, stuck_upload
 from tests.artifacts.test_store import FailingSource
 
 
@@ -49,6 +49,15 @@ def test_a_put_that_fails_midway_leaves_no_blob_and_no_temp_file(backend: BlobBa
     assert not backend.exists("sha256/ab/blob")
     assert list(backend.keys()) == []
     assert every_file(backend) == []
+
+
+def test_a_put_that_fails_after_several_parts_leaves_nothing(backend: BlobBackend) -> None:
+    # On S3 this upload is multipart: its first parts are on the server when the source fails.
+    with pytest.raises(OSError, match="network went away"):
+        backend.put("sha256/ab/big", FailingSource(b"z" * (12 << 20), fail_after=9, chunk=1 << 20))
+    assert not backend.exists("sha256/ab/big")
+    assert every_file(backend) == []
+    assert list(backend.temps()) == []
 
 
 def test_a_put_that_fails_keeps_the_previous_blob(backend: BlobBackend) -> None:
@@ -90,7 +99,7 @@ def test_temps_lists_the_temp_file_of_an_upload_and_delete_removes_it(backend: B
     with stuck_upload(backend, "sha256/cd/partial"):
         (temp,) = backend.temps()
         assert temp.key in every_file(backend) and temp.key not in list(backend.keys())
-        assert temp.size in (0, 1000)  # an object store may show nothing until the upload closes
+        assert temp.size in (0, stuck_size(backend))  # an object store may not say how much it holds
         assert abs((datetime.now(UTC) - temp.modified).total_seconds()) < 60
         backend.delete(temp.key)
         assert list(backend.temps()) == []

@@ -229,9 +229,10 @@ def test_a_failing_source_stores_nothing(artifacts: ArtifactStore, backend: Blob
 class FailingSource(io.RawIOBase):
     """Hands out ``data`` a chunk at a time, then fails, as a dropped network stream would."""
 
-    def __init__(self, data: bytes, fail_after: int) -> None:
+    def __init__(self, data: bytes, fail_after: int, chunk: int = 1000) -> None:
         self._data = io.BytesIO(data)
         self._reads_left = fail_after
+        self._chunk = chunk
 
     def readable(self) -> bool:
         return True
@@ -240,7 +241,7 @@ class FailingSource(io.RawIOBase):
         if self._reads_left == 0:
             raise OSError("network went away")
         self._reads_left -= 1
-        return self._data.read(min(size, 1000) if size and size > 0 else 1000)
+        return self._data.read(min(size, self._chunk) if size and size > 0 else self._chunk)
 
 
 def test_cleaning_removes_temp_files_older_than_the_age_and_no_blob(artifacts: ArtifactStore) -> None:
