@@ -63,7 +63,7 @@ class SeaweedFSServer:
         args = [
             self.binary, "mini", f"-dir={self.root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-s3.port={self.port}", f"-s3.port.grpc={free_port()}", f"-s3.config={config}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false", "-metricsPort=0",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false", "-webdav=false", "-admin.ui=false", "-metricsPort=0",
         ]  # fmt: skip
         for name, port in ports.items():
             args += [f"-{name}.port={port}", f"-{name}.port.grpc={free_port()}"]
