@@ -31,7 +31,9 @@ def test_a_model_registered_on_s3_loads_back_in_a_fresh_project(tmp_path: Path, 
     assert not (tmp_path / ".mloop" / "artifacts").exists()  # every blob went to S3
 
 
-def test_a_wrong_secret_names_the_endpoint_and_the_bucket(s3_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_secret_names_the_endpoint_and_the_bucket(
+    s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     bucket = s3_url.removeprefix("s3://").split("/")[0]
     store = open_artifact_store(s3_url)

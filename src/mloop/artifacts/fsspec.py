@@ -119,7 +119,7 @@ class FsspecBlobBackend:
         with self._reaching():
             if not self.fs.isfile(path):
                 raise FileNotFoundError(path)
-            return self.fs.open(path, "rb")  # type: ignore[no-any-return]
+            return self.fs.open(path, "rb")
 
     def exists(self, key: str) -> bool:
         with self._reaching():
