@@ -27,10 +27,10 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
-# The quick loop: no real servers (PostgreSQL, Redis) and no test marked slow, on every core (xdist);
+# The quick loop: no real servers (PostgreSQL, Redis, S3) and no test marked slow, on every core (xdist);
 # CI runs `make test`.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto -m "not slow and not postgres and not redis"
+	$(BIN)/python -m pytest -q -n auto -m "not slow and not postgres and not redis and not s3"
 
 # mloop-demo/ (the demo's default folder) goes only if the demo made it: its marker file is there.
 clean:
