@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from mloop._time import as_utc
 from mloop.crypto import PLAIN, ParquetFiles
-from mloop.data import checks, tensors
+from mloop.data import checks, keyrange, tensors
 from mloop.data.schema import Dataset
 from mloop.data.sources import Opened, Source
 from mloop.data.sql import literal, quote
@@ -102,9 +102,11 @@ class Ingestion:
         progress: Progress | None = None,
         memory_limit: str | None = None,
         parquet: ParquetFiles = PLAIN,
+        key_ranges: Mapping[Path, keyrange.KeyRanges] | None = None,
     ) -> None:
         self.dataset, self.source, self.workdir = dataset, source, workdir
         self.parquet = parquet
+        self.key_ranges = key_ranges or {}  # per stored file; a file without ranges is always read
         self.ingest_id, self.existing, self.progress = ingest_id, existing, progress
         self.memory_limit = memory_limit
         self.timings: dict[str, float] = {}
@@ -198,8 +200,9 @@ class Ingestion:
 
     def _duplicates(self) -> None:
         """Key uniqueness, among rows that passed every other rule: first against what was ingested
-        before, then within the source (the first occurrence is kept). Only key columns are scanned;
-        the raw values of duplicates are fetched afterwards, and only if there are any."""
+        before, then within the source (the first occurrence is kept). Only key columns are scanned, of
+        only the stored files whose key ranges hold a new key (:mod:`mloop.data.keyrange`); the raw
+        values of duplicates are fetched afterwards, and only if there are any."""
         dataset, con, keys = self.dataset, self.con, self.keys
         if not dataset.key:
             return
@@ -207,14 +210,20 @@ class Ingestion:
         label = ", ".join(dataset.key)
         con.execute(f"CREATE TABLE dup AS SELECT {keys}, NULL::VARCHAR AS _reason FROM bad WHERE false")
         if self.existing:
-            files = self.parquet.scan(con, self.existing)
-            cols = ", ".join(name for _, name in pairs)
-            match = " AND ".join(f"t.{typed} = e.{name}" for typed, name in pairs)
+            typed_keys = ", ".join(typed for typed, _ in pairs)
             con.execute(
-                f"INSERT INTO dup SELECT {keys}, {literal(f'key ({label}): already ingested')} "
-                f"FROM typed t ANTI JOIN bad USING ({keys}) "
-                f"SEMI JOIN (SELECT {cols} FROM {files}) e ON {match}"
+                f"CREATE TEMP TABLE fresh AS SELECT {keys}, {typed_keys} FROM typed ANTI JOIN bad USING ({keys})"
             )
+            stored = keyrange.candidates(con, "fresh", dataset, self.existing, self.key_ranges)
+            if stored:
+                files = self.parquet.scan(con, stored)
+                cols = ", ".join(name for _, name in pairs)
+                match = " AND ".join(f"t.{typed} = e.{name}" for typed, name in pairs)
+                con.execute(
+                    f"INSERT INTO dup SELECT {keys}, {literal(f'key ({label}): already ingested')} "
+                    f"FROM fresh t SEMI JOIN (SELECT {cols} FROM {files}) e ON {match}"
+                )
+            con.execute("DROP TABLE fresh")
         partition = ", ".join(typed for typed, _ in pairs)
         con.execute(
             f"INSERT INTO dup SELECT {keys}, {literal(f'key ({label}): duplicate within the source')} FROM ("
@@ -259,7 +268,9 @@ class Ingestion:
             size = self.parquet.seal(filename)  # DuckDB writes plaintext: encrypted here when enabled
             written += int(count)
             path = Path(filename).relative_to(out).as_posix()
-            outcome.files.append({"path": path, "rows": int(count), "bytes": int(size)})
+            entry: dict[str, object] = {"path": path, "rows": int(count), "bytes": int(size)}
+            ranges = keyrange.from_stats(dataset, stats)
+            outcome.files.append({**entry, "keys": ranges} if ranges else entry)
             if dataset.timestamp:
                 _widen(outcome, stats.get(quote(dataset.timestamp), {}))
         if written != outcome.rows_accepted:  # pragma: no cover - a bug
@@ -307,7 +318,9 @@ class Ingestion:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.parquet.write_table(piece, path, row_group_size=group)
             relative = path.relative_to(out).as_posix()
-            outcome.files.append({"path": relative, "rows": piece.num_rows, "bytes": path.stat().st_size})
+            entry = {"path": relative, "rows": piece.num_rows, "bytes": path.stat().st_size}
+            ranges = keyrange.from_table(dataset, piece)
+            outcome.files.append({**entry, "keys": ranges} if ranges else entry)
         if dataset.timestamp and table.num_rows:
             low, high = pc.min_max(table[dataset.timestamp]).values()
             for value in (low.as_py(), high.as_py()):
@@ -339,11 +352,12 @@ def run(
     progress: Progress | None = None,
     memory_limit: str | None = None,
     parquet: ParquetFiles = PLAIN,
+    key_ranges: Mapping[Path, keyrange.KeyRanges] | None = None,
 ) -> Outcome:
     """Validate ``source`` against ``dataset``; with ``write``, stage the output under ``workdir/out``."""
     with Ingestion(
         dataset, source, workdir=workdir, ingest_id=ingest_id, existing=existing, progress=progress,
-        memory_limit=memory_limit, parquet=parquet,
+        memory_limit=memory_limit, parquet=parquet, key_ranges=key_ranges,
     ) as job:  # fmt: skip
         outcome = job.validate()
         if write:

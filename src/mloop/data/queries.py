@@ -275,6 +275,15 @@ class DatasetCatalog(Service):
             ).all()
         return [str(f["path"]) for files in lists for f in files]
 
+    def _key_ranges(self, name: str) -> dict[Path, dict[str, dict[str, str]]]:
+        """Each committed file's key ranges (:mod:`mloop.data.keyrange`), where its entry records them."""
+        with self._ctx.store.read() as session:
+            lists = session.scalars(
+                select(IngestionRow.files).join(DatasetRow).where(*self._where(name))
+            ).all()
+        folder = self.folder(name)
+        return {folder / str(f["path"]): dict(f["keys"]) for files in lists for f in files if f.get("keys")}
+
     def _report(self, row: IngestionRow, name: str, *, skipped: bool = False) -> IngestReport:
         folder = self.folder(name)
         return IngestReport(

@@ -129,11 +129,12 @@ class DataService(DatasetCatalog):
                 if stored is not None and declared is not None and declared != stored:
                     notes.append(f"schema changed: recorded as version {version + 1}")
                 existing = self.files(name) if stored is not None and target.key else []
+                key_ranges = self._key_ranges(name) if existing else {}
                 if write:
                     self._remove_orphans(folder, name, workdir)
                 with engine.Ingestion(
                     target, src, workdir=workdir, ingest_id=ingest_id, existing=existing, progress=progress,
-                    memory_limit=memory_limit, parquet=self._ctx.parquet,
+                    memory_limit=memory_limit, parquet=self._ctx.parquet, key_ranges=key_ranges,
                 ) as job:  # fmt: skip
                     try:
                         outcome = job.validate()
