@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -87,8 +87,8 @@ def test_an_unknown_protocol_names_the_url_and_the_fix() -> None:
         open_artifact_store("nosuchproto://bucket/x")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed")
-def test_s3_without_s3fs_names_the_extra() -> None:
+def test_s3_without_s3fs_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # as if not installed: importing it raises ImportError
     with pytest.raises(BackendNotInstalled, match=r"pip install 'mloop\[s3\]'"):
         open_artifact_store("s3://bucket/mloop")
 
