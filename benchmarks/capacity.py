@@ -18,7 +18,7 @@ Three parts, each short, each printing its figures and the setup they came from:
     .venv/bin/python benchmarks/capacity.py                       # all three, about 4 minutes
     .venv/bin/python benchmarks/capacity.py metadata --seconds 5
     .venv/bin/python benchmarks/capacity.py predlog --seconds 20
-    .venv/bin/python benchmarks/capacity.py duckdb --limit 512MB
+    .venv/bin/python benchmarks/capacity.py duckdb --limit 1GB --sizes 30
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def _spilled(folder: Path, stop: threading.Event, peak: list[int]) -> None:
         peak[0] = max(peak[0], sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()))
 
 
-def duckdb_sizes(limit: str) -> None:
+def duckdb_sizes(limit: str, millions: list[int]) -> None:
     import pandas as pd
 
     import mloop as ml
@@ -170,7 +170,7 @@ def duckdb_sizes(limit: str) -> None:
     print(
         f"point-in-time join (10 features, TTL 2 days): DuckDB's default memory limit vs memory_limit={limit}"
     )
-    for sources, rows in ((1_000_000, 100_000), (4_000_000, 400_000), (10_000_000, 1_000_000)):
+    for sources, rows in ((m * 1_000_000, m * 100_000) for m in millions):
         source, entity = make_data(sources, 1_000 * sources // 1_000_000, rows)
         entity_df = pd.read_parquet(entity)
         entity_key = ml.Entity("entity", join_keys=["entity_id"])
@@ -210,6 +210,9 @@ def main() -> None:
     parser.add_argument("part", nargs="?", choices=["metadata", "predlog", "duckdb", "all"], default="all")
     parser.add_argument("--seconds", type=float, default=5.0, help="per figure of metadata; predlog: 4x")
     parser.add_argument("--limit", default="256MB", help="the low DuckDB memory_limit that forces spilling")
+    parser.add_argument(
+        "--sizes", default="1,4,10", help="duckdb: millions of source rows (a tenth as many rows out)"
+    )
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     print(f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
@@ -218,7 +221,7 @@ def main() -> None:
     if args.part in ("predlog", "all"):
         predlog(args.seconds * 4 if args.part == "all" else args.seconds)
     if args.part in ("duckdb", "all"):
-        duckdb_sizes(args.limit)
+        duckdb_sizes(args.limit, [int(m) for m in args.sizes.split(",")])
 
 
 if __name__ == "__main__":
