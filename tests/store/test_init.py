@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,5 +49,58 @@ def test_every_postgres_spelling_opens_with_psycopg(postgres_server: PostgresSer
             assert store.backend == "postgresql"
             assert store.engine.dialect.driver == "psycopg"
             assert store.current_revision() == store.head_revision()
+        finally:
+            store.close()
+
+
+def _open_together(url: str, processes: int = 3) -> list[str | None]:
+    """Open a store on ``url`` (an empty database) from ``processes`` processes at the same instant, as
+    replicas starting together do; answers each one's revision after opening, or raises its error."""
+    script = (
+        "import sys, time\n"
+        "from mloop.store import open_metadata_store\n"
+        "start = float(sys.argv[2])\n"
+        "time.sleep(max(0.0, start - time.time()))\n"
+        "store = open_metadata_store(sys.argv[1])\n"
+        "print(store.current_revision())\n"
+        "store.close()\n"
+    )
+    start = time.time() + 2.0  # past every interpreter's import time
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, url, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    out = []
+    for child in children:
+        stdout, stderr = child.communicate(timeout=120)
+        assert child.returncode == 0, stderr[-2000:]
+        out.append(stdout.strip() or None)
+    return out
+
+
+@pytest.mark.slow
+def test_replicas_starting_together_migrate_once_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mloop.db'}"
+    revisions = _open_together(url)
+    store = open_metadata_store(url)
+    try:
+        assert revisions == [store.head_revision()] * len(revisions)
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_replicas_starting_together_migrate_once_on_postgres(postgres_server: PostgresServer) -> None:
+    with postgres_server.database() as url:
+        revisions = _open_together(url)
+        store = open_metadata_store(url)
+        try:
+            assert revisions == [store.head_revision()] * len(revisions)
         finally:
             store.close()
