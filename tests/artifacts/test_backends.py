@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
-import sys
 from datetime import UTC, datetime
 
+import fsspec.core
 import pytest
 
 from mloop.artifacts import BlobBackend, LocalBlobBackend, open_artifact_store
@@ -88,7 +88,10 @@ def test_an_unknown_protocol_names_the_url_and_the_fix() -> None:
 
 
 def test_s3_without_s3fs_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "s3fs", None)  # as if not installed: importing it raises ImportError
+    def missing_driver(url: str, **options: object) -> None:
+        raise ImportError("Install s3fs to access S3")  # what fsspec raises when s3fs is not installed
+
+    monkeypatch.setattr(fsspec.core, "url_to_fs", missing_driver)
     with pytest.raises(BackendNotInstalled, match=r"pip install 'mloop\[s3\]'"):
         open_artifact_store("s3://bucket/mloop")
 
