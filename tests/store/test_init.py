@@ -83,9 +83,7 @@ def _open_together(url: str, processes: int = 3) -> list[str | None]:
     return out
 
 
-@pytest.mark.slow
-def test_replicas_starting_together_migrate_once_on_sqlite(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'mloop.db'}"
+def _all_at_head(url: str) -> None:
     revisions = _open_together(url)
     store = open_metadata_store(url)
     try:
@@ -95,12 +93,12 @@ def test_replicas_starting_together_migrate_once_on_sqlite(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+def test_replicas_starting_together_migrate_once_on_sqlite(tmp_path: Path) -> None:
+    _all_at_head(f"sqlite:///{tmp_path / 'mloop.db'}")
+
+
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_replicas_starting_together_migrate_once_on_postgres(postgres_server: PostgresServer) -> None:
     with postgres_server.database() as url:
-        revisions = _open_together(url)
-        store = open_metadata_store(url)
-        try:
-            assert revisions == [store.head_revision()] * len(revisions)
-        finally:
-            store.close()
+        _all_at_head(url)

@@ -86,6 +86,25 @@ class ParquetFiles:
         self.rewrite(path)
         return Path(path).stat().st_size
 
+    def replace(self, table: pa.Table, path: str | Path) -> None:
+        """Write ``table`` to ``path`` atomically and durably (a temp file in the same folder, fsync,
+        rename, fsync of the folder): readers see the old file or the whole new one, also after a crash."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            self.write_table(table, tmp)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        folder = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
     def rewrite(self, path: str | Path) -> None:
         """Rewrite ``path`` under the active data key: a temp file in the same folder, fsync, rename, so
         a reader sees the old file or the new one and a crash leaves the old one."""

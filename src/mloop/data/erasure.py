@@ -13,8 +13,6 @@ place to route them through another layer (encryption at rest).
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,21 +38,8 @@ def _read_table(path: Path, parquet: ParquetFiles) -> pa.Table:
 
 
 def _write_table(table: pa.Table, path: Path, parquet: ParquetFiles) -> None:
-    """Replace ``path`` by ``table`` atomically and durably: readers see the old file or the whole new one;
-    encrypted under the active data key when encryption at rest is on."""
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        parquet.write_table(table, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Replace ``path`` by ``table`` atomically and durably, encrypted when encryption at rest is on."""
+    parquet.replace(table, path)
 
 
 def equals(column: pa.ChunkedArray | pa.Array, value: Any) -> pa.Array:

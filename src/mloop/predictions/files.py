@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
@@ -238,16 +237,7 @@ def fsync_dir(path: Path) -> None:
 def write_parquet(table: pa.Table, target: Path, parquet: ParquetFiles = PLAIN) -> None:
     """Write ``target`` so that readers see the old file or the whole new one, and it survives a crash;
     encrypted when ``parquet`` encrypts."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        parquet.write_table(table, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(target.parent)
+    parquet.replace(table, target)
 
 
 def try_lock(path: Path) -> int | None:
