@@ -47,6 +47,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "rate_limit": None,
             "rate_burst": None,
             "rate_limits": {},
+            "rate_limit_url": None,
             "max_batch_size": 1,
             "max_wait_ms": 2.0,
             "cache_size": 0,

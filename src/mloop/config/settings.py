@@ -51,6 +51,11 @@ class ServingSettings(BaseModel):
     rate_limits: dict[str, float] = Field(
         default_factory=dict, description="Per-user rates that replace rate_limit, by user name."
     )
+    rate_limit_url: str | None = Field(
+        None,
+        description="Where the rate limit budgets live: redis://host:6379/0 shares one budget per API key "
+        "across every replica; none: each server process keeps its own.",
+    )
     max_batch_size: int = Field(
         1, ge=1, le=10_000, description="Rows grouped into one model call per version; 1 turns batching off."
     )
@@ -422,7 +427,8 @@ log_format: auto
 
 # The inference service (mloop serve). Requests in flight per worker beyond max_concurrency, and new
 # requests while the worker's event loop stays more than max_queue_ms behind, are shed with 503;
-# rate_limit is requests per second per API key (429 + Retry-After); max_batch_size > 1 groups
+# rate_limit is requests per second per API key (429 + Retry-After), counted in each server process,
+# or across every replica when rate_limit_url is redis://host:6379/0; max_batch_size > 1 groups
 # concurrent requests into one model call, waiting at most max_wait_ms; cache_size > 0 caches answers.
 # metrics_auth: whether GET /metrics needs an API key (null: when local_admin is false).
 serving:
@@ -430,6 +436,7 @@ serving:
   max_queue_ms: 10.0
   max_body_bytes: 1048576
   rate_limit: null
+  rate_limit_url: null
   max_batch_size: 1
   max_wait_ms: 2.0
   cache_size: 0

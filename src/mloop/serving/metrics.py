@@ -50,6 +50,11 @@ RATE_LIMITED = Counter(
     "mloop_rate_limited_requests_total",
     "Requests answered 429 because their API key was over its rate limit.",
 )
+RATE_LIMIT_FALLBACK = Counter(
+    "mloop_rate_limit_fallback_total",
+    "Rate limit checks made against this replica's own bucket because the shared limiter (Redis, "
+    "serving.rate_limit_url) did not answer.",
+)
 IN_FLIGHT = Gauge(
     "mloop_requests_in_flight", "Guarded requests the workers are answering now.", multiprocess_mode="livesum"
 )

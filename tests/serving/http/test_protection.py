@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
@@ -173,6 +175,22 @@ def test_the_server_answers_429_with_retry_after_and_413(served: Served) -> None
         assert big.status_code == 413 and "max_body_bytes" in big.json()["message"]
         assert client.get("/metrics").status_code == 200
         assert "mloop_rate_limited_requests_total" in client.get("/metrics").text
+
+
+@pytest.mark.redis
+def test_replicas_with_rate_limit_url_share_one_budget_per_key(served: Served, redis_url: str) -> None:
+    settings = {"rate_limit": 0.01, "rate_burst": 3, "rate_limit_url": redis_url}
+    body = {"rows": [served.row()]}
+    with contextlib.ExitStack() as stack:
+        replicas = []
+        for _ in range(2):  # two servers of one project, as behind a load balancer
+            project = stack.enter_context(Project.open(served.project.root, env={}, serving=settings))
+            replicas.append(
+                stack.enter_context(TestClient(create_app(project), raise_server_exceptions=False))
+            )
+        codes = [replicas[i % 2].post("/v1/endpoints/fraud/predict", json=body) for i in range(5)]
+        assert [r.status_code for r in codes] == [200, 200, 200, 429, 429]  # per process: 5 x 200
+        assert int(codes[3].headers["retry-after"]) >= 99 and "Rate limit" in codes[3].json()["message"]
 
 
 def test_bad_serving_settings_are_refused_with_the_field() -> None:

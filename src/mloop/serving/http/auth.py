@@ -17,6 +17,7 @@ from fastapi import Request
 from mloop.errors import AuthenticationError
 from mloop.project import Project
 from mloop.serving.http.protection import RateLimits
+from mloop.serving.ratelimit import open_rate_limiter
 
 CACHE_SECONDS = 0.5  # the longest a revocation takes to reach a serving worker
 
@@ -27,7 +28,13 @@ class Authenticator:
     ) -> None:
         self.project = project
         serving = project.settings.serving
-        self.limits = limits or RateLimits(serving.rate_limit, serving.rate_burst, serving.rate_limits)
+        if limits is None:
+            limited = serving.rate_limit is not None or bool(serving.rate_limits)
+            limiter = (
+                open_rate_limiter(serving.rate_limit_url) if limited and serving.rate_limit_url else None
+            )
+            limits = RateLimits(serving.rate_limit, serving.rate_burst, serving.rate_limits, limiter=limiter)
+        self.limits = limits
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Project]] = {}
         self._lock = threading.Lock()

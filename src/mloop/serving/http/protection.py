@@ -31,14 +31,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from mloop.errors import TooManyRequests
 from mloop.serving import metrics
 from mloop.serving.http.looplag import TICK, LoopMonitor
+from mloop.serving.ratelimit import MemoryRateLimiter, RateLimiter
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
@@ -49,17 +48,22 @@ INTERVAL = 0.1  # how long the lag must stay over the target before requests are
 
 
 class RateLimits:
-    """Token buckets per key: ``rate`` tokens a second up to ``burst``; ``per_name`` replaces the rate for
-    the named callers. Thread-safe; the state is a dict of small lists (one per key seen)."""
+    """Per-key limits: ``rate`` requests a second up to ``burst`` at once; ``per_name`` replaces the rate
+    for the named callers. The budgets live in ``limiter``: this process's token buckets by default, or
+    a server every replica shares (:mod:`mloop.serving.ratelimit`, ``serving.rate_limit_url``)."""
 
     def __init__(
-        self, rate: float | None, burst: int | None = None, per_name: Mapping[str, float] | None = None
+        self,
+        rate: float | None,
+        burst: int | None = None,
+        per_name: Mapping[str, float] | None = None,
+        *,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.rate = rate
         self.burst = burst
         self.per_name = dict(per_name or {})
-        self._buckets: dict[str, list[float]] = {}  # key -> [tokens, last refill (monotonic)]
-        self._lock = threading.Lock()
+        self.limiter: RateLimiter = limiter if limiter is not None else MemoryRateLimiter()
 
     @property
     def enabled(self) -> bool:
@@ -73,31 +77,23 @@ class RateLimits:
         return rate, float(burst)
 
     def check(self, key: str, name: str | None = None, now: float | None = None) -> None:
-        """Take one token from ``key``'s bucket (limits of caller ``name``), or raise TooManyRequests."""
+        """Take one request from ``key``'s budget (limits of caller ``name``), or raise TooManyRequests."""
         found = self.limits_for(name if name is not None else key)
         if found is None:
             return
         rate, burst = found
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                if len(self._buckets) > 100_000:  # keys seen long ago are full buckets again anyway
-                    self._buckets.clear()
-                bucket = self._buckets[key] = [burst, now]
-            tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
-            bucket[1] = now
-            if tokens >= 1.0:
-                bucket[0] = tokens - 1.0
-                return
-            bucket[0] = tokens
-        wait = (1.0 - tokens) / rate
+        wait = self.limiter.take(key, rate, burst, now)
+        if wait <= 0:
+            return
         metrics.RATE_LIMITED.inc()
         raise TooManyRequests(
             f"Rate limit of {rate:g} requests/s (burst {burst:g}) reached for this API key; retry in "
             f"{wait:.2f} s, or ask an admin to raise serving.rate_limits for {name or key!r}.",
             retry_after=wait,
         )
+
+    def close(self) -> None:
+        self.limiter.close()
 
 
 class Guard:
