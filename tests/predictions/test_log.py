@@ -352,3 +352,28 @@ def orjson_record(rid: str) -> dict[str, Any]:
     import orjson
 
     return dict(orjson.loads(files.encode(answer(rid), time.time(), "ok")))
+
+
+def test_a_running_writer_takes_over_a_killed_siblings_segments(folder: Path) -> None:
+    """Two replicas share the folder; one is killed and never restarted: the survivor compacts what the
+    dead one left within ``recover_seconds``, each of its answered rows once, while it keeps logging."""
+    folder.mkdir(parents=True)
+    with PredictionLog(folder, recover_seconds=0.2, compact_in_child=False) as survivor:
+        recorded = FORK.Value("q", 0, lock=False)
+        sibling = FORK.Process(target=_log_until_killed, args=(folder, recorded))
+        sibling.start()
+        deadline = time.monotonic() + 30
+        while recorded.value < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(sibling.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        sibling.join()
+        answered = recorded.value
+        assert survivor.record(answer("mine"))
+        deadline = time.monotonic() + 10
+        while [p for p in (folder / files.SEGMENTS).glob("*.jsonl") if survivor.writer not in p.name]:
+            assert time.monotonic() < deadline, "the survivor did not compact the dead writer's segments"
+            time.sleep(0.05)
+        compacted = parquet_rows(folder)
+    assert len(compacted) == len(set(compacted))  # each row once
+    assert {(f"c{i}", j) for i in range(answered) for j in (0, 1)} <= set(compacted)  # none lost
+    assert ("mine", 0) in set(parquet_rows(folder))

@@ -58,8 +58,10 @@ class LoopController:
 
     def tick(self, now: datetime | None = None) -> list[dict[str, Any]]:
         """One evaluation of every policy; the decisions taken (also recorded as events)."""
+        # The lease on the database's clock (hosts' clocks may disagree), unless a time is given (tests).
+        leased = lease.acquire(self.project.store, LEASE, self.holder, self.lease_ttl, now)
         now = now or utcnow()
-        if not lease.acquire(self.project.store, LEASE, self.holder, self.lease_ttl, now):
+        if not leased:
             holder = lease.current(self.project.store, LEASE)
             return [{"endpoint": "*", "decision": "standby",
                      "reason": f"another controller ({holder[0] if holder else '?'}) holds the lease"}]  # fmt: skip

@@ -1,6 +1,10 @@
 """The controller's lease: a row in ``leases`` that one process holds until it expires. A controller
 acts only while it holds the lease and renews it on every tick, so two controllers never both deploy;
 when the holder dies, another takes over once the lease has expired.
+
+Across hosts the lease is timed by the database's clock where it has one (PostgreSQL's ``now()``), not
+by each controller's: two hosts whose clocks disagree by more than the lease would otherwise both see
+the other's lease expired and both act. SQLite is one host: its controllers use that host's clock.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ import secrets
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from mloop._time import as_utc, utcnow
 from mloop.store.base import MetadataStore
@@ -24,9 +29,10 @@ def holder_id() -> str:
 def acquire(
     store: MetadataStore, name: str, holder: str, ttl: timedelta, now: datetime | None = None
 ) -> bool:
-    """Take or renew lease ``name`` for ``holder`` until ``now + ttl``; False while another holds it."""
-    now = as_utc(now or utcnow())
+    """Take or renew lease ``name`` for ``holder`` until ``now + ttl``; False while another holds it.
+    ``now`` (tests) defaults to the database's clock (see the module's docstring)."""
     with store.write() as session:  # one writer at a time: SQLite BEGIN IMMEDIATE, PostgreSQL row lock
+        now = as_utc(now or _clock(store, session))
         row = session.execute(
             select(LeaseRow).where(LeaseRow.name == name).with_for_update()
         ).scalar_one_or_none()
@@ -37,6 +43,13 @@ def acquire(
             return False
         row.holder, row.expires_at = holder, now + ttl
         return True
+
+
+def _clock(store: MetadataStore, session: Session) -> datetime:
+    if store.engine.dialect.name == "postgresql":
+        found: datetime = session.execute(select(func.now())).scalar_one()
+        return found
+    return utcnow()
 
 
 def release(store: MetadataStore, name: str, holder: str) -> None:
