@@ -13,7 +13,7 @@ says where the time went. The replicas share the project's metadata store and da
 path touches neither (deployments are polled every 0.5 s, the prediction log is per replica), so the
 embedded SQLite stands in for PostgreSQL here (tests/serving/test_replicas.py runs them on PostgreSQL).
 
-    .venv/bin/python benchmarks/scale_out_serving.py                  # about 3 minutes
+    .venv/bin/python benchmarks/scale_out_serving.py                  # about 4 minutes
     .venv/bin/python benchmarks/scale_out_serving.py --seconds 3 --repeat 1 --concurrency 16
 
 The bottleneck on a 2-core machine is the cores: two replicas, HAProxy and the load generator share
