@@ -170,7 +170,7 @@ def test_a_malformed_file_is_a_clear_error_and_writes_nothing(
         assert word in message
     assert state(sqlite_project) == before
     assert (
-        sqlite_project.data.folder("events").exists() == existing
+        Path(sqlite_project.data.folder("events")).exists() == existing
     )  # a failed first ingestion leaves no folder
     if existing:
         assert ids(sqlite_project) == [1, 2]
@@ -203,7 +203,7 @@ def test_an_invalid_dataset_name_is_refused_before_any_folder_is_made(
         with pytest.raises(SchemaError, match=r"Invalid dataset name.*lowercase letter"):
             sqlite_project.data.ingest(path, name)
     assert state(sqlite_project) == before
-    assert not (sqlite_project.data.root.parent / "escape").exists()
+    assert not (Path(sqlite_project.data.root).parent / "escape").exists()
 
 
 def test_the_schema_is_given_once(sqlite_project: Project, tmp_path: Path) -> None:
@@ -286,7 +286,7 @@ def crash_before_commit(project: Project, monkeypatch: pytest.MonkeyPatch) -> It
     def crashing(*args: Any, **kwargs: Any) -> Iterator[Any]:
         with real(*args, **kwargs) as change:
             yield change
-            seen.extend(parquet_files(project.data.root))
+            seen.extend(parquet_files(Path(project.data.root)))
             raise RuntimeError("power cut")
 
     monkeypatch.setattr(project.data, "_mutate", crashing)
@@ -318,7 +318,7 @@ def test_a_crash_in_the_first_ingestion_leaves_no_dataset(
         sqlite_project.data.ingest(write_csv(tmp_path / "a.csv", HEADER, rows(1, 1)), events())
     assert moved
     assert state(sqlite_project) == before
-    assert not sqlite_project.data.folder("events").exists()
+    assert not Path(sqlite_project.data.folder("events")).exists()
     with pytest.raises(NotFound, match=r"No dataset named 'events'.*mloop data ingest FILE --dataset NAME"):
         sqlite_project.data.read("events")
 
@@ -329,7 +329,7 @@ def test_orphan_files_are_never_read_and_the_next_ingestion_removes_them(
     first = sqlite_project.data.ingest(
         write_csv(tmp_path / "a.csv", HEADER, rows(1, 2, v="-1")[:1] + rows(2)), events()
     )
-    folder = sqlite_project.data.folder("events")
+    folder = Path(sqlite_project.data.folder("events"))
     committed = parquet_files(folder)
     orphans = [
         folder / "_date=2024-01-01" / "part-crashed-0.parquet",
@@ -344,7 +344,7 @@ def test_orphan_files_are_never_read_and_the_next_ingestion_removes_them(
     (crashed_work / "spill" / "big.tmp").write_bytes(b"0" * 1000)
 
     assert ids(sqlite_project) == [2]
-    assert sorted(sqlite_project.data.files("events")) == sorted(Path(f) for f in first.files)
+    assert sorted(sqlite_project.data.files("events")) == sorted(first.files)
     assert len(sqlite_project.data.quarantine("events")) == 1
 
     sqlite_project.data.ingest(write_csv(tmp_path / "b.csv", HEADER, rows(3)), "events")
@@ -359,7 +359,7 @@ def test_validate_writes_nothing_even_for_a_new_dataset(sqlite_project: Project,
     before = state(sqlite_project)
     dry = sqlite_project.data.validate(path, events())
     assert state(sqlite_project) == before
-    assert not sqlite_project.data.folder("events").exists()
+    assert not Path(sqlite_project.data.folder("events")).exists()
     assert (dry.dry_run, dry.ingest_id, dry.files, dry.quarantine) == (True, None, [], None)
     wet = sqlite_project.data.ingest(path, events())
     assert (dry.rows_read, dry.rows_accepted, dry.rows_quarantined, dry.by_reason) == (
