@@ -4,7 +4,8 @@ In a folder the lock is a ``flock`` on ``<dataset>/.lock`` (readers of the manif
 object store there is no file to lock and the writers may be on different hosts, so the lock is a lease
 in the metadata store (the ``leases`` table every host shares): taken before any work, renewed by a side
 thread while the work runs, given up at the end; the lease of a writer that died expires after
-:data:`LEASE_SECONDS`, and the next writer removes what it left (:meth:`DataService._remove_orphans`).
+:data:`LEASE_SECONDS`, and the next writer removes what it left (:meth:`DataService._remove_orphans`). A holder that was a process of
+this host which no longer runs frees its lease at once.
 """
 
 from __future__ import annotations
@@ -84,6 +85,21 @@ def _leased(store: MetadataStore, name: str) -> Iterator[None]:
                 session.delete(row)
 
 
+def _dead_here(holder: str) -> bool:
+    """Whether ``holder`` was a process of this host that has since died (its lease is then free at once,
+    instead of when it expires)."""
+    host, _, rest = holder.rpartition("-")[0].rpartition("-")
+    if host != socket.gethostname() or not rest.isdigit():
+        return False
+    try:
+        os.kill(int(rest), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
 def _acquire(store: MetadataStore, name: str, holder: str) -> bool:
     try:
         return _take(store, name, holder)
@@ -99,7 +115,7 @@ def _take(store: MetadataStore, name: str, holder: str) -> bool:
         if row is None:
             session.add(LeaseRow(name=name, holder=holder, expires_at=expires))
             return True
-        if row.holder != holder and as_utc(row.expires_at) > now:
+        if row.holder != holder and as_utc(row.expires_at) > now and not _dead_here(row.holder):
             return False
         row.holder, row.expires_at = holder, expires
         return True
