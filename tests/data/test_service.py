@@ -533,7 +533,7 @@ def test_an_append_quarantines_the_keys_already_ingested_and_reads_every_row_onc
     assert ids(data_project) == [1, 2, 3, 4]
     assert data.quarantine("events", second.ingest_id)["id"].tolist() == ["2"]
     assert sorted(stored_files(data_project, data.folder("events"), ".parquet")) == sorted(
-        f[len(data.folder("events")) + 1 :] for f in data.files("events") + [str(second.quarantine)]
+        f[len(data.folder("events")) + 1 :] for f in [*data.files("events"), str(second.quarantine)]
     )
 
 
