@@ -86,6 +86,14 @@ class ParquetFiles:
     def encrypted(self) -> bool:
         return self.keyring is not None
 
+    def key_id(self, path: str | Path) -> str | None:
+        """:func:`key_id_of` of a local file or of an object on the remote store."""
+        remote = self._remote_path(path)
+        if remote is not None:
+            assert self.remote is not None
+            return key_id_of(remote, self.remote[1])
+        return key_id_of(path)
+
     # ---- writing --------------------------------------------------------------------------------------
 
     def write_table(self, table: pa.Table, where: str | Path | Any, **options: Any) -> None:
