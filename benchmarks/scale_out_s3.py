@@ -44,7 +44,9 @@ DAYS = 60
 def transactions(rows: int, first_id: int = 0, start: datetime = T0, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     span = DAYS * 86_400 * 10**6
-    ts = pd.to_datetime(np.sort(rng.integers(0, span, rows)) + int(start.timestamp() * 10**6), unit="us", utc=True)
+    ts = pd.to_datetime(
+        np.sort(rng.integers(0, span, rows)) + int(start.timestamp() * 10**6), unit="us", utc=True
+    )
     return pd.DataFrame(
         {
             "txn_id": np.arange(first_id, first_id + rows, dtype=np.int64),
@@ -102,8 +104,9 @@ def transport_floor(project: object) -> float:
 
 def run(rows: int, entities: int, append: int, repeat: int) -> dict[str, object]:
     sys.path.insert(0, str(ROOT))
-    from mloop import Project
     from tests.seaweedfs import SeaweedFSServer
+
+    from mloop import Project
 
     server = SeaweedFSServer().start()
     work = Path(tempfile.mkdtemp(prefix="mloop-bench-s3-"))
@@ -138,7 +141,9 @@ def run(rows: int, entities: int, append: int, repeat: int) -> dict[str, object]
                 figures["append"] = time.perf_counter() - clock
                 assert report.rows_accepted == append, report
                 if kind == "s3":
-                    figures["transport floor (bytes only)"] = median_seconds(lambda p=project: transport_floor(p), repeat)
+                    figures["transport floor (bytes only)"] = median_seconds(
+                        lambda p=project: transport_floor(p), repeat
+                    )
                 figures["bytes"] = project.data.info("txns").bytes
                 results[kind] = figures
             finally:

@@ -31,7 +31,9 @@ def s3_project(tmp_path: Path, s3_url: str) -> Iterator[Project]:
 
 def hold(project: Project, holder: str, seconds: float) -> None:
     with project.store.write() as session:
-        session.merge(LeaseRow(name="dataset:t", holder=holder, expires_at=utcnow() + timedelta(seconds=seconds)))
+        session.merge(
+            LeaseRow(name="dataset:t", holder=holder, expires_at=utcnow() + timedelta(seconds=seconds))
+        )
 
 
 def locking(project: Project) -> tuple[threading.Thread, threading.Event]:

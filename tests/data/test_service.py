@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -553,7 +554,9 @@ def test_a_failing_upload_leaves_nothing_visible(
 
     monkeypatch.setattr(storage, "publish", failing)
     with pytest.raises(OSError, match="connection reset"):
-        data_project.data.ingest(write_csv(tmp_path / "b.csv", HEADER, rows(2, 2, day="2024-03-01")), "events")
+        data_project.data.ingest(
+            write_csv(tmp_path / "b.csv", HEADER, rows(2, 2, day="2024-03-01")), "events"
+        )
     assert len(calls) == 2
     assert state(data_project) == before  # the published file was deleted, nothing committed
     assert ids(data_project) == [1]
@@ -578,7 +581,9 @@ def test_a_process_killed_between_publishing_and_committing_leaves_only_orphans_
     before = data_project.data.files("events")
     path = write_csv(tmp_path / "b.csv", HEADER, rows(2, day="2024-04-01"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    killed = subprocess.run([sys.executable, "-c", KILLED, str(data_project.root), data_url, str(path)], env=env)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED, str(data_project.root), data_url, str(path)], env=env
+    )
     assert killed.returncode == 9
     folder = data_project.data.folder("events")
     assert any("2024-04-01" in f for f in stored_files(data_project, folder))  # published, never committed

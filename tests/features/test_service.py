@@ -197,9 +197,7 @@ def test_unknown_features_and_missing_keys_are_clear_errors(ready: Project) -> N
         ready.features.online({"client": [1]}, ["customer_stats:*"])
 
 
-def test_a_dataset_source_reads_only_committed_ingestions(
-    data_project: Project, txns: pd.DataFrame
-) -> None:
+def test_a_dataset_source_reads_only_committed_ingestions(data_project: Project, txns: pd.DataFrame) -> None:
     schema = ml.Dataset("txns", key=["txn_id"], timestamp="ts", columns=[
         ml.Column("txn_id", "int64"), ml.Column("customer_id", "int64"), ml.Column("ts", "timestamp"),
         ml.Column("amount", "float64", min=0), ml.Column("merchant", "string"), ml.Column("country", "string"),

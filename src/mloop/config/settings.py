@@ -167,6 +167,10 @@ class Settings(BaseSettings):
         f"{STATE_DIR}/data",
         description="Folder or s3://bucket/prefix for datasets, quarantine and the other data files.",
     )
+    prediction_spool: str = Field(
+        f"{STATE_DIR}/predictions",
+        description="Local folder of this server's prediction-log segments when data_url is on S3.",
+    )
     scratch_dir: str = Field(
         f"{STATE_DIR}/tmp",
         description="Local folder for staging and spill when data_url is on object storage (s3://).",
@@ -235,6 +239,7 @@ class Settings(BaseSettings):
                 "artifact_url": _resolve_location(self.artifact_url, root),
                 "data_url": _resolve_location(self.data_url, root),
                 "scratch_dir": _resolve_location(self.scratch_dir, root),
+                "prediction_spool": _resolve_location(self.prediction_spool, root),
                 "online_url": _resolve_online(self.online_url, root),
                 "audit_anchor": str(root / self.audit_anchor),
                 "pii": self.pii.model_copy(update={"key_file": str(root / self.pii.key_file)}),

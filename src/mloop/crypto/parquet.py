@@ -49,7 +49,7 @@ def _literal(text: str) -> str:
 def key_id_of(path: str | Path, filesystem: pafs.FileSystem | None = None) -> str | None:
     """The data key an encrypted Parquet file was written under; None for a plaintext file. ``path`` is
     on ``filesystem`` when one is given (an object store), else local."""
-    opened = filesystem.open_input_file(str(path)) if filesystem is not None else open(path, "rb")
+    opened = filesystem.open_input_file(str(path)) if filesystem is not None else open(path, "rb")  # noqa: SIM115
     with opened as handle:
         handle.seek(-8, os.SEEK_END)
         tail = handle.read(8)

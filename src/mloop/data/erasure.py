@@ -80,7 +80,9 @@ def column_equals(name: str, value: Any) -> Predicate:
     return predicate
 
 
-def filter_file(path: str | Path, remove: Predicate, *, dry_run: bool, parquet: ParquetFiles) -> tuple[int, int]:
+def filter_file(
+    path: str | Path, remove: Predicate, *, dry_run: bool, parquet: ParquetFiles
+) -> tuple[int, int]:
     """Remove the rows ``remove`` selects from the Parquet file ``path``; answers (removed, rows left).
     A file with nothing to remove is left untouched."""
     table = _read_table(path, parquet)

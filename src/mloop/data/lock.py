@@ -111,7 +111,9 @@ def _take(store: MetadataStore, name: str, holder: str) -> bool:
     now = utcnow()
     expires = now + timedelta(seconds=LEASE_SECONDS)
     with store.write() as session:  # one writer at a time: SQLite BEGIN IMMEDIATE, PostgreSQL row lock
-        row = session.execute(select(LeaseRow).where(LeaseRow.name == name).with_for_update()).scalar_one_or_none()
+        row = session.execute(
+            select(LeaseRow).where(LeaseRow.name == name).with_for_update()
+        ).scalar_one_or_none()
         if row is None:
             session.add(LeaseRow(name=name, holder=holder, expires_at=expires))
             return True

@@ -285,7 +285,9 @@ class DatasetCatalog(Service):
                 select(IngestionRow.files).join(DatasetRow).where(*self._where(name))
             ).all()
         folder, join = self.folder(name), self._ctx.data.join
-        return {join(folder, str(f["path"])): dict(f["keys"]) for files in lists for f in files if f.get("keys")}
+        return {
+            join(folder, str(f["path"])): dict(f["keys"]) for files in lists for f in files if f.get("keys")
+        }
 
     def _report(self, row: IngestionRow, name: str, *, skipped: bool = False) -> IngestReport:
         folder, join = self.folder(name), self._ctx.data.join

@@ -245,7 +245,9 @@ class DataService(DatasetCatalog):
         storage = self._ctx.data
         known = {storage.join(folder, f) for f in self._committed_files(name)}
         with self._ctx.store.read() as session:
-            known |= {storage.join(folder, q) for q in queries.quarantine_files(session, self._ctx.project_id, name)}
+            known |= {
+                storage.join(folder, q) for q in queries.quarantine_files(session, self._ctx.project_id, name)
+            }
         for location in storage.list(folder):
             if "_staging" not in location[len(folder) :].split("/") and location not in known:
                 storage.delete(location)
@@ -304,5 +306,3 @@ def _declared(dataset: str | Dataset, schema: str | Path | Dataset | None, name:
 def _timed(function: Any, *args: Any) -> tuple[Any, float]:
     clock = time.perf_counter()
     return function(*args), round(time.perf_counter() - clock, 4)
-
-

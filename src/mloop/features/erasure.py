@@ -116,7 +116,9 @@ class FeatureEraser(Service):
             for path in storage.list(root):
                 by_source.setdefault(path[len(root) :].strip("/").split("/", 1)[0], []).append(path)
             for source, paths in sorted(by_source.items()):
-                rows = sum(filter_file(p, remove, dry_run=dry_run, parquet=self._ctx.parquet)[0] for p in paths)
+                rows = sum(
+                    filter_file(p, remove, dry_run=dry_run, parquet=self._ctx.parquet)[0] for p in paths
+                )
                 if rows:
                     found.push_rows[source] = rows
 

@@ -358,7 +358,11 @@ class FeatureService(Service):
     def _workdir(self) -> Path:
         """Where DuckDB spills: beside the data in a folder, on local scratch disk when data is on S3."""
         storage = self._ctx.data
-        path = Path(storage.root) / "_tmp" if not storage.remote else Path(self._ctx.settings.scratch_dir) / "features"
+        path = (
+            Path(storage.root) / "_tmp"
+            if not storage.remote
+            else Path(self._ctx.settings.scratch_dir) / "features"
+        )
         path.mkdir(parents=True, exist_ok=True)
         return path
 

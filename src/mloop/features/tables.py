@@ -24,7 +24,9 @@ def push_log(storage: DataStorage, source: str) -> str:
     return storage.join(storage.root, "_push", source) if source else storage.join(storage.root, "_push")
 
 
-def table_for(view: FeatureView, data: DataService, storage: DataStorage, parquet: ParquetFiles = PLAIN) -> Table:
+def table_for(
+    view: FeatureView, data: DataService, storage: DataStorage, parquet: ParquetFiles = PLAIN
+) -> Table:
     """``parquet`` reads the files mloop keeps (datasets, the push log), encrypted or not, where
     ``storage`` keeps them (a folder, or S3: then scanned in place through pyarrow)."""
     source = view.source

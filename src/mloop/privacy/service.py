@@ -139,5 +139,5 @@ class PrivacyService(Service):
         # After the commit: a kill here leaves files no manifest lists, which a rerun (or the next
         # ingestion, for quarantine) deletes.
         quarantine.delete(old)
-        predictions.purge(expired)
+        predictions.purge(expired, predictions_folder(self._ctx.settings))
         return report

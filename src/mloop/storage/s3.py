@@ -70,7 +70,7 @@ class S3DataStorage:
             options["secret_key"] = env["AWS_SECRET_ACCESS_KEY"]
             if env.get("AWS_SESSION_TOKEN"):
                 options["session_token"] = env["AWS_SESSION_TOKEN"]
-        self.filesystem = pafs.S3FileSystem(**options)  # type: ignore[arg-type]
+        self.filesystem = pafs.S3FileSystem(**options)
         self._local = pafs.LocalFileSystem()
 
     def join(self, location: str, *parts: str) -> str:
