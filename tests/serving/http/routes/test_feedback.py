@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from mloop import Project
 from mloop.predictions import predictions_folder, read_feedback
 from mloop.serving.http.app import create_app
-from tests.serving.conftest import Served
 from tests.services import free_port
+from tests.serving.conftest import Served
 
 
 @pytest.mark.slow
