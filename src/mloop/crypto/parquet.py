@@ -22,6 +22,7 @@ import secrets
 import struct
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -226,7 +227,14 @@ class ParquetFiles:
         if not remote and (self.keyring is None or not any(key_id_of(p) for p in names)):
             by_name = ", union_by_name = true" if union else ""
             return f"read_parquet([{', '.join(_literal(p) for p in names)}]{by_name})", {}
-        schema = pa.unify_schemas([self.open(p).schema_arrow for p in names]) if union else None
+        schema = None
+        if union:
+            if remote:  # a footer per file, each a round trip to the object store: fetched together
+                with ThreadPoolExecutor(16) as pool:
+                    opened = list(pool.map(self.open, names))
+            else:
+                opened = [self.open(p) for p in names]
+            schema = pa.unify_schemas([f.schema_arrow for f in opened])
         view = "_mloop_parquet_" + hashlib.sha256("\0".join(names).encode()).hexdigest()[:16]
         return view, {view: self.dataset(list(paths), schema=schema)}
 
