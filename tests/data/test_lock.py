@@ -19,10 +19,11 @@ pytestmark = pytest.mark.s3
 
 
 @pytest.fixture
-def s3_project(tmp_path: Path, s3_url: str) -> Iterator[Project]:
+def s3_project(tmp_path: Path, s3_url: str, metadata_url: str) -> Iterator[Project]:
+    """Data on S3, the lease in each metadata backend (SQLite, and PostgreSQL as several hosts share)."""
     root = tmp_path / "project"
     root.mkdir()
-    opened = Project.open(root, env={}, data_url=s3_url)
+    opened = Project.open(root, env={}, data_url=s3_url, metadata_url=metadata_url)
     try:
         yield opened
     finally:
@@ -75,3 +76,32 @@ def test_the_lease_of_a_writer_that_died_is_taken_once_expired_or_at_once_on_the
     thread, held = locking(s3_project)
     thread.join(10)
     assert held.is_set()
+
+
+def test_two_hosts_ingesting_the_same_keys_at_once_store_each_key_once(
+    s3_project: Project, s3_url: str, metadata_url: str
+) -> None:
+    import pandas as pd
+
+    other = Project.open(s3_project.root, env={}, data_url=s3_url, metadata_url=metadata_url)  # a second host
+    frame = pd.DataFrame({"id": range(200), "ts": pd.Timestamp("2024-01-01", tz="UTC"), "v": 1})
+    from mloop import Column, Dataset
+
+    schema = Dataset("events", columns=[Column("id", "int64"), Column("ts", "timestamp"), Column("v", "int64")],
+                     key="id", timestamp="ts")  # fmt: skip
+    s3_project.data.set_schema(schema)
+    reports = []
+    threads = [
+        threading.Thread(target=lambda p=p, part=part: reports.append(p.data.ingest(part, "events")))
+        for p, part in ((s3_project, frame.iloc[:150]), (other, frame.iloc[50:]))
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        other.close()
+    assert len(reports) == 2
+    assert sorted(r.rows_quarantined for r in reports) == [0, 100]  # the second saw the first's keys
+    assert sorted(s3_project.data.read("events")["id"]) == list(range(200))
