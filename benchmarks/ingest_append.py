@@ -8,6 +8,7 @@ has real duplicates to find). The append's cost should follow the new rows, not 
     .venv/bin/python benchmarks/ingest_append.py                          # 2M into 0, 2M, 6M rows
     .venv/bin/python benchmarks/ingest_append.py --sizes 0 10000000 50000000
     .venv/bin/python benchmarks/ingest_append.py --random-keys            # keys that no range can prune
+    .venv/bin/python benchmarks/ingest_append.py --s3 --sizes 0 10000000  # data_url on SeaweedFS (S3)
 
 Run it with ``PYTHONPATH=/path/to/other/checkout/src`` for a before/after figure of another version.
 """
@@ -67,6 +68,7 @@ def one(
     random_keys: bool,
     string_keys: bool,
     work: Path,
+    data_url: str | None = None,
 ) -> dict[str, object]:
     import mloop as ml
 
@@ -77,7 +79,7 @@ def one(
     )
     (root / "events.yaml").write_text(schema, encoding="utf-8")
     days = max(1, size * days_per_million // 1_000_000)
-    with ml.Project.open(root, env={}) as project:
+    with ml.Project.open(root, env={}, **({"data_url": data_url} if data_url else {})) as project:
         if size:
             base = rows(0, size, days, 0, random_keys=random_keys, string_keys=string_keys, seed=1)
             pq.write_table(base, work / f"base{size}.parquet", row_group_size=1_000_000)
@@ -124,19 +126,36 @@ def main() -> None:
     )
     parser.add_argument("--random-keys", action="store_true", help="ids in no order (no file can be pruned)")
     parser.add_argument("--string-keys", action="store_true", help="ids as zero-padded strings")
+    parser.add_argument("--s3", action="store_true", help="data_url on a SeaweedFS server started here")
     args = parser.parse_args()
-    for size in args.sizes:
-        with tempfile.TemporaryDirectory(prefix="mloop-append-") as tmp:
-            result = one(
-                size,
-                args.append,
-                args.resent,
-                args.days_per_million,
-                args.random_keys,
-                args.string_keys,
-                Path(tmp),
-            )
-        print(json.dumps(result), flush=True)
+    server = None
+    if args.s3:
+        import os
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.seaweedfs import SeaweedFSServer
+
+        server = SeaweedFSServer().start()
+        os.environ.update(server.env)
+    try:
+        for size in args.sizes:
+            with tempfile.TemporaryDirectory(prefix="mloop-append-") as tmp:
+                url = f"s3://{server.bucket()}/mloop" if server is not None else None
+                result = one(
+                    size,
+                    args.append,
+                    args.resent,
+                    args.days_per_million,
+                    args.random_keys,
+                    args.string_keys,
+                    Path(tmp),
+                    url,
+                )
+            print(json.dumps({**result, "data_url": "s3" if url else "folder"}), flush=True)
+    finally:
+        if server is not None:
+            server.stop()
 
 
 if __name__ == "__main__":

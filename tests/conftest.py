@@ -114,3 +114,25 @@ def s3_url(s3_server: SeaweedFSServer, monkeypatch: pytest.MonkeyPatch) -> str:
     for name, value in s3_server.env.items():
         monkeypatch.setenv(name, value)
     return f"s3://{s3_server.bucket()}/mloop"
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def data_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a project keeps its data files, once for each backend: a folder, and a fresh bucket of the
+    real S3 server (the conformance parameter of datasets, offline features and the prediction log)."""
+    if request.param == "local":
+        return str(tmp_path / "data")
+    url: str = request.getfixturevalue("s3_url")
+    return url
+
+
+@pytest.fixture
+def data_project(tmp_path: Path, data_url: str) -> Iterator[Project]:
+    """A fresh project on the embedded metadata store whose data_url is each data backend in turn."""
+    root = tmp_path / "project"
+    root.mkdir()
+    opened = Project.open(root, env={}, data_url=data_url)
+    try:
+        yield opened
+    finally:
+        opened.close()

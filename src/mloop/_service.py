@@ -21,6 +21,7 @@ from mloop.logs import log_context
 from mloop.security import audit_chain
 from mloop.security.actor import Actor
 from mloop.security.audit_anchor import Keying
+from mloop.storage import DataStorage, open_data_storage
 from mloop.store.base import MetadataStore
 
 log = logging.getLogger("mloop.service")
@@ -67,6 +68,18 @@ class Context:
     resources: Resources = field(default_factory=Resources)
     keying: Keying | None = None  # the audit key and anchor, when MLOOP_AUDIT_KEY is set
     parquet: ParquetFiles = PLAIN  # how the Parquet files kept at rest are written and read
+    storage: DataStorage | None = None  # where data_url keeps them (opened from the settings when None)
+
+    @property
+    def data(self) -> DataStorage:
+        """The data store of ``data_url`` (a folder, or S3)."""
+        if self.storage is not None:
+            return self.storage
+        settings = self.settings
+        opened: DataStorage = self.resources.get(
+            "data_storage", lambda: open_data_storage(settings.data_url, settings.scratch_dir)
+        )
+        return opened
 
 
 @dataclass

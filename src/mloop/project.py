@@ -46,6 +46,7 @@ from mloop.registry.service import ModelRegistry
 from mloop.security.actor import Actor
 from mloop.security.audit_anchor import Keying
 from mloop.security.data_keys import open_keyring
+from mloop.storage import open_data_storage, remote_files
 from mloop.store import MetadataStore, open_metadata_store
 from mloop.training.run import Run
 from mloop.training.tracking import RunService
@@ -99,6 +100,7 @@ class Project:
             keyring = open_keyring(settings, store, project_id)
             cipher = BlobCipher(keyring) if keyring is not None else None
             artifacts = open_artifact_store(settings.artifact_url, cipher)
+            storage = open_data_storage(settings.data_url, settings.scratch_dir)
         except BaseException:
             store.close()
             raise
@@ -108,7 +110,7 @@ class Project:
             keying = Keying(settings.audit_key.get_secret_value().encode(), Path(settings.audit_anchor))
         ctx = Context(
             settings, store, artifacts, settings.project, project_id, bootstrap, keying=keying,
-            parquet=ParquetFiles(keyring),
+            parquet=ParquetFiles(keyring, remote_files(storage)), storage=storage,
         )  # fmt: skip
         try:
             if actor is None:

@@ -29,6 +29,8 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
         "metadata_url": "sqlite:///.mloop/mloop.db",
         "artifact_url": ".mloop/artifacts",
         "data_url": ".mloop/data",
+        "prediction_spool": ".mloop/predictions",
+        "scratch_dir": ".mloop/tmp",
         "online_url": ".mloop/online.db",
         "require_approval": False,
         "local_user": "local-admin",

@@ -240,3 +240,25 @@ def test_the_compactor_child_writes_encrypted_parts(tmp_path: Path) -> None:
     assert parts and all(key_id_of(p) == "dk-a" for p in parts)
     assert all(MARKER.encode() not in p.read_bytes() for p in parts)
     assert sorted(log.read("fraud")["request_id"]) == ["r0", "r1", "r2"]
+
+
+@pytest.mark.s3
+def test_files_on_s3_are_encrypted_read_back_and_rotated(root: Path, tmp_path: Path, s3_url: str) -> None:
+    with open_project(root, data_url=s3_url) as project:
+        frame = ingest(project, tmp_path)
+        storage = project._ctx.data
+        objects = storage.list(storage.root)
+        assert objects and all(o.startswith(s3_url) for o in objects)  # the data, its quarantine: on S3
+        for location in objects:
+            with storage.filesystem.open_input_stream(storage.path(location)) as stream:
+                assert MARKER.encode() not in stream.read()
+        assert len(project.data.read("txns")) + len(project.data.quarantine("txns")) == len(frame)
+        report = project.encryption.rotate()
+        assert report.files == len(objects)
+        ring = project.parquet.keyring
+        assert ring is not None
+        only_new = ParquetFiles(Keyring.fixed({report.new_key: ring.key(report.new_key)}, report.new_key),
+                                project.parquet.remote)  # fmt: skip
+        for location in objects:
+            only_new.read_table(location)
+        assert len(project.data.read("txns")) + len(project.data.quarantine("txns")) == len(frame)

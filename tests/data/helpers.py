@@ -38,15 +38,17 @@ class State:
     events: int
 
 
+def stored_files(project: Project, location: str | None = None, suffix: str = "") -> list[str]:
+    """Every file under ``location`` (data_url by default) in the project's data store, relative to it:
+    a folder's or an S3 bucket's alike."""
+    storage = project._ctx.data
+    root = location or storage.root
+    found = storage.list(root, suffix)
+    return sorted(f[len(root) :].lstrip("/") for f in found if not f.endswith("/.lock"))
+
+
 def state(project: Project) -> State:
-    root = project.data.root
-    files = ()
-    if root.exists():
-        files = tuple(
-            sorted(
-                p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != ".lock"
-            )
-        )
+    files = tuple(stored_files(project))
     with project.store.read() as session:
         counts = [
             session.scalar(select(func.count()).select_from(table))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
@@ -25,7 +29,7 @@ from mloop import (
     Project,
     SchemaError,
 )
-from tests.data.helpers import parquet_files, state, write_csv
+from tests.data.helpers import state, stored_files, write_csv
 
 HEADER = ["id", "ts", "v"]
 
@@ -170,7 +174,7 @@ def test_a_malformed_file_is_a_clear_error_and_writes_nothing(
         assert word in message
     assert state(sqlite_project) == before
     assert (
-        sqlite_project.data.folder("events").exists() == existing
+        Path(sqlite_project.data.folder("events")).exists() == existing
     )  # a failed first ingestion leaves no folder
     if existing:
         assert ids(sqlite_project) == [1, 2]
@@ -203,7 +207,7 @@ def test_an_invalid_dataset_name_is_refused_before_any_folder_is_made(
         with pytest.raises(SchemaError, match=r"Invalid dataset name.*lowercase letter"):
             sqlite_project.data.ingest(path, name)
     assert state(sqlite_project) == before
-    assert not (sqlite_project.data.root.parent / "escape").exists()
+    assert not (Path(sqlite_project.data.root).parent / "escape").exists()
 
 
 def test_the_schema_is_given_once(sqlite_project: Project, tmp_path: Path) -> None:
@@ -276,17 +280,17 @@ def test_ingestions_are_listed_in_order_with_their_counts(project: Project, tmp_
 
 
 @contextlib.contextmanager
-def crash_before_commit(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Path]]:
+def crash_before_commit(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Make the next ingestion fail inside its metadata transaction, after its files were moved into place.
     Yields the files that were in the dataset at that moment."""
     real = project.data._mutate
-    seen: list[Path] = []
+    seen: list[str] = []
 
     @contextlib.contextmanager
     def crashing(*args: Any, **kwargs: Any) -> Iterator[Any]:
         with real(*args, **kwargs) as change:
             yield change
-            seen.extend(parquet_files(project.data.root))
+            seen.extend(stored_files(project, suffix=".parquet"))
             raise RuntimeError("power cut")
 
     monkeypatch.setattr(project.data, "_mutate", crashing)
@@ -296,62 +300,64 @@ def crash_before_commit(project: Project, monkeypatch: pytest.MonkeyPatch) -> It
 
 
 def test_a_crash_before_the_commit_leaves_the_dataset_as_it_was(
-    sqlite_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sqlite_project.data.ingest(write_csv(tmp_path / "a.csv", HEADER, rows(1, 2)), events())
-    before = state(sqlite_project)
-    with crash_before_commit(sqlite_project, monkeypatch) as moved:
-        sqlite_project.data.ingest(
+    data_project.data.ingest(write_csv(tmp_path / "a.csv", HEADER, rows(1, 2)), events())
+    before = state(data_project)
+    with crash_before_commit(data_project, monkeypatch) as moved:
+        data_project.data.ingest(
             write_csv(tmp_path / "b.csv", HEADER, rows(3, 1, day="2024-02-02")), "events"
         )
     assert len(moved) == len(before.files) + 2  # a new partition file and a quarantine file were in place
-    assert state(sqlite_project) == before
-    assert ids(sqlite_project) == [1, 2]
-    assert sqlite_project.data.ingest(tmp_path / "b.csv", "events").rows_accepted == 1  # not taken as done
+    assert state(data_project) == before
+    assert ids(data_project) == [1, 2]
+    assert data_project.data.ingest(tmp_path / "b.csv", "events").rows_accepted == 1  # not taken as done
 
 
 def test_a_crash_in_the_first_ingestion_leaves_no_dataset(
-    sqlite_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = state(sqlite_project)
-    with crash_before_commit(sqlite_project, monkeypatch) as moved:
-        sqlite_project.data.ingest(write_csv(tmp_path / "a.csv", HEADER, rows(1, 1)), events())
+    before = state(data_project)
+    with crash_before_commit(data_project, monkeypatch) as moved:
+        data_project.data.ingest(write_csv(tmp_path / "a.csv", HEADER, rows(1, 1)), events())
     assert moved
-    assert state(sqlite_project) == before
-    assert not sqlite_project.data.folder("events").exists()
+    assert state(data_project) == before
+    assert not stored_files(data_project, data_project.data.folder("events"))
     with pytest.raises(NotFound, match=r"No dataset named 'events'.*mloop data ingest FILE --dataset NAME"):
-        sqlite_project.data.read("events")
+        data_project.data.read("events")
 
 
 def test_orphan_files_are_never_read_and_the_next_ingestion_removes_them(
-    sqlite_project: Project, tmp_path: Path
+    data_project: Project, tmp_path: Path
 ) -> None:
-    first = sqlite_project.data.ingest(
+    first = data_project.data.ingest(
         write_csv(tmp_path / "a.csv", HEADER, rows(1, 2, v="-1")[:1] + rows(2)), events()
     )
-    folder = sqlite_project.data.folder("events")
-    committed = parquet_files(folder)
+    folder = data_project.data.folder("events")
+    storage = data_project._ctx.data
+    committed = stored_files(data_project, folder)
     orphans = [
-        folder / "_date=2024-01-01" / "part-crashed-0.parquet",
-        folder / "_date=2030-01-01" / "part-crashed-0.parquet",
-        folder / "_quarantine" / "crashed.parquet",
+        storage.join(folder, "_date=2024-01-01", "part-crashed-0.parquet"),
+        storage.join(folder, "_date=2030-01-01", "part-crashed-0.parquet"),
+        storage.join(folder, "_quarantine", "crashed.parquet"),
     ]
-    for orphan in orphans:
-        orphan.parent.mkdir(exist_ok=True)
-        shutil.copy(first.files[0], orphan)  # a crash left a full copy of committed rows
-    crashed_work = folder / "_staging" / "crashed"
+    for orphan in orphans:  # a crash left a full copy of committed rows
+        storage.filesystem.create_dir(storage.path(orphan).rsplit("/", 1)[0])
+        pafs.copy_files(storage.path(first.files[0]), storage.path(orphan), source_filesystem=storage.filesystem,
+                        destination_filesystem=storage.filesystem)  # fmt: skip
+    crashed_work = storage.staging(folder) / "crashed"
     (crashed_work / "spill").mkdir(parents=True)
     (crashed_work / "spill" / "big.tmp").write_bytes(b"0" * 1000)
 
-    assert ids(sqlite_project) == [2]
-    assert sorted(sqlite_project.data.files("events")) == sorted(Path(f) for f in first.files)
-    assert len(sqlite_project.data.quarantine("events")) == 1
+    assert ids(data_project) == [2]
+    assert sorted(data_project.data.files("events")) == sorted(first.files)
+    assert len(data_project.data.quarantine("events")) == 1
 
-    sqlite_project.data.ingest(write_csv(tmp_path / "b.csv", HEADER, rows(3)), "events")
-    assert not any(orphan.exists() for orphan in orphans)
-    assert not (folder / "_staging").exists()  # a crashed ingestion's working folder is gone too
-    assert set(committed) <= set(parquet_files(folder))
-    assert ids(sqlite_project) == [2, 3]
+    data_project.data.ingest(write_csv(tmp_path / "b.csv", HEADER, rows(3)), "events")
+    assert not any(storage.exists(orphan) for orphan in orphans)
+    assert not crashed_work.exists()  # a crashed ingestion's working folder is gone too
+    assert set(committed) <= set(stored_files(data_project, folder))
+    assert ids(data_project) == [2, 3]
 
 
 def test_validate_writes_nothing_even_for_a_new_dataset(sqlite_project: Project, tmp_path: Path) -> None:
@@ -359,7 +365,7 @@ def test_validate_writes_nothing_even_for_a_new_dataset(sqlite_project: Project,
     before = state(sqlite_project)
     dry = sqlite_project.data.validate(path, events())
     assert state(sqlite_project) == before
-    assert not sqlite_project.data.folder("events").exists()
+    assert not Path(sqlite_project.data.folder("events")).exists()
     assert (dry.dry_run, dry.ingest_id, dry.files, dry.quarantine) == (True, None, [], None)
     wet = sqlite_project.data.ingest(path, events())
     assert (dry.rows_read, dry.rows_accepted, dry.rows_quarantined, dry.by_reason) == (
@@ -428,14 +434,14 @@ def test_an_unknown_dataset_names_those_that_exist(sqlite_project: Project) -> N
 # ---- reading ------------------------------------------------------------------------------------------
 
 
-def test_read_selects_columns_a_time_range_and_a_limit(sqlite_project: Project, tmp_path: Path) -> None:
+def test_read_selects_columns_a_time_range_and_a_limit(data_project: Project, tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "a.csv",
         HEADER,
         [["1", "2024-01-01T23:00:00-02:00", "1"], ["2", "2024-01-02", "2"], ["3", "2024-01-03", "3"]],
     )
-    sqlite_project.data.ingest(path, events())
-    data = sqlite_project.data
+    data_project.data.ingest(path, events())
+    data = data_project.data
     window = data.read("events", start=datetime(2024, 1, 2), end=datetime(2024, 1, 3, tzinfo=UTC))
     assert sorted(window["id"]) == [1, 2]  # 2024-01-02T01:00Z is inside; naive bounds are UTC
     assert data.read("events", columns=["v"]).columns.tolist() == ["v"]
@@ -456,8 +462,8 @@ def test_read_refuses_what_it_cannot_honour_even_before_any_row(sqlite_project: 
         data.read("plain", end=datetime(2024, 1, 1))
 
 
-def test_quarantine_lists_rejected_rows_by_ingestion(sqlite_project: Project, tmp_path: Path) -> None:
-    data = sqlite_project.data
+def test_quarantine_lists_rejected_rows_by_ingestion(data_project: Project, tmp_path: Path) -> None:
+    data = data_project.data
     for unknown in (data.quarantine, data.ingestions, data.files):
         with pytest.raises(NotFound, match="No dataset named 'events'"):
             unknown("events")
@@ -516,3 +522,72 @@ def test_a_dataframe_is_ingested_like_a_file(sqlite_project: Project) -> None:
     report = sqlite_project.data.ingest(frame, events())
     assert (report.source, report.rows_accepted, report.rows_quarantined) == ("<dataframe>", 1, 1)
     assert sqlite_project.data.ingest(frame.copy(), "events").skipped
+
+
+def test_an_append_quarantines_the_keys_already_ingested_and_reads_every_row_once(
+    data_project: Project, tmp_path: Path
+) -> None:
+    data = data_project.data
+    data.ingest(write_csv(tmp_path / "a.csv", HEADER, rows(1, 2) + rows(3, day="2024-01-02")), events())
+    second = data.ingest(write_csv(tmp_path / "b.csv", HEADER, rows(2, 4, day="2024-01-02")), "events")
+    assert (second.rows_accepted, second.by_reason) == (1, {"key (id): already ingested": 1})
+    assert ids(data_project) == [1, 2, 3, 4]
+    assert data.quarantine("events", second.ingest_id)["id"].tolist() == ["2"]
+    assert sorted(stored_files(data_project, data.folder("events"), ".parquet")) == sorted(
+        f[len(data.folder("events")) + 1 :] for f in [*data.files("events"), str(second.quarantine)]
+    )
+
+
+def test_a_failing_upload_leaves_nothing_visible(
+    data_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_project.data.ingest(write_csv(tmp_path / "a.csv", HEADER, rows(1)), events())
+    before = state(data_project)
+    storage = data_project._ctx.data
+    real, calls = storage.publish, []
+
+    def failing(local: Path, location: str) -> None:
+        calls.append(location)
+        if len(calls) == 2:  # the first file is in place, the second breaks off
+            raise OSError("connection reset by peer")
+        real(local, location)
+
+    monkeypatch.setattr(storage, "publish", failing)
+    with pytest.raises(OSError, match="connection reset"):
+        data_project.data.ingest(
+            write_csv(tmp_path / "b.csv", HEADER, rows(2, 2, day="2024-03-01")), "events"
+        )
+    assert len(calls) == 2
+    assert state(data_project) == before  # the published file was deleted, nothing committed
+    assert ids(data_project) == [1]
+
+
+KILLED = """
+import os, sys
+from mloop import Project
+project = Project.open(sys.argv[1], env={}, data_url=sys.argv[2])
+real = project.data._mutate
+def killed(*args, **kwargs):
+    os._exit(9)  # the files are published; the process dies before its metadata transaction
+project.data._mutate = killed
+project.data.ingest(sys.argv[3], "events")
+"""
+
+
+def test_a_process_killed_between_publishing_and_committing_leaves_only_orphans_the_next_ingestion_removes(
+    data_project: Project, data_url: str, tmp_path: Path
+) -> None:
+    data_project.data.ingest(write_csv(tmp_path / "a.csv", HEADER, rows(1)), events())
+    before = data_project.data.files("events")
+    path = write_csv(tmp_path / "b.csv", HEADER, rows(2, day="2024-04-01"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED, str(data_project.root), data_url, str(path)], env=env
+    )
+    assert killed.returncode == 9
+    folder = data_project.data.folder("events")
+    assert any("2024-04-01" in f for f in stored_files(data_project, folder))  # published, never committed
+    assert data_project.data.files("events") == before and ids(data_project) == [1]
+    data_project.data.ingest(write_csv(tmp_path / "c.csv", HEADER, rows(3)), "events")
+    assert not any("2024-04-01" in f for f in stored_files(data_project, folder))
+    assert ids(data_project) == [1, 3]

@@ -82,26 +82,26 @@ def test_historical_with_on_demand_features_matches_online(ready: Project) -> No
         assert _close(a, None if pd.isna(b) else float(b))
 
 
-def test_push_is_online_at_once_and_in_later_training_sets(sqlite_project: Project) -> None:
+def test_push_is_online_at_once_and_in_later_training_sets(data_project: Project) -> None:
     source = ml.PushSource("clicks", schema=[ml.Field("customer_id", "int64"), ml.Field("ts", "timestamp"),
                                              ml.Field("page", "string")])  # fmt: skip
     view = ml.FeatureView("customer_clicks", entities=[customer], source=source, ttl="1h",
                           features=[ml.Field("page", "string")],
                           aggregations=[ml.Aggregation("page", "count", "1h")])  # fmt: skip
-    sqlite_project.apply([view])
+    data_project.apply([view])
     now = pd.Timestamp.now(tz="UTC").floor("s")
     rows = [{"customer_id": 7, "ts": now - pd.Timedelta(minutes=5), "page": "home"},
             {"customer_id": 7, "ts": now - pd.Timedelta(minutes=1), "page": "cart"}]  # fmt: skip
-    report = sqlite_project.features.push("clicks", rows)
+    report = data_project.features.push("clicks", rows)
     assert report.rows == 2 and report.views == ["customer_clicks"]
-    online = sqlite_project.features.online({"customer_id": [7]}, ["customer_clicks:*"])
+    online = data_project.features.online({"customer_id": [7]}, ["customer_clicks:*"])
     assert online == {"customer_id": [7], "page": ["cart"], "page_count_1h": [2]}
-    sqlite_project.features.push("clicks", rows)  # a retry: the same events, counted once
-    assert sqlite_project.features.online({"customer_id": [7]}, ["customer_clicks:page_count_1h"])[
+    data_project.features.push("clicks", rows)  # a retry: the same events, counted once
+    assert data_project.features.online({"customer_id": [7]}, ["customer_clicks:page_count_1h"])[
         "page_count_1h"
     ] == [2]
     later = pd.DataFrame({"customer_id": [7], "event_timestamp": [now]})
-    offline = sqlite_project.features.historical(later, ["customer_clicks:*"])
+    offline = data_project.features.historical(later, ["customer_clicks:*"])
     assert offline["page"].tolist() == ["cart"] and offline["page_count_1h"].tolist() == [2]
 
 
@@ -197,19 +197,17 @@ def test_unknown_features_and_missing_keys_are_clear_errors(ready: Project) -> N
         ready.features.online({"client": [1]}, ["customer_stats:*"])
 
 
-def test_a_dataset_source_reads_only_committed_ingestions(
-    sqlite_project: Project, txns: pd.DataFrame
-) -> None:
+def test_a_dataset_source_reads_only_committed_ingestions(data_project: Project, txns: pd.DataFrame) -> None:
     schema = ml.Dataset("txns", key=["txn_id"], timestamp="ts", columns=[
         ml.Column("txn_id", "int64"), ml.Column("customer_id", "int64"), ml.Column("ts", "timestamp"),
         ml.Column("amount", "float64", min=0), ml.Column("merchant", "string"), ml.Column("country", "string"),
     ])  # fmt: skip
-    sqlite_project.data.ingest(txns, schema)
+    data_project.data.ingest(txns, schema)
     view = ml.FeatureView("customer_amounts", entities=[customer], source=ml.DatasetSource("txns"), ttl="2d",
                           features=[ml.Field("amount", "float64")],
                           aggregations=[ml.Aggregation("amount", "count", "24h")])  # fmt: skip
-    sqlite_project.apply([view])
-    stored = sqlite_project.features.definitions()[("feature_view", "customer_amounts")].spec
+    data_project.apply([view])
+    stored = data_project.features.definitions()[("feature_view", "customer_amounts")].spec
     assert stored["source"] == {
         "type": "dataset",
         "dataset": "txns",
@@ -217,11 +215,11 @@ def test_a_dataset_source_reads_only_committed_ingestions(
         "created_timestamp": None,
     }
     entity_df = pd.DataFrame({"customer_id": [3], "event_timestamp": [at]})
-    offline = sqlite_project.features.historical(entity_df, ["customer_amounts:*"])
+    offline = data_project.features.historical(entity_df, ["customer_amounts:*"])
     latest = txns[(txns.customer_id == 3) & (txns.ts <= at)].sort_values("ts").iloc[-1]
     assert offline["amount"].tolist() == [latest.amount]
-    sqlite_project.features.materialize(T0 - timedelta(days=1), at)
-    online = sqlite_project.features.online({"customer_id": [3]}, ["customer_amounts:*"], at=at)
+    data_project.features.materialize(T0 - timedelta(days=1), at)
+    online = data_project.features.online({"customer_id": [3]}, ["customer_amounts:*"], at=at)
     assert online["amount"] == [latest.amount]
     assert online["amount_count_24h"] == offline["amount_count_24h"].tolist()
 

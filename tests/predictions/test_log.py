@@ -248,7 +248,10 @@ def test_read_filters_by_endpoint_and_time(folder: Path) -> None:
     ]
     orphan(folder, "2-old00000", records)
     files.recover(folder)
-    assert {p.parent.name for p in files.parquet_parts(folder)} == {"date=2026-03-01", "date=2026-03-02"}
+    assert {Path(p).parent.name for p in files.parquet_parts(folder)} == {
+        "date=2026-03-01",
+        "date=2026-03-02",
+    }
     with PredictionLog(folder) as log:
         log.record(answer("now", endpoint="fraud"))
         every = log.read()

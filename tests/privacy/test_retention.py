@@ -8,10 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 import mloop as ml
 from mloop import Project
 from mloop.predictions import predictions_folder
+from mloop.predictions.place import LogFolder
 
 
 def _part(folder: Path) -> None:
@@ -60,3 +62,26 @@ def test_no_retention_setting_keeps_everything(sqlite_project: Project) -> None:
     _part(log / "endpoint=fraud" / "date=2000-01-01")
     report = sqlite_project.privacy.purge()
     assert report.removed == 0 and (log / "endpoint=fraud" / "date=2000-01-01").exists()
+
+
+@pytest.mark.s3
+def test_purge_deletes_old_days_and_quarantine_on_s3(tmp_path: Path, s3_url: str) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "mloop.yaml").write_text("retention:\n  prediction_log_days: 30\n  quarantine_days: 7\n")
+    with Project.open(root, env={}, data_url=s3_url) as project:
+        schema = ml.Dataset("txns", columns=[ml.Column("id", "int64"), ml.Column("amount", "float64", min=0)])
+        project.data.ingest(pd.DataFrame({"id": [1, 2], "amount": [1.0, -1.0]}), schema)
+        log = predictions_folder(project.settings)
+        assert isinstance(log, LogFolder)
+        today = datetime.now(UTC).date()
+        old, new = today - timedelta(days=40), today - timedelta(days=1)
+        for where in (f"endpoint=fraud/date={old}", f"endpoint=fraud/date={new}", f"feedback/date={old}"):
+            local = tmp_path / "part.parquet"
+            pq.write_table(pa.table({"x": [1]}), local)
+            log.storage.publish(local, log.join(where, "part-a.parquet"))
+        report = project.privacy.purge(now=datetime.now(UTC) + timedelta(days=8))
+        assert (report.partitions, report.quarantine_files) == (2, 1)
+        left = [p[len(log.parts) + 1 :] for p in log.storage.list(log.parts)]
+        assert left == [f"endpoint=fraud/date={new}/part-a.parquet"]
+        assert project.data.quarantine("txns").empty and project.data.read("txns")["id"].tolist() == [1]

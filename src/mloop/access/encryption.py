@@ -16,14 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from mloop._service import Service
 from mloop.crypto import Keyring
-from mloop.crypto.parquet import key_id_of
 from mloop.errors import ConfigError
 from mloop.security import data_keys
 from mloop.store.schema import DataKeyRow
@@ -96,8 +94,8 @@ class Encryption(Service):
         target = ring.active_id
         assert target == report.new_key, "the newest unretired key is the one rotated to"
         files = list(self._parquet_files())
-        for i, path in enumerate(files):
-            if key_id_of(path) != target:
+        for i, path in enumerate(files):  # on S3 each file is read and uploaded whole again
+            if self._ctx.parquet.key_id(path) != target:
                 self._ctx.parquet.rewrite(path)
                 report.files += 1
             if progress:
@@ -126,13 +124,14 @@ class Encryption(Service):
             )
         return ring
 
-    def _parquet_files(self) -> Iterator[Path]:
+    def _parquet_files(self) -> Iterator[str]:
         """Every Parquet file mloop keeps under ``data_url`` (datasets, quarantine, the push log, the
-        prediction log, feedback), not temp files (dot names) nor ingestion scratch folders (``_tmp``, ``_staging``)."""
-        root = Path(self._ctx.settings.data_url)
-        if "://" in self._ctx.settings.data_url or not root.exists():
-            return
-        for path in sorted(root.rglob("*.parquet")):
-            relative = path.relative_to(root).parts
+        prediction log, feedback), in a folder or on S3, not temp files (dot names) nor ingestion scratch
+        folders (``_tmp``, ``_staging``)."""
+        storage = self._ctx.data
+        with storage.reaching():
+            found = storage.list(storage.root)
+        for location in found:
+            relative = location[len(storage.root) :].strip("/").split("/")
             if not any(part.startswith(".") or part in ("_tmp", "_staging") for part in relative):
-                yield path
+                yield location

@@ -168,7 +168,18 @@ class Settings(BaseSettings):
     artifact_url: str = Field(
         f"{STATE_DIR}/artifacts", description="Folder or fsspec URL (s3://, gs://, memory://) for artifacts."
     )
-    data_url: str = Field(f"{STATE_DIR}/data", description="Folder for ingested datasets and quarantine.")
+    data_url: str = Field(
+        f"{STATE_DIR}/data",
+        description="Folder or s3://bucket/prefix for datasets, quarantine and the other data files.",
+    )
+    prediction_spool: str = Field(
+        f"{STATE_DIR}/predictions",
+        description="Local folder of this server's prediction-log segments when data_url is on S3.",
+    )
+    scratch_dir: str = Field(
+        f"{STATE_DIR}/tmp",
+        description="Local folder for staging and spill when data_url is on object storage (s3://).",
+    )
     online_url: str = Field(
         f"{STATE_DIR}/online.db",
         description="Online feature store: a SQLite file (default) or redis://host:6379/0.",
@@ -232,6 +243,8 @@ class Settings(BaseSettings):
                 "metadata_url": _resolve_sqlite(self.metadata_url, root),
                 "artifact_url": _resolve_location(self.artifact_url, root),
                 "data_url": _resolve_location(self.data_url, root),
+                "scratch_dir": _resolve_location(self.scratch_dir, root),
+                "prediction_spool": _resolve_location(self.prediction_spool, root),
                 "online_url": _resolve_online(self.online_url, root),
                 "audit_anchor": str(root / self.audit_anchor),
                 "pii": self.pii.model_copy(update={"key_file": str(root / self.pii.key_file)}),
@@ -404,7 +417,8 @@ metadata_url: sqlite:///.mloop/mloop.db
 # a folder, or any fsspec URL such as s3://bucket/mloop (pip install 'mloop[s3]').
 artifact_url: .mloop/artifacts
 
-# Ingested datasets (Parquet, partitioned by date) and their quarantine files.
+# Ingested datasets (Parquet, partitioned by date) and their quarantine files: a folder, or
+# s3://bucket/prefix (endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
 data_url: .mloop/data
 
 # Online feature store, for serving: a SQLite file (default) or a Redis server

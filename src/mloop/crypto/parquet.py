@@ -20,12 +20,15 @@ import os
 import re
 import secrets
 import struct
+import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pyarrow.parquet.encryption as pe
 from cryptography.exceptions import InvalidTag
@@ -44,9 +47,11 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def key_id_of(path: str | Path) -> str | None:
-    """The data key an encrypted Parquet file was written under; None for a plaintext file."""
-    with open(path, "rb") as handle:
+def key_id_of(path: str | Path, filesystem: pafs.FileSystem | None = None) -> str | None:
+    """The data key an encrypted Parquet file was written under; None for a plaintext file. ``path`` is
+    on ``filesystem`` when one is given (an object store), else local."""
+    opened = filesystem.open_input_file(str(path)) if filesystem is not None else open(path, "rb")  # noqa: SIM115
+    with opened as handle:
         handle.seek(-8, os.SEEK_END)
         tail = handle.read(8)
         if tail[4:] != _ENCRYPTED:
@@ -59,15 +64,36 @@ def key_id_of(path: str | Path) -> str | None:
 
 class ParquetFiles:
     """Writes and reads mloop's Parquet files, encrypted under ``keyring``'s active data key when one is
-    given; plain pyarrow and DuckDB calls when it is None."""
+    given; plain pyarrow and DuckDB calls when it is None.
 
-    def __init__(self, keyring: Keyring | None = None) -> None:
+    A path that starts with ``remote``'s prefix (``s3://``) lives on ``remote``'s filesystem: it is read
+    through pyarrow (DuckDB scans it as a registered Arrow dataset, projection and filters pushed down)
+    and :meth:`replace` uploads it whole; every other path is a local file."""
+
+    def __init__(
+        self, keyring: Keyring | None = None, remote: tuple[str, pafs.FileSystem] | None = None
+    ) -> None:
         self.keyring = keyring
+        self.remote = remote
         self._factory: Any = None
+
+    def _remote_path(self, path: str | Path) -> str | None:
+        """``path`` on the remote filesystem, or None for a local file."""
+        if self.remote is None or not isinstance(path, str) or not path.startswith(self.remote[0]):
+            return None
+        return path[len(self.remote[0]) :]
 
     @property
     def encrypted(self) -> bool:
         return self.keyring is not None
+
+    def key_id(self, path: str | Path) -> str | None:
+        """:func:`key_id_of` of a local file or of an object on the remote store."""
+        remote = self._remote_path(path)
+        if remote is not None:
+            assert self.remote is not None
+            return key_id_of(remote, self.remote[1])
+        return key_id_of(path)
 
     # ---- writing --------------------------------------------------------------------------------------
 
@@ -89,6 +115,10 @@ class ParquetFiles:
     def replace(self, table: pa.Table, path: str | Path) -> None:
         """Write ``table`` to ``path`` atomically and durably (a temp file in the same folder, fsync,
         rename, fsync of the folder): readers see the old file or the whole new one, also after a crash."""
+        remote = self._remote_path(path)
+        if remote is not None:
+            self._upload(table, remote)
+            return
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
@@ -105,9 +135,26 @@ class ParquetFiles:
         finally:
             os.close(folder)
 
+    def _upload(self, table: pa.Table, remote: str) -> None:
+        """An object store has no rename, and an object appears only when its upload completes: the
+        file is written locally in full, then uploaded in one go (a failed upload shows nothing)."""
+        assert self.remote is not None
+        fd, tmp = tempfile.mkstemp(prefix="mloop-", suffix=".parquet")
+        os.close(fd)
+        try:
+            self.write_table(table, tmp)
+            pafs.copy_files(tmp, remote, source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=self.remote[1])  # fmt: skip
+        finally:
+            os.unlink(tmp)
+
     def rewrite(self, path: str | Path) -> None:
         """Rewrite ``path`` under the active data key: a temp file in the same folder, fsync, rename, so
-        a reader sees the old file or the new one and a crash leaves the old one."""
+        a reader sees the old file or the new one and a crash leaves the old one (on an object store:
+        read whole, then uploaded whole)."""
+        if self._remote_path(path) is not None:
+            self.replace(self.read_table(path), path)
+            return
         target = Path(path)
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
         try:
@@ -127,6 +174,11 @@ class ParquetFiles:
 
     def open(self, path: str | Path) -> pq.ParquetFile:
         """``pq.ParquetFile`` that decrypts (plaintext files open as they are)."""
+        remote = self._remote_path(path)
+        if remote is not None:
+            assert self.remote is not None
+            source: Any = self.remote[1].open_input_file(remote)
+            return pq.ParquetFile(source, decryption_properties=self._decryption())
         return pq.ParquetFile(path, decryption_properties=self._decryption())
 
     def read_table(
@@ -135,15 +187,24 @@ class ParquetFiles:
         """``pq.read_table`` of one file, or of several as one dataset (``schema=`` and ``filter=`` pass
         on)."""
         if isinstance(paths, str | Path):
+            remote = self._remote_path(paths)
+            if remote is not None:
+                assert self.remote is not None
+                return pq.read_table(remote, columns=columns, filesystem=self.remote[1],
+                                     decryption_properties=self._decryption(), **options)  # fmt: skip
             return pq.read_table(paths, columns=columns, decryption_properties=self._decryption(), **options)
         return self.dataset(paths, schema=options.pop("schema", None)).to_table(columns=columns, **options)
 
     def dataset(self, paths: Sequence[str | Path], schema: pa.Schema | None = None) -> ds.Dataset:
         """An Arrow dataset over ``paths`` (decrypting when encryption is on)."""
         names = [str(p) for p in paths]
-        if self.keyring is None:
-            return ds.dataset(names, schema=schema, format="parquet")
-        return ds.dataset(names, schema=schema, format=self._format())
+        filesystem = None
+        remote = [self._remote_path(p) for p in paths]
+        if names and all(r is not None for r in remote):
+            assert self.remote is not None
+            names, filesystem = [str(r) for r in remote], self.remote[1]
+        file_format = "parquet" if self.keyring is None else self._format()
+        return ds.dataset(names, schema=schema, format=file_format, filesystem=filesystem)
 
     def scan(
         self, con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *, union: bool = False
@@ -161,12 +222,21 @@ class ParquetFiles:
         """:meth:`scan` for a connection opened later: the FROM expression, and the Arrow datasets to
         register under their names before it is used (none when no file is encrypted)."""
         names = [str(p) for p in paths]
-        if self.keyring is None or not any(key_id_of(p) for p in names):
+        remote = any(self._remote_path(p) is not None for p in paths)
+        # DuckDB reads local files itself; objects on a remote store through pyarrow's filesystem.
+        if not remote and (self.keyring is None or not any(key_id_of(p) for p in names)):
             by_name = ", union_by_name = true" if union else ""
             return f"read_parquet([{', '.join(_literal(p) for p in names)}]{by_name})", {}
-        schema = pa.unify_schemas([self.open(p).schema_arrow for p in names]) if union else None
+        schema = None
+        if union:
+            if remote:  # a footer per file, each a round trip to the object store: fetched together
+                with ThreadPoolExecutor(16) as pool:
+                    opened = list(pool.map(self.open, names))
+            else:
+                opened = [self.open(p) for p in names]
+            schema = pa.unify_schemas([f.schema_arrow for f in opened])
         view = "_mloop_parquet_" + hashlib.sha256("\0".join(names).encode()).hexdigest()[:16]
-        return view, {view: self.dataset(names, schema=schema)}
+        return view, {view: self.dataset(list(paths), schema=schema)}
 
     # ---- pyarrow's encryption objects -------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Erasure in datasets: rewrite each Parquet file that holds a subject's rows without them, and the
 retention of quarantine files.
 
-Every file is replaced whole (a temporary file in the same folder, fsynced, then ``os.replace``), so a
-reader, or a kill at any moment, sees the old file or the new one, never a mix. The dataset's manifest
+Every file is replaced whole (a temporary file in the same folder, fsynced, then ``os.replace``; on S3 one
+upload of the whole new object), so a reader, or a kill at any moment, sees the old file or the new one,
+never a mix. The dataset's manifest
 (each ingestion's file list with its row and byte counts, and its accepted rows) is then brought in line
 with the files in one metadata transaction, from what the files hold: a run killed between the two leaves
 new files under old counts, and the next run (which finds nothing more to remove) corrects the counts.
@@ -26,18 +27,18 @@ from sqlalchemy.orm import Session
 
 from mloop.crypto import ParquetFiles
 from mloop.data.queries import DatasetCatalog
-from mloop.data.service import _locked
+from mloop.data.service import DataService
 from mloop.security.pii import canonical
 from mloop.store.schema import DatasetRow, IngestionRow
 
 Predicate = Callable[[pa.Table], Any]  # a table -> a boolean mask of the rows to remove
 
 
-def _read_table(path: Path, parquet: ParquetFiles) -> pa.Table:
+def _read_table(path: str | Path, parquet: ParquetFiles) -> pa.Table:
     return parquet.read_table(path)
 
 
-def _write_table(table: pa.Table, path: Path, parquet: ParquetFiles) -> None:
+def _write_table(table: pa.Table, path: str | Path, parquet: ParquetFiles) -> None:
     """Replace ``path`` by ``table`` atomically and durably, encrypted when encryption at rest is on."""
     parquet.replace(table, path)
 
@@ -79,7 +80,9 @@ def column_equals(name: str, value: Any) -> Predicate:
     return predicate
 
 
-def filter_file(path: Path, remove: Predicate, *, dry_run: bool, parquet: ParquetFiles) -> tuple[int, int]:
+def filter_file(
+    path: str | Path, remove: Predicate, *, dry_run: bool, parquet: ParquetFiles
+) -> tuple[int, int]:
     """Remove the rows ``remove`` selects from the Parquet file ``path``; answers (removed, rows left).
     A file with nothing to remove is left untouched."""
     table = _read_table(path, parquet)
@@ -109,7 +112,7 @@ class DatasetErasure:
         }
 
 
-class DatasetEraser(DatasetCatalog):
+class DatasetEraser(DataService):
     """Removes a subject's rows from every dataset; the caller checks the permission and commits
     :meth:`record` in its audited transaction."""
 
@@ -127,13 +130,13 @@ class DatasetEraser(DatasetCatalog):
             stored, _ = self._stored_schema(name)
             if stored is None or column not in stored.column_names:
                 continue  # files carry the columns of their schema version; a dataset never had it otherwise
-            with _locked(self.folder(name), exclusive=not dry_run):
+            with self._ctx.data.reaching(), self._locked(name, exclusive=not dry_run):
                 out.append(self._erase_one(name, remove, dry_run=dry_run))
         return out
 
     def _erase_one(self, name: str, remove: Predicate, *, dry_run: bool) -> DatasetErasure:
         found = DatasetErasure(name)
-        folder = self.folder(name)
+        folder, storage = self.folder(name), self._ctx.data
         with self._ctx.store.read() as session:
             ingestions = session.scalars(
                 select(IngestionRow).join(DatasetRow).where(*self._where(name))
@@ -142,18 +145,18 @@ class DatasetEraser(DatasetCatalog):
         for ingest_id, files, quarantine in listed:
             entries, changed = [], False
             for entry in files:
-                path = folder / str(entry["path"])
+                path = storage.join(folder, str(entry["path"]))
                 removed, left = filter_file(path, remove, dry_run=dry_run, parquet=self._ctx.parquet)
                 found.rows += removed
                 found.files += bool(removed)
-                size = entry["bytes"] if dry_run or not removed else path.stat().st_size
+                size = entry["bytes"] if dry_run or not removed else storage.size(path)
                 changed |= left != entry["rows"] or size != entry["bytes"]
                 entries.append({**entry, "rows": left, "bytes": size})
             if changed:  # this run's rewrite, or one a killed run left uncounted
                 found.recounted[ingest_id] = entries
-            if quarantine and (folder / quarantine).exists():
+            if quarantine and storage.exists(storage.join(folder, quarantine)):
                 found.quarantined += filter_file(
-                    folder / quarantine, remove, dry_run=dry_run, parquet=self._ctx.parquet
+                    storage.join(folder, quarantine), remove, dry_run=dry_run, parquet=self._ctx.parquet
                 )[0]
         return found
 
@@ -174,7 +177,7 @@ class DatasetEraser(DatasetCatalog):
 class QuarantinePurge:
     dataset: str
     ingest_id: str
-    path: Path
+    path: str  # a file's path, or its s3:// URL
     rows: int
 
 
@@ -195,7 +198,8 @@ class QuarantineRetention(DatasetCatalog):
                     IngestionRow.finished_at < cutoff,
                 )
             ).all()
-        return [QuarantinePurge(n, i, self.folder(n) / str(q), r) for n, i, q, r in rows]
+        join = self._ctx.data.join
+        return [QuarantinePurge(n, i, join(self.folder(n), str(q)), r) for n, i, q, r in rows]
 
     @staticmethod
     def forget(session: Session, purged: list[QuarantinePurge]) -> None:
@@ -206,7 +210,8 @@ class QuarantineRetention(DatasetCatalog):
             if row is not None:
                 row.quarantine = None
 
-    @staticmethod
-    def delete(purged: list[QuarantinePurge]) -> None:
-        for item in purged:
-            item.path.unlink(missing_ok=True)
+    def delete(self, purged: list[QuarantinePurge]) -> None:
+        storage = self._ctx.data
+        with storage.reaching():
+            for item in purged:
+                storage.delete(item.path)

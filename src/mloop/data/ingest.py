@@ -98,11 +98,11 @@ class Ingestion:
         *,
         workdir: Path,
         ingest_id: str,
-        existing: list[Path],
+        existing: list[str],
         progress: Progress | None = None,
         memory_limit: str | None = None,
         parquet: ParquetFiles = PLAIN,
-        key_ranges: Mapping[Path, keyrange.KeyRanges] | None = None,
+        key_ranges: Mapping[str, keyrange.KeyRanges] | None = None,
     ) -> None:
         self.dataset, self.source, self.workdir = dataset, source, workdir
         self.parquet = parquet
@@ -347,12 +347,12 @@ def run(
     *,
     workdir: Path,
     ingest_id: str,
-    existing: list[Path],
+    existing: list[str],
     write: bool,
     progress: Progress | None = None,
     memory_limit: str | None = None,
     parquet: ParquetFiles = PLAIN,
-    key_ranges: Mapping[Path, keyrange.KeyRanges] | None = None,
+    key_ranges: Mapping[str, keyrange.KeyRanges] | None = None,
 ) -> Outcome:
     """Validate ``source`` against ``dataset``; with ``write``, stage the output under ``workdir/out``."""
     with Ingestion(

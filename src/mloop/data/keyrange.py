@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -60,9 +59,9 @@ def candidates(
     con: duckdb.DuckDBPyConnection,
     fresh: str,
     dataset: Dataset,
-    files: Sequence[Path],
-    ranges: Mapping[Path, KeyRanges],
-) -> list[Path]:
+    files: Sequence[str],
+    ranges: Mapping[str, KeyRanges],
+) -> list[str]:
     """The files of ``files`` that may hold a key of table ``fresh`` (whose key columns carry their typed
     names): a file is skipped only when, for some key column, its range and the new keys' do not meet."""
     ordered = _ordered_key(dataset)

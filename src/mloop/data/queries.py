@@ -8,7 +8,6 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,11 +47,13 @@ class DatasetCatalog(Service):
     """Datasets of the project, for reading. Every method checks ``data.read``."""
 
     @property
-    def root(self) -> Path:
-        return Path(self._ctx.settings.data_url)
+    def root(self) -> str:
+        """Where ``data_url`` is: a folder's path, or ``s3://bucket/prefix``."""
+        return self._ctx.data.root
 
-    def folder(self, name: str) -> Path:
-        return self.root / name
+    def folder(self, name: str) -> str:
+        """Where dataset ``name``'s files are (a folder's path, or an S3 prefix)."""
+        return self._ctx.data.join(self.root, name)
 
     # ---- schema ---------------------------------------------------------------------------------------
 
@@ -112,13 +113,15 @@ class DatasetCatalog(Service):
             self._require(name)
         return [self._report(r, name) for r in rows]
 
-    def files(self, name: str) -> builtins.list[Path]:
-        """The Parquet files of every committed ingestion (what readers and the feature store scan)."""
+    def files(self, name: str) -> builtins.list[str]:
+        """The Parquet files of every committed ingestion (what readers and the feature store scan):
+        paths, or ``s3://`` URLs when data_url is on S3."""
         self._authorize("data.read", f"dataset:{name}")
         files = self._committed_files(name)
         if not files:
             self._require(name)
-        return [self.folder(name) / f for f in files]
+        folder = self.folder(name)
+        return [self._ctx.data.join(folder, f) for f in files]
 
     def read(
         self,
@@ -211,7 +214,7 @@ class DatasetCatalog(Service):
             where.append(f"{quote(dataset.timestamp)} < {literal(as_utc(end).isoformat())}::TIMESTAMPTZ")
         import duckdb
 
-        with duckdb.connect() as con:
+        with duckdb.connect() as con, self._ctx.data.reaching():
             con.execute("SET TimeZone = 'UTC'")
             sql = f"SELECT {cols} FROM {self._ctx.parquet.scan(con, files)}"
             if where:
@@ -232,7 +235,7 @@ class DatasetCatalog(Service):
         import duckdb
 
         paths = [r.quarantine for r in reports if r.quarantine]
-        with duckdb.connect() as con:
+        with duckdb.connect() as con, self._ctx.data.reaching():
             return (
                 con.sql(f"SELECT * FROM {self._ctx.parquet.scan(con, paths, union=True)}")
                 .to_arrow_table()
@@ -275,17 +278,19 @@ class DatasetCatalog(Service):
             ).all()
         return [str(f["path"]) for files in lists for f in files]
 
-    def _key_ranges(self, name: str) -> dict[Path, dict[str, dict[str, str]]]:
+    def _key_ranges(self, name: str) -> dict[str, dict[str, dict[str, str]]]:
         """Each committed file's key ranges (:mod:`mloop.data.keyrange`), where its entry records them."""
         with self._ctx.store.read() as session:
             lists = session.scalars(
                 select(IngestionRow.files).join(DatasetRow).where(*self._where(name))
             ).all()
-        folder = self.folder(name)
-        return {folder / str(f["path"]): dict(f["keys"]) for files in lists for f in files if f.get("keys")}
+        folder, join = self.folder(name), self._ctx.data.join
+        return {
+            join(folder, str(f["path"])): dict(f["keys"]) for files in lists for f in files if f.get("keys")
+        }
 
     def _report(self, row: IngestionRow, name: str, *, skipped: bool = False) -> IngestReport:
-        folder = self.folder(name)
+        folder, join = self.folder(name), self._ctx.data.join
         return IngestReport(
             dataset=name,
             source=row.source,
@@ -295,8 +300,8 @@ class DatasetCatalog(Service):
             rows_quarantined=row.rows_quarantined,
             by_reason=dict(row.reasons),
             ingest_id=row.id,
-            files=[str(folder / f["path"]) for f in row.files],
-            quarantine=str(folder / row.quarantine) if row.quarantine else None,
+            files=[join(folder, str(f["path"])) for f in row.files],
+            quarantine=join(folder, row.quarantine) if row.quarantine else None,
             schema_version=row.schema_version,
             min_ts=row.min_ts,
             max_ts=row.max_ts,

@@ -1,21 +1,21 @@
 """``project.data``: ingest and validate datasets (reading them is :mod:`mloop.data.queries`).
 
 Ingestion commits in two steps that keep "nothing half-written" true: the engine stages every file in a
-private folder; the files are moved into the dataset (each rename atomic), then one metadata transaction
-records the ingestion, its file list and its audit event. Readers see only files listed by committed
-ingestions, so a crash in between leaves orphans that the next ingestion of the dataset removes.
+private local folder; the files are published into the dataset (a rename in a folder, one upload each on
+S3, where an object appears only when complete), then one metadata transaction records the ingestion, its
+file list and its audit event. Readers see only files listed by committed ingestions, so a crash in
+between leaves orphans that the next ingestion of the dataset removes; a failure before the commit
+deletes what was published.
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
-import fcntl
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from mloop._time import utcnow
 from mloop.data import ingest as engine
 from mloop.data import queries
 from mloop.data.infer import infer_dataset
+from mloop.data.lock import dataset_lock
 from mloop.data.queries import DatasetCatalog
 from mloop.data.report import IngestReport
 from mloop.data.schema import Dataset, name_problem
@@ -90,12 +91,13 @@ class DataService(DatasetCatalog):
         declared = _declared(dataset, schema, name)
         self._authorize("data.write" if write else "data.read", f"dataset:{name}")
         folder = self.folder(declared.name if declared else name)
-        fresh = not folder.exists()
+        storage = self._ctx.data
+        fresh = not storage.remote and not os.path.exists(folder)
         try:
-            with _locked(folder, exclusive=write):
+            with storage.reaching(), self._locked(name, exclusive=write):
                 report = self._locked_run(src, name, declared, folder, progress, memory_limit, write=write)
         finally:
-            if fresh and not any(p.name != ".lock" for p in folder.iterdir()):
+            if fresh and not any(p.name != ".lock" for p in Path(folder).iterdir()):
                 shutil.rmtree(folder, ignore_errors=True)  # a failed first ingestion leaves no trace
         report.seconds = time.perf_counter() - started
         return report
@@ -105,7 +107,7 @@ class DataService(DatasetCatalog):
         src: Source,
         name: str,
         declared: Dataset | None,
-        folder: Path,
+        folder: str,
         progress: engine.Progress | None,
         memory_limit: str | None,
         *,
@@ -113,7 +115,8 @@ class DataService(DatasetCatalog):
     ) -> IngestReport:
         stored, version = self._stored_schema(name)
         ingest_id = uuid.uuid4().hex
-        workdir = folder / "_staging" / ingest_id
+        # Staged beside the dataset in a folder (a rename publishes it), on local scratch disk for S3.
+        workdir = self._ctx.data.staging(folder) / ingest_id
         workdir.mkdir(parents=True)
         # The fingerprint (a SHA-256 of the whole file) is computed beside validation, not before it: a new
         # file, the common case, costs the longer of the two instead of their sum.
@@ -188,20 +191,27 @@ class DataService(DatasetCatalog):
         stored: Dataset | None,
         outcome: engine.Outcome,
         staged: Path,
-        folder: Path,
+        folder: str,
         ingest_id: str,
     ) -> None:
-        moved: builtins.list[Path] = []
+        storage = self._ctx.data
+        published: builtins.list[str] = []
         files: list[dict[str, Any]] = []
-        for entry in outcome.files:
-            relative = Path(str(entry["path"])).relative_to("data")
-            files.append({**entry, "path": relative.as_posix()})
-            moved.append(_move(staged / str(entry["path"]), folder / relative))
         quarantine: str | None = None
+        moves = []
+        for entry in outcome.files:
+            relative = Path(str(entry["path"])).relative_to("data").as_posix()
+            files.append({**entry, "path": relative})
+            moves.append((staged / str(entry["path"]), relative))
         if outcome.quarantine:
             quarantine = f"_quarantine/{ingest_id}.parquet"
-            moved.append(_move(staged / outcome.quarantine, folder / quarantine))
+            moves.append((staged / outcome.quarantine, quarantine))
         try:
+            # Published first, then listed in the manifest: readers see only listed files, so a crash in
+            # between leaves orphans (removed by the next ingestion), never a half-visible ingestion.
+            for local, relative in moves:
+                published.append(storage.join(folder, relative))
+                storage.publish(local, published[-1])
             with self._mutate("data.write", f"dataset:{report.dataset}", action="data.ingest") as change:
                 session = change.session
                 row = self._dataset_row(session, report.dataset)
@@ -221,27 +231,34 @@ class DataService(DatasetCatalog):
                 session.flush()
                 change.payload.update(ingest_id=ingest_id, **recorded)
         except BaseException:
-            for path in moved:
-                path.unlink(missing_ok=True)
-                with contextlib.suppress(OSError):  # a partition folder only this ingestion had filled
-                    path.parent.rmdir()
+            for location in published:
+                with contextlib.suppress(Exception):  # what cannot be deleted now is an orphan for later
+                    storage.delete(location)
             raise
         report.ingest_id = ingest_id
-        report.files = [str(folder / f["path"]) for f in files]
-        report.quarantine = str(folder / quarantine) if quarantine else None
+        report.files = [storage.join(folder, f["path"]) for f in files]
+        report.quarantine = storage.join(folder, quarantine) if quarantine else None
 
-    def _remove_orphans(self, folder: Path, name: str, workdir: Path) -> None:
+    def _remove_orphans(self, folder: str, name: str, workdir: Path) -> None:
         """Delete files left by an ingestion that crashed before it committed (the lock is held, so no
         other ingestion or validation is running: every working folder but ours is a crash's)."""
-        known = {str(folder / f) for f in self._committed_files(name)}
+        storage = self._ctx.data
+        known = {storage.join(folder, f) for f in self._committed_files(name)}
         with self._ctx.store.read() as session:
-            known |= {str(folder / q) for q in queries.quarantine_files(session, self._ctx.project_id, name)}
-        for path in folder.rglob("*.parquet"):
-            if "_staging" not in path.relative_to(folder).parts and str(path) not in known:
-                path.unlink()
+            known |= {
+                storage.join(folder, q) for q in queries.quarantine_files(session, self._ctx.project_id, name)
+            }
+        for location in storage.list(folder):
+            if "_staging" not in location[len(folder) :].split("/") and location not in known:
+                storage.delete(location)
         for staged in workdir.parent.iterdir():
             if staged != workdir:
                 shutil.rmtree(staged, ignore_errors=True)
+
+    def _locked(self, name: str, *, exclusive: bool) -> contextlib.AbstractContextManager[None]:
+        """One ingestion (or erasure) of a dataset at a time, on this host and across hosts."""
+        lease = f"dataset:{self._ctx.project_id}:{name}"
+        return dataset_lock(self._ctx.data, self._ctx.store, lease, self.folder(name), exclusive=exclusive)
 
     def set_schema(self, dataset: Dataset) -> int:
         """Record a new schema version for ``dataset`` (creating the dataset if needed); returns the version."""
@@ -289,21 +306,3 @@ def _declared(dataset: str | Dataset, schema: str | Path | Dataset | None, name:
 def _timed(function: Any, *args: Any) -> tuple[Any, float]:
     clock = time.perf_counter()
     return function(*args), round(time.perf_counter() - clock, 4)
-
-
-def _move(src: Path, dst: Path) -> Path:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(src, dst)
-    return dst
-
-
-@contextlib.contextmanager
-def _locked(folder: Path, *, exclusive: bool) -> Iterator[None]:
-    """One ingestion per dataset at a time (readers of the manifest need no lock)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mloop._service import Service
@@ -109,17 +108,19 @@ class FeatureEraser(Service):
         return out
 
     def _push_log(self, column: str, value: Any, found: FeatureErasure, *, dry_run: bool) -> None:
-        root = push_log(Path(self._ctx.settings.data_url), "")
-        if not root.is_dir():
-            return
+        storage = self._ctx.data
+        root = push_log(storage, "")
         remove = column_equals(column, value)
-        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-            rows = sum(
-                filter_file(path, remove, dry_run=dry_run, parquet=self._ctx.parquet)[0]
-                for path in sorted(folder.rglob("*.parquet"))
-            )
-            if rows:
-                found.push_rows[folder.name] = rows
+        by_source: dict[str, list[str]] = {}
+        with storage.reaching():
+            for path in storage.list(root):
+                by_source.setdefault(path[len(root) :].strip("/").split("/", 1)[0], []).append(path)
+            for source, paths in sorted(by_source.items()):
+                rows = sum(
+                    filter_file(p, remove, dry_run=dry_run, parquet=self._ctx.parquet)[0] for p in paths
+                )
+                if rows:
+                    found.push_rows[source] = rows
 
     def _online(self) -> OnlineStore:
         return self._ctx.resources.get(

@@ -28,6 +28,7 @@ from mloop.features.definitions import FeatureView, Field, PushSource
 from mloop.features.keys import typed_array
 from mloop.features.online.base import OnlineEvent, OnlineRow, entity_key
 from mloop.features.tables import EVENT_ID, PUSHED_AT
+from mloop.storage import DataStorage
 
 
 def prepare(source: PushSource, rows: Any) -> pa.Table:
@@ -83,18 +84,25 @@ def event_ids(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def append_log(table: pa.Table, folder: Path, parquet: ParquetFiles = PLAIN) -> Path:
-    """Write one Parquet file of pushed rows into the log, atomically (temp file, fsync, rename)."""
+def append_log(table: pa.Table, folder: str, storage: DataStorage, parquet: ParquetFiles = PLAIN) -> str:
+    """Write one Parquet file of pushed rows into the log at ``folder``, atomically: a local file written
+    and fsynced, then published (renamed into the folder, or uploaded whole to S3)."""
     now = utcnow()
     table = table.append_column(PUSHED_AT, pa.array([now] * table.num_rows, pa.timestamp("us", tz="UTC")))
-    target = folder / f"date={now:%Y-%m-%d}" / f"{now:%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    with tmp.open("wb") as handle:
-        parquet.write_table(table, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
+    name = f"{now:%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+    target = storage.join(folder, f"date={now:%Y-%m-%d}", name)
+    staging = Path(target).parent if not storage.remote else storage.staging(folder)
+    staging.mkdir(parents=True, exist_ok=True)
+    tmp = staging / f".{name}.tmp"
+    try:
+        with tmp.open("wb") as handle:
+            parquet.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with storage.reaching():
+            storage.publish(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
 
 

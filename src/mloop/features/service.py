@@ -116,7 +116,7 @@ class FeatureService(Service):
         wanted, hidden = on_demand.inputs_needed(resolved)
         views = {name: resolved.objects[name] for name in wanted}
         tables = {
-            name: table_for(view, self._data, self._data_root, self._ctx.parquet)  # type: ignore[arg-type]
+            name: table_for(view, self._data, self._ctx.data, self._ctx.parquet)  # type: ignore[arg-type]
             for name, view in views.items()
         }
         column = timestamp or _timestamp_column(entity_df)
@@ -227,7 +227,7 @@ class FeatureService(Service):
         with connect(self._workdir()) as con:
             plans = []
             for view in selected:
-                table = table_for(view, self._data, self._data_root, self._ctx.parquet)
+                table = table_for(view, self._data, self._ctx.data, self._ctx.parquet)
                 table.attach(con)
                 check_timestamps(con, view, table)
                 start = start_of(view)
@@ -314,7 +314,8 @@ class FeatureService(Service):
             report.written += self.online_store.write(namespace, online_rows) if online_rows else 0
             report.written += self.online_store.add_events(namespace, events) if events else 0
             report.views.append(view.name)
-        report.log = str(pushing.append_log(table, push_log(self._data_root, name), self._ctx.parquet))
+        log = push_log(self._ctx.data, name)
+        report.log = pushing.append_log(table, log, self._ctx.data, self._ctx.parquet)
         report.seconds = time.perf_counter() - clock
         return report
 
@@ -343,7 +344,7 @@ class FeatureService(Service):
     def _last_pushed(self, source: PushSource) -> datetime | None:
         from mloop.features.tables import push_table
 
-        table = push_table(source, self._data_root, self._ctx.parquet)
+        table = push_table(source, self._ctx.data, self._ctx.parquet)
         with connect() as con:
             table.attach(con)
             return span(con, table)[1]
@@ -354,12 +355,14 @@ class FeatureService(Service):
     def _data(self) -> DataService:
         return DataService(self._ctx)
 
-    @property
-    def _data_root(self) -> Path:
-        return Path(self._ctx.settings.data_url)
-
     def _workdir(self) -> Path:
-        path = Path(self._ctx.settings.data_url) / "_tmp"
+        """Where DuckDB spills: beside the data in a folder, on local scratch disk when data is on S3."""
+        storage = self._ctx.data
+        path = (
+            Path(storage.root) / "_tmp"
+            if not storage.remote
+            else Path(self._ctx.settings.scratch_dir) / "features"
+        )
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -6,8 +6,6 @@ a half-written ingestion is never seen); push sources through their offline log,
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mloop.crypto import PLAIN, ParquetFiles
 from mloop.data.schema import DTYPES
 from mloop.data.service import DataService
@@ -15,20 +13,25 @@ from mloop.data.sql import quote
 from mloop.errors import SchemaError
 from mloop.features.definitions import DatasetSource, FeatureView, Field, PushSource
 from mloop.features.offline import Table
+from mloop.storage import DataStorage
 
 EVENT_ID = "_event_id"
 PUSHED_AT = "_pushed_at"
 
 
-def push_log(data_root: Path, source: str) -> Path:
-    return data_root / "_push" / source
+def push_log(storage: DataStorage, source: str) -> str:
+    """Where push source ``source``'s offline log is (``<data_url>/_push/<source>``)."""
+    return storage.join(storage.root, "_push", source) if source else storage.join(storage.root, "_push")
 
 
-def table_for(view: FeatureView, data: DataService, data_root: Path, parquet: ParquetFiles = PLAIN) -> Table:
-    """``parquet`` reads the files mloop keeps (datasets, the push log), encrypted or not."""
+def table_for(
+    view: FeatureView, data: DataService, storage: DataStorage, parquet: ParquetFiles = PLAIN
+) -> Table:
+    """``parquet`` reads the files mloop keeps (datasets, the push log), encrypted or not, where
+    ``storage`` keeps them (a folder, or S3: then scanned in place through pyarrow)."""
     source = view.source
     if isinstance(source, PushSource):
-        return push_table(source, data_root, parquet)
+        return push_table(source, storage, parquet)
     if isinstance(source, DatasetSource):
         files = data.files(source.dataset)
         if not files:
@@ -49,10 +52,9 @@ def table_for(view: FeatureView, data: DataService, data_root: Path, parquet: Pa
     return Table(PLAIN.relation(files, union=True)[0], source.timestamp, source.created_timestamp)
 
 
-def push_table(source: PushSource, data_root: Path, parquet: ParquetFiles = PLAIN) -> Table:
+def push_table(source: PushSource, storage: DataStorage, parquet: ParquetFiles = PLAIN) -> Table:
     """The push log, each event once (a retried push is stored once)."""
-    folder = push_log(data_root, source.name)
-    files = sorted(folder.rglob("*.parquet")) if folder.exists() else []
+    files = storage.list(push_log(storage, source.name))
     columns = ", ".join(quote(f.name) for f in source.schema)
     arrow: dict[str, object] = {}
     if not files:

@@ -14,9 +14,10 @@ from mloop.metrics import evaluation
 from mloop.monitoring.performance import coerce_labels, scores
 from mloop.predictions.feedback import read_feedback
 from mloop.predictions.files import read_predictions
+from mloop.predictions.place import LogFolder
 
 
-def version_stats(folder: Path, endpoint: str, since: datetime, until: datetime | None = None, *,
+def version_stats(folder: Path | LogFolder, endpoint: str, since: datetime, until: datetime | None = None, *,
                   min_labels: int = 200, parquet: ParquetFiles = PLAIN) -> dict[int, dict[str, Any]]:  # fmt: skip
     """``{version: {"requests", "errors", "error_rate", "p99_ms", "labelled", "live_auc"}}`` for the
     requests answered (or failed) from ``since``; ``live_auc`` is None below ``min_labels`` labels or

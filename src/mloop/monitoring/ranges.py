@@ -28,6 +28,7 @@ from mloop.crypto import PLAIN, ParquetFiles
 from mloop.errors import MalformedInput
 from mloop.monitoring import windows
 from mloop.predictions.files import SCHEMA, live_records, parquet_parts
+from mloop.predictions.place import LogFolder
 
 AUTO_WINDOWS = 1_000  # more windows than a heatmap can show or a table can be read in
 LADDER = tuple(
@@ -93,16 +94,18 @@ def choose(
     return Range(windows.floor(since, size), until, size, note)
 
 
-def data_span(folder: Path, endpoint: str, parquet: ParquetFiles = PLAIN) -> tuple[datetime, datetime] | None:
+def data_span(
+    folder: Path | LogFolder, endpoint: str, parquet: ParquetFiles = PLAIN
+) -> tuple[datetime, datetime] | None:
     """The times of the first and the last prediction logged for ``endpoint`` (None when there is none).
 
     Reads only the ``ts`` column of the oldest and the newest day's Parquet parts, and the live segments."""
     parts = parquet_parts(folder, endpoint)
     times: list[datetime] = []
     if parts:
-        days = sorted({p.parent for p in parts})
+        days = sorted({p.rsplit("/", 1)[0] for p in parts})
         for day in {days[0], days[-1]}:
-            table = parquet.dataset([p for p in parts if p.parent == day], schema=SCHEMA).to_table(
+            table = parquet.dataset([p for p in parts if p.rsplit("/", 1)[0] == day], schema=SCHEMA).to_table(
                 columns=["ts"]
             )
             if table.num_rows:
@@ -114,9 +117,9 @@ def data_span(folder: Path, endpoint: str, parquet: ParquetFiles = PLAIN) -> tup
     return (min(times), max(times)) if times else None
 
 
-def logged_endpoints(folder: Path) -> set[str]:
+def logged_endpoints(folder: Path | LogFolder) -> set[str]:
     """The endpoints the compacted prediction log holds predictions of."""
-    return {unquote(p.parent.parent.name.partition("=")[2]) for p in parquet_parts(folder)}
+    return {unquote(p.rsplit("/", 3)[-3].partition("=")[2]) for p in parquet_parts(folder)}
 
 
 def _count(since: datetime, until: datetime, size: timedelta) -> int:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from mloop.crypto import PLAIN, ParquetFiles
 from mloop.crypto.child import to_line
+from mloop.predictions.place import LogFolder
 
 log = logging.getLogger("mloop.predictions")
 
@@ -38,10 +39,17 @@ except (AttributeError, OSError):
 import gc
 gc.disable()
 from pathlib import Path
+from mloop.crypto import ParquetFiles
 from mloop.crypto.child import from_line
 from mloop.predictions.files import compact
+from mloop.predictions.place import LogFolder
+from mloop.storage import open_data_storage, remote_files
 folder = Path(sys.argv[1])
 parquet = from_line(sys.stdin.readline())
+if len(sys.argv) > 3:  # the Parquet parts on S3: spool folder, parts location, data_url
+    storage = open_data_storage(sys.argv[3])
+    folder = LogFolder(folder, sys.argv[2], storage)
+    parquet = ParquetFiles(parquet.keyring, remote_files(storage))
 gc.collect()
 gc.freeze()
 for line in sys.stdin:
@@ -54,7 +62,7 @@ for line in sys.stdin:
 class Compactor:
     """The compacting child of one writer; used from the writer's background thread only."""
 
-    def __init__(self, folder: Path, parquet: ParquetFiles = PLAIN) -> None:
+    def __init__(self, folder: Path | LogFolder, parquet: ParquetFiles = PLAIN) -> None:
         self.folder = folder
         self.parquet = parquet
         self._process: subprocess.Popen[str] | None = None
@@ -76,8 +84,11 @@ class Compactor:
                             "new one", process.returncode)  # fmt: skip
             process, segments = None, [*self._handed, *segments]
         if process is None:
+            where = [str(self.folder)]
+            if isinstance(self.folder, LogFolder):
+                where = [str(self.folder.spool), self.folder.parts, self.folder.storage.url]
             process = self._process = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(self.folder)], stdin=subprocess.PIPE,
+                [sys.executable, "-c", _CHILD, *where], stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL, text=True,
             )  # fmt: skip
             assert process.stdin is not None

@@ -25,6 +25,7 @@ from mloop.crypto import ParquetFiles
 from mloop.data.erasure import filter_file
 from mloop.predictions import files
 from mloop.predictions.feedback import FOLDER as FEEDBACK
+from mloop.predictions.place import LogFolder
 from mloop.security.pii import Pseudonymizer
 
 
@@ -41,12 +42,19 @@ class PredictionErasure:
 
 
 def erase(
-    folder: Path, column: str, value: Any, keys: Pseudonymizer, *, dry_run: bool, parquet: ParquetFiles
+    folder: Path | LogFolder,
+    column: str,
+    value: Any,
+    keys: Pseudonymizer,
+    *,
+    dry_run: bool,
+    parquet: ParquetFiles,
 ) -> PredictionErasure:
     """Remove from the log under ``folder`` the rows whose input or request key ``column`` is ``value``, and
     their labels."""
     found = PredictionErasure()
-    if not folder.is_dir():
+    place = LogFolder.of(folder)
+    if not place.exists():
         return found
     if not dry_run:
         # stopped writers' segments into Parquet, where they can be rewritten
@@ -74,7 +82,9 @@ def erase(
         found.rows, found.files = found.rows + removed, found.files + bool(removed)
         found.requests.update(matched)
     wanted = found.requests
-    for part in sorted((folder / FEEDBACK).glob("date=*/part-*.parquet")):
+    with place.storage.reaching():
+        labels_files = sorted(place.storage.list(place.join(FEEDBACK)))
+    for part in labels_files:
 
         def labels(table: pa.Table) -> Any:
             pairs = zip(table["request_id"].to_pylist(), table["row"].to_pylist(), strict=True)
@@ -99,16 +109,21 @@ def _holds(text: str | None, column: str, value: Any, keys: Pseudonymizer) -> bo
 class Expired:
     """A folder of the log (a day of one endpoint, or a day of feedback) past the retention cut-off."""
 
-    path: Path
+    path: Path | str  # a local folder, or the day's prefix on S3
     day: date
     files: int
+    objects: tuple[str, ...] = ()  # on S3 (where a "folder" is only a prefix): the day's files
 
 
-def expired(folder: Path, days: int, now: datetime) -> list[Expired]:
+def expired(folder: Path | LogFolder, days: int, now: datetime) -> list[Expired]:
     """Day folders whose whole day is older than ``days`` days before ``now``."""
     cutoff = (now - timedelta(days=days)).date()
+    place = LogFolder.of(folder)
+    if place.storage.remote:
+        return _expired_objects(place, cutoff)
+    root = Path(place.parts)
     out = []
-    for day_dir in [*folder.glob("endpoint=*/date=*"), *(folder / FEEDBACK).glob("date=*")]:
+    for day_dir in [*root.glob("endpoint=*/date=*"), *(root / FEEDBACK).glob("date=*")]:
         try:
             day = date.fromisoformat(day_dir.name.partition("=")[2])
         except ValueError:
@@ -118,10 +133,39 @@ def expired(folder: Path, days: int, now: datetime) -> list[Expired]:
     return sorted(out, key=lambda e: (e.day, str(e.path)))
 
 
-def purge(found: list[Expired]) -> None:
-    """Delete the folders: each file goes whole, and a rerun finishes what a killed run left."""
+def _expired_objects(place: LogFolder, cutoff: date) -> list[Expired]:
+    by_day: dict[str, list[str]] = {}
+    with place.storage.reaching():
+        found = place.storage.list(place.parts)
+    for location in found:
+        prefix, _, _name = location.rpartition("/")
+        parent, _, day_dir = prefix.rpartition("/")
+        if day_dir.startswith("date=") and parent.rsplit("/", 1)[-1].startswith(("endpoint=", FEEDBACK)):
+            by_day.setdefault(prefix, []).append(location)
+    out = []
+    for prefix, objects in by_day.items():
+        try:
+            day = date.fromisoformat(prefix.rsplit("=", 1)[1])
+        except ValueError:
+            continue
+        if day < cutoff:
+            out.append(Expired(prefix, day, len(objects), tuple(objects)))
+    return sorted(out, key=lambda e: (e.day, str(e.path)))
+
+
+def purge(found: list[Expired], folder: Path | LogFolder | None = None) -> None:
+    """Delete the folders: each file goes whole, and a rerun finishes what a killed run left. ``folder``
+    (the log's) is needed for days on S3."""
     for item in found:
-        shutil.rmtree(item.path, ignore_errors=True)
-        parent = item.path.parent
+        if item.objects:
+            assert folder is not None, "days on S3 are deleted through the log's storage"
+            storage = LogFolder.of(folder).storage
+            with storage.reaching():
+                for location in item.objects:
+                    storage.delete(location)
+            continue
+        path = Path(item.path)
+        shutil.rmtree(path, ignore_errors=True)
+        parent = path.parent
         if parent.name.startswith("endpoint=") and not any(parent.iterdir()):
             parent.rmdir()

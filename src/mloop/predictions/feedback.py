@@ -40,6 +40,7 @@ from mloop.errors import MalformedInput
 from mloop.models.signature import FieldProblem
 from mloop.predictions.files import read_predictions, write_parquet
 from mloop.predictions.log import PredictionLog
+from mloop.predictions.place import LogFolder
 
 FOLDER = "feedback"
 MAX_ITEMS = 10_000
@@ -94,7 +95,8 @@ class Feedback:
 
     def __init__(self, log: PredictionLog) -> None:
         self.log = log
-        self.folder = log.folder / FOLDER
+        self.place = LogFolder.of(log.folder)
+        self.folder = self.place.join(FOLDER)  # a path, or an s3:// URL when data_url is on S3
 
     def attach(self, caller: Any, labels: Sequence[Label]) -> FeedbackResult:
         """Store the labels whose request is logged; answer how many were stored and the unknown ids."""
@@ -134,7 +136,9 @@ class Feedback:
             schema=SCHEMA,
         )
         name = f"part-{now:%Y%m%dT%H%M%S%f}-{os.getpid()}-{secrets.token_hex(4)}.parquet"
-        write_parquet(table, self.folder / f"date={now.date().isoformat()}" / name, self.log.parquet)
+        target = self.place.storage.join(self.folder, f"date={now.date().isoformat()}", name)
+        with self.place.storage.reaching():
+            write_parquet(table, target, self.log.parquet)
 
     def read(
         self, endpoint: str | None = None, since: datetime | None = None, until: datetime | None = None
@@ -185,7 +189,7 @@ def _label_problem(label: Any) -> str | None:
 
 
 def read_feedback(
-    folder: Path | str,
+    folder: Path | str | LogFolder,
     endpoint: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -193,8 +197,11 @@ def read_feedback(
 ) -> pd.DataFrame:
     """Every stored label with ``since <= received_at < until``, oldest first: request_id, row, endpoint,
     label (the value as sent), received_at. ``folder`` is the prediction log's folder."""
-    parts = sorted((Path(folder) / FOLDER).glob("date=*/part-*.parquet"))
-    table = parquet.dataset(parts, schema=SCHEMA).to_table() if parts else SCHEMA.empty_table()
+    place = LogFolder.of(folder if isinstance(folder, LogFolder) else Path(folder))
+    with place.storage.reaching():
+        parts = [p for p in place.storage.list(place.join(FOLDER))
+                 if p.rsplit("/", 2)[-2].startswith("date=") and p.rsplit("/", 1)[-1].startswith("part-")]  # fmt: skip
+        table = parquet.dataset(parts, schema=SCHEMA).to_table() if parts else SCHEMA.empty_table()
     mask = None
     times = [since and pa.scalar(as_utc(since), SCHEMA.field("received_at").type),
              until and pa.scalar(as_utc(until), SCHEMA.field("received_at").type)]  # fmt: skip
@@ -211,7 +218,7 @@ def read_feedback(
 
 
 def labelled(
-    folder: Path | str,
+    folder: Path | str | LogFolder,
     endpoint: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,

@@ -7,6 +7,9 @@ the folder)::
     segments/<writer>-<seq>.jsonl             append-only JSON lines, one per request
     endpoint=<name>/date=<YYYY-MM-DD>/part-<writer>-<seq>.parquet    compacted, one row per predicted row
 
+With ``data_url`` on S3, ``segments/`` is in each server's local spool folder and the rest on S3
+(:class:`~mloop.predictions.place.LogFolder`); every function here takes either a local folder or that.
+
 A Parquet part is named after the segment it came from, so compacting a segment twice (a crash between
 writing the Parquet and deleting the segment) replaces the same file instead of duplicating its rows.
 """
@@ -34,11 +37,12 @@ import pyarrow.compute as pc
 
 from mloop._time import as_utc
 from mloop.crypto import PLAIN, ParquetFiles
-from mloop.predictions import tensors
+from mloop.predictions import place, tensors
+from mloop.predictions.place import LogFolder
 
 log = logging.getLogger("mloop.predictions")
 
-SEGMENTS = "segments"
+SEGMENTS = place.SEGMENTS
 FIXED = ["request_id", "row", "ts", "endpoint", "model", "version", "revision", "latency_s", "status",
          "prediction"]  # fmt: skip
 _RESERVED = {*FIXED, "label", "labelled_at"}  # the columns labelled() adds
@@ -234,7 +238,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_parquet(table: pa.Table, target: Path, parquet: ParquetFiles = PLAIN) -> None:
+def write_parquet(table: pa.Table, target: Path | str, parquet: ParquetFiles = PLAIN) -> None:
     """Write ``target`` so that readers see the old file or the whole new one, and it survives a crash;
     encrypted when ``parquet`` encrypts."""
     parquet.replace(table, target)
@@ -262,9 +266,15 @@ def partition(folder: Path, endpoint: str, day: date) -> Path:
     return folder / f"endpoint={quote(endpoint, safe='')}" / f"date={day.isoformat()}"
 
 
-def compact(folder: Path, segment: Path, parquet: ParquetFiles = PLAIN) -> tuple[int, int]:
+def part_location(folder: LogFolder, endpoint: str, day: date, name: str) -> str:
+    return folder.join(f"endpoint={quote(endpoint, safe='')}", f"date={day.isoformat()}", name)
+
+
+def compact(folder: Path | LogFolder, segment: Path, parquet: ParquetFiles = PLAIN) -> tuple[int, int]:
     """Turn ``segment`` into Parquet parts (one per endpoint and date), then delete it. The caller holds
-    the segment's writer lock. Answers (rows written, lines skipped)."""
+    the segment's writer lock. Answers (rows written, lines skipped). On S3 each part is uploaded whole;
+    if S3 cannot be reached the segment stays, to be compacted later."""
+    place = LogFolder.of(folder)
     try:
         data = segment.read_bytes()
     except FileNotFoundError:
@@ -276,17 +286,20 @@ def compact(folder: Path, segment: Path, parquet: ParquetFiles = PLAIN) -> tuple
     rows = 0
     for (endpoint, day), recs in groups.items():
         table = to_table(recs)
-        write_parquet(table, partition(folder, endpoint, day) / f"part-{segment.stem}.parquet", parquet)
+        with place.storage.reaching():
+            write_parquet(table, part_location(place, endpoint, day, f"part-{segment.stem}.parquet"), parquet)
         rows += table.num_rows
     segment.unlink(missing_ok=True)  # only now: its rows are durable in Parquet
     fsync_dir(segment.parent)
     return rows, skipped
 
 
-def recover(folder: Path, own: str | None = None, parquet: ParquetFiles = PLAIN) -> tuple[int, int, int]:
+def recover(
+    folder: Path | LogFolder, own: str | None = None, parquet: ParquetFiles = PLAIN
+) -> tuple[int, int, int]:
     """Compact the segments of writers that are gone (their lock is free), safely across processes.
     Answers (segments, rows, skipped lines)."""
-    segments = folder / SEGMENTS
+    segments = LogFolder.of(folder).segments
     writers = {writer_of(p) for p in segments.glob("*.jsonl")} | {p.stem for p in segments.glob("*.lock")}
     done = rows = skipped = 0
     for writer in sorted(writers - {own}):
@@ -314,29 +327,44 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def parquet_parts(
-    folder: Path, endpoint: str | None = None, since: datetime | None = None, until: datetime | None = None
-) -> list[Path]:
-    """Compacted parts, newest date first, pruned by endpoint and by date."""
-    pattern = f"endpoint={quote(endpoint, safe='')}" if endpoint is not None else "endpoint=*"
+    folder: Path | LogFolder,
+    endpoint: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[str]:
+    """Compacted parts (paths, or s3:// URLs), newest date first, pruned by endpoint and by date."""
+    place = LogFolder.of(folder)
+    if place.storage.remote:
+        base = place.join(f"endpoint={quote(endpoint, safe='')}") if endpoint is not None else place.parts
+        with place.storage.reaching():
+            found = place.storage.list(base)
+    else:
+        pattern = f"endpoint={quote(endpoint, safe='')}" if endpoint is not None else "endpoint=*"
+        found = [str(p) for p in Path(place.parts).glob(f"{pattern}/date=*/part-*.parquet")]
     parts = []
-    for day_dir in folder.glob(f"{pattern}/date=*"):
-        day = date.fromisoformat(day_dir.name.partition("=")[2])
+    for location in found:
+        *_, endpoint_dir, day_dir, name = location.split("/")
+        if not (
+            endpoint_dir.startswith("endpoint=") and day_dir.startswith("date=") and name.startswith("part-")
+        ):
+            continue
+        day = date.fromisoformat(day_dir.partition("=")[2])
         if (since is not None and day < since.date()) or (until is not None and day > until.date()):
             continue
-        parts += [p for p in day_dir.glob("part-*.parquet")]
-    return sorted(parts, key=lambda p: (p.parent.name, p.name), reverse=True)
+        parts.append(location)
+    return sorted(parts, key=lambda p: p.rsplit("/", 2)[-2:], reverse=True)
 
 
-def live_records(folder: Path) -> Iterator[dict[str, Any]]:
+def live_records(folder: Path | LogFolder) -> Iterator[dict[str, Any]]:
     """Records of segments not compacted yet (their writers may be appending: a partial line is skipped)."""
-    for segment in sorted((folder / SEGMENTS).glob("*.jsonl")):
+    for segment in sorted(LogFolder.of(folder).segments.glob("*.jsonl")):
         with contextlib.suppress(FileNotFoundError):  # compacted meanwhile: its Parquet is listed later
             data = segment.read_bytes()
             yield from parse(data[: data.rfind(b"\n") + 1], str(segment))[0]
 
 
 def read_table(
-    folder: Path,
+    folder: Path | LogFolder,
     endpoint: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -349,7 +377,8 @@ def read_table(
     tables = [to_table(live)]
     parts = parquet_parts(folder, endpoint, since, until)
     if parts:
-        tables.append(parquet.dataset(parts, schema=SCHEMA).to_table())
+        with LogFolder.of(folder).storage.reaching():
+            tables.append(parquet.dataset(parts, schema=SCHEMA).to_table())
     table = pa.concat_tables(tables)
     mask = None
     if endpoint is not None:
@@ -362,7 +391,7 @@ def read_table(
 
 
 def read_predictions(
-    folder: Path | str,
+    folder: Path | str | LogFolder,
     endpoint: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -376,7 +405,9 @@ def read_predictions(
 
     >>> read_predictions(".mloop/data/_predictions", "fraud", since=datetime(2026, 12, 1))  # doctest: +SKIP
     """
-    table = read_table(Path(folder), endpoint, since, until, parquet)
+    table = read_table(
+        folder if isinstance(folder, LogFolder) else Path(folder), endpoint, since, until, parquet
+    )
     tensor_column = table.column("tensors")
     frame = table.drop_columns(["tensors", "keys"]).to_pandas()  # keys: for erasure, not a model input
     frame[_POSITION] = np.arange(len(frame))
@@ -399,7 +430,7 @@ def read_predictions(
 
 
 def find_requests(
-    folder: Path, request_ids: Iterable[str], parquet: ParquetFiles = PLAIN
+    folder: Path | LogFolder, request_ids: Iterable[str], parquet: ParquetFiles = PLAIN
 ) -> dict[str, tuple[str, int]]:
     """``{request_id: (endpoint, rows)}`` for the ids found in live segments or Parquet parts (newest
     date first, stopping once every id is found)."""
@@ -408,17 +439,18 @@ def find_requests(
     for rec in live_records(folder):
         if rec["request_id"] in wanted:
             found[rec["request_id"]] = (str(rec["endpoint"]), len(rec["predictions"]))
-    by_day: dict[str, list[Path]] = defaultdict(list)
+    by_day: dict[str, list[str]] = defaultdict(list)
     for part in parquet_parts(folder):
-        by_day[part.parent.name].append(part)
+        by_day[part.rsplit("/", 2)[-2]].append(part)
     for day in sorted(by_day, reverse=True):
         missing = wanted - found.keys()
         if not missing:
             break
-        dataset = parquet.dataset(by_day[day], schema=SCHEMA)
-        hits = dataset.to_table(
-            columns=["request_id", "endpoint", "row"], filter=pc.field("request_id").isin(sorted(missing))
-        )
+        with LogFolder.of(folder).storage.reaching():
+            dataset = parquet.dataset(by_day[day], schema=SCHEMA)
+            hits = dataset.to_table(
+                columns=["request_id", "endpoint", "row"], filter=pc.field("request_id").isin(sorted(missing))
+            )
         for rid, ep, row in zip(
             *(hits[c].to_pylist() for c in ("request_id", "endpoint", "row")), strict=True
         ):

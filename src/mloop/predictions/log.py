@@ -45,10 +45,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from mloop.crypto import PLAIN, ParquetFiles
-from mloop.errors import ConfigError
 from mloop.predictions import files, metrics
 from mloop.predictions.answer import Answer
 from mloop.predictions.compactor import Compactor
+from mloop.predictions.place import LogFolder
+from mloop.storage import open_data_storage
 
 if TYPE_CHECKING:
     from mloop.config import Settings
@@ -59,14 +60,14 @@ FOLDER = "_predictions"
 RECENT = 100_000  # request ids remembered in memory, so feedback right after a prediction finds it
 
 
-def predictions_folder(settings: Settings) -> Path:
-    """``<data_url>/_predictions``: where the project's prediction log lives."""
-    if "://" in settings.data_url:
-        raise ConfigError(
-            f"The prediction log needs a local folder, but data_url is {settings.data_url!r}. Set data_url "
-            "to a folder (the default is .mloop/data), or mount the bucket as one."
-        )
-    return Path(settings.data_url) / FOLDER
+def predictions_folder(settings: Settings) -> Path | LogFolder:
+    """``<data_url>/_predictions``: where the project's prediction log lives. With data_url on S3: the
+    segments in this server's ``prediction_spool`` folder, the Parquet under ``<data_url>/_predictions``
+    on S3 (:class:`~mloop.predictions.place.LogFolder`)."""
+    if "://" not in settings.data_url:
+        return Path(settings.data_url) / FOLDER
+    storage = open_data_storage(settings.data_url, settings.scratch_dir)
+    return LogFolder(Path(settings.prediction_spool), storage.join(storage.root, FOLDER), storage)
 
 
 @dataclass
@@ -83,7 +84,7 @@ class PredictionLog:
 
     def __init__(
         self,
-        folder: Path | str,
+        folder: Path | str | LogFolder,
         *,
         flush_seconds: float = 1.0,
         segment_bytes: int = 8 << 20,
@@ -92,9 +93,9 @@ class PredictionLog:
         compact_in_child: bool = True,
         parquet: ParquetFiles = PLAIN,
     ) -> None:
-        self.folder = Path(folder)
+        self.folder = folder if isinstance(folder, LogFolder) else Path(folder)
         self.parquet = parquet  # the compacted Parquet parts and feedback: encrypted when it encrypts
-        self.segments = self.folder / files.SEGMENTS
+        self.segments = LogFolder.of(self.folder).segments
         self.segments.mkdir(parents=True, exist_ok=True)
         self.flush_seconds = flush_seconds
         self.segment_bytes, self.segment_seconds = segment_bytes, segment_seconds
@@ -278,8 +279,12 @@ class PredictionLog:
             self._next.path.unlink(missing_ok=True)
             self._next = None
         self._compactor.close()
-        for segment in sorted(self.segments.glob(f"{self.writer}-*.jsonl")):
-            self.skipped += files.compact(self.folder, segment, self.parquet)[1]
+        try:
+            for segment in sorted(self.segments.glob(f"{self.writer}-*.jsonl")):
+                self.skipped += files.compact(self.folder, segment, self.parquet)[1]
+        except Exception:  # the store is down (S3): the segments stay, for the next writer to compact
+            log.exception("prediction log: could not compact at close; the next writer will")
+            return
         (self.segments / f"{self.writer}.lock").unlink(missing_ok=True)
 
     def _sync(self) -> None:
@@ -318,8 +323,12 @@ class PredictionLog:
         if self.compact_in_child:
             self._compactor.submit(paths)
             return
-        for path in paths:
-            self.skipped += files.compact(self.folder, path, self.parquet)[1]
+        for i, path in enumerate(paths):
+            try:
+                self.skipped += files.compact(self.folder, path, self.parquet)[1]
+            except Exception:
+                self._sealed = [*paths[i:], *self._sealed]  # kept for the next turn (S3 down, say)
+                raise
 
     def _create(self) -> _Segment:
         path = self.segments / f"{self.writer}-{next(self._seq):06d}.jsonl"

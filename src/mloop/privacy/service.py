@@ -138,6 +138,6 @@ class PrivacyService(Service):
             change.payload.update(report.to_dict())
         # After the commit: a kill here leaves files no manifest lists, which a rerun (or the next
         # ingestion, for quarantine) deletes.
-        QuarantineRetention.delete(old)
-        predictions.purge(expired)
+        quarantine.delete(old)
+        predictions.purge(expired, predictions_folder(self._ctx.settings))
         return report

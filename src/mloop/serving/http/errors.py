@@ -22,6 +22,7 @@ from mloop.errors import (
     PayloadTooLarge,
     PermissionDenied,
     SchemaError,
+    StorageUnavailable,
     TooManyRequests,
 )
 from mloop.serving.http.protection import retry_after
@@ -35,6 +36,7 @@ STATUS = [
     (PayloadTooLarge, 413),
     (TooManyRequests, 429),
     (Overloaded, 503),
+    (StorageUnavailable, 503),  # S3 down: the same request succeeds once it is back
     (SchemaError, 422),
     (MalformedInput, 422),
     (MloopError, 400),

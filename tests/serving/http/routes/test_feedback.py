@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from mloop import Project
 from mloop.predictions import predictions_folder, read_feedback
 from mloop.serving.http.app import create_app
+from tests.services import free_port
 from tests.serving.conftest import Served
 
 
@@ -113,3 +116,32 @@ def test_feedback_tells_nothing_about_requests_the_caller_may_not_see(served: Se
         assert "row" not in text
     labels = read_feedback(predictions_folder(project.settings))
     assert labels[labels.request_id == rid].empty
+
+
+def test_serving_answers_while_s3_is_down_and_keeps_the_log_for_later(
+    trained: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: the data store on S3 is down
+    for name, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+    }.items():
+        monkeypatch.setenv(name, value)
+    spool = tmp_path / "spool"
+    trained.deploy("fraud", "fraud", version=1)
+    rows = pd.read_parquet(Path(trained.root) / "txns.parquet").head(5)
+    down = Project.open(trained.root, env={}, data_url="s3://mloop-data/p", prediction_spool=str(spool),
+                        serving={"max_queue_ms": None})  # fmt: skip
+    with down, TestClient(create_app(down), raise_server_exceptions=False) as client:
+        ids = []
+        for row in rows.itertuples():
+            body = {"rows": [{"customer_id": int(row.customer_id), "amount": float(row.amount)}]}
+            answer = client.post("/v1/endpoints/fraud/predict", json=body)
+            assert answer.status_code == 200, answer.text  # from memory: the model and the online store
+            ids.append(answer.json()["request_id"])
+        label = client.post("/v1/feedback", json={"request_id": ids[0], "label": True})
+        assert label.status_code == 503
+        assert f"endpoint {endpoint}" in label.text and "bucket 'mloop-data'" in label.text
+    logged = [line for p in (spool / "segments").glob("*.jsonl") for line in p.read_bytes().splitlines()]
+    assert sorted(json.loads(line)["request_id"] for line in logged) == sorted(ids)  # kept, to compact later
