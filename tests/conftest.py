@@ -8,6 +8,7 @@ from hypothesis import settings
 
 from mloop import Project
 from mloop.store import MetadataStore, open_metadata_store
+from tests.ray_cluster import RayCluster
 from tests.seaweedfs import SeaweedFSServer
 from tests.services import PostgresServer, RedisServer
 
@@ -114,3 +115,24 @@ def s3_url(s3_server: SeaweedFSServer, monkeypatch: pytest.MonkeyPatch) -> str:
     for name, value in s3_server.env.items():
         monkeypatch.setenv(name, value)
     return f"s3://{s3_server.bucket()}/mloop"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """A real Ray cluster on loopback (a head and a worker node, 1 CPU each), this process its driver."""
+    try:
+        import ray
+    except ImportError:
+        from tests.services import unavailable
+
+        unavailable("ray is not installed (pip install 'mloop[ray]')")
+    cluster = RayCluster()
+    try:
+        cluster.start()
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        cluster.wait_for_nodes(2)
+        yield cluster
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.stop()
