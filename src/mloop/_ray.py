@@ -81,8 +81,10 @@ def connect(compute: ComputeSettings) -> Any:
     ray = import_ray()
     address = parse_executor(compute.executor)
     with _LOCK:
+        if address is not None and not (ray.is_initialized() and _same(address, _address(ray))):
+            _reachable(address, compute.executor)
         if ray.is_initialized():
-            current = _CONNECTED.get("address") or _current_address(ray)
+            current = _address(ray)
             if address is not None and not _same(address, current):
                 raise ConfigError(
                     f"This process is connected to the Ray cluster at {current} and Ray allows one connection "
@@ -90,8 +92,6 @@ def connect(compute: ComputeSettings) -> Any:
                     "(compute.executor in mloop.yaml, or executor= in the call)."
                 )
             return ray
-        if address is not None:
-            _reachable(address, compute.executor)
         try:
             if address is None:
                 cpus = compute.local_cpus or min(os.cpu_count() or 1, LOCAL_CPUS)
@@ -174,7 +174,9 @@ def _fix(address: str | None) -> str:
     )
 
 
-def _current_address(ray: Any) -> str:
+def _address(ray: Any) -> str:
+    if _CONNECTED.get("address"):
+        return _CONNECTED["address"]
     try:
         return str(ray.get_runtime_context().gcs_address)
     except Exception:  # Ray Client has no GCS address to report

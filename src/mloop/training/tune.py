@@ -189,7 +189,7 @@ def tune(pipeline: Any, project: Workspace, space: dict[str, Any], *, trials: in
             pool.close()
     result = TuneResult(dict(best.params), float(best.value), best_run, parent.id, metric, results)
     if refit:
-        result.refit = pipeline.run(project, params=dict(best.params), data=data)
+        result.refit = pipeline.run(project, params=dict(best.params), data=data, executor=executor)
     return result
 
 
