@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,6 +128,7 @@ def ray_cluster() -> Iterator[RayCluster]:
 
         unavailable("ray is not installed (pip install 'mloop[ray]')")
     cluster = RayCluster()
+    os.environ["RAY_AUTH_MODE"] = cluster.env["RAY_AUTH_MODE"]  # this process joins as a driver
     try:
         cluster.start()
         ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)

@@ -43,6 +43,8 @@ class RayCluster:
             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]),
             "RAY_USAGE_STATS_ENABLED": "0",
             "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
+            # Loopback only: no token, whatever ~/.ray/auth_token a local ray.init() left behind.
+            "RAY_AUTH_MODE": "disabled",
             # A killed node is declared dead in ~3 s instead of ~30 s, so its tasks are retried sooner.
             "RAY_health_check_period_ms": "1000",
             "RAY_health_check_timeout_ms": "1000",
