@@ -7,6 +7,7 @@ Ray (no ``ray stop``). Both nodes import this checkout's ``src`` and tests (``PY
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -126,8 +127,6 @@ def _listening(port: int) -> bool:
 
 
 def _kill(node: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(node.pid, signal.SIGKILL)  # its own session: the raylet and the workers it started
-    except ProcessLookupError:
-        pass
+    with contextlib.suppress(ProcessLookupError):  # its own session: the raylet and the workers it started
+        os.killpg(node.pid, signal.SIGKILL)
     node.wait(timeout=30)

@@ -50,7 +50,9 @@ def test_chunks_run_on_the_cluster_and_a_stopped_run_resumes_exactly(
         for project in projects.values():
             project.apply([last, stats])
         local = projects["local"].features.materialize_incremental(at, chunk="12h")
-        report = projects["ray"].features.materialize_incremental(at, chunk="12h", executor=ray_cluster.executor)
+        report = projects["ray"].features.materialize_incremental(
+            at, chunk="12h", executor=ray_cluster.executor
+        )
         assert _online(projects["ray"]) == _online(projects["local"])
         assert _chunks(projects["ray"]) == _chunks(projects["local"]) > 10
         assert report.summary()["views"] == local.summary()["views"]  # rows, values, newest event per view

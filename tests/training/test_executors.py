@@ -69,7 +69,9 @@ def test_the_name_is_the_table_entry_and_parallel_is_at_most_jobs(executor: Exec
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_close_ends_the_workers_and_a_second_close_does_nothing(request: pytest.FixtureRequest, name: str) -> None:
+def test_close_ends_the_workers_and_a_second_close_does_nothing(
+    request: pytest.FixtureRequest, name: str
+) -> None:
     before = set(multiprocessing.active_children())
     executor = opened(request, name)
     assert executor.map(square_after_a_pause, [4, 4]) == [16, 16]
@@ -90,7 +92,9 @@ def test_as_a_context_manager_it_closes_on_exit(request: pytest.FixtureRequest, 
 
 
 def test_an_unknown_executor_lists_the_choices() -> None:
-    with pytest.raises(ConfigError, match=r"Unknown executor 'dask'; choose one of inprocess, process, ray\."):
+    with pytest.raises(
+        ConfigError, match=r"Unknown executor 'dask'; choose one of inprocess, process, ray\."
+    ):
         open_executor("dask")
 
 

@@ -33,7 +33,9 @@ class SlowClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """A small LightGBM model whose fit first leaves a mark (its process id) and pauses: long enough to
     kill the node it runs on."""
 
-    def __init__(self, num_leaves: int = 7, pause: float = 0.0, marks: str = "", random_state: int = 0) -> None:
+    def __init__(
+        self, num_leaves: int = 7, pause: float = 0.0, marks: str = "", random_state: int = 0
+    ) -> None:
         self.num_leaves = num_leaves
         self.pause = pause
         self.marks = marks
@@ -101,7 +103,9 @@ def test_a_training_run_on_the_cluster_is_recorded_as_a_local_one(on_ray: Projec
     assert on_ray.runs.get(remote.id).metrics == pytest.approx(on_ray.runs.get(local.id).metrics)
     assert set(on_ray.runs.get(remote.id).artifacts) == set(on_ray.runs.get(local.id).artifacts)
     remote_version = on_ray.models.get("fraud", version=remote.model_version.version)
-    assert remote_version.lineage["training_set_fingerprint"] == on_ray.runs.get(remote.id).tags["training_set"]
+    assert (
+        remote_version.lineage["training_set_fingerprint"] == on_ray.runs.get(remote.id).tags["training_set"]
+    )
     rows = pipeline.training_set(on_ray).test
     assert remote_version.signature is not None
     inputs = rows[remote_version.signature.names]
@@ -134,11 +138,15 @@ def test_a_worker_node_killed_mid_search_loses_no_trial(
 
     study = study_of(on_ray, result.parent_run_id)
     assert len(study.trials) == 4 and {t.state for t in study.trials} <= FINISHED
-    children = on_ray.runs.search(filter=f"tags.kind = 'trial' and attributes.parent_id = '{result.parent_run_id}'")
+    children = on_ray.runs.search(
+        filter=f"tags.kind = 'trial' and attributes.parent_id = '{result.parent_run_id}'"
+    )
     assert len(children) == 4
     states = {t["number"]: t["state"] for t in result.trials}
     for trial in study.trials:  # the study and the runs agree on every trial
-        assert {"complete": "COMPLETE", "failed": "FAIL", "pruned": "PRUNED"}[states[trial.number]] == trial.state.name
+        assert {"complete": "COMPLETE", "failed": "FAIL", "pruned": "PRUNED"}[
+            states[trial.number]
+        ] == trial.state.name
     # The trial on the killed node was either run again (a retry left a third mark in the first batch)
     # or recorded as failed, naming the lost node.
     failed = [t for t in result.trials if t["state"] == "failed"]

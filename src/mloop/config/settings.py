@@ -164,7 +164,9 @@ class ComputeSettings(BaseModel):
     )
     cpus_per_task: float = Field(1.0, gt=0, description="CPUs Ray reserves for each task.")
     memory_per_task: int | None = Field(
-        None, ge=1, description="Bytes of memory Ray reserves for each task, or a size like 2GiB; none: no reservation."
+        None,
+        ge=1,
+        description="Bytes of memory Ray reserves for each task, or a size like 2GiB; none: no reservation.",
     )
     gpus_per_task: float = Field(0.0, ge=0, description="GPUs Ray reserves for each task (0: none).")
     max_retries: int = Field(

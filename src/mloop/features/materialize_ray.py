@@ -10,6 +10,7 @@ online store (a shared data_url, Redis; a SQLite online store is one host's file
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,8 @@ from mloop._ray import connect, lost, task_options
 from mloop._time import utcnow
 from mloop.config import ComputeSettings
 from mloop.features.definitions import FeatureView
-from mloop.features.materialize import Chunk, connect as duckdb_connect, materialize_chunk
+from mloop.features.materialize import Chunk, materialize_chunk
+from mloop.features.materialize import connect as duckdb_connect
 from mloop.features.offline import Table
 
 
@@ -52,9 +54,7 @@ def run_chunk(task: ChunkTask) -> tuple[Chunk, datetime]:
     return chunk, started
 
 
-def chunks_on_ray(
-    compute: ComputeSettings, tasks: Sequence[ChunkTask]
-) -> Iterator[tuple[Chunk, datetime]]:
+def chunks_on_ray(compute: ComputeSettings, tasks: Sequence[ChunkTask]) -> Iterator[tuple[Chunk, datetime]]:
     """Run ``tasks`` at once on Ray and yield their results in order; the first failure cancels the rest
     and is raised (a task lost with its node, after ``compute.max_retries``, as ComputeUnavailable)."""
     if not tasks:
@@ -85,10 +85,8 @@ def _get(ray: Any, ref: Any) -> Any:
 
 
 def _cancel(ray: Any, ref: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):  # finished already, or its node is gone: nothing left to stop
         ray.cancel(ref, force=True)
-    except Exception:  # noqa: S110 - finished already, or its node is gone
-        pass
 
 
 __all__ = ["ChunkTask", "chunks_on_ray", "run_chunk"]

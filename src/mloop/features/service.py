@@ -220,7 +220,12 @@ class FeatureService(Service):
         return self._materialize(self._watermark, as_utc(end or utcnow()), views, chunk, progress, executor)
 
     def _materialize(
-        self, start_of: Any, end: datetime, views: Sequence[str] | None, chunk: str, progress: Any,
+        self,
+        start_of: Any,
+        end: datetime,
+        views: Sequence[str] | None,
+        chunk: str,
+        progress: Any,
         executor: str | None,
     ) -> MaterializeReport:
         self._authorize("features.materialize", "features:*")

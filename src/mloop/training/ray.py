@@ -12,6 +12,7 @@ tasks on the cluster, the running ones included, before the interrupt goes on.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
@@ -61,10 +62,8 @@ class RayExecutor:
         """Cancel the tasks of an unfinished ``map`` on the cluster (running ones are killed)."""
         pending, self._pending = self._pending, []
         for ref in pending:
-            try:
+            with contextlib.suppress(Exception):  # finished already, or its node is gone
                 self._ray.cancel(ref, force=True, recursive=True)
-            except Exception:  # noqa: S110 - finished already, or its node is gone: nothing left to stop
-                pass
 
     def close(self) -> None:
         """Cancel what is still running; the connection stays for the process's next use of Ray."""

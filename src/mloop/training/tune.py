@@ -166,7 +166,9 @@ def tune(pipeline: Any, project: Workspace, space: dict[str, Any], *, trials: in
                 ]  # fmt: skip
                 try:
                     outcomes = pool.map(run_trial, tasks)
-                except BaseException:  # cancelled (Ctrl-C): the executor stopped its tasks; no trial stays running
+                except (
+                    BaseException
+                ):  # cancelled (Ctrl-C): the executor stopped its tasks; no trial stays running
                     for trial in batch:
                         study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     raise
@@ -200,7 +202,9 @@ def _study(project: Workspace, pool: Any, parent: Any, direction: Literal["maxim
     storage = None
     if pool.name == "ray":
         storage = study_storage(project.settings.metadata_url)
-        parent.set_tags({"study": f"{STUDY_PREFIX}{parent.id}", "study_storage": describe(project.settings.metadata_url)})
+        parent.set_tags(
+            {"study": f"{STUDY_PREFIX}{parent.id}", "study_storage": describe(project.settings.metadata_url)}
+        )
     return optuna.create_study(
         storage=storage, study_name=f"{STUDY_PREFIX}{parent.id}", direction=direction,
         sampler=optuna.samplers.TPESampler(seed=seed),

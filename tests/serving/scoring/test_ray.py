@@ -14,10 +14,9 @@ import pytest
 from mloop import Project
 from mloop.models.signature import SignatureError
 from mloop.serving.scoring.job import score
-from tests.cli.conftest import Run, cli  # noqa: F401 - the CLI fixture, used below
 from tests.ray_cluster import RayCluster
 from tests.serving import pit
-from tests.serving.pit import DAY, T0
+from tests.serving.pit import T0
 
 pytestmark = pytest.mark.ray
 
@@ -48,12 +47,16 @@ def test_ray_data_writes_the_same_rows_order_and_predictions_as_the_local_path(
     small: Project, ray_cluster: RayCluster, tmp_path: Path
 ) -> None:
     many_rows(tmp_path / "in.parquet")
-    local = score(small, "pit:1", tmp_path / "in.parquet", tmp_path / "local.parquet", chunk_rows=500, workers=1)
+    local = score(
+        small, "pit:1", tmp_path / "in.parquet", tmp_path / "local.parquet", chunk_rows=500, workers=1
+    )
     remote = score(small, "pit:1", tmp_path / "in.parquet", tmp_path / "ray.parquet", chunk_rows=500,
                    executor=ray_cluster.executor)  # fmt: skip
     assert remote.rows == local.rows == 3_000 and remote.columns == local.columns
     assert remote.workers == 2  # the cluster's two CPUs, one actor each at most
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray.parquet"), pd.read_parquet(tmp_path / "local.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "ray.parquet"), pd.read_parquet(tmp_path / "local.parquet")
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "local.parquet", "ray.parquet"]
 
 
@@ -69,15 +72,3 @@ def test_a_failing_batch_stops_the_job_and_leaves_the_old_output(
     assert [p.name for p in caught.value.problems] == ["value"]
     assert (tmp_path / "out.parquet").read_bytes() == b"the previous output"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.parquet"]
-
-
-def test_mloop_score_executor_ray(cli: Run, ray_cluster: RayCluster) -> None:
-    root: Path = cli.root  # type: ignore[attr-defined]
-    with Project.open(root, env={}) as project:
-        pit.build(project, root)
-    pit.rows((1, T0 + 2 * DAY), (1, T0 + 4 * DAY), (2, T0 + 2 * DAY)).to_parquet(root / "in.parquet", index=False)
-    result = cli("score", "pit:1", "-i", str(root / "in.parquet"), "-o", str(root / "out.parquet"),
-                 "--executor", ray_cluster.executor)  # fmt: skip
-    assert result.code == 0, result.err
-    out = pd.read_parquet(root / "out.parquet")
-    np.testing.assert_allclose(out["prediction"], [pit.expected(v) for v in (1.0, 100.0, 5.0)])

@@ -74,9 +74,9 @@ def score_on_ray(
 ) -> tuple[int, Iterator[pa.Table]]:
     """(actors, the scored rows in input order); the cluster is connected before this returns."""
     ray = connect(compute)
-    import ray.data
+    from ray import data as ray_data
 
-    context = ray.data.DataContext.get_current()
+    context = ray_data.DataContext.get_current()
     context.execution_options.preserve_order = True  # rows come back in input order
     context.raise_original_map_exception = True  # a batch's error arrives as itself, not as UserCodeException
     actors = max(1, int(cluster_cpus(ray) // compute.cpus_per_task))
@@ -85,7 +85,7 @@ def score_on_ray(
     remote: dict[str, Any] = {"max_restarts": compute.max_retries, "max_task_retries": compute.max_retries}
     if compute.memory_per_task:
         remote["memory"] = compute.memory_per_task
-    scored = ray.data.read_parquet(str(source)).map_batches(
+    scored = ray_data.read_parquet(str(source)).map_batches(
         Scorer, fn_constructor_args=(str(project.root), settings, project.actor, plan, threads),
         batch_size=chunk_rows, batch_format="pyarrow", concurrency=(1, actors),
         num_cpus=compute.cpus_per_task, num_gpus=compute.gpus_per_task or None, **remote,
