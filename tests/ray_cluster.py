@@ -29,7 +29,7 @@ class RayCluster:
     """``start()`` the head and the worker; ``address`` is the GCS address, ``executor`` the
     ``compute.executor`` value that joins it; ``kill_worker()`` / ``start_worker()`` for fault tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, object_store: int = OBJECT_STORE) -> None:
         ray_bin = Path(sys.executable).with_name("ray")
         if not ray_bin.exists():
             unavailable("ray is not installed (pip install 'mloop[ray]')")
@@ -39,6 +39,7 @@ class RayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.head: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
+        self.object_store = object_store
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -62,7 +63,7 @@ class RayCluster:
         self.head = self._node(
             "head", "--head", f"--port={self.port}", "--num-cpus=1", "--include-dashboard=false",
             "--disable-usage-stats", f"--temp-dir={self.root / 'head'}", "--node-ip-address=127.0.0.1",
-            f"--dashboard-agent-listen-port={free_port()}", f"--object-store-memory={OBJECT_STORE}",
+            f"--dashboard-agent-listen-port={free_port()}", f"--object-store-memory={self.object_store}",
         )  # fmt: skip
         deadline = time.monotonic() + START_SECONDS
         while not _listening(self.port):
@@ -76,7 +77,7 @@ class RayCluster:
         self.worker = self._node(
             "worker", f"--address={self.address}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
             "--disable-usage-stats", f"--dashboard-agent-listen-port={free_port()}",
-            f"--object-store-memory={OBJECT_STORE}",
+            f"--object-store-memory={self.object_store}",
         )  # fmt: skip
         if wait:
             self.wait_for_nodes(2)
