@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--skip", choices=["search", "scoring"], action="append", default=[])
     args = parser.parse_args(argv)
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a loopback cluster of our own
-    from tests.ray_cluster import RayCluster
-
     import ray
+
+    from tests.ray_cluster import RayCluster
 
     figures: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "search": [], "scoring": []}
     with tempfile.TemporaryDirectory(prefix="mloop-bench-ray-") as tmp:

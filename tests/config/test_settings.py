@@ -69,7 +69,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "gpus_per_task": 0.0,
             "max_retries": 2,
             "local_cpus": None,
-        },  # fmt: skip
+        },
     }
 
 
