@@ -119,7 +119,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a loopback cluster of our own
     import ray
-
     from tests.ray_cluster import RayCluster
 
     figures: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "search": [], "scoring": []}
