@@ -110,9 +110,29 @@ def connect(compute: ComputeSettings) -> Any:
         return ray
 
 
-def cluster_cpus(ray: Any) -> int:
-    """The CPUs of the whole cluster, as Ray counts them (every node, this one included)."""
-    return int(ray.cluster_resources().get("CPU", 1))
+def task_slots(ray: Any, compute: ComputeSettings) -> int:
+    """How many tasks of ``compute``'s size the cluster's live nodes hold at once (a task runs on one
+    node). A size that no node can hold is a :class:`~mloop.errors.ConfigError`: Ray would wait for such a
+    node forever."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    wanted = {
+        "CPU": compute.cpus_per_task,
+        "GPU": compute.gpus_per_task,
+        "memory": compute.memory_per_task or 0,
+    }
+    slots = 0
+    for resources in nodes:
+        fits = [resources.get(name, 0) // need for name, need in wanted.items() if need]
+        slots += int(min(fits)) if fits else 1
+    if slots == 0:
+        largest = {name: max((r.get(name, 0) for r in nodes), default=0) for name in wanted}
+        raise ConfigError(
+            f"No node of the Ray cluster can hold one task of compute.cpus_per_task={compute.cpus_per_task}, "
+            f"gpus_per_task={compute.gpus_per_task}, memory_per_task={compute.memory_per_task}: the largest "
+            f"node has {largest['CPU']:g} CPUs, {largest['GPU']:g} GPUs and {largest['memory']:,.0f} bytes. "
+            "Lower them in mloop.yaml, or add a node that large."
+        )
+    return slots
 
 
 def task_options(compute: ComputeSettings) -> dict[str, Any]:
@@ -208,4 +228,4 @@ def _local(host: str) -> bool:
         return False
 
 
-__all__ = ["cluster_cpus", "connect", "import_ray", "is_ray", "lost", "parse_executor", "task_options"]
+__all__ = ["connect", "import_ray", "is_ray", "lost", "parse_executor", "task_options", "task_slots"]

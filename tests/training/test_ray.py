@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import _thread
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,8 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from mloop import Project
-from mloop.errors import ComputeUnavailable
+from mloop.config import ComputeSettings
+from mloop.errors import ComputeUnavailable, ConfigError
 from mloop.training.executors import open_executor
 from tests.ray_cluster import RayCluster
 from tests.services import free_port, unavailable
@@ -202,3 +205,41 @@ def test_an_unreachable_head_is_named_and_leaves_no_run(sqlite_project: Project,
         with pytest.raises(ComputeUnavailable, match=f"Ray head at {address}"):
             pipeline.run(sqlite_project, executor=executor)
     assert sqlite_project.runs.search() == []
+
+
+def test_resources_per_task_bound_how_many_tasks_run_at_once(ray_cluster: RayCluster) -> None:
+    # 2 nodes of 1 CPU: 2 one-CPU tasks at once, 4 half-CPU ones; a two-CPU task fits no node.
+    assert open_executor(ray_cluster.executor, jobs=None).parallel == 2
+    halves = open_executor(ray_cluster.executor, jobs=None, compute=ComputeSettings(cpus_per_task=0.5))
+    assert halves.parallel == 4 and halves.map(square, [3]) == [9]
+    with pytest.raises(
+        ConfigError, match=r"No node of the Ray cluster can hold one task.*largest node has 1 CPUs"
+    ):
+        open_executor(ray_cluster.executor, jobs=None, compute=ComputeSettings(cpus_per_task=2.0))
+
+
+def square(n: int) -> int:
+    return n * n
+
+
+LOCAL = """
+from mloop.config import ComputeSettings
+from mloop.training.executors import open_executor
+import ray
+pool = open_executor("ray", jobs=None, compute=ComputeSettings(executor="ray", local_cpus=1))
+print(pool.map(abs, [-2, -3]), pool.parallel, int(ray.cluster_resources()["CPU"]))
+"""
+
+
+@pytest.mark.slow
+def test_executor_ray_starts_a_local_ray_with_the_cpus_it_is_given(tmp_path: Path) -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        unavailable("ray is not installed (pip install 'mloop[ray]')")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+           "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": ""}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", LOCAL], env=env, capture_output=True, text=True, timeout=180,
+                          cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[2, 3] 1 1"

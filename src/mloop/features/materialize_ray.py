@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mloop._ray import connect, lost, task_options
+from mloop._ray import connect, lost, task_options, task_slots
 from mloop._time import utcnow
 from mloop.config import ComputeSettings
 from mloop.features.definitions import FeatureView
@@ -60,6 +60,7 @@ def chunks_on_ray(compute: ComputeSettings, tasks: Sequence[ChunkTask]) -> Itera
     if not tasks:
         return
     ray = connect(compute)
+    task_slots(ray, compute)  # a chunk no node can hold: ConfigError now, not a wait forever
     remote = ray.remote(run_chunk).options(**task_options(compute))
     refs = [remote.remote(task) for task in tasks]
     done = 0

@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
-from mloop._ray import cluster_cpus, connect, lost, task_options
+from mloop._ray import connect, lost, task_options, task_slots
 from mloop.config import ComputeSettings
 
 POLL_SECONDS = 0.5  # how often a wait returns to Python, so that Ctrl-C is seen at once
@@ -30,7 +30,7 @@ class RayExecutor:
     def __init__(self, jobs: int | None = 2, *, compute: ComputeSettings | None = None) -> None:
         self.compute = compute or ComputeSettings(executor="ray")
         self._ray = connect(self.compute)  # unreachable: ComputeUnavailable here, before any run is opened
-        fits = max(1, int(cluster_cpus(self._ray) // self.compute.cpus_per_task))
+        fits = task_slots(self._ray, self.compute)  # a task no node can hold: ConfigError, not a hang
         self.parallel = max(1, int(jobs)) if jobs is not None else fits
         self._pending: list[Any] = []
 
@@ -38,8 +38,8 @@ class RayExecutor:
         if not tasks:
             return []
         ray = self._ray
-        remote = ray.remote(fn).options(**task_options(self.compute))
-        refs = [remote.remote(task) for task in tasks]
+        remote = ray.remote(_apply).options(**task_options(self.compute))
+        refs = [remote.remote(fn, task) for task in tasks]
         self._pending = list(refs)
         try:
             waiting = list(refs)
@@ -74,6 +74,11 @@ class RayExecutor:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _apply(fn: Callable[[Any], Any], task: Any) -> Any:
+    """The Ray task: any picklable callable, a builtin or a bound method included."""
+    return fn(task)
 
 
 __all__ = ["RayExecutor"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from mloop._ray import cluster_cpus, connect
+from mloop._ray import connect, task_slots
 from mloop.config import ComputeSettings
 from mloop.errors import MloopError
 from mloop.models.signature import SignatureError
@@ -79,7 +79,7 @@ def score_on_ray(
     context = ray_data.DataContext.get_current()
     context.execution_options.preserve_order = True  # rows come back in input order
     context.raise_original_map_exception = True  # a batch's error arrives as itself, not as UserCodeException
-    actors = max(1, int(cluster_cpus(ray) // compute.cpus_per_task))
+    actors = task_slots(ray, compute)  # an actor is a task's size; none fits: ConfigError, not a hang
     settings = project.settings.model_dump(exclude={"api_key"})  # the actor acts as project.actor instead
     threads = max(1, int(compute.cpus_per_task))
     remote: dict[str, Any] = {"max_restarts": compute.max_retries, "max_task_retries": compute.max_retries}
