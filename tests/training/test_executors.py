@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from mloop.errors import ConfigError
+from mloop.errors import BackendNotInstalled, ConfigError
 from mloop.training.executors import EXECUTORS, Executor, InProcessExecutor, open_executor
 
 JOBS = 2
@@ -101,3 +102,9 @@ def test_an_unknown_executor_lists_the_choices() -> None:
 def test_an_executor_passed_in_is_used_as_it_is() -> None:
     mine = InProcessExecutor()
     assert open_executor(mine) is mine
+
+
+def test_ray_without_the_ray_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
+    with pytest.raises(BackendNotInstalled, match=r"pip install 'mloop\[ray\]'"):
+        open_executor("ray")
