@@ -235,7 +235,12 @@ class FeatureService(Service):
         selected = self._select(defs, views)
         report = MaterializeReport(end=end)
         compute = self._ctx.settings.compute
-        compute = compute if executor is None else compute.model_copy(update={"executor": executor})
+        if executor is not None:  # validated as in mloop.yaml: an unknown name is refused with the choices
+            try:
+                compute = type(compute).model_validate({**compute.model_dump(), "executor": executor})
+            except ValueError as exc:
+                raise SchemaError(f"executor {executor!r} is not one of inprocess, process, ray, ray:HOST:PORT "
+                                  "or ray://HOST:PORT.") from exc  # fmt: skip
         on_ray = is_ray(compute.executor)
         if on_ray:  # connected before anything is written: an unreachable cluster fails here
             connect(compute)
