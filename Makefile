@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,postgres,redis,torch,onnx
+EXTRAS ?= dev,postgres,redis,torch,onnx,ray
 
 .PHONY: demo test test-fast lint install clean
 
@@ -30,7 +30,7 @@ test: lint
 # The quick loop: no real servers (PostgreSQL, Redis, S3) and no test marked slow, on every core (xdist);
 # CI runs `make test`.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto -m "not slow and not postgres and not redis and not s3"
+	$(BIN)/python -m pytest -q -n auto -m "not slow and not postgres and not redis and not s3 and not ray"
 
 # mloop-demo/ (the demo's default folder) goes only if the demo made it: its marker file is there.
 clean:

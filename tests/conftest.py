@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from hypothesis import settings
 
 from mloop import Project
 from mloop.store import MetadataStore, open_metadata_store
+from tests.ray_cluster import RayCluster
 from tests.seaweedfs import SeaweedFSServer
 from tests.services import PostgresServer, RedisServer
 
@@ -136,3 +138,25 @@ def data_project(tmp_path: Path, data_url: str) -> Iterator[Project]:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """A real Ray cluster on loopback (a head and a worker node, 1 CPU each), this process its driver."""
+    try:
+        import ray
+    except ImportError:
+        from tests.services import unavailable
+
+        unavailable("ray is not installed (pip install 'mloop[ray]')")
+    cluster = RayCluster()
+    os.environ["RAY_AUTH_MODE"] = cluster.env["RAY_AUTH_MODE"]  # this process joins as a driver
+    try:
+        cluster.start()
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        cluster.wait_for_nodes(2)
+        yield cluster
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.stop()

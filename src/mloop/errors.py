@@ -39,6 +39,10 @@ class StorageUnavailable(MloopError):
     """Object storage (S3, ...) cannot be reached, refuses the credentials, or lacks the bucket."""
 
 
+class ComputeUnavailable(MloopError):
+    """The compute cluster (Ray) cannot be reached, or lost a task: its worker or node died."""
+
+
 class IntegrityError(MloopError):
     """Stored data failed a check: a blob whose checksum does not match, a broken audit chain."""
 

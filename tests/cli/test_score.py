@@ -10,6 +10,7 @@ import pytest
 
 from mloop import Project
 from tests.cli.conftest import Run
+from tests.ray_cluster import RayCluster
 from tests.serving import pit
 from tests.serving.pit import DAY, T0
 
@@ -70,3 +71,13 @@ def test_score_errors_say_how_to_fix_them(scored: Run) -> None:
     )
     assert no_time.code == 1 and "--timestamp" in " ".join(no_time.err.split())
     assert not (root / "o.parquet").exists()
+
+
+@pytest.mark.ray
+def test_score_executor_ray_scores_on_the_cluster(scored: Run, ray_cluster: RayCluster) -> None:
+    root: Path = scored.root  # type: ignore[attr-defined]
+    result = scored("score", "pit:1", "-i", str(root / "in.parquet"), "-o", str(root / "out.parquet"),
+                    "--executor", ray_cluster.executor)  # fmt: skip
+    assert result.code == 0, result.err
+    out = pd.read_parquet(root / "out.parquet")
+    np.testing.assert_allclose(out["prediction"], [pit.expected(v) for v in (1.0, 100.0, 5.0)])

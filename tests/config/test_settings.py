@@ -65,6 +65,14 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
         "pii": {"prediction_log": "hash", "key_file": ".mloop/pii.key"},
         "retention": {"prediction_log_days": None, "quarantine_days": None},
         "encryption": {"enabled": False, "key_file": None},
+        "compute": {
+            "executor": "inprocess",
+            "cpus_per_task": 1.0,
+            "memory_per_task": None,
+            "gpus_per_task": 0.0,
+            "max_retries": 2,
+            "local_cpus": None,
+        },
     }
 
 
@@ -264,3 +272,12 @@ def test_online_url_resolves_a_path_against_the_root_and_keeps_a_redis_url(tmp_p
     )
     redis = load_settings(tmp_path, env={"MLOOP_ONLINE_URL": "redis://127.0.0.1:6379/2"}).resolved(tmp_path)
     assert redis.online_url == "redis://127.0.0.1:6379/2"
+
+
+def test_compute_names_an_executor_and_takes_sizes_with_units(tmp_path: Path) -> None:
+    (tmp_path / "mloop.yaml").write_text("compute:\n  executor: ray:10.0.0.5:6379\n  memory_per_task: 2GiB\n")
+    compute = load_settings(tmp_path, env={}).compute
+    assert (compute.executor, compute.memory_per_task) == ("ray:10.0.0.5:6379", 2 * 2**30)
+    (tmp_path / "mloop.yaml").write_text("compute:\n  executor: dask\n")
+    with pytest.raises(ConfigError, match=r"compute: executor 'dask' is not one of inprocess, process, ray"):
+        load_settings(tmp_path, env={})

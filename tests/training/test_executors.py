@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from mloop.errors import ConfigError
+from mloop.errors import BackendNotInstalled, ConfigError
 from mloop.training.executors import EXECUTORS, Executor, InProcessExecutor, open_executor
 
 JOBS = 2
 
 
-@pytest.fixture(params=list(EXECUTORS))
+# Every entry of the table; Ray's runs on the real cluster of the ray_cluster fixture.
+NAMES = [pytest.param(n, marks=[pytest.mark.ray]) if n == "ray" else n for n in EXECUTORS]
+
+
+def opened(request: pytest.FixtureRequest, name: str) -> Executor:
+    if name == "ray":
+        cluster = request.getfixturevalue("ray_cluster")
+        return open_executor(cluster.executor, jobs=JOBS)
+    return open_executor(name, jobs=JOBS)
+
+
+@pytest.fixture(params=NAMES)
 def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
-    opened = open_executor(request.param, jobs=JOBS)
+    pool = opened(request, request.param)
     try:
-        yield opened
+        yield pool
     finally:
-        opened.close()
+        pool.close()
 
 
 # Module-level, so that worker processes can unpickle them.
@@ -57,10 +69,12 @@ def test_the_name_is_the_table_entry_and_parallel_is_at_most_jobs(executor: Exec
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(EXECUTORS))
-def test_close_ends_the_workers_and_a_second_close_does_nothing(name: str) -> None:
+@pytest.mark.parametrize("name", NAMES)
+def test_close_ends_the_workers_and_a_second_close_does_nothing(
+    request: pytest.FixtureRequest, name: str
+) -> None:
     before = set(multiprocessing.active_children())
-    executor = open_executor(name, jobs=JOBS)
+    executor = opened(request, name)
     assert executor.map(square_after_a_pause, [4, 4]) == [16, 16]
     workers = set(multiprocessing.active_children()) - before  # none for an executor without processes
     executor.close()
@@ -69,20 +83,28 @@ def test_close_ends_the_workers_and_a_second_close_does_nothing(name: str) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(EXECUTORS))
-def test_as_a_context_manager_it_closes_on_exit(name: str) -> None:
+@pytest.mark.parametrize("name", NAMES)
+def test_as_a_context_manager_it_closes_on_exit(request: pytest.FixtureRequest, name: str) -> None:
     before = set(multiprocessing.active_children())
-    with open_executor(name, jobs=JOBS) as executor:
+    with opened(request, name) as executor:
         assert executor.map(square_after_a_pause, [3]) == [9]
         workers = set(multiprocessing.active_children()) - before
     assert not workers & set(multiprocessing.active_children())
 
 
 def test_an_unknown_executor_lists_the_choices() -> None:
-    with pytest.raises(ConfigError, match=r"Unknown executor 'ray'; choose one of inprocess, process\."):
-        open_executor("ray")
+    with pytest.raises(
+        ConfigError, match=r"Unknown executor 'dask'; choose one of inprocess, process, ray\."
+    ):
+        open_executor("dask")
 
 
 def test_an_executor_passed_in_is_used_as_it_is() -> None:
     mine = InProcessExecutor()
     assert open_executor(mine) is mine
+
+
+def test_ray_without_the_ray_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
+    with pytest.raises(BackendNotInstalled, match=r"pip install 'mloop\[ray\]'"):
+        open_executor("ray")

@@ -125,6 +125,11 @@ def materialize(
     incremental: bool = typer.Option(False, "--incremental", help="From each view's watermark."),
     view: list[str] = typer.Option([], "--view", help="Only these views (repeat)."),
     chunk: str = typer.Option("1d", "--chunk", help="Chunk size; each chunk is committed."),
+    executor: str | None = typer.Option(
+        None,
+        "--executor",
+        help="ray, ray:HOST:PORT or ray://HOST:PORT: chunks in parallel on Ray. Default: compute.executor.",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Load the online store from the offline sources, chunk by chunk (resumable).
@@ -133,6 +138,7 @@ def materialize(
 
       $ mloop features materialize --incremental
       $ mloop features materialize --start 2026-01-01 --end 2026-02-01 --view customer_txn_stats
+      $ mloop features materialize --incremental --executor ray
     """
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
@@ -150,11 +156,11 @@ def materialize(
         views = view or None
         if incremental or start is None:
             report = features.materialize_incremental(
-                as_utc(end) if end else None, views=views, chunk=chunk, progress=tick
+                as_utc(end) if end else None, views=views, chunk=chunk, progress=tick, executor=executor
             )
         else:
             report = features.materialize(as_utc(start), as_utc(end) if end else utcnow(), views=views, chunk=chunk,
-                                          progress=tick)  # fmt: skip
+                                          progress=tick, executor=executor)  # fmt: skip
     if as_json:
         out.emit_json(report.to_dict())
         return

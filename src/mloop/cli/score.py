@@ -23,6 +23,8 @@ def score(
     version: int | None = typer.Option(None, "--version", "-v", help="Model version to score with."),
     alias: str | None = typer.Option(None, "--alias", "-a", help="Model alias to score with."),
     keep: list[str] = typer.Option([], "--keep", help="Only these input columns in the output (repeat or a,b)."),
+    executor: str | None = typer.Option(None, "--executor", help="ray, ray:HOST:PORT or ray://HOST:PORT: Ray Data "
+                                        "on that cluster; inprocess; process. Default: compute.executor if Ray."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:  # fmt: skip
     """Score every row of a Parquet file; features are looked up as of each row's time (point in time).
@@ -31,6 +33,7 @@ def score(
 
       $ mloop score fraud -i rows.parquet -o scored.parquet
       $ mloop score fraud@champion -i rows.parquet -o scored.parquet --keep id,ts
+      $ mloop score fraud -i rows.parquet -o scored.parquet --executor ray
     """
     from rich.progress import (
         BarColumn,
@@ -55,7 +58,8 @@ def score(
 
     with bar:
         report = run(_state.project(), target, input_path, output_path, timestamp=timestamp, chunk_rows=chunk_rows,
-                     workers=workers, version=version, alias=alias, keep=columns or None, progress=tick)  # fmt: skip
+                     workers=workers, version=version, alias=alias, keep=columns or None, progress=tick,
+                     executor=executor)  # fmt: skip
     if as_json:
         out.emit_json(report.to_dict())
         return

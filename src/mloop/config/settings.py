@@ -155,6 +155,60 @@ class EncryptionSettings(BaseModel):
         return data
 
 
+class ComputeSettings(BaseModel):
+    """The ``compute:`` block: where training runs, search trials, batch scoring and materialization run,
+    and what each task may use (docs/deploy.md#ray)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    executor: str = Field(
+        "inprocess",
+        description="inprocess (default), process (a local process pool), ray (a local Ray started on demand, "
+        "or the one this process is connected to), ray:HOST:PORT (join a cluster at its GCS address) or "
+        "ray://HOST:PORT (Ray Client).",
+    )
+    cpus_per_task: float = Field(1.0, gt=0, description="CPUs Ray reserves for each task.")
+    memory_per_task: int | None = Field(
+        None,
+        ge=1,
+        description="Bytes of memory Ray reserves for each task, or a size like 2GiB; none: no reservation.",
+    )
+    gpus_per_task: float = Field(0.0, ge=0, description="GPUs Ray reserves for each task (0: none).")
+    max_retries: int = Field(
+        2, ge=0, description="Times Ray reruns a task whose worker or node died before reporting it lost."
+    )
+    local_cpus: int | None = Field(
+        None, ge=1, description="CPUs of a local Ray started on demand (executor: ray); default min(CPUs, 8)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sizes(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("memory_per_task"), str):
+            data = {**data, "memory_per_task": _bytes(data["memory_per_task"])}
+        return data
+
+    @model_validator(mode="after")
+    def _known_executor(self) -> ComputeSettings:
+        name = self.executor
+        if name in ("inprocess", "process", "ray") or name.startswith(("ray:", "ray://")):
+            return self
+        raise ValueError(
+            f"executor {name!r} is not one of inprocess, process, ray, ray:HOST:PORT (a Ray cluster's GCS "
+            "address) or ray://HOST:PORT (Ray Client)"
+        )
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def _bytes(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"memory_per_task {text!r} is not a size; write bytes or a size like 512MiB or 2GiB")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
 class Settings(BaseSettings):
     """Every setting of a project, with the embedded defaults that need no server."""
 
@@ -221,6 +275,7 @@ class Settings(BaseSettings):
     pii: PiiSettings = Field(default_factory=PiiSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -473,6 +528,17 @@ monitoring:
   #       - {{kind: latency, target: 0.99, threshold_ms: 50}}
   #       - {{kind: availability, target: 0.999}}
   #       - {{kind: quality, metric: roc_auc, min: 0.85, window: 1d}}
+
+# Where training runs, search trials, batch scoring and materialization run: inprocess (default),
+# process (a local pool), ray (a local Ray started on demand; pip install 'mloop[ray]'), ray:HOST:PORT
+# (join a Ray cluster at its GCS address) or ray://HOST:PORT (Ray Client). The rest is what each Ray
+# task reserves, and how often a task whose node died is rerun. See docs/deploy.md.
+compute:
+  executor: inprocess
+  cpus_per_task: 1.0
+  memory_per_task: null
+  gpus_per_task: 0.0
+  max_retries: 2
 
 # The continuous-training loop (mloop loop run | tick): per endpoint, a training pipeline (an import
 # path), its triggers, the gate, the canary rollout. See docs/loop.md.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mloop._ray import connect, is_ray
 from mloop._service import Service
 from mloop._time import as_utc, parse_duration, utcnow
 from mloop.data.service import DataService
@@ -26,7 +27,9 @@ from mloop.errors import SchemaError
 from mloop.features import lookup, offline, on_demand, queries
 from mloop.features import push as pushing
 from mloop.features.definitions import DatasetSource, FeatureView, OnDemandView, PushSource
-from mloop.features.materialize import Chunk, check_timestamps, chunks, connect, materialize_chunk, span
+from mloop.features.materialize import Chunk, check_timestamps, chunks, materialize_chunk, span
+from mloop.features.materialize import connect as duckdb_connect
+from mloop.features.materialize_ray import ChunkTask, chunks_on_ray
 from mloop.features.online import open_online_store
 from mloop.features.online.base import OnlineStore
 from mloop.features.refs import resolve
@@ -197,10 +200,12 @@ class FeatureService(Service):
         views: Sequence[str] | None = None,
         chunk: str = "1d",
         progress: Any = None,
+        executor: str | None = None,
     ) -> MaterializeReport:
         """Load the online store with each view's values for events in ``(start, end]``, chunk by chunk;
-        every chunk is committed, so a crash resumes without gaps or duplicates."""
-        return self._materialize(lambda view: as_utc(start), as_utc(end), views, chunk, progress)
+        every chunk is committed, so a crash resumes without gaps or duplicates. On Ray (``executor``,
+        default ``compute.executor``) the chunks run in parallel and are committed in order."""
+        return self._materialize(lambda view: as_utc(start), as_utc(end), views, chunk, progress, executor)
 
     def materialize_incremental(
         self,
@@ -209,12 +214,19 @@ class FeatureService(Service):
         views: Sequence[str] | None = None,
         chunk: str = "1d",
         progress: Any = None,
+        executor: str | None = None,
     ) -> MaterializeReport:
         """Materialize from each view's watermark (its last committed chunk) to ``end`` (default now)."""
-        return self._materialize(self._watermark, as_utc(end or utcnow()), views, chunk, progress)
+        return self._materialize(self._watermark, as_utc(end or utcnow()), views, chunk, progress, executor)
 
     def _materialize(
-        self, start_of: Any, end: datetime, views: Sequence[str] | None, chunk: str, progress: Any
+        self,
+        start_of: Any,
+        end: datetime,
+        views: Sequence[str] | None,
+        chunk: str,
+        progress: Any,
+        executor: str | None,
     ) -> MaterializeReport:
         self._authorize("features.materialize", "features:*")
         size = parse_duration(chunk, what="chunk size")
@@ -222,9 +234,19 @@ class FeatureService(Service):
         defs = self._definitions()
         selected = self._select(defs, views)
         report = MaterializeReport(end=end)
+        compute = self._ctx.settings.compute
+        if executor is not None:  # validated as in mloop.yaml: an unknown name is refused with the choices
+            try:
+                compute = type(compute).model_validate({**compute.model_dump(), "executor": executor})
+            except ValueError as exc:
+                raise SchemaError(f"executor {executor!r} is not one of inprocess, process, ray, ray:HOST:PORT "
+                                  "or ray://HOST:PORT.") from exc  # fmt: skip
+        on_ray = is_ray(compute.executor)
+        if on_ray:  # connected before anything is written: an unreachable cluster fails here
+            connect(compute)
         clock = time.perf_counter()
         store = self.online_store
-        with connect(self._workdir()) as con:
+        with duckdb_connect(self._workdir()) as con:
             plans = []
             for view in selected:
                 table = table_for(view, self._data, self._ctx.data, self._ctx.parquet)
@@ -241,9 +263,13 @@ class FeatureService(Service):
             for view, table, spans, events_after in plans:
                 version = defs.stored[("feature_view", view.name)].version
                 namespace = f"{view.name}.v{version}"
-                for lo, hi in spans:
-                    started = utcnow()
-                    piece = materialize_chunk(con, view, table, store, namespace, Chunk(lo, hi), events_after)
+                if on_ray:  # chunks in parallel, committed in order (materialize_ray.py)
+                    tasks = [ChunkTask(self._ctx.settings.online_url, view, table, namespace, lo, hi, events_after,
+                                       str(self._workdir())) for lo, hi in spans]  # fmt: skip
+                    pieces = chunks_on_ray(compute, tasks)
+                else:
+                    pieces = self._local_chunks(con, view, table, store, namespace, spans, events_after)
+                for piece, started in pieces:
                     self._commit_chunk(view.name, version, piece, started)
                     report.add(view.name, piece)
                     done += 1
@@ -256,6 +282,13 @@ class FeatureService(Service):
         with self._mutate("features.materialize", "features:*", action="features.materialize") as change:
             change.payload.update(report.summary())
         return report
+
+    @staticmethod
+    def _local_chunks(con: Any, view: FeatureView, table: Any, store: OnlineStore, namespace: str,
+                      spans: list[tuple[datetime, datetime]], events_after: datetime | None) -> Iterator[tuple[Chunk, datetime]]:  # fmt: skip
+        for lo, hi in spans:
+            started = utcnow()
+            yield materialize_chunk(con, view, table, store, namespace, Chunk(lo, hi), events_after), started
 
     def _commit_chunk(self, view: str, version: int, piece: Chunk, started: datetime) -> None:
         """Record a written chunk and its audit event in one transaction: a crash leaves both or neither
@@ -345,7 +378,7 @@ class FeatureService(Service):
         from mloop.features.tables import push_table
 
         table = push_table(source, self._ctx.data, self._ctx.parquet)
-        with connect() as con:
+        with duckdb_connect() as con:
             table.attach(con)
             return span(con, table)[1]
 

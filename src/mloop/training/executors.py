@@ -1,5 +1,9 @@
-"""Where hyper-parameter trials run: in this process, or in a local process pool. A backend maps a
-function over tasks and closes; Ray joins the table later."""
+"""Where search trials and training runs run: in this process, in a local process pool, or on Ray
+(:mod:`mloop.training.ray`). A backend maps a function over tasks and closes.
+
+The name comes from the call (``executor=``) or from ``compute.executor`` in mloop.yaml: ``inprocess``,
+``process``, ``ray``, ``ray:HOST:PORT`` (a Ray cluster's GCS address) or ``ray://HOST:PORT`` (Ray Client).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol, Self
 
+from mloop._ray import is_ray
+from mloop.config import ComputeSettings
 from mloop.plugins import Plugins
 
 
@@ -101,14 +107,24 @@ EXECUTORS = Plugins(
     {
         "inprocess": "mloop.training.executors:InProcessExecutor",
         "process": "mloop.training.executors:LocalProcessExecutor",
+        "ray": "mloop.training.ray:RayExecutor [ray]",
     },
 )
+DEFAULT_JOBS = 2
 
 
-def open_executor(name: str | Executor, jobs: int = 2) -> Executor:
-    """The executor called ``name`` (see :data:`EXECUTORS`) running ``jobs`` tasks at once; an executor
-    passed in is returned as it is."""
+def open_executor(
+    name: str | Executor, jobs: int | None = DEFAULT_JOBS, *, compute: ComputeSettings | None = None
+) -> Executor:
+    """The executor called ``name`` (see :data:`EXECUTORS`; ``ray:HOST:PORT`` and ``ray://HOST:PORT`` open
+    the ``ray`` entry on that cluster) running ``jobs`` tasks at once; an executor passed in is returned as
+    it is. ``compute`` gives a Ray executor the resources of each task; ``jobs=None`` lets Ray fill the
+    cluster (its CPUs over ``compute.cpus_per_task``) and means 2 elsewhere."""
     if not isinstance(name, str):
         return name
-    executor: Executor = EXECUTORS.load(name)(jobs)
+    if is_ray(name):
+        settings = (compute or ComputeSettings()).model_copy(update={"executor": name})
+        ray_executor: Executor = EXECUTORS.load("ray")(jobs, compute=settings)
+        return ray_executor
+    executor: Executor = EXECUTORS.load(name)(DEFAULT_JOBS if jobs is None else jobs)
     return executor

@@ -80,12 +80,19 @@ class TrainingPipeline:
         return build_training_set(project, self)
 
     def run(
-        self, project: Workspace, *, params: dict[str, Any] | None = None, data: TrainingSet | None = None
+        self,
+        project: Workspace,
+        *,
+        params: dict[str, Any] | None = None,
+        data: TrainingSet | None = None,
+        executor: str | Any | None = None,
     ) -> Any:
-        """Build the training set, fit, evaluate, profile and register; returns the finished run."""
+        """Build the training set, fit, evaluate, profile and register; returns the finished run. The fit
+        runs on ``executor`` (default ``compute.executor`` of mloop.yaml: in this process unless set), as
+        ``pipeline.run(project, executor="ray")``; everything else, the recording included, runs here."""
         from mloop.training.run_pipeline import execute
 
-        return execute(self, project, params=params or {}, data=data)
+        return execute(self, project, params=params or {}, data=data, executor=executor)
 
     def tune(
         self,
@@ -95,12 +102,14 @@ class TrainingPipeline:
         trials: int = 20,
         timeout: float | None = None,
         metric: str | None = None,
-        executor: str | Any = "inprocess",
-        jobs: int = 2,
+        executor: str | Any | None = None,
+        jobs: int | None = None,
         refit: bool = False,
     ) -> Any:
         """Hyper-parameter search with Optuna (TPE sampler, median pruning): every trial a child run of
-        one parent run, the best marked; ``refit`` then runs the pipeline with the best parameters."""
+        one parent run, the best marked; ``refit`` then runs the pipeline with the best parameters.
+        Trials run ``jobs`` at a time (default 2; on Ray as many as the cluster has room for) on
+        ``executor`` (default ``compute.executor``: inprocess, process, ray, ray:HOST:PORT, ray://HOST:PORT)."""
         from mloop.training.tune import tune
 
         return tune(self, project, space, trials=trials, timeout=timeout, metric=metric, executor=executor,

@@ -1,8 +1,10 @@
-"""One run of a training pipeline: fit, evaluate, profile, register — all recorded on the run."""
+"""One run of a training pipeline: fit, evaluate, profile, register — all recorded on the run. The fit
+may run on an executor (a process, a Ray task); the rest runs in the caller's process."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,13 +15,44 @@ from mloop.metrics.multiclass import of_labels
 from mloop.metrics.profile import build_profile
 from mloop.metrics.reference import reference_sample, sample_to_bytes
 from mloop.training.dataset import TrainingSet, build_training_set
-from mloop.training.fitting import categories, fit, predict_scores, prepare, seeded
+from mloop.training.executors import Executor, open_executor
+from mloop.training.fitting import FitInfo, categories, fit, predict_scores, prepare, seeded
 from mloop.training.multiclass import multiclass_by_slice
 from mloop.training.run import check_key
 from mloop.training.workspace import Workspace
 
 
-def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: TrainingSet | None) -> Any:
+@dataclass
+class FitTask:
+    """One fit, for an executor: the unfitted model and the prepared splits."""
+
+    model: Any
+    x_train: pd.DataFrame
+    y_train: np.ndarray
+    x_valid: pd.DataFrame
+    y_valid: np.ndarray
+
+
+def fit_task(task: FitTask) -> tuple[Any, FitInfo]:
+    """Fit ``task.model`` (on whichever executor runs it) and return it fitted, with what the fit saw."""
+    info = fit(task.model, task.x_train, task.y_train, task.x_valid, task.y_valid)
+    return task.model, info
+
+
+def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: TrainingSet | None,
+            executor: str | Any | None = None) -> Any:  # fmt: skip
+    executor = project.settings.compute.executor if executor is None else executor
+    # Opened before the run: an unreachable cluster fails here, leaving no half-created run.
+    pool = None if executor == "inprocess" else open_executor(executor, 1, compute=project.settings.compute)
+    try:
+        return _execute(pipeline, project, params, data, pool)
+    finally:
+        if pool is not None and pool is not executor:
+            pool.close()
+
+
+def _execute(pipeline: Any, project: Workspace, params: dict[str, Any], data: TrainingSet | None,
+             pool: Executor | None) -> Any:  # fmt: skip
     data = data or build_training_set(project, pipeline)
     model = seeded(pipeline.model, pipeline.seed, params)
     experiment = pipeline.experiment or pipeline.name
@@ -27,12 +60,19 @@ def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: 
                      if not k.startswith(("_", "callbacks__"))},
                   "seed": pipeline.seed,
                   "model_class": f"{type(model).__module__}.{type(model).__name__}"}  # fmt: skip
-    tags = {"pipeline": pipeline.name, "task": data.task, "training_set": data.fingerprint}
+    tags = {"pipeline": pipeline.name, "task": data.task, "training_set": data.fingerprint,
+            "executor": pool.name if pool is not None else "inprocess"}  # fmt: skip
     with project.run(experiment, params=run_params, tags=tags) as run:
         cats = categories(data.train, data.features)
         x = {part: prepare(getattr(data, part), data.features, cats) for part in ("train", "valid", "test")}
         y = {part: getattr(data, part)[data.label].to_numpy() for part in ("train", "valid", "test")}
-        info = fit(model, x["train"], y["train"], x["valid"], y["valid"])
+        if pool is None:
+            info = fit(model, x["train"], y["train"], x["valid"], y["valid"])
+        else:  # the fitted model comes back; everything is recorded here, as for a fit in this process
+            (outcome,) = pool.map(fit_task, [FitTask(model, x["train"], y["train"], x["valid"], y["valid"])])
+            if isinstance(outcome, BaseException):
+                raise outcome
+            model, info = outcome
         scores = {part: predict_scores(model, x[part], data.task) for part in x}
         classes = list(getattr(model, "classes_", [])) if data.task == "multiclass" else []
         report = _evaluate(pipeline, data, y, scores, classes)

@@ -25,6 +25,7 @@ from mloop.training.fitting import (
     seeded,
 )
 from mloop.training.run import no_active_run
+from mloop.training.studies import STUDY_PREFIX, describe, study_storage
 from mloop.training.workspace import Workspace
 
 MAXIMIZE = {"auc", "roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "r2", "macro_f1"}
@@ -134,21 +135,19 @@ def run_trial(task: TrialTask) -> TrialResult:
 
 
 def tune(pipeline: Any, project: Workspace, space: dict[str, Any], *, trials: int, timeout: float | None,
-         metric: str | None, executor: Any, jobs: int, refit: bool) -> TuneResult:  # fmt: skip
+         metric: str | None, executor: Any, jobs: int | None, refit: bool) -> TuneResult:  # fmt: skip
     dists = distributions(space)
     data = pipeline.training_set(project)
     metric = metric or {"binary": "roc_auc", "multiclass": "log_loss"}.get(data.task, "rmse")
     metric = "roc_auc" if metric == "auc" else metric  # trials log under the pipeline run's metric names
     direction: Literal["maximize", "minimize"] = "maximize" if metric in MAXIMIZE else "minimize"
-    study = optuna.create_study(
-        direction=direction, sampler=optuna.samplers.TPESampler(seed=pipeline.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
-    )  # fmt: skip
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cats = categories(data.train, data.features)
     x_train, x_valid = prepare(data.train, data.features, cats), prepare(data.valid, data.features, cats)
     y_train, y_valid = data.train[data.label].to_numpy(), data.valid[data.label].to_numpy()
-    pool = open_executor(executor, jobs)
+    compute = project.settings.compute
+    # Opened before the parent run: an unreachable cluster fails here, leaving no half-created run.
+    pool = open_executor(compute.executor if executor is None else executor, jobs, compute=compute)
     experiment = pipeline.experiment or pipeline.name
     results: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -157,6 +156,7 @@ def tune(pipeline: Any, project: Workspace, space: dict[str, Any], *, trials: in
     try:
         with project.run(experiment, params=parent_params, tags={"kind": "tune", "pipeline": pipeline.name,
                                                                  "training_set": data.fingerprint}) as parent:  # fmt: skip
+            study = _study(project, pool, parent, direction, pipeline.seed)
             while len(results) < trials and (timeout is None or time.monotonic() - started < timeout):
                 batch = [study.ask(dists) for _ in range(min(pool.parallel, trials - len(results)))]
                 tasks = [
@@ -164,7 +164,15 @@ def tune(pipeline: Any, project: Workspace, space: dict[str, Any], *, trials: in
                               y_train, x_valid, y_valid, trial=t if pool.parallel == 1 and pool.name == "inprocess" else None)
                     for t in batch
                 ]  # fmt: skip
-                for trial, outcome in zip(batch, pool.map(run_trial, tasks), strict=True):
+                try:
+                    outcomes = pool.map(run_trial, tasks)
+                except (
+                    BaseException
+                ):  # cancelled (Ctrl-C): the executor stopped its tasks; no trial stays running
+                    for trial in batch:
+                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    raise
+                for trial, outcome in zip(batch, outcomes, strict=True):
                     results.append(_record(project, experiment, parent, study, trial, outcome, metric))
             finished = [r for r in results if r["state"] == "complete"]
             if not finished:
@@ -183,8 +191,25 @@ def tune(pipeline: Any, project: Workspace, space: dict[str, Any], *, trials: in
             pool.close()
     result = TuneResult(dict(best.params), float(best.value), best_run, parent.id, metric, results)
     if refit:
-        result.refit = pipeline.run(project, params=dict(best.params), data=data)
+        result.refit = pipeline.run(project, params=dict(best.params), data=data, executor=executor)
     return result
+
+
+def _study(project: Workspace, pool: Any, parent: Any, direction: Literal["maximize", "minimize"],
+           seed: int) -> optuna.Study:  # fmt: skip
+    """The search's Optuna study: on Ray, stored in the metadata database (see :mod:`mloop.training.studies`)
+    and named after the parent run, which records where; elsewhere in memory, as the search lives here."""
+    storage = None
+    if pool.name == "ray":
+        storage = study_storage(project.settings.metadata_url)
+        parent.set_tags(
+            {"study": f"{STUDY_PREFIX}{parent.id}", "study_storage": describe(project.settings.metadata_url)}
+        )
+    return optuna.create_study(
+        storage=storage, study_name=f"{STUDY_PREFIX}{parent.id}", direction=direction,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
+    )  # fmt: skip
 
 
 def _record(project: Workspace, experiment: str, parent: Any, study: optuna.Study, trial: optuna.Trial, outcome: Any,

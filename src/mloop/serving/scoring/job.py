@@ -32,11 +32,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mloop._ray import connect, is_ray
+from mloop.config import ComputeSettings
 from mloop.errors import MloopError, NotFound, SchemaError
 from mloop.features.definitions import FeatureView, OnDemandView
 from mloop.models.signature import SignatureError
 from mloop.project import Project
 from mloop.serving.scoring.chunks import Chunks, Failure, Plan, attempt, output_names, run_pool
+from mloop.serving.scoring.ray import score_on_ray
 from mloop.serving.scoring.targets import resolve_target
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
@@ -80,19 +83,28 @@ def score(
     alias: str | None = None,
     keep: Sequence[str] | None = None,
     progress: Progress | None = None,
+    executor: str | None = None,
 ) -> ScoreReport:
     """Score every row of the Parquet file ``input_path`` with ``target`` and write ``output_path``: the input's
     columns (or only ``keep``), then ``prediction`` (for a model with several outputs, such as a multiclass
     model's probabilities, ``prediction`` holds the list per row as the v1 API answers it, and
     ``prediction_<output>`` each output). ``timestamp`` names the column of each row's time, needed when
-    the model looks up features; ``workers`` defaults to min(CPUs, 4), 1 scores in this process."""
+    the model looks up features; ``workers`` defaults to min(CPUs, 4), 1 scores in this process. ``executor`` (default
+    ``compute.executor`` when it names Ray): ``ray``, ``ray:HOST:PORT`` or ``ray://HOST:PORT`` score with Ray Data
+    on the cluster (see :mod:`mloop.serving.scoring.ray`); ``inprocess`` scores here; ``process`` in
+    ``workers`` local processes."""
     started = time.perf_counter()
     source, output = _check_paths(input_path, output_path)
     if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
         raise MloopError(f"chunk_rows must be a whole number of rows >= 1, got {chunk_rows!r}.")
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise MloopError(f"workers must be a whole number >= 1 (1 scores in this process), got {workers!r}.")
+    compute = _compute(project, executor)
     chosen = resolve_target(project, target, version=version, alias=alias)
+    if compute is not None:
+        connect(compute)  # an unreachable cluster fails here, before any output file is opened
+    if executor == "inprocess":
+        workers = 1
     with _open(source) as parquet:
         plan = _plan(project, chosen.model, chosen.version, parquet.schema_arrow, timestamp, keep)
         total = parquet.metadata.num_rows
@@ -112,7 +124,11 @@ def score(
                 done += rows
                 tick(done, total)
 
-            if used == 1:
+            if compute is not None and total:
+                used, scored = score_on_ray(project, plan, source, compute, chunk_rows)
+                for table in scored:
+                    write(done, table.num_rows, table)
+            elif used == 1:
                 model = project.models.load(plan.model, version=plan.version)
                 for start, batch in _chunks(parquet, chunk_rows):
                     write(start, batch.num_rows, attempt(project, plan, model, batch))
@@ -123,6 +139,17 @@ def score(
     columns = [*plan.keep, *output_names(plan.outputs)]
     return ScoreReport(str(source), str(output), plan.model, plan.version, chosen.endpoint, total, chunks, used,
                        time.perf_counter() - started, columns, [f"scored with {chosen.note}"])  # fmt: skip
+
+
+def _compute(project: Project, executor: str | None) -> ComputeSettings | None:
+    """The compute settings to score on Ray with, or None to score locally."""
+    if executor is not None and executor not in ("inprocess", "process") and not is_ray(executor):
+        raise MloopError(
+            f"executor {executor!r} is not one of inprocess, process, ray, ray:HOST:PORT or ray://HOST:PORT."
+        )
+    compute = project.settings.compute
+    name = compute.executor if executor is None else executor
+    return compute.model_copy(update={"executor": name}) if is_ray(name) else None
 
 
 def _chunks(parquet: pq.ParquetFile, chunk_rows: int) -> Chunks:
