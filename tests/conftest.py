@@ -9,6 +9,7 @@ from hypothesis import settings
 
 from mloop import Project
 from mloop.store import MetadataStore, open_metadata_store
+from tests.demo_run import DemoRun, run_demo
 from tests.ray_cluster import RayCluster
 from tests.seaweedfs import SeaweedFSServer
 from tests.services import PostgresServer, RedisServer
@@ -17,6 +18,12 @@ from tests.services import PostgresServer, RedisServer
 # 200 ms deadline failed a regex test that took 390 ms once under load).
 settings.register_profile("mloop", deadline=None)
 settings.load_profile("mloop")
+
+
+@pytest.fixture(scope="session")
+def fast_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``mloop demo --fast`` run once for the session (tests/demo_run.py); its folder is read-only."""
+    return run_demo(tmp_path_factory.mktemp("demo") / "mloop-demo")
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.demo_run import DemoRun
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,15 +135,8 @@ def test_a_quote_open_at_the_end_of_a_line_joins_the_next(tmp_path: Path) -> Non
 
 
 @pytest.fixture(scope="session")
-def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from rich.console import Console
-
-    from mloop.examples.demo import run
-
-    folder = tmp_path_factory.mktemp("docs") / "mloop-demo"
-    with open(os.devnull, "w") as sink:
-        run(folder, fast=True, console=Console(file=sink))
-    return folder
+def demo_project(fast_demo: DemoRun) -> Path:
+    return fast_demo.folder
 
 
 @pytest.fixture

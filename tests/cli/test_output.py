@@ -58,9 +58,10 @@ def test_quarantine_shows_row_reasons_and_values_without_internals(cli: Run, tmp
 def test_data_show_lists_the_last_ingestions_and_json_all(cli: Run, tmp_path: Path) -> None:
     for i in range(12):
         _ingest(cli, tmp_path, f"b{i}.csv", f"{i},2026-01-01T10:00:{i:02d}Z,{i}.0\n")
-    shown = cli("data", "show", "txns").out
+    wide = {"COLUMNS": "250"}  # the sources are absolute paths: on a narrow terminal a name would wrap
+    shown = cli("data", "show", "txns", env=wide).out
     assert "… 2 older; --all lists them" in shown and "b0.csv" not in shown and "b11.csv" in shown
-    assert "b0.csv" in cli("data", "show", "txns", "--all").out
+    assert "b0.csv" in cli("data", "show", "txns", "--all", env=wide).out
     assert len(cli("data", "show", "txns", "--json").json()["ingestions"]) == 12
 
 

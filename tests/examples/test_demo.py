@@ -9,10 +9,8 @@ back, and nothing was logged to a stream that had been closed.
 from __future__ import annotations
 
 import io
-import logging
 import shutil
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,32 +21,15 @@ from mloop import Project
 from mloop.errors import MloopError
 from mloop.examples.demo import run
 from mloop.examples.fraud.summary import explore
-from mloop.logs import configure
 from mloop.predictions.files import read_predictions
 from mloop.predictions.log import predictions_folder
-
-
-@pytest.fixture
-def closed_log_stream() -> Iterator[io.StringIO]:
-    """The ``mloop`` logger left writing to a stream that has been closed since, as a CLI test run before
-    this one leaves it (its runner's stream): the demo must log elsewhere, and only while it runs."""
-    logger = logging.getLogger("mloop")
-    saved = logger.handlers[:], logger.level, logger.propagate
-    stream = io.StringIO()
-    configure("WARNING", "json", stream=stream)
-    stream.close()
-    yield stream
-    logger.handlers[:], level, logger.propagate = saved
-    logger.setLevel(level)
+from tests.demo_run import DemoRun
 
 
 @pytest.mark.slow
-def test_the_loop_promotes_after_the_shift_and_rolls_the_broken_version_back(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str], closed_log_stream: io.StringIO
-) -> None:
-    console = Console(record=True, width=160)
-    summary = run(tmp_path / "demo", fast=True, console=console)
-    with Project.open(tmp_path / "demo", env={}) as project:
+def test_the_loop_promotes_after_the_shift_and_rolls_the_broken_version_back(fast_demo: DemoRun) -> None:
+    summary = fast_demo.summary
+    with Project.open(fast_demo.folder, env={}) as project:
         timeline = project.loop.timeline("fraud")
         frame = read_predictions(predictions_folder(project.settings), "fraud")
         champion = project.models.get("fraud", alias="champion").version
@@ -72,13 +53,13 @@ def test_the_loop_promotes_after_the_shift_and_rolls_the_broken_version_back(
     )
     assert ingestions[1].rows_quarantined > 0  # the feed with defects
     assert any("currency" in " ".join(r.by_reason) for r in ingestions[2:])  # CHF payments, quarantined
-    assert (tmp_path / "demo" / "report.html").stat().st_size > 1_000_000
-    text = console.export_text()
+    assert (fast_demo.folder / "report.html").stat().st_size > 1_000_000
+    text = fast_demo.text
     assert "loop.promote" in text and "loop.rollback" in text and "versions" in text
     assert "UTC wall clock" in text and " -C " in text  # the simulated dates mapped; the commands to explore
-    err = capfd.readouterr().err
+    err = fast_demo.stderr
     assert "Logging error" not in err and "I/O operation on closed file" not in err, err[-2_000:]
-    assert logging.getLogger("mloop").handlers[0].stream is closed_log_stream  # type: ignore[attr-defined]
+    assert fast_demo.logs_left_alone  # the demo logged elsewhere while it ran, then put the handler back
 
 
 def test_the_closing_box_names_the_mloop_the_user_can_run_and_maps_simulated_time(
