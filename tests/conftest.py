@@ -138,6 +138,16 @@ def data_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def data_project(tmp_path: Path, data_url: str) -> Iterator[Project]:
     """A fresh project on the embedded metadata store whose data_url is each data backend in turn."""
+    yield from _project_on(tmp_path, data_url)
+
+
+@pytest.fixture
+def s3_project(tmp_path: Path, s3_url: str) -> Iterator[Project]:
+    """A fresh project on the embedded metadata store with its data in a fresh bucket of the real S3 server."""
+    yield from _project_on(tmp_path, s3_url)
+
+
+def _project_on(tmp_path: Path, data_url: str) -> Iterator[Project]:
     root = tmp_path / "project"
     root.mkdir()
     opened = Project.open(root, env={}, data_url=data_url)

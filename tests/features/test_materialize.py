@@ -44,10 +44,10 @@ def test_a_crash_mid_run_resumes_without_gaps_or_duplicates(
                 raise RuntimeError("power cut")  # ... but its watermark is never committed
             return piece
 
-        monkeypatch.setattr("mloop.features.service.materialize_chunk", flaky)
+        monkeypatch.setattr("mloop.features.materialize_run.materialize_chunk", flaky)
         with pytest.raises(RuntimeError, match="power cut"):
             crashed.features.materialize_incremental(at, chunk="12h")
-        monkeypatch.setattr("mloop.features.service.materialize_chunk", real)
+        monkeypatch.setattr("mloop.features.materialize_run.materialize_chunk", real)
         watermark = {f.view: f.watermark for f in crashed.features.freshness()}
         assert any(w is not None and w < at for w in watermark.values())  # it stopped part way
         crashed.features.materialize_incremental(at, chunk="12h")  # resume

@@ -68,10 +68,10 @@ def test_chunks_run_on_the_cluster_and_a_stopped_run_resumes_exactly(
                 yield piece
 
         stopped = projects["stopped"]
-        monkeypatch.setattr("mloop.features.service.chunks_on_ray", power_cut)
+        monkeypatch.setattr("mloop.features.materialize_run.chunks_on_ray", power_cut)
         with pytest.raises(RuntimeError, match="power cut"):
             stopped.features.materialize_incremental(at, chunk="12h", executor=ray_cluster.executor)
-        monkeypatch.setattr("mloop.features.service.chunks_on_ray", real)
+        monkeypatch.setattr("mloop.features.materialize_run.chunks_on_ray", real)
         first = min(f.watermark for f in stopped.features.freshness() if f.watermark is not None)
         assert first is not None and first < at
         stopped.features.materialize_incremental(at, chunk="12h", executor=ray_cluster.executor)  # resume

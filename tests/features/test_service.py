@@ -163,12 +163,12 @@ def test_every_committed_chunk_has_its_audit_event_even_when_a_run_dies(
 ) -> None:
     """Issue 17, item 8: after a kill, 21 committed chunks had no audit event (one event was written at
     the end of the run). A chunk and its event are one transaction."""
-    from mloop.features import service as service_module
+    from mloop.features import materialize_run as run_module
 
     path = write(txns, tmp_path / "txns.parquet")
     last, _ = views(path)
     sqlite_project.apply([last])
-    real, calls = service_module.materialize_chunk, {"n": 0}
+    real, calls = run_module.materialize_chunk, {"n": 0}
 
     def dies_on_the_third(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
@@ -176,13 +176,13 @@ def test_every_committed_chunk_has_its_audit_event_even_when_a_run_dies(
             raise KeyboardInterrupt  # as a kill would stop it: between two chunks' writes
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service_module, "materialize_chunk", dies_on_the_third)
+    monkeypatch.setattr(run_module, "materialize_chunk", dies_on_the_third)
     with pytest.raises(KeyboardInterrupt):
         sqlite_project.features.materialize_incremental(at, chunk="12h")
     events = sqlite_project.audit.events(action="features.materialize_chunk")
     assert len(events) == 2  # the two chunks committed before the stop, each with its event
     assert {e.resource for e in events} == {"feature_view:customer_last"}
-    monkeypatch.setattr(service_module, "materialize_chunk", real)
+    monkeypatch.setattr(run_module, "materialize_chunk", real)
     resumed = sqlite_project.features.materialize_incremental(at, chunk="12h")
     chunks = resumed.views["customer_last"]["chunks"]
     assert len(sqlite_project.audit.events(action="features.materialize_chunk")) == 2 + chunks

@@ -3,7 +3,6 @@ Parquet and feedback on S3; nothing lost or duplicated, and logging goes on whil
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,6 @@ from tests.predictions.test_log import answer
 from tests.services import free_port
 
 pytestmark = pytest.mark.s3
-
-
-@pytest.fixture
-def s3_project(tmp_path: Path, s3_url: str) -> Iterator[Project]:
-    root = tmp_path / "project"
-    root.mkdir()
-    opened = Project.open(root, env={}, data_url=s3_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def place(project: Project) -> LogFolder:

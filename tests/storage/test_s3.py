@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -15,17 +14,6 @@ from tests.seaweedfs import SeaweedFSServer
 from tests.services import free_port
 
 pytestmark = pytest.mark.s3
-
-
-@pytest.fixture
-def s3_project(tmp_path: Path, s3_url: str) -> Iterator[Project]:
-    root = tmp_path / "project"
-    root.mkdir()
-    opened = Project.open(root, env={}, data_url=s3_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def frame(*ids: int) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mloop.config.monitoring import MonitoringSettings
-from mloop.errors import ConfigError
+from mloop.errors import ConfigError, SchemaError
 
 CONFIG_FILE = "mloop.yaml"
 STATE_DIR = ".mloop"
@@ -187,6 +187,17 @@ class ComputeSettings(BaseModel):
         if isinstance(data, dict) and isinstance(data.get("memory_per_task"), str):
             data = {**data, "memory_per_task": _bytes(data["memory_per_task"])}
         return data
+
+    def with_executor(self, executor: str | None) -> ComputeSettings:
+        """These settings with ``executor`` instead of the configured one (a command's ``--executor``);
+        an unknown name is a :class:`SchemaError` listing the choices, as in mloop.yaml."""
+        if executor is None:
+            return self
+        try:
+            return type(self).model_validate({**self.model_dump(), "executor": executor})
+        except ValueError as exc:
+            raise SchemaError(f"executor {executor!r} is not one of inprocess, process, ray, ray:HOST:PORT or "
+                              "ray://HOST:PORT.") from exc  # fmt: skip
 
     @model_validator(mode="after")
     def _known_executor(self) -> ComputeSettings:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,12 @@ from mloop._service import Service
 from mloop._time import as_utc, parse_duration, utcnow
 from mloop.data.service import DataService
 from mloop.errors import SchemaError
-from mloop.features import lookup, offline, on_demand, queries
+from mloop.features import lookup, materialize_run, offline, on_demand, queries
 from mloop.features import push as pushing
 from mloop.features.definitions import DatasetSource, FeatureView, OnDemandView, PushSource
-from mloop.features.materialize import Chunk, check_timestamps, chunks, materialize_chunk, span
+from mloop.features.materialize import Chunk, span
 from mloop.features.materialize import connect as duckdb_connect
-from mloop.features.materialize_ray import ChunkTask, chunks_on_ray
+from mloop.features.materialize_run import ViewRun
 from mloop.features.online import open_online_store
 from mloop.features.online.base import OnlineStore
 from mloop.features.refs import resolve
@@ -234,61 +234,21 @@ class FeatureService(Service):
         defs = self._definitions()
         selected = self._select(defs, views)
         report = MaterializeReport(end=end)
-        compute = self._ctx.settings.compute
-        if executor is not None:  # validated as in mloop.yaml: an unknown name is refused with the choices
-            try:
-                compute = type(compute).model_validate({**compute.model_dump(), "executor": executor})
-            except ValueError as exc:
-                raise SchemaError(f"executor {executor!r} is not one of inprocess, process, ray, ray:HOST:PORT "
-                                  "or ray://HOST:PORT.") from exc  # fmt: skip
+        compute = self._ctx.settings.compute.with_executor(executor)
         on_ray = is_ray(compute.executor)
         if on_ray:  # connected before anything is written: an unreachable cluster fails here
             connect(compute)
         clock = time.perf_counter()
-        store = self.online_store
-        with duckdb_connect(self._workdir()) as con:
-            plans = []
-            for view in selected:
-                table = table_for(view, self._data, self._ctx.data, self._ctx.parquet)
-                table.attach(con)
-                check_timestamps(con, view, table)
-                start = start_of(view)
-                if start is None:
-                    first, _ = span(con, table)
-                    start = first - size if first else end
-                events_after = end - view.max_window if view.max_window else None
-                plans.append((view, table, list(chunks(start, end, size)), events_after))
-            total = sum(len(c) for _, _, c, _ in plans) or 1
-            done = 0
-            for view, table, spans, events_after in plans:
-                version = defs.stored[("feature_view", view.name)].version
-                namespace = f"{view.name}.v{version}"
-                if on_ray:  # chunks in parallel, committed in order (materialize_ray.py)
-                    tasks = [ChunkTask(self._ctx.settings.online_url, view, table, namespace, lo, hi, events_after,
-                                       str(self._workdir())) for lo, hi in spans]  # fmt: skip
-                    pieces = chunks_on_ray(compute, tasks)
-                else:
-                    pieces = self._local_chunks(con, view, table, store, namespace, spans, events_after)
-                for piece, started in pieces:
-                    self._commit_chunk(view.name, version, piece, started)
-                    report.add(view.name, piece)
-                    done += 1
-                    if progress:
-                        progress(view.name, done / total)
-                if view.max_window:
-                    store.trim(namespace, _micros(end - view.max_window))
-                self._drop_old_versions(view.name, version)
+        views_run = [ViewRun(view, table_for(view, self._data, self._ctx.data, self._ctx.parquet),
+                             defs.stored[("feature_view", view.name)].version) for view in selected]  # fmt: skip
+        materialize_run.run(views_run, start_of=start_of, end=end, size=size, store=self.online_store,
+                            online_url=self._ctx.settings.online_url, workdir=self._workdir(),
+                            compute=compute if on_ray else None, commit=self._commit_chunk, report=report,
+                            progress=progress)  # fmt: skip
         report.seconds = time.perf_counter() - clock
         with self._mutate("features.materialize", "features:*", action="features.materialize") as change:
             change.payload.update(report.summary())
         return report
-
-    @staticmethod
-    def _local_chunks(con: Any, view: FeatureView, table: Any, store: OnlineStore, namespace: str,
-                      spans: list[tuple[datetime, datetime]], events_after: datetime | None) -> Iterator[tuple[Chunk, datetime]]:  # fmt: skip
-        for lo, hi in spans:
-            started = utcnow()
-            yield materialize_chunk(con, view, table, store, namespace, Chunk(lo, hi), events_after), started
 
     def _commit_chunk(self, view: str, version: int, piece: Chunk, started: datetime) -> None:
         """Record a written chunk and its audit event in one transaction: a crash leaves both or neither
@@ -308,10 +268,6 @@ class FeatureService(Service):
         version = self._definitions().stored[("feature_view", view.name)].version
         with self._ctx.store.read() as session:
             return queries.materialized(session, self._ctx.project_id, view.name, version)[1]
-
-    def _drop_old_versions(self, view: str, version: int) -> None:
-        for old in range(1, version):
-            self.online_store.drop(f"{view}.v{old}")
 
     # ---- push -----------------------------------------------------------------------------------------
 
@@ -469,9 +425,3 @@ def _timestamp_column(frame: pd.DataFrame) -> str:
         "Say which column of the entity frame holds each row's time: historical(..., timestamp='ts') "
         f"(datetime columns found: {stamps or 'none'})."
     )
-
-
-def _micros(value: datetime) -> int:
-    from mloop.features.aggregate import to_micros
-
-    return to_micros(value)

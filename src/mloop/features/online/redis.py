@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from mloop._redis import redact, split_prefix
 from mloop.errors import BackendNotInstalled, ConfigError
 from mloop.features.online.base import OnlineEvent, OnlineRead, OnlineRow, decode, encode, newest_rows
 
@@ -88,22 +88,18 @@ class RedisOnlineStore:
             import redis
         except ImportError:
             raise BackendNotInstalled(
-                f"online store {_redact(url)!r} needs the redis client: pip install 'mloop[redis]', "
+                f"online store {redact(url)!r} needs the redis client: pip install 'mloop[redis]', "
                 "or use the default sqlite store (online_url: .mloop/online.db)."
             ) from None
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query)
-        url_prefix = [value for name, value in query if name == "prefix"]
-        self.prefix = prefix if prefix is not None else (url_prefix[-1] if url_prefix else "mloop:")
+        client_url, self.prefix = split_prefix(url, prefix)
         self.url = url
-        client_url = urlunsplit(parts._replace(query=urlencode([(n, v) for n, v in query if n != "prefix"])))
         self._client = redis.Redis.from_url(client_url)
         try:
             self._client.ping()
         except redis.RedisError as exc:
             self._client.close()
             raise ConfigError(
-                f"online store {_redact(url)!r}: cannot reach Redis ({exc}). Start the server, or fix online_url."
+                f"online store {redact(url)!r}: cannot reach Redis ({exc}). Start the server, or fix online_url."
             ) from None
         self._write_rows = self._client.register_script(_WRITE_ROWS)
         self._add_events = self._client.register_script(_ADD_EVENTS)
@@ -214,7 +210,7 @@ class RedisOnlineStore:
         self._client.connection_pool.disconnect()
 
     def __repr__(self) -> str:
-        return f"RedisOnlineStore({_redact(self.url)!r}, prefix={self.prefix!r})"
+        return f"RedisOnlineStore({redact(self.url)!r}, prefix={self.prefix!r})"
 
 
 def _row(key: str, raw: bytes | None) -> OnlineRow | None:
@@ -240,10 +236,3 @@ def _events(key: str, answer: list[Any]) -> list[OnlineEvent]:
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-    return url

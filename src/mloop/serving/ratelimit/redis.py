@@ -23,8 +23,8 @@ import logging
 import threading
 import time
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from mloop._redis import redact, split_prefix
 from mloop.errors import BackendNotInstalled
 from mloop.serving import metrics
 from mloop.serving.ratelimit.memory import MemoryRateLimiter
@@ -66,15 +66,11 @@ class RedisRateLimiter:
             from redis.retry import Retry
         except ImportError:
             raise BackendNotInstalled(
-                f"serving.rate_limit_url {_redact(url)!r} needs the redis client: pip install "
+                f"serving.rate_limit_url {redact(url)!r} needs the redis client: pip install "
                 "'mloop[redis]', or leave rate_limit_url unset for per-process limits."
             ) from None
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query)
-        url_prefix = [value for name, value in query if name == "prefix"]
-        self.prefix = prefix if prefix is not None else (url_prefix[-1] if url_prefix else "mloop:")
-        self.url = _redact(url)
-        client_url = urlunsplit(parts._replace(query=urlencode([(n, v) for n, v in query if n != "prefix"])))
+        client_url, self.prefix = split_prefix(url, prefix)
+        self.url = redact(url)
         # No retries and short timeouts: a check that waits for a dead server delays every request.
         self._client = redis.Redis.from_url(client_url, socket_timeout=timeout,
                                             socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))  # fmt: skip
@@ -124,10 +120,3 @@ class RedisRateLimiter:
 
     def close(self) -> None:
         self._client.close()
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-    return url

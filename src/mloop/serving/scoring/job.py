@@ -143,13 +143,8 @@ def score(
 
 def _compute(project: Project, executor: str | None) -> ComputeSettings | None:
     """The compute settings to score on Ray with, or None to score locally."""
-    if executor is not None and executor not in ("inprocess", "process") and not is_ray(executor):
-        raise MloopError(
-            f"executor {executor!r} is not one of inprocess, process, ray, ray:HOST:PORT or ray://HOST:PORT."
-        )
-    compute = project.settings.compute
-    name = compute.executor if executor is None else executor
-    return compute.model_copy(update={"executor": name}) if is_ray(name) else None
+    compute = project.settings.compute.with_executor(executor)
+    return compute if is_ray(compute.executor) else None
 
 
 def _chunks(parquet: pq.ParquetFile, chunk_rows: int) -> Chunks:
