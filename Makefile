@@ -24,8 +24,11 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# Everything, as CI: the tests on both cores (pytest-xdist; the demo's tests share one worker), then the
+# serial ones (stall counts, failover under load, the Ray cluster) alone.
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 
 # The quick loop: no real servers (PostgreSQL, Redis, S3) and no test marked slow, on every core (xdist);
 # CI runs `make test`.

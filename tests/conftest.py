@@ -20,6 +20,22 @@ settings.register_profile("mloop", deadline=None)
 settings.load_profile("mloop")
 
 
+# Tests whose figure depends on having the machine to themselves: a count of event-loop stalls, kill -9
+# and failover under load with deadlines, and the Ray cluster's nodes. `make test` runs them after the
+# rest, which runs on both cores (pytest-xdist).
+SERIAL = ("serving/http/test_loop_lag.py", "serving/http/test_kill.py", "serving/http/test_workers.py",
+          "serving/test_replicas.py", "loop/test_lease.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.path.as_posix()
+        if item.get_closest_marker("ray") or path.endswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
+        if "fast_demo" in getattr(item, "fixturenames", ()):  # one worker runs the demo once for all of them
+            item.add_marker(pytest.mark.xdist_group("demo"))
+
+
 @pytest.fixture(scope="session")
 def fast_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     """``mloop demo --fast`` run once for the session (tests/demo_run.py); its folder is read-only."""

@@ -124,7 +124,9 @@ def test_tensor_requests_are_grouped_into_one_model_call(imaged: Imaged) -> None
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
     for i, (answer, batch) in enumerate(zip(answers, batches, strict=True)):
         got = answer.json()["outputs"][0]["data"] if i % 2 else answer.json()["predictions"]
-        assert got == pytest.approx(imaged.expected(batch), rel=1e-6)
+        # float32: a batch of 20 rows and one of 2 go through different BLAS kernels and round differently
+        # in the last bits (1.4e-6 relative seen), so equal to float32 precision, not to the bit
+        assert got == pytest.approx(imaged.expected(batch), rel=1e-5, abs=1e-7)
     assert _sum("mloop_batch_size_rows_count", **labels) - calls == 1
     assert _sum("mloop_batch_size_rows_sum", **labels) - rows == 20
     app.state.inference.close()

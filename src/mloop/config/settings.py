@@ -121,6 +121,18 @@ class PiiSettings(BaseModel):
     )
 
 
+class UISettings(BaseModel):
+    """The dashboard at ``/ui`` (the ``ui:`` block of mloop.yaml; docs/ui.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_secret: SecretStr | None = Field(
+        None,
+        description="Seals the dashboard's login cookies; set the same one on every replica behind a load "
+        "balancer. Unset: a random one kept in .mloop/ui.secret, shared by the workers of one server.",
+    )
+
+
 class RetentionSettings(BaseModel):
     """The ``retention:`` block: days to keep before ``mloop retention purge`` (and ``mloop serve``,
     hourly) deletes; null keeps forever."""
@@ -287,6 +299,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
+    ui: UISettings = Field(default_factory=UISettings)
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import Receive, Scope, Send
 
+from mloop import ui
 from mloop._version import __version__
 from mloop.predictions.feedback import Feedback
 from mloop.predictions.log import PredictionLog, predictions_folder
@@ -88,6 +89,7 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
     app.include_router(oip_routes.router(caller, inference), responses=errors.V2)
     app.include_router(feedback_routes.router(caller, app.state.feedback), responses=errors.V1)
     app.include_router(monitoring_routes.router(caller), responses=errors.V1)
+    ui.mount(app, project)  # the dashboard at /ui
 
     @app.get("/v2/health/live", tags=["health"], responses=errors.responses(*errors.GUARDED))
     def live() -> dict[str, bool]:
