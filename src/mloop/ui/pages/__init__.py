@@ -1,16 +1,16 @@
 """The dashboard's pages, one module each; every module has ``router(sessions) -> APIRouter`` whose paths
-are relative to ``/ui``. A new page adds its module name here and its entry to :data:`mloop.ui.render.NAV`."""
+are relative to ``/ui``, and its entry in :data:`mloop.ui.render.NAV`. Modules are found here, in name order."""
 
 from __future__ import annotations
 
+import pkgutil
 from importlib import import_module
 
 from fastapi import APIRouter
 
 from mloop.ui.session import Sessions
 
-PAGES = ("overview",)
-
 
 def routers(sessions: Sessions) -> list[APIRouter]:
-    return [import_module(f"mloop.ui.pages.{name}").router(sessions) for name in PAGES]
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    return [import_module(f"{__name__}.{name}").router(sessions) for name in names]
