@@ -61,6 +61,8 @@ def test_a_model_page_shows_its_versions_newest_first_the_card_and_the_lineage(u
     versions = re.findall(r'<th scope="row"><a href="/ui/models/fraud/(\d+)">', page.text)
     assert versions == ["2", "1"]
     assert "Model card: fraud v2" in page.text and "Intended use" in page.text
+    card = ui.get("/ui/models/fraud/2").text.split('id="card"')[1].split("<details>")[0]
+    assert '<th scope="row">roc_auc</th>' in card and '<th scope="row">tp</th>' not in card  # counts left out
     assert '<svg class="lineage"' in page.text and "Feature views" in page.text
     one = ui.get("/ui/models/fraud/1")
     assert one.status_code == 200 and "Model card: fraud v1" in one.text

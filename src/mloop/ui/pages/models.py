@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from mloop.errors import MloopError
 from mloop.project import Project
 from mloop.registry import ModelVersion
+from mloop.registry.card import shown_metric
 from mloop.ui.forms import form
 from mloop.ui.pages._lineage import layout
 from mloop.ui.render import error_page, render
@@ -113,14 +114,13 @@ def _version_view(viewer: Project, found: ModelVersion) -> dict[str, Any]:
 
 
 def metric_table(metrics: dict[str, Any]) -> dict[str, Any]:
-    """A card's metrics as a table: splits as columns when they are nested by split, else one column."""
+    """A card's metrics as a table: splits as columns when they are nested by split, else one column; counts
+    and settings (rows, tp, threshold...) left out, as ``mloop models card`` leaves them out."""
     nested = {k: v for k, v in metrics.items() if isinstance(v, dict)}
     if nested:
-        names = sorted(
-            {m for split in nested.values() for m, v in split.items() if isinstance(v, int | float)}
-        )
+        names = sorted({m for split in nested.values() for m, v in split.items() if shown_metric(m, v)})
         return {"columns": list(nested), "rows": [(m, [nested[s].get(m) for s in nested]) for m in names]}
-    flat = [(k, [v]) for k, v in sorted(metrics.items()) if isinstance(v, int | float)]
+    flat = [(k, [v]) for k, v in sorted(metrics.items()) if shown_metric(k, v)]
     return {"columns": ["value"], "rows": flat}
 
 
