@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+import mloop as ml
 from mloop import Project
 from mloop.errors import MloopError, NotFound, PermissionDenied
 from mloop.security import Actor, Grant
@@ -31,6 +32,7 @@ def seqs(page: EventPage) -> list[int]:
 
 def test_pages_walk_from_the_newest_to_the_oldest_and_back(many: Project) -> None:
     first = many.audit.page(limit=5)
+    assert isinstance(first, ml.EventPage) and all(isinstance(e, ml.Event) for e in first.events)
     assert seqs(first) == [13, 12, 11, 10, 9] and first.newer is None and first.older == 9
     second = many.audit.page(before=first.older, limit=5)
     assert seqs(second) == [8, 7, 6, 5, 4] and second.older == 4 and second.newer == 8

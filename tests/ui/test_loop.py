@@ -42,7 +42,14 @@ def history(ui_project: Project) -> Iterator[Project]:
                 checks=[{"name": "roc_auc_gain", "value": -0.0412, "limit": 0.0, "passed": False,
                          "challenger": 0.812, "champion": 0.8532},
                         {"name": "latency_p99_ms", "value": 3.2, "limit": 50.0, "passed": True}])  # fmt: skip
-    loop.record("fraud", "trigger", trigger="schedule", reason="scheduled run (0 3 * * *)", numbers={})
+    loop.record(
+        "fraud",
+        "trigger",
+        trigger="schedule",
+        reason="scheduled run (0 3 * * *)",
+        numbers={},
+        at="2031-05-04T03:00:00+00:00",
+    )  # the controller's clock, shown rather than the event's
     loop.record("fraud", "gate", passed=True, challenger=2, champion=1, metric="roc_auc", reason="passed every check",
                 checks=[{"name": "roc_auc_gain", "value": 0.004, "limit": 0.0, "passed": True}])  # fmt: skip
     loop.record("fraud", "canary", challenger=2, champion=1, step=0, share=0.1,
@@ -83,6 +90,7 @@ def test_the_timeline_shows_each_decision_with_its_numbers_newest_first(
     main = text[text.index("<main") :]
     assert '{"' not in main and "&#34;" not in main and "'challenger'" not in main  # readable, not raw JSON
     assert ">rollback</span>" in text and 'id="loop-phase">idle' in text
+    assert "<td>2031-05-04 03:00:00</td>" in text
 
 
 def test_the_timeline_is_paged(ui: TestClient, history: Project) -> None:

@@ -30,14 +30,13 @@ STATS = (("requests", "requests"), ("errors", "errors"), ("error_rate", "error r
 @dataclass
 class Entry:
     seq: int
-    ts: datetime
+    ts: datetime  # when the decision was taken: the controller's clock, as `mloop loop timeline` shows it
     actor: str
     action: str
     decision: str  # the action without its family: gate, canary, alert...
     outcome: str = ""  # passed / failed for a gate; the alert's severity
     tone: str = ""  # ok / bad / warn: how the tag reads
     reason: str = ""
-    at: str = ""  # the controller's clock, when it differs from the event's
     facts: list[tuple[str, str]] = field(default_factory=list)
     checks: list[dict[str, str]] = field(default_factory=list)  # a gate's: name, value, limit, result, note
     stats: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (version label, measurements)
@@ -46,8 +45,10 @@ class Entry:
 def entry(event: Event) -> Entry:
     data = event.payload
     family, _, decision = event.action.partition(".")
-    out = Entry(event.seq, event.ts, event.actor, event.action, decision, tone=_TONE.get(decision, ""),
-                reason=str(data.get("reason", "")), at=str(data.get("at", "")))  # fmt: skip
+    # The controller's clock decides its timing rules (and a test may set it), so it is the time shown.
+    when = _time(data.get("at")) or event.ts
+    out = Entry(event.seq, when, event.actor, event.action, decision, tone=_TONE.get(decision, ""),
+                reason=str(data.get("reason", "")))  # fmt: skip
     if family == "monitoring":
         _alert(out, data.get("alert") or {})
         return out
@@ -65,6 +66,13 @@ def entry(event: Event) -> Entry:
         new, old = ("champion", "previous") if decision == "promote" else ("challenger", "restored")
         _numbers(out, numbers, {"challenger": data.get(new), "champion": data.get(old)})
     return out
+
+
+def _time(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:  # recorded by hand (`project.loop.record`) rather than by the controller
+        return None
 
 
 def _alert(out: Entry, alert: dict[str, Any]) -> None:
