@@ -42,6 +42,14 @@ class Paging:
             "next": str(request.url.include_query_params(**{self.param: self.page + 1})) if self.page < last else None,
         }  # fmt: skip
 
+    def open_ended(self, request: Request, shown: int, more: bool, *, label: str = "rows") -> dict[str, Any]:
+        """:meth:`links` for a list that is not counted: the service was asked for one row more than a
+        page (``more``: it had it), so there is a next page exactly when that row came back."""
+        known = self.offset + shown + (1 if more else 0)
+        pager = self.links(request, known, label=label)
+        pager.update(total=None, last=None)
+        return pager
+
 
 def _int(text: str | None, default: int, low: int, high: int) -> int:
     try:
