@@ -48,6 +48,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         label(opened, dict(list(truth.items())[:2400]))  # the first four hours labelled
         opened.deploy("fraud", "fraud", version=1)
         opened.users.add("other-endpoint", ["mlops@endpoint:other"])
+        opened.users.add(
+            "fraud-only", ["mlops@endpoint:fraud", "mlops@model:fraud"]
+        )  # the report reads the model
         yield opened
 
 
@@ -139,12 +142,16 @@ def test_alerts_list_their_incidents_newest_first_in_pages(project: Project) -> 
     assert f"<h3>{incidents[0]['name']}</h3>" in first.text
 
 
-def test_a_user_scoped_to_another_endpoint_is_refused(project: Project) -> None:
+def test_a_user_sees_the_endpoints_of_their_scope_only(project: Project) -> None:
     with Project.open(project.root, env={"MLOOP_LOCAL_ADMIN": "false"}, actor=project.actor) as served:
         client = TestClient(create_ui_app(served), follow_redirects=False)
         login(client, served.keys.issue("other-endpoint").token)
         refused = client.get(f"/ui/monitoring?endpoint=fraud&since={SINCE}")
+        login(client, served.keys.issue("fraud-only").token)
+        allowed = client.get(f"/ui/monitoring?endpoint=fraud&since={SINCE}")
     assert refused.status_code == 403 and "heatmap" not in refused.text
+    assert allowed.status_code == 200, re.findall(r"role=\"alert\">(.*?)<", allowed.text, re.S)
+    assert 'class="heatmap"' in allowed.text
 
 
 def test_the_charts_draw_in_a_real_browser(project: Project, tmp_path: Path) -> None:

@@ -37,7 +37,9 @@ def router(sessions: Sessions) -> APIRouter:
         viewer = sessions.viewer(request)
         paging = Paging.read(request, param="apage", per=20)
         try:
-            endpoints = [d.endpoint for d in viewer.deployments.list()]
+            # A user scoped to some endpoints cannot list them all: the form then offers the one asked for.
+            listed = viewer.actor.can("deployments.read", "endpoint:*")
+            endpoints = [d.endpoint for d in viewer.deployments.list()] if listed else []
             endpoint = endpoint or (endpoints[0] if endpoints else "")
             report = viewer.monitoring.report(endpoint, since=since) if endpoint else None
             incidents = (
