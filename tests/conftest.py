@@ -27,6 +27,7 @@ SERIAL = ("serving/http/test_loop_lag.py", "serving/http/test_kill.py", "serving
           "serving/test_replicas.py", "loop/test_lease.py")  # fmt: skip
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         path = item.path.as_posix()

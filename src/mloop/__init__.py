@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from mloop.models import Signature
     from mloop.project import Project
     from mloop.registry import LoadedModel, ModelVersion, RegisteredModel
-    from mloop.security import Actor, AuditReport, Event, Grant
+    from mloop.security import Actor, AuditReport, Event, EventPage, Grant
     from mloop.training import Experiment, Run, RunInfo
     from mloop.training.dataset import TrainingSet
     from mloop.training.pipeline import Label, TimeSplit, TrainingPipeline
@@ -107,6 +107,7 @@ _EXPORTS: dict[str, str] = {
     "Actor": "mloop.security",
     "AuditReport": "mloop.security",
     "Event": "mloop.security",
+    "EventPage": "mloop.security",
     "Grant": "mloop.security",
     "Experiment": "mloop.training",
     "Run": "mloop.training",
@@ -135,6 +136,7 @@ __all__ = [
     "Deployment",
     "Entity",
     "Event",
+    "EventPage",
     "Experiment",
     "FeatureView",
     "Field",

@@ -41,3 +41,14 @@ def test_serve_prints_its_url_routes_and_links_then_ready(sqlite_project: Projec
         # ready means answering, and the links printed answer
         assert httpx.get(f"{server.url}/docs").status_code == 200
         assert httpx.get(f"{server.url}/metrics").status_code == 200
+        assert f"{server.url}/ui" in printed and httpx.get(f"{server.url}/ui/").status_code == 200
+
+
+@pytest.mark.slow
+def test_mloop_ui_serves_the_dashboard_alone(sqlite_project: Project) -> None:
+    with mloop_serve(Path(sqlite_project.root), command="ui") as server:
+        assert f"{server.url}/ui" in "".join(server.stdout)
+        page = httpx.get(f"{server.url}/ui/")
+        assert page.status_code == 200 and "Endpoints" in page.text
+        assert httpx.get(f"{server.url}/ui/static/htmx.min.js").status_code == 200
+        assert httpx.get(f"{server.url}/v1/endpoints/x/predict").status_code == 404  # no inference here

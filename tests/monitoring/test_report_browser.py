@@ -1,14 +1,14 @@
 """The report in a real browser: Debian's headless Chromium, driven by Playwright, opens report.html of a
 small monitored endpoint, draws every plotly chart with no JavaScript error, and the screenshot shows it.
 
-Needs ``apt-get install chromium`` and ``pip install playwright`` (no ``playwright install``: the system
-browser is used); skips without them, except under ``MLOOP_REQUIRE_SERVICES=1`` (CI), where it fails.
+The browser: tests/browser.py.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,35 +17,17 @@ import pytest
 
 from mloop import Project
 from mloop.monitoring.report import write_html
+from tests.browser import chromium
 from tests.monitoring.stream import START, label, records, register, write
-from tests.services import unavailable
 
 pytestmark = pytest.mark.slow
 FIGURES = 5  # drift, drift share, predictions, performance, SLO budgets: one version
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    unavailable("Chromium is not installed (apt-get install chromium)")
-    raise AssertionError("unreachable")
-
-
 @pytest.fixture(scope="module")
-def browser() -> Any:
-    executable = _chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright is not installed (pip install 'mloop[dev]')")
-    with sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
+def browser() -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,7 @@ def _global(
 ) -> None:  # fmt: skip
     _state.set_path(project)
     # A server's log is its output; for the other commands the result is, and log lines only with --verbose.
-    _state.set_verbose(verbose or ctx.invoked_subcommand == "serve")
+    _state.set_verbose(verbose or ctx.invoked_subcommand in ("serve", "ui"))
 
 
 @app.command()
@@ -136,6 +136,7 @@ def demo(
 
 
 app.command()(serve_cli.serve)
+app.command()(serve_cli.ui)
 app.command()(score_cli.score)
 app.command()(deployments_cli.deploy)
 app.command()(deployments_cli.rollback)

@@ -62,6 +62,30 @@ def serve(
                on_ready=lambda: out.success(f"ready: answering on {url} (Ctrl+C stops)"))  # fmt: skip
 
 
+def ui(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8701, "--port", help="TCP port."),
+    ssl_certfile: Path | None = typer.Option(None, "--ssl-certfile", help="TLS certificate (PEM)."),
+    ssl_keyfile: Path | None = typer.Option(None, "--ssl-keyfile", help="TLS private key (PEM)."),
+) -> None:
+    """Serve only the web dashboard at /ui (no endpoints, no prediction log); `mloop serve` serves it too.
+
+    Examples:
+
+      $ mloop ui                       # http://127.0.0.1:8701/ui
+      $ mloop ui --host 0.0.0.0 --port 8080
+    """
+    from mloop.serving.http import server
+    from mloop.ui import create_ui_app
+
+    sock = server.bind(host, port)
+    project = _state.project()
+    url = server.urls(host, port, tls=ssl_certfile is not None)[0]
+    out.fields(f"mloop ui · project {escape(project.name)}", {"dashboard": f"{url}/ui"})
+    server.run(create_ui_app(project), sock, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+               on_ready=lambda: out.success(f"ready: the dashboard answers on {url}/ui (Ctrl+C stops)"))  # fmt: skip
+
+
 def _banner(project: Any, urls: list[str], workers: int, loop: bool) -> None:
     base = urls[0]
     deployed = project.deployments.list()
@@ -78,6 +102,7 @@ def _banner(project: Any, urls: list[str], workers: int, loop: bool) -> None:
         "features": "POST /v1/features/online · POST /v1/features/push",
         "feedback": "POST /v1/feedback",
         "monitoring": "GET /v1/monitoring/ENDPOINT/drift, …/report, … (see the docs)",
+        "dashboard": f"{base}/ui",
         "docs": f"{base}/docs · /redoc",
         "metrics": f"{base}/metrics",
         "health": f"{base}/v2/health/ready",

@@ -40,17 +40,33 @@ def revision(session: Session, project_id: int, endpoint: str, number: int) -> D
     return row
 
 
-def history(session: Session, project_id: int, endpoint: str) -> Sequence[DeploymentRow]:
-    """Every revision of ``endpoint``, oldest first."""
+def history(
+    session: Session, project_id: int, endpoint: str, *, offset: int = 0, limit: int | None = None,
+    newest_first: bool = False,
+) -> Sequence[DeploymentRow]:  # fmt: skip
+    """The revisions of ``endpoint``, oldest first (or newest first); ``limit`` of them from ``offset``."""
+    order = DeploymentRow.revision.desc() if newest_first else DeploymentRow.revision
     return session.scalars(
         select(DeploymentRow)
         .where(DeploymentRow.project_id == project_id, DeploymentRow.endpoint == endpoint)
-        .order_by(DeploymentRow.revision)
+        .order_by(order)
+        .offset(offset)
+        .limit(limit)
     ).all()
 
 
-def newest(session: Session, project_id: int) -> Sequence[DeploymentRow]:
-    """The newest revision of every endpoint, by endpoint name."""
+def endpoints(session: Session, project_id: int) -> int:
+    """How many endpoints were ever deployed in the project (undeployed ones included)."""
+    found = session.scalar(
+        select(func.count(DeploymentRow.endpoint.distinct())).where(DeploymentRow.project_id == project_id)
+    )
+    return int(found or 0)
+
+
+def newest(
+    session: Session, project_id: int, *, offset: int = 0, limit: int | None = None
+) -> Sequence[DeploymentRow]:
+    """The newest revision of every endpoint, by endpoint name (``limit`` of them from ``offset``)."""
     top = (
         select(DeploymentRow.endpoint, func.max(DeploymentRow.revision).label("revision"))
         .where(DeploymentRow.project_id == project_id)
@@ -62,6 +78,8 @@ def newest(session: Session, project_id: int) -> Sequence[DeploymentRow]:
         .join(top, (DeploymentRow.endpoint == top.c.endpoint) & (DeploymentRow.revision == top.c.revision))
         .where(DeploymentRow.project_id == project_id)
         .order_by(DeploymentRow.endpoint)
+        .offset(offset)
+        .limit(limit)
     ).all()
 
 

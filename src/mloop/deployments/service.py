@@ -142,21 +142,48 @@ class DeploymentService(Service):
                 raise NotFound(queries.missing(session, self._ctx.project_id, endpoint))
             return from_row(row)
 
-    def list(self, *, include_inactive: bool = False) -> builtins.list[Deployment]:
-        """The newest revision of every endpoint, by endpoint name (undeployed ones only if asked)."""
+    def list(
+        self, *, include_inactive: bool = False, offset: int = 0, limit: int | None = None
+    ) -> builtins.list[Deployment]:
+        """The newest revision of every endpoint, by endpoint name (undeployed ones only if asked). A page
+        (``limit`` from ``offset``) counts undeployed endpoints too, so pass ``include_inactive=True`` with
+        it: :meth:`count` counts them all."""
         self._authorize("deployments.read", "endpoint:*")
         with self._ctx.store.read() as session:
-            found = [from_row(row) for row in queries.newest(session, self._ctx.project_id)]
+            rows = queries.newest(session, self._ctx.project_id, offset=offset, limit=limit)
+            found = [from_row(row) for row in rows]
         return [d for d in found if include_inactive or d.active]
 
-    def history(self, endpoint: str) -> builtins.list[Deployment]:
-        """Every revision of ``endpoint``, oldest first."""
+    def count(self) -> int:
+        """How many endpoints were ever deployed (undeployed ones included)."""
+        self._authorize("deployments.read", "endpoint:*")
+        with self._ctx.store.read() as session:
+            return queries.endpoints(session, self._ctx.project_id)
+
+    def history(
+        self, endpoint: str, *, offset: int = 0, limit: int | None = None, newest_first: bool = False
+    ) -> builtins.list[Deployment]:
+        """The revisions of ``endpoint``, oldest first (or ``newest_first``): all, or ``limit`` from
+        ``offset`` (the live revision's number is how many there are)."""
         self._authorize("deployments.read", f"endpoint:{endpoint}")
         with self._ctx.store.read() as session:
-            rows = queries.history(session, self._ctx.project_id, endpoint)
-            if not rows:
+            rows = queries.history(session, self._ctx.project_id, endpoint, offset=offset, limit=limit,
+                                   newest_first=newest_first)  # fmt: skip
+            if not rows and queries.latest(session, self._ctx.project_id, endpoint) is None:
                 raise NotFound(queries.missing(session, self._ctx.project_id, endpoint))
             return [from_row(row) for row in rows]
+
+    def serving(self, model: str, version: int | None = None) -> builtins.list[Deployment]:
+        """The live revisions that route traffic to (or shadow) ``model`` (``version`` of it, if given), by
+        endpoint: what a model version's lineage ends in. Only endpoints the caller may read are listed."""
+        self.actor.require_somewhere("deployments.read", "endpoint")
+        with self._ctx.store.read() as session:
+            live = [from_row(row) for row in queries.newest(session, self._ctx.project_id)]
+        return [
+            d for d in live
+            if d.active and d.model == model and (version is None or version in d.versions)
+            and self.actor.can("deployments.read", f"endpoint:{d.endpoint}")
+        ]  # fmt: skip
 
     def stamp(self) -> int:
         """A number that grows with every new revision in the project (0 when there is none): one indexed

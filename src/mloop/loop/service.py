@@ -17,6 +17,7 @@ from mloop._service import Service
 from mloop.errors import MloopError
 from mloop.loop.state import LoopState, fold
 from mloop.security import audit_chain
+from mloop.security.audit_chain import EventPage
 
 
 class LoopService(Service):
@@ -35,6 +36,16 @@ class LoopService(Service):
         ]
         found.sort(key=lambda e: e.seq)
         return [_plain(e) for e in found if since is None or e.ts >= since]
+
+    def timeline_page(self, endpoint: str, *, before: int | None = None, after: int | None = None,
+                      limit: int = 50, alerts: bool = True) -> EventPage:  # fmt: skip
+        """One page of ``endpoint``'s decisions (and alerts), newest first, read from the database page by
+        page (``before=page.older`` is the next one); the events as they are stored, payload and all."""
+        self._authorize("loop.read", f"endpoint:{endpoint}")
+        return audit_chain.page_events(
+            self._ctx.store, actions=["loop.*", "monitoring.*"] if alerts else ["loop.*"],
+            resource=f"endpoint:{endpoint}", before=before, after=after, limit=limit,
+        )  # fmt: skip
 
     def pause(self, endpoint: str, reason: str = "") -> LoopState:
         """Stop the loop acting on ``endpoint`` (a canary in progress stays where it is) until resumed."""

@@ -29,7 +29,7 @@ from mloop.deployments import queries as deployment_queries
 from mloop.errors import NotFound
 from mloop.features import queries as feature_queries
 from mloop.metrics.profile import bin_frequencies
-from mloop.monitoring import queries, ranges, rules, sli, slo, windows
+from mloop.monitoring import queries, ranges, rules, sli, slo, traffic, windows
 from mloop.monitoring.alerts import Alert, deliver, no_longer_serving, serving_versions, sinks_from_settings
 from mloop.monitoring.performance import predictions_of, scores, window_performance
 from mloop.monitoring.suite import compare
@@ -127,6 +127,18 @@ class MonitoringService(Service):
         with self._ctx.store.read() as session:
             return queries.load(session, self._ctx.project_id, endpoint, kind, since=start, until=until,
                                 size=self.settings.window)  # fmt: skip
+
+    def traffic(self, endpoint: str, *, since: Since = "1h", now: datetime | None = None
+                ) -> list[dict[str, Any]]:  # fmt: skip
+        """Per version over the last ``since``: requests, errors and their share, p99 latency in ms
+        (:mod:`mloop.monitoring.traffic`), read from the prediction log."""
+        self._authorize("monitoring.read", f"endpoint:{endpoint}")
+        self._known(endpoint)
+        now = now or utcnow()
+        frame = read_predictions(
+            self._folder(), endpoint, windows.since_time(since, now), now, self._ctx.parquet
+        )
+        return traffic.per_version(frame)
 
     # ---- SLOs and alerts --------------------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ from mloop.predictions.place import LogFolder
 
 log = logging.getLogger("mloop.predictions")
 
+CLOSE_WAIT = 2.0  # seconds the prediction log's writer gives the child at close before compacting itself
+
 _CHILD = """import os, sys
 try:
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
@@ -105,13 +107,15 @@ class Compactor:
             log.warning("prediction log: the compactor is gone; its segments go to the next one")
         self._handed += [p for p in segments if p not in self._handed]
 
-    def close(self, timeout: float = 2.0) -> None:
+    def close(self, timeout: float = 60.0) -> None:
         """Let the child finish what it was handed and exit; a child still busy after ``timeout`` is
-        left to finish on its own (the caller compacts what remains: compaction is idempotent). The wait
-        is short because the child runs at ``SCHED_IDLE``: on a machine busy with other work it may get
-        no CPU for a long time (``mloop serve`` took 24 s to stop beside two busy processes on 2 cores
-        with a 60 s wait, 0.4 s alone), while the server that closes the log answers nothing any more,
-        so compacting the rest in its own process delays no one."""
+        killed and the caller compacts what remains (compaction is idempotent and each Parquet file is
+        published whole, so a kill mid-segment leaves that segment to compact again, nothing torn). Left
+        to finish on its own, a starved child at idle priority kept its memory (160 MB) for minutes. The prediction
+        log's writer waits only :data:`CLOSE_WAIT` (it compacts the rest itself): the child runs at
+        ``SCHED_IDLE``, so on a machine busy with other work it may get no CPU for a long time (``mloop
+        serve`` took 24 s to stop beside two busy processes on 2 cores with a 60 s wait, 0.4 s alone), while
+        a server that closes its log answers nothing any more, so compacting in its own process delays no one."""
         process, self._process = self._process, None
         if process is None:
             return
@@ -121,4 +125,6 @@ class Compactor:
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            log.warning("prediction log: the compactor is slow; compacting here as well")
+            log.warning("prediction log: the compactor is slow; compacting the rest here")
+            process.kill()
+            process.wait()

@@ -47,7 +47,7 @@ import pandas as pd
 from mloop.crypto import PLAIN, ParquetFiles
 from mloop.predictions import files, metrics
 from mloop.predictions.answer import Answer
-from mloop.predictions.compactor import Compactor
+from mloop.predictions.compactor import CLOSE_WAIT, Compactor
 from mloop.predictions.place import LogFolder
 from mloop.storage import open_data_storage
 
@@ -278,7 +278,7 @@ class PredictionLog:
             os.close(self._next.fd)
             self._next.path.unlink(missing_ok=True)
             self._next = None
-        self._compactor.close()
+        self._compactor.close(timeout=CLOSE_WAIT)
         try:
             for segment in sorted(self.segments.glob(f"{self.writer}-*.jsonl")):
                 self.skipped += files.compact(self.folder, segment, self.parquet)[1]

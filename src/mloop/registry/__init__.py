@@ -6,11 +6,14 @@
 """
 
 from mloop.registry.history import AliasSpan, StageSpan
+from mloop.registry.lineage import Lineage, LineageNode
 from mloop.registry.service import ModelRegistry
 from mloop.registry.versions import LoadedModel, ModelVersion, Promotion, RegisteredModel
 
 __all__ = [
     "AliasSpan",
+    "Lineage",
+    "LineageNode",
     "LoadedModel",
     "ModelRegistry",
     "ModelVersion",

@@ -438,6 +438,11 @@ def _balance(value: Any) -> str:
     return ", ".join(f"{k}: {v:.1%}" for k, v in numbers.items())
 
 
+def shown_metric(name: str, value: Any) -> bool:
+    """Whether a card's metrics table shows ``name``: a measure of quality, not a count or a setting."""
+    return _shown(name, value) and value is not None
+
+
 def _shown(name: str, value: Any) -> bool:
     return name not in _HIDDEN and name not in _ROWS and (value is None or _is_number(value))
 

@@ -208,13 +208,26 @@ def newest_version(session: Session, model_id: int) -> int | None:
     )
 
 
-def models(session: Session, project_id: int) -> Sequence[RegisteredModelRow]:
-    """Every registered model of the project, by name."""
+def models(
+    session: Session, project_id: int, *, offset: int = 0, limit: int | None = None
+) -> Sequence[RegisteredModelRow]:
+    """The registered models of the project, by name (``limit`` of them from ``offset``, if given)."""
     return session.scalars(
         select(RegisteredModelRow)
         .where(RegisteredModelRow.project_id == project_id)
         .order_by(RegisteredModelRow.name)
+        .offset(offset)
+        .limit(limit)
     ).all()
+
+
+def count_models(session: Session, project_id: int) -> int:
+    found = session.scalar(
+        select(func.count())
+        .select_from(RegisteredModelRow)
+        .where(RegisteredModelRow.project_id == project_id)
+    )
+    return int(found or 0)
 
 
 def version_stages(session: Session, model_ids: Sequence[int]) -> list[tuple[int, int, str]]:
@@ -231,12 +244,23 @@ def aliases(session: Session, model_ids: Sequence[int]) -> Sequence[ModelAliasRo
     return session.scalars(select(ModelAliasRow).where(ModelAliasRow.model_id.in_(list(model_ids)))).all()
 
 
-def versions(session: Session, model_id: int, *, include_deleted: bool = False) -> Sequence[ModelVersionRow]:
-    """The versions of the model, oldest first."""
+def versions(
+    session: Session, model_id: int, *, include_deleted: bool = False, offset: int = 0,
+    limit: int | None = None, newest_first: bool = False,
+) -> Sequence[ModelVersionRow]:  # fmt: skip
+    """The versions of the model, oldest first (or newest first); ``limit`` of them from ``offset``."""
     query = select(ModelVersionRow).where(ModelVersionRow.model_id == model_id)
     if not include_deleted:
         query = query.where(ModelVersionRow.stage != "deleted")
-    return session.scalars(query.order_by(ModelVersionRow.version)).all()
+    order = ModelVersionRow.version.desc() if newest_first else ModelVersionRow.version
+    return session.scalars(query.order_by(order).offset(offset).limit(limit)).all()
+
+
+def count_versions(session: Session, model_id: int, *, include_deleted: bool = False) -> int:
+    query = select(func.count()).select_from(ModelVersionRow).where(ModelVersionRow.model_id == model_id)
+    if not include_deleted:
+        query = query.where(ModelVersionRow.stage != "deleted")
+    return int(session.scalar(query) or 0)
 
 
 def versions_in_stage(

@@ -31,8 +31,10 @@ from mloop.models.package import pack
 from mloop.models.signature import Signature, SignatureError, infer
 from mloop.registry import card as cards
 from mloop.registry import history, queries
+from mloop.registry import lineage as lineages
 from mloop.registry.exports import RegistryExports
 from mloop.registry.history import AliasSpan
+from mloop.registry.lineage import Lineage
 from mloop.registry.queries import check_alias, check_name, version_record
 from mloop.registry.stages import RegistryStages
 from mloop.registry.versions import LoadedModel, ModelVersion, RegisteredModel
@@ -139,11 +141,12 @@ class ModelRegistry(RegistryStages, RegistryExports):
             row = self._version_row(session, parent, version, alias)
             return version_record(row, name, self._aliases(session, parent.id).get(row.version, []))
 
-    def list(self) -> builtins.list[RegisteredModel]:
-        """Every registered model in the project, with its newest version, production version and aliases."""
+    def list(self, *, offset: int = 0, limit: int | None = None) -> builtins.list[RegisteredModel]:
+        """The registered models by name, with their newest version, production version and aliases: all of
+        them, or ``limit`` from ``offset`` (:meth:`count` says how many there are)."""
         self._authorize("models.read", "model:*")
         with self._ctx.store.read() as session:
-            parents = queries.models(session, self._ctx.project_id)
+            parents = queries.models(session, self._ctx.project_id, offset=offset, limit=limit)
             ids = [p.id for p in parents]
             versions = queries.version_stages(session, ids)
             aliases = queries.aliases(session, ids)
@@ -167,16 +170,32 @@ class ModelRegistry(RegistryStages, RegistryExports):
             )
         return out
 
-    def list_versions(self, name: str, *, include_deleted: bool = False) -> builtins.list[ModelVersion]:
-        """The versions of ``name``, oldest first."""
+    def count(self) -> int:
+        """How many models are registered in the project."""
+        self._authorize("models.read", "model:*")
+        with self._ctx.store.read() as session:
+            return queries.count_models(session, self._ctx.project_id)
+
+    def list_versions(
+        self, name: str, *, include_deleted: bool = False, offset: int = 0, limit: int | None = None,
+        newest_first: bool = False,
+    ) -> builtins.list[ModelVersion]:  # fmt: skip
+        """The versions of ``name``, oldest first (or ``newest_first``): all, or ``limit`` from ``offset``
+        (:meth:`count_versions` says how many there are)."""
         self._authorize("models.read", f"model:{name}")
         with self._ctx.store.read() as session:
             parent = self._model_row(session, name)
             aliases = self._aliases(session, parent.id)
-            return [
-                version_record(row, name, aliases.get(row.version, []))
-                for row in queries.versions(session, parent.id, include_deleted=include_deleted)
-            ]
+            rows = queries.versions(session, parent.id, include_deleted=include_deleted, offset=offset,
+                                    limit=limit, newest_first=newest_first)  # fmt: skip
+            return [version_record(row, name, aliases.get(row.version, [])) for row in rows]
+
+    def count_versions(self, name: str, *, include_deleted: bool = False) -> int:
+        """How many versions ``name`` has (deleted ones only if asked)."""
+        self._authorize("models.read", f"model:{name}")
+        with self._ctx.store.read() as session:
+            parent = self._model_row(session, name)
+            return queries.count_versions(session, parent.id, include_deleted=include_deleted)
 
     def load(
         self, name: str, version: int | None = None, alias: str | None = None, *, runtime: str = "native"
@@ -205,6 +224,13 @@ class ModelRegistry(RegistryStages, RegistryExports):
         return cards.render_markdown(
             found.card, header, found.signature.to_dict() if found.signature else None
         )
+
+    def lineage(self, name: str, version: int) -> Lineage:
+        """Where a version came from: its datasets, feature views (as they were defined at the versions it
+        trained on), training set and run, as a graph (:mod:`mloop.registry.lineage`)."""
+        found = self.get(name, version)
+        with self._ctx.store.read() as session:
+            return lineages.build(session, self._ctx.project_id, found)
 
     # ---- aliases --------------------------------------------------------------------------------------
 

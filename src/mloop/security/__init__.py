@@ -3,7 +3,7 @@ hash-chained audit log (:mod:`mloop.security.audit_chain`). Managing users, API 
 audit log are services above these, in :mod:`mloop.access`."""
 
 from mloop.security.actor import Actor
-from mloop.security.audit_chain import AuditReport, Event
+from mloop.security.audit_chain import AuditReport, Event, EventPage
 from mloop.security.roles import ACTIONS, PERMISSIONS, ROLES, Grant
 
-__all__ = ["ACTIONS", "PERMISSIONS", "ROLES", "Actor", "AuditReport", "Event", "Grant"]
+__all__ = ["ACTIONS", "PERMISSIONS", "ROLES", "Actor", "AuditReport", "Event", "EventPage", "Grant"]

@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from mloop._time import utcnow
+from mloop.errors import MloopError
 from mloop.security.audit_anchor import AnchorState, Keying
 from mloop.store.base import MetadataStore
 from mloop.store.schema import AuditHeadRow, EventRow
 from mloop.store.types import canonical_json
 
 GENESIS = "0" * 64
+MAX_PAGE = 500  # events on one page (a larger one would be slow to read and to render)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,88 @@ def iter_events(
     with store.read() as session:
         for row in session.scalars(query.execution_options(yield_per=1000)):
             yield Event.from_row(row)
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of events, newest first, and the keys of the pages beside it: pass ``older`` as ``before``
+    for the next (older) page and ``newer`` as ``after`` for the previous one; None at either end."""
+
+    events: list[Event]
+    older: int | None = None
+    newer: int | None = None
+
+
+def page_events(
+    store: MetadataStore,
+    *,
+    actions: Sequence[str] = (),
+    resource: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = 50,
+) -> EventPage:
+    """The newest ``limit`` events matching every filter (``actions``: any of these patterns; ``since``
+    inclusive, ``until`` exclusive), older than ``before`` or newer than ``after`` when given.
+
+    Keyset pagination on the sequence number: the database reads one index range per page however deep the
+    page is, where an OFFSET would walk every event it skips."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise MloopError(f"A page holds 1 to {MAX_PAGE} events; got {limit}. Ask for fewer and page on.")
+    where = _filters(actions, resource, actor, since, until)
+    newest_first = select(EventRow).where(*where).order_by(EventRow.seq.desc())
+    with store.read() as session:
+
+        def exists(*more: ColumnElement[bool]) -> bool:
+            return session.scalar(select(EventRow.seq).where(*where, *more).limit(1)) is not None
+
+        if after is not None and before is None:
+            oldest_first = select(EventRow).where(*where, EventRow.seq > after).order_by(EventRow.seq)
+            rows = list(session.scalars(oldest_first.limit(limit + 1)))
+            if len(rows) <= limit:  # the newest events: show a full first page rather than a short one
+                return page_events(store, actions=actions, resource=resource, actor=actor, since=since,
+                                   until=until, limit=limit)  # fmt: skip
+            rows = rows[:limit][::-1]
+            older = rows[-1].seq if exists(EventRow.seq < rows[-1].seq) else None
+            return EventPage([Event.from_row(r) for r in rows], older=older, newer=rows[0].seq)
+        query = newest_first if before is None else newest_first.where(EventRow.seq < before)
+        rows = list(session.scalars(query.limit(limit + 1)))
+        older = rows[limit - 1].seq if len(rows) > limit else None
+        rows = rows[:limit]
+        newer = None
+        if before is not None and exists(EventRow.seq > (rows[0].seq if rows else before - 1)):
+            newer = rows[0].seq if rows else before - 1
+        return EventPage([Event.from_row(r) for r in rows], older=older, newer=newer)
+
+
+def get_event(store: MetadataStore, seq: int) -> Event | None:
+    with store.read() as session:
+        row = session.get(EventRow, seq)
+        return Event.from_row(row) if row is not None else None
+
+
+def _filters(
+    actions: Sequence[str],
+    resource: str | None,
+    actor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if actions:
+        where.append(or_(*(EventRow.action.like(_like(a), escape="\\") for a in actions)))
+    if resource:
+        where.append(EventRow.resource.like(_like(resource), escape="\\"))
+    if actor:
+        where.append(EventRow.actor == actor)
+    if since is not None:
+        where.append(EventRow.ts >= since)
+    if until is not None:
+        where.append(EventRow.ts < until)
+    return where
 
 
 def _like(pattern: str) -> str:

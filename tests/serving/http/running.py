@@ -29,13 +29,14 @@ class Server:
 
 
 @contextmanager
-def mloop_serve(root: Path, *args: str, timeout: float = 120) -> Iterator[Server]:
-    """``mloop -C root serve --port P ARGS``, once it has printed that it is ready."""
+def mloop_serve(root: Path, *args: str, timeout: float = 120, command: str = "serve") -> Iterator[Server]:
+    """``mloop -C root serve --port P ARGS`` (or another serving ``command``: ``ui``), once it has printed
+    that it is ready."""
     port = free_port()
     mloop = Path(sys.executable).parent / "mloop"
     env = {k: v for k, v in os.environ.items() if k != "MLOOP_PROJECT_DIR"} | {"NO_COLOR": "1"}
-    command = [str(mloop), "-C", str(root), "serve", "--port", str(port), *args]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    argv = [str(mloop), "-C", str(root), command, "--port", str(port), *args]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=env)  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_forward, args=(process, lines), daemon=True).start()
