@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from html import unescape
@@ -21,8 +20,8 @@ from fastapi.testclient import TestClient
 from mloop import Project
 from mloop.monitoring.report_charts import score
 from mloop.ui import create_ui_app
+from tests.browser import chromium
 from tests.monitoring.stream import START, label, records, register, write
-from tests.services import unavailable
 from tests.ui.conftest import login
 
 SINCE = START.strftime("%Y-%m-%dT%H:%M:%SZ")  # no "+" to encode in a URL
@@ -155,39 +154,29 @@ def test_a_user_sees_the_endpoints_of_their_scope_only(project: Project) -> None
 
 
 def test_the_charts_draw_in_a_real_browser(project: Project, tmp_path: Path) -> None:
-    """Debian's headless Chromium (as tests/monitoring/test_report_browser.py) loads the page, every
-    request answered by the app in-process: both uPlot charts draw, with no script error."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        unavailable("Chromium is not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import Route, sync_playwright
-    except ImportError:
-        unavailable("Playwright is not installed (pip install 'mloop[dev]')")
-    with TestClient(create_ui_app(project)) as client, sync_playwright() as driver:
+    """Chromium (tests/browser.py) loads the page, every request answered by the app in-process: both
+    uPlot charts draw, with no script error and no request to another host."""
+    errors: list[str] = []
+    with TestClient(create_ui_app(project)) as client, chromium() as browser:
 
-        def answer(route: Route) -> None:
+        def answer(route: Any) -> None:
             url = urlsplit(route.request.url)
-            if url.hostname != "mloop.test":  # nothing may come from another host
+            if url.hostname != "mloop.test":
+                errors.append(f"request to another host: {route.request.url}")
                 route.abort()
                 return
             got = client.get(url.path + (f"?{url.query}" if url.query else ""))
             route.fulfill(status=got.status_code, body=got.content, content_type=got.headers["content-type"])
 
-        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.route("**/*", answer)
-            page.goto(f"http://mloop.test/ui/monitoring?since={SINCE}")
-            page.wait_for_selector("#plot-performance-1 .uplot canvas", timeout=10_000)
-            drawn = {i: len(page.query_selector_all(f"#{i} .uplot canvas")) for i in
-                     ("plot-predictions-1", "plot-performance-1")}  # fmt: skip
-            legend = page.inner_text("#plot-performance-1 .u-legend")
-            page.screenshot(path=str(tmp_path / "monitoring.png"), full_page=True)
-        finally:
-            browser.close()
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.route("**/*", answer)
+        page.goto(f"http://mloop.test/ui/monitoring?since={SINCE}")
+        page.wait_for_selector("#plot-performance-1 .uplot canvas", timeout=10_000)
+        drawn = {i: len(page.query_selector_all(f"#{i} .uplot canvas")) for i in
+                 ("plot-predictions-1", "plot-performance-1")}  # fmt: skip
+        legend = page.inner_text("#plot-performance-1 .u-legend")
+        page.screenshot(path=str(tmp_path / "monitoring.png"), full_page=True)
     assert errors == [] and drawn == {"plot-predictions-1": 1, "plot-performance-1": 1}
     assert "roc_auc (realised)" in legend and "roc_auc (estimated)" in legend
