@@ -6,6 +6,7 @@ Readers see only the files listed by committed ingestions (the manifest), never 
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from mloop._service import Service
 from mloop._time import as_utc
-from mloop.data import tensors
+from mloop.data import listing, tensors
+from mloop.data.listing import DatasetSummary
 from mloop.data.report import IngestReport
 from mloop.data.schema import Dataset
 from mloop.data.sql import literal, quote
@@ -241,6 +243,62 @@ class DatasetCatalog(Service):
                 .to_arrow_table()
                 .to_pandas()
             )
+
+    # ---- pages (counted and cut in the database) ------------------------------------------------------
+
+    def dataset_page(self, *, offset: int = 0, limit: int = 50) -> tuple[builtins.list[DatasetSummary], int]:
+        """Datasets by name, ``limit`` from ``offset``, and how many there are.
+
+        >>> page, total = project.data.dataset_page(offset=0, limit=50)     # doctest: +SKIP
+        """
+        self._authorize("data.read", "dataset:*")
+        with self._ctx.store.read() as session:
+            return listing.datasets(session, self._ctx.project_id, *listing.bounds(offset, limit))
+
+    def ingestion_page(
+        self, name: str, *, offset: int = 0, limit: int = 50
+    ) -> tuple[builtins.list[IngestReport], int]:
+        """The dataset's ingestions, newest first, ``limit`` from ``offset``, and how many there are."""
+        self._authorize("data.read", f"dataset:{name}")
+        self._require(name)
+        with self._ctx.store.read() as session:
+            rows, total = listing.ingestions(
+                session, self._ctx.project_id, name, *listing.bounds(offset, limit)
+            )
+            return [self._report(r, name) for r in rows], total
+
+    def quarantine_page(self, name: str, *, offset: int = 0, limit: int = 50) -> tuple[pd.DataFrame, int]:
+        """Quarantined rows with their reasons (oldest ingestion first), ``limit`` from ``offset``, and how
+        many there are; :meth:`quarantine` reads them all."""
+        paths = self._quarantine_paths(name)
+        if not paths:
+            return pd.DataFrame(columns=["_reason"]), 0
+        import duckdb
+
+        with duckdb.connect() as con, self._ctx.data.reaching():
+            relation = self._ctx.parquet.scan(con, paths, union=True)
+            table, total = listing.quarantine_page(con, relation, *listing.bounds(offset, limit))
+        return table.to_pandas(), total
+
+    def quarantine_batches(self, name: str, *, size: int = 10_000) -> Iterator[pa.RecordBatch]:
+        """Every quarantined row of the dataset, ``size`` at a time, read as the caller consumes them (a
+        download streams them). The permission is checked now, before the first batch is asked for."""
+        paths = self._quarantine_paths(name)
+        return self._stream(paths, size) if paths else iter(())
+
+    def _stream(self, paths: builtins.list[str], size: int) -> Iterator[pa.RecordBatch]:
+        import duckdb
+
+        with duckdb.connect() as con, self._ctx.data.reaching():
+            yield from listing.batches(con, self._ctx.parquet.scan(con, paths, union=True), size)
+
+    def _quarantine_paths(self, name: str) -> builtins.list[str]:
+        self._authorize("data.read", f"dataset:{name}")
+        self._require(name)
+        with self._ctx.store.read() as session:
+            relative = listing.quarantine_files(session, self._ctx.project_id, name)
+        folder = self.folder(name)
+        return [self._ctx.data.join(folder, q) for q in relative]
 
     # ---- helpers --------------------------------------------------------------------------------------
 

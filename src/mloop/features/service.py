@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 from mloop._ray import connect, is_ray
-from mloop._service import Service
 from mloop._time import as_utc, parse_duration, utcnow
 from mloop.data.service import DataService
 from mloop.errors import SchemaError
 from mloop.features import lookup, materialize_run, offline, on_demand, queries
 from mloop.features import push as pushing
 from mloop.features.definitions import DatasetSource, FeatureView, OnDemandView, PushSource
+from mloop.features.history import DefinitionHistory
 from mloop.features.materialize import Chunk, span
 from mloop.features.materialize import connect as duckdb_connect
 from mloop.features.materialize_run import ViewRun
@@ -51,9 +51,10 @@ class _Definitions:
         self.lock = threading.Lock()
 
 
-class FeatureService(Service):
+class FeatureService(DefinitionHistory):
     """Feature definitions and values for the project. Reads need ``features.read``; apply needs
-    ``features.write``, materialize ``features.materialize``, push ``features.push``."""
+    ``features.write``, materialize ``features.materialize``, push ``features.push``. The history of the
+    definitions (versions, diffs, row counts) is :class:`DefinitionHistory`'s."""
 
     # ---- definitions ----------------------------------------------------------------------------------
 
@@ -310,15 +311,16 @@ class FeatureService(Service):
 
     # ---- freshness ------------------------------------------------------------------------------------
 
-    def freshness(self) -> list[FreshnessInfo]:
-        """Per feature view: the newest event materialized and how far the watermark lags behind now."""
+    def freshness(self, views: Sequence[str] | None = None) -> list[FreshnessInfo]:
+        """Per feature view (or those of ``views``): the newest event materialized and how far the
+        watermark lags behind now."""
         self._authorize("features.read", "features:*")
         defs = self._definitions()
         now = utcnow()
         out = []
         with self._ctx.store.read() as session:
             for (kind, name), stored in sorted(defs.stored.items()):
-                if kind != "feature_view":
+                if kind != "feature_view" or (views is not None and name not in views):
                     continue
                 last_event, watermark = queries.materialized(
                     session, self._ctx.project_id, name, stored.version

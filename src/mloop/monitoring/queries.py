@@ -95,7 +95,7 @@ def open_incident(session: Session, project_id: int, alert: Alert) -> AlertRow:
 
 def incidents(
     session: Session, project_id: int, *, endpoint: str | None = None, open_only: bool = False,
-    since: datetime | None = None, limit: int = 500,
+    since: datetime | None = None, limit: int = 500, offset: int = 0,
 ) -> list[Alert]:  # fmt: skip
     """Incidents, newest first."""
     query = select(AlertRow).where(AlertRow.project_id == project_id)
@@ -105,5 +105,6 @@ def incidents(
         query = query.where(AlertRow.resolved_at.is_(None))
     if since is not None:
         query = query.where((AlertRow.resolved_at.is_(None)) | (AlertRow.resolved_at >= as_utc(since)))
-    rows = session.scalars(query.order_by(AlertRow.started_at.desc(), AlertRow.id.desc()).limit(limit))
+    query = query.order_by(AlertRow.started_at.desc(), AlertRow.id.desc())
+    rows = session.scalars(query.offset(max(0, offset)).limit(max(1, limit)))
     return [Alert.from_dict(row.alert) for row in rows]

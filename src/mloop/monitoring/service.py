@@ -205,16 +205,16 @@ class MonitoringService(Service):
         return {"opened": [a.to_dict() for a in opened], "resolved": [a.to_dict() for a in resolved],
                 "firing": [a.to_dict() for a in [*ongoing, *opened]]}  # fmt: skip
 
-    def alerts(self, endpoint: str | None = None, *, open_only: bool = False, since: Since | None = None
-               ) -> list[dict[str, Any]]:  # fmt: skip
-        """Incidents, newest first (``open_only``: those still firing)."""
+    def alerts(self, endpoint: str | None = None, *, open_only: bool = False, since: Since | None = None,
+               offset: int = 0, limit: int = 500) -> list[dict[str, Any]]:  # fmt: skip
+        """Incidents, newest first (``open_only``: those still firing), ``limit`` from ``offset``."""
         self._authorize("monitoring.read", f"endpoint:{endpoint}" if endpoint else "*")
         if endpoint is not None:
             self._known(endpoint)
         start = None if since is None else windows.since_time(since, utcnow())
         with self._ctx.store.read() as session:
             found = queries.incidents(session, self._ctx.project_id, endpoint=endpoint, open_only=open_only,
-                                      since=start)  # fmt: skip
+                                      since=start, offset=offset, limit=limit)  # fmt: skip
         return [a.to_dict() for a in found]
 
     # ---- the report -------------------------------------------------------------------------------------
