@@ -77,10 +77,10 @@ def test_log_in_visit_every_page_and_log_out(browser: Any, server: Server, stric
     try:
         watched.open(f"{server.url}/ui/", "login")
         assert "/ui/login" in page.url
-        page.get_by_label("API key").fill(strict.keys["mlops"])
+        page.get_by_label("API key").fill(strict.keys["admin"])
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(f"{server.url}/ui/")
-        assert page.get_by_text("ui-mlops").count() >= 1
+        assert page.get_by_text("ui-admin").count() >= 1
         for key, label, href in NAV:
             answer = watched.open(f"{server.url}{href}", key)
             assert answer is not None and answer.status == 200, (
