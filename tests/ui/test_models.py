@@ -49,7 +49,7 @@ def test_the_list_shows_each_model_with_its_latest_version_and_pages(approvals: 
     assert (
         "m3" not in page.text
         and "1–2 of 3" in page.text
-        and 'href="/ui/models?page=2&amp;per=2"' in page.text
+        and 'href="/ui/models?per=2&amp;page=2"' in page.text
     )
     second = client.get("/ui/models?page=2&per=2").text
     assert 'href="/ui/models/m3"' in second and 'href="/ui/models/m1"' not in second

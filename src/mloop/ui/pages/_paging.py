@@ -38,8 +38,8 @@ class Paging:
         return {
             "page": self.page, "last": last, "total": total, "label": label, "param": self.param,
             "first_row": min(total, self.offset + 1), "last_row": min(total, self.offset + self.per),
-            "prev": str(request.url.include_query_params(**{self.param: self.page - 1})) if self.page > 1 else None,
-            "next": str(request.url.include_query_params(**{self.param: self.page + 1})) if self.page < last else None,
+            "prev": _link(request, self.param, self.page - 1) if self.page > 1 else None,
+            "next": _link(request, self.param, self.page + 1) if self.page < last else None,
         }  # fmt: skip
 
     def open_ended(self, request: Request, shown: int, more: bool, *, label: str = "rows") -> dict[str, Any]:
@@ -49,6 +49,12 @@ class Paging:
         pager = self.links(request, known, label=label)
         pager.update(total=None, last=None)
         return pager
+
+
+def _link(request: Request, param: str, page: int) -> str:
+    """This page's path and query with another page number: relative, so it holds behind a proxy."""
+    url = request.url.include_query_params(**{param: page})
+    return f"{url.path}?{url.query}"
 
 
 def _int(text: str | None, default: int, low: int, high: int) -> int:

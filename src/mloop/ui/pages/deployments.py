@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from mloop.deployments.revision import Deployment
 from mloop.errors import MloopError
 from mloop.ui.forms import form
-from mloop.ui.pages.models import pager, paging
+from mloop.ui.pages._paging import Paging
 from mloop.ui.render import error_page, render
 from mloop.ui.session import Sessions
 
@@ -29,33 +29,33 @@ def router(sessions: Sessions) -> APIRouter:
     r = APIRouter()
 
     @r.get("/deployments")
-    def deployments(request: Request, page: int = 1, per: int = 50) -> HTMLResponse:
+    def deployments(request: Request) -> HTMLResponse:
         viewer = sessions.viewer(request)
-        page, per = paging(page, per)
+        paging = Paging.read(request)
         try:
-            rows = viewer.deployments.list(include_inactive=True, offset=(page - 1) * per, limit=per)
+            rows = viewer.deployments.list(include_inactive=True, offset=paging.offset, limit=paging.per)
             total = viewer.deployments.count()
         except MloopError as exc:
             return error_page(request, viewer, exc)
         return render(request, "deployments.html", viewer, title="Deployments", page="deployments", rows=rows,
-                      pager=pager("/ui/deployments", page, per, total), cli="mloop deployments list --all")  # fmt: skip
+                      pager=paging.links(request, total, label="endpoints"), cli="mloop deployments list --all")  # fmt: skip
 
     @r.get("/deployments/{endpoint}")
-    def endpoint(request: Request, endpoint: str, page: int = 1, per: int = 50) -> HTMLResponse:
+    def endpoint(request: Request, endpoint: str) -> HTMLResponse:
         viewer = sessions.viewer(request)
-        page, per = paging(page, per)
+        paging = Paging.read(request)
         resource = f"endpoint:{endpoint}"
         try:
             live = viewer.deployments.get(endpoint)
             history = viewer.deployments.history(
-                endpoint, offset=(page - 1) * per, limit=per, newest_first=True
+                endpoint, offset=paging.offset, limit=paging.per, newest_first=True
             )
             state = viewer.loop.state(endpoint) if viewer.actor.can("loop.read", resource) else None
         except MloopError as exc:
             return error_page(request, viewer, exc)
         return render(request, "deployment.html", viewer, title=f"Endpoint {endpoint}", page="deployments",
                       live=live, history=history, state=state, bar=split_bar(live), resource=resource,
-                      pager=pager(f"/ui/deployments/{endpoint}", page, per, live.revision),
+                      pager=paging.links(request, live.revision, label="revisions"),
                       cli=f"mloop deployments show {endpoint} && mloop deployments history {endpoint}")  # fmt: skip
 
     @r.get("/deployments/{endpoint}/live")

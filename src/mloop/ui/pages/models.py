@@ -19,35 +19,35 @@ from mloop.registry import ModelVersion
 from mloop.registry.card import shown_metric
 from mloop.ui.forms import form
 from mloop.ui.pages._lineage import layout
+from mloop.ui.pages._paging import Paging
 from mloop.ui.render import error_page, render
 from mloop.ui.session import Sessions
 
 STAGES = ("staging", "production", "archived")
-MAX_PER = 200
 
 
 def router(sessions: Sessions) -> APIRouter:
     r = APIRouter()
 
     @r.get("/models")
-    def models(request: Request, page: int = 1, per: int = 50) -> HTMLResponse:
+    def models(request: Request) -> HTMLResponse:
         viewer = sessions.viewer(request)
-        page, per = paging(page, per)
+        paging = Paging.read(request)
         try:
-            rows = viewer.models.list(offset=(page - 1) * per, limit=per)
+            rows = viewer.models.list(offset=paging.offset, limit=paging.per)
             total = viewer.models.count()
         except MloopError as exc:
             return error_page(request, viewer, exc)
         return render(request, "models.html", viewer, title="Models", page="models", rows=rows,
-                      pager=pager("/ui/models", page, per, total), cli="mloop models list")  # fmt: skip
+                      pager=paging.links(request, total, label="models"), cli="mloop models list")  # fmt: skip
 
     @r.get("/models/{name}")
-    def model(request: Request, name: str, page: int = 1, per: int = 50) -> HTMLResponse:
+    def model(request: Request, name: str) -> HTMLResponse:
         viewer = sessions.viewer(request)
-        page, per = paging(page, per)
+        paging = Paging.read(request)
         try:
             versions = viewer.models.list_versions(
-                name, offset=(page - 1) * per, limit=per, newest_first=True
+                name, offset=paging.offset, limit=paging.per, newest_first=True
             )
             total = viewer.models.count_versions(name)
             pending = viewer.models.promotions(name, status="pending")
@@ -57,7 +57,7 @@ def router(sessions: Sessions) -> APIRouter:
             return error_page(request, viewer, exc)
         return render(request, "model.html", viewer, title=f"Model {name}", page="models", name=name,
                       versions=versions, pending=pending, stages=STAGES, resource=f"model:{name}",
-                      pager=pager(f"/ui/models/{name}", page, per, total), cli=f"mloop models show {name}",
+                      pager=paging.links(request, total, label="versions"), cli=f"mloop models show {name}",
                       **focus)  # fmt: skip
 
     @r.get("/models/{name}/{version}")
@@ -122,16 +122,6 @@ def metric_table(metrics: dict[str, Any]) -> dict[str, Any]:
         return {"columns": list(nested), "rows": [(m, [nested[s].get(m) for s in nested]) for m in names]}
     flat = [(k, [v]) for k, v in sorted(metrics.items()) if shown_metric(k, v)]
     return {"columns": ["value"], "rows": flat}
-
-
-def paging(page: int, per: int) -> tuple[int, int]:
-    return max(1, page), min(max(1, per), MAX_PER)
-
-
-def pager(path: str, page: int, per: int, total: int) -> dict[str, Any]:
-    last = max(1, -(-total // per))
-    return {"path": path, "page": page, "per": per, "total": total, "last": last,
-            "first_row": (page - 1) * per + 1 if total else 0, "last_row": min(page * per, total)}  # fmt: skip
 
 
 def _back(fields: dict[str, str], name: str) -> str:
