@@ -73,6 +73,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "max_retries": 2,
             "local_cpus": None,
         },
+        "ui": {"session_secret": None},
     }
 
 
@@ -115,10 +116,10 @@ def test_only_the_given_environment_is_read(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_the_api_key_comes_from_the_environment_and_is_not_shown(tmp_path: Path) -> None:
-    settings = load_settings(tmp_path, env={"MLOOP_API_KEY": "mlk_0123456789ab_secret"})
+    settings = load_settings(tmp_path, env={"MLOOP_API_KEY": "mlk_0123456789ab_hushhush"})
     assert settings.api_key is not None
-    assert settings.api_key.get_secret_value() == "mlk_0123456789ab_secret"
-    assert "secret" not in repr(settings) and "secret" not in str(settings.model_dump())
+    assert settings.api_key.get_secret_value() == "mlk_0123456789ab_hushhush"
+    assert "hushhush" not in repr(settings) and "hushhush" not in str(settings.model_dump())
 
 
 # ---- mistakes in the file ------------------------------------------------------------------------------
