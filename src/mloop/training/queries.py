@@ -239,6 +239,21 @@ def metric_points(session: Session, run_id: str, key: str) -> list[tuple[int, da
     return [(step, ts, value) for step, ts, value in rows]
 
 
+def keys(session: Session, experiment_ids: Sequence[int], recent: int) -> dict[str, list[str]]:
+    """The param, metric and tag keys of the ``recent`` newest runs of the experiments."""
+    newest = (
+        select(RunRow.id)
+        .where(RunRow.experiment_id.in_(experiment_ids))
+        .order_by(RunRow.started_at.desc())
+        .limit(recent)
+    )
+    found: dict[str, list[str]] = {}
+    for kind, table in (("params", RunParamRow), ("metrics", LatestMetricRow), ("tags", RunTagRow)):
+        query = select(table.key).where(table.run_id.in_(newest)).distinct().order_by(table.key)
+        found[kind] = list(session.scalars(query))
+    return found
+
+
 def artifact_names(session: Session, run_id: str) -> list[str]:
     return list(
         session.scalars(
