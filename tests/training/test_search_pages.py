@@ -53,6 +53,13 @@ def test_count_is_scoped_and_filters_like_search(runs: Project) -> None:
     assert runs.runs.count("other") == 2
     assert runs.runs.count() == 25  # every experiment
     assert runs.runs.count("exp", "metrics.auc >= 0.8") == len(runs.runs.search("exp", "metrics.auc >= 0.8"))
+    assert runs.runs.count("exp", at_most=5) == 5  # stops counting there
+    assert runs.runs.count("exp", "metrics.auc >= 0.8", at_most=1000) == runs.runs.count(
+        "exp", "metrics.auc >= 0.8"
+    )
+    assert runs.runs.experiment_names() == ["other", "exp"]  # the newest created first
+    with pytest.raises(MloopError, match="at_most"):
+        runs.runs.count("exp", at_most=0)
     with pytest.raises(NotFound, match="No experiment 'nope'"):
         runs.runs.count("nope")
     with pytest.raises(MloopError, match="offset"):

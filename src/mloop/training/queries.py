@@ -165,8 +165,10 @@ def experiment_ids(session: Session, project_id: int, names: Sequence[str]) -> d
 
 
 def experiment_names(session: Session, project_id: int, *, limit: int) -> list[str]:
+    """The experiment names, the newest created first."""
+    query = select(ExperimentRow.name).where(ExperimentRow.project_id == project_id)
     return list(
-        session.scalars(select(ExperimentRow.name).where(ExperimentRow.project_id == project_id).limit(limit))
+        session.scalars(query.order_by(ExperimentRow.created_at.desc(), ExperimentRow.id.desc()).limit(limit))
     )
 
 

@@ -107,10 +107,12 @@ def build_query(
     return query.order_by(*order_by).limit(limit).offset(offset or None)
 
 
-def count_query(experiment_ids: list[int] | None, where: Expr | None, dialect: str) -> Select[Any]:
-    """The number of runs matching ``where``: the same plan as :func:`build_query` (a metric term drives
-    from its index), without the order."""
-    matches = build_query(experiment_ids, where, [], None, dialect).subquery()
+def count_query(
+    experiment_ids: list[int] | None, where: Expr | None, dialect: str, at_most: int | None = None
+) -> Select[Any]:
+    """The number of runs matching ``where``, up to ``at_most``: the same plan as :func:`build_query` (a
+    metric term drives from its index), without the order."""
+    matches = build_query(experiment_ids, where, [], None, dialect).limit(at_most).subquery()
     return select(func.count()).select_from(matches)
 
 

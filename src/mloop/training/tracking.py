@@ -330,18 +330,33 @@ class RunService(Service):
             found = session.scalars(query).all()
             return load_runs(session, found)
 
-    def count(self, experiment: str | Sequence[str] | None = None, filter: str | None = None) -> int:
+    def count(
+        self,
+        experiment: str | Sequence[str] | None = None,
+        filter: str | None = None,
+        at_most: int | None = None,
+    ) -> int:
         """How many runs :meth:`search` would find with no limit (for the number of pages), counted in
-        the database.
+        the database; ``at_most`` stops counting there (a broad filter over 100,000 runs costs in
+        proportion to its matches: a page needs to know only a few pages ahead).
 
-        >>> project.runs.count("fraud", "metrics.auc > 0.9")      # doctest: +SKIP
+        >>> project.runs.count("fraud", "metrics.auc > 0.9", at_most=1001)      # doctest: +SKIP
         """
         where = search_lang.parse_filter(filter)
+        if at_most is not None and (isinstance(at_most, bool) or not isinstance(at_most, int) or at_most < 1):
+            raise MloopError(f"at_most must be a whole number of runs, 1 or more, got {at_most!r}.")
         names = self._readable(experiment)
         with self._ctx.store.read() as session:
             ids = None if names is None else self._experiment_ids(session, names)
             dialect = self._ctx.store.engine.dialect.name
-            return int(session.scalar(search_lang.count_query(ids, where, dialect)) or 0)
+            return int(session.scalar(search_lang.count_query(ids, where, dialect, at_most)) or 0)
+
+    def experiment_names(self) -> builtins.list[str]:
+        """The project's experiment names, the newest created first (without :meth:`experiments`' run
+        counts, which read every run)."""
+        self._authorize("runs.read", "experiment:*")
+        with self._ctx.store.read() as session:
+            return queries.experiment_names(session, self._ctx.project_id, limit=MAX_SEARCH)
 
     def keys(self, experiment: str, recent: int = 1000) -> dict[str, builtins.list[str]]:
         """The param, metric and tag keys of the ``recent`` newest runs of ``experiment`` (what a table

@@ -33,17 +33,13 @@ def router(sessions: Sessions) -> APIRouter:
         viewer = sessions.viewer(request)
         q = request.query_params
         try:
-            experiments = viewer.runs.experiments()
+            names = viewer.runs.experiment_names()
         except MloopError as exc:
             return error_page(request, viewer, exc)
-        if not experiments:
+        if not names:
             return render(request, "runs.html", viewer, title="Runs", page="runs", experiments=[], table=None,
                           cli="mloop runs list")  # fmt: skip
-        names = [e.name for e in experiments]
-        newest = max(
-            experiments, key=lambda e: (e.last_started_at is not None, e.last_started_at or e.created_at)
-        )
-        experiment = q.get("experiment") or newest.name
+        experiment = q.get("experiment") or names[0]  # the newest experiment at first
         table = _Table(experiment, q.get("filter", "").strip(), q.get("sort", "attributes.started_at"),
                        "asc" if q.get("dir") == "asc" else "desc", _whole(q.get("page"), 1),
                        _whole(q.get("per"), 50), [c for c in q.getlist("cols") if c])  # fmt: skip
@@ -52,7 +48,7 @@ def router(sessions: Sessions) -> APIRouter:
         except MloopError as exc:  # a bad filter or sort: say what is wrong on the page itself
             table.error = str(exc)
         return render(request, "runs.html", viewer, status=400 if table.error else 200, title="Runs",
-                      page="runs", experiments=names, table=table, cli=table.cli())  # fmt: skip
+                      page="runs", experiments=sorted(names), table=table, cli=table.cli())  # fmt: skip
 
     @r.get("/runs/compare")
     def compare(request: Request) -> HTMLResponse:
@@ -121,6 +117,7 @@ class _Table:
         self.page, self.cols, self.chosen = page, cols, bool(cols)
         self.rows: list[RunInfo] = []
         self.total = 0
+        self.exact = True
         self.keys: dict[str, list[str]] = {"params": [], "metrics": [], "tags": []}
         self.error = ""
 
@@ -129,14 +126,18 @@ class _Table:
         if not self.chosen:  # a first look: a few of each, the rest one click away in the picker
             self.cols = [f"params.{k}" for k in self.keys["params"][:4]] + [
                 f"metrics.{k}" for k in self.keys["metrics"][:4]]  # fmt: skip
-        self.total = viewer.runs.count(self.experiment, self.filter or None)
-        self.page = min(self.page, self.pages)
+        # Counted ten pages ahead, not to the end: a broad filter's count costs in proportion to its matches.
+        at_most = (self.page + 10) * self.per + 1
+        self.total = viewer.runs.count(self.experiment, self.filter or None, at_most=at_most)
+        self.exact = self.total < at_most
+        if self.exact:
+            self.page = min(self.page, self.pages)
         self.rows = viewer.runs.search(self.experiment, self.filter or None, [f"{self.sort} {self.direction}"],
                                        limit=self.per, offset=(self.page - 1) * self.per)  # fmt: skip
 
     @property
     def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per))
+        return max(1, math.ceil((self.total if self.exact else self.total - 1) / self.per))
 
     @property
     def columns(self) -> list[tuple[str, str]]:
