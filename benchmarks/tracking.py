@@ -99,7 +99,7 @@ from mloop.training import search as search_lang
 HERE = Path(__file__).parent
 WORK = HERE / ".work"
 PEERS = HERE / ".peers"
-DATA_VERSION = 1  # bump when make_runs or populate change what they write: invalidates the cached databases
+DATA_VERSION = 2  # bump when make_runs or populate change what they write: invalidates the cached databases
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 STEP_US = 20.0  # the work per training step
 LEAVES, RATES = [15, 31, 63, 127], [0.01, 0.03, 0.05, 0.1]
@@ -310,7 +310,7 @@ def populate(project: Project, experiment: str, data: dict[str, np.ndarray]) -> 
                          "name": f"{experiment}-{run_id[:6]}", "status": "failed" if failed else "finished",
                          "started_at": started, "ended_at": started + timedelta(seconds=duration),
                          "error": "RuntimeError: diverged" if failed else None, "info": info,
-                         "created_by": actor})  # fmt: skip
+                         "created_by": actor, "heartbeat_at": started + timedelta(seconds=duration)})  # fmt: skip
             params += [{"run_id": run_id, "key": k, "value": json.dumps(v) if not isinstance(v, str) else v}
                        for k, v in values.items()]  # fmt: skip
             tags += [{"run_id": run_id, "key": k, "value": str(data[k][i])} for k in ("team", "stage")]

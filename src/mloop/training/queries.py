@@ -165,8 +165,10 @@ def experiment_ids(session: Session, project_id: int, names: Sequence[str]) -> d
 
 
 def experiment_names(session: Session, project_id: int, *, limit: int) -> list[str]:
+    """The experiment names, the newest created first."""
+    query = select(ExperimentRow.name).where(ExperimentRow.project_id == project_id)
     return list(
-        session.scalars(select(ExperimentRow.name).where(ExperimentRow.project_id == project_id).limit(limit))
+        session.scalars(query.order_by(ExperimentRow.created_at.desc(), ExperimentRow.id.desc()).limit(limit))
     )
 
 
@@ -237,6 +239,21 @@ def metric_points(session: Session, run_id: str, key: str) -> list[tuple[int, da
         .order_by(MetricRow.step, MetricRow.ts, MetricRow.id)
     ).all()
     return [(step, ts, value) for step, ts, value in rows]
+
+
+def keys(session: Session, experiment_ids: Sequence[int], recent: int) -> dict[str, list[str]]:
+    """The param, metric and tag keys of the ``recent`` newest runs of the experiments."""
+    newest = (
+        select(RunRow.id)
+        .where(RunRow.experiment_id.in_(experiment_ids))
+        .order_by(RunRow.started_at.desc())
+        .limit(recent)
+    )
+    found: dict[str, list[str]] = {}
+    for kind, table in (("params", RunParamRow), ("metrics", LatestMetricRow), ("tags", RunTagRow)):
+        query = select(table.key).where(table.run_id.in_(newest)).distinct().order_by(table.key)
+        found[kind] = list(session.scalars(query))
+    return found
 
 
 def artifact_names(session: Session, run_id: str) -> list[str]:

@@ -42,12 +42,14 @@ def build_query(
     experiment_ids: list[int] | None,
     where: Expr | None,
     orders: list[Order],
-    limit: int,
+    limit: int | None,
     dialect: str,
     *,
     drive: bool = True,
+    offset: int = 0,
 ) -> Select[Any]:
-    """One query for the ids of the matching runs, ordered, at most ``limit``.
+    """One query for the ids of the matching runs, ordered, at most ``limit`` after skipping ``offset``
+    (``limit`` None: every match, unordered, for :func:`count_query`).
 
     When the filter requires a metric comparison (a top-level ``and`` term) and ``drive`` is true, that
     comparison is an inner join on the ``run_latest_metrics(key, value)`` index and the other terms are
@@ -76,6 +78,8 @@ def build_query(
     if terms:
         per_run = driver is not None or not drive
         query = query.where(and_(*[_compile(t, dialect, per_run=per_run) for t in terms]))
+    if limit is None:
+        return query
     order_by: list[Any] = []
     for i, order in enumerate(orders):
         if order.kind == "attributes":
@@ -100,7 +104,16 @@ def build_query(
         order_by.append(number.desc() if order.descending else number.asc())
         order_by.append(text.desc() if order.descending else text.asc())
     order_by += [RunRow.started_at.desc(), RunRow.id.asc()]
-    return query.order_by(*order_by).limit(limit)
+    return query.order_by(*order_by).limit(limit).offset(offset or None)
+
+
+def count_query(
+    experiment_ids: list[int] | None, where: Expr | None, dialect: str, at_most: int | None = None
+) -> Select[Any]:
+    """The number of runs matching ``where``, up to ``at_most``: the same plan as :func:`build_query` (a
+    metric term drives from its index), without the order."""
+    matches = build_query(experiment_ids, where, [], None, dialect).limit(at_most).subquery()
+    return select(func.count()).select_from(matches)
 
 
 def should_drive(session: Session, where: Expr | None, orders: list[Order], limit: int) -> bool:
@@ -210,6 +223,7 @@ def _number(column: Any, dialect: str) -> Any:
 __all__ = [
     "FilterError",
     "build_query",
+    "count_query",
     "parse_filter",
     "parse_order_by",
     "should_drive",

@@ -298,36 +298,87 @@ class RunService(Service):
         filter: str | None = None,
         order_by: Sequence[str] | str | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> builtins.list[RunInfo]:
         """Runs of ``experiment`` (a name, names, or None for all) matching ``filter``, ordered by
-        ``order_by`` (default: newest first), at most ``limit``. The filter language is described in
-        :mod:`mloop.training.search`; one SQL query finds the runs.
+        ``order_by`` (default: newest first), at most ``limit`` after skipping the first ``offset`` (a
+        page, counted in the database). The filter language is described in :mod:`mloop.training.search`;
+        one SQL query finds the runs.
 
         >>> project.runs.search("fraud", "metrics.auc > 0.9 and params.num_leaves = 31",
-        ...                     order_by=["metrics.auc desc"], limit=10)          # doctest: +SKIP
+        ...                     order_by=["metrics.auc desc"], limit=10, offset=20)   # doctest: +SKIP
         """
         where = search_lang.parse_filter(filter)
         orders = search_lang.parse_order_by(order_by)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH:
             raise MloopError(f"limit must be a whole number from 1 to {MAX_SEARCH:,}, got {limit!r}.")
-        names = [experiment] if isinstance(experiment, str) else experiment
-        for name in names or ["*"]:
-            self._authorize("runs.read", f"experiment:{name}")
-        self._open_runs().flush()
-        heartbeat.Reaper(self._ctx).sweep()
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise MloopError(f"offset must be a whole number of runs to skip, 0 or more, got {offset!r}.")
+        names = self._readable(experiment)
         with self._ctx.store.read() as session:
             ids = None if names is None else self._experiment_ids(session, names)
             dialect = self._ctx.store.engine.dialect.name
             # PostgreSQL's planner has statistics and picks the join order itself; SQLite's needs the hint.
             head = search_lang.with_order_metric(where, orders)
             if head is not None:  # walk the order metric's index; enough runs have it, most of the time
-                found = session.scalars(search_lang.build_query(ids, head, orders, limit, dialect)).all()
-                if len(found) == limit:
+                query = search_lang.build_query(ids, head, orders, limit, dialect, offset=offset)
+                found = session.scalars(query).all()
+                if len(found) == limit:  # the head is a prefix of the full order: its page is the page
                     return load_runs(session, found)
-            drive = dialect != "sqlite" or search_lang.should_drive(session, where, orders, limit)
-            query = search_lang.build_query(ids, where, orders, limit, dialect, drive=drive)
+            drive = dialect != "sqlite" or search_lang.should_drive(session, where, orders, limit + offset)
+            query = search_lang.build_query(ids, where, orders, limit, dialect, drive=drive, offset=offset)
             found = session.scalars(query).all()
             return load_runs(session, found)
+
+    def count(
+        self,
+        experiment: str | Sequence[str] | None = None,
+        filter: str | None = None,
+        at_most: int | None = None,
+    ) -> int:
+        """How many runs :meth:`search` would find with no limit (for the number of pages), counted in
+        the database; ``at_most`` stops counting there (a broad filter over 100,000 runs costs in
+        proportion to its matches: a page needs to know only a few pages ahead).
+
+        >>> project.runs.count("fraud", "metrics.auc > 0.9", at_most=1001)      # doctest: +SKIP
+        """
+        where = search_lang.parse_filter(filter)
+        if at_most is not None and (isinstance(at_most, bool) or not isinstance(at_most, int) or at_most < 1):
+            raise MloopError(f"at_most must be a whole number of runs, 1 or more, got {at_most!r}.")
+        names = self._readable(experiment)
+        with self._ctx.store.read() as session:
+            ids = None if names is None else self._experiment_ids(session, names)
+            dialect = self._ctx.store.engine.dialect.name
+            return int(session.scalar(search_lang.count_query(ids, where, dialect, at_most)) or 0)
+
+    def experiment_names(self) -> builtins.list[str]:
+        """The project's experiment names, the newest created first (without :meth:`experiments`' run
+        counts, which read every run)."""
+        self._authorize("runs.read", "experiment:*")
+        with self._ctx.store.read() as session:
+            return queries.experiment_names(session, self._ctx.project_id, limit=MAX_SEARCH)
+
+    def keys(self, experiment: str, recent: int = 1000) -> dict[str, builtins.list[str]]:
+        """The param, metric and tag keys of the ``recent`` newest runs of ``experiment`` (what a table
+        can show as columns), sorted: ``{"params": [...], "metrics": [...], "tags": [...]}``. Bounded by
+        ``recent`` so that it costs the same with 100 or 100,000 runs."""
+        names = self._readable(experiment)
+        assert names is not None
+        with self._ctx.store.read() as session:
+            ids = self._experiment_ids(session, names)
+            return queries.keys(session, ids, recent)
+
+    def _readable(self, experiment: str | Sequence[str] | None) -> builtins.list[str] | None:
+        """The experiment names, once the actor may read each, with pending metrics written and dead runs
+        marked so the database answers what the caller sees."""
+        names = (
+            [experiment] if isinstance(experiment, str) else None if experiment is None else list(experiment)
+        )
+        for name in names or ["*"]:
+            self._authorize("runs.read", f"experiment:{name}")
+        self._open_runs().flush()
+        heartbeat.Reaper(self._ctx).sweep()
+        return names
 
     def compare(self, run_ids: Sequence[str]) -> dict[str, Any]:
         """Params, metrics and tags of several runs side by side: ``{"runs": [...], "params": {key:
