@@ -75,7 +75,8 @@ def test_the_overview_lists_the_endpoint_and_the_assets_are_served_from_the_pack
     for src in re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', page.text):
         assert ui.get(src).status_code == 200, src
     assert not re.search(r'(?:src|href)="(?:https?:)?//', page.text)  # nothing from another host
-    assert ui.get("/ui/overview/slo/fraud").status_code == 200
+    live = ui.get("/ui/overview/live/fraud")
+    assert live.status_code == 200 and "no request in the last hour" in live.text
 
 
 def test_mloop_serve_serves_the_dashboard_too(ui_project: Project) -> None:

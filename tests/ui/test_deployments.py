@@ -115,3 +115,19 @@ def _record(ts, version: int, status: str, latency: float) -> dict:  # type: ign
     return {"request_id": uuid.uuid4().hex, "ts": ts.timestamp(), "endpoint": "fraud", "model": "fraud",
             "version": version, "revision": 1, "latency_s": latency, "status": status,
             "predictions": [0.5 if status == "ok" else None], "inputs": {}}  # fmt: skip
+
+
+def test_the_overview_shows_the_last_hour_of_each_endpoint(ui: TestClient, ui_project: Project) -> None:
+    now = utcnow()
+    records = [_record(now - timedelta(minutes=5), 1, "ok", 0.002 * (i + 1)) for i in range(100)]
+    records += [_record(now - timedelta(minutes=4), 1, "error", 0.5) for _ in range(4)]
+    part = partition(predictions_folder(ui_project.settings), "fraud", now.date()) / "part-ui-overview.parquet"
+    write_parquet(to_table(records), part)
+    try:
+        live = ui.get("/ui/overview/live/fraud").text
+        found = re.search(r"(\d+) requests · p99 ([\d.]+) ms · (\d+) errors \(([\d.]+)%\)", live)
+        assert found, live
+        assert (found[1], found[3], found[4]) == ("104", "4", "3.85")
+        assert 198 <= float(found[2]) <= 200
+    finally:
+        part.unlink()

@@ -1,5 +1,7 @@
 """``/ui/``: every endpoint at a glance (its live deployment, the loop's state and last decision, open
-alerts), with each endpoint's SLO budgets loaded live by htmx (they read the prediction log).
+alerts), with each endpoint's last hour (requests, p99, errors) and SLO budgets loaded live by htmx (they
+read the prediction log). The p99 shown is the highest of the versions' (each version's own is on the
+endpoint's page).
 The same from the CLI: ``mloop deployments list``, ``mloop loop status``, ``mloop monitor slo ENDPOINT``."""
 
 from __future__ import annotations
@@ -30,14 +32,21 @@ def router(sessions: Sessions) -> APIRouter:
         return render(request, "overview.html", viewer, title="Overview", page="overview", rows=rows,
                       alerts=alerts, cli="mloop deployments list && mloop loop status")  # fmt: skip
 
-    @r.get("/overview/slo/{endpoint}")
-    def slo(request: Request, endpoint: str) -> HTMLResponse:
+    @r.get("/overview/live/{endpoint}")
+    def live(request: Request, endpoint: str) -> HTMLResponse:
+        """The last hour of the endpoint (answered requests, p99, errors: what callers got, shadows left
+        out) and its SLO budgets, both read from the prediction log."""
         viewer = sessions.viewer(request)
         try:
+            served = [v for v in viewer.monitoring.traffic(endpoint, since="1h") if not v["shadow"]]
             budgets = viewer.monitoring.slo(endpoint)
         except MloopError as exc:
             return HTMLResponse(f"<span class=muted>{_escape(str(exc))}</span>", status_code=200)
-        return render(request, "fragments/slo.html", viewer, budgets=budgets)
+        requests = sum(v["requests"] for v in served)
+        errors = sum(v["errors"] for v in served)
+        p99 = max((v["p99_ms"] for v in served if v["p99_ms"] is not None), default=None)
+        return render(request, "fragments/live.html", viewer, requests=requests, errors=errors, p99=p99,
+                      budgets=budgets)  # fmt: skip
 
     return r
 
