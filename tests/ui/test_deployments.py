@@ -121,7 +121,9 @@ def test_the_overview_shows_the_last_hour_of_each_endpoint(ui: TestClient, ui_pr
     now = utcnow()
     records = [_record(now - timedelta(minutes=5), 1, "ok", 0.002 * (i + 1)) for i in range(100)]
     records += [_record(now - timedelta(minutes=4), 1, "error", 0.5) for _ in range(4)]
-    part = partition(predictions_folder(ui_project.settings), "fraud", now.date()) / "part-ui-overview.parquet"
+    part = (
+        partition(predictions_folder(ui_project.settings), "fraud", now.date()) / "part-ui-overview.parquet"
+    )
     write_parquet(to_table(records), part)
     try:
         live = ui.get("/ui/overview/live/fraud").text
