@@ -32,7 +32,9 @@ def test_an_auditor_reads_the_log_and_a_data_scientist_gets_403(strict: Strict, 
     assert rows(page.text)[0] == newest.seq and newest.action in page.text
     assert auditor.get(f"/ui/audit/{newest.seq}").status_code == 200
     assert auditor.get("/ui/audit/verify").status_code == 200
+    assert 'href="/ui/audit"' in auditor.get("/ui/").text
     scientist = strict.client("data_scientist")
+    assert 'href="/ui/audit"' not in scientist.get("/ui/").text  # no link to a page it may not read
     for path in ("/ui/audit", "/ui/audit/1", "/ui/audit/verify", "/ui/audit?action=users.*"):
         refused = scientist.get(path)
         assert refused.status_code == 403 and "audit.read" in refused.text, path

@@ -52,6 +52,14 @@ _ENV.filters["when"] = _when
 _ENV.filters["number"] = _number
 
 
+# A page whose reading needs more than every role's reads: its link is left out for those who lack it.
+_NEEDS = {"audit": "audit.read"}
+
+
+def _nav(viewer: Project) -> list[tuple[str, str, str]]:
+    return [entry for entry in NAV if entry[0] not in _NEEDS or viewer.actor.can_somewhere(_NEEDS[entry[0]])]
+
+
 def render(
     request: Request, template: str, viewer: Project, *, status: int = 200, **context: Any
 ) -> HTMLResponse:
@@ -59,7 +67,7 @@ def render(
     ``cli`` (the command that shows the same) and the page's own values."""
     context.setdefault("page", "")
     html = _ENV.get_template(template).render(
-        request=request, viewer=viewer.actor, csrf=Sessions.csrf_token(request), nav=NAV, version=__version__,
+        request=request, viewer=viewer.actor, csrf=Sessions.csrf_token(request), nav=_nav(viewer), version=__version__,
         project=viewer.name, local=viewer.settings.local_admin, **context,
     )  # fmt: skip
     response = HTMLResponse(html, status_code=status)
