@@ -111,9 +111,15 @@ def port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(command: list[str], at: int, cwd: Path, seconds: float = 90) -> subprocess.Popen[bytes]:
+def start(command: list[str], at: int, cwd: Path, seconds: float = 90,
+          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
+    """``command`` in its own session, once it listens on ``at``; ``env`` adds to this process's."""
     # The command's own bin folder first on PATH: mlflow models serve runs `uvicorn` from its venv.
-    env = {**os.environ, "PATH": f"{Path(command[0]).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(command[0]).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **(env or {}),
+    }
     server = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               start_new_session=True, env=env)  # fmt: skip
     deadline = time.monotonic() + seconds

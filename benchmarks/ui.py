@@ -39,8 +39,6 @@ import argparse
 import base64
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +50,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from serving_setup import port, start, stop
 from tracking import DATA_VERSION, PEER_SCRIPT, PEERS, T0, WORK, make_runs, sqlite_search_db
 
 GOAL_MS = 300.0
@@ -66,37 +65,6 @@ from mloop.ui import create_ui_app
 project = Project.open(Path(sys.argv[1]), env={}, metadata_url=sys.argv[2])
 uvicorn.run(create_ui_app(project), host="127.0.0.1", port=int(sys.argv[3]), log_level="warning", access_log=False)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start(command: list[str], at: int, seconds: float = 120) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-                              env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})  # fmt: skip
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError((server.stderr.read() if server.stderr else b"").decode()[-2000:])
-        try:
-            with socket.create_connection(("127.0.0.1", at), timeout=0.5):
-                return server
-        except OSError:
-            time.sleep(0.2)
-    stop(server)
-    raise RuntimeError(f"{command[:3]} did not listen on port {at} within {seconds:.0f} s")
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(5)
 
 
 def timed(call: Callable[[], Any], requests: int) -> tuple[float, float]:
@@ -117,12 +85,12 @@ def check(answer: httpx.Response, *, needle: str = "") -> httpx.Response:
 
 
 def bench_mloop(db: Path, n: int, run_id: str, requests: int) -> dict[str, tuple[float, float]]:
-    at = free_port()
+    at = port()
     script = WORK / "ui_server.py"
     script.write_text(SERVER)
     root = WORK / "tracking-project"  # the project the runs were written to (its name is the folder's)
     root.mkdir(exist_ok=True)
-    server = start([sys.executable, str(script), str(root), f"sqlite:///{db}", str(at)], at)
+    server = start([sys.executable, str(script), str(root), f"sqlite:///{db}", str(at)], at, root, 120)
     base = {"experiment": f"bench-{n}", "per": PER}
     pages = {
         "first page": base,
@@ -175,10 +143,11 @@ def peer_db(python: Path, data: dict[str, np.ndarray], n: int) -> Path:
 
 
 def bench_peer(python: Path, db: Path, n: int, run_id: str, requests: int) -> dict[str, tuple[float, float]]:
-    at = free_port()
+    at = port()
     mlflow = str(python.parent / "mlflow")
     server = start([mlflow, "server", "--backend-store-uri", f"sqlite:///{db}", "--host", "127.0.0.1",
-                    "--port", str(at), "--workers", "1"], at)  # fmt: skip
+                    "--port", str(at), "--workers", "1"], at, db.parent, 120,
+                   env={"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})  # fmt: skip
     out = {}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{at}", timeout=120) as client:
