@@ -80,7 +80,7 @@ def _auth_router(sessions: Sessions) -> APIRouter:
     @router.post("/ui/logout")
     async def logout(request: Request) -> Response:
         try:
-            sessions.check_csrf(request, (await form(request)).get("csrf"))
+            await sessions.posted(request)
         except PermissionDenied as exc:
             return error_page(request, sessions.viewer(request), exc)
         response = RedirectResponse("/ui/login", status_code=303)

@@ -32,6 +32,7 @@ from starlette.responses import Response
 
 from mloop.errors import AuthenticationError, PermissionDenied
 from mloop.project import Project
+from mloop.ui.forms import form
 
 SESSION_COOKIE = "mloop_session"
 CSRF_COOKIE = "mloop_csrf"
@@ -117,6 +118,13 @@ class Sessions:
         if new:
             response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="strict", path="/ui",
                                 secure=request.url.scheme == "https")  # fmt: skip
+
+    async def posted(self, request: Request) -> dict[str, str]:
+        """The form of a POST, once its CSRF token matches the browser's (:class:`PermissionDenied`
+        otherwise): every action reads its form through here, so none can skip the check."""
+        fields = await form(request)
+        self.check_csrf(request, fields.get("csrf"))
+        return fields
 
     @staticmethod
     def check_csrf(request: Request, submitted: str | None) -> None:

@@ -17,7 +17,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mloop.deployments.revision import Deployment
 from mloop.errors import MloopError
-from mloop.ui.forms import form
 from mloop.ui.pages._paging import Paging
 from mloop.ui.render import error_page, render
 from mloop.ui.session import Sessions
@@ -82,9 +81,8 @@ def router(sessions: Sessions) -> APIRouter:
     @r.post("/deployments/{endpoint}/rollback")
     async def rollback(request: Request, endpoint: str) -> Response:
         viewer = sessions.viewer(request)
-        fields = await form(request)
         try:
-            sessions.check_csrf(request, fields.get("csrf"))
+            fields = await sessions.posted(request)
             if fields.get("confirm") != "yes":
                 raise MloopError(
                     f"A rollback of {endpoint!r} needs confirming: open /ui/deployments/{endpoint}/rollback, "

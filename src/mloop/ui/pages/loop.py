@@ -13,7 +13,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mloop.errors import MloopError, NotFound
 from mloop.project import Project
-from mloop.ui.forms import form
 from mloop.ui.pages._decisions import STATS, entry
 from mloop.ui.render import error_page, render
 from mloop.ui.session import Sessions
@@ -49,9 +48,8 @@ def router(sessions: Sessions) -> APIRouter:
     @r.post("/loop/{endpoint}/{action}")
     async def act(request: Request, endpoint: str, action: str) -> Response:
         viewer = sessions.viewer(request)
-        fields = await form(request)
         try:
-            sessions.check_csrf(request, fields.get("csrf"))
+            fields = await sessions.posted(request)
             if action not in ACTIONS:
                 raise NotFound(f"No loop action {action!r}; the loop can be told to {', '.join(ACTIONS)}.")
             _require_known(endpoint, _endpoints(viewer))

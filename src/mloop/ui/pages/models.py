@@ -17,7 +17,6 @@ from mloop.errors import MloopError
 from mloop.project import Project
 from mloop.registry import ModelVersion
 from mloop.registry.card import shown_metric
-from mloop.ui.forms import form
 from mloop.ui.pages._lineage import layout
 from mloop.ui.pages._paging import Paging
 from mloop.ui.render import error_page, render
@@ -77,9 +76,8 @@ def router(sessions: Sessions) -> APIRouter:
     @r.post("/models/{name}/{version}/promote")
     async def promote(request: Request, name: str, version: int) -> Response:
         viewer = sessions.viewer(request)
-        fields = await form(request)
         try:
-            sessions.check_csrf(request, fields.get("csrf"))
+            fields = await sessions.posted(request)
             viewer.models.promote(name, version, to=fields.get("to", ""), comment=fields.get("comment", ""))
         except MloopError as exc:
             return error_page(request, viewer, exc)
@@ -88,9 +86,8 @@ def router(sessions: Sessions) -> APIRouter:
     @r.post("/models/{name}/{version}/decide")
     async def decide(request: Request, name: str, version: int) -> Response:
         viewer = sessions.viewer(request)
-        fields = await form(request)
         try:
-            sessions.check_csrf(request, fields.get("csrf"))
+            fields = await sessions.posted(request)
             to, comment = fields.get("to", "production"), fields.get("comment", "")
             if fields.get("decision") == "reject":
                 viewer.models.reject(name, version, to=to, comment=comment)
