@@ -83,3 +83,13 @@ def test_mloop_serve_serves_the_dashboard_too(ui_project: Project) -> None:
     with TestClient(create_app(ui_project)) as client:
         assert client.get("/ui/").status_code == 200
         assert client.get("/ui/static/htmx.min.js").status_code == 200
+        mistyped = client.get("/ui/modles/fraud")  # served by mloop serve, yet the dashboard's page answers
+        assert mistyped.status_code == 404 and "text/html" in mistyped.headers["content-type"]
+        assert "No dashboard page /ui/modles/fraud" in mistyped.text and "/ui/models" in mistyped.text
+        assert client.get("/ui/static/nope.js").status_code == 404  # the assets are not caught
+        assert client.get("/v1/endpoints/nope").headers["content-type"].startswith("application/json")
+
+
+def test_an_unknown_dashboard_path_needs_a_login_first(strict: Strict) -> None:
+    answer = strict.client().get("/ui/nowhere")
+    assert answer.status_code == 303 and answer.headers["location"] == "/ui/login?next=/ui/nowhere"

@@ -18,11 +18,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from mloop._version import __version__
-from mloop.errors import AuthenticationError, PermissionDenied
+from mloop.errors import AuthenticationError, NotFound, PermissionDenied
 from mloop.project import Project
 from mloop.ui import pages
 from mloop.ui.forms import form
-from mloop.ui.render import error_page, render
+from mloop.ui.render import NAV, error_page, render
 from mloop.ui.session import LoginNeeded, Sessions
 
 STATIC = Path(__file__).with_name("static")
@@ -36,6 +36,7 @@ def mount(app: FastAPI, project: Project) -> None:
     app.include_router(_auth_router(sessions), include_in_schema=False)
     for page in pages.routers(sessions):
         app.include_router(page, prefix="/ui", include_in_schema=False)
+    app.include_router(_unknown_router(sessions), include_in_schema=False)  # last: after every page
     app.add_exception_handler(LoginNeeded, _login_needed)  # type: ignore[arg-type]
 
 
@@ -86,6 +87,19 @@ def _auth_router(sessions: Sessions) -> APIRouter:
         response = RedirectResponse("/ui/login", status_code=303)
         sessions.logout(response)
         return response
+
+    return router
+
+
+def _unknown_router(sessions: Sessions) -> APIRouter:
+    """A mistyped dashboard URL gets the dashboard's 404 page, which names the pages, not the API's JSON."""
+    router = APIRouter()
+
+    @router.get("/ui/{rest:path}")
+    def unknown(request: Request, rest: str) -> HTMLResponse:
+        pages = ", ".join(href for _, _, href in NAV)
+        return error_page(request, sessions.viewer(request),
+                          NotFound(f"No dashboard page /ui/{rest}; the pages are {pages}."))  # fmt: skip
 
     return router
 
