@@ -52,6 +52,7 @@ import numpy as np
 
 from serving_setup import port, start, stop
 from tracking import DATA_VERSION, PEER_SCRIPT, PEERS, T0, WORK, make_runs, sqlite_search_db
+from ui_platform import seed
 
 GOAL_MS = 300.0
 FILTER, ORDER = "metrics.auc > 0.9 and params.boosting = 'dart'", "metrics.auc"
@@ -62,7 +63,7 @@ import sys, uvicorn
 from pathlib import Path
 from mloop import Project
 from mloop.ui import create_ui_app
-project = Project.open(Path(sys.argv[1]), env={}, metadata_url=sys.argv[2])
+project = Project.open(Path(sys.argv[1]), env={}, **({"metadata_url": sys.argv[2]} if sys.argv[2] else {}))
 uvicorn.run(create_ui_app(project), host="127.0.0.1", port=int(sys.argv[3]), log_level="warning", access_log=False)
 """
 
@@ -106,6 +107,41 @@ def bench_mloop(db: Path, n: int, run_id: str, requests: int) -> dict[str, tuple
             out["run page"] = timed(
                 lambda: check(client.get(f"/ui/runs/{run_id}"), needle="curve-data"), requests
             )
+    finally:
+        stop(server)
+    return out
+
+
+PLATFORM_PAGES = {
+    "overview": ("/ui/", "Endpoints"),
+    "overview live figures": ("/ui/overview/live/fraud", "p99"),
+    "models (51)": ("/ui/models", "m48"),
+    "model with 500 versions": ("/ui/models/fraud", "v500"),
+    "its page 10": ("/ui/models/fraud?page=10", "v50<"),
+    "one version": ("/ui/models/fraud/250", "Model card"),
+    "deployments": ("/ui/deployments", "fraud"),
+    "deployment (100 revisions)": ("/ui/deployments/fraud", "revision"),
+    "deployment live figures": ("/ui/deployments/fraud/live", "p99"),
+    "monitoring (7 days)": ("/ui/monitoring?endpoint=fraud", "Drift"),
+    "loop timeline": ("/ui/loop?endpoint=fraud", "canary"),
+    "audit log": ("/ui/audit", "<table"),
+}
+
+
+def bench_platform(rows: int, requests: int) -> dict[str, tuple[float, float]]:
+    """Each page of the platform-sized project (benchmarks/ui_platform.py) with ``rows`` log rows."""
+    project = seed(WORK / "ui-platform", rows)
+    root = Path(project.root)
+    project.close()
+    at = port()
+    script = WORK / "ui_server.py"
+    script.write_text(SERVER)
+    server = start([sys.executable, str(script), str(root), "", str(at)], at, root, 120)
+    out = {}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{at}", timeout=300) as client:
+            for name, (path, needle) in PLATFORM_PAGES.items():
+                out[name] = timed(lambda p=path, n=needle: check(client.get(p), needle=n), requests)
     finally:
         stop(server)
     return out

@@ -8,12 +8,12 @@ import pytest
 from mloop.monitoring.traffic import per_version
 
 
-def test_requests_p99_and_error_share_per_version_count_each_request_once() -> None:
-    rows = [("a", 0, 1, "ok", 0.010), ("a", 1, 1, "ok", 0.010), ("a", 0, 1, "ok", 0.010),  # a duplicate
-            ("b", 0, 1, "error", 5.0), ("c", 0, 2, "ok", 0.020), ("a", 0, 3, "shadow", 0.030)]  # fmt: skip
-    for i in range(98):
-        rows.append((f"r{i}", 0, 1, "ok", 0.001))
-    frame = pd.DataFrame(rows, columns=["request_id", "row", "version", "status", "latency_s"])
+def test_requests_p99_and_error_share_per_version() -> None:
+    """Each request's first row per version, as mloop.predictions.summary.request_rows reads them (the
+    reader drops a record's other rows and counts a segment compacted meanwhile once: tested there)."""
+    rows = [(1, "ok", 0.010), (1, "error", 5.0), (2, "ok", 0.020), (3, "shadow", 0.030), (1, "rejected", 0.1)]
+    rows += [(1, "ok", 0.001)] * 98
+    frame = pd.DataFrame(rows, columns=["version", "status", "latency_s"])
     one, two, three = per_version(frame)
     assert (one["version"], one["requests"], one["errors"]) == (1, 100, 1)
     assert one["error_share"] == pytest.approx(0.01)

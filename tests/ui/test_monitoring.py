@@ -45,6 +45,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
                     "fraud", now=START + timedelta(hours=hour + 1), lookback=timedelta(hours=2)
                 )
         label(opened, dict(list(truth.items())[:2400]))  # the first four hours labelled
+        # the page shows stored windows: the loop's next update stores the performance the labels give
+        opened.monitoring.update("fraud", now=START + timedelta(hours=5), lookback=timedelta(hours=5))
         opened.deploy("fraud", "fraud", version=1)
         opened.users.add("other-endpoint", ["mlops@endpoint:other"])
         opened.users.add(
@@ -63,7 +65,19 @@ def page(project: Project) -> str:
 
 @pytest.fixture(scope="module")
 def report(project: Project) -> dict[str, Any]:
-    return project.monitoring.report("fraud", since=SINCE)
+    return project.monitoring.report("fraud", since=SINCE, stored=True)
+
+
+def test_the_stored_report_the_page_shows_equals_a_fresh_computation(project: Project,
+                                                                     report: dict[str, Any]) -> None:  # fmt: skip
+    fresh = project.monitoring.report("fraud", since=SINCE)
+    complete = [e for e in fresh["drift"] if e["end"] <= report["until"] and not e.get("empty")]
+    stored = [e for e in report["drift"] if not e.get("empty")]
+    key = lambda e: (e["start"], e["version"])  # noqa: E731
+    assert sorted(map(key, stored)) == sorted(map(key, complete)) and stored
+    for mine, theirs in zip(sorted(stored, key=key), sorted(complete, key=key), strict=True):
+        assert mine["drifted"] == theirs["drifted"] and mine["rows"] == theirs["rows"]
+    assert report["predictions"] == fresh["predictions"]  # the summaries give the same distribution
 
 
 def _json(html: str, element: str) -> Any:

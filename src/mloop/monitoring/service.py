@@ -34,6 +34,7 @@ from mloop.monitoring.alerts import Alert, deliver, no_longer_serving, serving_v
 from mloop.monitoring.performance import predictions_of, scores, window_performance
 from mloop.monitoring.suite import compare
 from mloop.monitoring.versions import VersionInfo, load_version
+from mloop.predictions import summary
 from mloop.predictions.feedback import read_feedback
 from mloop.predictions.files import FIXED, read_predictions
 from mloop.predictions.log import predictions_folder
@@ -135,10 +136,10 @@ class MonitoringService(Service):
         self._authorize("monitoring.read", f"endpoint:{endpoint}")
         self._known(endpoint)
         now = now or utcnow()
-        frame = read_predictions(
+        first = summary.request_rows(
             self._folder(), endpoint, windows.since_time(since, now), now, self._ctx.parquet
         )
-        return traffic.per_version(frame)
+        return traffic.per_version(first)
 
     # ---- SLOs and alerts --------------------------------------------------------------------------------
 
@@ -150,11 +151,21 @@ class MonitoringService(Service):
         specs = self.settings.endpoint(endpoint).slos
         if not specs:
             return []
-        longest = max([s.period for s in specs] + [timedelta(days=3)])
-        predictions = read_predictions(self._folder(), endpoint, now - longest, now, self._ctx.parquet)
+        since = now - max([s.period for s in specs] + [timedelta(days=3)])
+        latency = [s.threshold_ms for s in specs if s.kind == "latency"]
+        counts = (
+            summary.minute_counts(self._folder(), endpoint, since, now, self._ctx.parquet, latency)
+            if any(s.kind in ("latency", "availability") for s in specs)
+            else None
+        )
         out = []
         for spec in specs:
-            events = self._events(endpoint, spec, predictions, now)
+            if spec.kind == "latency":
+                events = sli.latency_from_counts(counts, f"within_{latency.index(spec.threshold_ms)}")
+            elif spec.kind == "availability":
+                events = sli.availability_from_counts(counts)
+            else:
+                events = self._events(endpoint, spec, since, now)
             objective = slo.Objective(slo_name(spec), spec.target, spec.period)
             budget = slo.budget(objective, events, now)
             out.append({
@@ -220,20 +231,28 @@ class MonitoringService(Service):
     # ---- the report -------------------------------------------------------------------------------------
 
     def report(self, endpoint: str, *, since: Since = "7d", until: datetime | None = None,
-               window: timedelta | str | None = None) -> dict[str, Any]:  # fmt: skip
+               window: timedelta | str | None = None, stored: bool = False) -> dict[str, Any]:  # fmt: skip
         """Everything the HTML report shows, as plain data (``mloop monitor report --json``), over
-        :meth:`range` (``note`` says when the window was coarsened)."""
+        :meth:`range` (``note`` says when the window was coarsened). With ``stored`` (the dashboard),
+        drift and performance are the windows :meth:`update` stored, none recomputed (the open window
+        shows once stored), and the prediction distribution comes from the log's per-minute summaries
+        (:mod:`mloop.predictions.summary`): no read decodes the whole range."""
         now = utcnow()
         span = self.range(endpoint, since=since, until=until, window=window)
         start, until = span.since, span.until
-        read = self._read(span, endpoint, partial=True)  # one read of the log for every section
-        drift = self._drift_of(endpoint, read, False, ({}, {}))  # a read: nothing stored
-        perf = self._performance_of(endpoint, read, False)
-        frame = read[1]
+        if stored:
+            drift = self.history(endpoint, "drift", since=start, until=until)
+            perf = self.history(endpoint, "performance", since=start, until=until)
+            shown = self._summarized_distributions(endpoint, drift, start, until)
+        else:
+            read = self._read(span, endpoint, partial=True)  # one read of the log for every section
+            drift = self._drift_of(endpoint, read, False, ({}, {}))  # a read: nothing stored
+            perf = self._performance_of(endpoint, read, False)
+            shown = self._distributions(read[1])
         return {
             "endpoint": endpoint, "since": start.isoformat(), "until": until.isoformat(),
             "generated_at": now.isoformat(), "window": windows.label(span.window), "note": span.note,
-            "drift": drift, "predictions": self._distributions(frame), "performance": perf,
+            "drift": drift, "predictions": shown, "performance": perf,
             "slos": self.slo(endpoint, now=min(now, until)), "alerts": self.alerts(endpoint, since=start),
         }  # fmt: skip
 
@@ -358,13 +377,11 @@ class MonitoringService(Service):
             out.append({**base, "version": version, "model": model, "task": info.task, **found})
         return out
 
-    def _events(self, endpoint: str, spec: Any, predictions: pd.DataFrame, now: datetime) -> pd.DataFrame:
-        if spec.kind == "latency":
-            return sli.latency_events(predictions, spec.threshold_ms)
-        if spec.kind == "availability":
-            return sli.availability_events(predictions)
+    def _events(self, endpoint: str, spec: Any, since: datetime, now: datetime) -> pd.DataFrame:
+        """Freshness and quality events (latency and availability come from the log's minute counts)."""
         if spec.kind == "freshness":
             return sli.freshness_events(self._watermarks(spec.feature_view), spec.max_age, now)
+        predictions = read_predictions(self._folder(), endpoint, since, now, self._ctx.parquet)
         frame = self._with_labels(endpoint, self._ok(predictions))
         values = []
         for span, part in windows.split(frame, windows.tumbling(now - spec.period, now, spec.window)):
@@ -380,24 +397,31 @@ class MonitoringService(Service):
     def _distributions(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         out = []
         for model, version, group in self._groups(frame):
-            profile = self._version(model, version).profile
-            reference = (profile or {}).get("prediction")
+            reference = self._numeric_reference(model, version)
             values = scores(group["prediction"])
-            if not reference or reference.get("kind") != "numeric" or not np.isfinite(values).any():
-                continue
-            edges = list(reference["edges"])
-            current = bin_frequencies(values[np.isfinite(values)], edges)
-            low, high = reference.get("min"), reference.get("max")
-            shown = [low if e is None and i == 0 else high if e is None else e for i, e in enumerate(edges)]
-            out.append(
-                {
-                    "version": version,
-                    "edges": shown,
-                    "reference": reference["frequencies"],
-                    "current": current,
-                }
-            )
+            if reference and np.isfinite(values).any():
+                current = bin_frequencies(values[np.isfinite(values)], list(reference["edges"]))
+                out.append(_distribution(version, reference, current))
         return out
+
+    def _summarized_distributions(self, endpoint: str, drift: list[dict[str, Any]], since: datetime,
+                                  until: datetime) -> list[dict[str, Any]]:  # fmt: skip
+        """:meth:`_distributions` of the versions that answered in the stored windows, from the summaries."""
+        out = []
+        for model, version in sorted({(e["model"], int(e["version"])) for e in drift if e.get("model")}):
+            reference = self._numeric_reference(model, version)
+            if reference:
+                counts = summary.prediction_histogram(self._folder(), endpoint, since, until, self._ctx.parquet,
+                                                      model, version, list(reference["edges"]))  # fmt: skip
+                if counts.sum():
+                    out.append(
+                        _distribution(version, reference, [int(c) / int(counts.sum()) for c in counts])
+                    )
+        return out
+
+    def _numeric_reference(self, model: str, version: int) -> dict[str, Any] | None:
+        reference = (self._version(model, version).profile or {}).get("prediction")
+        return reference if reference and reference.get("kind") == "numeric" else None
 
     def _save(self, endpoint: str, kind: str, entries: list[dict[str, Any]]) -> None:
         if not entries:
@@ -441,3 +465,10 @@ def _inputs(group: pd.DataFrame) -> pd.DataFrame:
     keep = [c for c in group.columns if c not in FIXED and c not in ("label", "labelled_at")]
     frame = group[keep].reset_index(drop=True)
     return frame.rename(columns={c: c[len("input.") :] for c in keep if c.startswith("input.")})
+
+
+def _distribution(version: int, reference: Mapping[str, Any], current: list[float]) -> dict[str, Any]:
+    """A version's prediction distribution against its reference; open end edges drawn at its min/max."""
+    edges, low, high = list(reference["edges"]), reference.get("min"), reference.get("max")
+    shown = [low if e is None and i == 0 else high if e is None else e for i, e in enumerate(edges)]
+    return {"version": version, "edges": shown, "reference": reference["frequencies"], "current": current}

@@ -61,6 +61,35 @@ def availability_events(predictions: pd.DataFrame) -> pd.DataFrame:
     return _per_bucket(requests["ts"], (requests["status"] == "ok").to_numpy().astype(np.int64))
 
 
+def latency_from_counts(counts: pd.DataFrame | None, within: str) -> pd.DataFrame:
+    """:func:`latency_events` from :func:`~mloop.predictions.summary.minute_counts` (column ``within``
+    counted the answers within the threshold)."""
+    if counts is None or counts.empty:
+        return _EMPTY.copy()
+    answered = counts[counts["status"] == "ok"]
+    return _summed(answered["minute"], answered[within], answered["requests"])
+
+
+def availability_from_counts(counts: pd.DataFrame | None) -> pd.DataFrame:
+    """:func:`availability_events` from :func:`~mloop.predictions.summary.minute_counts`."""
+    if counts is None or counts.empty:
+        return _EMPTY.copy()
+    reached = counts[counts["status"].isin(["ok", "error"])]
+    good = reached["requests"].where(reached["status"] == "ok", 0)
+    return _summed(reached["minute"], good, reached["requests"])
+
+
+def _summed(minute: pd.Series, good: pd.Series, total: pd.Series) -> pd.DataFrame:
+    if not len(minute):
+        return _EMPTY.copy()
+    frame = pd.DataFrame(
+        {"ts": minute.to_numpy(), "good": good.to_numpy(np.int64), "total": total.to_numpy(np.int64)}
+    )
+    out = frame.groupby("ts", as_index=False)[["good", "total"]].sum()
+    out["ts"] = pd.to_datetime(out["ts"], utc=True) + BUCKET  # stamped at the bucket's end, as _per_bucket
+    return out
+
+
 def freshness_events(
     watermarks: Sequence[tuple[datetime, datetime]], max_age: timedelta, until: datetime
 ) -> pd.DataFrame:

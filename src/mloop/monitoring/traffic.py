@@ -16,12 +16,13 @@ import pandas as pd
 _STATUSES = ("ok", "error", "shadow")
 
 
-def per_version(predictions: pd.DataFrame) -> list[dict[str, Any]]:
-    """``[{version, requests, errors, error_share, p99_ms, shadow}]`` by version (none: an empty list)."""
-    if predictions.empty:
+def per_version(first: pd.DataFrame) -> list[dict[str, Any]]:
+    """``[{version, requests, errors, error_share, p99_ms, shadow}]`` by version (none: an empty list),
+    from each request's first row per version (``version``, ``status``, ``latency_s``: what
+    :func:`~mloop.predictions.summary.request_rows` reads)."""
+    if first.empty:
         return []
-    first = predictions[(predictions["row"] == 0) & predictions["status"].isin(_STATUSES)]
-    first = first.drop_duplicates(["request_id", "version", "status"])
+    first = first[first["status"].isin(_STATUSES)]
     out = []
     for _, part in first.groupby("version", sort=True):
         answered = part[part["status"] != "error"]

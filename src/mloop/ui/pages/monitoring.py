@@ -41,7 +41,7 @@ def router(sessions: Sessions) -> APIRouter:
             listed = viewer.actor.can("deployments.read", "endpoint:*")
             endpoints = [d.endpoint for d in viewer.deployments.list()] if listed else []
             endpoint = endpoint or (endpoints[0] if endpoints else "")
-            report = viewer.monitoring.report(endpoint, since=since) if endpoint else None
+            report = viewer.monitoring.report(endpoint, since=since, stored=True) if endpoint else None
             incidents = (
                 viewer.monitoring.alerts(endpoint, offset=paging.offset, limit=paging.per + 1)
                 if endpoint
