@@ -194,3 +194,15 @@ def test_the_charts_draw_in_a_real_browser(project: Project, tmp_path: Path) -> 
         page.screenshot(path=str(tmp_path / "monitoring.png"), full_page=True)
     assert errors == [] and drawn == {"plot-predictions-1": 1, "plot-performance-1": 1}
     assert "roc_auc (realised)" in legend and "roc_auc (estimated)" in legend
+
+
+def test_mloop_ui_reads_the_log_summaries_ahead_of_the_first_view(project: Project) -> None:
+    from mloop.predictions import summary
+    from mloop.ui.app import warm
+
+    summary._MEMO.items.clear()
+    thread = warm(project)
+    thread.join(120)
+    assert not thread.is_alive()
+    read = {key[0] for key in summary._MEMO.items}
+    assert "histogram" in read  # the distribution's (this endpoint has no SLO: no minute counts to read)

@@ -77,9 +77,11 @@ def ui(
     """
     from mloop.serving.http import server
     from mloop.ui import create_ui_app
+    from mloop.ui.app import warm
 
     sock = server.bind(host, port)
     project = _state.project()
+    warm(project)
     url = server.urls(host, port, tls=ssl_certfile is not None)[0]
     out.fields(f"mloop ui · project {escape(project.name)}", {"dashboard": f"{url}/ui"})
     server.run(create_ui_app(project), sock, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,

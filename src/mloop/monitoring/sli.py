@@ -82,11 +82,10 @@ def availability_from_counts(counts: pd.DataFrame | None) -> pd.DataFrame:
 def _summed(minute: pd.Series, good: pd.Series, total: pd.Series) -> pd.DataFrame:
     if not len(minute):
         return _EMPTY.copy()
-    frame = pd.DataFrame(
-        {"ts": minute.to_numpy(), "good": good.to_numpy(np.int64), "total": total.to_numpy(np.int64)}
-    )
+    frame = pd.DataFrame({"ts": minute.reset_index(drop=True), "good": good.to_numpy(np.int64),
+                          "total": total.to_numpy(np.int64)})  # fmt: skip
     out = frame.groupby("ts", as_index=False)[["good", "total"]].sum()
-    out["ts"] = pd.to_datetime(out["ts"], utc=True) + BUCKET  # stamped at the bucket's end, as _per_bucket
+    out["ts"] = out["ts"] + BUCKET  # stamped at the bucket's end, as _per_bucket
     return out
 
 

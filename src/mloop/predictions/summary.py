@@ -149,8 +149,10 @@ def _summaries(folder: Path | LogFolder, endpoint: str, since: datetime, until: 
     parts = parquet_parts(place, endpoint, as_utc(since) - timedelta(minutes=1), as_utc(until))
     frames = []
     with place.storage.reaching():
+        # an unmemoized read takes only the range's rows: Parquet statistics skip the other parts' data
+        within = None if key else (pc.field("ts") >= as_utc(since)) & (pc.field("ts") < as_utc(until))
         for part in parts:
-            make = functools.partial(_summarize_part, summarize, parquet, part, wanted)
+            make = functools.partial(_summarize_part, summarize, parquet, part, wanted, within)
             frames.append(_MEMO.get((*key, part, _identity(place, part)), make) if key else make())
     compacted = {part.rsplit("/", 1)[-1] for part in parts}
     live: list[dict[str, Any]] = []
@@ -175,8 +177,8 @@ def _summaries(folder: Path | LogFolder, endpoint: str, since: datetime, until: 
 
 
 def _summarize_part(summarize: Callable[[pa.Table], pd.DataFrame], parquet: ParquetFiles, location: str,
-                    columns: list[str]) -> pd.DataFrame:  # fmt: skip
-    return summarize(parquet.dataset([location], schema=SCHEMA).to_table(columns=columns))
+                    columns: list[str], within: pc.Expression | None) -> pd.DataFrame:  # fmt: skip
+    return summarize(parquet.dataset([location], schema=SCHEMA).to_table(columns=columns, filter=within))
 
 
 def _identity(place: LogFolder, location: str) -> tuple[int, int]:

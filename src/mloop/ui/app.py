@@ -9,6 +9,8 @@ permission the viewer lacks or a forged form is 403, an unknown name 404.
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from mloop._version import __version__
-from mloop.errors import AuthenticationError, NotFound, PermissionDenied
+from mloop.errors import AuthenticationError, MloopError, NotFound, PermissionDenied
 from mloop.project import Project
 from mloop.ui import pages
 from mloop.ui.forms import form
@@ -26,6 +28,7 @@ from mloop.ui.render import NAV, error_page, render
 from mloop.ui.session import LoginNeeded, Sessions
 
 STATIC = Path(__file__).with_name("static")
+logger = logging.getLogger(__name__)
 
 
 def mount(app: FastAPI, project: Project) -> None:
@@ -56,6 +59,25 @@ def create_ui_app(project: Project) -> FastAPI:
         return {"live": True}
 
     return app
+
+
+def warm(project: Project) -> threading.Thread:
+    """Read each endpoint's log summaries once, in a background thread, so that the first Overview and
+    Monitoring pages after a start do not wait for every Parquet part of the log to be read (seconds at
+    10 million rows; :mod:`mloop.predictions.summary` keeps what it read). For ``mloop ui``, whose process
+    serves no predictions; ``mloop serve`` leaves it to the first view, to keep its CPU for requests."""
+
+    def run() -> None:
+        try:
+            for deployment in project.deployments.list():
+                project.monitoring.slo(deployment.endpoint)
+                project.monitoring.report(deployment.endpoint, since="7d", stored=True)
+        except MloopError as exc:  # a key without monitoring.read: the pages read on first view instead
+            logger.info("dashboard: summaries not read ahead (%s)", exc)
+
+    thread = threading.Thread(target=run, name="mloop-ui-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 def _auth_router(sessions: Sessions) -> APIRouter:
