@@ -407,16 +407,17 @@ class MonitoringService(Service):
     def _summarized_distributions(self, endpoint: str, drift: list[dict[str, Any]], since: datetime,
                                   until: datetime) -> list[dict[str, Any]]:  # fmt: skip
         """:meth:`_distributions` of the versions that answered in the stored windows, from the summaries."""
+        pairs = sorted({(e["model"], int(e["version"])) for e in drift if e.get("model")})
+        references = {pair: r for pair in pairs if (r := self._numeric_reference(*pair))}
+        edges = {pair: list(r["edges"]) for pair, r in references.items()}
+        found = summary.prediction_histograms(
+            self._folder(), endpoint, since, until, self._ctx.parquet, edges
+        )
         out = []
-        for model, version in sorted({(e["model"], int(e["version"])) for e in drift if e.get("model")}):
-            reference = self._numeric_reference(model, version)
-            if reference:
-                counts = summary.prediction_histogram(self._folder(), endpoint, since, until, self._ctx.parquet,
-                                                      model, version, list(reference["edges"]))  # fmt: skip
-                if counts.sum():
-                    out.append(
-                        _distribution(version, reference, [int(c) / int(counts.sum()) for c in counts])
-                    )
+        for (_, version), reference in references.items():
+            counts = found[(_, version)]
+            if counts.sum():
+                out.append(_distribution(version, reference, [int(c) / int(counts.sum()) for c in counts]))
         return out
 
     def _numeric_reference(self, model: str, version: int) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ import functools
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -83,43 +83,62 @@ def minute_counts(folder: Path | LogFolder, endpoint: str, since: datetime, unti
                 np.int64
             )
         frame["requests"] = 1
-        return frame.groupby(["minute", "version", "status"], as_index=False)[["requests", *names]].sum()
+        return frame.groupby(["minute", "version", "status"], as_index=False, observed=True)[
+            ["requests", *names]
+        ].sum()
 
     frame = _summaries(folder, endpoint, since, until, parquet, ("counts", thresholds), _BASE, count)
     if frame.empty:
         return pd.DataFrame({"minute": pd.Series([], dtype="datetime64[us, UTC]"), "version": [], "status": [],
                              "requests": [], **{n: [] for n in names}})  # fmt: skip
-    out = frame.groupby(["minute", "version", "status"], as_index=False)[["requests", *names]].sum()
+    out = frame.groupby(["minute", "version", "status"], as_index=False, observed=True)[
+        ["requests", *names]
+    ].sum()
     out["minute"] = pd.to_datetime(out["minute"], unit="us", utc=True)
     return out
 
 
-def prediction_histogram(folder: Path | LogFolder, endpoint: str, since: datetime, until: datetime,
-                         parquet: ParquetFiles, model: str, version: int, edges: Sequence[float | None]
-                         ) -> np.ndarray:  # fmt: skip
-    """Counts of ``model`` ``version``'s numeric ``ok`` predictions (every row) in each bin of ``edges``, binned as
-    :func:`~mloop.metrics.profile.bin_frequencies` bins them (the end edges are ignored: the first and last
-    bins are open; a value equal to an edge falls in the bin below it); a prediction that is not a number
-    (a label, a list) is left out."""
-    bins, inner = len(edges) - 1, np.asarray(edges[1:-1], dtype=np.float64)
+def prediction_histograms(folder: Path | LogFolder, endpoint: str, since: datetime, until: datetime,
+                          parquet: ParquetFiles, edges: Mapping[tuple[str, int], Sequence[float | None]]
+                          ) -> dict[tuple[str, int], np.ndarray]:  # fmt: skip
+    """Per ``(model, version)`` of ``edges``: counts of its numeric ``ok`` predictions (every row) in each
+    bin of its edges, binned as :func:`~mloop.metrics.profile.bin_frequencies` bins them (the end edges
+    are ignored: the first and last bins are open; a value equal to an edge falls in the bin below it); a
+    prediction that is not a number (a label, a list) is left out. One read of each part for them all."""
+    wanted = sorted((model, int(version), tuple(e)) for (model, version), e in edges.items())
 
     def count(table: pa.Table) -> pd.DataFrame:
-        mask = pc.and_(pc.equal(table["model"], model), pc.equal(table["version"], version))
-        table = table.filter(pc.and_(mask, pc.equal(table["status"], "ok")))  # every row is a prediction
-        text = table["prediction"].to_numpy(zero_copy_only=False)
-        values = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
-        finite = np.isfinite(values)
+        table = table.filter(pc.equal(table["status"], "ok"))  # every row is a prediction
+        values, models = _numbers(table["prediction"]), table["model"].to_numpy(zero_copy_only=False)
+        versions = table["version"].to_numpy()
         minute = table["ts"].cast(pa.int64()).to_numpy() // MINUTE_US * MINUTE_US
-        found = pd.DataFrame(
-            {"minute": minute[finite], "bin": np.searchsorted(inner, values[finite], side="left")}
-        )
-        counts = found.groupby(["minute", "bin"]).size().unstack(fill_value=0)
-        return counts.reindex(columns=range(bins), fill_value=0).reset_index()
+        found = []
+        for i, (model, version, bounds) in enumerate(wanted):
+            mine = (models == model) & (versions == version) & np.isfinite(values)
+            inner = np.asarray(bounds[1:-1], dtype=np.float64)
+            found.append(pd.DataFrame({"pair": i, "minute": minute[mine],
+                                       "bin": np.searchsorted(inner, values[mine], side="left")}))  # fmt: skip
+        return pd.concat(found).groupby(["pair", "minute", "bin"], as_index=False).size()
 
-    key = ("histogram", model, version, tuple(edges))
     columns = [*_BASE, "model", "prediction"]
-    frame = _summaries(folder, endpoint, since, until, parquet, key, columns, count)
-    return frame[list(range(bins))].to_numpy().sum(axis=0) if len(frame) else np.zeros(bins, np.int64)
+    frame = _summaries(folder, endpoint, since, until, parquet, ("histogram", tuple(wanted)), columns, count)
+    out = {}
+    for i, (model, version, bounds) in enumerate(wanted):
+        counts = np.zeros(len(bounds) - 1, np.int64)
+        if len(frame):
+            mine = frame[frame["pair"] == i]
+            np.add.at(counts, mine["bin"].to_numpy(), mine["size"].to_numpy())
+        out[(model, version)] = counts
+    return out
+
+
+def _numbers(text: pa.ChunkedArray) -> np.ndarray:
+    """The JSON predictions as floats, NaN for those that are not a number (a label, a list, null)."""
+    try:  # a column of plain numbers, the common case: parsed by Arrow, ten times pandas' speed
+        return np.asarray(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        values = pd.Series(text.to_numpy(zero_copy_only=False), dtype=object)
+        return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64)
 
 
 # ---- reading ------------------------------------------------------------------------------------------
@@ -130,9 +149,10 @@ def _first_rows(table: pa.Table) -> pd.DataFrame:
     keep = pc.and_(pc.equal(table["row"], 0), pc.is_in(table["status"], pa.array(STATUSES)))
     table = table.filter(keep)
     ts = table["ts"].cast(pa.int64()).to_numpy()
+    codes = pc.index_in(table["status"], pa.array(STATUSES)).to_numpy()  # a category: no string per row
     return pd.DataFrame({
         "minute": ts // MINUTE_US * MINUTE_US, "version": table["version"].to_numpy(),
-        "status": table["status"].to_numpy(zero_copy_only=False), "latency_s": table["latency_s"].to_numpy(),
+        "status": pd.Categorical.from_codes(codes, categories=STATUSES), "latency_s": table["latency_s"].to_numpy(),
     })  # fmt: skip
 
 
