@@ -152,7 +152,7 @@ def _first_rows(table: pa.Table) -> pd.DataFrame:
     codes = pc.index_in(table["status"], pa.array(STATUSES)).to_numpy()  # a category: no string per row
     return pd.DataFrame({
         "minute": ts // MINUTE_US * MINUTE_US, "version": table["version"].to_numpy(),
-        "status": pd.Categorical.from_codes(codes, categories=list(STATUSES)), "latency_s": table["latency_s"].to_numpy(),
+        "status": pd.Categorical.from_codes(np.asarray(codes, dtype=np.int8), categories=pd.Index(STATUSES)), "latency_s": table["latency_s"].to_numpy(),
     })  # fmt: skip
 
 
