@@ -28,10 +28,9 @@ from mloop.config.monitoring import MonitoringSettings, slo_name
 from mloop.deployments import queries as deployment_queries
 from mloop.errors import NotFound
 from mloop.features import queries as feature_queries
-from mloop.metrics.profile import bin_frequencies
-from mloop.monitoring import queries, ranges, rules, sli, slo, traffic, windows
+from mloop.monitoring import distributions, queries, ranges, rules, sli, slo, traffic, windows
 from mloop.monitoring.alerts import Alert, deliver, no_longer_serving, serving_versions, sinks_from_settings
-from mloop.monitoring.performance import predictions_of, scores, window_performance
+from mloop.monitoring.performance import predictions_of, window_performance
 from mloop.monitoring.suite import compare
 from mloop.monitoring.versions import VersionInfo, load_version
 from mloop.predictions import summary
@@ -243,12 +242,14 @@ class MonitoringService(Service):
         if stored:
             drift = self.history(endpoint, "drift", since=start, until=until)
             perf = self.history(endpoint, "performance", since=start, until=until)
-            shown = self._summarized_distributions(endpoint, drift, start, until)
+            pairs = [(e["model"], int(e["version"])) for e in drift if e.get("model")]
+            shown = distributions.from_summaries(self._folder(), endpoint, pairs, start, until, self._ctx.parquet,
+                                                 self._reference)  # fmt: skip
         else:
             read = self._read(span, endpoint, partial=True)  # one read of the log for every section
             drift = self._drift_of(endpoint, read, False, ({}, {}))  # a read: nothing stored
             perf = self._performance_of(endpoint, read, False)
-            shown = self._distributions(read[1])
+            shown = distributions.from_frame(self._groups(read[1]), self._reference)
         return {
             "endpoint": endpoint, "since": start.isoformat(), "until": until.isoformat(),
             "generated_at": now.isoformat(), "window": windows.label(span.window), "note": span.note,
@@ -394,35 +395,8 @@ class MonitoringService(Service):
         with self._ctx.store.read() as session:
             return feature_queries.materializations(session, self._ctx.project_id, view)
 
-    def _distributions(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        out = []
-        for model, version, group in self._groups(frame):
-            reference = self._numeric_reference(model, version)
-            values = scores(group["prediction"])
-            if reference and np.isfinite(values).any():
-                current = bin_frequencies(values[np.isfinite(values)], list(reference["edges"]))
-                out.append(_distribution(version, reference, current))
-        return out
-
-    def _summarized_distributions(self, endpoint: str, drift: list[dict[str, Any]], since: datetime,
-                                  until: datetime) -> list[dict[str, Any]]:  # fmt: skip
-        """:meth:`_distributions` of the versions that answered in the stored windows, from the summaries."""
-        pairs = sorted({(e["model"], int(e["version"])) for e in drift if e.get("model")})
-        references = {pair: r for pair in pairs if (r := self._numeric_reference(*pair))}
-        edges = {pair: list(r["edges"]) for pair, r in references.items()}
-        found = summary.prediction_histograms(
-            self._folder(), endpoint, since, until, self._ctx.parquet, edges
-        )
-        out = []
-        for (_, version), reference in references.items():
-            counts = found[(_, version)]
-            if counts.sum():
-                out.append(_distribution(version, reference, [int(c) / int(counts.sum()) for c in counts]))
-        return out
-
-    def _numeric_reference(self, model: str, version: int) -> dict[str, Any] | None:
-        reference = (self._version(model, version).profile or {}).get("prediction")
-        return reference if reference and reference.get("kind") == "numeric" else None
+    def _reference(self, model: str, version: int) -> dict[str, Any] | None:
+        return distributions.numeric_reference(self._version(model, version).profile)
 
     def _save(self, endpoint: str, kind: str, entries: list[dict[str, Any]]) -> None:
         if not entries:
@@ -466,10 +440,3 @@ def _inputs(group: pd.DataFrame) -> pd.DataFrame:
     keep = [c for c in group.columns if c not in FIXED and c not in ("label", "labelled_at")]
     frame = group[keep].reset_index(drop=True)
     return frame.rename(columns={c: c[len("input.") :] for c in keep if c.startswith("input.")})
-
-
-def _distribution(version: int, reference: Mapping[str, Any], current: list[float]) -> dict[str, Any]:
-    """A version's prediction distribution against its reference; open end edges drawn at its min/max."""
-    edges, low, high = list(reference["edges"]), reference.get("min"), reference.get("max")
-    shown = [low if e is None and i == 0 else high if e is None else e for i, e in enumerate(edges)]
-    return {"version": version, "edges": shown, "reference": reference["frequencies"], "current": current}
