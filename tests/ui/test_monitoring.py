@@ -121,6 +121,7 @@ def test_predictions_and_performance_are_drawn_from_the_report(page: str, report
     assert (drawn["reference"], drawn["current"]) == (dist["reference"], dist["current"])
     assert len(drawn["bins"]) == len(dist["edges"]) - 1
     perf = _json(page, "data-performance-1")
+    assert perf["span"] == 3600  # a window's width: what a version with one window is drawn around
     series = {s["label"]: s["values"] for s in perf["series"]}
     windows = report["performance"]
     assert series["roc_auc (realised)"] == [(w["realised"] or {}).get("roc_auc") for w in windows]

@@ -147,7 +147,8 @@ def _performance(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         windows = [{"start": _short(e["start"]), "rows": e.get("rows"), "labelled": e.get("labelled"),
                     "note": e.get("note", ""), "values": [s["values"][i] for s in series]}
                    for i, e in enumerate(mine)]  # fmt: skip
-        out.append({"version": version, "x": [_epoch(e["start"]) for e in mine], "series": series,
+        span = _epoch(mine[0]["end"]) - _epoch(mine[0]["start"]) if mine and mine[0].get("end") else 3600
+        out.append({"version": version, "x": [_epoch(e["start"]) for e in mine], "series": series, "span": span,
                     "plotted": [s for s in series if s["metric"] in QUALITY], "windows": windows})  # fmt: skip
     return out
 
