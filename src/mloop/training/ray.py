@@ -13,9 +13,7 @@ tasks on the cluster, the running ones included, before the interrupt goes on.
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 from mloop._ray import connect, lost, task_options, task_slots
@@ -44,12 +42,9 @@ class RayExecutor:
         refs = [remote.remote(fn, task) for task in tasks]
         self._pending = list(refs)
         try:
-            with _interrupts() as interrupted:
-                waiting = list(refs)
-                while waiting:
-                    _, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=POLL_SECONDS)
-                    if interrupted.is_set():
-                        raise KeyboardInterrupt
+            waiting = list(refs)
+            while waiting:
+                _, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=POLL_SECONDS)
         except BaseException:
             self.cancel()
             raise
@@ -79,27 +74,6 @@ class RayExecutor:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-@contextlib.contextmanager
-def _interrupts() -> Iterator[threading.Event]:
-    """Ctrl-C while waiting on the cluster, noted rather than raised where it lands: Python runs a signal
-    handler at the next bytecode of the main thread, which may be a callback inside Ray's wait, where a
-    KeyboardInterrupt is reported as "ignored" and lost (seen once in CI: the map ran to its end). The
-    wait loop raises it from its own frame within :data:`POLL_SECONDS`. Only in the main thread, and only
-    over Python's default handler (a program's own SIGINT handler is left alone)."""
-    noted = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield noted
-        return
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield noted
-        return
-    signal.signal(signal.SIGINT, lambda signum, frame: noted.set())
-    try:
-        yield noted
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _apply(fn: Callable[[Any], Any], task: Any) -> Any:
