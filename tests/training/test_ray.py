@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import _thread
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +165,18 @@ def sleep_and_mark(folder: str) -> int:
     return 0
 
 
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """Ctrl-C as in a terminal. A process started in the background by a non-interactive shell (a CI
+    script's ``cmd &``) inherits SIGINT ignored, and then ``interrupt_main`` does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("default_sigint")
 def test_an_interrupted_map_cancels_its_tasks_on_the_cluster(ray_cluster: RayCluster, tmp_path: Path) -> None:
     pool = open_executor(ray_cluster.executor, jobs=1)
 
