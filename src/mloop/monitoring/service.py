@@ -157,6 +157,12 @@ class MonitoringService(Service):
             if any(s.kind in ("latency", "availability") for s in specs)
             else None
         )
+        # the quality SLOs share one read of the log (with its JSON) between them
+        predictions = (
+            read_predictions(self._folder(), endpoint, since, now, self._ctx.parquet)
+            if any(s.kind == "quality" for s in specs)
+            else pd.DataFrame()
+        )
         out = []
         for spec in specs:
             if spec.kind == "latency":
@@ -164,7 +170,7 @@ class MonitoringService(Service):
             elif spec.kind == "availability":
                 events = sli.availability_from_counts(counts)
             else:
-                events = self._events(endpoint, spec, since, now)
+                events = self._events(endpoint, spec, predictions, now)
             objective = slo.Objective(slo_name(spec), spec.target, spec.period)
             budget = slo.budget(objective, events, now)
             out.append({
@@ -378,11 +384,10 @@ class MonitoringService(Service):
             out.append({**base, "version": version, "model": model, "task": info.task, **found})
         return out
 
-    def _events(self, endpoint: str, spec: Any, since: datetime, now: datetime) -> pd.DataFrame:
+    def _events(self, endpoint: str, spec: Any, predictions: pd.DataFrame, now: datetime) -> pd.DataFrame:
         """Freshness and quality events (latency and availability come from the log's minute counts)."""
         if spec.kind == "freshness":
             return sli.freshness_events(self._watermarks(spec.feature_view), spec.max_age, now)
-        predictions = read_predictions(self._folder(), endpoint, since, now, self._ctx.parquet)
         frame = self._with_labels(endpoint, self._ok(predictions))
         values = []
         for span, part in windows.split(frame, windows.tumbling(now - spec.period, now, spec.window)):

@@ -213,8 +213,4 @@ def request_rows(folder: Path | LogFolder, endpoint: str, since: datetime, until
                  parquet: ParquetFiles = PLAIN) -> pd.DataFrame:  # fmt: skip
     """``minute``, ``version``, ``status`` and ``latency_s`` of each counted first row in the range (not
     memoized: for short ranges such as the last hour, where a percentile needs every latency)."""
-
-    def rows(table: pa.Table) -> pd.DataFrame:
-        return _first_rows(table)
-
-    return _summaries(folder, endpoint, since, until, parquet, (), _BASE, rows)  # no key: not memoized
+    return _summaries(folder, endpoint, since, until, parquet, (), _BASE, _first_rows)  # no key: not memoized
