@@ -47,10 +47,13 @@ class RayCluster:
             "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
             # Loopback only: no token, whatever ~/.ray/auth_token a local ray.init() left behind.
             "RAY_AUTH_MODE": "disabled",
-            # A killed node is declared dead in ~3 s instead of ~30 s, so its tasks are retried sooner.
+            # A killed node refuses the GCS's health check at once, so it is declared dead after five
+            # checks a second apart (~5 s instead of ~30 s) and its tasks are retried sooner. A live node
+            # slowed by a busy machine gets 10 s per answer: with a 1 s timeout, a CI run lost its head
+            # node under load, and the driver (this pytest process) exited with it, mid-suite.
             "RAY_health_check_period_ms": "1000",
-            "RAY_health_check_timeout_ms": "1000",
-            "RAY_health_check_failure_threshold": "3",
+            "RAY_health_check_timeout_ms": "10000",
+            "RAY_health_check_failure_threshold": "5",
         }
 
     @property

@@ -47,8 +47,11 @@ class SlowClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.random_state = random_state
 
     def fit(self, x: Any, y: Any) -> SlowClassifier:
-        if self.marks:
-            Path(self.marks, f"{os.getpid()}-{time.monotonic_ns()}").touch()
+        if self.marks:  # which node, which process, when
+            import ray
+
+            node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+            Path(self.marks, f"{node}-{os.getpid()}-{time.monotonic_ns()}").touch()
         time.sleep(self.pause)
         self.model_ = lightgbm.LGBMClassifier(n_estimators=20, num_leaves=self.num_leaves, verbosity=-1,
                                               random_state=self.random_state).fit(x, y)  # fmt: skip
@@ -127,13 +130,19 @@ def test_a_worker_node_killed_mid_search_loses_no_trial(
     marks.mkdir()
     pipeline.model = SlowClassifier(pause=3.0, marks=str(marks))
 
-    def kill_when_both_nodes_fit() -> None:  # the head has 1 CPU: of 2 running trials, 1 is on the worker
+    import ray
+
+    head = ray.get_runtime_context().get_node_id()  # this driver's node: the head
+
+    def kill_when_the_worker_fits() -> None:
+        # Wait for a fit on the worker node itself: on a busy machine the worker can take half a minute to
+        # start its first process, while the head runs trial after trial (two marks from the head only).
         deadline = time.monotonic() + 120
-        while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+        while time.monotonic() < deadline and all(m.name.startswith(head) for m in marks.iterdir()):
             time.sleep(0.1)
         ray_cluster.kill_worker()
 
-    killer = threading.Thread(target=kill_when_both_nodes_fit)
+    killer = threading.Thread(target=kill_when_the_worker_fits)
     killer.start()
     try:
         result = pipeline.tune(on_ray, {"num_leaves": (4, 15)}, trials=4, jobs=2)
