@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from mloop.loop.service import LoopService
 from mloop.monitoring.service import MonitoringService
 from mloop.privacy import ForgetReport, PrivacyService
 from mloop.registry.service import ModelRegistry
+from mloop.review.service import Review, Reviews
 from mloop.security.actor import Actor
 from mloop.security.audit_anchor import Keying
 from mloop.security.data_keys import open_keyring
@@ -186,6 +188,15 @@ class Project:
     def privacy(self) -> PrivacyService:
         """Personal data: erase a data subject, purge what retention no longer keeps."""
         return PrivacyService(self._ctx)
+
+    @cached_property
+    def reviews(self) -> Reviews:
+        """The architecture review of this project: checks, scores, delivery metrics, cost."""
+        return Reviews(self._ctx, self)
+
+    def review(self, *, only: Iterable[str] = (), now: datetime | None = None) -> Review:
+        """Run the architecture review's checks on the live project; see :meth:`Reviews.run`."""
+        return self.reviews.run(only=only, now=now)
 
     def forget(self, entity: str, value: Any, *, dry_run: bool = False) -> ForgetReport:
         """Erase the data subject whose ``entity`` column (a join key such as ``customer_id``) is ``value``

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mloop.config.monitoring import MonitoringSettings
+from mloop.config.review import ReviewSettings
 from mloop.errors import ConfigError, SchemaError
 
 CONFIG_FILE = "mloop.yaml"
@@ -300,6 +301,7 @@ class Settings(BaseSettings):
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -22,6 +22,7 @@ READS = frozenset(
         "monitoring.read",
         "loop.read",
         "users.read",
+        "decisions.read",  # architecture decisions: shared with everyone who reads the project
     }
 )
 
@@ -49,6 +50,8 @@ ACTIONS: frozenset[str] = READS | {
     "privacy.forget",
     "privacy.purge",
     "encryption.rotate",  # re-encrypt everything at rest under a new data key (admin only)
+    "decisions.write",  # record an architecture decision
+    "review.read",  # the architecture review: key ages, settings, the audit chain's state
 }
 
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -61,8 +64,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         "features.push",
         "privacy.forget",
         "privacy.purge",
+        "decisions.write",
     },
-    "data_scientist": READS | {"features.write", "runs.write", "models.register", "models.alias"},
+    "data_scientist": READS
+    | {"features.write", "runs.write", "models.register", "models.alias", "decisions.write"},
     "ml_engineer": READS
     | {
         "features.write",
@@ -74,6 +79,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         "deployments.write",
         "deployments.rollback",
         "predict",
+        "decisions.write",
     },
     "mlops": READS
     | {
@@ -88,8 +94,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         "loop.operate",
         "keys.issue",
         "keys.revoke",
+        "decisions.write",
+        "review.read",
     },
-    "auditor": READS | {"audit.read"},
+    "auditor": READS | {"audit.read", "review.read"},
 }
 
 ROLES = tuple(PERMISSIONS)

@@ -1,0 +1,101 @@
+"""``project.review()``: run every check on the live project, then score the findings.
+
+>>> review = project.review()                      # doctest: +SKIP
+>>> review.exceeds("high")                         # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mloop._service import Context, Service
+from mloop.errors import MloopError, PermissionDenied
+from mloop.review import scores
+from mloop.review.checks import load
+from mloop.review.facts import Facts
+from mloop.review.model import CONCERNS, SEVERITIES, Finding, Outcome
+from mloop.review.platform import Reviewed
+
+log = logging.getLogger("mloop.review")
+
+
+@dataclass(frozen=True)
+class Review:
+    """The findings of every check on one project at one time, and the scores they give."""
+
+    project: str
+    at: datetime
+    findings: tuple[Finding, ...]
+    mlts: scores.MLTestScore
+    maturity: scores.Maturity
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.findings if f.status == status)
+
+    def exceeds(self, severity: str) -> bool:
+        """Whether any finding weighs ``severity`` or more (what ``--fail-on`` tests)."""
+        if severity not in SEVERITIES:
+            raise MloopError(f"Unknown severity {severity!r}; use one of {', '.join(SEVERITIES)}.")
+        floor = SEVERITIES.index(severity)
+        return any(f.weight is not None and SEVERITIES.index(f.weight) >= floor for f in self.findings)
+
+    def by_concern(self) -> dict[str, list[Finding]]:
+        grouped: dict[str, list[Finding]] = {c: [] for c in CONCERNS}
+        for finding in self.findings:
+            grouped[finding.check.concern].append(finding)
+        return {c: found for c, found in grouped.items() if found}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "at": self.at.isoformat(),
+            "counts": {s: self.count(s) for s in ("pass", "warn", "fail", "n/a", "error")},
+            "ml_test_score": self.mlts.to_dict(),
+            "maturity": self.maturity.to_dict(),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+class Reviews(Service):
+    """The architecture review of a project, as its actor may see it (``review.read``)."""
+
+    def __init__(self, ctx: Context, platform: Reviewed) -> None:
+        super().__init__(ctx)
+        self._platform = platform
+
+    def run(self, *, only: Iterable[str] = (), now: datetime | None = None) -> Review:
+        """Run every check (or those whose id starts with one of ``only``: ``security``,
+        ``lifecycle.rollback-target``) and score the findings."""
+        self._authorize("review.read", "project")
+        checks = load()
+        wanted = tuple(only)
+        selected = [c for c in checks.values() if not wanted or any(c.id.startswith(w) for w in wanted)]
+        if wanted and not selected:
+            raise MloopError(
+                f"No check matches {', '.join(wanted)}; `mloop review --list` lists the checks and their ids."
+            )
+        facts = Facts(self._platform, now=now)
+        order = list(CONCERNS)
+        selected.sort(key=lambda c: (order.index(c.concern), c.id))
+        findings = tuple(Finding(c, _outcome(c.id, c.run, facts)) for c in selected)
+        return Review(
+            self._ctx.project, facts.now, findings,
+            scores.ml_test_score(findings, self._ctx.settings.review.evidence), scores.maturity(findings),
+        )  # fmt: skip
+
+
+def _outcome(check: str, run: Any, facts: Facts) -> Outcome:
+    """A check that cannot run is a finding too (status ``error``), never the end of the review."""
+    try:
+        outcome: Outcome = run(facts)
+    except PermissionDenied as exc:
+        return Outcome("error", f"not visible to this user: {exc}")
+    except Exception as exc:
+        log.exception("review check %s failed", check)
+        return Outcome("error", f"the check could not run: {type(exc).__name__}: {exc}")
+    return outcome
