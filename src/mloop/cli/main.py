@@ -26,6 +26,7 @@ from mloop.cli import loop as loop_cli
 from mloop.cli import models as models_cli
 from mloop.cli import monitor as monitor_cli
 from mloop.cli import privacy as privacy_cli
+from mloop.cli import review as review_cli
 from mloop.cli import runs as runs_cli
 from mloop.cli import score as score_cli
 from mloop.cli import serve as serve_cli
@@ -142,6 +143,7 @@ app.command()(deployments_cli.deploy)
 app.command()(deployments_cli.rollback)
 app.command()(deployments_cli.undeploy)
 app.command()(privacy_cli.forget)
+app.command()(review_cli.review)
 
 
 @app.command()

@@ -153,7 +153,8 @@ def maturity(findings: Iterable[Finding]) -> Maturity:
             conditions[finding.check.maturity].append(finding)
     level = 0
     for candidate in sorted(conditions):
-        if all(f.status in _HOLDS for f in conditions[candidate]):
+        met = conditions[candidate]
+        if met and all(f.status in _HOLDS for f in met):  # a level nothing checks is not reached
             level = candidate
         else:
             break

@@ -29,6 +29,7 @@ from mloop.serving.http.routes import feedback as feedback_routes
 from mloop.serving.http.routes import monitoring as monitoring_routes
 from mloop.serving.http.routes import oip as oip_routes
 from mloop.serving.http.routes import predict as predict_routes
+from mloop.serving.http.routes import review as review_routes
 from mloop.serving.inference import Inference
 
 _NOT_READY: dict[int | str, dict[str, Any]] = {503: {
@@ -89,6 +90,7 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
     app.include_router(oip_routes.router(caller, inference), responses=errors.V2)
     app.include_router(feedback_routes.router(caller, app.state.feedback), responses=errors.V1)
     app.include_router(monitoring_routes.router(caller), responses=errors.V1)
+    app.include_router(review_routes.router(caller), responses=errors.V1)
     ui.mount(app, project)  # the dashboard at /ui
 
     @app.get("/v2/health/live", tags=["health"], responses=errors.responses(*errors.GUARDED))

@@ -1,0 +1,102 @@
+"""``mloop review``: the architecture review of the live project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mloop.cli import _output as out
+from mloop.cli import _state
+
+STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "n/a": "dim", "error": "magenta"}
+
+
+def review(
+    only: list[str] = typer.Option([], "--only", help="Run only checks whose id starts so (repeatable)."),
+    fail_on: str | None = typer.Option(
+        None, "--fail-on", help="Exit 1 if a finding weighs this or more: low, medium or high (for CI)."
+    ),
+    fmt: str = typer.Option("table", "--format", help="table, markdown, html or json."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Write the report to this file (its format from --format, else its suffix: .html, .md, .json).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines (same as --format json)."),
+    list_checks: bool = typer.Option(False, "--list", help="List the checks and what each asks; run none."),
+    all_rows: bool = typer.Option(
+        False, "--all", help="Show passed and not-applicable checks in the table too."
+    ),
+) -> None:
+    """Review the running platform: about 40 checks across scalability, latency, fault tolerance,
+    requirements, cost, security, collaboration, lifecycle, extensibility, maintainability and trade-offs,
+    each with its evidence and fix; the ML Test Score and the MLOps maturity level they give.
+
+    Examples:
+
+      $ mloop review
+      $ mloop review --only security --all
+      $ mloop review --format html -o review.html
+      $ mloop review --fail-on high          # in CI: exit 1 on a high finding
+    """
+    from mloop.review import render
+    from mloop.review.checks import load
+
+    fmt = "json" if as_json else fmt
+    if fmt not in ("table", "markdown", "html", "json"):
+        raise typer.BadParameter(f"{fmt!r}: use table, markdown, html or json", param_hint="--format")
+    if list_checks:
+        checks = sorted(load().values(), key=lambda c: c.id)
+        if fmt == "json":
+            out.emit_json([{"id": c.id, "concern": c.concern, "severity": c.severity, "title": c.title,
+                            "fix": c.fix, "mlts": list(c.mlts), "maturity": c.maturity} for c in checks])  # fmt: skip
+        else:
+            out.table(f"{len(checks)} checks", ["id", "severity", "what should hold", "ML Test Score"],
+                      [(c.id, c.severity, c.title, ", ".join(c.mlts)) for c in checks])  # fmt: skip
+        return
+    result = _state.project().review(only=only)
+    if fail_on is not None:
+        result.exceeds(fail_on)  # an unknown severity is an error before anything is printed
+    if output is not None:
+        render.save(result, output, render.format_of(output) if fmt == "table" else fmt)
+        out.success(f"wrote {output} ({render.headline(result)})")
+    elif fmt == "json":
+        out.emit_json(result.to_dict())
+    elif fmt in ("markdown", "html"):
+        out.console.print(render.text(result, fmt), highlight=False, markup=False, soft_wrap=True, end="")
+    else:
+        _table(result, all_rows)
+    if fail_on is not None and result.exceeds(fail_on):
+        out.err.print(f"[red]✗ findings at {fail_on} severity or above[/red] (--fail-on {fail_on})")
+        raise typer.Exit(1)
+
+
+def _table(result: object, all_rows: bool) -> None:
+    from mloop.review import render
+    from mloop.review.service import Review
+
+    assert isinstance(result, Review)
+    rows = []
+    for concern, findings in result.by_concern().items():
+        for f in findings:
+            if not all_rows and f.status in ("pass", "n/a"):
+                continue
+            fix = "" if f.status in ("pass", "n/a") else f.fix
+            style = STYLE[f.status]
+            rows.append((concern, f.check.id, f"[{style}]{f.status}[/{style}]", f.check.severity,
+                         f.outcome.summary, fix))  # fmt: skip
+    title = f"Review of {result.project}: " + render.headline(result)
+    if rows:
+        out.table(title, ["concern", "check", "status", "severity", "finding", "fix"], rows)
+    else:
+        out.success(title)
+    out.fields("Scores", {
+        "ML Test Score": result.mlts.line(),
+        "MLOps maturity": f"level {result.maturity.level}: {result.maturity.name}",
+        "next level needs": ", ".join(result.maturity.next_failing) or "–",
+    })  # fmt: skip
+    if not all_rows:
+        out.console.print("[dim]passed and not-applicable checks hidden: --all shows them; "
+                          "--format html -o review.html writes the full report[/dim]")  # fmt: skip
