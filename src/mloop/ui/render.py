@@ -22,7 +22,7 @@ from mloop.ui.session import Sessions
 NAV = (("overview", "Overview", "/ui/"), ("runs", "Runs", "/ui/runs"), ("models", "Models", "/ui/models"),
        ("features", "Features", "/ui/features"), ("data", "Data", "/ui/data"),
        ("deployments", "Deployments", "/ui/deployments"), ("monitoring", "Monitoring", "/ui/monitoring"),
-       ("loop", "Loop", "/ui/loop"), ("audit", "Audit", "/ui/audit"))  # fmt: skip
+       ("loop", "Loop", "/ui/loop"), ("review", "Review", "/ui/review"), ("audit", "Audit", "/ui/audit"))  # fmt: skip
 
 _ENV = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")),
@@ -53,7 +53,7 @@ _ENV.filters["number"] = _number
 
 
 # A page whose reading needs more than every role's reads: its link is left out for those who lack it.
-_NEEDS = {"audit": "audit.read"}
+_NEEDS = {"audit": "audit.read", "review": "review.read"}
 
 
 def _nav(viewer: Project) -> list[tuple[str, str, str]]:
