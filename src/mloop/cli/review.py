@@ -52,6 +52,10 @@ def review(
         if fmt == "json":
             out.emit_json([{"id": c.id, "concern": c.concern, "severity": c.severity, "title": c.title,
                             "fix": c.fix, "mlts": list(c.mlts), "maturity": c.maturity} for c in checks])  # fmt: skip
+        elif fmt == "markdown":
+            out.console.print(
+                render.checks_markdown(checks), highlight=False, markup=False, soft_wrap=True, end=""
+            )
         else:
             out.table(f"{len(checks)} checks", ["id", "severity", "what should hold", "ML Test Score"],
                       [(c.id, c.severity, c.title, ", ".join(c.mlts)) for c in checks])  # fmt: skip

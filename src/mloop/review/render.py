@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mloop.errors import MalformedInput
-from mloop.review.model import CONCERNS
+from mloop.review.model import CONCERNS, Check
 from mloop.review.scores import LEVELS, SECTION_NAMES
 from mloop.review.service import Review
 
@@ -80,6 +81,19 @@ def html(review: Review) -> str:
         review=review, concerns=CONCERNS, mark=MARK, headline=headline(review), levels=LEVELS,
         sections=SECTION_NAMES,
     )  # fmt: skip
+
+
+def checks_markdown(checks: Iterable[Check]) -> str:
+    """The table of checks that docs/review.md carries (``mloop review --list --format markdown``)."""
+    order = list(CONCERNS)
+    lines = [
+        "| check | severity | what should hold | ML Test Score | maturity | fix |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in sorted(checks, key=lambda c: (order.index(c.concern), c.id)):
+        lines.append(f"| `{c.id}` | {c.severity} | {_cell(c.title)} | {', '.join(c.mlts) or '–'} | "
+                     f"{c.maturity or '–'} | {_cell(c.fix)} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 FORMATS = ("markdown", "html", "json")

@@ -53,8 +53,9 @@ def rollback_target(facts: Facts) -> Outcome:
     severity="high",
     title="Every live endpoint is monitored: a monitoring entry in mloop.yaml and a reference profile for "
     "each version it serves",
-    fix="Add the endpoint under monitoring.endpoints in mloop.yaml; register versions with training data "
-    "(run.register keeps the reference profile) or `mloop monitor reference MODEL VERSION DATA`.",
+    fix="Add the endpoint under monitoring.endpoints in mloop.yaml; register versions through a "
+    "TrainingPipeline (it profiles the training inputs), or log one with "
+    "mloop.monitoring.reference.log_reference(run, X_train) and register with its lineage.",
     mlts=("monitor-2",),
     maturity=4,
 )
