@@ -344,6 +344,9 @@ def _settings(size: Size) -> dict[str, Any]:
             "slos": [{"kind": "latency", "target": 0.99, "threshold_ms": 250},
                      {"kind": "availability", "target": 0.999}],
         }}},
+        # what `mloop review` checks the endpoint against (docs/review.md shows the demo's review)
+        "review": {"requirements": {"fraud": {"mode": "real-time", "p99_ms": 250, "availability": 0.999,
+                                              "budget_per_1k": 0.01}}},
     }  # fmt: skip
 
 

@@ -177,7 +177,7 @@ def explore(folder: Path, report: Path, span: dict[str, Any], seconds: float) ->
         f"{wall_time(span['wall'][0])} – {wall_time(span['wall'][1])} UTC" + (f" (×{speed:,.0f})" if speed else "")
         + ": the CLI and the report show wall-clock times\n"
         f"  {mloop} -C {where} loop timeline fraud\n  {mloop} -C {where} monitor alerts fraud\n"
-        f"  {mloop} -C {where} models list", title="explore", style="green")  # fmt: skip
+        f"  {mloop} -C {where} models list\n  {mloop} -C {where} review", title="explore", style="green")  # fmt: skip
 
 
 def _command() -> str:
