@@ -125,3 +125,20 @@ def _closed_port() -> int:
     from tests.serving.http.running import free_port
 
     return free_port()  # bound then released: nothing listens there
+
+
+def test_a_server_that_needs_a_key_gets_the_one_in_mloop_api_key(
+    served: tuple[Project, Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, _ = served
+    project.users.add("prober", ["ml_engineer"])
+    token = project.keys.issue("prober").token
+    monkeypatch.setenv("MLOOP_LOCAL_ADMIN", "false")  # the server below inherits it: keys required
+    monkeypatch.setenv("MLOOP_API_KEY", token)  # the server's own identity, then the probe's
+    with mloop_serve(Path(project.root)) as strict:
+        monkeypatch.delenv("MLOOP_API_KEY")
+        anonymous = probe(project, "fraud", url=strict.url, rps=10, seconds=0.3)
+        assert anonymous.errors == {"401": 3} and anonymous.answered == 0
+        monkeypatch.setenv("MLOOP_API_KEY", token)
+        keyed = probe(project, "fraud", url=strict.url, rps=10, seconds=0.3)
+        assert keyed.answered == 3 and keyed.errors == {}
