@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from mloop import Project
 from mloop.errors import NotFound, PermissionDenied
-from mloop.review.probe import ACTION, MAX_RPS, ProbeRefused, probe, target
+from mloop.review.probe import ACTION, MAX_RPS, ProbeRefused, target
 from mloop.security.actor import Actor
 from mloop.security.roles import Grant
 from tests.review.conftest import fraud_project
@@ -42,7 +42,7 @@ def test_a_probe_sends_the_logged_rows_at_the_rate_asked_and_records_what_it_mea
 ) -> None:
     project, server = served
     monkeypatch.delenv("MLOOP_API_KEY", raising=False)
-    result = probe(project, "fraud", url=server.url, rps=40, seconds=1.5)
+    result = project.reviews.probe("fraud", url=server.url, rps=40, seconds=1.5)
     assert result.sent == 60 and result.answered == 60 and result.errors == {}
     assert result.p50_ms is not None and result.p99_ms is not None and result.max_ms is not None
     assert 0 < result.p50_ms <= result.p99_ms <= result.max_ms
@@ -55,7 +55,7 @@ def test_a_probe_sends_the_logged_rows_at_the_rate_asked_and_records_what_it_mea
 
 def test_a_probe_counts_the_errors_by_status(served: tuple[Project, Server]) -> None:
     project, server = served
-    result = probe(project, "fraud", url=server.url, rps=20, seconds=0.5, rows=[{"no_such_input": 1}])
+    result = project.reviews.probe("fraud", url=server.url, rps=20, seconds=0.5, rows=[{"no_such_input": 1}])
     assert result.sent == 10 and result.answered == 0 and result.p99_ms is None
     assert sum(result.errors.values()) == 10 and all(code.startswith("4") for code in result.errors)
     assert result.error_share == 1.0
@@ -64,7 +64,7 @@ def test_a_probe_counts_the_errors_by_status(served: tuple[Project, Server]) -> 
 def test_a_stopped_server_counts_as_connection_errors(served: tuple[Project, Server]) -> None:
     project, _ = served
     closed = f"http://127.0.0.1:{_closed_port()}"
-    result = probe(project, "fraud", url=closed, rps=10, seconds=0.3, timeout=2)
+    result = project.reviews.probe("fraud", url=closed, rps=10, seconds=0.3, timeout=2)
     assert result.errors == {"connection": 3} and result.answered == 0
 
 
@@ -76,7 +76,7 @@ def test_a_remote_target_is_refused_before_anything_is_sent(served: tuple[Projec
     project, _ = served
     before = _probes(project)
     with pytest.raises(ProbeRefused, match="not this machine"):
-        probe(project, "fraud", url=url, rps=10, seconds=1)
+        project.reviews.probe("fraud", url=url, rps=10, seconds=1)
     assert _probes(project) == before
     assert target(url, allow_remote=True).host  # the CLI passes allow_remote only for a --url the user typed
 
@@ -104,7 +104,7 @@ def test_the_load_is_bounded(served: tuple[Project, Server]) -> None:
     project, server = served
     for rps, seconds in ((MAX_RPS + 1, 1), (10, 61), (0, 1), (10, 0)):
         with pytest.raises(ProbeRefused):
-            probe(project, "fraud", url=server.url, rps=rps, seconds=seconds)
+            project.reviews.probe("fraud", url=server.url, rps=rps, seconds=seconds)
 
 
 def test_a_probe_needs_predict_on_the_endpoint_and_an_endpoint_that_exists(
@@ -113,11 +113,11 @@ def test_a_probe_needs_predict_on_the_endpoint_and_an_endpoint_that_exists(
     project, server = served
     auditor = project.as_actor(Actor("ann", "user", (Grant("auditor"),)))
     with pytest.raises(PermissionDenied):
-        probe(auditor, "fraud", url=server.url, rps=10, seconds=0.2)
+        auditor.reviews.probe("fraud", url=server.url, rps=10, seconds=0.2)
     with pytest.raises(NotFound):
-        probe(project, "nope", url=server.url, rps=10, seconds=0.2)
+        project.reviews.probe("nope", url=server.url, rps=10, seconds=0.2)
     engineer = project.as_actor(Actor("eve", "user", (Grant("ml_engineer", "endpoint:fraud"),)))
-    result = probe(engineer, "fraud", url=server.url, rps=10, seconds=0.2)
+    result = engineer.reviews.probe("fraud", url=server.url, rps=10, seconds=0.2)
     assert result.answered == 2 and project.audit.event(result.event or 0).actor == "eve"
 
 
@@ -127,7 +127,7 @@ def _closed_port() -> int:
     return free_port()  # bound then released: nothing listens there
 
 
-def test_a_server_that_needs_a_key_gets_the_one_in_mloop_api_key(
+def test_a_server_that_needs_a_key_gets_the_one_of_mloop_api_key(
     served: tuple[Project, Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project, _ = served
@@ -137,8 +137,29 @@ def test_a_server_that_needs_a_key_gets_the_one_in_mloop_api_key(
     monkeypatch.setenv("MLOOP_API_KEY", token)  # the server's own identity, then the probe's
     with mloop_serve(Path(project.root)) as strict:
         monkeypatch.delenv("MLOOP_API_KEY")
-        anonymous = probe(project, "fraud", url=strict.url, rps=10, seconds=0.3)
+        anonymous = project.reviews.probe("fraud", url=strict.url, rps=10, seconds=0.3)
         assert anonymous.errors == {"401": 3} and anonymous.answered == 0
-        monkeypatch.setenv("MLOOP_API_KEY", token)
-        keyed = probe(project, "fraud", url=strict.url, rps=10, seconds=0.3)
+        # as the CLI opens the project for a user: the key in MLOOP_API_KEY is who acts and what is sent
+        with Project.open(project.root, env={"MLOOP_API_KEY": token, "MLOOP_LOCAL_ADMIN": "false"}) as prober:
+            keyed = prober.reviews.probe("fraud", url=strict.url, rps=10, seconds=0.3)
         assert keyed.answered == 3 and keyed.errors == {}
+
+
+def test_mloop_review_probe_loads_the_named_server_then_reviews_the_requirements_with_it(
+    served: tuple[Project, Server], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mloop.cli import _state
+    from mloop.cli.main import main
+
+    project, server = served
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("MLOOP_API_KEY", raising=False)
+    before = _probes(project)
+    with pytest.raises(SystemExit) as exited:
+        main(["-C", str(project.root), "review", "--probe", "fraud", "--url", server.url, "--rps", "20",
+              "--seconds", "0.5", "--only", "requirements", "--all"])  # fmt: skip
+    _state.close()
+    shown = capsys.readouterr().out
+    assert exited.value.code in (0, None)
+    assert f"Probe of fraud at {server.url}" in shown and "10 / 10 in 0.5 s" in shown
+    assert len(_probes(project)) == len(before) + 1 and "requirements.throughput" in shown

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from mloop import Project
 from mloop.review import Finding
-from mloop.review.probe import probe
 from tests.monitoring.stream import failures, write
 from tests.review.conftest import finding, fraud_project, reopen
 from tests.serving.http.load import fraud_rows
@@ -82,7 +81,7 @@ def test_throughput_is_shown_by_a_peak_minute_or_by_a_probe(served: tuple[Projec
     assert unshown.outcome.evidence[0].startswith("fraud: peak minute of the last day 0.")
     assert _with(project, "requirements.throughput", {"fraud": {"throughput_rps": 0.1}}).status == "pass"
     assert _with(project, "requirements.throughput", {"fraud": {}}).status == "n/a"
-    result = probe(project, "fraud", url=server.url, rps=25, seconds=1.2)
+    result = project.reviews.probe("fraud", url=server.url, rps=25, seconds=1.2)
     shown = _with(project, "requirements.throughput", {"fraud": {"throughput_rps": 20}})
     assert shown.status == "pass" and f"event:{result.event}" in shown.outcome.refs
     assert any("probe (event" in line and "at 25 rps" in line for line in shown.outcome.evidence)

@@ -26,10 +26,16 @@ def review(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines (same as --format json)."),
     list_checks: bool = typer.Option(False, "--list", help="List the checks and what each asks; run none."),
-    all_rows: bool = typer.Option(
-        False, "--all", help="Show passed and not-applicable checks in the table too."
+    all_rows: bool = typer.Option(False, "--all", help="Show passed and not-applicable checks in the table too."),
+    probe: str | None = typer.Option(
+        None, "--probe", help="First load-test this endpoint (bounded, recorded) and check it against its requirement."
     ),
-) -> None:
+    url: str | None = typer.Option(
+        None, "--url", help="The server to probe (default http://127.0.0.1:8700); a non-loopback one only when named here."
+    ),
+    rps: float = typer.Option(100.0, "--rps", help="Requests per second the probe sends (at most 5,000)."),
+    seconds: float = typer.Option(10.0, "--seconds", help="How long the probe runs (at most 60 s)."),
+) -> None:  # fmt: skip
     """Review the running platform: about 40 checks across scalability, latency, fault tolerance,
     requirements, cost, security, collaboration, lifecycle, extensibility, maintainability and trade-offs,
     each with its evidence and fix; the ML Test Score and the MLOps maturity level they give.
@@ -40,6 +46,7 @@ def review(
       $ mloop review --only security --all
       $ mloop review --format html -o review.html
       $ mloop review --fail-on high          # in CI: exit 1 on a high finding
+      $ mloop review --probe fraud --rps 200 --seconds 10
     """
     from mloop.review import render
     from mloop.review.checks import load
@@ -60,7 +67,18 @@ def review(
             out.table(f"{len(checks)} checks", ["id", "severity", "what should hold", "ML Test Score"],
                       [(c.id, c.severity, c.title, ", ".join(c.mlts)) for c in checks])  # fmt: skip
         return
-    result = _state.project().review(only=only)
+    project = _state.project()
+    if probe is not None:
+        found = project.reviews.probe(probe, url=url or "http://127.0.0.1:8700", rps=rps, seconds=seconds,
+                                      allow_remote=url is not None)  # fmt: skip
+        out.fields(f"Probe of {probe} at {found.url}", {
+            "sent / answered": f"{found.sent:,} / {found.answered:,} in {found.seconds:g} s",
+            "achieved": f"{found.achieved_rps:,.1f} rps (target {found.target_rps:g})",
+            "latency p50 / p99 / max": f"{out.fmt(found.p50_ms)} / {out.fmt(found.p99_ms)} / {out.fmt(found.max_ms)} ms",
+            "errors": ", ".join(f"{k}: {v}" for k, v in found.errors.items()) or "none",
+            "recorded": f"event {found.event}",
+        })  # fmt: skip
+    result = project.review(only=only)
     if fail_on is not None:
         result.exceeds(fail_on)  # an unknown severity is an error before anything is printed
     if output is not None:

@@ -24,7 +24,6 @@ import asyncio
 import dataclasses
 import ipaddress
 import math
-import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -86,28 +85,6 @@ class ProbeResult:
         return out
 
 
-def probe(
-    platform: Reviewed,
-    endpoint: str,
-    *,
-    url: str,
-    rps: float,
-    seconds: float,
-    rows: Sequence[Mapping[str, Any]] | None = None,
-    allow_remote: bool = False,
-    timeout: float = 5.0,
-    api_key: str | None = None,
-) -> ProbeResult:
-    """Send ``rps`` requests a second for ``seconds`` to ``url``'s ``/v1/endpoints/<endpoint>/predict``,
-    measure, and record the result (``review.probe`` on ``endpoint:<endpoint>``; needs ``predict`` on it).
-    ``api_key`` defaults to ``MLOOP_API_KEY``; sent as ``Authorization: Bearer`` when set."""
-    # the audit service's context is the project's own (its settings, store and actor): the spine writes with it
-    return Probes(platform.audit._ctx, platform).run(
-        endpoint, url=url, rps=rps, seconds=seconds, rows=rows, allow_remote=allow_remote, timeout=timeout,
-        api_key=api_key if api_key is not None else os.environ.get("MLOOP_API_KEY"),
-    )  # fmt: skip
-
-
 def latest(events: Sequence[Event], endpoint: str) -> Event | None:
     """The newest ``review.probe`` event of ``endpoint`` among ``events`` (oldest first)."""
     mine = [e for e in events if e.action == ACTION and e.resource == f"endpoint:{endpoint}"]
@@ -133,7 +110,11 @@ class Probes(Service):
         timeout: float = 5.0,
         api_key: str | None = None,
     ) -> ProbeResult:
-        """See :func:`probe`."""
+        """Send ``rps`` requests a second for ``seconds`` to ``url``'s ``/v1/endpoints/<endpoint>/predict``,
+        measure, and record the result (``review.probe`` on ``endpoint:<endpoint>``; needs ``predict`` on
+        it). ``api_key`` defaults to the settings' (``MLOOP_API_KEY``), sent as ``Authorization: Bearer``."""
+        if api_key is None and self._ctx.settings.api_key is not None:
+            api_key = self._ctx.settings.api_key.get_secret_value()
         base = target(url, allow_remote=allow_remote)
         _check_load(rps, seconds, timeout)
         self._authorize(PERMISSION, f"endpoint:{endpoint}")

@@ -20,6 +20,7 @@ from mloop.review.checks import load
 from mloop.review.facts import Facts
 from mloop.review.model import CONCERNS, SEVERITIES, Finding, Outcome
 from mloop.review.platform import Reviewed
+from mloop.review.probe import ProbeResult, Probes
 
 log = logging.getLogger("mloop.review")
 
@@ -87,6 +88,11 @@ class Reviews(Service):
             self._ctx.project, facts.now, findings,
             scores.ml_test_score(findings, self._ctx.settings.review.evidence), scores.maturity(findings),
         )  # fmt: skip
+
+    def probe(self, endpoint: str, **how: Any) -> ProbeResult:
+        """A short, bounded load test of ``endpoint`` on a server you name (loopback unless
+        ``allow_remote=True``), recorded as a ``review.probe`` event; see :meth:`Probes.run`."""
+        return Probes(self._ctx, self._platform).run(endpoint, **how)
 
 
 def _outcome(check: str, run: Any, facts: Facts) -> Outcome:
