@@ -82,7 +82,10 @@ def show(id: str = typer.Argument(..., help="The decision: ADR-n."), as_json: bo
     if as_json:
         out.emit_json(decision.to_dict())
         return
-    shown = decision.to_dict()
+    shown = {
+        **decision.to_dict(),
+        "created_at": decision.created_at,
+    }  # a datetime prints without microseconds
     out.fields(
         f"{decision.id}: {decision.title}", {k: v for k, v in shown.items() if k not in ("id", "title")}
     )
