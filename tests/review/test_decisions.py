@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from datetime import date, timedelta
 from typing import Any
 
@@ -116,6 +117,13 @@ def test_every_role_reads_decisions_but_only_writers_record_them(project: Projec
         auditor.decisions.supersede("ADR-1", by="ADR-2")
     scientist = project.as_actor(Actor("dana", "user", (Grant("data_scientist"),)))
     assert record(scientist, title="Scientist's choice", owner=project.actor.name).created_by == "dana"
+
+
+def test_writers_recording_at_once_get_distinct_numbers(project: Project) -> None:
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(lambda i: record(project, title=f"decision {i}").number, range(12)))
+    assert sorted(made) == list(range(1, 13))
+    assert audit_chain.verify(project.store).ok
 
 
 @given(number=st.integers(1, 999_999_999), prefix=st.sampled_from(["ADR-", "adr-", ""]))

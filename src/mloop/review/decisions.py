@@ -157,6 +157,7 @@ class Decisions(Service):
         links: Iterable[str] = (),
     ) -> Decision:
         """Record a decision as accepted; it is ADR-<n+1> of the project."""
+        self._authorize("decisions.write", "decisions")  # before validating: refuse a reader first
         title, context, choice, tradeoff = title.strip(), context.strip(), choice.strip(), tradeoff.strip()
         options = [o.strip() for o in options if o.strip()]
         links = [_link(link) for link in links]
