@@ -44,6 +44,7 @@ from mloop.loop.service import LoopService
 from mloop.monitoring.service import MonitoringService
 from mloop.privacy import ForgetReport, PrivacyService
 from mloop.registry.service import ModelRegistry
+from mloop.review.decisions import Decisions
 from mloop.review.service import Review, Reviews
 from mloop.security.actor import Actor
 from mloop.security.audit_anchor import Keying
@@ -67,6 +68,7 @@ class Project:
         self.audit = AuditLog(ctx)
         self.housekeeping = Housekeeping(ctx)
         self.encryption = Encryption(ctx)
+        self.decisions = Decisions(ctx)
 
     @classmethod
     def open(

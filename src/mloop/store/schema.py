@@ -423,3 +423,30 @@ class DataKeyRow(Base):
     wrapped: Mapped[str] = mapped_column(String(200))  # base64: nonce + AES-GCM(master key, data key)
     created_at: Mapped[datetime]
     retired_at: Mapped[datetime | None]
+
+
+# ---- collaboration --------------------------------------------------------------------------------------
+
+
+class DecisionRow(Base):
+    """An architecture decision record (ADR-``number`` within its project): the choice among options, what
+    it gave up, who owns it and when to look at it again. Never deleted: a newer decision supersedes it."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (UniqueConstraint("project_id", "number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    context: Mapped[str] = mapped_column(Text)
+    options: Mapped[list[Any]]
+    choice: Mapped[str] = mapped_column(Text)
+    tradeoff: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # accepted | superseded
+    superseded_by: Mapped[int | None] = mapped_column(Integer)  # the number of the decision that replaced it
+    review_by: Mapped[datetime]  # midnight UTC of the review date
+    links: Mapped[list[Any]]  # refs: ["endpoint:fraud", "model:fraud/2"]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    superseded_at: Mapped[datetime | None]
