@@ -157,7 +157,7 @@ def test_mloop_review_probe_loads_the_named_server_then_reviews_the_requirements
     before = _probes(project)
     with pytest.raises(SystemExit) as exited:
         main(["-C", str(project.root), "review", "--probe", "fraud", "--url", server.url, "--rps", "20",
-              "--seconds", "0.5", "--only", "requirements", "--all"])  # fmt: skip
+              "--seconds", "0.5", "--only", "requirements", "--format", "markdown"])  # fmt: skip
     _state.close()
     shown = capsys.readouterr().out
     assert exited.value.code in (0, None)

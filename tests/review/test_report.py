@@ -32,7 +32,8 @@ def mloop(project: Project, *args: str, capsys: object) -> tuple[int, str]:
 def test_fail_on_high_exits_1_on_a_project_with_a_high_finding_and_0_once_it_is_fixed(
     reviewed: Project, capsys: object
 ) -> None:
-    code, text = mloop(reviewed, "review", "--only", "lifecycle", "--fail-on", "high", capsys=capsys)
+    code, text = mloop(reviewed, "review", "--only", "lifecycle", "--fail-on", "high", "--format", "markdown",
+                       capsys=capsys)  # fmt: skip
     assert code == 1 and "lifecycle.monitored" in text and "--fail-on high" in text
     fixed = reopen(reviewed, monitoring={"endpoints": {"fraud": {}}})
     try:

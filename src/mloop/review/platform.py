@@ -13,6 +13,7 @@ from mloop.access.encryption import Encryption
 from mloop.access.users import Keys, Users
 from mloop.artifacts import ArtifactStore
 from mloop.loop.platform import Platform
+from mloop.review.decisions import Decisions
 from mloop.security.actor import Actor
 
 
@@ -33,6 +34,9 @@ class Reviewed(Platform, Protocol):
 
     @property
     def artifacts(self) -> ArtifactStore: ...
+
+    @property
+    def decisions(self) -> Decisions: ...
 
     @property
     def actor(self) -> Actor: ...

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from mloop.access.users import User
-from mloop.review.decisions import Decision, recorded
+from mloop.review.decisions import Decision
 from mloop.review.facts import Facts
 from mloop.review.model import Outcome, check, failed, not_applicable, passed
 from mloop.store.schema import EventRow
@@ -19,7 +19,7 @@ ACTIVE_WINDOW = timedelta(days=30)
 
 def _decisions(facts: Facts) -> list[Decision]:
     platform = facts.platform
-    return facts.memo("decisions", lambda: recorded(platform.store, platform.store.project_id(platform.name)))
+    return facts.memo("decisions", lambda: platform.decisions.list())
 
 
 def _users(facts: Facts) -> dict[str, User]:
