@@ -73,21 +73,23 @@ def cost_budget(facts: Facts) -> Outcome:
 )
 def idle(facts: Facts) -> Outcome:
     days = facts.settings.review.thresholds.idle_days
-    # A revision deployed less than idle_days ago has not had the time to be idle.
-    first = {e: facts.history(e)[0].created_at for e in facts.live}
-    old = {e: at for e, at in first.items() if at is not None and at <= facts.now - timedelta(days=days)}
-    if not old:
-        return not_applicable(f"no endpoint has been live for {days} days")
+    if not facts.live:
+        return not_applicable("no endpoint is deployed")
     quiet, evidence = [], []
-    for endpoint in sorted(old):
+    for endpoint in sorted(facts.live):
         requests = _requests(facts, endpoint, f"{days}d")
-        evidence.append(f"{endpoint}: {requests} requests in the last {days} days")
-        if requests == 0:
+        first = facts.history(endpoint)[0].created_at  # live since its first revision, not its latest
+        young = first is not None and first > facts.now - timedelta(days=days)
+        evidence.append(f"{endpoint}: {requests} requests in the last {days} days"
+                        + (f" (live only since {first:%Y-%m-%d %H:%M})" if young and first else ""))  # fmt: skip
+        if requests == 0 and not young:  # a new endpoint has not had the time to be idle
             quiet.append(endpoint)
     if quiet:
         return failed(f"{len(quiet)} live endpoint(s) idle for {days} days", evidence,
                       [f"endpoint:{e}" for e in quiet], endpoints=quiet)  # fmt: skip
-    return passed(f"{len(old)} endpoint(s) in use", evidence, [f"endpoint:{e}" for e in old])
+    return passed(
+        f"no endpoint idle for {days} days", evidence, [f"endpoint:{e}" for e in sorted(facts.live)]
+    )
 
 
 @check(
