@@ -33,7 +33,7 @@ def cost(
     out.table(f"per 1,000 predictions, {found.start:%Y-%m-%d %H:%M} to {found.end:%Y-%m-%d %H:%M} UTC",
               ["endpoint", "requests", "CPU s", "GB-h", f"{money} / 1k", "budget", "kWh / 1k", "g CO2e / 1k"],
               [(e.endpoint, e.requests, f"{e.cpu_seconds:.2f}", f"{e.use.gb_hours:.4f}", _n(e.per_1k),
-                _n(e.budget_per_1k) + (" ✗ over" if e.over_budget else ""), _n(e.kwh_per_1k),
+                _n(e.budget_per_1k) + (" ✗" if e.over_budget else ""), _n(e.kwh_per_1k),
                 _n(e.grams_co2e_per_1k)) for e in found.endpoints.values()])  # fmt: skip
     out.table(f"{len(found.runs)} training runs",
               ["run", "experiment", "wall s", "CPU s", "peak GB", "GPU s", money, "kWh", "g CO2e"],
