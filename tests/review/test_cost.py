@@ -174,3 +174,21 @@ def test_a_window_that_is_not_one_says_how_to_write_it(served: Project) -> None:
     with pytest.raises(MloopError, match="7d, 24h, 90m"):
         served.reviews.cost(since="week")
     assert json.dumps(served.reviews.cost().to_dict())
+
+
+def test_a_run_that_used_a_cuda_device_records_its_gpu_seconds(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip(
+            "no CUDA device here: the GPU figure is 0 and test_runs_record_peak_memory_and_gpu_seconds holds"
+        )
+    project = Project.open(tmp_path, env={})
+    try:
+        with project.run("gpu") as run:
+            (torch.ones(1024, 1024, device="cuda") @ torch.ones(1024, 1024, device="cuda")).sum().item()
+        info = project.runs.get(run.id).info
+        assert info["gpu_devices"] == 1 and math.isclose(info["gpu_seconds"], info["wall_seconds"])
+        spent = next(r for r in project.reviews.cost().runs if r.run == run.id)
+        assert math.isclose(spent.use.gpu_hours, info["gpu_seconds"] / 3600)
+    finally:
+        project.close()

@@ -41,6 +41,7 @@ def _cost(facts: Facts) -> CostReport:
     title="Every endpoint with a budget costs less per 1,000 predictions than its budget",
     fix="`mloop cost --alert` shows the figures and opens an incident per endpoint over budget; cut the "
     "serving cost (fewer workers, batching) or raise review.requirements.<endpoint>.budget_per_1k",
+    mlts=("monitor-6",),
     maturity=4,
 )
 def cost_budget(facts: Facts) -> Outcome:
