@@ -192,3 +192,17 @@ def test_a_run_that_used_a_cuda_device_records_its_gpu_seconds(tmp_path: Path) -
         assert math.isclose(spent.use.gpu_hours, info["gpu_seconds"] / 3600)
     finally:
         project.close()
+
+
+def test_the_meter_samples_at_its_interval_and_once_more_when_closed(tmp_path: Path) -> None:
+    import time
+
+    from mloop.serving.usage import UsageMeter
+
+    meter = UsageMeter(tmp_path / "_usage", interval=0.05).start()
+    time.sleep(0.4)
+    meter.close()
+    samples = read_usage(tmp_path / "_usage")
+    assert 4 <= len(samples) <= 12 and len({s.process for s in samples}) == 1
+    assert [s.at for s in samples] == sorted(s.at for s in samples)
+    assert samples[-1].cpu_seconds >= samples[0].cpu_seconds
