@@ -19,6 +19,7 @@ from mloop.cli import _output as out
 from mloop.cli import _state
 from mloop.cli import artifacts as artifacts_cli
 from mloop.cli import audit as audit_cli
+from mloop.cli import cost as cost_cli
 from mloop.cli import data as data_cli
 from mloop.cli import decisions as decisions_cli
 from mloop.cli import deployments as deployments_cli
@@ -146,6 +147,7 @@ app.command()(deployments_cli.rollback)
 app.command()(deployments_cli.undeploy)
 app.command()(privacy_cli.forget)
 app.command()(review_cli.review)
+app.command()(cost_cli.cost)
 
 
 @app.command()

@@ -7,6 +7,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,9 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from mloop._service import Context, Service
+from mloop._time import utcnow
 from mloop.errors import MloopError, PermissionDenied
-from mloop.review import scores
+from mloop.monitoring import queries as monitoring_queries
+from mloop.monitoring.alerts import Alert, deliver, sinks_from_settings
+from mloop.review import cost, scores
 from mloop.review.checks import load
+from mloop.review.cost import CostReport
 from mloop.review.facts import Facts
 from mloop.review.model import CONCERNS, SEVERITIES, Finding, Outcome
 from mloop.review.platform import Reviewed
@@ -93,6 +98,51 @@ class Reviews(Service):
         """A short, bounded load test of ``endpoint`` on a server you name (loopback unless
         ``allow_remote=True``), recorded as a ``review.probe`` event; see :meth:`Probes.run`."""
         return Probes(self._ctx, self._platform).run(endpoint, **how)
+
+    def cost(self, *, since: str = "7d", alert: bool = False, now: datetime | None = None) -> CostReport:
+        """Cost and energy per training run and per 1,000 predictions over ``since`` (``7d``, ``24h``), and
+        of what the project stores (:mod:`mloop.review.cost`). ``alert``: open an incident
+        (``<endpoint>/cost/budget``, one per endpoint, sent to monitoring.sinks and logged as
+        ``monitoring.alert``, as monitoring does) for each endpoint over its ``budget_per_1k``, and resolve
+        the open one of an endpoint back under it; that needs ``monitoring.write`` on the endpoint.
+
+        >>> project.reviews.cost(since="7d").endpoints["fraud"].per_1k   # doctest: +SKIP
+        0.0042
+        """
+        self._authorize("review.read", "project")
+        now = now or utcnow()
+        found = cost.report(self._platform, since=cost.window(since), now=now)
+        if not alert:
+            return found
+        changed: list[Alert] = []
+        for endpoint, spent in found.endpoints.items():
+            if spent.budget_per_1k is None:
+                continue
+            key = f"{endpoint}/cost/budget"
+            with self._ctx.store.read() as session:
+                row = monitoring_queries.open_incidents(session, self._ctx.project_id, endpoint).get(key)
+                known = None if row is None else Alert.from_dict(row.alert)
+            if spent.over_budget and known is None:
+                changed.append(cost.budget_alert(spent, found.currency, now))
+                action = "monitoring.alert"
+            elif known is not None and not spent.over_budget:
+                changed.append(
+                    known.resolved(now, "" if spent.per_1k is not None else "no request in the window")
+                )
+                action = "monitoring.resolve"
+            else:
+                continue  # still over budget (its incident stays open, not sent again), or never over
+            with self._mutate("monitoring.write", f"endpoint:{endpoint}", action=action,
+                              alert=changed[-1].to_dict()) as change:  # fmt: skip
+                if action == "monitoring.alert":
+                    monitoring_queries.open_incident(change.session, self._ctx.project_id, changed[-1])
+                else:
+                    open_row = monitoring_queries.open_incidents(change.session, self._ctx.project_id,
+                                                                 endpoint)[key]  # fmt: skip
+                    open_row.resolved_at, open_row.alert = now, changed[-1].to_dict()
+        if changed:
+            deliver(sinks_from_settings(self._ctx.settings.monitoring.sinks), changed)
+        return dataclasses.replace(found, alerts=tuple(a.to_dict() for a in changed))
 
 
 def _outcome(check: str, run: Any, facts: Facts) -> Outcome:

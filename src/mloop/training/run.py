@@ -25,6 +25,7 @@ from mloop.errors import MloopError
 from mloop.store.schema import (
     RunRow,
 )
+from mloop.training import resources
 from mloop.training.metric_log import AUTO, STEP_LIMIT, MetricBuffer
 
 log = logging.getLogger("mloop.training")
@@ -144,6 +145,7 @@ class Run:
         self._extend = self._buffer.points.extend
         self._wall0 = time.perf_counter()
         self._cpu0 = time.process_time()
+        self._peak0 = resources.peak_rss_bytes()
         self._entered: list[Token[Run | None]] = []
 
     # ---- metrics: the hot path ------------------------------------------------------------------------
@@ -291,9 +293,18 @@ class Run:
             )
 
     def timing(self) -> dict[str, Any]:
+        """What the run used: wall and CPU seconds, the process's peak memory (and how much the run raised
+        it), and GPU seconds (wall seconds times the CUDA devices that held memory) when torch used one."""
+        wall = time.perf_counter() - self._wall0
+        peak = resources.peak_rss_bytes()
+        gpus = resources.cuda_devices()
         return {
-            "wall_seconds": round(time.perf_counter() - self._wall0, 6),
+            "wall_seconds": round(wall, 6),
             "cpu_seconds": round(time.process_time() - self._cpu0, 6),
+            "peak_rss_bytes": peak,
+            "rss_growth_bytes": max(0, peak - self._peak0),
+            "gpu_devices": gpus,
+            "gpu_seconds": round(wall * gpus, 6),
             "metric_points": self._buffer.written,
         }
 

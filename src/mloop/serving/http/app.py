@@ -16,6 +16,7 @@ from mloop import ui
 from mloop._version import __version__
 from mloop.predictions.feedback import Feedback
 from mloop.predictions.log import PredictionLog, predictions_folder
+from mloop.predictions.usage import usage_folder
 from mloop.privacy.schedule import RetentionSchedule
 from mloop.project import Project
 from mloop.serving import metrics as metrics_module
@@ -31,6 +32,7 @@ from mloop.serving.http.routes import oip as oip_routes
 from mloop.serving.http.routes import predict as predict_routes
 from mloop.serving.http.routes import review as review_routes
 from mloop.serving.inference import Inference
+from mloop.serving.usage import UsageMeter
 
 _NOT_READY: dict[int | str, dict[str, Any]] = {503: {
     "description": "Not ready: a deployed version does not load (failures names each) or overloaded.",
@@ -57,8 +59,10 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
         sys.setswitchinterval(SWITCH_INTERVAL)
         retention = project.settings.retention
         schedule = None
+        meter: UsageMeter | None = None
         if serving_process:
             prediction_log.start_compactor()
+            meter = UsageMeter(usage_folder(project.settings)).start()
             if retention.prediction_log_days is not None or retention.quarantine_days is not None:
                 schedule = RetentionSchedule(project.privacy.purge).start()
         settle_heap()  # before the first request: a full collection here, never while answering
@@ -69,6 +73,8 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
             if schedule is not None:
                 schedule.close()
         inference.drain()
+        if meter is not None:
+            meter.close()  # after the last answer: the final line counts every request
         inference.close()
         prediction_log.close()  # after the last answer: fsyncs, compacts into Parquet
         table.close()
