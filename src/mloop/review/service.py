@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mloop._service import Context, Service
 from mloop.errors import MloopError, PermissionDenied
 from mloop.review import scores
 from mloop.review.checks import load
+from mloop.review.delivery import Delivery, measure
 from mloop.review.facts import Facts
 from mloop.review.model import CONCERNS, SEVERITIES, Finding, Outcome
 from mloop.review.platform import Reviewed
@@ -87,6 +88,12 @@ class Reviews(Service):
             self._ctx.project, facts.now, findings,
             scores.ml_test_score(findings, self._ctx.settings.review.evidence), scores.maturity(findings),
         )  # fmt: skip
+
+    def metrics(self, *, since: str | timedelta | datetime = "90d", until: datetime | None = None,
+                endpoint: str | None = None, now: datetime | None = None) -> Delivery:
+        """DORA's four and the ML team metrics from the event log (:mod:`mloop.review.delivery`)."""
+        self._authorize("review.read", "project")
+        return measure(self._platform, since=since, until=until, endpoint=endpoint, now=now)  # fmt: skip
 
 
 def _outcome(check: str, run: Any, facts: Facts) -> Outcome:
