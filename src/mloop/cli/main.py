@@ -23,6 +23,7 @@ from mloop.cli import data as data_cli
 from mloop.cli import deployments as deployments_cli
 from mloop.cli import features as features_cli
 from mloop.cli import loop as loop_cli
+from mloop.cli import metrics as metrics_cli
 from mloop.cli import models as models_cli
 from mloop.cli import monitor as monitor_cli
 from mloop.cli import privacy as privacy_cli
@@ -144,6 +145,7 @@ app.command()(deployments_cli.rollback)
 app.command()(deployments_cli.undeploy)
 app.command()(privacy_cli.forget)
 app.command()(review_cli.review)
+app.command()(metrics_cli.metrics)
 
 
 @app.command()

@@ -113,7 +113,8 @@ def timeline(events: Iterable[Event]) -> Timeline:
         elif e.action == "loop.rollback" and e.resource in last_write:
             loop_restores.add(last_write[e.resource])
     out = Timeline()
-    full: dict[str, int | None] = {}  # endpoint -> the version serving 100% now
+    serving: dict[str, int | None] = {}  # endpoint -> the version last at 100%, under any canary
+    live: dict[str, int | None] = {}  # endpoint -> the version at 100% in the live revision, if one is
     routed: dict[str, set[int]] = {}  # endpoint -> every version taking traffic now
     current: dict[str, Change] = {}
     open_incidents: dict[tuple[str, str, str], Incident] = {}
@@ -128,28 +129,33 @@ def timeline(events: Iterable[Event]) -> Timeline:
             whole = whole if active else None
             rollback = e.action == "deployments.rollback" or e.seq in loop_restores
             was = current.get(endpoint)
+            # The serving version is the one last at 100%: a canary on top of it does not replace it.
+            before = serving.get(endpoint)
+            after = whole if whole is not None else (before if active else None)
+            # A rollback from the serving version at 100% undoes it (from a canary, it undoes the canary).
+            undone = rollback and before is not None and live.get(endpoint) == before and whole != before
             if rollback:
                 for incident in open_incidents.values():
                     if incident.endpoint == endpoint and incident.restored is None:
                         incident.restored, incident.restored_by = at, f"rolled back (event:{e.seq})"
-                # Rolling back from a canary undoes the canary, not the change serving under it.
-                if was is not None and whole != was.version and full.get(endpoint) == was.version:
-                    was.failed = was.failed or f"rolled back (event:{e.seq})"
-            elif whole is not None and whole != full.get(endpoint):
+                if undone:
+                    after = whole  # a canary state restored under it serves no version of a change
+                    if was is not None:
+                        was.failed = was.failed or f"rolled back (event:{e.seq})"
+            elif whole is not None and whole != before:
                 model = str(e.payload.get("model"))
                 run = producer.get((model, whole))
                 ended = run_end.get(run) if run else None
                 current[endpoint] = Change(endpoint, model, whole, e.seq, at, run,
                                            None if ended is None else (at - ended).total_seconds())  # fmt: skip
                 out.changes.append(current[endpoint])
-            elif whole is None:
+            elif whole is None and active:
                 out.canaries += [(endpoint, v, at) for v in sorted(versions - routed.get(endpoint, set()))]
-            if was is not None and whole != was.version and (whole is not None or not active or rollback):
+            if was is not None and (after != was.version or undone):
                 was.ended = at  # replaced, rolled back or undeployed: no later incident is its
                 if current.get(endpoint) is was:
                     del current[endpoint]
-            full[endpoint] = whole
-            routed[endpoint] = versions
+            serving[endpoint], live[endpoint], routed[endpoint] = after, whole, versions
         elif e.action == "monitoring.alert":
             alert = e.payload.get("alert") or {}
             if alert.get("name") == "drift":
@@ -253,9 +259,11 @@ def measure(
     endpoint: str | None = None,
     now: datetime | None = None,
     events: list[Event] | None = None,
+    team: bool = True,
 ) -> Delivery:
     """The delivery and ML team metrics of ``platform`` over ``since`` (a duration back from ``until``,
-    ``"90d"``, or a time) to ``until`` (default ``now``), for one ``endpoint`` or all."""
+    ``"90d"``, or a time) to ``until`` (default ``now``), for one ``endpoint`` or all; with ``team=False``
+    only DORA's four, from the event log alone (the ML team metrics read the registry and prediction log)."""
     until = as_utc(until or now or utcnow())
     start = until - since if isinstance(since, timedelta) else since_time(since, until)
     events = read_events(platform, until) if events is None else events
@@ -267,23 +275,31 @@ def measure(
     for name in ["*", *names]:
         for label, part in weekly(picked if name == "*" else select(picked, start, until, name)).items():
             rows.append({"week": label, "endpoint": name, **figures(part, 1.0)})
-    inside = [e for e in events if as_utc(e.ts) >= start
-              and endpoint in (None, e.resource.removeprefix("endpoint:"))]  # fmt: skip
-    deployed = sorted(
-        {e.resource.removeprefix("endpoint:") for e in events if e.action.startswith("deployments.")}
-    )
-    served = [e for e in deployed if endpoint in (None, e)]
     return Delivery(
         start, until, endpoint, figures(picked, weeks),
         {name: figures(select(picked, start, until, name), weeks) for name in names},
-        rows,
-        {
-            "drift_detection_s": ml.drift_detection(inside),
-            "alert_to_fix_s": ml.alert_to_fix([e for e in events if endpoint in (None, e.resource.removeprefix(
-                "endpoint:")) and (e.action != "monitoring.alert" or as_utc(e.ts) >= start)]),
-            "experiments": ml.experiments([e for e in events if as_utc(e.ts) >= start]),
-            "feature_reuse": ml.feature_reuse(platform),
-            "gated_share": ml.gated_share(platform, events, served, start, until),
-        },
-        picked.changes, picked.incidents,
+        rows, team_metrics(platform, events, start, until, endpoint) if team else {}, picked.changes,
+        picked.incidents,
     )  # fmt: skip
+
+
+def team_metrics(
+    platform: Platform, events: list[Event], start: datetime, until: datetime, endpoint: str | None
+) -> dict[str, Any]:
+    """The ML team metrics (:mod:`mloop.review.delivery_ml`) over ``[start, until)``."""
+
+    def on(event: Event) -> bool:
+        return endpoint in (None, event.resource.removeprefix("endpoint:"))
+
+    recent = [e for e in events if as_utc(e.ts) >= start]
+    deployed = {e.resource.removeprefix("endpoint:") for e in events if e.action.startswith("deployments.")}
+    return {
+        "drift_detection_s": ml.drift_detection([e for e in recent if on(e)]),
+        # Fixes may come after an alert of the span; alerts from before it are left out.
+        "alert_to_fix_s": ml.alert_to_fix([e for e in events if on(e) and (
+            e.action != "monitoring.alert" or as_utc(e.ts) >= start)]),
+        "experiments": ml.experiments(recent),
+        "feature_reuse": ml.feature_reuse(platform),
+        "gated_share": ml.gated_share(platform, events, sorted(e for e in deployed if endpoint in (None, e)),
+                                      start, until),
+    }  # fmt: skip

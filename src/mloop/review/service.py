@@ -89,8 +89,14 @@ class Reviews(Service):
             scores.ml_test_score(findings, self._ctx.settings.review.evidence), scores.maturity(findings),
         )  # fmt: skip
 
-    def metrics(self, *, since: str | timedelta | datetime = "90d", until: datetime | None = None,
-                endpoint: str | None = None, now: datetime | None = None) -> Delivery:
+    def metrics(
+        self,
+        *,
+        since: str | timedelta | datetime = "90d",
+        until: datetime | None = None,
+        endpoint: str | None = None,
+        now: datetime | None = None,
+    ) -> Delivery:
         """DORA's four and the ML team metrics from the event log (:mod:`mloop.review.delivery`)."""
         self._authorize("review.read", "project")
         return measure(self._platform, since=since, until=until, endpoint=endpoint, now=now)  # fmt: skip
