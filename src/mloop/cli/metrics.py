@@ -12,7 +12,7 @@ from mloop.cli import _state
 
 def metrics(
     since: str = typer.Option("90d", "--since", help="How far back: a duration (90d, 12w) or an ISO time."),
-    endpoint: str | None = typer.Option(None, "--endpoint", "-e", help="Only this endpoint."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="Only this endpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
     """Delivery metrics (DORA: deployment frequency, lead time for changes, change-failure rate, time to
