@@ -25,6 +25,7 @@ from mloop.cli import decisions as decisions_cli
 from mloop.cli import deployments as deployments_cli
 from mloop.cli import features as features_cli
 from mloop.cli import loop as loop_cli
+from mloop.cli import metrics as metrics_cli
 from mloop.cli import models as models_cli
 from mloop.cli import monitor as monitor_cli
 from mloop.cli import privacy as privacy_cli
@@ -148,6 +149,7 @@ app.command()(deployments_cli.undeploy)
 app.command()(privacy_cli.forget)
 app.command()(review_cli.review)
 app.command()(cost_cli.cost)
+app.command()(metrics_cli.metrics)
 
 
 @app.command()

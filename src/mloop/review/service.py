@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mloop._service import Context, Service
@@ -22,6 +22,7 @@ from mloop.monitoring.alerts import Alert, deliver, sinks_from_settings
 from mloop.review import cost, scores
 from mloop.review.checks import load
 from mloop.review.cost import CostReport
+from mloop.review.delivery import Delivery, measure
 from mloop.review.facts import Facts
 from mloop.review.model import CONCERNS, SEVERITIES, Finding, Outcome
 from mloop.review.platform import Reviewed
@@ -143,6 +144,18 @@ class Reviews(Service):
         if changed:
             deliver(sinks_from_settings(self._ctx.settings.monitoring.sinks), changed)
         return dataclasses.replace(found, alerts=tuple(a.to_dict() for a in changed))
+
+    def metrics(
+        self,
+        *,
+        since: str | timedelta | datetime = "90d",
+        until: datetime | None = None,
+        endpoint: str | None = None,
+        now: datetime | None = None,
+    ) -> Delivery:
+        """DORA's four and the ML team metrics from the event log (:mod:`mloop.review.delivery`)."""
+        self._authorize("review.read", "project")
+        return measure(self._platform, since=since, until=until, endpoint=endpoint, now=now)  # fmt: skip
 
 
 def _outcome(check: str, run: Any, facts: Facts) -> Outcome:
