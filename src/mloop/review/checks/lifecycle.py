@@ -117,16 +117,15 @@ def _holdout_metric(version: ModelVersion) -> tuple[str, float] | None:
     return (first, float(tested[first])) if first else None
 
 
-def per_version(
-    found: list[tuple[str, ModelVersion]], bad: list[str], evidence: list[str], what: str
-) -> Outcome:
-    """Fail naming the versions in ``bad`` (refs), else pass: the shape of the per-version checks."""
+def per_version(found: list[tuple[str, ModelVersion]], bad: list[str], evidence: list[str], fails: str,
+                holds: str) -> Outcome:  # fmt: skip
+    """Fail naming the versions in ``bad`` (``<endpoint>: <model> v<n>``), else pass: the per-version shape."""
     refs = sorted(
         {version_ref(v) for e, v in found if version_label(e, v) in bad} or {version_ref(v) for _, v in found}
     )
     if bad:
-        return failed(f"{len(bad)} of {len(found)} serving version(s) {what}", evidence, refs, versions=bad)
-    return passed(f"all {len(found)} serving version(s) pass", evidence, refs)
+        return failed(f"{len(bad)} of {len(found)} serving version(s) {fails}", evidence, refs, versions=bad)
+    return passed(f"all {len(found)} serving version(s) {holds}", evidence, refs)
 
 
 @check(
@@ -155,13 +154,16 @@ def holdout_gate(facts: Facts) -> Outcome:
                             f"{gate.payload.get('metric')} {value} on {gate.payload.get('holdout_rows')} rows")  # fmt: skip
         elif metric is not None:
             rows = version.metrics.get("test_rows")
+            rows = int(rows) if isinstance(rows, int | float) else "?"
             evidence.append(
                 f"{version_label(endpoint, version)}: {metric[0]} {metric[1]:.4g} on {rows} holdout rows"
             )
         else:
             bad.append(version_label(endpoint, version))
             evidence.append(f"{version_label(endpoint, version)}: no test_* metric and no passed loop.gate")
-    return per_version(found, bad, evidence, "were never evaluated on a holdout")
+    return per_version(
+        found, bad, evidence, "were never evaluated on a holdout", "were evaluated on a holdout"
+    )
 
 
 @check(
@@ -185,7 +187,7 @@ def slices(facts: Facts) -> Outcome:
         else:
             bad.append(version_label(endpoint, version))
             evidence.append(f"{version_label(endpoint, version)}: no slice metrics in its card")
-    return per_version(found, bad, evidence, "have no slice metrics")
+    return per_version(found, bad, evidence, "have no slice metrics", "have metrics per slice")
 
 
 @check(
@@ -217,7 +219,13 @@ def fairness(facts: Facts) -> Outcome:
             evidence.append(
                 f"{version_label(endpoint, version)}: no fairness figures, no live sensitive columns"
             )
-    return per_version(found, bad, evidence, "were never evaluated on sensitive attributes")
+    return per_version(
+        found,
+        bad,
+        evidence,
+        "were never evaluated on sensitive attributes",
+        "were evaluated on sensitive attributes",
+    )
 
 
 @check(
@@ -252,12 +260,12 @@ def lineage(facts: Facts) -> Outcome:
         evidence.append(f"{version_label(endpoint, version)}: run {version.run_id}, training set "
                         f"{str(fingerprint)[:12]} from {', '.join(map(str, views))}, commit {commit or 'not recorded'}")  # fmt: skip
     if bad:
-        return per_version(found, bad, evidence, "cannot be traced to a point-in-time training set")
+        return per_version(found, bad, evidence, "cannot be traced to a point-in-time training set", "")
     if uncommitted:
         return warned(f"{len(uncommitted)} serving version(s) have no code version (git commit) recorded",
                       evidence, sorted({version_ref(v) for _, v in found}), versions=uncommitted,
                       fix="Run training inside a git work tree: every run then records its commit.")  # fmt: skip
-    return per_version(found, [], evidence, "")
+    return per_version(found, [], evidence, "", "trace to a tracked run, a training set and a commit")
 
 
 @check(

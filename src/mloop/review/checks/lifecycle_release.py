@@ -94,7 +94,13 @@ def staleness(facts: Facts) -> Outcome:
                         f"ago (limit {limit})")  # fmt: skip
         if age > limit:
             bad.append(version_label(endpoint, version))
-    return per_version(found, bad, evidence, f"were trained on data older than {limit} days")
+    return per_version(
+        found,
+        bad,
+        evidence,
+        f"were trained on data older than {limit} days",
+        f"were trained on data of the last {limit} days",
+    )
 
 
 @check(

@@ -79,8 +79,8 @@ def slo_budget(facts: Facts) -> Outcome:
     concern="maintainability",
     severity="low",
     title="Alerts leave the database: a sink other than the log is configured",
-    fix="Add a sink under monitoring.sinks in mloop.yaml: {kind: webhook, url: https://...} or "
-    "{kind: alertmanager, url: http://alertmanager:9093}.",
+    fix="Add a sink under monitoring.sinks in mloop.yaml: {kind: webhook, url: <your receiver>} or "
+    "{kind: alertmanager, url: <your Alertmanager>}.",
     mlts=("monitor-1",),
     maturity=4,
 )
