@@ -133,7 +133,7 @@ def open_alerts(facts: Facts) -> Outcome:
     concern="maintainability",
     severity="medium",
     title="Every live endpoint receives labels and has its live performance computed",
-    fix="Send labels back (POST /v1/endpoints/ENDPOINT/feedback, or mloop.predictions.feedback) and run "
+    fix="Send labels back (POST /v1/feedback with each request_id and its label) and run "
     "`mloop monitor check ENDPOINT` on a schedule: it stores each window's realised performance.",
     mlts=("model-2", "monitor-7"),
     maturity=4,
