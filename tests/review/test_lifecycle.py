@@ -166,7 +166,7 @@ def test_the_loop_retrains_through_a_canary_and_a_tuned_pipeline_run_in_git_pass
         assert lineage.status == "pass" and "customer_stats" in lineage.outcome.evidence[0]
         assert finding(project, "lifecycle.canary").status == "n/a"  # a first revision replaces nothing
         assert finding(project, "lifecycle.retraining").outcome.evidence == (
-            "fraud: no entry under loop.policies",
+            "fraud: no entry under loop.policies, no retraining in the last 90 days",
         )
         looped = reopen(
             project, loop={"policies": [{"endpoint": "fraud", "pipeline": "tests.training.fraud:setup"}]}

@@ -10,6 +10,8 @@ from mloop.cli import _output as out
 from mloop.cli import _state
 
 STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "n/a": "dim", "error": "magenta"}
+MARK = {"pass": "✓", "warn": "!", "fail": "✗", "n/a": "–", "error": "?"}
+EVIDENCE_LINES = 4
 
 
 def review(
@@ -96,29 +98,43 @@ def review(
 
 
 def _table(result: object, all_rows: bool) -> None:
+    """Findings grouped by concern, one block each (readable at any terminal width), then the scores."""
+    from rich.markup import escape
+    from rich.rule import Rule
+
     from mloop.review import render
+    from mloop.review.model import CONCERNS
     from mloop.review.service import Review
 
     assert isinstance(result, Review)
-    rows = []
+    out.console.print(
+        f"[bold]Review of {escape(result.project)}[/bold]: {render.headline(result)}", highlight=False
+    )
     for concern, findings in result.by_concern().items():
-        for f in findings:
-            if not all_rows and f.status in ("pass", "n/a"):
-                continue
-            fix = "" if f.status in ("pass", "n/a") else f.fix
+        shown = [f for f in findings if all_rows or f.status not in ("pass", "n/a")]
+        if not shown:
+            continue
+        out.console.print(Rule(CONCERNS[concern], align="left", style="dim"))
+        for f in shown:
             style = STYLE[f.status]
-            rows.append((concern, f.check.id, f"[{style}]{f.status}[/{style}]", f.check.severity,
-                         f.outcome.summary, fix))  # fmt: skip
-    title = f"Review of {result.project}: " + render.headline(result)
-    if rows:
-        out.table(title, ["concern", "check", "status", "severity", "finding", "fix"], rows)
-    else:
-        out.success(title)
-    out.fields("Scores", {
-        "ML Test Score": result.mlts.line(),
-        "MLOps maturity": f"level {result.maturity.level}: {result.maturity.name}",
-        "next level needs": ", ".join(result.maturity.next_failing) or "–",
-    })  # fmt: skip
+            weight = f" ({f.weight})" if f.weight else ""
+            out.console.print(f"[{style}]{MARK[f.status]}[/{style}] [bold]{f.check.id}[/bold]{weight}: "
+                              f"{escape(f.outcome.summary)}", highlight=False)  # fmt: skip
+            if f.status not in ("pass", "n/a"):
+                for line in f.outcome.evidence[:EVIDENCE_LINES]:
+                    out.console.print(f"    [dim]{escape(line)}[/dim]", highlight=False)
+                if len(f.outcome.evidence) > EVIDENCE_LINES:
+                    out.console.print(
+                        f"    [dim]… {len(f.outcome.evidence) - EVIDENCE_LINES} more (--json)[/dim]"
+                    )
+                out.console.print(f"    fix: {escape(f.fix)}", highlight=False)
+    out.console.print(Rule("Scores", align="left", style="dim"))
+    out.console.print(f"ML Test Score   {result.mlts.line()}", highlight=False)
+    out.console.print(
+        f"MLOps maturity  level {result.maturity.level}: {result.maturity.name}", highlight=False
+    )
+    if result.maturity.next_failing:
+        out.console.print(f"  next level needs: {', '.join(result.maturity.next_failing)}", highlight=False)
     if not all_rows:
         out.console.print("[dim]passed and not-applicable checks hidden: --all shows them; "
                           "--format html -o review.html writes the full report[/dim]")  # fmt: skip

@@ -120,22 +120,21 @@ def retraining(facts: Facts) -> Outcome:
     bad, evidence, refs = [], [], []
     for endpoint in sorted(facts.live):
         resource = f"endpoint:{endpoint}"
-        if endpoint not in policies:
-            bad.append(endpoint)
-            evidence.append(f"{endpoint}: no entry under loop.policies")
-            refs.append("setting:loop.policies")
-            continue
         fired = [t for t in triggers if t.resource == resource]
         trained = next((g for t in fired for g in gates if g.resource == resource and g.seq > t.seq
                         and g.payload.get("challenger") is not None), None)  # fmt: skip
-        if trained is None:
-            bad.append(endpoint)
-            evidence.append(f"{endpoint}: {len(fired)} trigger(s), no retrained version in the last 90 days")
-            refs.append(resource)
-        else:
+        if trained is not None:  # the events say it happened, whether the policy is in mloop.yaml or in code
             evidence.append(f"{endpoint}: {len(fired)} trigger(s); v{trained.payload['challenger']} retrained "
                             f"(event {trained.seq}, {trained.ts:%Y-%m-%d})")  # fmt: skip
             refs.append(f"event:{trained.seq}")
+        elif endpoint not in policies:
+            bad.append(endpoint)
+            evidence.append(f"{endpoint}: no entry under loop.policies, no retraining in the last 90 days")
+            refs.append("setting:loop.policies")
+        else:
+            bad.append(endpoint)
+            evidence.append(f"{endpoint}: {len(fired)} trigger(s), no retrained version in the last 90 days")
+            refs.append(resource)
     if bad:
         return failed(f"{len(bad)} of {len(facts.live)} endpoint(s) were not retrained by the loop", evidence,
                       refs, endpoints=bad)  # fmt: skip
