@@ -68,6 +68,7 @@ REQUESTS: dict[str, tuple[str, dict[str, Any] | None]] = {
     "GET /v1/monitoring/{endpoint}/slo": ("/v1/monitoring/fraud/slo", None),
     "GET /v1/monitoring/{endpoint}/alerts": ("/v1/monitoring/fraud/alerts", None),
     "GET /v1/monitoring/{endpoint}/report": ("/v1/monitoring/fraud/report?since=1h&format=json", None),
+    "GET /v1/review": ("/v1/review?only=lifecycle.rollback-target", None),
     "GET /v2/health/live": ("/v2/health/live", None),
     "GET /v2/health/ready": ("/v2/health/ready", None),
     "GET /metrics": ("/metrics", None),
@@ -233,12 +234,40 @@ COMMANDS: dict[str, list[str]] = {
     "loop pause": ["loop", "pause", "fraud"],
     "loop resume": ["loop", "resume", "fraud"],
     "loop approve": ["loop", "approve", "fraud"],
+    "review": ["review", "--only", "lifecycle.rollback-target", "--json"],
+    "cost": ["cost", "--json"],
+    "metrics": ["metrics", "--json"],
+    "decisions add": [
+        "decisions",
+        "add",
+        "--title",
+        "T{identity}",
+        "--context",
+        "c",
+        "--option",
+        "A",
+        "--option",
+        "B",
+        "--choice",
+        "A",
+        "--tradeoff",
+        "t",
+        "--owner",
+        "u_target",
+        "--review-by",
+        "2099-01-01",
+    ],
+    "decisions list": ["decisions", "list", "--json"],
+    "decisions show": ["decisions", "show", "ADR-1", "--json"],
+    "decisions supersede": ["decisions", "supersede", "ADR-1", "--by", "ADR-2"],
 }
 # What the admin's try of these ends with, the world holding nothing for them to act on; every other
 # command must succeed for the admin (else its invocation above is wrong and proves little). A LightGBM
-# model over a string column has no ONNX export: the admin's export is refused for that, past the check.
+# model over a string column has no ONNX export: the admin's export is refused for that, past the check; the
+# first role allowed to supersede ADR-1 did, so the admin's supersede is refused as a repeat, past the check.
 ADMIN_ENDS = {"models approve": "NotFound", "models reject": "NotFound", "loop tick": "No loop policies",
-              "loop approve": "nothing waits", "models export": "ExportError"}  # fmt: skip
+              "loop approve": "nothing waits", "models export": "ExportError",
+              "decisions supersede": "superseded by ADR-2 already"}  # fmt: skip
 MLOOP = get_command(cli_app)  # built once: typer builds it anew on every call of the app
 BEFORE: dict[str, list[str]] = {
     "rollback": ["deploy", "fraud", "fraud", "--version", "1"],

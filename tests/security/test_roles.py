@@ -45,6 +45,9 @@ audit.read               x          .              .              .         .   
 privacy.forget           x          x              .              .         .       .
 privacy.purge            x          x              .              .         .       .
 encryption.rotate        x          .              .              .         .       .
+decisions.read           x          x              x              x         x       x
+decisions.write          x          x              x              x         x       .
+review.read              x          .              .              .         x       x
 """
 
 
