@@ -46,7 +46,9 @@ def test_a_tampered_event_breaks_the_audit_chain(tmp_path: Path) -> None:
             session.execute(update(EventRow).where(EventRow.seq == 1).values(actor="mallory"))
         broken = finding(project, "security.audit-chain")
         assert broken.status == "fail" and broken.weight == "high"
-        assert "event 1 was edited" in broken.outcome.evidence[1:]
+        assert any(
+            line.startswith("event 1 (") and line.endswith("was edited") for line in broken.outcome.evidence
+        )
     finally:
         project.close()
 
@@ -79,7 +81,9 @@ def test_an_api_key_older_than_key_age_days_fails_until_it_is_rotated(bare: Proj
         assert later.outcome.evidence[0].startswith(f"key {issued.key_id} of svc-scorer: 91 days old")
         strict = reopen(bare, review={"thresholds": {"key_age_days": 200}})
         try:
-            assert finding(strict, "security.key-rotation", now=utcnow() + timedelta(days=91)).status == "pass"
+            assert (
+                finding(strict, "security.key-rotation", now=utcnow() + timedelta(days=91)).status == "pass"
+            )
         finally:
             strict.close()
             reopen(bare, review=None).close()
@@ -134,7 +138,9 @@ def test_mloop_serve_and_mloop_ui_announce_themselves(tmp_path: Path) -> None:
             ("serve", "127.0.0.1", False, 1, True),
             ("ui", "127.0.0.1", False, 1, True),
         ]
-        assert started[1].pid == pid and started[1].port == port and started[1].hostname == socket.gethostname()
+        assert (
+            started[1].pid == pid and started[1].port == port and started[1].hostname == socket.gethostname()
+        )
         assert started[1].resource == f"server:{socket.gethostname()}:{port}"
         tls = finding(project, "security.tls")
         assert tls.status == "pass" and len(tls.outcome.evidence) == 2
@@ -144,8 +150,16 @@ def test_mloop_serve_and_mloop_ui_announce_themselves(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "host, loopback",
-    [("127.0.0.1", True), ("127.8.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False),
-     ("::", False), ("10.0.0.5", False), ("web1.example.com", False)],  # fmt: skip
+    [
+        ("127.0.0.1", True),
+        ("127.8.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.5", False),
+        ("web1.example.com", False),
+    ],
 )
 def test_loopback_addresses(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
