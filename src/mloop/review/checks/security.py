@@ -169,7 +169,9 @@ def _url_password(value: str) -> bool:
         password = urlsplit(value).password
     except ValueError:
         return False
-    return bool(password) and not (password.startswith("${") and password.endswith("}"))
+    if not password:
+        return False
+    return not (password.startswith("${") and password.endswith("}"))
 
 
 def _secret_in(key: str, value: Any) -> str | None:
