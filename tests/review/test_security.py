@@ -235,3 +235,31 @@ def test_more_than_three_admins_or_an_admin_service_account_fails(bare: Project)
     finally:
         bare.users.disable("deployer")
     assert finding(bare, "security.admins").status == "pass"
+
+
+def test_an_identity_scoped_away_from_servers_still_serves_but_is_not_announced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = Project.open(tmp_path, env={})
+    try:
+        admin.users.add("fraud-only", ["ml_engineer@endpoint:fraud"], kind="service")
+        token = admin.keys.issue("fraud-only").token
+    finally:
+        admin.close()
+    _write_settings_at(tmp_path, local_admin=False)
+    scoped = Project.open(tmp_path, env={"MLOOP_API_KEY": token})
+    try:
+        with _bound("127.0.0.1") as sock:
+            assert announce(scoped, sock, tls=False) is None
+        assert "not announced" in caplog.text and "fraud-only" in caplog.text
+    finally:
+        scoped.close()
+    admin = Project.open(tmp_path, env={}, local_admin=True)
+    try:
+        assert admin.audit.events(action=ACTION) == []
+    finally:
+        admin.close()
+
+
+def _write_settings_at(root: Path, **settings: object) -> None:
+    (root / "mloop.yaml").write_text(yaml.safe_dump(settings))
