@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from mloop import Column, Dataset, Project
 from mloop._time import utcnow
-from mloop.access.servers import ACTION, Announcement, is_loopback
+from mloop.access.servers import ACTION, Announcement
 from mloop.serving.announce import announce
 from mloop.store.schema import EventRow
 from tests.review.conftest import finding, reopen
@@ -146,23 +146,6 @@ def test_mloop_serve_and_mloop_ui_announce_themselves(tmp_path: Path) -> None:
         assert tls.status == "pass" and len(tls.outcome.evidence) == 2
     finally:
         project.close()
-
-
-@pytest.mark.parametrize(
-    "host, loopback",
-    [
-        ("127.0.0.1", True),
-        ("127.8.0.1", True),
-        ("::1", True),
-        ("localhost", True),
-        ("0.0.0.0", False),
-        ("::", False),
-        ("10.0.0.5", False),
-        ("web1.example.com", False),
-    ],
-)
-def test_loopback_addresses(host: str, loopback: bool) -> None:
-    assert is_loopback(host) is loopback
 
 
 def _write_settings(project: Project, **blocks: object) -> None:
