@@ -23,6 +23,7 @@ from mloop._service import Context
 from mloop.access.audit import AuditLog
 from mloop.access.encryption import Encryption
 from mloop.access.housekeeping import Housekeeping
+from mloop.access.servers import Servers
 from mloop.access.users import Keys, Users
 from mloop.artifacts import ArtifactStore, open_artifact_store
 from mloop.config import (
@@ -190,6 +191,11 @@ class Project:
     def privacy(self) -> PrivacyService:
         """Personal data: erase a data subject, purge what retention no longer keeps."""
         return PrivacyService(self._ctx)
+
+    @cached_property
+    def servers(self) -> Servers:
+        """Servers announce themselves here when they start (``serving.start``), for the review."""
+        return Servers(self._ctx)
 
     @cached_property
     def reviews(self) -> Reviews:

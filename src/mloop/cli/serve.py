@@ -30,10 +30,12 @@ def serve(
       $ mloop serve --port 8700
       $ mloop serve --workers 4 --loop
     """
+    from mloop.serving.announce import announce
     from mloop.serving.http import server
 
     sock = server.bind(host, port)  # first: a port in use fails here, before anything starts
     project = _state.project()
+    announce(project, sock, tls=ssl_certfile is not None, workers=workers)
     root = str(project.root)
     _banner(project, server.urls(host, port, tls=ssl_certfile is not None), workers, loop)
     if loop:
@@ -75,6 +77,7 @@ def ui(
       $ mloop ui                       # http://127.0.0.1:8701/ui
       $ mloop ui --host 0.0.0.0 --port 8080
     """
+    from mloop.serving.announce import announce
     from mloop.serving.http import server
     from mloop.ui import create_ui_app
     from mloop.ui.app import warm
@@ -82,6 +85,7 @@ def ui(
     sock = server.bind(host, port)
     project = _state.project()
     warm(project)
+    announce(project, sock, tls=ssl_certfile is not None, kind="ui")
     url = server.urls(host, port, tls=ssl_certfile is not None)[0]
     out.fields(f"mloop ui · project {escape(project.name)}", {"dashboard": f"{url}/ui"})
     server.run(create_ui_app(project), sock, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
