@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from mloop.errors import MalformedInput
 from mloop.review.model import CONCERNS, Check
@@ -24,6 +26,14 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def ticks(text: str) -> Markup:
+    """``text`` escaped, with its `backticked` commands as <code>."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+
+
+_ENV.filters["ticks"] = ticks
 
 
 def headline(review: Review) -> str:

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse
 from mloop._version import __version__
 from mloop.errors import MloopError, NotFound, PermissionDenied
 from mloop.project import Project
+from mloop.review.render import ticks
 from mloop.ui.session import Sessions
 
 NAV = (("overview", "Overview", "/ui/"), ("runs", "Runs", "/ui/runs"), ("models", "Models", "/ui/models"),
@@ -50,6 +51,7 @@ def _number(value: Any, digits: int = 4) -> str:
 
 _ENV.filters["when"] = _when
 _ENV.filters["number"] = _number
+_ENV.filters["ticks"] = ticks  # a review's fix: its `commands` as <code>
 
 
 # A page whose reading needs more than every role's reads: its link is left out for those who lack it.
