@@ -165,10 +165,14 @@ def canary(facts: Facts) -> Outcome:
         history = facts.history(endpoint)
         by_number = {d.revision: d for d in history}
         last_change: tuple[int, bool] | None = None
+        serving: int | None = None  # the version last at 100%: a canary on top of it does not replace it
         for revision in history:
             before = by_number.get(revision.previous) if revision.previous is not None else None
             version = _full(revision)
-            if (revision.kind != "deploy" or before is None or version is None or _full(before) == version
+            if version is None or version == serving:  # a split, or back to the serving version (rollback)
+                continue
+            took_over, serving = serving is not None or before is not None, version
+            if (revision.kind != "deploy" or before is None or not took_over
                     or (revision.created_at is not None and as_utc(revision.created_at) < since)):  # fmt: skip
                 continue
             split = (
