@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import html
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.offline
 
-from mloop.errors import MalformedInput
+from mloop._files import write_text
 from mloop.monitoring import report_charts as charts
 from mloop.monitoring.report_charts import escape as _e
 from mloop.monitoring.report_charts import num as _num
@@ -95,28 +94,8 @@ def render_html(report: Mapping[str, Any]) -> str:
 
 
 def write_html(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write :func:`render_html` to ``path`` atomically: a reader sees the old file or the new one, whole.
-
-    The file is created with mode 0666 less the umask (0644 under the usual 022), like any file a
-    command writes for others to open."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise MalformedInput(
-            f"Cannot write the report to {target}: the folder {target.parent} does not exist; create it, "
-            "or pass --out with an existing folder."
-        )
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(render_html(report))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+    """Write :func:`render_html` to ``path`` atomically: a reader sees the old file or the new one, whole."""
+    return write_text(path, render_html(report), what="report", option="--out")
 
 
 def summary_text(report: Mapping[str, Any]) -> str:

@@ -4,15 +4,14 @@ meeting: no script, no external URL, opens from a mail attachment)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from mloop._files import write_text
 from mloop.errors import MalformedInput
 from mloop.review.model import CONCERNS, Check
 from mloop.review.scores import LEVELS, SECTION_NAMES
@@ -127,25 +126,7 @@ def format_of(path: Path) -> str:
 
 def save(review: Review, path: str | Path, fmt: str) -> Path:
     """Write the review to ``path`` whole or not at all (a temporary file, fsynced, then renamed)."""
-    body = text(review, fmt)
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise MalformedInput(
-            f"Cannot write the review to {target}: the folder {target.parent} does not exist; create it, "
-            "or pass --output with an existing folder."
-        )
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(body)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+    return write_text(path, text(review, fmt), what="review", option="--output")
 
 
 def _cell(text: str) -> str:
