@@ -74,6 +74,32 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "local_cpus": None,
         },
         "ui": {"session_secret": None},
+        "review": {
+            "requirements": {},
+            "prices": {
+                "currency": "USD",
+                "core_hour": 0.04,
+                "gb_hour": 0.005,
+                "gpu_hour": 2.5,
+                "storage_gb_month": 0.023,
+            },
+            "energy": {
+                "watts_per_core": 12.0,
+                "watts_per_gb": 0.375,
+                "gpu_watts": 300.0,
+                "pue": 1.4,
+                "grams_co2e_per_kwh": 400.0,
+            },
+            "thresholds": {
+                "quarantine_share": 0.05,
+                "key_age_days": 90,
+                "idle_days": 7,
+                "stale_model_days": 90,
+                "sqlite_writes_per_second": 50.0,
+                "local_log_rows_per_second": 2000.0,
+            },
+            "evidence": {},
+        },
     }
 
 
