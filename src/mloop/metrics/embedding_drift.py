@@ -41,7 +41,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 from threadpoolctl import threadpool_limits
 
 AUC_THRESHOLD = 0.55
@@ -71,6 +70,13 @@ class EmbeddingDrift:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _stats() -> Any:
+    """``scipy.stats``, imported on first use: it costs a CLI command half a second to import."""
+    from scipy import stats
+
+    return stats
 
 
 def as_matrix(values: Any) -> np.ndarray:
@@ -164,7 +170,7 @@ def component_share(
     mode = "exact" if max(len(ref), len(cur)) <= EXACT_KS_ROWS else "asymp"
     for j in range(ref.shape[1]):
         if test == "ks":
-            drifted[j] = stats.ks_2samp(ref[:, j], cur[:, j], method=mode).pvalue < cut
+            drifted[j] = _stats().ks_2samp(ref[:, j], cur[:, j], method=mode).pvalue < cut
         else:
             drifted[j] = _normed_wasserstein(ref[:, j], cur[:, j]) >= cut
     share = float(drifted.mean()) if len(drifted) else 0.0
@@ -262,7 +268,7 @@ def _unbiased_mmd2(kernel: np.ndarray, membership: np.ndarray, n: int, m: int) -
 
 
 def _normed_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
-    distance = float(stats.wasserstein_distance(reference, current))
+    distance = float(_stats().wasserstein_distance(reference, current))
     spread = float(np.std(reference))
     if spread == 0:
         return 0.0 if distance == 0 else math.inf

@@ -31,10 +31,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 EPS = 1e-4  # the share an empty bin is given by PSI and chi-square
 MAX_EXACT = 10_000  # scipy's ks_2samp: exact p-values up to this many values on either side
+
+
+def _stats() -> Any:
+    """``scipy.stats``, imported on first use: it costs a CLI command half a second to import."""
+    from scipy import stats
+
+    return stats
 
 
 def _shares(values: Any, eps: float | None = None) -> np.ndarray:
@@ -94,7 +100,7 @@ def chi_square(expected: Any, counts: Any, eps: float = EPS) -> tuple[float, flo
         return float("nan"), float("nan")
     frequencies = shares * total
     statistic = float(np.sum((observed - frequencies) ** 2 / frequencies))
-    return statistic, float(stats.chi2.sf(statistic, len(observed) - 1))
+    return statistic, float(_stats().chi2.sf(statistic, len(observed) - 1))
 
 
 def _finite(values: Any) -> np.ndarray:
@@ -128,14 +134,14 @@ def ks(sample: Any, current: Any) -> tuple[float, float]:
         return float("nan"), float("nan")
     n1, n2 = len(reference), len(values)
     if max(n1, n2) <= MAX_EXACT:  # small: scipy's exact p-value, on data that is cheap to sort
-        result = stats.ks_2samp(reference, values)
+        result = _stats().ks_2samp(reference, values)
         return float(result.statistic), float(result.pvalue)
     at, before = _cdf_differences(reference, values)
     high = float(at.max())
     low = float(np.clip(-min(at.min(), before.min()), 0, 1))
     d = low if low > high else high
     m, n = sorted([float(n1), float(n2)], reverse=True)
-    p = float(np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
+    p = float(np.clip(_stats().kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
     return d, p
 
 
@@ -145,7 +151,7 @@ def wasserstein(sample: Any, current: Any) -> float:
     reference, values = _finite(sample), _finite(current)
     if not len(reference) or not len(values):
         return float("nan")
-    return float(stats.wasserstein_distance(reference, values))
+    return float(_stats().wasserstein_distance(reference, values))
 
 
 def normed_wasserstein(sample: Any, current: Any) -> float:

@@ -21,10 +21,12 @@ Estimate(rows=5000, roc_auc=0.912, precision=0.71, recall=0.64, positive_rate=0.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
+
+if TYPE_CHECKING:
+    from sklearn.isotonic import IsotonicRegression
 
 from mloop.errors import MalformedInput
 
@@ -87,6 +89,8 @@ class PerformanceEstimator:
             raise MalformedInput(
                 f"Calibration needs binary labels with both classes present; got {sorted(map(str, classes))}."
             )
+        from sklearn.isotonic import IsotonicRegression  # here: importing scikit-learn costs a CLI ~1 s
+
         self._calibration = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
             s, y.astype(float)
         )
