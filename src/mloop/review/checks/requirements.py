@@ -106,8 +106,9 @@ def declared(facts: Facts) -> Outcome:
     severity="high",
     title="Each endpoint's p99 latency over the last day (answered requests, every version) and at its latest "
     "probe is within its requirement's p99_ms",
-    fix="Find the slow version with `mloop monitor traffic ENDPOINT --since 1d`; add replicas or batching "
-    "(serving.replicas, serving.batching), or roll back with `mloop rollback ENDPOINT`.",
+    fix="Find the slow version (the dashboard's Deployments page shows p99 per version; `mloop monitor slo "
+    "ENDPOINT` the latency SLO); add a replica (another `mloop serve` behind the load balancer, docs/deploy.md) "
+    "or dynamic batching (serving.max_batch_size in mloop.yaml), or roll back with `mloop rollback ENDPOINT`.",
     mlts=("monitor-6",),
     maturity=4,
 )
@@ -148,8 +149,8 @@ def latency(facts: Facts) -> Outcome:
     severity="high",
     title="Each endpoint answered at least its requirement's availability share of the last day's requests "
     "without a server error",
-    fix="See the failures with `mloop monitor traffic ENDPOINT --since 1d` and the server's log; roll back "
-    "with `mloop rollback ENDPOINT` if a new version brought them.",
+    fix="See the failures with `mloop monitor slo ENDPOINT` (the availability SLO) and the server's log; roll "
+    "back with `mloop rollback ENDPOINT` if a new version brought them.",
     maturity=4,
 )
 def availability(facts: Facts) -> Outcome:
