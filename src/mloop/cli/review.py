@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mloop.cli import _output as out
 from mloop.cli import _state
+
+if TYPE_CHECKING:
+    from mloop.review.service import Review
 
 STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "n/a": "dim", "error": "magenta"}
 MARK = {"pass": "✓", "warn": "!", "fail": "✗", "n/a": "–", "error": "?"}
@@ -97,16 +101,14 @@ def review(
         raise typer.Exit(1)
 
 
-def _table(result: object, all_rows: bool) -> None:
+def _table(result: Review, all_rows: bool) -> None:
     """Findings grouped by concern, one block each (readable at any terminal width), then the scores."""
     from rich.markup import escape
     from rich.rule import Rule
 
     from mloop.review import render
     from mloop.review.model import CONCERNS
-    from mloop.review.service import Review
 
-    assert isinstance(result, Review)
     out.console.print(
         f"[bold]Review of {escape(result.project)}[/bold]: {render.headline(result)}", highlight=False
     )

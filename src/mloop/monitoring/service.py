@@ -221,6 +221,25 @@ class MonitoringService(Service):
         return {"opened": [a.to_dict() for a in opened], "resolved": [a.to_dict() for a in resolved],
                 "firing": [a.to_dict() for a in [*ongoing, *opened]]}  # fmt: skip
 
+    def settle(self, endpoint: str, key: str, firing: Alert | None, *, now: datetime | None = None,
+               reason: str = "") -> Alert | None:  # fmt: skip
+        """Keep the one incident ``key`` in step with a rule evaluated elsewhere (a cost budget): open it
+        when ``firing`` and none is open, resolve it (with ``reason``) when it is open and no longer
+        firing, and send the change to the sinks. The change, or None when there is none."""
+        self._authorize("monitoring.write", f"endpoint:{endpoint}")
+        with self._ctx.store.read() as session:
+            row = queries.open_incidents(session, self._ctx.project_id, endpoint).get(key)
+            known = None if row is None else Alert.from_dict(row.alert)
+        if firing is not None and known is None:
+            change, action = firing, "monitoring.alert"
+        elif firing is None and known is not None:
+            change, action = known.resolved(now or utcnow(), reason), "monitoring.resolve"
+        else:
+            return None  # still firing (its incident stays open, not sent again), or never fired
+        self._record(change, action)
+        deliver(sinks_from_settings(self.settings.sinks), [change])
+        return change
+
     def alerts(self, endpoint: str | None = None, *, open_only: bool = False, since: Since | None = None,
                offset: int = 0, limit: int = 500) -> list[dict[str, Any]]:  # fmt: skip
         """Incidents, newest first (``open_only``: those still firing), ``limit`` from ``offset``."""

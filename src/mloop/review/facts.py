@@ -68,14 +68,12 @@ class Facts:
         """Events whose action matches ``action`` (``*`` wildcards: ``loop.*``), oldest first, of the last
         ``since`` if given. Read from the chain itself: the review's own permission (``review.read``)
         covers what the audit log holds."""
-
-        def read() -> list[Event]:
-            found = list(audit_chain.iter_events(self.platform.store, action=action))
-            if since is not None:
-                found = [e for e in found if e.ts >= self.now - since]
-            return found
-
-        return self.memo(("events", action, since), read)
+        every = self.memo(
+            ("events", action), lambda: list(audit_chain.iter_events(self.platform.store, action=action))
+        )
+        if since is None:
+            return every
+        return [e for e in every if e.ts >= self.now - since]  # one read of the action, whatever the windows
 
     def requirement(self, endpoint: str) -> Requirement | None:
         """What mloop.yaml's ``review.requirements`` states for ``endpoint``; None if nothing."""

@@ -12,13 +12,12 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mloop._service import Context, Service
 from mloop._time import utcnow
 from mloop.errors import MloopError, PermissionDenied
-from mloop.monitoring import queries as monitoring_queries
-from mloop.monitoring.alerts import Alert, deliver, sinks_from_settings
+from mloop.monitoring.alerts import Alert
 from mloop.review import cost, scores
 from mloop.review.checks import load
 from mloop.review.cost import CostReport
@@ -26,7 +25,9 @@ from mloop.review.delivery import Delivery, measure
 from mloop.review.facts import Facts
 from mloop.review.model import CONCERNS, SEVERITIES, Finding, Outcome
 from mloop.review.platform import Reviewed
-from mloop.review.probe import ProbeResult, Probes
+
+if TYPE_CHECKING:
+    from mloop.review.probe import ProbeResult
 
 log = logging.getLogger("mloop.review")
 
@@ -98,6 +99,8 @@ class Reviews(Service):
     def probe(self, endpoint: str, **how: Any) -> ProbeResult:
         """A short, bounded load test of ``endpoint`` on a server you name (loopback unless
         ``allow_remote=True``), recorded as a ``review.probe`` event; see :meth:`Probes.run`."""
+        from mloop.review.probe import Probes  # here: its HTTP client is for probes only, not every command
+
         return Probes(self._ctx, self._platform).run(endpoint, **how)
 
     def cost(self, *, since: str = "7d", alert: bool = False, now: datetime | None = None) -> CostReport:
@@ -119,30 +122,13 @@ class Reviews(Service):
         for endpoint, spent in found.endpoints.items():
             if spent.budget_per_1k is None:
                 continue
-            key = f"{endpoint}/cost/budget"
-            with self._ctx.store.read() as session:
-                row = monitoring_queries.open_incidents(session, self._ctx.project_id, endpoint).get(key)
-                known = None if row is None else Alert.from_dict(row.alert)
-            if spent.over_budget and known is None:
-                changed.append(cost.budget_alert(spent, found.currency, now))
-                action = "monitoring.alert"
-            elif known is not None and not spent.over_budget:
-                changed.append(
-                    known.resolved(now, "" if spent.per_1k is not None else "no request in the window")
-                )
-                action = "monitoring.resolve"
-            else:
-                continue  # still over budget (its incident stays open, not sent again), or never over
-            with self._mutate("monitoring.write", f"endpoint:{endpoint}", action=action,
-                              alert=changed[-1].to_dict()) as change:  # fmt: skip
-                if action == "monitoring.alert":
-                    monitoring_queries.open_incident(change.session, self._ctx.project_id, changed[-1])
-                else:
-                    open_row = monitoring_queries.open_incidents(change.session, self._ctx.project_id,
-                                                                 endpoint)[key]  # fmt: skip
-                    open_row.resolved_at, open_row.alert = now, changed[-1].to_dict()
-        if changed:
-            deliver(sinks_from_settings(self._ctx.settings.monitoring.sinks), changed)
+            firing = cost.budget_alert(spent, found.currency, now) if spent.over_budget else None
+            change = self._platform.monitoring.settle(
+                endpoint, f"{endpoint}/cost/budget", firing, now=now,
+                reason="" if spent.per_1k is not None else "no request in the window",
+            )  # fmt: skip
+            if change is not None:
+                changed.append(change)
         return dataclasses.replace(found, alerts=tuple(a.to_dict() for a in changed))
 
     def metrics(
