@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,postgres,redis,torch,onnx,ray
+EXTRAS ?= dev,postgres,redis,torch,onnx,ray,explain,federated
 
 .PHONY: demo test test-fast lint install clean
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mloop.explain import Attributions, explain
 from mloop.models.flavours import Flavour
 from mloop.models.row_check import columns_conform
 from mloop.models.signature import Signature, SignatureError
@@ -162,6 +163,30 @@ class LoadedModel:
         the positive class for a binary classifier, the class-probability matrix for a multiclass one,
         values for a regressor."""
         return self.flavour.predict(self.model, self.validate(inputs))
+
+    def explain(
+        self,
+        inputs: pd.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        budget: int | None = None,
+        target: Any = None,
+    ) -> pd.DataFrame:
+        """Why the model predicts what it does for ``inputs``: one column per input feature plus
+        ``base_value``, whose row sums are the model's output in the space :meth:`attributions` states
+        (log-odds for a LightGBM classifier). ``budget``: model evaluations per row allowed to a
+        model-agnostic method, for a flavour with no exact one; ``target``: the class of a multiclass model."""
+        return self.attributions(inputs, budget=budget, target=target).frame()
+
+    def attributions(
+        self,
+        inputs: pd.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        budget: int | None = None,
+        target: Any = None,
+    ) -> Attributions:
+        """:meth:`explain` with everything the method knows: the output space, the method, the served
+        prediction and, for an approximate method, how far each row's sum is off."""
+        return explain(self.flavour.name, self.model, self.validate(inputs), budget=budget, target=target)
 
     def predict_columns(self, columns: dict[str, list[Any]]) -> np.ndarray:
         """:meth:`predict` of ``pd.DataFrame(columns)`` for columns of plain JSON values (a request), without

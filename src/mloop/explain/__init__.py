@@ -1,0 +1,15 @@
+"""Explanations: why a model predicted what it did, per prediction (attributions that add up to the
+model's output) and across a data set (mean |attribution| per feature).
+
+Each flavour has its own method, exact where one exists (LightGBM's TreeSHAP, ``pred_contrib``); a model
+with no exact method is explained by a model-agnostic one only when the caller gives it a budget.
+
+>>> from mloop.explain import explain
+>>> found = explain(loaded.flavour.name, loaded.model, frame)      # doctest: +SKIP
+>>> found.frame()            # one column per feature plus base_value           # doctest: +SKIP
+>>> found.value              # base_value + the row's attributions: the model's output in found.output
+"""
+
+from mloop.explain.attributions import EXPLAINERS, Attributions, Explainer, ExplainError, explain
+
+__all__ = ["EXPLAINERS", "Attributions", "ExplainError", "Explainer", "explain"]

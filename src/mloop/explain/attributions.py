@@ -1,0 +1,129 @@
+"""Per-row attributions and the table of explainers, one per flavour.
+
+An :class:`Attributions` holds, for each row, a value per feature and a base value whose sum is the
+model's output in a stated space (:data:`OUTPUTS`): a LightGBM binary classifier is explained in log-odds
+(TreeSHAP is exact there, not on the probability), a regressor in its values. ``prediction`` is what
+``predict`` answers for the same rows, so a caller sees both the served answer and the sum it decomposes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from mloop.errors import MloopError
+from mloop.plugins import Plugins
+
+OUTPUTS = ("log_odds", "probability", "value", "margin")
+BASE = "base_value"
+
+
+class ExplainError(MloopError):
+    """A model cannot be explained as asked (no method for its flavour, no budget for the fallback)."""
+
+
+@dataclass(frozen=True)
+class Attributions:
+    """Attributions of ``len(values)`` rows; ``values.columns`` are the model's input names."""
+
+    values: pd.DataFrame  # one row per input row, one column per feature
+    base_value: np.ndarray  # (rows,): the expected output the attributions start from
+    prediction: np.ndarray  # what predict answers for the rows (a probability, a value)
+    output: str  # the space in which base_value + sum(values) holds: one of OUTPUTS
+    method: str  # "tree_shap", "linear_shap", "integrated_gradients", "kernel_shap", ...
+    exact: bool  # additivity holds to rounding; False: ``delta`` says how far it is off
+    delta: np.ndarray | None = None  # (rows,) |sum - output| reported by an approximate method
+    target: Any = None  # the class explained, for a multiclass model
+
+    def __post_init__(self) -> None:
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def value(self) -> np.ndarray:
+        """``base_value + sum(attributions)`` per row: the model's output in :attr:`output`."""
+        return np.asarray(self.base_value, dtype=float) + self.values.to_numpy(dtype=float).sum(axis=1)
+
+    def frame(self) -> pd.DataFrame:
+        """One column per feature plus ``base_value``, indexed like the input."""
+        out = self.values.copy()
+        out[BASE] = self.base_value
+        return out
+
+    def top(self, k: int | None) -> list[dict[str, float]]:
+        """Per row, the ``k`` attributions largest in magnitude (all when ``k`` is None), largest first."""
+        matrix = self.values.to_numpy(dtype=float)
+        names = list(self.values.columns)
+        order = np.argsort(-np.abs(matrix), axis=1, kind="stable")
+        if k is not None:
+            order = order[:, :k]
+        return [{names[j]: float(matrix[i, j]) for j in row} for i, row in enumerate(order)]
+
+    def to_dicts(self, top_k: int | None = None) -> list[dict[str, Any]]:
+        """The rows as the HTTP answer has them: base value, attributions (the top ``top_k``),
+        prediction, and the output value the attributions add up to."""
+        rows = []
+        for i, attributions in enumerate(self.top(top_k)):
+            row: dict[str, Any] = {
+                "base_value": float(self.base_value[i]),
+                "attributions": attributions,
+                "prediction": _plain(self.prediction[i]),
+                "value": float(self.value[i]),
+            }
+            if self.delta is not None:
+                row["delta"] = float(self.delta[i])
+            rows.append(row)
+        return rows
+
+    def mean_abs(self) -> dict[str, float]:
+        """Mean |attribution| per feature: the global importance of a data set's rows."""
+        return {str(k): float(v) for k, v in self.values.abs().mean(axis=0).items()}
+
+
+class Explainer(Protocol):
+    """How one flavour's models are explained."""
+
+    def explain(self, model: Any, frame: pd.DataFrame, *, budget: int | None = None, target: Any = None
+                ) -> Attributions:  # fmt: skip
+        """Attributions of ``frame``'s rows (already validated against the signature)."""
+        ...
+
+
+EXPLAINERS = Plugins(
+    "explainer",
+    {
+        "lightgbm": "mloop.explain.trees:LightGBMExplainer",
+    },
+    unknown="No explainer for the {name!r} flavour; explainers exist for {choices}.",
+    error=ExplainError,
+)
+
+
+def explain(
+    flavour: str, model: Any, frame: pd.DataFrame, *, budget: int | None = None, target: Any = None
+) -> Attributions:
+    """Attributions of ``frame``'s rows by the explainer of ``flavour`` (a flavour's name)."""
+    if frame.empty:
+        raise ExplainError("Nothing to explain: give at least one row.")
+    if flavour not in EXPLAINERS:
+        raise ExplainError(f"No explainer for the {flavour!r} flavour; explainers exist for "
+                           f"{', '.join(EXPLAINERS)}.")  # fmt: skip
+    explainer: Explainer = EXPLAINERS.load(flavour)()
+    return explainer.explain(model, frame, budget=budget, target=target)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
