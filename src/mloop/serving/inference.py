@@ -105,11 +105,20 @@ class Inference:
     def _begin(
         self, caller: Any, endpoint: str, rows: Sequence[Mapping[str, Any]], version: int | None
     ) -> tuple[LiveEndpoint, Predictor, float]:
-        caller.actor.require("predict", f"endpoint:{endpoint}")
         started = time.perf_counter()
+        live, predictor = self.resolve(caller, endpoint, rows, version)
+        return live, predictor, started
+
+    def resolve(
+        self, caller: Any, endpoint: str, rows: Sequence[Mapping[str, Any]], version: int | None = None
+    ) -> tuple[LiveEndpoint, Predictor]:
+        """The live endpoint and the version that would answer ``rows`` (its traffic policy, or the pinned
+        ``version``), after the caller's ``predict`` permission and the rows' shape are checked: what
+        explanations and counterfactuals use to reach the same model a prediction would."""
+        caller.actor.require("predict", f"endpoint:{endpoint}")
         live = self.table.get(endpoint)
         check_rows(rows, live.tensors)
-        return live, live.predictors[self._choose(live, rows, version)], started
+        return live, live.predictors[self._choose(live, rows, version)]
 
     @contextlib.contextmanager
     def _measured(

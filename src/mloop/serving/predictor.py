@@ -83,13 +83,32 @@ class Predictor:
             check_rows(rows, self.tensors)
         given = {name for row in rows for name in row}
         wanted = self.inputs or sorted(given)
-        self._check_given(rows, given)
         started = time.perf_counter()
+        merged = self.model_inputs(project, rows, at=at, given=given)
+        lookup_seconds = time.perf_counter() - started
+        scores = self.model.predict_columns(merged)
+        keys = {k: [row.get(k) for row in rows] for k in given.difference(wanted)} if given else {}
+        return Prediction(_plain(scores), {k: list(v) for k, v in merged.items()}, lookup_seconds, keys)
+
+    def model_inputs(
+        self,
+        project: Project,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        at: datetime | None = None,
+        given: set[str] | None = None,
+    ) -> dict[str, list[Any]]:
+        """The model's inputs for ``rows`` as columns, exactly as :meth:`predict` feeds them to the model:
+        the online features looked up (as of ``at``), the rows' own values winning. Explanations and
+        counterfactuals start from these, so they explain the prediction the endpoint gives."""
+        if given is None:
+            given = {name for row in rows for name in row}
+        wanted = self.inputs or sorted(given)
+        self._check_given(rows, given)
         # Rows that carry every input themselves (an OIP tensor of all columns) need no lookup.
         every = set(wanted)
         needed = bool(self.features) and not all(row.keys() >= every for row in rows)
         columns = self._lookup(project, rows, at) if needed else {}
-        lookup_seconds = time.perf_counter() - started
         merged: dict[str, list[Any]] = {}
         for name in wanted:
             looked = columns.get(name)
@@ -100,9 +119,7 @@ class Predictor:
                 merged[name] = [row.get(name) for row in rows]
             else:  # a row's own value wins; rows without one get the looked-up value
                 merged[name] = [row[name] if name in row else looked[i] for i, row in enumerate(rows)]
-        scores = self.model.predict_columns(merged)
-        keys = {k: [row.get(k) for row in rows] for k in given.difference(wanted)} if given else {}
-        return Prediction(_plain(scores), {k: list(v) for k, v in merged.items()}, lookup_seconds, keys)
+        return merged
 
     def _check_given(self, rows: Sequence[Mapping[str, Any]], given: set[str]) -> None:
         """The request's own values of model inputs have the signature's types, before any on-demand view
