@@ -42,6 +42,7 @@ from mloop.errors import AlreadyExists, ConfigError
 from mloop.features.queries import Plan
 from mloop.features.service import FeatureService
 from mloop.loop.service import LoopService
+from mloop.monitoring.predictions import Predictions
 from mloop.monitoring.service import MonitoringService
 from mloop.privacy import ForgetReport, PrivacyService
 from mloop.registry.service import ModelRegistry
@@ -181,6 +182,11 @@ class Project:
     def monitoring(self) -> MonitoringService:
         """Drift, live performance, SLOs, alerts and reports."""
         return MonitoringService(self._ctx)
+
+    @cached_property
+    def predictions(self) -> Predictions:
+        """The prediction log's records of single decisions: ``explanations(endpoint, disputed_only=True)``."""
+        return Predictions(self._ctx)
 
     @cached_property
     def loop(self) -> LoopService:

@@ -23,6 +23,7 @@ from mloop.cli import cost as cost_cli
 from mloop.cli import data as data_cli
 from mloop.cli import decisions as decisions_cli
 from mloop.cli import deployments as deployments_cli
+from mloop.cli import explain as explain_cli
 from mloop.cli import features as features_cli
 from mloop.cli import loop as loop_cli
 from mloop.cli import metrics as metrics_cli
@@ -143,6 +144,7 @@ def demo(
 app.command()(serve_cli.serve)
 app.command()(serve_cli.ui)
 app.command()(score_cli.score)
+app.command()(explain_cli.explain)
 app.command()(deployments_cli.deploy)
 app.command()(deployments_cli.rollback)
 app.command()(deployments_cli.undeploy)

@@ -20,6 +20,7 @@ OPTIONS = {
     "max_batch_size": (int, 1, 10_000),
     "max_wait_ms": (float, 0, 1_000),
     "cache_size": (int, 0, 10_000_000),
+    "explain_sample": (float, 0, 1),  # the share of answers whose attributions the prediction log keeps
 }
 
 

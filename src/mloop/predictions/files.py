@@ -65,8 +65,12 @@ SCHEMA = pa.schema(
             "keys",
             pa.string(),
         ),  # JSON object: the request's fields the model did not take (join keys); null if none
+        # JSON object of an "explained" row (a sampled answer's attributions, logged after it): base_value,
+        # attributions, output, method; null on every other row, and absent from parts written before it
+        ("attributions", pa.string()),
     ]
 )
+EXPLAINED = "explained"  # the status of the line holding a sampled answer's attributions (same request id)
 _LINE = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "request_id": str, "ts": (int, float), "endpoint": str, "model": str, "version": int, "revision": int,
@@ -105,18 +109,21 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def encode(answer: Any, ts: float, status: str) -> bytes:
+def encode(answer: Any, ts: float, status: str, attributions: list[Any] | None = None) -> bytes:
     """One segment line for one answered request (see :class:`~mloop.serving.inference.Answer`).
 
     It is written on the request path, so it is encoded by orjson (about 1 µs for a row of 20 inputs, a
     tenth of the standard library's time), which writes non-finite floats as null as :func:`dumps` does;
-    what orjson refuses (an int over 64 bits, a lone surrogate) takes the standard library's path."""
+    what orjson refuses (an int over 64 bits, a lone surrogate) takes the standard library's path.
+    ``attributions``: one object per row, on an :data:`EXPLAINED` line."""
     record = {"request_id": answer.request_id, "ts": ts, "endpoint": answer.endpoint, "model": answer.model,
               "version": answer.version, "revision": answer.revision, "latency_s": answer.seconds,
               "status": status, "predictions": answer.predictions, "inputs": answer.inputs}  # fmt: skip
     keys = getattr(answer, "keys", None)
     if keys:
         record["keys"] = keys
+    if attributions is not None:
+        record["attributions"] = attributions
     try:
         return orjson.dumps(record, default=plain, option=_LINE)
     except (TypeError, orjson.JSONEncodeError):
@@ -176,6 +183,7 @@ def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
     prediction: list[str] = []
     inputs_json: list[str] = []
     keys_json: list[str | None] = []
+    explained: list[str | None] = []
     nested: dict[int, dict[str, Any]] = {}  # rows with a list among their inputs (maybe a tensor), by place
     for rec in records:
         inputs: Mapping[str, list[Any]] = rec["inputs"] or {}
@@ -196,8 +204,10 @@ def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
                 lists = True
                 break
         keys: Mapping[str, list[Any]] = rec.get("keys") or {}
+        why: list[Any] | None = rec.get("attributions")
         for i, value in enumerate(predictions):
             prediction.append(_text(value))
+            explained.append(_text(why[i]) if why is not None and i < len(why) else None)
             keys_json.append(
                 _text({k: v[i] if i < len(v) else None for k, v in keys.items()}) if keys else None
             )
@@ -216,7 +226,8 @@ def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
                inputs_json]  # fmt: skip
     arrays = [pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA, strict=False)]
     keys_column = pa.array(keys_json, type=pa.string())
-    return pa.Table.from_arrays([*arrays, tensor_column, keys_column], schema=SCHEMA)
+    explained_column = pa.array(explained, type=pa.string())
+    return pa.Table.from_arrays([*arrays, tensor_column, keys_column, explained_column], schema=SCHEMA)
 
 
 def _text(value: Any) -> str:
@@ -401,15 +412,20 @@ def read_predictions(
     per model input (an input named like a fixed column, ``label`` or ``labelled_at`` is prefixed
     ``input.``). ``status`` is ``ok`` for the answers callers got, ``shadow`` for a shadow version's
     answer to the same request (same request id) and ``error`` for a request that failed with a server
-    error (prediction null, no inputs; the availability SLI counts these).
+    error (prediction null, no inputs; the availability SLI counts these). The lines holding sampled
+    attributions (status ``explained``) are not predictions: :func:`mloop.predictions.explanations.read_explanations`
+    reads them.
 
     >>> read_predictions(".mloop/data/_predictions", "fraud", since=datetime(2026, 12, 1))  # doctest: +SKIP
     """
     table = read_table(
         folder if isinstance(folder, LogFolder) else Path(folder), endpoint, since, until, parquet
     )
+    table = table.filter(pc.not_equal(table["status"], EXPLAINED))
     tensor_column = table.column("tensors")
-    frame = table.drop_columns(["tensors", "keys"]).to_pandas()  # keys: for erasure, not a model input
+    frame = table.drop_columns(
+        ["tensors", "keys", "attributions"]
+    ).to_pandas()  # keys: for erasure, not a model input
     frame[_POSITION] = np.arange(len(frame))
     # A shadow version's answer (status "shadow") shares the request id of the answer the caller got.
     frame = frame.drop_duplicates(["request_id", "row", "version", "status"])

@@ -40,7 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -133,11 +133,14 @@ class PredictionLog:
 
     # ---- the request path -----------------------------------------------------------------------------
 
-    def record(self, answer: Answer, *, status: str = "ok") -> bool:
+    def record(self, answer: Answer, *, status: str = "ok", attributions: list[Any] | None = None) -> bool:
         """Write ``answer``'s line to the OS before returning; False when it was dropped (the disk refused
-        the write, or the log is closed). Thread-safe; never waits on a disk flush."""
+        the write, or the log is closed). Thread-safe; never waits on a disk flush. ``attributions`` (one
+        object per row) makes it the ``explained`` line of an answer logged before: not a prediction."""
+        if attributions is not None:
+            status = files.EXPLAINED
         try:
-            line = files.encode(answer, time.time(), status)
+            line = files.encode(answer, time.time(), status, attributions)
         except Exception:  # an answer that cannot be encoded is a bug; count it, never fail the request
             log.exception("prediction log: cannot encode request %s", getattr(answer, "request_id", "?"))
             self._drop(getattr(answer, "endpoint", "?"))
@@ -148,7 +151,7 @@ class PredictionLog:
                 failed: OSError | None = OSError("the log is closed")
             else:
                 failed = self._append(line)
-            if failed is None:
+            if failed is None and status != files.EXPLAINED:  # its answer's line counted the rows
                 rows = len(answer.predictions)
                 self._rows[endpoint] = self._rows.get(endpoint, 0) + rows
                 self.logged += rows

@@ -28,6 +28,7 @@ from mloop.serving.batching import Batcher
 from mloop.serving.cache import ResponseCache
 from mloop.serving.endpoints import EndpointTable, LiveEndpoint
 from mloop.serving.predictor import Prediction, Predictor, check_rows
+from mloop.serving.sampling import AttributionSampler
 
 log = logging.getLogger("mloop.serving")
 
@@ -54,7 +55,9 @@ class Inference:
         self.shadow_results: list[dict[str, Any]] = []  # the newest few, for tests and the dashboard
         self._batchers: dict[tuple[Any, ...], Batcher] = {}
         self._caches: dict[str, ResponseCache] = {}
-        self._options_of: dict[tuple[str, int], tuple[int, float, int]] = {}
+        self._options_of: dict[tuple[str, int], tuple[int, float, int, float]] = {}
+        # a share of the answers explained off the request path (deployment option explain_sample)
+        self.sampler = AttributionSampler(prediction_log) if prediction_log is not None else None
         self._children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
 
     def predict(
@@ -169,7 +172,11 @@ class Inference:
         if live.router.shadows and not cached:
             self._send_shadow(live, answer.request_id, list(rows))
         if self.prediction_log is not None:
-            self.prediction_log.record(self._logged(live, answer))  # one write to the OS, never a flush
+            logged = self._logged(live, answer)
+            self.prediction_log.record(logged)  # one write to the OS, never a flush
+            share = self._options(live)[3]
+            if share and self.sampler is not None:
+                self.sampler.offer(live.name, predictor, answer, logged, share)
         return answer
 
     def _logged(self, live: LiveEndpoint, answer: Answer) -> Answer:
@@ -186,7 +193,7 @@ class Inference:
 
     # ---- batching and the response cache -------------------------------------------------------------
 
-    def _options(self, live: LiveEndpoint) -> tuple[int, float, int]:
+    def _options(self, live: LiveEndpoint) -> tuple[int, float, int, float]:
         key = (live.name, live.revision)
         found = self._options_of.get(key)
         if found is None:
@@ -194,7 +201,8 @@ class Inference:
             options = live.deployment.options
             found = (int(options.get("max_batch_size", serving.max_batch_size)),
                      float(options.get("max_wait_ms", serving.max_wait_ms)),
-                     int(options.get("cache_size", serving.cache_size)))  # fmt: skip
+                     int(options.get("cache_size", serving.cache_size)),
+                     float(options.get("explain_sample", 0.0)))  # fmt: skip
             if len(self._options_of) > 1_000:
                 self._options_of.clear()
             self._options_of[key] = found
@@ -211,7 +219,7 @@ class Inference:
         return found
 
     def _batcher(self, live: LiveEndpoint, predictor: Predictor) -> Batcher | None:
-        size, wait, _ = self._options(live)
+        size, wait, _, _ = self._options(live)
         if size <= 1:
             return None
         key = (live.name, predictor.name, predictor.version, size, wait)
@@ -332,14 +340,19 @@ class Inference:
         log.debug("shadow %s v%s: %s", live.name, predictor.version, status, extra={"request_id": request_id})
 
     def drain(self, timeout: float = 5.0) -> None:
-        """Wait until every queued shadow copy has run (for tests and graceful shutdown)."""
+        """Wait until every queued shadow copy has run and every sampled answer is explained (for tests and
+        graceful shutdown)."""
         deadline = time.monotonic() + timeout
         while self._shadow.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.005)
+        if self.sampler is not None:
+            self.sampler.drain(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         for batcher in self._batchers.values():
             batcher.close()
+        if self.sampler is not None:
+            self.sampler.close()
         if self._shadow_thread is not None:
             self._shadow.put(None)
             self._shadow_thread.join(timeout=5)

@@ -69,6 +69,12 @@ QUEUE_DEPTH = Gauge(
     "Requests waiting for a batch, by endpoint and version.",
     ["endpoint", "version"],
 )
+EXPLAINED = Counter(
+    "mloop_explained_predictions_total",
+    "Sampled answers explained off the request path (deployment option explain_sample), by endpoint and "
+    "status: ok (logged), error (the explainer failed), dropped (the queue was full).",
+    ["endpoint", "status"],
+)
 CACHE = Counter("mloop_cache_lookups_total", "Response cache lookups by endpoint and result (hit, miss).",
                 ["endpoint", "result"])  # fmt: skip
 

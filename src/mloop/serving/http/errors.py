@@ -25,6 +25,7 @@ from mloop.errors import (
     StorageUnavailable,
     TooManyRequests,
 )
+from mloop.explain import ExplainError
 from mloop.serving.http.protection import retry_after
 
 log = logging.getLogger("mloop.serving")
@@ -39,6 +40,7 @@ STATUS = [
     (StorageUnavailable, 503),  # S3 down: the same request succeeds once it is back
     (SchemaError, 422),
     (MalformedInput, 422),
+    (ExplainError, 422),  # no explainer for the flavour, no budget for the fallback: the message says which
     (MloopError, 400),
 ]
 
@@ -63,7 +65,7 @@ _MEANING = {
     403: "The key's roles do not allow this here (or a cross-origin body without a key).",
     404: "No such endpoint, model, version or resource.",
     409: "It exists already.",
-    413: "The body is over serving.max_body_bytes.",
+    413: "The body is over serving.max_body_bytes (or a route's row limit, which the message names).",
     422: "The body or a parameter is invalid: problems says which field and why.",
     429: "Over the key's rate limit: retry after Retry-After seconds.",
     503: "Overloaded (retry after Retry-After seconds), or not ready.",
