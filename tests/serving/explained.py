@@ -51,8 +51,8 @@ class Explained:
 _BUILT: dict[str, Explained] = {}
 
 
-@pytest.fixture(scope="session")
-def explained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Explained]:
+@pytest.fixture(scope="session", name="explained")
+def explained_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Explained]:
     """One project for every explanation test module (building it costs about 4 s of CPU): import this
     fixture into a test module. Tests that change the deployment put the plain one back."""
     built = "project" not in _BUILT

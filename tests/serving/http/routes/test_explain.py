@@ -16,19 +16,19 @@ from hypothesis import strategies as st
 from sklearn.neighbors import KNeighborsRegressor
 
 from mloop.serving.predictor import Predictor
-from tests.serving.explained import Explained, explained  # noqa: F401  (the shared project fixture)
+from tests.serving.explained import Explained, explained_fixture  # noqa: F401  (the shared project)
 
 EXPLAIN, PREDICT = "/v1/endpoints/fraud/explain", "/v1/endpoints/fraud/predict"
 
 
 @pytest.fixture(scope="module")
-def client(explained: Explained) -> Iterator[TestClient]:  # noqa: F811
+def client(explained: Explained) -> Iterator[TestClient]:
     with explained.client() as client:
         yield client
 
 
 def test_the_answer_has_the_issue_shape_and_adds_up_to_the_served_prediction(
-    explained: Explained,  # noqa: F811
+    explained: Explained,
     client: TestClient,
 ) -> None:
     rows = [explained.row(i) for i in (3, 4)]
@@ -52,7 +52,7 @@ def test_the_answer_has_the_issue_shape_and_adds_up_to_the_served_prediction(
         assert entry["value"] == pytest.approx(total, abs=1e-9)
 
 
-def test_http_and_python_explain_agree_on_the_same_row(explained: Explained, client: TestClient) -> None:  # noqa: F811
+def test_http_and_python_explain_agree_on_the_same_row(explained: Explained, client: TestClient) -> None:
     row = explained.row(7)
     body = client.post(EXPLAIN, json={"entities": {"customer_id": row["customer_id"]},
                                       "features": {"amount": row["amount"]}}).json()  # fmt: skip
@@ -69,7 +69,7 @@ def test_http_and_python_explain_agree_on_the_same_row(explained: Explained, cli
 @given(k=st.integers(1, 12), i=st.integers(0, 150))
 def test_top_k_keeps_the_k_largest_attributions(
     explained: Explained, client: TestClient, k: int, i: int
-) -> None:  # noqa: F811
+) -> None:
     row = explained.row(i)
     full = client.post(EXPLAIN, json={"rows": [row]}).json()["explanations"][0]
     top = client.post(EXPLAIN, json={"rows": [row], "top_k": k}).json()["explanations"][0]
@@ -115,7 +115,7 @@ def test_an_unknown_endpoint_is_404(client: TestClient) -> None:
     assert client.post("/v1/endpoints/nope/explain", json={"rows": [{"a": 1}]}).status_code == 404
 
 
-def test_a_model_no_method_explains_without_a_budget_is_a_422_that_says_so(explained: Explained) -> None:  # noqa: F811
+def test_a_model_no_method_explains_without_a_budget_is_a_422_that_says_so(explained: Explained) -> None:
     project = explained.project
     frame = pd.DataFrame({"a": np.arange(40, dtype=float), "b": np.arange(40, dtype=float) % 7})
     project.models.register(
@@ -134,3 +134,16 @@ def test_a_model_no_method_explains_without_a_budget_is_a_422_that_says_so(expla
     assert response.status_code == 422, response.text
     body: dict[str, Any] = response.json()
     assert body["error"] == "ExplainError" and "explain" in body["message"].lower()
+
+
+def test_explaining_needs_predict_on_the_endpoint(explained: Explained, client: TestClient) -> None:
+    project = explained.project
+    project.users.add("explain_auditor", ["auditor"])
+    auditor = project.keys.issue("explain_auditor").token
+    project.users.add("explain_engineer", ["ml_engineer@endpoint:fraud"])
+    engineer = project.keys.issue("explain_engineer").token
+    body = {"rows": [explained.row(2)]}
+    refused = client.post(EXPLAIN, json=body, headers={"authorization": f"Bearer {auditor}"})
+    assert refused.status_code == 403, refused.text
+    allowed = client.post(EXPLAIN, json=body, headers={"authorization": f"Bearer {engineer}"})
+    assert allowed.status_code == 200, allowed.text
