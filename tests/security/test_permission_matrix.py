@@ -54,6 +54,7 @@ REQUESTS: dict[str, tuple[str, dict[str, Any] | None]] = {
         {"push_source": "clicks", "rows": [{"customer_id": 5, "ts": NOW, "page": "home"}]},
     ),
     "POST /v1/endpoints/{name}/predict": ("/v1/endpoints/fraud/predict", {"rows": [ROW]}),
+    "POST /v1/endpoints/{name}/explain": ("/v1/endpoints/fraud/explain", {"rows": [ROW], "top_k": 2}),
     "GET /v1/endpoints/{name}": ("/v1/endpoints/fraud", None),
     "GET /v2": ("/v2", None),
     "GET /v2/models/{name}": ("/v2/models/fraud", None),
@@ -162,6 +163,7 @@ def _compare(seen: dict[str, dict[str, bool]], documented: dict[str, dict[str, b
 COMMANDS: dict[str, list[str]] = {
     "info": ["info", "--json"],
     "score": ["score", "fraud", "-i", "{rows}", "-o", "{out}", "--workers", "1", "--json"],
+    "explain": ["explain", "fraud", "--row", '{{"customer_id": 7, "amount": 12.5}}', "--format", "json"],
     "deploy": ["deploy", "fraud", "fraud", "--version", "1", "--json"],
     "rollback": ["rollback", "fraud", "--json"],
     "undeploy": ["undeploy", "fraud", "--json"],

@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from mloop.errors import MloopError, PayloadTooLarge
+from mloop.explain import Attributions
 from mloop.predictions import Answer, PredictionLog, read_predictions
+from mloop.predictions.explanations import read_explanations
 from mloop.predictions.log import predictions_folder
 from mloop.serving.explaining import Explaining
 from mloop.serving.sampling import AttributionSampler
@@ -130,3 +133,41 @@ def test_the_in_process_service_needs_predict_and_caps_the_rows(explained: Expla
         service.explain(project, "fraud", [explained.row(1)] * 101)
     with pytest.raises(MloopError, match="does not serve version 4"):
         service.explain(project, "fraud", [explained.row(1)], version=4)
+
+
+class _Picky:
+    """A model explained in batches that fails on any batch holding a negative ``x``."""
+
+    def __init__(self) -> None:
+        self.version, self.calls = 1, []
+        self.gate = threading.Event()
+        self.model = SimpleNamespace(attributions=self._attributions)
+
+    def _attributions(self, frame: pd.DataFrame) -> Attributions:
+        self.gate.wait(5)
+        self.calls.append(len(frame))
+        if (frame["x"] < 0).any():
+            raise ValueError("negative")
+        return Attributions(
+            frame[["x"]] * 2, np.zeros(len(frame)), np.ones(len(frame)), "value", "fake", True
+        )
+
+
+def test_samples_waiting_together_are_explained_in_one_call_and_a_bad_one_costs_only_itself(
+    tmp_path: Any,
+) -> None:
+    picky = _Picky()
+    with PredictionLog(tmp_path / "log", compact_in_child=False) as log:
+        sampler = AttributionSampler(log, pause=0)
+        first, good, bad = (Answer(rid, "e", "m", 1, 1, [1.0], {"x": [x]}, 0.001) for rid, x in
+                            (("first", 1.0), ("good", 2.0), ("bad", -1.0)))  # fmt: skip
+        for answer in (first, good, bad):
+            assert sampler.offer("e", picky, answer, answer, share=1.0)  # type: ignore[arg-type]
+        picky.gate.set()
+        sampler.drain()
+        sampler.close()
+        assert (sampler.explained, sampler.failed) == (2, 1)
+        why = read_explanations(tmp_path / "log", "e")
+    assert sorted(why["request_id"]) == ["first", "good"]
+    assert why.set_index("request_id").loc["good", "attributions"] == {"x": 4.0}
+    assert max(picky.calls) >= 2  # the waiting samples went to the model together first

@@ -5,7 +5,8 @@ version that gave it, on the model inputs it was given (after the feature lookup
 written to the prediction log as an ``explained`` line under the answer's request id
 (:func:`mloop.predictions.explanations.read_explanations` reads them back, labels joined). The answer is
 logged first and sent as usual: the explanation is computed later, on one background thread fed by a
-bounded queue, like the shadow copies of :class:`~mloop.serving.inference.Inference`; when the queue is
+bounded queue, like the shadow copies of :class:`~mloop.serving.inference.Inference`, which explains the
+samples gathered meanwhile in one explainer call (per-call costs dominate one row's); when the queue is
 full the sample is dropped and counted (``mloop_explained_predictions_total{status="dropped"}``) rather
 than queued without bound, and an explainer that fails is counted, never the caller's error.
 
@@ -31,16 +32,21 @@ from mloop.serving.predictor import Predictor
 log = logging.getLogger("mloop.serving")
 
 SAMPLE_QUEUE = 1_000  # answers waiting to be explained; more are dropped and counted
+BATCH = 256  # samples explained by one explainer call at most
+PAUSE = 0.1  # seconds between batches: at 100 samples/s, batches of about 10 rows
 
-_Item = tuple[str, Predictor, dict[str, list[Any]], Answer]
+_Item = tuple[
+    str, Predictor, dict[str, list[Any]], Answer
+]  # endpoint, version, its inputs, the logged answer
 
 
 class AttributionSampler:
     """Explains a random share of the answers it is offered, on its own thread; one per server process."""
 
-    def __init__(self, prediction_log: PredictionLog, *, queue_size: int = SAMPLE_QUEUE, seed: int | None = None
-                 ) -> None:  # fmt: skip
+    def __init__(self, prediction_log: PredictionLog, *, queue_size: int = SAMPLE_QUEUE, seed: int | None = None,
+                 pause: float = PAUSE) -> None:  # fmt: skip
         self.prediction_log = prediction_log
+        self.pause = pause
         self._queue: queue.Queue[_Item | None] = queue.Queue(queue_size)
         self._random = random.Random(seed)
         self._thread: threading.Thread | None = None
@@ -72,36 +78,60 @@ class AttributionSampler:
 
     def _loop(self) -> None:
         while True:
-            item = self._queue.get()
+            items = [self._queue.get()]
+            while items[-1] is not None and len(items) < BATCH:  # what else is waiting: one model call
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                if item is None:
-                    return
-                self._explain(*item)
+                work = [item for item in items if item is not None]
+                groups: dict[int, list[_Item]] = {}
+                for item in work:
+                    groups.setdefault(id(item[1]), []).append(item)
+                for group in groups.values():
+                    self._explain(group)
             finally:
-                self._queue.task_done()
+                for _ in items:
+                    self._queue.task_done()
+            if items[-1] is None:
+                return
+            time.sleep(self.pause)  # let samples gather: a batch costs about what one row costs
 
-    def _explain(
-        self, endpoint: str, predictor: Predictor, inputs: dict[str, list[Any]], logged: Answer
-    ) -> None:
+    def _explain(self, group: list[_Item]) -> None:
+        """One explainer call for every sample of one version; if it fails, each sample on its own, so a
+        bad row costs only its own explanation."""
         started = time.perf_counter()
+        endpoint, predictor = group[0][0], group[0][1]
+        names = list(dict.fromkeys(name for item in group for name in item[2]))
+        sizes = [len(item[3].predictions) for item in group]
+        columns = {n: [v for item, size in zip(group, sizes, strict=True)
+                       for v in item[2].get(n, [None] * size)] for n in names}  # fmt: skip
         try:
-            found = predictor.model.attributions(pd.DataFrame(inputs))
+            found = predictor.model.attributions(pd.DataFrame(columns))
         except (
             Exception
         ) as exc:  # an explainer's failure is data about the explainer, never a request's error
+            if len(group) > 1:
+                for item in group:
+                    self._explain([item])
+                return
             self.failed += 1
             metrics.EXPLAINED.labels(endpoint, "error").inc()
             log.debug("explain sample %s v%s: %s: %s", endpoint, predictor.version, type(exc).__name__, exc,
-                      extra={"request_id": logged.request_id})  # fmt: skip
+                      extra={"request_id": group[0][3].request_id})  # fmt: skip
             return
         rows = [{"base_value": row["base_value"], "attributions": row["attributions"], "output": found.output,
                  "method": found.method} for row in found.to_dicts()]  # fmt: skip
         elapsed = time.perf_counter() - started
-        explained = Answer(logged.request_id, logged.endpoint, logged.model, logged.version, logged.revision,
-                           logged.predictions, logged.inputs, elapsed, logged.keys)  # fmt: skip
-        if self.prediction_log.record(explained, attributions=rows):
-            self.explained += 1
-            metrics.EXPLAINED.labels(endpoint, "ok").inc()
+        at = 0
+        for (_, _, _, logged), size in zip(group, sizes, strict=True):
+            explained = Answer(logged.request_id, logged.endpoint, logged.model, logged.version, logged.revision,
+                               logged.predictions, logged.inputs, elapsed, logged.keys)  # fmt: skip
+            if self.prediction_log.record(explained, attributions=rows[at : at + size]):
+                self.explained += 1
+                metrics.EXPLAINED.labels(endpoint, "ok").inc()
+            at += size
 
     def drain(self, timeout: float = 5.0) -> None:
         """Wait until every queued sample is explained (for tests, benchmarks and graceful shutdown)."""
