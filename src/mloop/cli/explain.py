@@ -26,8 +26,10 @@ def explain(
                                       "method (a flavour with no exact one)."),
     fmt: str = typer.Option("table", "--format", help="table, json or markdown."),
 ) -> None:  # fmt: skip
-    """Attributions of the rows by the version of ENDPOINT that would answer them, features looked up
-    online as for a prediction. Needs `predict` on the endpoint.
+    """Why ENDPOINT answers what it does for some rows: each feature's attribution.
+
+    The version that would answer the rows explains them, their features looked up online as for a
+    prediction. Needs `predict` on the endpoint (and reads the model and the features as you).
 
     Examples:
 
