@@ -33,7 +33,7 @@ class ConstraintError(ExplainError, SchemaError):
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
         lines = "; ".join(f"{name}: {message}" for name, message in problems)
-        super().__init__(f"The counterfactual constraints cannot be met ({lines}).")
+        super().__init__(f"The counterfactual constraints are invalid ({lines}); fix the named features.")
 
     def to_dict(self) -> list[dict[str, str]]:
         return [{"field": name, "message": message} for name, message in self.problems]

@@ -154,3 +154,14 @@ def test_loaded_model_counterfactuals_agree_with_its_predict(client: TestClient)
 def test_the_endpoint_is_in_the_openapi_document(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert "422" in paths[URL.replace("fraud", "{name}")]["post"]["responses"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"rows": [{"customer_id": 1e999}]}', b'{"rows": [{"customer_id": NaN}]}', b'{"entities": {"customer_id": []}}',
+     b'{"rows": [{}]}', b'{"rows": [{"customer_id": 1, "amount": "a lot", "hour": 2}]}', b'{"rows": []}',
+     b'{"entities": {"customer_id": 1}, "features": {"amount": 900.0}, "k": 0}'],
+)  # fmt: skip
+def test_hostile_bodies_are_4xx(client: TestClient, body: bytes) -> None:
+    response = client.post(URL, content=body, headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500, response.text

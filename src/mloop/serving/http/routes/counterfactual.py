@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from mloop.config.explain import FeatureConstraint
 from mloop.project import Project
 from mloop.serving.counterfactuals import CounterfactualService
+from mloop.serving.http.bodies import JSONBodyRoute
 
 
 class CounterfactualRequest(BaseModel):
@@ -69,7 +70,7 @@ class CounterfactualResponse(BaseModel):
 
 
 def router(caller: Any, service: CounterfactualService) -> APIRouter:
-    api = APIRouter(prefix="/v1/endpoints", tags=["explain"])
+    api = APIRouter(prefix="/v1/endpoints", tags=["explain"], route_class=JSONBodyRoute)
 
     @api.post(
         "/{name}/counterfactual", response_model=CounterfactualResponse, response_model_exclude_none=True
