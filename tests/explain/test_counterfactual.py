@@ -200,6 +200,14 @@ def test_the_settings_block_is_checked_once_naming_the_field(tmp_path: Path) -> 
         load_settings(tmp_path, {})
 
 
+def test_without_specs_the_row_s_own_types_decide(fitted: Any, rows: list[dict[str, Any]]) -> None:
+    row = {**rows[0], "hour": np.int64(rows[0]["hour"]), "amount": np.float64(rows[0]["amount"])}
+    kinds = {b.name: b.kind for b in resolve(row, {n: _constraint({}) for n in ("amount", "hour")})}
+    assert kinds == {"amount": "float", "hour": "int"}
+    with pytest.raises(ConstraintError, match="device: a text feature needs its categories"):
+        resolve(row, {"device": _constraint({})})
+
+
 def test_goal_sides() -> None:
     assert Goal(0.5, "below").reached(np.array([0.5])).tolist() == [False]
     assert Goal(0.5, "above").reached(np.array([0.5])).tolist() == [True]

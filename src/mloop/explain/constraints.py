@@ -254,17 +254,17 @@ def _kind(spec: ColumnSpec | None, current: Any) -> Kind | None:
         if spec.dtype in _INTS:
             return "int"
         return "float" if spec.dtype in _FLOATS else None
-    if isinstance(current, bool | str):
+    if isinstance(current, bool | str | np.bool_):
         return "category"
-    if isinstance(current, int):
+    if isinstance(current, int | np.integer):
         return "int"
-    return "float" if isinstance(current, float) else None
+    return "float" if isinstance(current, float | np.floating) else None
 
 
 def _categories(spec: ColumnSpec | None, current: Any) -> list[Any]:
     if spec is not None and spec.categories:
         return list(spec.categories)
-    if (spec is not None and spec.dtype == "bool") or isinstance(current, bool):
+    if (spec is not None and spec.dtype == "bool") or isinstance(current, bool | np.bool_):
         return [True, False]
     return []
 
