@@ -54,6 +54,7 @@ REQUESTS: dict[str, tuple[str, dict[str, Any] | None]] = {
         {"push_source": "clicks", "rows": [{"customer_id": 5, "ts": NOW, "page": "home"}]},
     ),
     "POST /v1/endpoints/{name}/predict": ("/v1/endpoints/fraud/predict", {"rows": [ROW]}),
+    "POST /v1/endpoints/{name}/counterfactual": ("/v1/endpoints/fraud/counterfactual", {"rows": [ROW]}),
     "GET /v1/endpoints/{name}": ("/v1/endpoints/fraud", None),
     "GET /v2": ("/v2", None),
     "GET /v2/models/{name}": ("/v2/models/fraud", None),

@@ -22,6 +22,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "/v1/features/push": {"push_source": "nope", "rows": [{"customer_id": 1}]},
     "/v1/feedback": {"request_id": "abc", "label": 1},
     "/v1/endpoints/{name}/predict": {"rows": [{"amount": 1.0}]},
+    "/v1/endpoints/{name}/counterfactual": {"rows": [{"amount": 1.0}]},
     "/v2/models/{name}/infer": {"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [1.0]}]},
     "/v2/models/{name}/versions/{version}/infer": {
         "inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [1.0]}]
