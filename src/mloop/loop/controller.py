@@ -166,7 +166,7 @@ class LoopController:
             return {"decision": "train_failed", "reason": report["error"]}
         passed, checks = decide(policy.gate, report)
         numbers = {k: report.get(k) for k in ("challenger_value", "champion_value", "latency_p99_ms",
-                                               "fairness_gap", "holdout_rows", "run_id")}  # fmt: skip
+                                               "fairness_gap", "holdout_rows", "run_id", "importance_shift")}  # fmt: skip
         reason = (
             "passed every check"
             if passed
@@ -303,4 +303,6 @@ def _explain(check: dict[str, Any]) -> str:
         text += f" (lower bound of the {check['confidence']:.0%} interval of the gain)"
     if "challenger" in check and "champion" in check:
         text += f" (challenger {check['challenger']:.4f}, champion {check['champion']:.4f})"
+    if "sentence" in check:  # an importance shift: "v2 relies 38% more on `amount` (share ...)"
+        text += f": {check['sentence']}"
     return text

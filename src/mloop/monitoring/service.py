@@ -30,6 +30,7 @@ from mloop.errors import NotFound
 from mloop.features import queries as feature_queries
 from mloop.monitoring import distributions, queries, ranges, rules, sli, slo, traffic, windows
 from mloop.monitoring.alerts import Alert, deliver, no_longer_serving, serving_versions, sinks_from_settings
+from mloop.monitoring.attribution_drift import AttributionWatch, attribution_alerts
 from mloop.monitoring.performance import predictions_of, window_performance
 from mloop.monitoring.suite import compare
 from mloop.monitoring.versions import VersionInfo, load_version
@@ -37,6 +38,7 @@ from mloop.predictions import summary
 from mloop.predictions.feedback import read_feedback
 from mloop.predictions.files import FIXED, read_predictions
 from mloop.predictions.log import predictions_folder
+from mloop.registry.service import ModelRegistry
 
 Since = str | datetime
 Read = tuple[list[windows.Window], pd.DataFrame, datetime]  # the windows of a range, its rows, its end
@@ -47,6 +49,7 @@ class MonitoringService(Service):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self._versions: dict[tuple[str, int], VersionInfo] = {}
+        self._attribution = AttributionWatch(lambda model, version: ModelRegistry(ctx).load(model, version))
 
     @property
     def settings(self) -> MonitoringSettings:
@@ -193,6 +196,7 @@ class MonitoringService(Service):
         perf = [p for p in perf if p.get("realised") or p.get("estimated")]
         firing = {a.key: a for a in [*rules.drift_alerts(endpoint, drift, options, now),
                                      *rules.performance_alerts(endpoint, perf, options, now),
+                                     *attribution_alerts(endpoint, drift, options, now),
                                      *rules.slo_alerts(endpoint, self.slo(endpoint, now=now), now)]}  # fmt: skip
         serving = serving_versions(self._ctx, endpoint)  # a retired version's alerts end, with that reason
         firing = {k: a for k, a in firing.items() if not no_longer_serving(a, serving)}
@@ -357,6 +361,7 @@ class MonitoringService(Service):
             return [{**base, "version": 0, "model": None, "rows": 0, "empty": True, "columns": [], "drifted": [],
                      "note": "no predictions in this window: drift cannot be decided"}]  # fmt: skip
         options = self.settings.endpoint(endpoint).drift
+        explained = self.settings.endpoint(endpoint).attribution
         out = []
         for model, version, group in groups:
             info = self._version(model, version)
@@ -372,7 +377,8 @@ class MonitoringService(Service):
                              columns=[c for c in options.columns if c in inputs] if options.columns else None,
                              methods={**options.methods, **extra[0]}, thresholds={**options.thresholds, **extra[1]},
                              correction=options.correction, samples=info.samples)  # fmt: skip
-            out.append({**entry, **report.to_dict(), "note": ""})
+            attribution = self._attribution.entry(model, version, info.importance, inputs, explained)
+            out.append({**entry, **report.to_dict(), "note": "", **attribution})
         return out
 
     def _with_labels(self, endpoint: str, frame: pd.DataFrame) -> pd.DataFrame:
