@@ -172,6 +172,9 @@ class LoopController:
             if passed
             else "failed " + "; ".join(_explain(c) for c in checks if not c["passed"])
         )
+        largest = (report.get("importance_shift") or {}).get("largest")
+        if passed and largest:  # the reliance that moved most, in words, wherever the reason is shown
+            reason += f"; {largest['sentence']}"
         self._record(ep, now, "gate", passed=passed, checks=checks, challenger=report.get("challenger"),
                          champion=champion.version, metric=report.get("metric"), reason=reason, **numbers)  # fmt: skip
         if not passed:

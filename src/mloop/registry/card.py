@@ -46,8 +46,8 @@ SECTIONS = (
     "Training data",
     "Inputs and outputs",
     "Metrics",
-    "Global importance",
     "Fairness gaps",
+    "Global importance",
     "Limitations",
     "Lineage",
 )
@@ -175,8 +175,8 @@ def render_markdown(
         *_metrics(card.get("metrics") or {}, card.get("slices") or {}, card.get("threshold")),
         "",
     ]
-    lines += ["## Global importance", "", *card_lines(card.get("importance")), ""]
     lines += ["## Fairness gaps", "", *_fairness_lines(card.get("fairness") or []), ""]
+    lines += ["## Global importance", "", *card_lines(card.get("importance")), ""]
     limitations = card.get("limitations") or []
     lines += ["## Limitations", ""]
     lines += [f"- {item['detail']}" for item in limitations] or ["None found, and none stated."]
