@@ -15,6 +15,7 @@ import pytest
 import mloop as ml
 from mloop import Project
 from mloop.loop.controller import LoopController
+from mloop.loop.policy import policies_from_settings
 from mloop.loop.retrain import _importance_shift, decide
 from tests.training.fraud import setup
 
@@ -106,3 +107,11 @@ def test_the_controller_records_the_shift_and_names_the_feature_when_it_fails(tm
     assert f"importance_shift:{largest}" in decision["reason"] and "v2 relies" in decision["reason"]
     assert isinstance(card, dict)  # the gate's "after" is the challenger's card, on the same holdout rows
     assert {s["feature"]: s["after"] for s in shifts} == pytest.approx(card["importance"]["shares"])
+
+
+def test_mloop_yaml_takes_the_limit_and_names_a_bad_one() -> None:
+    spec = {"endpoint": "fraud", "pipeline": "pkg.mod:pipe", "gate": {"max_importance_shift": 0.3}}
+    (policy,) = policies_from_settings([spec])
+    assert policy.gate.max_importance_shift == 0.3
+    with pytest.raises(ml.ConfigError, match=r"loop.policies entry 1 .*max_importance_shift=2"):
+        policies_from_settings([{**spec, "gate": {"max_importance_shift": 2}}])

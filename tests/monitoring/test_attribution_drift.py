@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import mloop as ml
 from mloop import Project
-from mloop.config.monitoring import EndpointMonitoring
+from mloop.config.monitoring import AttributionOptions, EndpointMonitoring
 from mloop.explain.importance import on_holdout
 from mloop.metrics.profile import build_profile
-from mloop.monitoring.attribution_drift import attribution_alerts, compare
+from mloop.monitoring.attribution_drift import AttributionWatch, attribution_alerts, compare
 from tests.monitoring.stream import START, write
 from tests.monitoring.stream import register as register_unexplained
 
@@ -147,3 +148,17 @@ def test_the_distance_is_the_share_that_moved_between_features() -> None:
     assert found["moved"][0]["sentence"].startswith("v4 in this window relies 60% more on `a`")
     same = compare({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}, rows=500, threshold=0.1, version=4)
     assert same["distance"] == 0 and same["drifted"] is False
+
+
+def test_the_settings_bound_the_threshold_and_can_switch_it_off(tmp_path: Path) -> None:
+    endpoint = {"attribution": {"threshold": 0.2, "rows": 300}}
+    with Project.open(tmp_path, env={}, monitoring={"endpoints": {"fraud": endpoint}}) as project:
+        options = project.settings.monitoring.endpoint("fraud").attribution
+    assert options.threshold == 0.2 and options.rows == 300 and options.enabled
+    with pytest.raises(ml.ConfigError, match="threshold"):
+        Project.open(
+            tmp_path, env={}, monitoring={"endpoints": {"fraud": {"attribution": {"threshold": 1.5}}}}
+        )
+    never = AttributionWatch(lambda model, version: pytest.fail("switched off: no model is loaded"))
+    off = AttributionOptions(enabled=False)
+    assert never.entry("fraud", 1, {"shares": {"a": 1.0}}, pd.DataFrame({"a": [1.0]}), off) == {}
