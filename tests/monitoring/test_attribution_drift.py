@@ -123,7 +123,11 @@ def test_a_version_whose_card_has_no_importance_is_reported_not_failed(tmp_path:
         model = register_unexplained(project)  # a scikit-learn pipeline registered without importance
         recs, _ = unexplained_records(model, [0], 300, seed=1)
         write(project, recs, "a")
-        (window,) = project.monitoring.drift("fraud", since=START, until=START + timedelta(hours=1))
+        read = project.monitoring.drift("fraud", since=START, until=START + timedelta(hours=1))
+        (window,) = project.monitoring.update(
+            "fraud", now=START + timedelta(hours=1), lookback=timedelta(hours=1)
+        )["drift"]
+    assert "attribution" not in read[0]  # a read explains nothing: only stored windows are explained
     assert window["attribution"]["drifted"] is None
     assert "no global importance" in window["attribution"]["note"]
 

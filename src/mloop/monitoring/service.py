@@ -83,8 +83,9 @@ class MonitoringService(Service):
               ) -> list[dict[str, Any]]:  # fmt: skip
         """Drift of every input and of the prediction per window and version in :meth:`range`: complete
         windows, and with ``partial`` the one still open at ``until`` too. A read: nothing is written
-        unless ``store`` (then the complete windows are saved, which needs ``monitoring.write``);
-        :meth:`update` is what stores windows for history, SLOs and alerts.
+        unless ``store`` (then the complete windows are saved, which needs ``monitoring.write``, and get
+        their attribution drift, :mod:`~mloop.monitoring.attribution_drift`, which explains a sample of each
+        window: too dear for every read); :meth:`update` is what stores windows for history, SLOs and alerts.
         ``methods`` and ``thresholds`` add to the endpoint's ``drift`` settings."""
         read = self._read(self.range(endpoint, since=since, until=until, window=window), endpoint, partial)
         return self._drift_of(endpoint, read, store, (dict(methods or {}), dict(thresholds or {})))
@@ -308,7 +309,7 @@ class MonitoringService(Service):
         out = [
             e
             for span, part in windows.split(frame, spans)
-            for e in self._drift_window(endpoint, span, part, extra)
+            for e in self._drift_window(endpoint, span, part, extra, explain=store)
         ]
         if store:
             self._save(endpoint, "drift", [e for e in out if _complete(e, until)])
@@ -354,7 +355,9 @@ class MonitoringService(Service):
         return [(str(m), int(v), g) for (m, v), g in groups]  # type: ignore[call-overload]  # pandas-stubs: keys are Hashable
 
     def _drift_window(self, endpoint: str, span: windows.Window, part: pd.DataFrame,
-                      extra: tuple[dict[str, str], dict[str, float]] = ({}, {})) -> list[dict[str, Any]]:  # fmt: skip
+                      extra: tuple[dict[str, str], dict[str, float]] = ({}, {}), explain: bool = False
+                      ) -> list[dict[str, Any]]:  # fmt: skip
+        # Attribution drift only for windows being stored (update): explaining costs far more than counting.
         base = {"start": span[0].isoformat(), "end": span[1].isoformat()}
         groups = self._groups(part)
         if not groups:
@@ -377,7 +380,9 @@ class MonitoringService(Service):
                              columns=[c for c in options.columns if c in inputs] if options.columns else None,
                              methods={**options.methods, **extra[0]}, thresholds={**options.thresholds, **extra[1]},
                              correction=options.correction, samples=info.samples)  # fmt: skip
-            attribution = self._attribution.entry(model, version, info.importance, inputs, explained)
+            attribution = (
+                self._attribution.entry(model, version, info.importance, inputs, explained) if explain else {}
+            )
             out.append({**entry, **report.to_dict(), "note": "", **attribution})
         return out
 
