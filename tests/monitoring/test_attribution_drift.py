@@ -167,3 +167,20 @@ def test_the_settings_bound_the_threshold_and_can_switch_it_off(tmp_path: Path) 
     never = AttributionWatch(lambda model, version: pytest.fail("switched off: no model is loaded"))
     off = AttributionOptions(enabled=False)
     assert never.entry("fraud", 1, {"shares": {"a": 1.0}}, pd.DataFrame({"a": [1.0]}), off) == {}
+
+
+def test_logged_inputs_the_model_cannot_read_are_a_note_not_a_failed_update(
+    tmp_path: Path, data: dict[str, Any]
+) -> None:
+    with Project.open(tmp_path, env={}) as project:
+        _register(project, data)
+        loaded = project.models.load("fraud", 1)
+        importance = project.models.get("fraud", 1).card["importance"]
+    watch = AttributionWatch(lambda model, version: loaded)
+    window = data["split"].drop(columns=["b"])  # a column the prediction log did not keep
+    found = watch.entry("fraud", 1, importance, window, AttributionOptions())["attribution"]
+    assert found["drifted"] is None and "cannot be explained" in found["note"] and "b" in found["note"]
+    assert (
+        watch.entry("fraud", 1, importance, data["split"], AttributionOptions())["attribution"]["drifted"]
+        is False
+    )

@@ -14,7 +14,8 @@ Why 0.1: on a random split of the holdout the distance of 500 explained rows is 
 shares of a sample of n rows wander by about 1/sqrt(n) of a share's spread), so 0.1 is quiet there.
 
 A version whose card has no importance (registered outside a training pipeline, or a flavour with no
-explainer) gets ``drifted=None`` and a note saying why; monitoring carries on.
+explainer), or whose logged inputs it cannot read (inputs masked as PII, a column missing), gets
+``drifted=None`` and a note saying why; monitoring carries on.
 
 >>> watch = AttributionWatch(lambda model, version: project.models.load(model, version))  # doctest: +SKIP
 >>> watch.entry("fraud", 3, card["importance"], window_inputs, options)["attribution"]["distance"]  # doctest: +SKIP
@@ -30,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from mloop.config.monitoring import AttributionOptions, EndpointMonitoring
+from mloop.errors import SchemaError
 from mloop.explain.importance import measure, shift, total_variation
 from mloop.monitoring.alerts import Alert
 
@@ -58,7 +60,11 @@ class AttributionWatch:
         key = (model, version)
         if key not in self._models:
             self._models[key] = self._load(model, version)
-        found = measure(self._models[key].attributions, inputs, seed=SEED, rows=options.rows)
+        try:
+            found = measure(self._models[key].attributions, inputs, seed=SEED, rows=options.rows)
+        except SchemaError as exc:  # logged inputs the model cannot read (masked PII, a renamed column)
+            return {"attribution": {"drifted": None, "note": f"v{version}'s logged inputs cannot be explained: "
+                                                            f"{exc}"}}  # fmt: skip
         if "shares" not in found:
             return {"attribution": {"drifted": None, "note": f"v{version}: {found.get('note')}"}}
         return {"attribution": compare(reference, found["shares"], found["rows"], options.threshold, version)}
