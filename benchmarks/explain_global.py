@@ -38,7 +38,7 @@ def cost(repeat: int) -> None:
     labels = (rng.random(len(frame)) < 1 / (1 + np.exp(-logit))).astype(int)
     model = lightgbm.LGBMClassifier(n_estimators=100, verbose=-1).fit(frame, labels)
     for what, rows in (
-        ("card importance, 2,000 holdout rows", 2_000),
+        ("card importance, 500 holdout rows (SAMPLE_ROWS)", 500),
         ("one window's attribution drift, 500 rows", 500),
     ):
         times = []
