@@ -227,7 +227,7 @@ def test_a_tree_model_or_a_dataframe_source_is_refused_with_what_works(
     trees = setup(
         sqlite_project, tmp_path, lightgbm.LGBMClassifier(n_estimators=5), federated=Federated("region")
     )
-    with pytest.raises(SchemaError, match="Use mloop.TorchClassifier or mloop.TorchRegressor"):
+    with pytest.raises(SchemaError, match="Use mloop.training.torch.TorchClassifier or TorchRegressor"):
         trees.run(sqlite_project)
     import pandas as pd
 

@@ -1,7 +1,7 @@
 """Federated training: one process per client, each training on its own partition, only weights and
 scalars crossing to the aggregator (FedAvg or FedProx, optionally with Opacus DP-SGD).
 
->>> pipeline = ml.TrainingPipeline(..., model=ml.TorchClassifier(MLP, module__inputs=30),
+>>> pipeline = ml.TrainingPipeline(..., model=TorchClassifier(MLP, module__inputs=30),
 ...                                federated=Federated(clients="field_region", rounds=20))  # doctest: +SKIP
 """
 

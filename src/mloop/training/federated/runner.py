@@ -1,6 +1,6 @@
 """The rounds of a federated training: the aggregator here, one spawned process per client.
 
->>> result = train(TorchClassifier(MLP, module__inputs=30), partitions, Federated("region", rounds=10))  # doctest: +SKIP
+>>> result = train(TorchClassifier(MLP), partitions, Federated("region", rounds=10))  # doctest: +SKIP
 >>> result.rounds[-1].metrics["test_accuracy"], result.epsilon                                        # doctest: +SKIP
 
 Every byte a client sends is checked by :func:`mloop.training.federated.protocol.receive` against the
@@ -26,7 +26,7 @@ from mloop.training.federated.partitions import Partition
 from mloop.training.federated.spec import Federated
 from mloop.training.fitting import is_torch
 
-FEDERABLE = "mloop.TorchClassifier or mloop.TorchRegressor (a PyTorch module, like a small MLP)"
+FEDERABLE = "mloop.training.torch.TorchClassifier or TorchRegressor (a PyTorch module, like a small MLP)"
 STOP_SECONDS = 30.0
 
 
@@ -46,7 +46,8 @@ class ClientInfo:
 @dataclass
 class RoundResult:
     """Round ``step`` (0: the initial model): the clients that trained, their mean loss weighted by rows,
-    and the aggregated model's metrics on the clients' validation and test rows."""
+    the aggregated model's metrics on the clients' validation and test rows, and the seconds the round's
+    training took (sending the weights, the clients' evaluation and local epochs, their answers)."""
 
     step: int
     clients: list[str]
@@ -116,21 +117,21 @@ def train(
         classes = pool.setup(infos)
         result = FederatedResult(model, weights, classes, list(infos.values()))
         rng = np.random.default_rng(spec.seed)
-        names, picked, loss = list(partitions), list[str](), None
-        clock = time.perf_counter()
+        names, picked, loss, took = list(partitions), list[str](), None, 0.0
         # Pass r evaluates the weights of round r (0: the initial ones) on every client, then the picked
         # clients train on them; what they send back is round r + 1. The last pass only evaluates.
         for step in range(spec.rounds + 1):
             chosen = [] if step == spec.rounds else _pick(names, spec.fraction, rng)
+            clock = time.perf_counter()
             replies = pool.round(step, weights, chosen)
             metrics = _evaluation([r.header["evaluation"] for r in replies.values()], classifier)
             if loss is not None:
                 metrics["train_loss"] = loss
-            row = RoundResult(step, picked, metrics, time.perf_counter() - clock)
+            row = RoundResult(step, picked, metrics, took)
             result.rounds.append(row)
             if on_round is not None:
                 on_round(row)
-            clock = time.perf_counter()
+            took = time.perf_counter() - clock  # the pass that trained round step + 1
             updates = [r for r in replies.values() if r.kind == "update"]
             for update in updates:
                 if update.header["epsilon"] is not None:
