@@ -9,6 +9,7 @@ train ``local_epochs`` on its training rows and send the new weights back; ``sto
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -48,9 +49,12 @@ def main(conn: Connection, spec: ClientSpec) -> None:
         data = spec.partition.load()
         conn.send_bytes(protocol.encode(hello(name, data, spec.classifier)))
         Client(spec, data).serve(conn)
+    except (EOFError, BrokenPipeError):
+        pass  # the aggregator is gone: nobody to answer
     except Exception as exc:  # reported, as text only, for the aggregator to raise
         text = f"{type(exc).__name__}: {exc}"[: protocol.MAX_TEXT]
-        conn.send_bytes(protocol.encode({"kind": "error", "client": name, "message": text}))
+        with contextlib.suppress(OSError):
+            conn.send_bytes(protocol.encode({"kind": "error", "client": name, "message": text}))
     finally:
         conn.close()
 
@@ -82,6 +86,8 @@ class Client:
 
     def serve(self, conn: Connection) -> None:
         setup = protocol.decode(conn.recv_bytes())
+        if setup.kind == "stop":  # the aggregator refused the clients' hellos
+            return
         classes = setup.header.get("classes", [])
         self.targets = {s: self._targets(self.data.y[s], classes) for s in ("train", "valid", "test")}
         self.loader = self._loader()
