@@ -43,6 +43,10 @@ def fit_task(task: FitTask) -> tuple[Any, FitInfo]:
 
 def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: TrainingSet | None,
             executor: str | Any | None = None) -> Any:  # fmt: skip
+    if pipeline.federated is not None:  # its clients are its processes: no executor, no pooled rows
+        from mloop.training.federated.pipeline import run_federated
+
+        return run_federated(pipeline, project, params)
     executor = project.settings.compute.executor if executor is None else executor
     # Opened before the run: an unreachable cluster fails here, leaving no half-created run.
     pool = None if executor == "inprocess" else open_executor(executor, 1, compute=project.settings.compute)
