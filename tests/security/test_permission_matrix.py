@@ -55,6 +55,7 @@ REQUESTS: dict[str, tuple[str, dict[str, Any] | None]] = {
     ),
     "POST /v1/endpoints/{name}/predict": ("/v1/endpoints/fraud/predict", {"rows": [ROW]}),
     "POST /v1/endpoints/{name}/explain": ("/v1/endpoints/fraud/explain", {"rows": [ROW], "top_k": 2}),
+    "POST /v1/endpoints/{name}/counterfactual": ("/v1/endpoints/fraud/counterfactual", {"rows": [ROW]}),
     "GET /v1/endpoints/{name}": ("/v1/endpoints/fraud", None),
     "GET /v2": ("/v2", None),
     "GET /v2/models/{name}": ("/v2/models/fraud", None),

@@ -11,6 +11,7 @@ performance slices and SLOs.
       endpoints:
         fraud:
           drift: {methods: {amount: wasserstein}, thresholds: {psi: 0.2}, severity: ticket}
+          attribution: {threshold: 0.1, rows: 500}   # attribution drift (default on)
           performance: {slices: [channel], sensitive: [region], metrics: {roc_auc: 0.85}}
           slos:
             - {kind: latency, target: 0.99, threshold_ms: 50}
@@ -59,6 +60,19 @@ class DriftOptions(_Strict):
         ge=1,
         description="Rows a window needs before its drift raises an alert (small windows are noise).",
     )
+    severity: Literal["info", "ticket", "page"] = "ticket"
+
+
+class AttributionOptions(_Strict):
+    """Attribution drift (:mod:`mloop.monitoring.attribution_drift`): each feature's share of the total
+    |attribution| in a window against the shares on the version's holdout (its model card)."""
+
+    enabled: bool = Field(True, description="Explain a sample of each window (needs the card's importance).")
+    threshold: float = Field(
+        0.1, gt=0, le=1, description="Alert when the total variation distance of the shares is at least this."
+    )
+    rows: int = Field(500, ge=20, description="Rows of a window explained: a seeded sample of at most this.")
+    min_rows: int = Field(200, ge=1, description="Rows a window needs before its attribution drift alerts.")
     severity: Literal["info", "ticket", "page"] = "ticket"
 
 
@@ -118,6 +132,7 @@ SLOSpec = Annotated[LatencySLO | AvailabilitySLO | FreshnessSLO | QualitySLO, Fi
 
 class EndpointMonitoring(_Strict):
     drift: DriftOptions = Field(default_factory=DriftOptions)
+    attribution: AttributionOptions = Field(default_factory=AttributionOptions)
     performance: PerformanceOptions = Field(default_factory=PerformanceOptions)
     slos: list[SLOSpec] = Field(default_factory=list)
 

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mloop.config.explain import ExplainSettings
 from mloop.config.monitoring import MonitoringSettings
 from mloop.config.review import ReviewSettings
 from mloop.errors import ConfigError, SchemaError
@@ -302,6 +303,7 @@ class Settings(BaseSettings):
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
     ui: UISettings = Field(default_factory=UISettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    explain: ExplainSettings = Field(default_factory=ExplainSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -8,8 +8,25 @@ with no exact method is explained by a model-agnostic one only when the caller g
 >>> found = explain(loaded.flavour.name, loaded.model, frame)      # doctest: +SKIP
 >>> found.frame()            # one column per feature plus base_value           # doctest: +SKIP
 >>> found.value              # base_value + the row's attributions: the model's output in found.output
+
+Counterfactuals (:func:`counterfactuals`): the smallest changes to actionable features that move a
+prediction across a decision threshold.
 """
 
 from mloop.explain.attributions import EXPLAINERS, Attributions, Explainer, ExplainError, explain
+from mloop.explain.constraints import ConstraintError
+from mloop.explain.counterfactual import Counterfactual, Counterfactuals, counterfactuals
+from mloop.explain.search import Goal
 
-__all__ = ["EXPLAINERS", "Attributions", "ExplainError", "Explainer", "explain"]
+__all__ = [
+    "EXPLAINERS",
+    "Attributions",
+    "ConstraintError",
+    "Counterfactual",
+    "Counterfactuals",
+    "ExplainError",
+    "Explainer",
+    "Goal",
+    "counterfactuals",
+    "explain",
+]

@@ -166,12 +166,15 @@ class LoopController:
             return {"decision": "train_failed", "reason": report["error"]}
         passed, checks = decide(policy.gate, report)
         numbers = {k: report.get(k) for k in ("challenger_value", "champion_value", "latency_p99_ms",
-                                               "fairness_gap", "holdout_rows", "run_id")}  # fmt: skip
+                                               "fairness_gap", "holdout_rows", "run_id", "importance_shift")}  # fmt: skip
         reason = (
             "passed every check"
             if passed
             else "failed " + "; ".join(_explain(c) for c in checks if not c["passed"])
         )
+        largest = (report.get("importance_shift") or {}).get("largest")
+        if passed and largest:  # the reliance that moved most, in words, wherever the reason is shown
+            reason += f"; {largest['sentence']}"
         self._record(ep, now, "gate", passed=passed, checks=checks, challenger=report.get("challenger"),
                          champion=champion.version, metric=report.get("metric"), reason=reason, **numbers)  # fmt: skip
         if not passed:
@@ -303,4 +306,6 @@ def _explain(check: dict[str, Any]) -> str:
         text += f" (lower bound of the {check['confidence']:.0%} interval of the gain)"
     if "challenger" in check and "champion" in check:
         text += f" (challenger {check['challenger']:.4f}, champion {check['champion']:.4f})"
+    if "sentence" in check:  # an importance shift: "v2 relies 38% more on `amount` (share ...)"
+        text += f": {check['sentence']}"
     return text

@@ -133,7 +133,13 @@ class Gate:
     ``max_fairness_gap``; and the new training set's data checks. With ``confidence`` (e.g. 0.9) the
     gain must hold with that confidence too: the lower bound of a paired bootstrap interval of the gain
     on the holdout (:mod:`mloop.metrics.bootstrap`) must be at least ``min_gain``, so a small holdout's
-    noise does not promote a challenger that is no better."""
+    noise does not promote a challenger that is no better.
+
+    The gate report always lists how the challenger's reliance on each feature moved against the
+    champion's on the same holdout rows (:mod:`mloop.explain.importance`: each feature's share of the
+    total mean |attribution|). ``max_importance_shift`` (e.g. 0.3) also fails a challenger when a
+    feature's share moved by more than that, in absolute terms (0.2 to 0.5 is a move of 0.3); a model
+    that cannot be explained is reported so and never fails the gate on it."""
 
     metric: str = "auc"
     min_gain: float = 0.0
@@ -141,9 +147,17 @@ class Gate:
     max_fairness_gap: float | None = None
     data_checks: bool = True
     confidence: float | None = None
+    max_importance_shift: float | None = None
 
     def __post_init__(self) -> None:
         metric_name(self.metric)
+        shift = self.max_importance_shift
+        if shift is not None and (isinstance(shift, bool) or not isinstance(shift, int | float)
+                                  or not 0 < shift <= 1):  # fmt: skip
+            raise MalformedInput(
+                f"Gate max_importance_shift={shift!r}: give the largest move allowed in a feature's share of "
+                "the total |attribution|, a number in (0, 1] like 0.3, or None to only report the shift."
+            )
         if self.confidence is not None and not 0.5 <= self.confidence < 1:
             raise MalformedInput(
                 f"Gate confidence={self.confidence}: give a share between 0.5 and 1, like 0.9, or None."

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mloop.explain.importance import versus
 from mloop.loop.platform import Platform
 from mloop.loop.policy import LOWER_IS_BETTER, Gate, metric_name
 from mloop.metrics import evaluation
@@ -68,7 +69,8 @@ def retrain(open_project: Opener, root: str, overrides: dict[str, Any], pipeline
                                   "metric": metric, "challenger_value": metrics.get(f"test_{metric}")}  # fmt: skip
         holdout = data.test.reset_index(drop=True)
         challenger = project.models.load(pipeline.name, version)
-        old = _predict(project.models.load(*champion), holdout, data) if champion else None
+        previous = project.models.load(*champion) if champion else None
+        old = _predict(previous, holdout, data) if previous is not None else None
         report["champion_value"] = _value(data, holdout, old, metric) if old is not None else None
         # The paired bootstrap covers binary and regression metrics; a multiclass gate compares point values.
         if gate.confidence is not None and old is not None and len(holdout) and data.task != "multiclass":
@@ -81,6 +83,8 @@ def retrain(open_project: Opener, root: str, overrides: dict[str, Any], pipeline
         gaps = [v for k, v in metrics.items() if k.startswith("fairness_") and "demographic_parity" in k]
         report["fairness_gap"] = max(gaps) if gaps else None
         report["holdout_rows"] = len(holdout)
+        if previous is not None:
+            report["importance_shift"] = _importance_shift(challenger, previous, holdout, pipeline.seed)
         return report
 
 
@@ -123,7 +127,25 @@ def decide(gate: Gate, report: dict[str, Any]) -> tuple[bool, list[dict[str, Any
         checks.append(
             _check("fairness_gap", round(gap, 4), gate.max_fairness_gap, gap <= gate.max_fairness_gap)
         )
+    largest = (report.get("importance_shift") or {}).get("largest")
+    if gate.max_importance_shift is not None and largest is not None:  # unexplained: reported, not failed
+        move = abs(largest["change"])
+        checks.append(_check(f"importance_shift:{largest['feature']}", round(move, 4), gate.max_importance_shift,
+                             move <= gate.max_importance_shift) | {"sentence": largest["sentence"]})  # fmt: skip
     return all(c["passed"] for c in checks), checks
+
+
+def _importance_shift(challenger: Any, champion: Any, holdout: Any, seed: int) -> dict[str, Any]:
+    """The challenger's reliance on each feature against the champion's, on the same holdout rows (each
+    model reads its own inputs from them; the signature leaves the other columns out)."""
+    for model in (challenger, champion):
+        names = [c.name for c in model.signature.inputs] if model.signature else []
+        if not set(names) <= set(holdout.columns):
+            return {
+                "note": f"v{model.version} reads inputs the new holdout lacks: no like-for-like comparison"
+            }
+    return versus(challenger.attributions, champion.attributions, holdout, who=f"v{challenger.version}",
+                  seed=seed)  # fmt: skip
 
 
 def _check(name: str, value: Any, limit: Any, passed: bool) -> dict[str, Any]:

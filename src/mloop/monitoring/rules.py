@@ -9,6 +9,10 @@ rule                        fires when                             key
 ``drift``                   the newest complete window of a        ``<endpoint>/drift/v<version>``
                             version has a drifted column (and at
                             least ``drift.min_rows`` rows)
+``attribution_drift``       the newest window of a version has     ``<endpoint>/attribution``
+                            attribution shares at least
+                            ``attribution.threshold`` away from
+                            its card's (:mod:`.attribution_drift`)
 ``performance``             a realised metric is below its         ``<endpoint>/performance/<metric>/v<n>``
                             ``performance.metrics`` minimum
 ``estimated_performance``   no labels yet, and the estimate is     ``<endpoint>/estimated/<metric>/v<n>``

@@ -30,6 +30,7 @@ from mloop.errors import NotFound
 from mloop.features import queries as feature_queries
 from mloop.monitoring import distributions, queries, ranges, rules, sli, slo, traffic, windows
 from mloop.monitoring.alerts import Alert, deliver, no_longer_serving, serving_versions, sinks_from_settings
+from mloop.monitoring.attribution_drift import AttributionWatch, attribution_alerts
 from mloop.monitoring.performance import predictions_of, window_performance
 from mloop.monitoring.suite import compare
 from mloop.monitoring.versions import VersionInfo, load_version
@@ -37,6 +38,7 @@ from mloop.predictions import summary
 from mloop.predictions.feedback import read_feedback
 from mloop.predictions.files import FIXED, read_predictions
 from mloop.predictions.log import predictions_folder
+from mloop.registry.service import ModelRegistry
 
 Since = str | datetime
 Read = tuple[list[windows.Window], pd.DataFrame, datetime]  # the windows of a range, its rows, its end
@@ -47,6 +49,7 @@ class MonitoringService(Service):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self._versions: dict[tuple[str, int], VersionInfo] = {}
+        self._attribution = AttributionWatch(lambda model, version: ModelRegistry(ctx).load(model, version))
 
     @property
     def settings(self) -> MonitoringSettings:
@@ -80,8 +83,9 @@ class MonitoringService(Service):
               ) -> list[dict[str, Any]]:  # fmt: skip
         """Drift of every input and of the prediction per window and version in :meth:`range`: complete
         windows, and with ``partial`` the one still open at ``until`` too. A read: nothing is written
-        unless ``store`` (then the complete windows are saved, which needs ``monitoring.write``);
-        :meth:`update` is what stores windows for history, SLOs and alerts.
+        unless ``store`` (then the complete windows are saved, which needs ``monitoring.write``, and get
+        their attribution drift, :mod:`~mloop.monitoring.attribution_drift`, which explains a sample of each
+        window: too dear for every read); :meth:`update` is what stores windows for history, SLOs and alerts.
         ``methods`` and ``thresholds`` add to the endpoint's ``drift`` settings."""
         read = self._read(self.range(endpoint, since=since, until=until, window=window), endpoint, partial)
         return self._drift_of(endpoint, read, store, (dict(methods or {}), dict(thresholds or {})))
@@ -193,6 +197,7 @@ class MonitoringService(Service):
         perf = [p for p in perf if p.get("realised") or p.get("estimated")]
         firing = {a.key: a for a in [*rules.drift_alerts(endpoint, drift, options, now),
                                      *rules.performance_alerts(endpoint, perf, options, now),
+                                     *attribution_alerts(endpoint, drift, options, now),
                                      *rules.slo_alerts(endpoint, self.slo(endpoint, now=now), now)]}  # fmt: skip
         serving = serving_versions(self._ctx, endpoint)  # a retired version's alerts end, with that reason
         firing = {k: a for k, a in firing.items() if not no_longer_serving(a, serving)}
@@ -304,7 +309,7 @@ class MonitoringService(Service):
         out = [
             e
             for span, part in windows.split(frame, spans)
-            for e in self._drift_window(endpoint, span, part, extra)
+            for e in self._drift_window(endpoint, span, part, extra, explain=store)
         ]
         if store:
             self._save(endpoint, "drift", [e for e in out if _complete(e, until)])
@@ -350,13 +355,16 @@ class MonitoringService(Service):
         return [(str(m), int(v), g) for (m, v), g in groups]  # type: ignore[call-overload]  # pandas-stubs: keys are Hashable
 
     def _drift_window(self, endpoint: str, span: windows.Window, part: pd.DataFrame,
-                      extra: tuple[dict[str, str], dict[str, float]] = ({}, {})) -> list[dict[str, Any]]:  # fmt: skip
+                      extra: tuple[dict[str, str], dict[str, float]] = ({}, {}), explain: bool = False
+                      ) -> list[dict[str, Any]]:  # fmt: skip
+        # Attribution drift only for windows being stored (update): explaining costs far more than counting.
         base = {"start": span[0].isoformat(), "end": span[1].isoformat()}
         groups = self._groups(part)
         if not groups:
             return [{**base, "version": 0, "model": None, "rows": 0, "empty": True, "columns": [], "drifted": [],
                      "note": "no predictions in this window: drift cannot be decided"}]  # fmt: skip
         options = self.settings.endpoint(endpoint).drift
+        explained = self.settings.endpoint(endpoint).attribution
         out = []
         for model, version, group in groups:
             info = self._version(model, version)
@@ -372,7 +380,10 @@ class MonitoringService(Service):
                              columns=[c for c in options.columns if c in inputs] if options.columns else None,
                              methods={**options.methods, **extra[0]}, thresholds={**options.thresholds, **extra[1]},
                              correction=options.correction, samples=info.samples)  # fmt: skip
-            out.append({**entry, **report.to_dict(), "note": ""})
+            attribution = (
+                self._attribution.entry(model, version, info.importance, inputs, explained) if explain else {}
+            )
+            out.append({**entry, **report.to_dict(), "note": "", **attribution})
         return out
 
     def _with_labels(self, endpoint: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -25,6 +25,7 @@ class VersionInfo:
     estimator: PerformanceEstimator | None
     samples: dict[str, np.ndarray] = field(default_factory=dict)  # tensor column -> (rows, d)
     classes: list[str] | None = None  # a multiclass model's class names, in its output's column order
+    importance: dict[str, Any] | None = None  # the card's global importance: attribution drift's reference
 
 
 def load_version(ctx: Context, model: str, version: int) -> VersionInfo:
@@ -47,4 +48,4 @@ def load_version(ctx: Context, model: str, version: int) -> VersionInfo:
             data = json.loads(artifacts.get_bytes(lineage["calibration"]))
             estimator.fit(data["scores"], data["labels"])
     names = [str(c) for c in classes] if classes else None
-    return VersionInfo(profile, task, cut, estimator, samples, names)
+    return VersionInfo(profile, task, cut, estimator, samples, names, card.get("importance"))

@@ -20,6 +20,8 @@ Facts the training pipeline may pass as ``card=`` (every key optional; the shape
                   or {"country": {"metric": "tpr", "groups": {"DE": 0.81, "FR": 0.64}}}  (gap = max - min)
                   or {"country": 0.17},
       "limitations": ["Not validated on merchants outside the EU."],
+      "importance": {"mean_abs": {"amount": 0.8, ...}, "method": "tree_shap", "output": "log_odds",
+                     "rows": 2000} or {"note": "not computed: ..."}   (mloop.explain.importance.measure)
     }
 
 Limitations are also derived: slices with fewer than 100 rows or under 1% of their attribute's rows,
@@ -31,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mloop.explain.importance import card_lines
 from mloop.models.flavours import json_safe
 
 NOT_RECORDED = "not recorded"
@@ -44,6 +47,7 @@ SECTIONS = (
     "Inputs and outputs",
     "Metrics",
     "Fairness gaps",
+    "Global importance",
     "Limitations",
     "Lineage",
 )
@@ -81,6 +85,7 @@ def build(
         "threshold": facts.get("threshold"),
         "slices": _slices(facts.get("slices")) or None,
         "fairness": _fairness(facts.get("fairness")) or None,
+        "importance": facts.get("importance") or None,
         "lineage": json_safe(dict(lineage or {})),
     }
     card["limitations"] = [
@@ -171,6 +176,7 @@ def render_markdown(
         "",
     ]
     lines += ["## Fairness gaps", "", *_fairness_lines(card.get("fairness") or []), ""]
+    lines += ["## Global importance", "", *card_lines(card.get("importance")), ""]
     limitations = card.get("limitations") or []
     lines += ["## Limitations", ""]
     lines += [f"- {item['detail']}" for item in limitations] or ["None found, and none stated."]

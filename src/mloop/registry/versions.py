@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mloop.explain import Attributions, explain
+from mloop.explain import Attributions, Counterfactuals, counterfactuals, explain
 from mloop.models.flavours import Flavour
 from mloop.models.row_check import columns_conform
 from mloop.models.signature import Signature, SignatureError
@@ -187,6 +187,20 @@ class LoadedModel:
         """:meth:`explain` with everything the method knows: the output space, the method, the served
         prediction and, for an approximate method, how far each row's sum is off."""
         return explain(self.flavour.name, self.model, self.validate(inputs), budget=budget, target=target)
+
+    def counterfactuals(
+        self, row: Mapping[str, Any], constraints: Mapping[str, Any], goal: Mapping[str, Any], k: int = 3,
+        **options: Any,
+    ) -> Counterfactuals:  # fmt: skip
+        """Up to ``k`` diverse changes to ``row`` that move this model's prediction across ``goal``
+        (``{"threshold": 0.5, "want": "below"}``), each changing only features ``constraints`` allows;
+        the signature gives types and categories. See :func:`mloop.explain.counterfactuals`.
+
+        >>> model.counterfactuals(row, {"amount": {"min": 0}}, {"threshold": 0.5, "want": "below"})
+        ...                                                                        # doctest: +SKIP
+        """
+        specs = self.signature.inputs if self.signature is not None else None
+        return counterfactuals(self.predict, row, constraints, goal, k, specs=specs, **options)
 
     def predict_columns(self, columns: dict[str, list[Any]]) -> np.ndarray:
         """:meth:`predict` of ``pd.DataFrame(columns)`` for columns of plain JSON values (a request), without

@@ -11,6 +11,8 @@ One run: the point-in-time training set is built from the feature store, split b
 across time), the model fitted (LightGBM with early stopping on the validation split), evaluated on
 validation and test, per slice and for fairness gaps, a reference profile of every input and of the
 prediction stored for monitoring, and the model registered with its signature, lineage and model card.
+With ``federated=Federated(clients="region")`` a torch model is trained instead by one process per
+client on its own rows, only weights crossing (:mod:`mloop.training.federated`).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class TrainingPipeline:
     seed: int = DEFAULT_SEED
     experiment: str | None = None
     register: bool = True
+    federated: Any = None  # a mloop.training.federated.Federated: train in one process per client
 
     def training_set(self, project: Workspace) -> TrainingSet:
         """The point-in-time training set, split by time (what ``run`` fits on)."""

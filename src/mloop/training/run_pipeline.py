@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mloop.explain.importance import on_holdout
 from mloop.metrics import evaluation
 from mloop.metrics.multiclass import of_labels
 from mloop.metrics.profile import build_profile
 from mloop.metrics.reference import reference_sample, sample_to_bytes
+from mloop.models.flavours import flavour_for
 from mloop.training.dataset import TrainingSet, build_training_set
 from mloop.training.executors import Executor, open_executor
 from mloop.training.fitting import FitInfo, categories, fit, predict_scores, prepare, seeded
@@ -41,6 +43,10 @@ def fit_task(task: FitTask) -> tuple[Any, FitInfo]:
 
 def execute(pipeline: Any, project: Workspace, *, params: dict[str, Any], data: TrainingSet | None,
             executor: str | Any | None = None) -> Any:  # fmt: skip
+    if pipeline.federated is not None:  # its clients are its processes: no executor, no pooled rows
+        from mloop.training.federated.pipeline import run_federated
+
+        return run_federated(pipeline, project, params)
     executor = project.settings.compute.executor if executor is None else executor
     # Opened before the run: an unreachable cluster fails here, leaving no half-created run.
     pool = None if executor == "inprocess" else open_executor(executor, 1, compute=project.settings.compute)
@@ -118,6 +124,8 @@ def _execute(pipeline: Any, project: Workspace, params: dict[str, Any], data: Tr
                 "threshold": report["detail"]["threshold"],
                 "slices": report["detail"]["slices"],
                 "fairness": report["detail"]["fairness"],
+                # mean |attribution| on the test split: what the loop's gate and attribution drift compare
+                "importance": on_holdout(flavour_for(model).name, model, x["test"], seed=pipeline.seed),
             }
             if classes:  # the columns of the model's probability matrix, for monitoring
                 card["classes"] = [c.item() if isinstance(c, np.generic) else c for c in classes]

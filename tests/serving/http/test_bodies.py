@@ -23,6 +23,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "/v1/feedback": {"request_id": "abc", "label": 1},
     "/v1/endpoints/{name}/predict": {"rows": [{"amount": 1.0}]},
     "/v1/endpoints/{name}/explain": {"rows": [{"amount": 1.0}], "top_k": 3},
+    "/v1/endpoints/{name}/counterfactual": {"rows": [{"amount": 1.0}]},
     "/v2/models/{name}/infer": {"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [1.0]}]},
     "/v2/models/{name}/versions/{version}/infer": {
         "inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [1.0]}]

@@ -134,6 +134,38 @@ def test_while_the_event_loop_lags_new_requests_are_shed_and_then_admitted_again
     assert after == 200
 
 
+def test_a_loop_delayed_by_other_processes_sheds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same 150 ms stretch, but the kernel says the loop's thread spent it waiting for a CPU that other
+    processes held: a busy machine, not a queue the server made. Refusing would not give the CPU back."""
+
+    class Starved:  # /proc/thread-self/schedstat on a machine where every moment is spent runnable
+        def seconds(self) -> float:
+            return time.monotonic()
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("mloop.serving.http.looplag._RunQueueWait.open", classmethod(lambda cls: Starved()))
+
+    async def scenario() -> list[int]:
+        async def inline(scope: Any, receive: Any, send: Any) -> None:
+            if scope["path"].endswith("/slow/predict"):
+                time.sleep(0.15)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        guard = Guard(inline, max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
+        assert (await _call(guard))[0] == 200
+        await asyncio.sleep(0.01)
+        slow = asyncio.create_task(_call(guard, "/v1/endpoints/slow/predict"))
+        behind = [asyncio.create_task(_call(guard)) for _ in range(5)]
+        done = await asyncio.gather(slow, *behind)
+        await asyncio.sleep(0.05)
+        return [status for status, _, _ in done] + [(await _call(guard))[0]]
+
+    assert asyncio.run(scenario()) == [200] * 7
+
+
 def test_health_and_metrics_are_never_shed() -> None:
     async def scenario() -> int:
         async def ok(scope: Any, receive: Any, send: Any) -> None:

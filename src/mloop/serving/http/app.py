@@ -20,12 +20,14 @@ from mloop.predictions.usage import usage_folder
 from mloop.privacy.schedule import RetentionSchedule
 from mloop.project import Project
 from mloop.serving import metrics as metrics_module
+from mloop.serving.counterfactuals import CounterfactualService
 from mloop.serving.endpoints import EndpointTable, settle_heap
 from mloop.serving.explaining import Explaining
 from mloop.serving.http import docs, errors
 from mloop.serving.http.auth import Authenticator, MetricsGate
 from mloop.serving.http.fastpath import PredictFastPath
 from mloop.serving.http.protection import Guard
+from mloop.serving.http.routes import counterfactual as counterfactual_routes
 from mloop.serving.http.routes import explain as explain_routes
 from mloop.serving.http.routes import features as features_routes
 from mloop.serving.http.routes import feedback as feedback_routes
@@ -96,6 +98,9 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
     app.include_router(features_routes.router(caller), responses=errors.V1)
     app.include_router(predict_routes.router(caller, inference), responses=errors.V1)
     app.include_router(explain_routes.router(caller, Explaining.of(inference)), responses=errors.V1)
+    app.include_router(
+        counterfactual_routes.router(caller, CounterfactualService(inference)), responses=errors.V1
+    )
     app.include_router(oip_routes.router(caller, inference), responses=errors.V2)
     app.include_router(feedback_routes.router(caller, app.state.feedback), responses=errors.V1)
     app.include_router(monitoring_routes.router(caller), responses=errors.V1)

@@ -54,7 +54,10 @@ class LoopMonitor:
     def __init__(self, on_measure: Callable[[float, float], None] | None = None) -> None:
         self.on_measure = on_measure
         self.lag = 0.0  # seconds late, the last measurement
+        self.blocked = 0.0  # the part of the last lag the server caused itself (not a busy machine)
         self.worst = 0.0  # the longest lag since start
+        self._waited: _RunQueueWait | None = None
+        self._waited_at = 0.0  # the loop thread's run-queue wait when the timer was last set
         self.due = math.inf  # when the timer is due (loop time)
         self._task: asyncio.Task[None] | None = None
 
@@ -79,29 +82,39 @@ class LoopMonitor:
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
         lag, blocked = LAG.observe, BLOCKED.observe
-        waited = _RunQueueWait.open()  # on the loop's own thread: the file describes this thread
+        self._waited = waited = _RunQueueWait.open()  # on the loop's own thread: it describes this thread
         cpu = time.process_time
         try:
             while True:
                 self.due = loop.time() + TICK
-                before = waited.seconds() if waited is not None else cpu()
+                self._waited_at = before = waited.seconds() if waited is not None else cpu()
                 await asyncio.sleep(TICK)
                 now = loop.time()
                 self.lag = late = max(0.0, now - self.due)
                 lag(late)
                 if late <= 0:
-                    blocked(0.0)
+                    own = 0.0
                 elif waited is not None:  # the lateness less the wait for a CPU (what other processes took)
-                    blocked(max(0.0, late - (waited.seconds() - before)))
+                    own = max(0.0, late - (waited.seconds() - before))
                 else:  # CPU time over the tick and the lateness, capped by the lateness
-                    blocked(min(late, cpu() - before))
+                    own = min(late, cpu() - before)
+                self.blocked = own
+                blocked(own)
                 if late > self.worst:
                     self.worst = late
                 if self.on_measure is not None:
                     self.on_measure(late, now)
         finally:
+            self._waited = None
             if waited is not None:
                 waited.close()
+
+    def waited_since_timer(self) -> float:
+        """Seconds the loop's thread has waited for a CPU since the timer was last set (0 where the kernel
+        does not say): of a stretch without the timer running, the part a busy machine took. Call it on
+        the loop's thread."""
+        waited = self._waited
+        return max(0.0, waited.seconds() - self._waited_at) if waited is not None else 0.0
 
 
 class _RunQueueWait:

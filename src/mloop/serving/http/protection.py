@@ -14,7 +14,8 @@ near one. So the guard also watches the loop itself, through its
 cover the whole life of the worker): a timer due every 2 ms measures how late it runs, which is how long
 a callback queued now waits. As in CoDel (Nichols and Jacobson's queue
 discipline), a delay is only overload when it persists: once every measurement for a whole
-:data:`INTERVAL` was over ``max_queue_ms`` (or the timer has been overdue that long), the guard is
+:data:`INTERVAL` was over ``max_queue_ms``, or the timer has been overdue that long (counting only the
+delay the server caused itself, not the time other processes held the CPU), the guard is
 *dropping*: each turn of the loop admits requests only until the loop has run ``max_queue_ms`` since the
 timer last ran, and answers the rest at once with 503. A rejection costs a tenth of a prediction, so the
 admitted work per turn is bounded, the loop keeps up, and admitted and refused requests alike are
@@ -160,6 +161,10 @@ class Guard:
             # The watcher itself may be stuck behind a long stretch of work: overdue all INTERVAL long.
             if busy - TICK - self.max_queue < INTERVAL:
                 return None
+            # ... unless other processes held the CPU meanwhile: that is a busy machine, not a queue of
+            # requests this server made for itself (a lone client's request would be refused for nothing).
+            if busy - self.monitor.waited_since_timer() - TICK - self.max_queue < INTERVAL:
+                return None
             self.dropping = True
         # Overloaded: admit work only until the loop has run max_queue since the watcher last ran, so
         # every turn of the loop admits a bounded amount and answers the rest at once.
@@ -177,6 +182,10 @@ class Guard:
         if self.max_queue is None:
             return
         target = self.max_queue
+        # What the server did to itself: the lag less the time other processes held the CPU. A machine
+        # starved by others delays the loop too, but refusing requests would not give the CPU back, and it
+        # would refuse a lone client whose requests queue behind nothing.
+        lag = self.monitor.blocked
         if lag > target:
             self._below = None
             if self._above is None:
