@@ -72,3 +72,45 @@ def test_bad_input_is_a_user_error_that_says_how_to_fix_it(
     code, out, err = mloop("explain", "fraud", *args)
     assert code in (1, 2) and needle in out + err
     assert "Traceback" not in out + err
+
+
+def test_counterfactual_answers_cross_the_threshold_and_change_only_actionable_features(
+    explained: Explained, mloop: Mloop
+) -> None:
+    config = explained.project.root / "mloop.yaml"
+    before = config.read_text(encoding="utf-8") if config.exists() else None
+    block = ("explain:\n  counterfactuals:\n    fraud:\n      threshold: 0.7\n      want: below\n"
+             "      features:\n        amount_ratio: {min: 0, direction: down}\n"
+             "        distance_km: {min: 0, direction: down}\n        device: {}\n")  # fmt: skip
+    config.write_text((before or "") + "\n" + block, encoding="utf-8")
+    try:
+        rows = [explained.row(i) for i in range(min(len(explained.frame), 1_000))]
+        with explained.client() as client:
+            scores = client.post("/v1/endpoints/fraud/predict", json={"rows": rows}).json()["predictions"]
+        blocked = None
+        for row in [r for r, score in zip(rows, scores, strict=True) if score >= 0.7][:40]:
+            code, out, err = mloop("explain", "fraud", "--row", json.dumps(row), "--counterfactual",
+                                   "--format", "json")  # fmt: skip
+            assert code == 0, err
+            answer = json.loads(out)
+            if answer["prediction"] >= 0.7 and answer["counterfactuals"]:
+                blocked = (row, answer)
+                break
+        assert blocked is not None, "no blocked row with a counterfactual in the fixture"
+        row, answer = blocked
+        assert set(answer["actionable"]) <= {"amount_ratio", "distance_km", "device"}
+        for found in answer["counterfactuals"]:
+            assert found["prediction"] < 0.7 and set(found["changes"]) <= set(answer["actionable"])
+            moved = [c for name, c in found["changes"].items() if name != "device"]
+            assert all(c["to"] < c["from"] for c in moved)  # direction: down
+        code, markdown, err = mloop("explain", "fraud", "--row", json.dumps(row), "--counterfactual")
+        assert code == 0, err
+        assert "wanted: under 0.700" in markdown and "→" in markdown
+        code, _, err = mloop("explain", "fraud", "--row", json.dumps(row), "--row", json.dumps(row),
+                             "--counterfactual")  # fmt: skip
+        assert code != 0 and "1 row" in err
+    finally:
+        if before is None:
+            config.unlink()
+        else:
+            config.write_text(before, encoding="utf-8")

@@ -24,6 +24,13 @@ def explain(
     target: str | None = typer.Option(None, "--target", help="The class to explain, for a multiclass model."),
     budget: int | None = typer.Option(None, "--budget", min=1, help="Model evaluations per row for a model-agnostic "
                                       "method (a flavour with no exact one)."),
+    counterfactual: bool = typer.Option(False, "--counterfactual", help="Instead: the smallest changes to the "
+                                        "endpoint's actionable features (explain.counterfactuals in mloop.yaml) "
+                                        "that move its answer across the decision threshold; one --row."),
+    k: int | None = typer.Option(None, "--k", min=1, max=20, help="With --counterfactual: answers to find "
+                                 "(default: the endpoint's k)."),
+    max_changes: int | None = typer.Option(None, "--max-changes", min=1, help="With --counterfactual: most "
+                                           "features one answer changes."),
     fmt: str = typer.Option("table", "--format", help="table, json or markdown."),
 ) -> None:  # fmt: skip
     """Why ENDPOINT answers what it does for some rows: each feature's attribution.
@@ -36,14 +43,17 @@ def explain(
       $ mloop explain fraud --row '{"customer_id": 42, "amount": 912.5}'
       $ mloop explain fraud --row '{"customer_id": 42, "amount": 912.5}' --top-k 3 --format markdown
       $ mloop explain fraud --row '{"customer_id": 7, "amount": 12}' --row '{"customer_id": 8, "amount": 40}' --format json
+      $ mloop explain fraud --row '{"customer_id": 42, "amount": 912.5}' --counterfactual --k 3
     """
-    # The counterfactual search (`--counterfactual`) will be one more branch here, on the same rows.
     from mloop.serving.explaining import Explaining
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r}: use {', '.join(FORMATS)}", param_hint="--format")
     rows = [_row(text, i) for i, text in enumerate(row)]
     project = _state.project()
+    if counterfactual:
+        _counterfactuals(project, endpoint, rows, version=version, k=k, max_changes=max_changes, fmt=fmt)
+        return
     found = Explaining.in_process(project).explain(
         project, endpoint, rows, version=version, top_k=top_k, budget=budget,
         target=int(target) if target is not None and target.lstrip("-").isdigit() else target,
@@ -55,6 +65,38 @@ def explain(
         out.console.print(markdown(answer), highlight=False, markup=False, soft_wrap=True)
     else:
         _tables(answer)
+
+
+def _counterfactuals(project: Any, endpoint: str, rows: list[dict[str, Any]], *, version: int | None,
+                     k: int | None, max_changes: int | None, fmt: str) -> None:  # fmt: skip
+    from mloop.serving.counterfactuals import CounterfactualService
+
+    found = CounterfactualService.in_process(project).counterfactuals(
+        project, endpoint, rows, k=k, max_changes=max_changes, version=version
+    )
+    answer = found.to_dict()
+    if fmt == "json":
+        out.emit_json(answer)
+        return
+    text = counterfactual_markdown(answer)
+    out.console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+def counterfactual_markdown(answer: dict[str, Any]) -> str:
+    """The counterfactuals as Markdown: the row's prediction and the goal, then one line per answer."""
+    side = "under" if answer["want"] == "below" else "at or over"
+    lines = [f"**{answer['model']} v{answer['version']} predicts {out.fmt(answer['prediction'])}; wanted: "
+             f"{side} {out.fmt(answer['threshold'])}** (actionable: "
+             f"{', '.join(answer['actionable']) or 'nothing'})", ""]  # fmt: skip
+    if not answer["counterfactuals"]:
+        return "\n".join([*lines, f"No counterfactual: {answer.get('reason', 'none found')}"])
+    lines += ["| # | changes | prediction | distance |", "|---|---|---:|---:|"]
+    for i, found in enumerate(answer["counterfactuals"], 1):
+        changes = "; ".join(
+            f"`{n}` {out.fmt(c['from'])} → {out.fmt(c['to'])}" for n, c in found["changes"].items()
+        )
+        lines.append(f"| {i} | {changes} | {out.fmt(found['prediction'])} | {found['distance']:.3g} |")
+    return "\n".join(lines)
 
 
 def _row(text: str, i: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ more through the version's :class:`~mloop.serving.predictor.Predictor` exactly a
 answer the changed row, and only answers that this prediction confirms are returned. Nothing is written
 to the prediction log: a counterfactual is a question about the model, not a decision.
 
->>> service = CounterfactualService(inference)                                       # doctest: +SKIP
+>>> service = CounterfactualService.of(inference)   # a server's; .in_process(project) for the CLI  # doctest: +SKIP
 >>> service.counterfactuals(project, "fraud", [{"customer_id": 42, "amount": 2400.0}]).to_dict()
 ...                                                                                   # doctest: +SKIP
 """
@@ -26,7 +26,8 @@ from mloop.errors import PayloadTooLarge
 from mloop.explain import ExplainError, Goal
 from mloop.explain.constraints import resolve
 from mloop.explain.counterfactual import Counterfactual, Counterfactuals, find
-from mloop.serving.inference import Inference
+from mloop.project import Project
+from mloop.serving.explaining import Resolve, resolve_live
 
 MAX_ROWS = 1  # a search costs thousands of model rows: one row per request
 
@@ -50,11 +51,24 @@ class CounterfactualAnswer:
 
 
 class CounterfactualService:
-    """Counterfactuals for the endpoints an :class:`~mloop.serving.inference.Inference` serves."""
+    """Counterfactuals of an endpoint's answers; ``resolve`` is :meth:`Inference.resolve` in a server."""
 
-    def __init__(self, inference: Inference) -> None:
-        self.inference = inference
-        self.project = inference.project
+    def __init__(self, resolve: Resolve, project: Project) -> None:
+        self._resolve = resolve
+        self.project = project  # looks features up as the server does: a caller needs no feature access
+
+    @classmethod
+    def of(cls, inference: Any) -> CounterfactualService:
+        """The counterfactuals of a server's :class:`~mloop.serving.inference.Inference`."""
+        return cls(inference.resolve, inference.project)
+
+    @classmethod
+    def in_process(cls, project: Project) -> CounterfactualService:
+        """Counterfactuals without a server (``mloop explain --counterfactual``): the endpoint's live
+        deployment is read and the version chosen loaded, as ``project``'s caller."""
+        return cls(
+            lambda caller, endpoint, rows, version: resolve_live(project, endpoint, rows, version), project
+        )
 
     def counterfactuals(
         self,
@@ -75,7 +89,7 @@ class CounterfactualService:
             raise PayloadTooLarge(
                 f"A counterfactual request explains {MAX_ROWS} row, got {len(rows)}: send one request per row."
             )
-        live, predictor = self.inference.resolve(caller, endpoint, rows, version)
+        _, predictor = self._resolve(caller, endpoint, rows, version)
         declared = self.project.settings.explain.counterfactuals.get(endpoint)
         if declared is None:
             raise ExplainError(
@@ -93,7 +107,7 @@ class CounterfactualService:
         found = find(predictor.model.predict_columns, row, bounds, goal, k or declared.k,
                      max_changes=min(caps) if caps else None)  # fmt: skip
         return CounterfactualAnswer(
-            live.name, predictor.name, predictor.version, self._verified(predictor, found)
+            endpoint, predictor.name, predictor.version, self._verified(predictor, found)
         )
 
     def _verified(self, predictor: Any, found: Counterfactuals) -> Counterfactuals:

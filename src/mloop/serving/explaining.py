@@ -68,7 +68,7 @@ class Explaining:
         """Explanations without a server (``mloop explain``): the endpoint's live deployment is read and only
         the version chosen is loaded, as ``project``'s caller, who needs ``predict`` on the endpoint."""
         return cls(
-            lambda caller, endpoint, rows, version: _resolve_live(project, endpoint, rows, version), project
+            lambda caller, endpoint, rows, version: resolve_live(project, endpoint, rows, version), project
         )
 
     def explain(
@@ -99,7 +99,7 @@ class Explaining:
         return Explanation(found, predictor.name, predictor.version, top_k)
 
 
-def _resolve_live(
+def resolve_live(
     project: Project, endpoint: str, rows: Sequence[Mapping[str, Any]], version: int | None
 ) -> tuple[Any, Predictor]:
     """What :meth:`Inference.resolve` answers, from the deployment itself instead of a server's table."""

@@ -99,7 +99,7 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
     app.include_router(predict_routes.router(caller, inference), responses=errors.V1)
     app.include_router(explain_routes.router(caller, Explaining.of(inference)), responses=errors.V1)
     app.include_router(
-        counterfactual_routes.router(caller, CounterfactualService(inference)), responses=errors.V1
+        counterfactual_routes.router(caller, CounterfactualService.of(inference)), responses=errors.V1
     )
     app.include_router(oip_routes.router(caller, inference), responses=errors.V2)
     app.include_router(feedback_routes.router(caller, app.state.feedback), responses=errors.V1)

@@ -137,7 +137,7 @@ def test_more_than_one_row_is_413_with_the_limit(client: TestClient) -> None:
 def test_an_endpoint_without_declared_constraints_says_how_to_declare_them(client: TestClient) -> None:
     body = {"entities": {"customer_id": 1}, "features": {"amount": 900.0, "hour": 2}}
     response = client.post("/v1/endpoints/plain/counterfactual", json=body)
-    assert response.status_code == 400 and "counterfactuals:\n    plain:" in response.json()["message"]
+    assert response.status_code == 422 and "counterfactuals:\n    plain:" in response.json()["message"]
     assert client.post("/v1/endpoints/nope/counterfactual", json=body).status_code == 404
 
 
