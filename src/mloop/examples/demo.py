@@ -347,6 +347,13 @@ def _settings(size: Size) -> dict[str, Any]:
         # what `mloop review` checks the endpoint against (docs/review.md shows the demo's review)
         "review": {"requirements": {"fraud": {"mode": "real-time", "p99_ms": 250, "availability": 0.999,
                                               "budget_per_1k": 0.01}}},
+        # what `mloop explain fraud --counterfactual` may change to let a blocked payment through
+        # (docs/explain.md): a smaller amount, another device; everything else is the customer's history
+        "explain": {"counterfactuals": {"fraud": {"threshold": 0.5, "want": "below", "k": 3, "features": {
+            "pay_amount": {"min": 1, "direction": "down", "step": 1},
+            "amount_ratio": {"min": 0, "direction": "down"},
+            "pay_device": {},
+        }}}},
     }  # fmt: skip
 
 
