@@ -62,3 +62,21 @@ def test_a_budget_covering_every_coalition_gives_the_exact_values(data: Data) ->
 def test_a_flavour_without_an_explainer_or_a_model_flavour_is_refused(data: Data) -> None:
     with pytest.raises(ExplainError, match="No explainer for the 'xgboost' flavour"):
         explain("xgboost", object(), data.rows(0), budget=20, background=data.X)
+
+
+def test_an_onnx_model_is_explained_by_the_fallback_in_its_served_space(data: Data) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from mloop.models.export import to_onnx
+    from mloop.models.flavours import get_flavour
+    from mloop.models.signature import infer
+
+    X = data.X.astype("float32")
+    model = LogisticRegression().fit(X, data.classes)
+    graph = to_onnx(get_flavour("sklearn"), model, infer(X))
+    with pytest.raises(ExplainError, match="The onnx flavour has no exact method; .* budget=N"):
+        explain("onnx", graph, X[:2], background=X)
+    rows = X[:3]
+    found = explain("onnx", graph, rows, budget=30, background=X[:20], target="b")
+    assert (found.method, found.output, found.target) == ("kernel_shap", "probability", ["b", "b", "b"])
+    np.testing.assert_allclose(found.value, get_flavour("onnx").predict(graph, rows)[:, 1], atol=1e-6)
