@@ -36,20 +36,20 @@ def forest(data: Data) -> RandomForestClassifier:
 
 @pytest.fixture(scope="session")
 def booster(data: Data) -> lgb.LGBMClassifier:
-    return lgb.LGBMClassifier(n_estimators=30, num_leaves=8, verbose=-1).fit(data.X, data.binary)
+    return lgb.LGBMClassifier(n_estimators=30, num_leaves=8, n_jobs=1, verbose=-1).fit(data.X, data.binary)
 
 
 @pytest.fixture(scope="session")
 def cases(data: Data, forest: RandomForestClassifier, booster: lgb.LGBMClassifier) -> list[Case]:
     X = data.X
-    lgb_reg = lgb.LGBMRegressor(n_estimators=20, num_leaves=8, verbose=-1).fit(X, data.value)
+    lgb_reg = lgb.LGBMRegressor(n_estimators=20, num_leaves=8, n_jobs=1, verbose=-1).fit(X, data.value)
     gb = GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0).fit(X, data.binary)
     hist = HistGradientBoostingRegressor(max_iter=20, random_state=0).fit(X, data.value)
     tree = DecisionTreeRegressor(max_depth=5, random_state=0).fit(X, data.value)
     extra = ExtraTreesClassifier(n_estimators=20, max_depth=5, random_state=0).fit(X, data.classes)
     return [
-        ("lightgbm", booster, "log_odds", lambda f: booster.predict(f, raw_score=True)),
-        ("lightgbm", lgb_reg, "value", lgb_reg.predict),
+        ("lightgbm", booster, "log_odds", lambda f: booster.predict(f, raw_score=True, num_threads=1)),
+        ("lightgbm", lgb_reg, "value", lambda f: lgb_reg.predict(f, num_threads=1)),
         ("sklearn", forest, "probability", lambda f: forest.predict_proba(f)[:, 1]),
         ("sklearn", gb, "log_odds", gb.decision_function),
         ("sklearn", hist, "value", hist.predict),
