@@ -4,6 +4,12 @@ An :class:`Attributions` holds, for each row, a value per feature and a base val
 model's output in a stated space (:data:`OUTPUTS`): a LightGBM binary classifier is explained in log-odds
 (TreeSHAP is exact there, not on the probability), a regressor in its values. ``prediction`` is what
 ``predict`` answers for the same rows, so a caller sees both the served answer and the sum it decomposes.
+
+Methods by flavour (:data:`EXPLAINERS`; docs/explain/methods.md): LightGBM's own TreeSHAP; scikit-learn
+trees through ``shap.TreeExplainer`` and linear models in closed form (both exact); PyTorch through Captum's
+Integrated Gradients (approximate: ``delta`` per row); anything else (ONNX, pipelines, other estimators)
+through KernelSHAP, only with an explicit ``budget``. Linear models and the fallback measure attributions
+against a ``background`` sample of the training inputs, which the caller passes.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class Attributions:
     exact: bool  # additivity holds to rounding; False: ``delta`` says how far it is off
     delta: np.ndarray | None = None  # (rows,) |sum - output| reported by an approximate method
     target: Any = None  # the class explained, for a multiclass model
+    maps: dict[str, np.ndarray] | None = None  # a tensor column's per-element attributions (rows, *shape)
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -90,9 +97,17 @@ class Attributions:
 class Explainer(Protocol):
     """How one flavour's models are explained."""
 
-    def explain(self, model: Any, frame: pd.DataFrame, *, budget: int | None = None, target: Any = None
-                ) -> Attributions:  # fmt: skip
-        """Attributions of ``frame``'s rows (already validated against the signature)."""
+    def explain(
+        self,
+        model: Any,
+        frame: pd.DataFrame,
+        *,
+        budget: int | None = None,
+        target: Any = None,
+        background: pd.DataFrame | None = None,
+    ) -> Attributions:
+        """Attributions of ``frame``'s rows (already validated against the signature); ``background``:
+        rows of the training inputs, for a method that measures against an expected input."""
         ...
 
 
@@ -100,6 +115,9 @@ EXPLAINERS = Plugins(
     "explainer",
     {
         "lightgbm": "mloop.explain.trees:LightGBMExplainer",
+        "sklearn": "mloop.explain.sklearn:SklearnExplainer [explain]",
+        "torch": "mloop.explain.torch:TorchExplainer [explain]",
+        "onnx": "mloop.explain.fallback:FallbackExplainer [explain]",
     },
     unknown="No explainer for the {name!r} flavour; explainers exist for {choices}.",
     error=ExplainError,
@@ -107,16 +125,32 @@ EXPLAINERS = Plugins(
 
 
 def explain(
-    flavour: str, model: Any, frame: pd.DataFrame, *, budget: int | None = None, target: Any = None
+    flavour: str,
+    model: Any,
+    frame: pd.DataFrame,
+    *,
+    budget: int | None = None,
+    target: Any = None,
+    background: pd.DataFrame | None = None,
 ) -> Attributions:
-    """Attributions of ``frame``'s rows by the explainer of ``flavour`` (a flavour's name)."""
+    """Attributions of ``frame``'s rows by the explainer of ``flavour`` (a flavour's name); a flavour with
+    no explainer of its own gets the model-agnostic fallback, which needs ``budget`` and ``background``.
+
+    >>> found = explain("sklearn", forest, X_test[:5])                  # doctest: +SKIP
+    >>> found.output, found.method                                      # doctest: +SKIP
+    ('probability', 'tree_shap')
+    """
     if frame.empty:
         raise ExplainError("Nothing to explain: give at least one row.")
-    if flavour not in EXPLAINERS:
-        raise ExplainError(f"No explainer for the {flavour!r} flavour; explainers exist for "
-                           f"{', '.join(EXPLAINERS)}.")  # fmt: skip
-    explainer: Explainer = EXPLAINERS.load(flavour)()
-    return explainer.explain(model, frame, budget=budget, target=target)
+    if background is not None and background.empty:
+        raise ExplainError("The background has no rows: pass a sample of the training inputs (100 rows do).")
+    if flavour in EXPLAINERS:
+        explainer: Explainer = EXPLAINERS.load(flavour)()
+    else:
+        from mloop.explain.fallback import FallbackExplainer
+
+        explainer = FallbackExplainer(flavour)
+    return explainer.explain(model, frame, budget=budget, target=target, background=background)
 
 
 def _plain(value: Any) -> Any:

@@ -18,8 +18,15 @@ from mloop.models.flavours import ordered
 
 
 class LightGBMExplainer:
-    def explain(self, model: Any, frame: pd.DataFrame, *, budget: int | None = None, target: Any = None
-                ) -> Attributions:  # fmt: skip
+    def explain(
+        self,
+        model: Any,
+        frame: pd.DataFrame,
+        *,
+        budget: int | None = None,
+        target: Any = None,
+        background: pd.DataFrame | None = None,  # path-dependent TreeSHAP needs none: the trees hold it
+    ) -> Attributions:
         booster = model if type(model).__name__ == "Booster" else model.booster_
         names = booster.feature_name()
         frame = ordered(frame, names)
@@ -47,7 +54,7 @@ class LightGBMExplainer:
             rows = np.arange(len(frame))
             contrib = contrib.reshape(len(frame), classes, width)[rows, picked, :]
             prediction = np.asarray(prediction)[rows, picked]
-            output, chosen = "margin", [labels[i] for i in picked]
+            output, chosen = "margin", np.asarray(labels, dtype=object)[picked].tolist()
         values = pd.DataFrame(contrib[:, :-1], columns=names, index=frame.index)
         return Attributions(values, contrib[:, -1], prediction, output, "tree_shap", exact=True,
                             target=chosen)  # fmt: skip
