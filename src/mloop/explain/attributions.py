@@ -122,6 +122,9 @@ EXPLAINERS = Plugins(
     unknown="No explainer for the {name!r} flavour; explainers exist for {choices}.",
     error=ExplainError,
 )
+# The model-agnostic method for every other flavour, looked up like the rest (lazily, naming its extra).
+FALLBACK = Plugins("explainer", {"fallback": "mloop.explain.fallback:FallbackExplainer [explain]"},
+                   error=ExplainError)  # fmt: skip
 
 
 def explain(
@@ -147,9 +150,7 @@ def explain(
     if flavour in EXPLAINERS:
         explainer: Explainer = EXPLAINERS.load(flavour)()
     else:
-        from mloop.explain.fallback import FallbackExplainer
-
-        explainer = FallbackExplainer(flavour)
+        explainer = FALLBACK.load("fallback")(flavour)
     return explainer.explain(model, frame, budget=budget, target=target, background=background)
 
 

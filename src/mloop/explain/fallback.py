@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.explain.attributions import Attributions, ExplainError
-from mloop.explain.background import background_rows, require_background
+from mloop.explain.background import background_rows, require_background, split_weights
 from mloop.models.flavours import FLAVOURS, get_flavour
 
 METHOD = "kernel_shap"
@@ -99,7 +99,13 @@ def kernel_shap(
         return np.asarray(predict(rows), dtype=float)
 
     served = score(frame.to_numpy(dtype=object))
-    kernel = shap.KernelExplainer(score, background.to_numpy(dtype=object), link="identity")
+    rows_of, weights = split_weights(background)
+    data: Any = rows_of.to_numpy(dtype=object)
+    if weights is not None:  # a registered summary: each centroid counts for the rows it stands for
+        from shap.utils._legacy import DenseData  # type: ignore[import-untyped]
+
+        data = DenseData(data, features, None, weights)
+    kernel = shap.KernelExplainer(score, data, link="identity")
     found = kernel.shap_values(frame.to_numpy(dtype=object), nsamples=budget, l1_reg=False, silent=True)
     values = np.asarray(found, dtype=float)
     base = np.atleast_1d(np.asarray(kernel.expected_value, dtype=float))

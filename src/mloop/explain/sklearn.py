@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.explain.attributions import Attributions, ExplainError
-from mloop.explain.background import require_background
+from mloop.explain.background import require_background, split_weights
 from mloop.explain.fallback import kernel_shap
 from mloop.models.flavours import ordered
 
@@ -117,7 +117,8 @@ def _linear(model: Any, frame: pd.DataFrame, target: Any, background: pd.DataFra
     if missing:
         raise ExplainError(f"The background lacks the model's input columns {', '.join(map(str, missing))}.")
     x = frame.to_numpy(dtype=float)
-    mean = background[list(frame.columns)].to_numpy(dtype=float).mean(axis=0)
+    kept, weights = split_weights(background)
+    mean = np.average(kept[list(frame.columns)].to_numpy(dtype=float), axis=0, weights=weights)
     coef = np.atleast_2d(np.asarray(model.coef_, dtype=float))
     intercept = np.atleast_1d(np.asarray(model.intercept_, dtype=float))
     classes = getattr(model, "classes_", None)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import select
 
 from mloop._time import utcnow
 from mloop.errors import IntegrityError, MloopError, NotFound
+from mloop.explain.background import read_background
 from mloop.models.export import FORMATS, to_onnx
 from mloop.models.flavours import ExportError, get_flavour
 from mloop.models.package import pack, unpack
@@ -118,7 +121,15 @@ class RegistryExports(RegistryQueries):
                     "model again and point its aliases at the new version."
                 ) from None
             chosen, model = unpack(archive, Path(tmp) / "model")
-        return LoadedModel(found, chosen, model)
+        return LoadedModel(found, chosen, model, self._background_of(found))
+
+    def _background_of(self, found: ModelVersion) -> Callable[[], pd.DataFrame | None] | None:
+        """A reader of the version's explanation background (None when it was registered without one)."""
+        digest = found.lineage.get("explain_background")
+        if not isinstance(digest, str):
+            return None
+        artifacts = self._ctx.artifacts
+        return lambda: read_background(artifacts.get_bytes(digest))
 
 
 def _record(row: ModelExportRow, name: str) -> ModelExport:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from mloop._time import utcnow
 from mloop.errors import MloopError, NotFound, SchemaError
+from mloop.explain.background import background_bytes
 from mloop.models.flavours import ExportError, Flavour, flavour_for, get_flavour, json_safe
 from mloop.models.package import pack
 from mloop.models.signature import Signature, SignatureError, infer
@@ -106,6 +107,9 @@ class ModelRegistry(RegistryStages, RegistryExports):
             except ExportError as exc:  # before the blob and the row: nothing is registered
                 raise ExportError(f"Model {name!r} was not registered: {exc}") from exc
             digest = self._ctx.artifacts.put_file(archive)
+        summary = background_bytes(input_example)  # what explanations measure against (mloop.explain)
+        if summary is not None:
+            merged["explain_background"] = self._ctx.artifacts.put_bytes(summary)
         with self._mutate(
             "models.register", resource, flavour=chosen.name, artifact=digest, run_id=run_id
         ) as change:

@@ -130,6 +130,8 @@ class LoadedModel:
     info: ModelVersion
     flavour: Flavour
     model: Any
+    # the version's explanation background (a weighted summary of its training inputs), read when needed
+    background: Callable[[], pd.DataFrame | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -170,12 +172,15 @@ class LoadedModel:
         *,
         budget: int | None = None,
         target: Any = None,
+        background: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Why the model predicts what it does for ``inputs``: one column per input feature plus
         ``base_value``, whose row sums are the model's output in the space :meth:`attributions` states
         (log-odds for a LightGBM classifier). ``budget``: model evaluations per row allowed to a
-        model-agnostic method, for a flavour with no exact one; ``target``: the class of a multiclass model."""
-        return self.attributions(inputs, budget=budget, target=target).frame()
+        model-agnostic method, for a flavour with no exact one; ``target``: the class of a multiclass model;
+        ``background``: training inputs a linear model or the model-agnostic method measures against (default:
+        the summary the registry kept with the version)."""
+        return self.attributions(inputs, budget=budget, target=target, background=background).frame()
 
     def attributions(
         self,
@@ -183,10 +188,18 @@ class LoadedModel:
         *,
         budget: int | None = None,
         target: Any = None,
+        background: pd.DataFrame | None = None,
     ) -> Attributions:
         """:meth:`explain` with everything the method knows: the output space, the method, the served
         prediction and, for an approximate method, how far each row's sum is off."""
-        return explain(self.flavour.name, self.model, self.validate(inputs), budget=budget, target=target)
+        if background is None:
+            background = self._background
+        return explain(self.flavour.name, self.model, self.validate(inputs), budget=budget, target=target,
+                       background=background)  # fmt: skip
+
+    @functools.cached_property
+    def _background(self) -> pd.DataFrame | None:
+        return self.background() if self.background is not None else None
 
     def counterfactuals(
         self, row: Mapping[str, Any], constraints: Mapping[str, Any], goal: Mapping[str, Any], k: int = 3,
