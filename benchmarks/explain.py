@@ -14,7 +14,7 @@
     PYTHONPATH=src .venv/bin/python benchmarks/explain.py --rows 20000 --repeat 3
 
 Goal (issue 26): 100k rows offline at >= shap.TreeExplainer's rows/s on the same model, same values.
-Not run by CI; figures go to docs/explain/methods.md with the command and the date.
+Not run by CI; figures go to docs/explain.md with the command and the date.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmark: federated training against centralised and each client alone (docs/explain/federated.md).
+"""Benchmark: federated training against centralised and each client alone (docs/explain.md).
 
 scikit-learn's breast cancer set (569 rows, 30 features, standardised once: a scaling agreed in
 advance, not learnt from the clients), split by a seeded, label-skewed ``region`` into three clients

@@ -1,5 +1,5 @@
 """The ``explain:`` block of mloop.yaml: per endpoint, the decision a counterfactual must reverse and what
-a counterfactual may change (docs/explain/counterfactual.md).
+a counterfactual may change (docs/explain.md).
 
 .. code-block:: yaml
 
@@ -78,5 +78,5 @@ class CounterfactualSettings(_Strict):
 
 class ExplainSettings(_Strict):
     counterfactuals: dict[str, CounterfactualSettings] = Field(
-        default_factory=dict, description="Per endpoint name (see docs/explain/counterfactual.md)."
+        default_factory=dict, description="Per endpoint name (see docs/explain.md)."
     )

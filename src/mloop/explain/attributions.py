@@ -5,7 +5,7 @@ model's output in a stated space (:data:`OUTPUTS`): a LightGBM binary classifier
 (TreeSHAP is exact there, not on the probability), a regressor in its values. ``prediction`` is what
 ``predict`` answers for the same rows, so a caller sees both the served answer and the sum it decomposes.
 
-Methods by flavour (:data:`EXPLAINERS`; docs/explain/methods.md): LightGBM's own TreeSHAP; scikit-learn
+Methods by flavour (:data:`EXPLAINERS`; docs/explain.md): LightGBM's own TreeSHAP; scikit-learn
 trees through ``shap.TreeExplainer`` and linear models in closed form (both exact); PyTorch through Captum's
 Integrated Gradients (approximate: ``delta`` per row); anything else (ONNX, pipelines, other estimators)
 through KernelSHAP, only with an explicit ``budget``. Linear models and the fallback measure attributions

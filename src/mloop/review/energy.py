@@ -8,7 +8,7 @@ The energy model is a TDP model, written out so a reader can redo it by hand::
 
 Core-hours are CPU seconds / 3600 (a core busy for that long, whatever the machine has), GB-hours the
 memory held times the hours it was held. It leaves out idle cores, disks and the network: a floor, not
-a metered figure (docs/decisions/rv-cost.md says why not CodeCarbon).
+a metered figure (docs/decisions.md says why not CodeCarbon).
 
 >>> use = Use(core_hours=2.0, gb_hours=8.0, gpu_hours=0.0)
 >>> round(money(use, Prices(core_hour=0.04, gb_hour=0.005, gpu_hour=2.5)), 4)

@@ -95,7 +95,7 @@ class CounterfactualService:
             raise ExplainError(
                 f"Endpoint {endpoint!r} declares no counterfactual constraints: add to mloop.yaml\n"
                 f"explain:\n  counterfactuals:\n    {endpoint}:\n      threshold: 0.5\n      want: below\n"
-                "      features: {amount: {min: 0, direction: down}}\n(see docs/explain/counterfactual.md)."
+                "      features: {amount: {min: 0, direction: down}}\n(see docs/explain.md)."
             )
         asked = {n: FeatureConstraint.model_validate(c) for n, c in (constraints or {}).items()}
         columns = predictor.model_inputs(self.project, rows)
