@@ -54,6 +54,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "max_wait_ms": 2.0,
             "cache_size": 0,
             "metrics_auth": None,
+            "explain_priority": "idle",
         },
         "monitoring": {
             "window": timedelta(hours=1),

@@ -21,7 +21,11 @@ ROWS = 1_500
 def build(root: Path, **settings: object) -> tuple[Project, pd.DataFrame]:
     """A project with version 1 of ``fraud`` (30 trees) trained, its features online, deployed to ``fraud``;
     and the transactions it was trained on."""
-    project = Project.open(root, env={}, serving={"max_queue_ms": None}, **settings)
+    # the explaining child at normal priority: at idle priority it waits for a free core, which a busy
+    # test machine may not have within the test's wait
+    project = Project.open(
+        root, env={}, serving={"max_queue_ms": None, "explain_priority": "normal"}, **settings
+    )
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
     pipeline, _ = setup(project, root, rows=ROWS, start=start)
     pipeline.run(project, params={"n_estimators": 30})

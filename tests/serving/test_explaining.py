@@ -19,6 +19,7 @@ from mloop.explain import Attributions
 from mloop.predictions import Answer, PredictionLog, read_predictions
 from mloop.predictions.explanations import read_explanations
 from mloop.predictions.log import predictions_folder
+from mloop.serving.explainer import explain_here
 from mloop.serving.explaining import Explaining
 from mloop.serving.sampling import AttributionSampler
 from tests.serving.explained import Explained, explained_fixture  # noqa: F401  (the shared project)
@@ -99,7 +100,7 @@ class _Blocking:
 
     def __init__(self) -> None:
         self.started, self.release = threading.Event(), threading.Event()
-        self.version = 1
+        self.name, self.version = "m", 1
         self.model = SimpleNamespace(attributions=self._attributions)
 
     def _attributions(self, frame: pd.DataFrame) -> Any:
@@ -110,7 +111,7 @@ class _Blocking:
 
 def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path: Any) -> None:
     with PredictionLog(tmp_path / "log", compact_in_child=False) as log:
-        sampler = AttributionSampler(log, queue_size=1)
+        sampler = AttributionSampler(log, queue_size=1, explainer=explain_here)
         blocking = _Blocking()
         answer = Answer("r", "e", "m", 1, 1, [0.5], {"x": [1.0]}, 0.001)
         assert sampler.offer("e", blocking, answer, answer, share=1.0)  # type: ignore[arg-type]
@@ -139,7 +140,7 @@ class _Picky:
     """A model explained in batches that fails on any batch holding a negative ``x``."""
 
     def __init__(self) -> None:
-        self.version, self.calls = 1, []
+        self.name, self.version, self.calls = "m", 1, []
         self.gate = threading.Event()
         self.model = SimpleNamespace(attributions=self._attributions)
 
@@ -158,7 +159,7 @@ def test_samples_waiting_together_are_explained_in_one_call_and_a_bad_one_costs_
 ) -> None:
     picky = _Picky()
     with PredictionLog(tmp_path / "log", compact_in_child=False) as log:
-        sampler = AttributionSampler(log, pause=0)
+        sampler = AttributionSampler(log, pause=0, explainer=explain_here)
         first, good, bad = (Answer(rid, "e", "m", 1, 1, [1.0], {"x": [x]}, 0.001) for rid, x in
                             (("first", 1.0), ("good", 2.0), ("bad", -1.0)))  # fmt: skip
         for answer in (first, good, bad):

@@ -72,6 +72,12 @@ class ServingSettings(BaseModel):
         description="Whether GET /metrics needs an API key with monitoring.read (it names the endpoints, "
         "models and feature views); default: when local_admin is false.",
     )
+    explain_priority: Literal["idle", "normal"] = Field(
+        "idle",
+        description="The priority of the child process that explains an endpoint's sampled answers "
+        "(explain_sample): idle runs only on CPU time nothing else wants (samples are dropped while the server "
+        "is saturated, so answers keep their throughput); normal explains every sample, at a cost to it.",
+    )
 
 
 class OidcSettings(BaseModel):
@@ -527,7 +533,8 @@ log_format: auto
 # rate_limit is requests per second per API key (429 + Retry-After), counted in each server process,
 # or across every replica when rate_limit_url is redis://host:6379/0; max_batch_size > 1 groups
 # concurrent requests into one model call, waiting at most max_wait_ms; cache_size > 0 caches answers.
-# metrics_auth: whether GET /metrics needs an API key (null: when local_admin is false).
+# metrics_auth: whether GET /metrics needs an API key (null: when local_admin is false); explain_priority:
+# idle or normal, for the child that explains sampled answers (docs/explain.md).
 serving:
   max_concurrency: 64
   max_queue_ms: 10.0
@@ -538,6 +545,7 @@ serving:
   max_wait_ms: 2.0
   cache_size: 0
   metrics_auth: null
+  explain_priority: idle
 
 # Monitoring (mloop monitor ...): drift and performance over tumbling windows of the prediction log,
 # recomputed for label_horizon as late labels arrive; SLOs per endpoint; alert sinks (none: the log),

@@ -57,7 +57,11 @@ class Inference:
         self._caches: dict[str, ResponseCache] = {}
         self._options_of: dict[tuple[str, int], tuple[int, float, int, float]] = {}
         # a share of the answers explained off the request path (deployment option explain_sample)
-        self.sampler = AttributionSampler(prediction_log) if prediction_log is not None else None
+        self.sampler = (
+            AttributionSampler(prediction_log, priority=self.project.settings.serving.explain_priority)
+            if prediction_log is not None
+            else None
+        )
         self._children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
 
     def predict(

@@ -4,11 +4,13 @@ An endpoint deployed with ``options={"explain_sample": 0.1}`` has one answer in 
 version that gave it, on the model inputs it was given (after the feature lookup), and the attributions
 written to the prediction log as an ``explained`` line under the answer's request id
 (:func:`mloop.predictions.explanations.read_explanations` reads them back, labels joined). The answer is
-logged first and sent as usual: the explanation is computed later, on one background thread fed by a
-bounded queue, like the shadow copies of :class:`~mloop.serving.inference.Inference`, which explains the
-samples gathered meanwhile in one explainer call (per-call costs dominate one row's); when the queue is
-full the sample is dropped and counted (``mloop_explained_predictions_total{status="dropped"}``) rather
-than queued without bound, and an explainer that fails is counted, never the caller's error.
+logged first and sent as usual: the explanation is computed later, by a child process at idle priority
+(:mod:`~mloop.serving.explainer`: explaining costs several predictions, and on the server's own thread it
+took a quarter of its throughput), fed by one thread of the server from a bounded queue, which sends the
+samples gathered meanwhile in one batch (per-call costs dominate one row's); when the queue is full (the
+child gets no CPU while the server is saturated) the sample is dropped and counted
+(``mloop_explained_predictions_total{status="dropped"}``) rather than queued without bound, and an
+explainer that fails is counted, never the caller's error.
 
 >>> sampler = AttributionSampler(prediction_log)                                   # doctest: +SKIP
 >>> sampler.offer(live.name, predictor, answer, logged, share=0.1)                 # doctest: +SKIP
@@ -21,12 +23,14 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
 from mloop.predictions import Answer, PredictionLog
 from mloop.serving import metrics
+from mloop.serving.explainer import ExplainerProcess
 from mloop.serving.predictor import Predictor
 
 log = logging.getLogger("mloop.serving")
@@ -35,6 +39,7 @@ SAMPLE_QUEUE = 1_000  # answers waiting to be explained; more are dropped and co
 BATCH = 256  # samples explained by one explainer call at most
 PAUSE = 0.1  # seconds between batches: at 100 samples/s, batches of about 10 rows
 
+Explain = Callable[[tuple[str, int], Any, pd.DataFrame], list[dict[str, Any]]]
 _Item = tuple[
     str, Predictor, dict[str, list[Any]], Answer
 ]  # endpoint, version, its inputs, the logged answer
@@ -44,7 +49,7 @@ class AttributionSampler:
     """Explains a random share of the answers it is offered, on its own thread; one per server process."""
 
     def __init__(self, prediction_log: PredictionLog, *, queue_size: int = SAMPLE_QUEUE, seed: int | None = None,
-                 pause: float = PAUSE) -> None:  # fmt: skip
+                 pause: float = PAUSE, explainer: Explain | None = None, priority: str = "idle") -> None:  # fmt: skip
         self.prediction_log = prediction_log
         self.pause = pause
         self._queue: queue.Queue[_Item | None] = queue.Queue(queue_size)
@@ -52,6 +57,9 @@ class AttributionSampler:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.explained = self.failed = self.dropped = 0
+        # the child process by default; ``explain_here`` (in this process) for tests
+        self._child = ExplainerProcess(priority) if explainer is None else None
+        self._explain_rows: Explain = explainer if explainer is not None else self._child.explain  # type: ignore[union-attr]
 
     def offer(
         self, endpoint: str, predictor: Predictor, answer: Answer, logged: Answer, share: float
@@ -108,7 +116,9 @@ class AttributionSampler:
         columns = {n: [v for item, size in zip(group, sizes, strict=True)
                        for v in item[2].get(n, [None] * size)] for n in names}  # fmt: skip
         try:
-            found = predictor.model.attributions(pd.DataFrame(columns))
+            found = self._explain_rows(
+                (predictor.name, predictor.version), predictor.model, pd.DataFrame(columns)
+            )
         except (
             Exception
         ) as exc:  # an explainer's failure is data about the explainer, never a request's error
@@ -121,8 +131,8 @@ class AttributionSampler:
             log.debug("explain sample %s v%s: %s: %s", endpoint, predictor.version, type(exc).__name__, exc,
                       extra={"request_id": group[0][3].request_id})  # fmt: skip
             return
-        rows = [{"base_value": row["base_value"], "attributions": row["attributions"], "output": found.output,
-                 "method": found.method} for row in found.to_dicts()]  # fmt: skip
+        rows = [{"base_value": row["base_value"], "attributions": row["attributions"], "output": row["output"],
+                 "method": row["method"]} for row in found]  # fmt: skip
         elapsed = time.perf_counter() - started
         at = 0
         for (_, _, _, logged), size in zip(group, sizes, strict=True):
@@ -144,3 +154,5 @@ class AttributionSampler:
             self._queue.put(None)
             self._thread.join(timeout=5)
             self._thread = None
+        if self._child is not None:
+            self._child.close()
