@@ -120,7 +120,7 @@ def bulk(project: Project, model: Pipeline, rows: int, hours: int, *, seed: int)
         "version": np.ones(rows, dtype=np.int64), "revision": np.ones(rows, dtype=np.int64),
         "latency_s": np.full(rows, 0.004), "status": ["ok"] * rows,
         "prediction": [json.dumps(v) for v in scores.tolist()], "inputs": inputs, "tensors": tensors.empty(rows),
-        "keys": pa.nulls(rows, pa.string()),
+        "keys": pa.nulls(rows, pa.string()), "attributions": pa.nulls(rows, pa.string()),
     }).cast(SCHEMA)  # fmt: skip
     day = partition(predictions_folder(project.settings), "fraud", START.date())
     write_parquet(table, day / "part-bulk.parquet")

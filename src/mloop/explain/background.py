@@ -39,20 +39,21 @@ def summarize(frame: pd.DataFrame, *, clusters: int = ROWS, seed: int = 0) -> pd
     if numeric and k > 1:
         values = frame[numeric].astype(float)
         scaled = ((values - values.mean()) / values.std(ddof=0).replace(0, 1)).fillna(0.0).to_numpy()
-        labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(scaled)
+        labels = KMeans(n_clusters=k, n_init=1, max_iter=50, random_state=seed).fit_predict(scaled)
         labels = _merge_small(labels, scaled)
     else:
         labels = np.zeros(len(frame), dtype=int)
-    rows = []
-    for label in np.unique(labels):
-        members = frame[labels == label]
-        row = {c: (members[c].mean() if c in numeric else _mode(members[c])) for c in frame.columns}
-        row[WEIGHT] = len(members) / len(frame)
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    for c in numeric:
-        if pd.api.types.is_integer_dtype(frame[c]):
-            out[c] = out[c].astype(float)
+    groups = pd.Series(labels, index=frame.index)
+    out = (
+        frame[numeric].astype(float).groupby(groups).mean()
+        if numeric
+        else pd.DataFrame(index=np.unique(labels))
+    )
+    for c in frame.columns:
+        if c not in numeric:
+            out[c] = frame[c].groupby(groups).agg(_mode)
+    out = out[list(frame.columns)].reset_index(drop=True)
+    out[WEIGHT] = groups.value_counts(sort=False).sort_index().to_numpy() / len(frame)
     return out
 
 
