@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import lightgbm as lgb
@@ -22,6 +23,8 @@ from sklearn.ensemble import (
 from sklearn.tree import DecisionTreeRegressor
 
 from mloop.explain import ExplainError, explain
+from mloop.models import get_flavour, infer
+from mloop.registry.versions import LoadedModel
 from tests.explain.conftest import Data
 
 Case = tuple[
@@ -113,3 +116,23 @@ def test_top_k_orders_by_magnitude(data: Data, booster: lgb.LGBMClassifier) -> N
         assert magnitudes[0] == pytest.approx(np.abs(row).max())
         assert len(top) == 3
         assert min(magnitudes) >= np.sort(np.abs(row))[-3]
+
+
+def test_the_request_path_without_pandas_gives_the_dataframe_paths_numbers() -> None:
+    """An explain request's columns go to TreeSHAP as a numpy matrix (categories encoded with the booster's
+    own codes); the numbers are those of the DataFrame path."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"amount": rng.gamma(2.0, 50.0, 400), "device": pd.Categorical(rng.choice(["web", "pos", "app"], 400)),
+                          "hour": rng.integers(0, 24, 400).astype("float64")})  # fmt: skip
+    labels = ((frame.amount > 120) & (frame.device == "web")).astype(int)
+    model = lgb.LGBMClassifier(n_estimators=20, num_threads=1, verbose=-1).fit(frame, labels)
+    flavour = get_flavour("lightgbm")
+    signature = infer(frame, flavour.predict(model, frame))
+    info = SimpleNamespace(signature=signature, name="m", version=1)
+    loaded = LoadedModel(info, flavour, model)  # type: ignore[arg-type]
+    columns = {"amount": [250.0, 10.0, 99.5], "device": ["web", "pos", "app"], "hour": [3.0, 0.0, 12.0]}
+    fast = loaded.attributions_columns(columns)
+    slow = loaded.attributions(pd.DataFrame(columns).astype({"device": "object"}))
+    assert loaded._row_explainer is not None
+    assert np.allclose(fast.values.to_numpy(), slow.values.to_numpy(), atol=1e-12)
+    assert np.allclose(fast.prediction, slow.prediction) and np.allclose(fast.base_value, slow.base_value)

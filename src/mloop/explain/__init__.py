@@ -13,7 +13,14 @@ Counterfactuals (:func:`counterfactuals`): the smallest changes to actionable fe
 prediction across a decision threshold.
 """
 
-from mloop.explain.attributions import EXPLAINERS, Attributions, Explainer, ExplainError, explain
+from mloop.explain.attributions import (
+    EXPLAINERS,
+    Attributions,
+    Explainer,
+    ExplainError,
+    explain,
+    row_explainer,
+)
 from mloop.explain.constraints import ConstraintError
 from mloop.explain.counterfactual import Counterfactual, Counterfactuals, counterfactuals
 from mloop.explain.search import Goal
@@ -29,4 +36,5 @@ __all__ = [
     "Goal",
     "counterfactuals",
     "explain",
+    "row_explainer",
 ]

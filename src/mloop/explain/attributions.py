@@ -14,7 +14,7 @@ against a ``background`` sample of the training inputs, which the caller passes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -152,6 +152,21 @@ def explain(
     else:
         explainer = FALLBACK.load("fallback")(flavour)
     return explainer.explain(model, frame, budget=budget, target=target, background=background)
+
+
+def row_explainer(
+    flavour: str, model: Any, signature: Any
+) -> Callable[[Mapping[str, list[Any]], Any], Attributions] | None:
+    """The flavour's explainer of plain request columns without pandas, where it offers one (LightGBM)."""
+    if flavour not in EXPLAINERS:
+        return None
+    make = getattr(EXPLAINERS.load(flavour), "row_explainer", None)
+    if make is None:
+        return None
+    made: Callable[[Mapping[str, list[Any]], Any], Attributions] | None = make(
+        EXPLAINERS.load(flavour)(), model, signature
+    )
+    return made
 
 
 def _plain(value: Any) -> Any:

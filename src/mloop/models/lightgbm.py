@@ -86,41 +86,16 @@ class LightGBMFlavour:
     ) -> Callable[[Mapping[str, list[Any]]], np.ndarray] | None:
         """A function from plain columns of JSON scalars (already checked with
         :func:`mloop.models.row_check.columns_conform`) to the predictions :meth:`predict` gives, through a numpy
-        matrix instead of a DataFrame: LightGBM's pandas conversion costs milliseconds per call. Categorical
-        features are encoded with the booster's own training categories (an unseen value or None is NaN,
-        as LightGBM does for code -1). None when the model cannot take this path."""
+        matrix instead of a DataFrame (:func:`row_matrix`). None when the model cannot take this path."""
         booster = _booster(model)
-        names = _named_features(booster)
-        if names is None or signature is None:
+        matrix = row_matrix(booster, signature)
+        if matrix is None:
             return None
-        specs = {c.name: c for c in signature.inputs}
-        if not set(names) <= set(specs):
-            return None
-        categorical = [n for n in names if specs[n].categories is not None]
-        known = booster.pandas_categorical or []
-        if len(categorical) != len(known) or any(
-            specs[n].dtype == "string" and specs[n].categories is None for n in names
-        ):
-            return None
-        codes = {n: {v: float(i) for i, v in enumerate(c)} for n, c in zip(categorical, known, strict=True)}
-        narrow = {n for n in names if specs[n].dtype == "float32"}
-        nan = float("nan")
 
         def predict(columns: Mapping[str, list[Any]]) -> np.ndarray:
-            rows = len(next(iter(columns.values()), ()))
-            matrix = np.full((rows, len(names)), nan)
-            for j, name in enumerate(names):
-                values = columns.get(name)
-                if values is None:
-                    continue
-                if name in codes:
-                    code = codes[name]
-                    matrix[:, j] = [code.get(v, nan) for v in values]
-                else:
-                    column = [nan if v is None else v for v in values]
-                    matrix[:, j] = np.asarray(column, dtype=np.float32) if name in narrow else column
-            threads = {"num_threads": 1} if rows < SMALL_BATCH else {}
-            return np.asarray(booster.predict(matrix, **threads))
+            values = matrix(columns)
+            threads = {"num_threads": 1} if len(values) < SMALL_BATCH else {}
+            return np.asarray(booster.predict(values, **threads))
 
         return predict
 
@@ -149,6 +124,46 @@ class LightGBMFlavour:
             else "regression"
         )
         return out
+
+
+def row_matrix(booster: Any, signature: Any) -> Callable[[Mapping[str, list[Any]]], np.ndarray] | None:
+    """A function from plain columns of JSON scalars (already checked with
+    :func:`mloop.models.row_check.columns_conform`) to the numpy matrix the booster takes: LightGBM's pandas
+    conversion costs milliseconds per call. Categorical features are encoded with the booster's own
+    training categories (an unseen value or None is NaN, as LightGBM does for code -1). None when the
+    model cannot take this path (unnamed features, inputs the signature does not describe)."""
+    names = _named_features(booster)
+    if names is None or signature is None:
+        return None
+    specs = {c.name: c for c in signature.inputs}
+    if not set(names) <= set(specs):
+        return None
+    categorical = [n for n in names if specs[n].categories is not None]
+    known = booster.pandas_categorical or []
+    if len(categorical) != len(known) or any(
+        specs[n].dtype == "string" and specs[n].categories is None for n in names
+    ):
+        return None
+    codes = {n: {v: float(i) for i, v in enumerate(c)} for n, c in zip(categorical, known, strict=True)}
+    narrow = {n for n in names if specs[n].dtype == "float32"}
+    nan = float("nan")
+
+    def matrix(columns: Mapping[str, list[Any]]) -> np.ndarray:
+        rows = len(next(iter(columns.values()), ()))
+        out = np.full((rows, len(names)), nan)
+        for j, name in enumerate(names):
+            values = columns.get(name)
+            if values is None:
+                continue
+            if name in codes:
+                code = codes[name]
+                out[:, j] = [code.get(v, nan) for v in values]
+            else:
+                column = [nan if v is None else v for v in values]
+                out[:, j] = np.asarray(column, dtype=np.float32) if name in narrow else column
+        return out
+
+    return matrix
 
 
 def _booster(model: Any) -> Any:
@@ -188,4 +203,4 @@ def _rebuild(cls: type, booster: Any, meta: dict[str, Any]) -> Any:
     return model
 
 
-__all__ = ["LightGBMFlavour"]
+__all__ = ["LightGBMFlavour", "row_matrix"]

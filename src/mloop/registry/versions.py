@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mloop.explain import Attributions, Counterfactuals, counterfactuals, explain
+from mloop.explain import Attributions, Counterfactuals, counterfactuals, explain, row_explainer
 from mloop.models.flavours import Flavour
 from mloop.models.row_check import columns_conform
 from mloop.models.signature import Signature, SignatureError
@@ -196,6 +196,28 @@ class LoadedModel:
             background = self._background
         return explain(self.flavour.name, self.model, self.validate(inputs), budget=budget, target=target,
                        background=background)  # fmt: skip
+
+    def attributions_columns(
+        self, columns: dict[str, list[Any]], *, budget: int | None = None, target: Any = None
+    ) -> Attributions:
+        """:meth:`attributions` of ``pd.DataFrame(columns)`` for columns of plain JSON values (a request),
+        without pandas where the flavour's explainer offers a row path and the values conform to the
+        signature as they are (as :meth:`predict_columns`); any other input takes the general path."""
+        fast = self._row_explainer
+        if fast is not None and columns and budget is None:
+            assert self.signature is not None
+            if not self._tensors and columns_conform(self.signature.inputs, columns):
+                return fast(columns, target)
+        return self.attributions(pd.DataFrame(columns), budget=budget, target=target)
+
+    @functools.cached_property
+    def _row_explainer(self) -> Callable[[dict[str, list[Any]], Any], Attributions] | None:
+        if self.signature is None:
+            return None
+        made: Callable[[dict[str, list[Any]], Any], Attributions] | None = row_explainer(
+            self.flavour.name, self.model, self.signature
+        )
+        return made
 
     @functools.cached_property
     def _background(self) -> pd.DataFrame | None:

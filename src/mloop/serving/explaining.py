@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import pandas as pd
-
 from mloop.errors import MloopError, NotFound, PayloadTooLarge
 from mloop.explain import Attributions
 from mloop.project import Project
@@ -95,7 +93,7 @@ class Explaining:
             raise MloopError(f"top_k must be 1 or more (the attributions kept per row), got {top_k}.")
         _, predictor = self._resolve(caller, endpoint, rows, version)
         inputs = predictor.model_inputs(self.project, rows, at=at)
-        found = predictor.model.attributions(pd.DataFrame(inputs), budget=budget, target=target)
+        found = predictor.model.attributions_columns(inputs, budget=budget, target=target)
         return Explanation(found, predictor.name, predictor.version, top_k)
 
 
