@@ -172,3 +172,13 @@ def test_samples_waiting_together_are_explained_in_one_call_and_a_bad_one_costs_
     assert sorted(why["request_id"]) == ["first", "good"]
     assert why.set_index("request_id").loc["good", "attributions"] == {"x": 4.0}
     assert max(picky.calls) >= 2  # the waiting samples went to the model together first
+
+
+def test_only_a_few_rows_through_an_exact_numpy_explainer_run_on_the_event_loop(explained: Explained) -> None:
+    project = explained.project
+    service = Explaining.in_process(project)
+    row = explained.row(1)
+    assert service.inline(project, "fraud", [row]) and service.inline(project, "fraud", [row] * 4)
+    assert not service.inline(project, "fraud", [row] * 5)  # more rows: a worker thread
+    assert not service.inline(project, "fraud", [row], budget=100)  # a model-agnostic method
+    assert not service.inline(project, "nowhere", [row])  # the error is raised by explain itself

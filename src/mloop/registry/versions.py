@@ -210,6 +210,11 @@ class LoadedModel:
                 return fast(columns, target)
         return self.attributions(pd.DataFrame(columns), budget=budget, target=target)
 
+    @property
+    def explains_columns(self) -> bool:
+        """Whether :meth:`attributions_columns` has a path without pandas for this model (LightGBM)."""
+        return self._row_explainer is not None and not self._tensors
+
     @functools.cached_property
     def _row_explainer(self) -> Callable[[dict[str, list[Any]], Any], Attributions] | None:
         if self.signature is None:

@@ -28,6 +28,7 @@ from mloop.project import Project
 from mloop.serving.predictor import Predictor, check_rows
 from mloop.serving.router import TrafficRouter
 
+INLINE_ROWS = 4  # rows an exact numpy-path explainer explains on the event loop (about 1 ms each)
 MAX_ROWS = 100  # per explain request (predict takes 10,000): larger sets belong to LoadedModel.explain
 
 Resolve = Callable[[Any, str, Sequence[Mapping[str, Any]], int | None], tuple[Any, Predictor]]
@@ -68,6 +69,20 @@ class Explaining:
         return cls(
             lambda caller, endpoint, rows, version: resolve_live(project, endpoint, rows, version), project
         )
+
+    def inline(self, caller: Any, endpoint: str, rows: Sequence[Mapping[str, Any]], *, version: int | None = None,
+               budget: int | None = None) -> bool:  # fmt: skip
+        """Whether explaining ``rows`` is cheap enough to run on the event loop, as a prediction does: a few
+        rows through an exact explainer's numpy path (LightGBM's TreeSHAP, about a millisecond a row).
+        Anything else runs on a worker thread: a model-agnostic method or a network takes far longer, and
+        the loop answers predictions meanwhile. A caller or rows that fail here fail the same way later."""
+        if budget is not None or not isinstance(rows, Sequence) or not 0 < len(rows) <= INLINE_ROWS:
+            return False
+        try:
+            _, predictor = self._resolve(caller, endpoint, rows, version)
+        except MloopError:
+            return False
+        return predictor.model.explains_columns
 
     def explain(
         self,

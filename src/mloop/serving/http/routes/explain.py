@@ -3,6 +3,7 @@ the prediction body plus ``top_k``, ``target`` and ``budget``; parse, call the e
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -67,11 +68,13 @@ def router(caller: Any, explaining: Explaining) -> APIRouter:
               description=f"Attributions of at most {MAX_ROWS} rows by the version that would answer them.")  # fmt: skip
     async def explain(name: str, request: Request, project: Project = Depends(caller)) -> Response:
         body = parse(await request.body())
-        # an explainer runs for milliseconds to seconds: off the event loop, which answers predictions
-        found = await run_in_threadpool(
-            explaining.explain, project, name, body.as_rows(), version=body.version, at=body.at,
-            top_k=body.top_k, target=body.target, budget=body.budget,
-        )  # fmt: skip
+        rows = body.as_rows()
+        run = functools.partial(explaining.explain, project, name, rows, version=body.version, at=body.at,
+                                top_k=body.top_k, target=body.target, budget=body.budget)  # fmt: skip
+        if explaining.inline(project, name, rows, version=body.version, budget=body.budget):
+            found = run()  # about a millisecond: on the loop, as a prediction
+        else:  # milliseconds to seconds: off the event loop, which answers predictions meanwhile
+            found = await run_in_threadpool(run)
         return Response(json.dumps(found.to_dict()).encode(), media_type="application/json")
 
     return api
