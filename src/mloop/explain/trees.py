@@ -55,18 +55,22 @@ def _attributions(model: Any, booster: Any, data: Any, index: pd.Index, target: 
     names = booster.feature_name()
     threads = {"num_threads": 1} if len(index) < 500 else {}
     contrib = np.asarray(booster.predict(data, pred_contrib=True, **threads), dtype=float)
-    prediction = np.asarray(booster.predict(data, **threads))
     width = len(names) + 1
     classes = contrib.shape[1] // width
     objective = str((booster.params or {}).get("objective", getattr(model, "objective_", "")))
     if classes == 1:
         if target is not None:
             raise ExplainError(f"target={target!r} is for a multiclass model; this one has one output.")
-        output = (
-            "log_odds" if objective.startswith(("binary", "cross_entropy")) or _binary(model) else "value"
-        )
+        binary = objective.startswith(("binary", "cross_entropy")) or _binary(model)
+        output = "log_odds" if binary else "value"
+        # A binary model's probability is the logistic of the raw score, which the contributions add up
+        # to: no second pass over the trees. Other objectives map the raw score their own way (Poisson's
+        # exp), so the booster answers.
+        raw = contrib.sum(axis=1)
+        prediction = 1.0 / (1.0 + np.exp(-raw)) if binary else np.asarray(booster.predict(data, **threads))
         chosen = None
     else:
+        prediction = np.asarray(booster.predict(data, **threads))
         labels = list(getattr(model, "classes_", range(classes)))
         if target is None:
             picked = np.asarray(prediction).argmax(axis=1)
