@@ -26,8 +26,7 @@ from mloop.errors import PayloadTooLarge
 from mloop.explain import ExplainError, Goal
 from mloop.explain.constraints import resolve
 from mloop.explain.counterfactual import Counterfactual, Counterfactuals, find
-from mloop.project import Project
-from mloop.serving.explaining import Resolve, resolve_live
+from mloop.serving.explaining import EndpointQuestions
 
 MAX_ROWS = 1  # a search costs thousands of model rows: one row per request
 
@@ -50,25 +49,8 @@ class CounterfactualAnswer:
         }
 
 
-class CounterfactualService:
-    """Counterfactuals of an endpoint's answers; ``resolve`` is :meth:`Inference.resolve` in a server."""
-
-    def __init__(self, resolve: Resolve, project: Project) -> None:
-        self._resolve = resolve
-        self.project = project  # looks features up as the server does: a caller needs no feature access
-
-    @classmethod
-    def of(cls, inference: Any) -> CounterfactualService:
-        """The counterfactuals of a server's :class:`~mloop.serving.inference.Inference`."""
-        return cls(inference.resolve, inference.project)
-
-    @classmethod
-    def in_process(cls, project: Project) -> CounterfactualService:
-        """Counterfactuals without a server (``mloop explain --counterfactual``): the endpoint's live
-        deployment is read and the version chosen loaded, as ``project``'s caller."""
-        return cls(
-            lambda caller, endpoint, rows, version: resolve_live(project, endpoint, rows, version), project
-        )
+class CounterfactualService(EndpointQuestions):
+    """Counterfactuals of an endpoint's answers (``mloop explain --counterfactual`` in process)."""
 
     def counterfactuals(
         self,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from mloop.errors import MloopError, NotFound, PayloadTooLarge
 from mloop.explain import Attributions
@@ -50,25 +50,30 @@ class Explanation:
                 "method": self.attributions.method, "model": self.model, "version": self.version}  # fmt: skip
 
 
-class Explaining:
-    """Explains an endpoint's answers; ``resolve`` is :meth:`Inference.resolve` in a server."""
+class EndpointQuestions:
+    """A question about an endpoint's answers (why, what would change them), asked of the version that would
+    answer the rows; ``resolve`` is :meth:`Inference.resolve` in a server, the live deployment otherwise."""
 
     def __init__(self, resolve: Resolve, project: Project) -> None:
         self._resolve = resolve
         self.project = project  # looks features up as the server does: a caller needs no feature access
 
     @classmethod
-    def of(cls, inference: Any) -> Explaining:
-        """The explanations of a server's :class:`~mloop.serving.inference.Inference`."""
+    def of(cls, inference: Any) -> Self:
+        """The service of a server's :class:`~mloop.serving.inference.Inference`."""
         return cls(inference.resolve, inference.project)
 
     @classmethod
-    def in_process(cls, project: Project) -> Explaining:
-        """Explanations without a server (``mloop explain``): the endpoint's live deployment is read and only
+    def in_process(cls, project: Project) -> Self:
+        """The service without a server (``mloop explain``): the endpoint's live deployment is read and only
         the version chosen is loaded, as ``project``'s caller, who needs ``predict`` on the endpoint."""
         return cls(
             lambda caller, endpoint, rows, version: resolve_live(project, endpoint, rows, version), project
         )
+
+
+class Explaining(EndpointQuestions):
+    """Explains an endpoint's answers."""
 
     def inline(self, caller: Any, endpoint: str, rows: Sequence[Mapping[str, Any]], *, version: int | None = None,
                budget: int | None = None) -> bool:  # fmt: skip
