@@ -193,7 +193,7 @@ class LoadedModel:
         """:meth:`explain` with everything the method knows: the output space, the method, the served
         prediction and, for an approximate method, how far each row's sum is off."""
         if background is None:
-            background = self._background
+            background = self.explanation_background
         return explain(self.flavour.name, self.model, self.validate(inputs), budget=budget, target=target,
                        background=background)  # fmt: skip
 
@@ -225,7 +225,8 @@ class LoadedModel:
         return made
 
     @functools.cached_property
-    def _background(self) -> pd.DataFrame | None:
+    def explanation_background(self) -> pd.DataFrame | None:
+        """The summary of training inputs the registry kept with the version (None without one), read once."""
         return self.background() if self.background is not None else None
 
     def counterfactuals(

@@ -90,7 +90,10 @@ class ExplainerProcess:
         assert process.stdin is not None and process.stdout is not None
         try:
             if key not in self._sent:
-                send(process.stdin, ("model", key, _archive(model), model.signature, _background(model)))
+                send(
+                    process.stdin,
+                    ("model", key, _archive(model), model.signature, model.explanation_background),
+                )
                 self._sent.add(key)
             send(process.stdin, ("explain", key, frame))
             status, payload = receive(process.stdout)
@@ -140,11 +143,6 @@ def _archive(model: Any) -> bytes:
         target = Path(tmp) / "model.tar.gz"
         pack(model.model, model.flavour, target)
         return target.read_bytes()
-
-
-def _background(model: Any) -> pd.DataFrame | None:
-    found: pd.DataFrame | None = model._background  # the registry's summary, read once here
-    return found
 
 
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:

@@ -6,21 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from mloop.config.explain import FeatureConstraint
 from mloop.project import Project
 from mloop.serving.counterfactuals import CounterfactualService
 from mloop.serving.http.bodies import JSONBodyRoute
+from mloop.serving.http.routes.predict import EntityRows
 
 
-class CounterfactualRequest(BaseModel):
+class CounterfactualRequest(EntityRows):
     """One entity (``entities`` + request-time ``features``) or one flat row in ``rows``, as for predict."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    entities: dict[str, Any] | None = Field(None, description="Join keys of one entity: {'customer_id': 42}.")
     features: dict[str, Any] | None = Field(None, description="Request-time features: {'amount': 2400.0}.")
     rows: list[dict[str, Any]] | None = Field(
         None, min_length=1, description="Or: the row as [{...}] (one row per request; more get a 413)."
@@ -31,19 +29,6 @@ class CounterfactualRequest(BaseModel):
         None, description="Per feature, narrower constraints than mloop.yaml's (immutable, min, max, ...)."
     )
     version: int | None = Field(None, description="Pin a version the endpoint serves (default: its policy).")
-
-    @model_validator(mode="after")
-    def _one_form(self) -> CounterfactualRequest:
-        if self.rows is not None and (self.entities is not None or self.features is not None):
-            raise ValueError("give rows, or entities and features, not both")
-        if self.rows is None and self.entities is None and self.features is None:
-            raise ValueError("give rows, or entities (and features)")
-        return self
-
-    def as_rows(self) -> list[dict[str, Any]]:
-        if self.rows is not None:
-            return self.rows
-        return [{**(self.entities or {}), **(self.features or {})}]
 
 
 class Change(BaseModel):

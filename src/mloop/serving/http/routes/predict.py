@@ -4,7 +4,7 @@ answer; no logic here."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Self
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -16,13 +16,35 @@ from mloop.serving.inference import Inference
 from mloop.serving.predictor import MAX_ROWS
 
 
-class PredictRequest(BaseModel):
-    """One entity (``entities`` + request-time ``features``) or a batch of flat ``rows``."""
+class EntityRows(BaseModel):
+    """One entity (``entities`` + request-time ``features``) or flat ``rows``: the rows of every request
+    about an endpoint's answers (predict, explain, counterfactual)."""
 
     model_config = ConfigDict(extra="forbid")
 
     entities: dict[str, Any] | None = Field(None, description="Join keys of one entity: {'customer_id': 42}.")
     features: dict[str, Any] | None = Field(None, description="Request-time features: {'amount': 12.5}.")
+    rows: list[dict[str, Any]] | None = Field(
+        None, min_length=1, description="Or: one object per row, keys and features mixed."
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        if self.rows is not None and (self.entities is not None or self.features is not None):
+            raise ValueError("give rows, or entities and features, not both")
+        if self.rows is None and self.entities is None and self.features is None:
+            raise ValueError("give rows, or entities (and features)")
+        return self
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        if self.rows is not None:
+            return self.rows
+        return [{**(self.entities or {}), **(self.features or {})}]
+
+
+class PredictRequest(EntityRows):
+    """One entity (``entities`` + request-time ``features``) or a batch of flat ``rows``."""
+
     rows: list[dict[str, Any]] | None = Field(
         None,
         min_length=1,
@@ -35,19 +57,6 @@ class PredictRequest(BaseModel):
         description="Look the features up as of this time instead of now (replays and backtests; such a "
         "request skips batching and the answer cache).",
     )
-
-    @model_validator(mode="after")
-    def _one_form(self) -> PredictRequest:
-        if self.rows is not None and (self.entities is not None or self.features is not None):
-            raise ValueError("give rows, or entities and features, not both")
-        if self.rows is None and self.entities is None and self.features is None:
-            raise ValueError("give rows, or entities (and features)")
-        return self
-
-    def as_rows(self) -> list[dict[str, Any]]:
-        if self.rows is not None:
-            return self.rows
-        return [{**(self.entities or {}), **(self.features or {})}]
 
 
 class PredictResponse(BaseModel):
