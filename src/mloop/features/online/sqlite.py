@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -116,7 +117,7 @@ class SqliteOnlineStore:
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn, self.timeout)
             conn.execute("PRAGMA synchronous=NORMAL")  # an online store can be re-materialized
             # Up to 64 MiB of page cache, so a materialization batch does not spill to the WAL mid-transaction.
             conn.execute("PRAGMA cache_size=-65536")
@@ -243,3 +244,19 @@ class SqliteOnlineStore:
 
     def __repr__(self) -> str:
         return f"SqliteOnlineStore({str(self.path)!r})"
+
+
+def _wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch to WAL, waiting for the lock as any statement would. SQLite answers "database is locked" at
+    once, without its busy handler, when another connection holds the lock while this one changes the
+    journal mode: processes that open a new store together (materialization chunks on Ray workers) failed
+    that way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
