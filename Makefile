@@ -26,11 +26,12 @@ lint: $(STAMP)
 
 # Everything, as CI: the tests on both cores (pytest-xdist; the demo's tests share one worker), then the
 # serial ones (stall counts, failover under load) alone, then the Ray cluster's in a session of their own
-# (a Ray driver exits when the cluster marks its node dead: under another test's load that ended a run).
+# (a Ray driver exits when the cluster marks its node dead: under another test's load that ended a run). A
+# driver that Ray aborts prints nothing: the Ray logs left behind say why.
 test: lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not serial"
 	$(BIN)/python -m pytest -q -m "serial and not ray"
-	$(BIN)/python -m pytest -q -m ray
+	$(BIN)/python -m pytest -q -m ray || { $(BIN)/python -m tests.ray_cluster; exit 1; }
 
 # The quick loop: no real servers (PostgreSQL, Redis, S3) and no test marked slow, on every core (xdist);
 # CI runs `make test`.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,6 +23,7 @@ from tests.services import free_port, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 START_SECONDS = 90
+FATAL = re.compile(r"\[\S+ \S+ [CF] ")  # a Ray log line of level Critical or Fatal
 OBJECT_STORE = 300 * 2**20  # per node; Ray's default is 30% of the memory of a shared machine
 
 
@@ -134,3 +136,25 @@ def _kill(node: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):  # its own session: the raylet and the workers it started
         os.killpg(node.pid, signal.SIGKILL)
     node.wait(timeout=30)
+
+
+def report(since_seconds: float = 3600) -> None:
+    """Print why a Ray driver died: a driver that Ray aborts (a failed internal check, a lost raylet) exits
+    at once, with no pytest report and no fixture teardown, so its cluster's folder is left behind. Run by
+    ``make test`` when the Ray tests fail."""
+    for folder in Path(tempfile.gettempdir()).glob("mloop-ray-*"):
+        if time.time() - folder.stat().st_mtime > since_seconds:
+            continue
+        for log in sorted(folder.glob("head/session_2*/logs/python-core-driver-*.log")):
+            fatal = [line for line in log.read_text(errors="replace").splitlines() if FATAL.match(line)]
+            if fatal:
+                print(f"{log}:", *fatal[-5:], sep="\n  ")
+        for name in ("head.log", "worker.log"):
+            lines = (
+                (folder / name).read_text(errors="replace").splitlines() if (folder / name).exists() else []
+            )
+            print(f"{folder / name} (last lines):", *lines[-5:], sep="\n  ")
+
+
+if __name__ == "__main__":
+    report()

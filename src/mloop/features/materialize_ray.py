@@ -3,14 +3,13 @@
 Each chunk of a view is a Ray task that reads its ``(start, end]`` of the offline rows with DuckDB and writes
 them to the online store itself (writes are idempotent: plain features forward-only, aggregation events
 under stable ids). The driver receives the chunks in order and commits each watermark only after every
-chunk before it: a failed chunk leaves the watermark before it, the tasks after it are cancelled, and a
+chunk before it: a failed chunk leaves the watermark before it and no more tasks start, and a
 rerun starts from that watermark and adds nothing twice. Every node must reach the view's data and the
 online store (a shared data_url, Redis; a SQLite online store is one host's file).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,39 +54,50 @@ def run_chunk(task: ChunkTask) -> tuple[Chunk, datetime]:
 
 
 def chunks_on_ray(compute: ComputeSettings, tasks: Sequence[ChunkTask]) -> Iterator[tuple[Chunk, datetime]]:
-    """Run ``tasks`` at once on Ray and yield their results in order; the first failure cancels the rest
-    and is raised (a task lost with its node, after ``compute.max_retries``, as ComputeUnavailable)."""
+    """Run ``tasks`` on Ray, as many at once as the cluster holds, and yield their results in order.
+
+    The first failure stops the submission of more tasks and is raised (a task lost with its node, after
+    ``compute.max_retries``, as ComputeUnavailable) once the tasks still running have finished; so does a
+    caller that stops early. Nothing is cancelled: Ray 2.60's ``ray.cancel`` races with a task that
+    finishes at that moment and aborts the driver (``Tried to complete task that was not pending``), and a
+    chunk is short and idempotent, so letting the few running ones finish costs little and nothing of the
+    run still writes to the online store after this returns."""
     if not tasks:
         return
     ray = connect(compute)
-    task_slots(ray, compute)  # a chunk no node can hold: ConfigError now, not a wait forever
+    slots = task_slots(ray, compute)  # a chunk no node can hold: ConfigError now, not a wait forever
     remote = ray.remote(run_chunk).options(**task_options(compute))
-    refs = [remote.remote(task) for task in tasks]
-    done = 0
+    running: dict[Any, int] = {}  # ref -> index of its task
+    outcomes: dict[int, tuple[Chunk, datetime] | BaseException] = {}
+    submitted = 0
     try:
-        for task, ref in zip(tasks, refs, strict=True):
-            try:
-                result: tuple[Chunk, datetime] = _get(ray, ref)
-            except Exception as exc:
+        for index, task in enumerate(tasks):
+            while index not in outcomes:
+                stop = any(isinstance(o, BaseException) for o in outcomes.values())
+                while not stop and submitted < len(tasks) and len(running) < slots:
+                    running[remote.remote(tasks[submitted])] = submitted
+                    submitted += 1
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)  # short: Ctrl-C is seen
+                for ref in ready:
+                    outcomes[running.pop(ref)] = _outcome(ray, ref)
+            outcome = outcomes.pop(index)
+            if isinstance(outcome, BaseException):
                 where = f"Chunk ({task.start.isoformat()}, {task.end.isoformat()}] of feature view {task.view.name!r}"
-                raise lost(exc, where, compute.max_retries) from None
-            done += 1
-            yield result
+                raise lost(outcome, where, compute.max_retries) from None
+            yield outcome
     finally:
-        for ref in refs[done:]:  # failed, interrupted, or the caller stopped early: stop the rest
-            _cancel(ray, ref)
+        while running:  # failed, interrupted, or the caller stopped early: let the running ones finish
+            ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0.5)
+            for ref in ready:
+                running.pop(ref)
 
 
-def _get(ray: Any, ref: Any) -> Any:
-    while True:  # short waits, so that Ctrl-C is seen at once
-        ready, _ = ray.wait([ref], timeout=0.5)
-        if ready:
-            return ray.get(ref)
-
-
-def _cancel(ray: Any, ref: Any) -> None:
-    with contextlib.suppress(Exception):  # finished already, or its node is gone: nothing left to stop
-        ray.cancel(ref, force=True)
+def _outcome(ray: Any, ref: Any) -> tuple[Chunk, datetime] | BaseException:
+    try:
+        result: tuple[Chunk, datetime] = ray.get(ref)
+    except Exception as exc:
+        return exc
+    return result
 
 
 __all__ = ["ChunkTask", "chunks_on_ray", "run_chunk"]
