@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 
-class TileNet(nn.Module):  # type: ignore[misc]
+class TileNet(nn.Module):
     """Two convolutions and a global average: enough for a blob of diseased tissue on 16x16 tiles."""
 
     def __init__(self, bands: int = 4, width: int = 16) -> None:
@@ -31,10 +31,10 @@ class TileNet(nn.Module):  # type: ignore[misc]
         self.head = nn.Linear(2 * width, 2)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(image).flatten(1))  # type: ignore[no-any-return]
+        return self.head(self.features(image).flatten(1))
 
 
-class YieldNet(nn.Module):  # type: ignore[misc]
+class YieldNet(nn.Module):
     """Convolutions over days (a week's receptive field, then a month's), a masked mean over the season,
     and a small head: yield in t/ha, one number per field."""
 
@@ -51,7 +51,7 @@ class YieldNet(nn.Module):  # type: ignore[misc]
         seen = mask.to(sequence.dtype)  # (n, days): 1 where a day holds readings
         hidden = self.conv(torch.nan_to_num(sequence).transpose(1, 2))  # (n, width, days)
         pooled = (hidden * seen[:, None, :]).sum(dim=2) / seen.sum(dim=1, keepdim=True).clamp(min=1.0)
-        return self.head(pooled) * self.scale  # type: ignore[no-any-return]  # (n, 1): a regressor's shape
+        return self.head(pooled) * self.scale  # (n, 1): a regressor's shape
 
 
 def tile_classifier(*, epochs: int = 8, seed: int = 0, **options: Any) -> Any:
