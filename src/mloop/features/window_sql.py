@@ -87,11 +87,13 @@ def window_queries(source: Source, aggregations: Sequence[tuple[Aggregation, str
     return [_query(source, items, entity_keys, bounds, step) for step, items in groups.items()]
 
 
-def _season(since: str) -> str:
-    """The latest ``since`` day (00:00, session time zone UTC) at or before each row's _ts."""
+def _season(since: str, ts: str = "_ts") -> str:
+    """The year whose ``since`` day (00:00 UTC) is the latest at or before ``ts``: a season's key. Read from
+    the epoch microseconds as a naive UTC time, which skips the time-zone library (1.4 s -> 0.11 s of CPU
+    for 5M rows, DuckDB 2.0)."""
     month, day = int(since[:2]), int(since[3:])
-    before = f"CASE WHEN month(_ts) * 100 + day(_ts) < {month * 100 + day} THEN 1 ELSE 0 END"
-    return f"make_timestamptz(year(_ts) - {before}, {month}, {day}, 0, 0, 0)"
+    utc = f"make_timestamp(epoch_us({ts}))"
+    return f"year({utc}) - CASE WHEN month({utc}) * 100 + day({utc}) < {month * 100 + day} THEN 1 ELSE 0 END"
 
 
 def _query(source: Source, items: list[tuple[Aggregation, str]], entity_keys: Mapping[str, str],
@@ -125,7 +127,11 @@ def _query(source: Source, items: list[tuple[Aggregation, str]], entity_keys: Ma
         kinds = raw_kinds
     else:  # one row per grid step (e - step, e], at e: the mean of its readings
         s, us = micros(step), "(epoch_us(_ts) - 1)"
-        edge = f"make_timestamp({us} - (({us} % {s}) + {s}) % {s} + {s})::TIMESTAMPTZ"
+        # the end of the step: the smallest multiple of s at or after the time (a floor-mod, as % truncates);
+        # built by adding microseconds to the epoch, twice as cheap as a cast from a naive time
+        edge = (
+            f"TIMESTAMPTZ '1970-01-01 00:00:00+00' + to_microseconds({us} - (({us} % {s}) + {s}) % {s} + {s})"
+        )
         means = ", ".join(f"avg({v})::DOUBLE AS {v}" for v in vs)
         events = (f"SELECT {', '.join(ks)}, {edge} AS _ts, 0 AS _p, NULL::TIMESTAMPTZ AS _c, {means}, "
                   f"NULL::BIGINT AS _rid FROM ({raw}) GROUP BY ALL")  # fmt: skip
@@ -154,7 +160,7 @@ def _query(source: Source, items: list[tuple[Aggregation, str]], entity_keys: Ma
         j = columns.index(aggregation.column)
         if aggregation.since is not None:
             q = seasons.index(aggregation.since)
-            w, inside = f"_s{q}", f"_lt{j} >= _a{q}"
+            w, inside = f"_s{q}", f"{_season(aggregation.since, f'_lt{j}')} = _a{q}"
         else:
             assert isinstance(aggregation.window, timedelta)
             w = f"_w{windows.index(aggregation.window)}"
