@@ -116,3 +116,22 @@ def test_a_user_without_features_read_sees_no_view(project: Project) -> None:
                 and "features.read" in refused.text
                 and "<table" not in refused.text
             )
+
+
+def test_a_view_shows_since_resample_and_min_count_of_its_aggregations(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    field = ml.Entity("field", join_keys=["field_id"])
+    soil = ml.FeatureView("soil", entities=[field], source=ml.DatasetSource("readings"), aggregations=[
+        ml.Aggregation("rain_mm", "sum", since="03-01"),
+        ml.Aggregation("moisture", "mean", "1d", resample="1h", min_count=18),
+    ])  # fmt: skip
+    with Project.open(tmp_path_factory.mktemp("uisoil"), env={}) as opened:
+        opened.data.ingest(
+            pd.DataFrame({"field_id": [1], "ts": [T0], "rain_mm": [0.5], "moisture": [30.0]}), "readings"
+        )
+        opened.apply([soil])
+        with TestClient(create_ui_app(opened)) as c:
+            page = c.get("/ui/features/soil").text
+    assert "(sum of rain_mm since 03-01)" in page
+    assert "(mean of moisture over 1d, on a 1h grid, null under 18 values)" in page

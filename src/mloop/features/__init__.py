@@ -3,9 +3,8 @@
 The public nouns are re-exported by :mod:`mloop`; the service is ``project.features``.
 """
 
+from mloop.features.aggregation import AGGREGATIONS, Aggregation
 from mloop.features.definitions import (
-    AGGREGATIONS,
-    Aggregation,
     DatasetSource,
     Entity,
     FeatureView,

@@ -31,10 +31,11 @@ from mloop._time import parse_duration
 from mloop.data.schema import ALIASES, DTYPES, ELEMENTS
 from mloop.data.sources import ParquetSource, Source
 from mloop.errors import SchemaError
+from mloop.features.aggregation import Aggregation as Aggregation  # re-exported: defined with the views
+from mloop.features.aggregation import duration_text
 from mloop.features.keys import declared as keys_dtypes
 from mloop.store.types import canonical_json
 
-AGGREGATIONS = ("count", "sum", "mean", "min", "max", "last", "distinct_count")
 # The most elements one tensor feature value may hold: it travels as JSON in every online read, so 4096
 # float32 (a 4096-d embedding, ~40-80 KB of JSON) keeps a lookup in the low milliseconds.
 MAX_TENSOR_ELEMENTS = 4096
@@ -54,25 +55,6 @@ def _dtype(value: str, where: str) -> str:
     if dtype not in DTYPES:
         raise SchemaError(f"{where}: unknown dtype {value!r}; use one of {', '.join(DTYPES)}.")
     return dtype
-
-
-def _window(text: str | timedelta, where: str) -> timedelta:
-    try:
-        value = parse_duration(text, what=f"window of {where}")
-    except Exception as exc:
-        raise SchemaError(str(exc)) from None
-    if value is None or value <= timedelta(0):
-        raise SchemaError(f"{where}: the window must be positive, like '10m', '1h', '24h' or '7d'.")
-    return value
-
-
-def duration_text(value: timedelta) -> str:
-    """``timedelta(hours=36)`` -> ``"36h"``: the largest whole unit, up to days."""
-    seconds = value.total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds * 1000)}ms"
 
 
 @dataclass(frozen=True)
@@ -169,47 +151,6 @@ class Entity:
         if self.pii:
             spec["pii"] = True  # likewise: untagged entities keep their stored hash
         return spec
-
-
-@dataclass(frozen=True)
-class Aggregation:
-    """``fn`` of ``column`` over the events in ``(t - window, t]``: count, sum, mean, min, max, last,
-    distinct_count. Named ``<column>_<fn>_<window>`` (``amount_mean_1h``) unless ``name`` is given.
-
-    Over a window with no events, count, distinct_count and sum are 0; the others are null.
-    """
-
-    column: str
-    fn: str
-    window: str | timedelta
-    name: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.fn not in AGGREGATIONS:
-            raise SchemaError(
-                f"Aggregation of {self.column!r}: unknown function {self.fn!r}; use one of {', '.join(AGGREGATIONS)}."
-            )
-        written = self.window
-        window = _window(written, f"aggregation {self.fn}({self.column})")
-        object.__setattr__(self, "window", window)
-        if self.name is None:
-            # Named as the user wrote the window ("24h" stays 24h), so the feature is easy to find.
-            text = "".join(written.split()) if isinstance(written, str) else duration_text(window)
-            object.__setattr__(self, "name", f"{self.column}_{self.fn}_{text}")
-
-    @property
-    def feature(self) -> str:
-        assert self.name is not None
-        return self.name
-
-    @property
-    def seconds(self) -> float:
-        assert isinstance(self.window, timedelta)
-        return self.window.total_seconds()
-
-    def spec(self) -> dict[str, Any]:
-        assert isinstance(self.window, timedelta)
-        return {"column": self.column, "fn": self.fn, "window": duration_text(self.window), "name": self.name}
 
 
 @dataclass
@@ -353,8 +294,9 @@ class FeatureView:
 
     @property
     def max_window(self) -> timedelta | None:
-        windows = [a.window for a in self.aggregations if isinstance(a.window, timedelta)]  # all, once parsed
-        return max(windows) if windows else None
+        """How far back an event can still count for some aggregation (see Aggregation.lookback): the
+        online store keeps this much, the offline store reads this much before the first entity row."""
+        return max((a.lookback for a in self.aggregations), default=None)
 
     def spec(self) -> dict[str, Any]:
         assert self.source is not None

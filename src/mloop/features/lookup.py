@@ -21,7 +21,7 @@ from mloop.data.sources import ParquetSource
 from mloop.errors import SchemaError
 from mloop.features import keys as key_check
 from mloop.features import on_demand
-from mloop.features.aggregate import aggregate
+from mloop.features.aggregate import window_value
 from mloop.features.definitions import Aggregation, DatasetSource, FeatureView, OnDemandView, PushSource
 from mloop.features.online.base import OnlineStore, decode, entity_key
 from mloop.features.refs import Resolved
@@ -37,7 +37,7 @@ class ViewPart:
     features: list[str]  # plain feature names wanted
     aggregations: list[Aggregation]
     ttl_us: int | None
-    window_us: int  # longest wanted window
+    window_us: int  # longest wanted lookback (Aggregation.lookback)
     dtypes: dict[str, str]
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # tensors of more than one dimension
 
@@ -56,6 +56,9 @@ class OnlinePlan:
 @dataclass
 class Stats:
     stale: dict[str, int] = field(default_factory=dict)
+    sparse: dict[tuple[str, str], int] = field(
+        default_factory=dict
+    )  # (view, feature): windows under min_count
 
 
 def build_plan(
@@ -79,7 +82,7 @@ def build_plan(
             ViewPart(
                 view, namespaces[name], plain, aggs,
                 int(ttl.total_seconds() * 1_000_000) if isinstance(ttl, timedelta) else None,
-                max((int(a.seconds * 1_000_000) for a in aggs), default=0),
+                max((a.lookback // timedelta(microseconds=1) for a in aggs), default=0),
                 {f.name: f.dtype for f in view.features},
                 {f.name: f.shape for f in view.features if f.shape is not None and len(f.shape) > 1},
             )
@@ -171,16 +174,19 @@ def lookup(
         if part.aggregations:
             found_events = answer.events[event_at : event_at + n]
             event_at += n
+            decoded = [
+                [(e.event_ts, e.values if isinstance(e.values, dict) else decode(e.values)) for e in events]
+                for events in found_events
+            ]
             for agg in part.aggregations:
-                start = now - int(agg.seconds * 1_000_000)
                 out = []
-                for events in found_events:
-                    decoded = [
-                        (e.event_ts, e.values if isinstance(e.values, dict) else decode(e.values))
-                        for e in events
-                    ]
-                    triples = [(ts, v.get("_created", 0), v.get(agg.column)) for ts, v in decoded]
-                    out.append(aggregate(agg.fn, triples, start, now))
+                for stored_events in decoded:
+                    triples = [(ts, v.get("_created", 0), v.get(agg.column)) for ts, v in stored_events]
+                    value, sparse = window_value(agg, triples, now)
+                    if sparse and stats is not None:
+                        where = (name, agg.feature)
+                        stats.sparse[where] = stats.sparse.get(where, 0) + 1
+                    out.append(value)
                 results[(name, agg.feature)] = out
     for odv, outputs in plan.on_demand:
         rows = pd.RangeIndex(len(next(iter(columns.values()), [])))  # a view may read request fields only

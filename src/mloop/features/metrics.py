@@ -21,3 +21,8 @@ LAG = Gauge(
     ["project", "view"],
     multiprocess_mode="mostrecent",
 )
+SPARSE = Counter(
+    "mloop_online_sparse_windows_total",
+    "Online aggregations answered null because their window held fewer values than its min_count.",
+    ["project", "view", "feature"],
+)

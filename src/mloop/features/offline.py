@@ -15,9 +15,10 @@ values from the same definitions).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,17 @@ import pyarrow.compute as pc
 
 from mloop.data.sql import quote
 from mloop.errors import MalformedInput, SchemaError
+from mloop.features.aggregation import NUMERIC
 from mloop.features.definitions import Aggregation, FeatureView
+from mloop.features.window_sql import (
+    FLOATS,
+    INTEGERS,
+    Source,
+    interval,
+    sql_time,
+    window_filter,
+    window_queries,
+)
 
 
 @dataclass(frozen=True)
@@ -50,12 +61,9 @@ class Table:
             con.register(name, dataset)
 
 
-_US = timedelta(microseconds=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-             "UBIGINT", "UHUGEINT"}  # fmt: skip
-_FLOATS = {"FLOAT", "DOUBLE"}
 _STRINGS = {"VARCHAR"}
+NULLED = "nulled_windows"  # the frame.attrs key of the rows nulled by min_count, per feature
+log = logging.getLogger(__name__)
 _LOCALIZE = 'df[{col!r}] = df[{col!r}].dt.tz_localize("UTC")'
 
 
@@ -73,7 +81,9 @@ def historical(
 
     One output row per input row, in input order (duplicates kept, the index unchanged): every
     ``entity_df`` column, then each requested feature, named ``feature`` or, with ``full_feature_names``,
-    ``view__feature``. DuckDB spills to ``workdir`` when the data outgrows ``memory_limit``.
+    ``view__feature``. DuckDB spills to ``workdir`` when the data outgrows ``memory_limit``. Aggregations
+    with a ``min_count`` report how many of their rows are null for too few readings in
+    ``frame.attrs["nulled_windows"]`` (``{output name: rows}``), and a warning is logged when any are.
 
     >>> train = historical(labels, [(stats, ["amount_sum_1h"])],                # doctest: +SKIP
     ...                    {"stats": Table("read_parquet(['t.parquet'])", "ts")}, timestamp="ts")
@@ -91,6 +101,7 @@ def historical(
     bounds = _bounds(entities.column("_t"))
     names: list[str] = []
     columns: list[pa.ChunkedArray] = []
+    nulled: dict[str, int] = {}
     with duckdb.connect(config=config) as con:
         con.execute("SET TimeZone = 'UTC'")
         con.register("_entities", entities)
@@ -105,11 +116,20 @@ def historical(
             for query in _queries(plan, entity_keys, bounds):
                 result = _run(con, query, entities.num_rows)
                 found.update((name, result.column(column)) for column, name in query.outputs)
+                nulled.update(
+                    (name, int(pc.sum(result.column(column)).as_py() or 0)) for column, name in query.sparse
+                )
             names += plan.outputs
             columns += [found[name] for name in plan.outputs]
     features = pa.Table.from_arrays(columns, names=names).to_pandas() if names else pd.DataFrame()
     features.index = entity_df.index
-    return pd.concat([entity_df, features], axis=1) if names else entity_df.copy()
+    frame = pd.concat([entity_df, features], axis=1) if names else entity_df.copy()
+    if nulled:
+        frame.attrs[NULLED] = nulled
+        sparse = {name: n for name, n in nulled.items() if n}
+        if sparse:
+            log.warning("Null for too few readings (under min_count), rows per feature: %s", sparse)
+    return frame
 
 
 @dataclass
@@ -246,7 +266,7 @@ def _check_source(plan: _Plan, entity_types: Mapping[str, str]) -> None:
             )
     for aggregation, _ in plan.aggregations:
         kind = types[aggregation.column].upper()
-        if aggregation.fn in ("sum", "mean") and not _numeric(kind):
+        if aggregation.fn in NUMERIC and not _numeric(kind):
             raise SchemaError(
                 f"Aggregation {aggregation.feature!r} of view {view.name!r}: {aggregation.fn} needs numbers, "
                 f"but column {aggregation.column!r} is {kind}. Use count, min, max, last or distinct_count."
@@ -265,7 +285,7 @@ def _aware(kind: str) -> bool:
 
 
 def _numeric(kind: str) -> bool:
-    return kind in _INTEGERS or kind in _FLOATS or kind.startswith("DECIMAL")
+    return kind in INTEGERS or kind in FLOATS or kind.startswith("DECIMAL")
 
 
 def _family(kind: str) -> str:
@@ -279,45 +299,6 @@ def _family(kind: str) -> str:
 # SQL. Every name DuckDB sees is internal (_k0, _ts, _v0, ...) so user column names never clash.
 
 
-def _span(aggregation: Aggregation) -> timedelta:
-    assert isinstance(aggregation.window, timedelta)  # Aggregation parses it
-    return aggregation.window
-
-
-def _micros(value: timedelta) -> int:
-    return value // _US
-
-
-def _interval(value: timedelta, minus: int = 0) -> str:
-    return f"INTERVAL '{_micros(value) - minus} microseconds'"
-
-
-def _instant(micros: int, kind: str) -> str:
-    return f"CAST('{(_EPOCH + micros * _US).isoformat()}' AS {kind})"
-
-
-def _time(column: str, kind: str) -> str:
-    """A timestamp column at microsecond precision, truncating (DuckDB's cast from nanoseconds rounds)."""
-    if "NS" in kind.upper():
-        return f"make_timestamp(epoch_ns({quote(column)}) // 1000)::TIMESTAMPTZ"
-    return f"{quote(column)}::TIMESTAMPTZ"
-
-
-def _window_filter(
-    table: Table, kind: str, bounds: tuple[int, int] | None, lookback: timedelta | None
-) -> str:
-    """Rows that can be seen from some entity row: a pre-filter on the raw column that Parquet row groups
-    can be skipped by; a millisecond of slack keeps it a superset whatever the column's precision."""
-    column = quote(table.timestamp)
-    if bounds is None:
-        return f"{column} IS NOT NULL"
-    low, high = bounds
-    where = f"{column} <= {_instant(high + 1000, kind)}"
-    if lookback is not None:
-        where += f" AND {column} >= {_instant(low - _micros(lookback) - 1000, kind)}"
-    return where
-
-
 @dataclass(frozen=True)
 class _Query:
     """Rows with _rid; ``outputs`` maps result columns to output names. One row per entity row, or
@@ -327,6 +308,7 @@ class _Query:
     outputs: list[tuple[str, str]]
     checks_nan: bool = False
     tie_order: str | None = None
+    sparse: list[tuple[str, str]] = field(default_factory=list)  # (flag column, output): nulled by min_count
 
 
 def _run(con: duckdb.DuckDBPyConnection, query: _Query, rows: int) -> pa.Table:
@@ -354,7 +336,13 @@ def _queries(plan: _Plan, entity_keys: Mapping[str, str], bounds: tuple[int, int
     if plan.plain:
         queries.append(_plain_sql(plan, entity_keys, bounds))
     if plan.aggregations:
-        queries.append(_aggregation_sql(plan, entity_keys, bounds))
+        assert plan.source_types is not None
+        source = Source(plan.table.relation, plan.table.timestamp, plan.table.created_timestamp,
+                        plan.view.join_keys, plan.source_types)  # fmt: skip
+        queries.extend(
+            _Query(q.sql, q.outputs, checks_nan=q.checks_nan, sparse=q.sparse)
+            for q in window_queries(source, plan.aggregations, entity_keys, bounds)
+        )
     return queries
 
 
@@ -369,15 +357,15 @@ def _plain_sql(plan: _Plan, entity_keys: Mapping[str, str], bounds: tuple[int, i
     view, table, types = plan.view, plan.table, plan.source_types
     assert types is not None
     ks = [f"_k{i}" for i in range(len(view.join_keys))]
-    ts = _time(table.timestamp, types[table.timestamp])
+    ts = sql_time(table.timestamp, types[table.timestamp])
     ttl = view.ttl if isinstance(view.ttl, timedelta) else None
-    where = _window_filter(table, types[table.timestamp], bounds, ttl)
+    where = window_filter(table.timestamp, types[table.timestamp], bounds, ttl)
     on = " AND ".join(f"e.{entity_keys[key]} = s._k{i}" for i, key in enumerate(view.join_keys))
-    fresh = f"s._ts >= e._t - {_interval(ttl)}" if ttl is not None else "TRUE"
+    fresh = f"s._ts >= e._t - {interval(ttl)}" if ttl is not None else "TRUE"
     values = [f"{quote(f.name)} AS _f{j}" for j, f in enumerate(view.features)]
     order = [f"_f{j} DESC NULLS FIRST" for j in range(len(view.features))]
     if table.created_timestamp:
-        values.insert(0, f"{_time(table.created_timestamp, types[table.created_timestamp])} AS _c")
+        values.insert(0, f"{sql_time(table.created_timestamp, types[table.created_timestamp])} AS _c")
         order.insert(0, "_c DESC NULLS LAST")
     index = {f.name: j for j, f in enumerate(view.features)}
     outputs = [(f"_f{index[feature]}", output) for feature, output in plan.plain]
@@ -391,81 +379,3 @@ r AS (SELECT {_source_keys(plan)}, {ts} AS _ts, {", ".join(values)} FROM {table.
 SELECT a._rid, r.* EXCLUDE ({", ".join([*ks, "_ts"])})
 FROM a LEFT JOIN r ON {" AND ".join(f"a.{k} = r.{k}" for k in [*ks, "_ts"])}"""
     return _Query(sql, outputs, tie_order=", ".join(order))
-
-
-def _aggregation_sql(plan: _Plan, entity_keys: Mapping[str, str], bounds: tuple[int, int] | None) -> _Query:
-    # Entity rows join the events of their view as probes (_p = 1) in one sort per entity; each
-    # aggregation is then a window over RANGE (t - window, t] evaluated at the probes. `last` is the
-    # running last non-null value in (time, created, value) order, kept if its time is in the window.
-    view, table, types = plan.view, plan.table, plan.source_types
-    assert types is not None
-    n = len(view.join_keys)
-    ks = [f"_k{i}" for i in range(n)]
-    ts = _time(table.timestamp, types[table.timestamp])
-    where = _window_filter(table, types[table.timestamp], bounds, view.max_window)
-    where += "".join(f" AND {quote(key)} IS NOT NULL" for key in view.join_keys)
-    created = "'-infinity'::TIMESTAMPTZ"
-    if table.created_timestamp:
-        created = f"coalesce({_time(table.created_timestamp, types[table.created_timestamp])}, {created})"
-    columns = list(dict.fromkeys(a.column for a, _ in plan.aggregations))
-    windows = list(dict.fromkeys(_span(a) for a, _ in plan.aggregations))
-    values = []
-    for j, column in enumerate(columns):
-        kind = types[column].upper()
-        value = (
-            f"CASE WHEN NOT isnan({quote(column)}) THEN {quote(column)} END"
-            if kind in _FLOATS
-            else quote(column)
-        )
-        values.append(f"{value} AS _v{j}")
-    probe_keys = ", ".join(f"{entity_keys[key]} AS _k{i}" for i, key in enumerate(view.join_keys))
-    known = " AND ".join(f"s._k{i} = e.{entity_keys[key]}" for i, key in enumerate(view.join_keys))
-    partition = f"PARTITION BY {', '.join(ks)}"
-    specs = [
-        # (t - w, t] is [t - w + 1 µs, t] at microsecond precision; CURRENT ROW takes its peers (ts = t) too
-        f"_w{i} AS ({partition} ORDER BY _ts RANGE BETWEEN {_interval(w, minus=1)} PRECEDING AND CURRENT ROW)"
-        for i, w in enumerate(windows)
-    ]
-    inner: list[str] = []
-    final: list[str] = []
-    lasts: set[int] = set()
-    for i, (aggregation, _) in enumerate(plan.aggregations):
-        j, w = columns.index(aggregation.column), f"_w{windows.index(_span(aggregation))}"
-        kind = types[aggregation.column].upper()
-        fn = aggregation.fn
-        if fn == "last":
-            if j not in lasts:
-                lasts.add(j)
-                specs.append(f"_l{j} AS ({partition} ORDER BY _ts, _p, _c, _v{j} ROWS UNBOUNDED PRECEDING)")
-                inner.append(f"last_value(_v{j} IGNORE NULLS) OVER _l{j} AS _lv{j}")
-                inner.append(
-                    f"last_value(CASE WHEN _v{j} IS NOT NULL THEN _ts END IGNORE NULLS) OVER _l{j} AS _lt{j}"
-                )
-            final.append(f"CASE WHEN _lt{j} > _ts - {_interval(_span(aggregation))} THEN _lv{j} END AS _o{i}")
-            continue
-        if fn == "count":
-            expr = f"count(_v{j}) OVER {w}"
-        elif fn == "distinct_count":
-            expr = f"count(DISTINCT _v{j}) OVER {w}"
-        elif fn == "sum":
-            expr = f"coalesce(sum(_v{j}) OVER {w}, 0)::{'BIGINT' if kind in _INTEGERS else 'DOUBLE'}"
-        elif fn == "mean":
-            expr = f"(avg(_v{j}) OVER {w})::DOUBLE"
-        else:  # min, max
-            expr = f"{fn}(_v{j}) OVER {w}"
-        inner.append(f"{expr} AS _o{i}")
-        final.append(f"_o{i}")
-    nulls = ", ".join(f"NULL AS _v{j}" for j in range(len(columns)))
-    sql = f"""
-WITH u AS (
-    SELECT {probe_keys}, _t AS _ts, 1 AS _p, NULL::TIMESTAMPTZ AS _c, {nulls}, _rid FROM _entities
-    UNION ALL BY NAME
-    SELECT s.* FROM (
-        SELECT {_source_keys(plan)}, {ts} AS _ts, 0 AS _p, {created} AS _c, {", ".join(values)}, NULL::BIGINT AS _rid
-        FROM {table.relation} WHERE {where}
-    ) s SEMI JOIN _entities e ON {known}
-),
-x AS (SELECT _rid, _ts, {", ".join(inner)} FROM u WINDOW {", ".join(specs)} QUALIFY _p = 1)
-SELECT _rid, {", ".join(final)} FROM x"""
-    outputs = [(f"_o{i}", output) for i, (_, output) in enumerate(plan.aggregations)]
-    return _Query(sql, outputs, checks_nan=any(types[c].upper() in _FLOATS for c in columns))

@@ -253,9 +253,7 @@ def load(stored: dict[tuple[str, str], Stored], kind: str, name: str) -> Definit
             source=source_from_spec(spec["source"]),
             ttl=spec["ttl"],
             features=[Field(**f) for f in spec["features"]],
-            aggregations=[
-                Aggregation(a["column"], a["fn"], a["window"], a["name"]) for a in spec["aggregations"]
-            ],
+            aggregations=[Aggregation.from_spec(a) for a in spec["aggregations"]],
             owner=spec.get("owner", ""),
             description=spec.get("description", ""),
             tags=spec.get("tags", {}),

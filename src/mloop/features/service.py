@@ -178,11 +178,13 @@ class FeatureService(DefinitionHistory):
             defs.plans[key] = plan
         stats = lookup.Stats()
         result = lookup.lookup(plan, self.online_store, entity_rows, at=at, stats=stats)
-        if stats.stale:
-            from mloop.features.metrics import STALE
+        if stats.stale or stats.sparse:
+            from mloop.features.metrics import SPARSE, STALE
 
             for view, count in stats.stale.items():
                 STALE.labels(self._ctx.project, view).inc(count)
+            for (view, feature), count in stats.sparse.items():
+                SPARSE.labels(self._ctx.project, view, feature).inc(count)
         return result
 
     @property
