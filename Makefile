@@ -29,7 +29,7 @@ lint: $(STAMP)
 # (a Ray driver exits when the cluster marks its node dead: under another test's load that ended a run). A
 # driver that Ray aborts prints nothing: the Ray logs left behind say why.
 test: lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not serial"
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not serial" --durations=30
 	$(BIN)/python -m pytest -q -m "serial and not ray"
 	$(BIN)/python -m pytest -q -m ray || { $(BIN)/python -m tests.ray_cluster; exit 1; }
 
