@@ -13,6 +13,7 @@ from mloop.features.definitions import (
     OnDemandView,
     PushSource,
 )
+from mloop.features.sequences import SequenceSpec, sequence_arrays
 
 __all__ = [
     "AGGREGATIONS",
@@ -23,4 +24,6 @@ __all__ = [
     "Field",
     "OnDemandView",
     "PushSource",
+    "SequenceSpec",
+    "sequence_arrays",
 ]
