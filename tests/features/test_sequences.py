@@ -97,6 +97,22 @@ def test_each_step_holds_the_value_as_of_its_time_padded_and_masked_before_the_f
     assert mask[1].tolist() == [False, False, False, False, True]
 
 
+def test_a_row_time_in_another_zone_is_the_same_instant_and_no_rows_give_no_sequences(
+    project: Project,
+) -> None:
+    spec = ml.SequenceSpec(length=4, step="6h")
+    labels = _labels((1, 2.1), (2, 4))
+    utc = spec.arrays(project.features.historical(labels, ["plot_daily:ndvi"], sequence=spec))
+    berlin = labels.assign(event_timestamp=labels["event_timestamp"].dt.tz_convert("Europe/Berlin"))
+    zoned = spec.arrays(project.features.historical(berlin, ["plot_daily:ndvi"], sequence=spec))
+    np.testing.assert_array_equal(utc[0], zoned[0])
+    assert utc[0][0, :, 0].tolist() == pytest.approx(
+        [0.1, 0.1, 0.1, 0.3]
+    )  # day 2 is 0.1 days before the last
+    empty = project.features.historical(labels.iloc[:0], ["plot_daily:ndvi"], sequence=spec)
+    assert len(empty) == 0 and list(empty.columns)[-2:] == ["sequence", "sequence_mask"]
+
+
 def test_pad_and_name_are_the_users_and_ttl_counts_as_missing(project: Project) -> None:
     spec = ml.SequenceSpec(length=3, step="1d", pad=float("nan"), name="history")
     train = project.features.historical(_labels((1, 2)), ["plot_fresh:ndvi"], sequence=spec)
