@@ -114,8 +114,9 @@ def test_a_row_time_in_another_zone_is_the_same_instant_and_no_rows_give_no_sequ
 
 
 def test_pad_and_name_are_the_users_and_ttl_counts_as_missing(project: Project) -> None:
-    spec = ml.SequenceSpec(length=3, step="1d", pad=float("nan"), name="history")
+    spec = ml.SequenceSpec(length=3, step="1d", pad=float("nan"), name="history", mask="seen")
     train = project.features.historical(_labels((1, 2)), ["plot_fresh:ndvi"], sequence=spec)
+    assert list(train.columns)[-2:] == ["history", "seen"]
     X, mask = spec.arrays(train)
     # Days 0, 1, 2 with a 1-day ttl: day 1 sees day 0's reading at exactly the ttl's edge.
     np.testing.assert_allclose(X[0, :, 0], [0.1, 0.1, 0.3])
@@ -165,6 +166,7 @@ def test_rows_go_through_in_blocks_with_the_same_result(
         ({"length": 3, "step": "0d"}, "must be positive"),
         ({"length": 3, "pad": "zero"}, "pad must be a number"),
         ({"length": 100_000, "step": "5000d"}, "1000 years"),
+        ({"length": 3, "mask": "sequence"}, "must differ"),
     ],
 )
 def test_a_bad_spec_says_what_to_write(kwargs: dict[str, object], message: str) -> None:

@@ -53,7 +53,8 @@ Lookup = Callable[..., pd.DataFrame]
 class SequenceSpec:
     """A fixed-length sequence per entity row: ``length`` steps of ``step`` ("1h", "1d", "7d"), the last at
     the row's own time. ``pad`` fills missing values (0.0, so a network never sees NaN; ``float("nan")``
-    if you prefer to see the gaps); ``name`` names the output columns (``name`` and ``name_mask``).
+    if you prefer to see the gaps); ``name`` names the output columns (``name`` and ``name_mask``, or
+    ``mask`` when given: name them as the model's ``forward`` arguments).
 
     >>> SequenceSpec(length=120, step="1d").span
     datetime.timedelta(days=119)
@@ -63,6 +64,7 @@ class SequenceSpec:
     step: str | timedelta = "1d"
     pad: float = 0.0
     name: str = "sequence"
+    mask: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.length, bool) or not isinstance(self.length, int | np.integer):
@@ -95,8 +97,11 @@ class SequenceSpec:
             raise SchemaError(
                 f"SequenceSpec pad must be a number (0.0 or float('nan')); got {self.pad!r}."
             ) from None
-        if not isinstance(self.name, str) or not self.name:
-            raise SchemaError(f"SequenceSpec name must be a non-empty column name; got {self.name!r}.")
+        for what, value in (("name", self.name), ("mask", self.mask_name)):
+            if not isinstance(value, str) or not value:
+                raise SchemaError(f"SequenceSpec {what} must be a non-empty column name; got {value!r}.")
+        if self.name == self.mask_name:
+            raise SchemaError(f"SequenceSpec name and mask must differ; both are {self.name!r}.")
 
     @property
     def span(self) -> timedelta:
@@ -106,14 +111,16 @@ class SequenceSpec:
 
     @property
     def mask_name(self) -> str:
-        return f"{self.name}_mask"
+        return f"{self.name}_mask" if self.mask is None else self.mask
 
     def arrays(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """This spec's sequence columns of ``frame`` as ``(X, mask)`` arrays: :func:`sequence_arrays`."""
-        return sequence_arrays(frame, self.name)
+        return sequence_arrays(frame, self.name, self.mask_name)
 
 
-def sequence_arrays(frame: pd.DataFrame, name: str = "sequence") -> tuple[np.ndarray, np.ndarray]:
+def sequence_arrays(
+    frame: pd.DataFrame, name: str = "sequence", mask: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The sequence columns of a training set as two arrays: ``X`` float32 ``(n, length, n_features)``
     and ``mask`` bool ``(n, length)``; ``torch.from_numpy`` makes them tensors.
 
@@ -121,13 +128,14 @@ def sequence_arrays(frame: pd.DataFrame, name: str = "sequence") -> tuple[np.nda
     >>> X.shape, mask.shape                # doctest: +SKIP
     ((10000, 120, 3), (10000, 120))
     """
-    missing = [c for c in (name, f"{name}_mask") if c not in frame.columns]
+    mask = f"{name}_mask" if mask is None else mask
+    missing = [c for c in (name, mask) if c not in frame.columns]
     if missing:
         raise SchemaError(
             f"The frame has no column(s) {missing}: pass the result of "
             "features.historical(..., sequence=SequenceSpec(...)), and name=... if the spec renamed them."
         )
-    cells, masks = list(frame[name]), list(frame[f"{name}_mask"])
+    cells, masks = list(frame[name]), list(frame[mask])
     if len(frame) == 0:
         raise SchemaError("The frame has no rows, so there are no sequences to stack.")
     return np.stack(cells).astype(np.float32, copy=False), np.stack(masks).astype(bool, copy=False)
