@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     )
     from mloop.features.queries import Plan
     from mloop.features.reports import MaterializeReport, PushReport
+    from mloop.features.sequences import SequenceSpec
     from mloop.loop import Canary, Gate, LoopPolicy, OnDrift, OnNewData, OnPerformance, OnSLOBreach, Schedule
     from mloop.models import Signature
     from mloop.project import Project
@@ -91,6 +92,7 @@ _EXPORTS: dict[str, str] = {
     "Plan": "mloop.features.queries",
     "MaterializeReport": "mloop.features.reports",
     "PushReport": "mloop.features.reports",
+    "SequenceSpec": "mloop.features.sequences",
     "Canary": "mloop.loop",
     "Gate": "mloop.loop",
     "LoopPolicy": "mloop.loop",
@@ -170,6 +172,7 @@ __all__ = [
     "RunInfo",
     "Schedule",
     "SchemaError",
+    "SequenceSpec",
     "Signature",
     "Source",
     "SqlSource",

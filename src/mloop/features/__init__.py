@@ -12,6 +12,7 @@ from mloop.features.definitions import (
     OnDemandView,
     PushSource,
 )
+from mloop.features.sequences import SequenceSpec, sequence_arrays
 
 __all__ = [
     "AGGREGATIONS",
@@ -22,4 +23,6 @@ __all__ = [
     "Field",
     "OnDemandView",
     "PushSource",
+    "SequenceSpec",
+    "sequence_arrays",
 ]

@@ -23,7 +23,7 @@ from mloop._ray import connect, is_ray
 from mloop._time import as_utc, parse_duration, utcnow
 from mloop.data.service import DataService
 from mloop.errors import SchemaError
-from mloop.features import lookup, materialize_run, offline, on_demand, queries
+from mloop.features import lookup, materialize_run, offline, on_demand, queries, sequences
 from mloop.features import push as pushing
 from mloop.features.definitions import DatasetSource, FeatureView, OnDemandView, PushSource
 from mloop.features.history import DefinitionHistory
@@ -34,6 +34,7 @@ from mloop.features.online import open_online_store
 from mloop.features.online.base import OnlineStore
 from mloop.features.refs import resolve
 from mloop.features.reports import FreshnessInfo, MaterializeReport, PushReport
+from mloop.features.sequences import SequenceSpec
 from mloop.features.tables import push_log, table_for
 from mloop.store.schema import MaterializationRow
 
@@ -111,11 +112,18 @@ class FeatureService(DefinitionHistory):
         *,
         full_feature_names: bool = False,
         timestamp: str | None = None,
+        sequence: SequenceSpec | None = None,
     ) -> pd.DataFrame:
         """A point-in-time correct training set: one row per entity row, in order, with the features as of
-        each row's time (``timestamp``, default ``event_timestamp`` or the frame's only datetime column)."""
+        each row's time (``timestamp``, default ``event_timestamp`` or the frame's only datetime column).
+        With ``sequence=SequenceSpec(length, step)``, instead a sequence per row of the features as of each
+        step up to that time, as tensor columns (see :mod:`mloop.features.sequences`)."""
         self._authorize("features.read", "features:*")
         defs = self._definitions()
+        if sequence is not None:
+            return sequences.historical(self.historical, entity_df, features, sequence, objects=defs.objects,
+                                        timestamp=timestamp or _timestamp_column(entity_df),
+                                        full_feature_names=full_feature_names)  # fmt: skip
         resolved = resolve(features, defs.objects)
         wanted, hidden = on_demand.inputs_needed(resolved)
         views = {name: resolved.objects[name] for name in wanted}
