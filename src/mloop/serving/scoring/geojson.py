@@ -117,6 +117,8 @@ def _point(lon: Any, lat: Any, where: str) -> dict[str, Any]:
 
 
 def _position(pair: Any, where: str) -> list[float]:
+    if isinstance(pair, list | tuple | np.ndarray) and any(v is None or v is pd.NA for v in pair):
+        raise SchemaError(f"{where}: longitude/latitude {list(pair)} missing; fill or drop the row.")
     try:
         x, y = (float(v) for v in pair)
     except (TypeError, ValueError):
