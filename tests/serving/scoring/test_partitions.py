@@ -77,6 +77,7 @@ def test_each_row_is_stamped_and_filed_under_its_day(
     assert sorted(whole["date"].unique()) == [f"2026-02-0{d}" for d in (3, 4, 5, 6)]
 
 
+@pytest.mark.slow  # a fresh interpreter imports mloop: about 2 s of CPU before it scores a row
 def test_a_kill_9_midway_resumes_without_duplicates(
     small: Project, whole: pd.DataFrame, tmp_path: Path
 ) -> None:

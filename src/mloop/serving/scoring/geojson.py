@@ -69,10 +69,16 @@ def export_geojson(
         frame = order.drop_duplicates(subset=[id], keep="last").sort_values(id, kind="stable")
     shown = [c for c in [id, *_predictions(frame), *STAMPS, time, *properties] if c and c in frame.columns]
     shown = list(dict.fromkeys(shown))
+    cells = {c: frame[c].tolist() for c in {*shown, *(c for c in (lon, lat, geometry, id) if c)}}
     features = []
-    for position, (_, row) in enumerate(frame.iterrows()):
+    for position in range(len(frame)):
+        row = {c: values[position] for c, values in cells.items()}
         where = f"row {position}" + (f" ({id}={row[id]!r})" if id is not None else "")
-        shape = _point(row[lon], row[lat], where) if geometry is None else _geometry(row[geometry], where)
+        if geometry is None:
+            assert lon is not None and lat is not None  # _check_columns: both are given without a geometry
+            shape = _point(row[lon], row[lat], where)
+        else:
+            shape = _geometry(row[geometry], where)
         feature: dict[str, Any] = {"type": "Feature", "geometry": shape,
                                    "properties": {c: _plain(row[c]) for c in shown}}  # fmt: skip
         if id is not None:

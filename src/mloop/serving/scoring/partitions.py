@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -88,7 +90,6 @@ class PartitionedOutput:
             write_text(run, json.dumps(body, indent=2, default=str), what="run manifest", option="output")
         self.committed = {int(p.stem.removeprefix("chunk-")) for p in self.runs.glob("chunk-*.json")}
         self.rows_done = sum(json.loads(p.read_text())["rows"] for p in self.runs.glob("chunk-*.json"))
-        self.files: list[str] = []
 
     def skip(self, start: int) -> bool:
         """Whether the chunk starting at row ``start`` was committed by an earlier, interrupted run."""
@@ -97,11 +98,9 @@ class PartitionedOutput:
     def write(self, table: pa.Table, start: int) -> None:
         """Commit one chunk's output rows: every partition file, then the chunk's marker."""
         table = self._stamp(table.replace_schema_metadata(None))
-        values, column = self._partition_values(table)
         written = []
-        for value in sorted(set(values), key=lambda v: (v is None, str(v))):
-            mask = pc.is_null(column) if value is None else pc.equal(column, pa.scalar(value, column.type))
-            rows = table.filter(pc.fill_null(mask, False))
+        for value, indices in _groups(self._partition_column(table)):
+            rows = table.take(indices)
             if self.partition_by in rows.column_names:  # Hive: the value lives in the folder's name
                 rows = rows.drop_columns([self.partition_by])
             folder = self.output / f"{self.partition_by}={_segment(value)}"
@@ -118,7 +117,6 @@ class PartitionedOutput:
         )
         self.committed.add(start)
         self.rows_done += table.num_rows
-        self.files += written
 
     def __enter__(self) -> PartitionedOutput:
         return self
@@ -145,7 +143,7 @@ class PartitionedOutput:
             return table.append_column(AS_OF, table.column(self.timestamp))
         return table.append_column(AS_OF, pa.nulls(n, pa.timestamp("us", tz="UTC")))
 
-    def _partition_values(self, table: pa.Table) -> tuple[list[Any], pa.ChunkedArray]:
+    def _partition_column(self, table: pa.Table) -> pa.ChunkedArray:
         if self.partition_by in table.column_names:
             column = table.column(self.partition_by)
         elif self.partition_by == "date":  # the UTC day of each row's time
@@ -165,7 +163,7 @@ class PartitionedOutput:
             )
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
-        return column.unique().to_pylist(), column
+        return column
 
 
 def read_scores(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
@@ -186,6 +184,16 @@ def read_scores(path: str | Path, columns: Sequence[str] | None = None) -> pa.Ta
     if columns is not None:
         table = table.select(list(columns))
     return table
+
+
+def _groups(column: pa.ChunkedArray) -> list[tuple[Any, np.ndarray]]:
+    """Each partition value (None for nulls) with the positions of its rows, in one sort (not a scan per value)."""
+    codes, uniques = pd.factorize(column.to_pandas(), use_na_sentinel=True)  # a null's code is -1
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(-1, len(uniques) + 1))
+    found = [(None if code < 0 else uniques[code], order[bounds[code + 1] : bounds[code + 2]])
+             for code in range(-1, len(uniques))]  # fmt: skip
+    return [(value, rows) for value, rows in found if len(rows)]
 
 
 def _segment(value: Any) -> str:
