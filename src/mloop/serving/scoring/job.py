@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from mloop.features.definitions import FeatureView, OnDemandView
 from mloop.models.signature import SignatureError
 from mloop.project import Project
 from mloop.serving.scoring.chunks import Chunks, Failure, Plan, attempt, output_names, run_pool
+from mloop.serving.scoring.output import AtomicParquet
 from mloop.serving.scoring.partitions import PartitionedOutput, check_folder, pinned_version, run_key
 from mloop.serving.scoring.ray import score_on_ray
 from mloop.serving.scoring.targets import resolve_target
@@ -128,10 +128,10 @@ def score(
     notes = [f"scored with {chosen.note}"]
     with _open(source) as parquet:
         total = parquet.metadata.num_rows
-        sink: _AtomicParquet | PartitionedOutput
+        sink: AtomicParquet | PartitionedOutput
         if partition_by is None:
             plan = _plan(project, chosen.model, chosen.version, parquet.schema_arrow, timestamp, keep)
-            sink = _AtomicParquet(output)
+            sink = AtomicParquet(output)
         else:
             key = run_key(source, target=target, version=version, alias=alias, chunk_rows=chunk_rows,
                           partition_by=partition_by, keep=keep, timestamp=timestamp)  # fmt: skip
@@ -339,58 +339,6 @@ def _raise(failure: Failure, plan: Plan, source: Path, start: int, rows: int) ->
     except TypeError:  # an error class that takes more than a message
         error = MloopError(f"In {where}: {failure.message}")
     raise error
-
-
-# ---- output -----------------------------------------------------------------------------------------------
-
-
-class _AtomicParquet:
-    """A Parquet file written beside ``path`` and renamed over it only when the block ends without error."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-        self.handle: Any = None
-        self.writer: pq.ParquetWriter | None = None
-
-    def __enter__(self) -> _AtomicParquet:
-        self.handle = open(self.temp, "wb")
-        return self
-
-    committed: frozenset[int] = frozenset()  # one file, written whole: nothing to resume from
-    rows_done = 0
-
-    def skip(self, start: int) -> bool:
-        return False
-
-    def finish(self, rows: int, chunks: int, empty: pa.Table) -> None:
-        if self.writer is None:  # an empty input: the output has the columns and no rows
-            self.write(empty, 0)
-
-    def write(self, table: pa.Table, start: int) -> None:
-        # The input's pandas metadata describes the input's columns, not these.
-        table = table.replace_schema_metadata(None)
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.handle, table.schema)
-        elif table.schema != self.writer.schema:
-            table = table.cast(self.writer.schema)
-        self.writer.write_table(table)
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
-        complete = False
-        try:
-            if self.writer is not None:
-                self.writer.close()
-            if kind is None:
-                self.handle.flush()
-                os.fsync(self.handle.fileno())
-                complete = True
-        finally:
-            self.handle.close()
-            if complete:
-                os.replace(self.temp, self.path)
-            else:
-                self.temp.unlink(missing_ok=True)
 
 
 __all__ = ["ScoreReport", "score"]
