@@ -40,7 +40,8 @@ class Job(Protocol):
     def cron(self) -> str: ...
 
     def run(self, project: Any, due: datetime) -> dict[str, Any]:
-        """Do the work for scheduled time ``due``; the figures to record (rows, seconds, version, ...)."""
+        """Do the work for scheduled time ``due``; the figures to record (rows, version, ...), and optionally
+        ``summary``, a line for the timeline."""
         ...
 
 
@@ -78,8 +79,9 @@ def run_due(project: Platform, jobs: Sequence[Job], now: datetime) -> list[dict[
             out.append({**head, "decision": "job_failed", "reason": f"{error} (retried at the next tick)"})
             continue
         seconds = round(time.perf_counter() - started, 3)
+        summary = figures.pop("summary", None) or ", ".join(f"{k} {v}" for k, v in figures.items())
         figures = {"seconds": seconds, **figures}
-        reason = f"ran for {slot:%Y-%m-%d %H:%M} UTC: " + ", ".join(f"{k} {v}" for k, v in figures.items())
+        reason = f"ran for {slot:%Y-%m-%d %H:%M} UTC in {seconds:.2f} s: {summary}"
         project.loop.record_job(job.name, "job_run", at=now.isoformat(), due=slot.isoformat(), cron=job.cron,
                                 reason=reason, **figures)  # fmt: skip
         out.append({**head, "decision": "job_run", "reason": reason, **figures})

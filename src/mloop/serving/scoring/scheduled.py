@@ -64,7 +64,11 @@ class ScoringJob:
         report = score(project, self.target, snapshot, output, timestamp=self.timestamp,
                        chunk_rows=self.chunk_rows, workers=self.workers, keep=self.keep,
                        partition_by=self.partition_by)  # fmt: skip
-        return {"rows": report.rows, "model": report.model, "version": report.version,
+        resumed = (
+            f", resuming after {report.resumed_chunks} committed chunk(s)" if report.resumed_chunks else ""
+        )
+        return {"summary": f"scored {report.rows:,} rows with {report.model} v{report.version}{resumed}",
+                "rows": report.rows, "model": report.model, "version": report.version,
                 "resumed_chunks": report.resumed_chunks, "output": report.output,
                 "rows_per_second": round(report.rows_per_second, 1)}  # fmt: skip
 
