@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,39 @@ def test_score_executor_ray_scores_on_the_cluster(scored: Run, ray_cluster: RayC
     assert result.code == 0, result.err
     out = pd.read_parquet(root / "out.parquet")
     np.testing.assert_allclose(out["prediction"], [pit.expected(v) for v in (1.0, 100.0, 5.0)])
+
+
+def test_score_partitioned_then_a_geojson_map_of_the_fields(scored: Run) -> None:
+    root: Path = scored.root  # type: ignore[attr-defined]
+    pit.rows((1, T0 + 2 * DAY), (1, T0 + 4 * DAY), (2, T0 + 2 * DAY)).assign(
+        lon=[11.0, 11.0, 12.0], lat=[48.0, 48.0, 49.0]
+    ).to_parquet(root / "fields.parquet", index=False)
+    args = (
+        "score",
+        "pit:1",
+        "-i",
+        str(root / "fields.parquet"),
+        "-o",
+        str(root / "preds"),
+        "--partition-by",
+        "date",
+    )
+    first = scored(*args, "--chunk-rows", "2", "--workers", "1", "--json")
+    assert first.code == 0, first.err
+    assert first.json()["rows"] == 3 and first.json()["resumed_chunks"] == 0
+    assert sorted(p.name for p in (root / "preds").glob("date=*")) == ["date=2026-02-03", "date=2026-02-05"]
+    again = scored(*args, "--chunk-rows", "2", "--workers", "1")  # the same run: nothing left to score
+    assert again.code == 0 and "resumed" in again.out
+    result = scored("geojson", str(root / "preds"), "--lon", "lon", "--lat", "lat", "--id", "customer_id",
+                    "--out", str(root / "fields.geojson"))  # fmt: skip
+    assert result.code == 0, result.err
+    assert "2 features" in result.out
+    body = json.loads((root / "fields.geojson").read_text())
+    by_id = {f["id"]: f for f in body["features"]}
+    assert by_id[1]["geometry"]["coordinates"] == [11.0, 48.0]
+    assert by_id[1]["properties"]["prediction"] == pytest.approx(pit.expected(100.0))  # its newest row: day 4
+    assert by_id[1]["properties"]["model_version"] == 1
+    bad = scored(
+        "geojson", str(root / "preds"), "--lon", "x", "--lat", "lat", "--out", str(root / "b.geojson")
+    )
+    assert bad.code != 0 and "no column(s) ['x']" in " ".join(bad.err.split())

@@ -144,6 +144,7 @@ def demo(
 app.command()(serve_cli.serve)
 app.command()(serve_cli.ui)
 app.command()(score_cli.score)
+app.command()(score_cli.geojson)
 app.command()(explain_cli.explain)
 app.command()(deployments_cli.deploy)
 app.command()(deployments_cli.rollback)

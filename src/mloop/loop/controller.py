@@ -15,7 +15,8 @@ acts only while this controller holds the lease, so two controllers never both d
   SLO page restores the previous champion.
 
 A failed training run, a failed gate or a breach leaves production on the last good version, and the
-loop waits ``cooldown`` before it retrains again.
+loop waits ``cooldown`` before it retrains again. After the policies, each scheduled job that is due runs
+once (``jobs=``, :mod:`mloop.loop.jobs`: daily batch scoring, for one).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 from mloop._time import utcnow
 from mloop.errors import MloopError, NotFound
 from mloop.loop import lease
+from mloop.loop.jobs import Job, run_due
 from mloop.loop.live import version_stats
 from mloop.loop.platform import Platform
 from mloop.loop.policy import LoopPolicy
@@ -47,10 +49,15 @@ _ZERO = {"requests": 0, "errors": 0, "error_rate": 0.0, "p99_ms": None, "labelle
 
 class LoopController:
     def __init__(self, project: Platform, policies: list[LoopPolicy], *, holder: str | None = None,
-                 lease_ttl: timedelta = timedelta(seconds=30), train: str = "process") -> None:  # fmt: skip
+                 lease_ttl: timedelta = timedelta(seconds=30), train: str = "process",
+                 jobs: list[Job] | None = None) -> None:  # fmt: skip
         if train not in ("process", "inprocess"):
             raise MloopError(f"train must be 'process' or 'inprocess'; got {train!r}.")
         self.project, self.policies, self.train = project, list(policies), train
+        self.jobs = list(jobs or [])
+        names = [job.name for job in self.jobs]
+        if len(set(names)) != len(names):
+            raise MloopError(f"Scheduled jobs need distinct names (each has its own record); got {names}.")
         self.holder, self.lease_ttl = holder or lease.holder_id(), lease_ttl
         self.loop = project.loop
 
@@ -72,6 +79,7 @@ class LoopController:
             except MloopError as exc:  # one endpoint's problem must not stop the others
                 log.warning("loop %s: %s", policy.endpoint, exc)
                 out.append({"endpoint": policy.endpoint, "decision": "error", "reason": str(exc)})
+        out += run_due(self.project, self.jobs, now)
         return out
 
     def release(self) -> None:
@@ -105,7 +113,7 @@ class LoopController:
             sys.path.insert(0, str(project.root))
         policies = policies_from_settings(settings.policies)
         project.loop.require_operator([policy.endpoint for policy in policies])
-        if not policies:
+        if not policies and not options.get("jobs"):
             raise MloopError(
                 "No loop policies: declare them under loop.policies in mloop.yaml (see docs/loop.md)."
             )

@@ -83,6 +83,21 @@ class LoopService(Service):
         with self._mutate("loop.operate", f"endpoint:{endpoint}", action=f"loop.{decision}", **payload):
             pass
 
+    def record_job(self, job: str, decision: str, **payload: Any) -> None:
+        """Append ``loop.<decision>`` for scheduled job ``job`` (resource ``job:<name>``; see :mod:`mloop.loop.jobs`)."""
+        with self._mutate("loop.operate", f"job:{job}", action=f"loop.{decision}", **payload):
+            pass
+
+    def job_events(self, job: str) -> list[dict[str, Any]]:
+        """The runs and failures of scheduled job ``job``, oldest first, as plain dicts.
+
+        >>> [e["action"] for e in project.loop.job_events("daily-yield")]   # doctest: +SKIP
+        ['loop.job_failed', 'loop.job_run']
+        """
+        self._authorize("loop.read", f"job:{job}")
+        events = audit_chain.iter_events(self._ctx.store, action="loop.*", resource=f"job:{job}")
+        return [{**_plain(e), "job": job} for e in sorted(events, key=lambda e: e.seq)]
+
     def _events(self, endpoint: str) -> list[audit_chain.Event]:
         return list(
             audit_chain.iter_events(self._ctx.store, action="loop.*", resource=f"endpoint:{endpoint}")

@@ -16,6 +16,9 @@ temporary file beside ``output``, which is renamed over it only when every chunk
 midway leaves no partial output (and an older output file, if any, untouched). Workers are forked from a
 clean fork server (or spawned), never from the caller, so a script that scores with several workers must
 run from an ``if __name__ == "__main__":`` block, as Python's multiprocessing requires.
+
+With ``partition_by`` the output is a folder of partitions instead, each chunk committed on its own, and a
+rerun after a crash resumes where it stopped (see :mod:`mloop.serving.scoring.partitions`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,8 @@ from mloop.features.definitions import FeatureView, OnDemandView
 from mloop.models.signature import SignatureError
 from mloop.project import Project
 from mloop.serving.scoring.chunks import Chunks, Failure, Plan, attempt, output_names, run_pool
+from mloop.serving.scoring.output import AtomicParquet
+from mloop.serving.scoring.partitions import PartitionedOutput, check_folder, pinned_version, run_key
 from mloop.serving.scoring.ray import score_on_ray
 from mloop.serving.scoring.targets import resolve_target
 
@@ -61,6 +65,7 @@ class ScoreReport:
     seconds: float
     columns: list[str]
     notes: list[str] = field(default_factory=list)
+    resumed_chunks: int = 0  # partitioned output: chunks an interrupted run had committed, not scored again
 
     @property
     def rows_per_second(self) -> float:
@@ -84,6 +89,7 @@ def score(
     keep: Sequence[str] | None = None,
     progress: Progress | None = None,
     executor: str | None = None,
+    partition_by: str | None = None,
 ) -> ScoreReport:
     """Score every row of the Parquet file ``input_path`` with ``target`` and write ``output_path``: the input's
     columns (or only ``keep``), then ``prediction`` (for a model with several outputs, such as a multiclass
@@ -92,37 +98,75 @@ def score(
     the model looks up features; ``workers`` defaults to min(CPUs, 4), 1 scores in this process. ``executor`` (default
     ``compute.executor`` when it names Ray): ``ray``, ``ray:HOST:PORT`` or ``ray://HOST:PORT`` score with Ray Data
     on the cluster (see :mod:`mloop.serving.scoring.ray`); ``inprocess`` scores here; ``process`` in
-    ``workers`` local processes."""
+    ``workers`` local processes.
+
+    ``partition_by`` (a column of the output, or ``"date"``: the UTC day of ``timestamp``) makes ``output_path``
+    a folder of partitions, each row stamped with ``model``, ``model_version`` and ``features_as_of``; a rerun
+    after a crash skips the chunks already committed (see :mod:`mloop.serving.scoring.partitions`)::
+
+        score(project, "yield", "fields.parquet", "preds/", partition_by="date")"""
     started = time.perf_counter()
-    source, output = _check_paths(input_path, output_path)
+    if partition_by is None:
+        source, output = _check_paths(input_path, output_path)
+    else:
+        source, output = _check_input(input_path), check_folder(Path(output_path))
     if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
         raise MloopError(f"chunk_rows must be a whole number of rows >= 1, got {chunk_rows!r}.")
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise MloopError(f"workers must be a whole number >= 1 (1 scores in this process), got {workers!r}.")
     compute = _compute(project, executor)
+    if compute is not None and partition_by is not None:
+        raise MloopError(
+            "Partitioned output (partition_by / --partition-by) is scored by local workers, which commit and "
+            "resume chunk by chunk; pass executor='process' (--executor process), or drop partition_by."
+        )
     chosen = resolve_target(project, target, version=version, alias=alias)
     if compute is not None:
         connect(compute)  # an unreachable cluster fails here, before any output file is opened
     if executor == "inprocess":
         workers = 1
+    notes = [f"scored with {chosen.note}"]
     with _open(source) as parquet:
-        plan = _plan(project, chosen.model, chosen.version, parquet.schema_arrow, timestamp, keep)
         total = parquet.metadata.num_rows
+        sink: AtomicParquet | PartitionedOutput
+        if partition_by is None:
+            plan = _plan(project, chosen.model, chosen.version, parquet.schema_arrow, timestamp, keep)
+            sink = AtomicParquet(output)
+        else:
+            key = run_key(source, target=target, version=version, alias=alias, chunk_rows=chunk_rows,
+                          partition_by=partition_by, keep=keep, timestamp=timestamp)  # fmt: skip
+            pinned = pinned_version(output, key)
+            if pinned is not None and pinned != chosen.version:
+                notes.append(f"resumed with v{pinned}, the version the interrupted run started with "
+                             f"({target!r} now names v{chosen.version})")  # fmt: skip
+            schema = parquet.schema_arrow
+            kept = keep if keep is None or timestamp not in schema.names else [*keep, timestamp]
+            plan = _plan(project, chosen.model, pinned or chosen.version, schema, timestamp,
+                         list(dict.fromkeys(kept)) if kept is not None else None)  # fmt: skip
+            _check_partition(plan, partition_by)
+            sink = PartitionedOutput(output, key, partition_by=partition_by, timestamp=timestamp, model=plan.model,
+                                     version=plan.version, manifest={"input": str(source), "target": target,
+                                                                     "chunk_rows": chunk_rows, "rows": total})  # fmt: skip
         chunks = math.ceil(total / chunk_rows)
         wanted = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
         used = max(1, min(wanted, chunks))  # a process per chunk at most; one chunk is scored here
         tick = progress or (lambda done, total: None)
-        tick(0, total)
-        with _AtomicParquet(output) as sink:
-            done = 0
+        resumed = len(sink.committed)
+        if resumed:
+            notes.append(f"resumed: {resumed} of {chunks} chunk(s) were committed by an earlier run")
+        with sink:
+            done = sink.rows_done
+            tick(done, total)
 
             def write(start: int, rows: int, result: pa.Table | Failure) -> None:
                 nonlocal done
                 if isinstance(result, Failure):
                     _raise(result, plan, source, start, rows)
-                sink.write(result)
+                sink.write(result, start)
                 done += rows
                 tick(done, total)
+
+            todo = ((start, batch) for start, batch in _chunks(parquet, chunk_rows) if not sink.skip(start))
 
             if compute is not None and total:
                 used, scored = score_on_ray(project, plan, source, compute, chunk_rows)
@@ -130,15 +174,16 @@ def score(
                     write(done, table.num_rows, table)
             elif used == 1:
                 model = project.models.load(plan.model, version=plan.version)
-                for start, batch in _chunks(parquet, chunk_rows):
+                for start, batch in todo:
                     write(start, batch.num_rows, attempt(project, plan, model, batch))
             else:
-                run_pool(project, plan, _chunks(parquet, chunk_rows), used, write)
-            if sink.writer is None:  # an empty input: the output has the columns and no rows
-                sink.write(_empty(parquet.schema_arrow, plan))
+                run_pool(project, plan, todo, used, write)
+            sink.finish(total, chunks, _empty(parquet.schema_arrow, plan))
     columns = [*plan.keep, *output_names(plan.outputs)]
+    if partition_by is not None:
+        columns = [c for c in columns if c != partition_by] + ["model", "model_version", "features_as_of"]
     return ScoreReport(str(source), str(output), plan.model, plan.version, chosen.endpoint, total, chunks, used,
-                       time.perf_counter() - started, columns, [f"scored with {chosen.note}"])  # fmt: skip
+                       time.perf_counter() - started, columns, notes, resumed)  # fmt: skip
 
 
 def _compute(project: Project, executor: str | None) -> ComputeSettings | None:
@@ -157,10 +202,15 @@ def _chunks(parquet: pq.ParquetFile, chunk_rows: int) -> Chunks:
 # ---- planning ---------------------------------------------------------------------------------------------
 
 
-def _check_paths(input_path: str | Path, output_path: str | Path) -> tuple[Path, Path]:
-    source, output = Path(input_path), Path(output_path)
+def _check_input(input_path: str | Path) -> Path:
+    source = Path(input_path)
     if not source.is_file():
         raise NotFound(f"Input file {source} does not exist; pass the Parquet file of rows to score.")
+    return source
+
+
+def _check_paths(input_path: str | Path, output_path: str | Path) -> tuple[Path, Path]:
+    source, output = _check_input(input_path), Path(output_path)
     if not output.parent.is_dir():
         raise NotFound(f"The folder of the output file, {output.parent}, does not exist; create it first.")
     if output.is_dir():
@@ -223,6 +273,15 @@ def _plan(
     return Plan(model, version, features, inputs, lookup, tuple(requests), timestamp, kept, outputs)
 
 
+def _check_partition(plan: Plan, partition_by: str) -> None:
+    if partition_by in plan.keep or (partition_by == "date" and plan.timestamp in plan.keep):
+        return
+    raise SchemaError(
+        f"partition_by={partition_by!r} names no column of the output ({list(plan.keep)}); name one of them, "
+        f"or 'date' (the UTC day of the {plan.timestamp!r} column) when the input has that column."
+    )
+
+
 def _lookup_columns(project: Project, features: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """The columns the point-in-time lookup of ``features`` reads from each row (join keys and on-demand
     request fields), and the request fields with their types."""
@@ -280,48 +339,6 @@ def _raise(failure: Failure, plan: Plan, source: Path, start: int, rows: int) ->
     except TypeError:  # an error class that takes more than a message
         error = MloopError(f"In {where}: {failure.message}")
     raise error
-
-
-# ---- output -----------------------------------------------------------------------------------------------
-
-
-class _AtomicParquet:
-    """A Parquet file written beside ``path`` and renamed over it only when the block ends without error."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-        self.handle: Any = None
-        self.writer: pq.ParquetWriter | None = None
-
-    def __enter__(self) -> _AtomicParquet:
-        self.handle = open(self.temp, "wb")
-        return self
-
-    def write(self, table: pa.Table) -> None:
-        # The input's pandas metadata describes the input's columns, not these.
-        table = table.replace_schema_metadata(None)
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.handle, table.schema)
-        elif table.schema != self.writer.schema:
-            table = table.cast(self.writer.schema)
-        self.writer.write_table(table)
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
-        complete = False
-        try:
-            if self.writer is not None:
-                self.writer.close()
-            if kind is None:
-                self.handle.flush()
-                os.fsync(self.handle.fileno())
-                complete = True
-        finally:
-            self.handle.close()
-            if complete:
-                os.replace(self.temp, self.path)
-            else:
-                self.temp.unlink(missing_ok=True)
 
 
 __all__ = ["ScoreReport", "score"]
