@@ -147,7 +147,7 @@ def test_int8_records_its_cost_on_the_version_and_checks_on_the_device(project: 
         "disease", 1, project.root / "q.tar.gz", quantize="int8", holdout=tiles, labels=labels.astype(int)
     )
     cost = made.quantization
-    assert cost is not None and cost["sample"] == "holdout" and cost["rows"] == 64
+    assert cost is not None and cost["sample"] == "holdout rows" and cost["rows"] == 64
     assert cost["accuracy"] == 1.0 and cost["accuracy_change"] == cost["accuracy_int8"] - 1.0
     assert 0 < cost["max_abs_diff"] < 0.1 and 0.9 <= cost["agreement"] <= 1.0
     (export,) = [e for e in project.models.exports("disease", 1) if e.format == "onnx-int8"]

@@ -172,10 +172,14 @@ def package(
         out.emit_json(made.to_dict())
         return
     parity = made.manifest["served_parity"]
+    which = (
+        "its int8 model answers within"
+        if made.quantization
+        else "its model answers like the served one, within"
+    )
     out.success(
         f"{name} version {version} packaged for the edge: {made.path} ({made.path.stat().st_size / 1024:.1f} KiB); "
-        f"its model answers like the served one on {parity['rows']} rows (largest difference "
-        f"{parity['max_abs_diff']:.2g})"
+        f"{which} {parity['max_abs_diff']:.2g} of the served model on {parity['rows']} rows"
     )
     if made.quantization is not None:
         out.console.print(f"int8 quantization: {_cost(made.quantization)}", markup=False, highlight=False)

@@ -112,7 +112,8 @@ def raw_inputs(inputs: Mapping[str, np.ndarray], preprocessing: Mapping[str, Any
         shape = [1] * batch.ndim
         shape[int(steps["axis"]) + 1] = -1
         std = np.asarray(steps["std"]).reshape(shape)
-        out[name] = np.asarray(batch, dtype=np.float64) * std + np.asarray(steps["mean"]).reshape(shape)
+        raw = np.asarray(batch, dtype=np.float64) * std + np.asarray(steps["mean"]).reshape(shape)
+        out[name] = raw.astype(np.asarray(batch).dtype)  # what a device reads: float32 tiles, not float64
     return out
 
 

@@ -81,7 +81,7 @@ def quantization_cost(
     cost: dict[str, Any] = {
         "method": "int8",
         "rows": len(frame),
-        "sample": "holdout" if labels is not None else "parity rows",
+        "sample": "holdout rows" if labels is not None else "parity rows",
         "max_abs_diff": float(np.abs(want - got).max()) if want.size else 0.0,
         "size_bytes": len(reference.proto),
         "size_bytes_int8": len(quantized.proto),

@@ -2,9 +2,11 @@
 ``numpy`` and ``onnxruntime`` and nothing of mloop.
 
 This file is copied into every edge package as ``runner.py`` (see :mod:`mloop.models.edge.build`), so it
-imports the standard library, NumPy and ONNX Runtime only. Before it loads anything it checks each file
-against the sha256 in ``manifest.json``: a changed or missing file stops it with the file's name (exit 3).
-Inputs are raw: the runner applies ``preprocessing.json`` (per-channel mean and std) itself, then feeds the
+imports the standard library, NumPy and ONNX Runtime only, and keeps to Python 3.8 (devices run older
+Pythons than servers: no ``zip(strict=)``, ``str.removeprefix`` or ``match``; annotations are strings).
+
+Before it loads anything it checks each file against the sha256 in ``manifest.json``: a changed or missing
+file stops it with the file's name (exit 3). Inputs are raw: the runner applies ``preprocessing.json`` (per-channel mean and std) itself, then feeds the
 model and turns its raw output into the answer ``project.models.load(...).predict`` gives (the positive
 class's probability for two classes, class probabilities for more, values for a regressor).
 
@@ -165,7 +167,7 @@ def check(model: EdgeModel) -> dict[str, Any]:
     with np.load(model.folder / CHECK, allow_pickle=False) as saved:
         arrays = {k: saved[k] for k in saved.files}
     expected = arrays.pop("expected")
-    got = model.predict({k.removeprefix("input:"): v for k, v in arrays.items()})
+    got = model.predict({k[len("input:") :]: v for k, v in arrays.items()})
     tolerance = float(model.manifest.get("check_tolerance", 1e-5))
     worst = float(np.abs(got - expected).max()) if expected.size else 0.0
     if got.shape != expected.shape or worst > tolerance:
@@ -217,7 +219,8 @@ def _json_rows(rows: Any, model: EdgeModel) -> dict[str, Any]:
 
 
 def _check_shape(name: str, got: tuple[int, ...], want: list[int]) -> None:
-    if len(got) == len(want) + 1 and all(w in (-1, g) for g, w in zip(got[1:], want, strict=True)):
+    # zip without strict=: the lengths are checked first, and strict= needs Python 3.10 (see the module doc)
+    if len(got) == len(want) + 1 and all(w in (-1, g) for g, w in zip(got[1:], want)):  # noqa: B905
         return
     shown = " x ".join("any" if w == -1 else str(w) for w in want)
     raise EdgeError(
