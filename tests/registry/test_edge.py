@@ -159,7 +159,8 @@ def test_int8_records_its_cost_on_the_version_and_checks_on_the_device(project: 
     assert again.quantization == cost  # measured once, when made: every package reports the same figures
     with tarfile.open(made.path) as tar:
         tar.extractall(project.root / "q", filter="data")
-    done = _run(project.root / "q" / "disease-1", "--check")
+    assert made.folder == "disease-1-int8"  # beside the float package's disease-1 when both are unpacked
+    done = _run(project.root / "q" / made.folder, "--check")
     assert done.returncode == 0, done.stderr
 
 

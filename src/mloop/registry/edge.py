@@ -91,6 +91,7 @@ class RegistryEdge(RegistryExports):
         return write_package(
             model, found.signature, Path(out), name=name, version=version,
             check_inputs=raw_inputs(example, constants), expected=expected, preprocessing=constants,
+            variant=quantize or "",
             extra={
                 "source": source,
                 "served_parity": {"rows": len(frame), "max_abs_diff": float(np.abs(served - expected).max())},

@@ -1,6 +1,6 @@
 """An edge package: one ``.tar.gz`` a device unpacks and runs with ``numpy`` and ``onnxruntime`` alone.
 
-The archive holds one folder, ``NAME-VERSION/``, with:
+The archive holds one folder, ``NAME-VERSION/`` (``NAME-VERSION-int8/`` when quantized), with:
 
 - ``model.onnx``: the version's ONNX export (or its int8 quantization);
 - ``signature.json``: the version's input columns (dtypes, tensor shapes), how they feed the graph's
@@ -127,10 +127,12 @@ def write_package(
     check_inputs: Mapping[str, np.ndarray],
     expected: np.ndarray,
     preprocessing: Mapping[str, Any] | None = None,
+    variant: str = "",
     extra: Mapping[str, Any] | None = None,
 ) -> EdgePackage:
     """Write the edge package of ``model`` to ``target``. ``check_inputs`` are raw rows (one array per input)
-    and ``expected`` the answers the package's model gave them; ``extra`` goes into the manifest."""
+        and ``expected`` the answers the package's model gave them; ``extra`` goes into the manifest. The archive's
+    folder is ``NAME-VERSION`` (``NAME-VERSION-int8`` with ``variant="int8"``)."""
     import onnxruntime  # type: ignore[import-untyped]
 
     if not target.parent.is_dir():
@@ -166,7 +168,7 @@ def write_package(
         **json_safe(dict(extra or {})),
     }
     files[runner.MANIFEST] = _json(manifest)
-    folder = f"{name}-{version}"
+    folder = f"{name}-{version}" + (f"-{variant}" if variant else "")
     _write_atomic(target, _tar(folder, files))
     return EdgePackage(target, folder, manifest)
 
