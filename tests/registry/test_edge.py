@@ -20,6 +20,7 @@ from mloop import Project
 from mloop.errors import MalformedInput
 from mloop.models.edge import runner
 from mloop.models.flavours import ExportError
+from tests.registry.conftest import as_user
 
 pytestmark = pytest.mark.slow  # a torch CNN registered and exported to ONNX: ~8 s for the module
 pytest.importorskip("onnxruntime")
@@ -162,6 +163,12 @@ def test_int8_records_its_cost_on_the_version_and_checks_on_the_device(project: 
     assert made.folder == "disease-1-int8"  # beside the float package's disease-1 when both are unpacked
     done = _run(project.root / "q" / made.folder, "--check")
     assert done.returncode == 0, done.stderr
+
+
+def test_a_reader_packages_a_version_whose_export_exists(project: Project, unpacked: Path) -> None:
+    auditor = as_user(project, "ana", "auditor")  # models.read only
+    made = auditor.models.package_edge("disease", 1, project.root / "read.tar.gz")
+    assert made.manifest["files"] == json.loads((unpacked / "manifest.json").read_text())["files"]
 
 
 def test_bad_requests_say_what_would_work(project: Project) -> None:

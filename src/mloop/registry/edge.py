@@ -108,7 +108,8 @@ class RegistryEdge(RegistryExports):
         if found.flavour == "onnx":
             return self._load_artifact(found)
         try:
-            self.export(found.name, found.version, format="onnx")
+            if self._export_of(found.name, found.version, "onnx") is None:  # a reader may package what exists
+                self.export(found.name, found.version, format="onnx")
         except ExportError as exc:
             raise ExportError(
                 f"Model {found.name!r} version {found.version} cannot be packaged for the edge: "
