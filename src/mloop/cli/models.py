@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -13,7 +14,7 @@ from mloop.cli import _state
 from mloop.errors import MloopError
 
 if TYPE_CHECKING:
-    from mloop.registry.versions import ModelVersion, Promotion
+    from mloop.registry.versions import ModelExport, ModelVersion, Promotion
 
 app = typer.Typer(
     help="The model registry: versions, aliases, promotions, history, model cards.", no_args_is_help=True
@@ -78,8 +79,7 @@ def show(
             "inputs": [f"{c.name}:{c.expected()}" for c in found.signature.inputs]
             if found.signature
             else None,
-            "exports": [f"{e.format} (sha256:{e.artifact[:12]})" for e in registry.exports(name, version)]
-            or None,
+            "exports": [_export(e) for e in registry.exports(name, version)] or None,
             "description": found.description or None,
             "created": f"{found.created_at:%Y-%m-%d %H:%M:%S} by {found.created_by}",
         },
@@ -123,10 +123,8 @@ def export(
       $ mloop models export digits:3 --format onnx
       $ mloop deploy digits digits -v 3 --runtime onnx
     """
-    name, _, version = ref.rpartition(":")
-    if not name or not version.isdigit():
-        raise MloopError(f"Name the version as NAME:VERSION (for example digits:3), got {ref!r}.")
-    made = _state.project().models.export(name, int(version), format=format)
+    name, version = _ref(ref)
+    made = _state.project().models.export(name, version, format=format)
     if as_json:
         out.emit_json(made.to_dict())
         return
@@ -134,6 +132,61 @@ def export(
     out.success(
         f"{name} version {made.version} exported to {made.format} (sha256:{made.artifact[:12]}); ONNX Runtime "
         f"matches the original on {parity.get('rows', '?')} rows, largest difference {parity.get('max_abs_diff', 0):.2g}"
+    )
+
+
+@app.command()
+def package(
+    ref: str = typer.Argument(..., metavar="NAME:VERSION", help="The version to package, e.g. disease:3."),
+    edge: bool = typer.Option(
+        False, "--edge", help="An edge package: ONNX model + runner (numpy, onnxruntime)."
+    ),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The archive to write, e.g. disease.tar.gz."),
+    quantize: str | None = typer.Option(
+        None, "--quantize", help="int8: dynamic int8 quantization, cost measured."
+    ),
+    preprocessing: Path | None = typer.Option(
+        None, "--preprocessing", help="A JSON file of per-input mean/std (default: the version's own)."
+    ),
+    holdout: Path | None = typer.Option(
+        None, "--holdout", help="An .npz of inputs (by input name) and 'labels' to measure int8 accuracy on."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Package a version for edge devices: its ONNX model (exported and checked if not yet), signature,
+    preprocessing constants, a sha256 manifest and runner.py, which needs only numpy and onnxruntime.
+
+    Example:
+
+      $ mloop models package disease:3 --edge --out disease.tar.gz --quantize int8
+      $ tar xzf disease.tar.gz && python disease-3/runner.py --check
+      $ python disease-3/runner.py tiles.npy
+    """
+    if not edge:
+        raise MloopError("mloop models package writes edge packages only for now: add --edge.")
+    name, version = _ref(ref)
+    made = _state.project().models.package_edge(
+        name, version, out_path, quantize=quantize, preprocessing=preprocessing, holdout=holdout
+    )
+    if as_json:
+        out.emit_json(made.to_dict())
+        return
+    parity = made.manifest["served_parity"]
+    which = (
+        "its int8 model answers within"
+        if made.quantization
+        else "its model answers like the served one, within"
+    )
+    out.success(
+        f"{name} version {version} packaged for the edge: {made.path} ({made.path.stat().st_size / 1024:.1f} KiB); "
+        f"{which} {parity['max_abs_diff']:.2g} of the served model on {parity['rows']} rows"
+    )
+    if made.quantization is not None:
+        out.console.print(f"int8 quantization: {_cost(made.quantization)}", markup=False, highlight=False)
+    out.console.print(
+        f"run it: tar xzf {made.path.name} && python {made.folder}/runner.py --check",
+        markup=False,
+        highlight=False,
     )
 
 
@@ -295,6 +348,33 @@ def _report(request: Promotion) -> None:
         out.success(f"rejected {request.name} version {request.version} -> {request.stage}")
     else:
         out.success(f"{request.name} version {request.version} is now in {request.stage}")
+
+
+def _ref(ref: str) -> tuple[str, int]:
+    name, _, version = ref.rpartition(":")
+    if not name or not version.isdigit():
+        raise MloopError(f"Name the version as NAME:VERSION (for example digits:3), got {ref!r}.")
+    return name, int(version)
+
+
+def _export(export: ModelExport) -> str:
+    cost = export.details.get("quantization")
+    return f"{export.format} (sha256:{export.artifact[:12]}" + (f"; {_cost(cost)})" if cost else ")")
+
+
+def _cost(cost: dict[str, Any]) -> str:
+    parts = []
+    if "accuracy_change" in cost:
+        parts.append(
+            f"accuracy {cost['accuracy']:.4f} -> {cost['accuracy_int8']:.4f} ({cost['accuracy_change']:+.4f})"
+        )
+    if "rmse_change" in cost:
+        parts.append(f"rmse {cost['rmse']:.4g} -> {cost['rmse_int8']:.4g} ({cost['rmse_change']:+.3g})")
+    if "agreement" in cost:
+        parts.append(f"same class on {cost['agreement']:.1%}")
+    parts.append(f"largest change {cost['max_abs_diff']:.2g} on {cost['rows']} {cost['sample']}")
+    parts.append(f"{cost['size_bytes'] / 1024:.1f} -> {cost['size_bytes_int8'] / 1024:.1f} KiB")
+    return ", ".join(parts)
 
 
 def _metrics(version: ModelVersion) -> str:

@@ -33,7 +33,7 @@ from mloop.models.signature import Signature, SignatureError, infer
 from mloop.registry import card as cards
 from mloop.registry import history, queries
 from mloop.registry import lineage as lineages
-from mloop.registry.exports import RegistryExports
+from mloop.registry.edge import RegistryEdge
 from mloop.registry.history import AliasSpan
 from mloop.registry.lineage import Lineage
 from mloop.registry.queries import check_alias, check_name, version_record
@@ -46,7 +46,7 @@ from mloop.store.schema import (
 )
 
 
-class ModelRegistry(RegistryStages, RegistryExports):
+class ModelRegistry(RegistryStages, RegistryEdge):
     """Registered models and their versions. Reads need ``models.read``; register ``models.register``;
     aliases ``models.alias``; stages ``models.promote`` (and ``models.approve`` for a second person's
     approval when ``require_approval`` is on); deleting ``models.delete``."""
