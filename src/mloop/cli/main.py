@@ -36,7 +36,7 @@ from mloop.cli import score as score_cli
 from mloop.cli import serve as serve_cli
 from mloop.cli import users as users_cli
 from mloop.cli._help import Group, use_help_style
-from mloop.errors import MloopError
+from mloop.errors import MalformedInput, MloopError
 
 app = typer.Typer(
     name="mloop",
@@ -129,15 +129,22 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON for mach
 def demo(
     folder: Path = typer.Option(Path("mloop-demo"), "--dir", help="Folder for the demo project (recreated)."),
     fast: bool = typer.Option(False, "--fast", help="Smaller data, for tests."),
+    case: str = typer.Option("fraud", "--case", help="The case study: fraud or agriculture."),
 ) -> None:
-    """Run the fraud-detection case study on embedded defaults (no server to start).
+    """Run a case study on embedded defaults (no server to start): fraud detection (the default) or
+    precision agriculture.
 
     Example:
 
       $ mloop demo --dir mloop-demo
+      $ mloop demo --case agriculture --dir farm-demo
     """
-    from mloop.examples.demo import run
-
+    if case == "fraud":
+        from mloop.examples.demo import run
+    elif case == "agriculture":
+        from mloop.examples.agriculture.demo import run
+    else:
+        raise MalformedInput(f"Unknown case {case!r}; use --case fraud or --case agriculture.")
     run(folder, fast=fast, console=out.console)
 
 
