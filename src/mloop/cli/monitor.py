@@ -158,10 +158,13 @@ def sensors(
     if as_json:
         out.emit_json(found)
         return
-    rows = [(a["severity"], a["status"], a["labels"].get("sensor", ""), a["name"].removeprefix("sensor_"),
-             a["labels"].get("count", ""), a["summary"], a["started_at"]) for a in found]  # fmt: skip
+    # one sensor's incidents read across: which sensor, what rule, how many readings (gaps for silence)
+    rows = [([] if dataset else [a["labels"].get("dataset", "")]) + [
+        a["labels"].get("sensor", ""), a["name"].removeprefix("sensor_"), a["labels"].get("value", ""),
+        a["labels"].get("count", ""), a["status"], a["labels"].get("last", "")[:10]] for a in found]  # fmt: skip
+    columns = ["sensor", "rule", "column", "count", "status", "last"]
     out.table(
-        "Sensor incidents", ["severity", "status", "sensor", "rule", "readings", "summary", "started"], rows
+        f"Sensor incidents of {dataset or 'every dataset'}", ([] if dataset else ["dataset"]) + columns, rows
     )
 
 

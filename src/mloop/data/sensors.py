@@ -193,17 +193,19 @@ def faults_query(
         parts.append(f"r AS (SELECT *, (_v < {low} OR _v > {high} OR isnan(_v)) AS _oor FROM u)")
     else:
         parts.append("r AS (SELECT *, isnan(_v) AS _oor FROM u)")
+    # _chg: the reading differs from the sensor's previous one (runs of repeats are stuck candidates, and
+    # count once in a spike baseline: a plateau of repeats would shrink the MAD to nothing)
+    parts.append(
+        f"c AS (SELECT *, CASE WHEN _v IS DISTINCT FROM lag(_v) OVER (PARTITION BY {k} ORDER BY {order}) "
+        f"THEN 1 ELSE 0 END AS _chg FROM r WHERE NOT _oor)"
+    )
     if checks.stuck is not None:
-        parts.append(
-            f"c AS (SELECT *, CASE WHEN _v IS DISTINCT FROM lag(_v) OVER (PARTITION BY {k} ORDER BY {order}) "
-            f"THEN 1 ELSE 0 END AS _chg FROM r WHERE NOT _oor)"
-        )
         parts.append(
             f"s AS (SELECT *, count(*) OVER (PARTITION BY {k}, _run) >= {int(checks.stuck)} AS _stuck FROM "
             f"(SELECT *, sum(_chg) OVER (PARTITION BY {k} ORDER BY {order} ROWS UNBOUNDED PRECEDING) AS _run FROM c))"
         )
     else:
-        parts.append("s AS (SELECT *, false AS _stuck FROM r WHERE NOT _oor)")
+        parts.append("s AS (SELECT *, false AS _stuck FROM c)")
     reasons = []
     if checks.range is not None:
         reasons.append(
@@ -217,7 +219,8 @@ def faults_query(
         w = int(checks.spike_window)
         floor = literal(float(checks.resolution))
         parts.append(
-            f"p AS (SELECT *, median(_v) OVER w AS _med, 1.4826 * mad(_v) OVER w AS _mad, count(*) OVER w AS _n "
+            f"p AS (SELECT *, median(_v) FILTER (WHERE _chg = 1) OVER w AS _med, 1.4826 * mad(_v) FILTER (WHERE _chg = 1) OVER w "
+            f"AS _mad, count(*) FILTER (WHERE _chg = 1) OVER w AS _n "
             f"FROM s WHERE _clean AND NOT _stuck "
             f"WINDOW w AS (PARTITION BY {k} ORDER BY {order} ROWS BETWEEN {w} PRECEDING AND 1 PRECEDING))"
         )

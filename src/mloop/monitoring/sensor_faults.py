@@ -32,6 +32,7 @@ class Finding:
     first: datetime | None
     last: datetime | None
     longest: timedelta | None = None  # silence: the longest gap
+    resumed: bool = False  # silence: the sensor's first new reading ends a gap that began before the batch
 
 
 def findings(
@@ -83,8 +84,9 @@ def _silences(
     parquet: ParquetFiles,
     as_of: datetime,
 ) -> list[Finding]:
-    """Gaps longer than ``silence`` among the readings of ``seen`` (with the one before them), and each
-    known sensor's time since its last reading."""
+    """Gaps longer than ``silence`` among the readings of ``seen``, and each known sensor's time since its
+    last reading, counted; a gap from the stored reading before ``seen`` to its first one is ``resumed``
+    (it ends a silence an earlier ingestion may have reported already)."""
     limit = checks.silence_after
     assert limit is not None
     k = _key(checks)
@@ -93,28 +95,31 @@ def _silences(
     )
     seen_rows = f"SELECT {k}, _ts FROM seen"
     before = (
-        f"SELECT h.* FROM ({stored_rows}) h JOIN (SELECT {k}, min(_ts) AS lo FROM seen GROUP BY ALL) s "
+        f"SELECT h.*, true AS _old FROM ({stored_rows}) h JOIN (SELECT {k}, min(_ts) AS lo FROM seen GROUP BY ALL) s "
         f"USING ({k}) WHERE h._ts < s.lo QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY h._ts DESC) = 1"
         if stored_rows
         else None
     )
-    series = " UNION ".join(x for x in (seen_rows, before) if x)
+    series = " UNION ALL ".join(
+        x for x in (f"SELECT DISTINCT {k}, _ts, false AS _old FROM seen", before) if x
+    )
     seconds = limit.total_seconds()
     gaps = (
-        f"SELECT {k}, _ts AS a, _next AS b FROM (SELECT {k}, _ts, lead(_ts) OVER (PARTITION BY {k} ORDER BY _ts) "
+        f"SELECT {k}, _ts AS a, _next AS b, _old FROM (SELECT {k}, _ts, _old, lead(_ts) OVER (PARTITION BY {k} ORDER BY _ts) "
         f"AS _next FROM ({series})) WHERE epoch(_next) - epoch(_ts) > {seconds}"
     )
     last = " UNION ALL ".join(x for x in (seen_rows, stored_rows) if x)
     stamp = literal(as_utc(as_of).isoformat())
     trailing = (
-        f"SELECT {k}, max(_ts) AS a, {stamp}::TIMESTAMPTZ AS b FROM ({last}) GROUP BY ALL "
+        f"SELECT {k}, max(_ts) AS a, {stamp}::TIMESTAMPTZ AS b, false AS _old FROM ({last}) GROUP BY ALL "
         f"HAVING epoch({stamp}::TIMESTAMPTZ) - epoch(max(_ts)) > {seconds}"
     )
     rows = con.execute(
-        f"SELECT {k}, count(g.a), min(g.a), max(g.b), max(g.b - g.a) FROM (SELECT DISTINCT {k} FROM ({last})) s "
+        f"SELECT {k}, count(g.a) FILTER (WHERE NOT g._old), min(g.a), max(g.b), max(g.b - g.a), "
+        f"coalesce(bool_or(g._old), false) FROM (SELECT DISTINCT {k} FROM ({last})) s "
         f"LEFT JOIN ({gaps} UNION ALL {trailing}) g USING ({k}) GROUP BY ALL ORDER BY ALL"
     ).fetchall()
-    return [Finding(tuple(r[:-4]), "", "silence", int(r[-4]), r[-3], r[-2], r[-1]) for r in rows]
+    return [Finding(tuple(r[:-5]), "", "silence", int(r[-5]), r[-4], r[-3], r[-2], bool(r[-1])) for r in rows]
 
 
 def _readings(checks: SensorChecks, ts: str, accepted: str | None, quarantine: str | None) -> str | None:

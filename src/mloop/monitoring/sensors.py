@@ -122,9 +122,11 @@ class SensorService(Service):
             checks = by_value.get(finding.value) or next(c for c in schema.sensors if c.silence is not None)
             alert = _alert(dataset, schema, checks, finding, now)
             known = open_now.get(alert.key)
-            if finding.count and known is None:
+            # a gap that ends at this batch's first reading is a new silence, unless it is the one open
+            fires = finding.count > 0 or (finding.resumed and known is None)
+            if fires and known is None:
                 opened.append(alert)
-            elif finding.count and known is not None:
+            elif fires and known is not None:
                 updated.append(_merged(known, alert))
             elif known is not None:
                 resolved.append(known.resolved(max(now, known.started_at)))
