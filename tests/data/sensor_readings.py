@@ -11,7 +11,7 @@ import mloop as ml
 
 START = datetime(2025, 5, 1, tzinfo=UTC)
 STUCK = "moisture: stuck (the same value for 12 or more readings)"
-SPIKE = "moisture: spike (robust z above 6 over the previous 24 readings)"
+SPIKE = "moisture: spike (robust z above 6 over the previous 48 readings)"
 RANGE = "moisture: outside physical range [0, 100]"
 
 
@@ -32,15 +32,22 @@ def readings(
     noise: float = 0.6,
     swing: float = 4.0,
     level: float = 30.0,
+    rain: int = 0,
 ) -> pd.DataFrame:
-    """Clean readings: a level, a daily swing and noise, rounded to the sensor's 0.01 resolution."""
+    """Clean readings: a level, a daily swing, ``rain`` showers per sensor (a step up of 5 to 20 that
+    dries out over days) and noise, rounded to the sensor's 0.01 resolution."""
     rng = np.random.default_rng(seed)
     frames = []
     for sensor in range(sensors):
         ts = pd.date_range(start, periods=hours, freq="h")
         daily = swing * np.sin((np.arange(hours) + 3 * sensor) / 24 * 2 * np.pi)
         drift = np.cumsum(rng.normal(0, noise / 4, hours))  # the soil dries and is watered: a slow walk
-        value = (level + daily + drift + rng.normal(0, noise, hours)).round(2)
+        wet = np.zeros(hours)
+        for hour, amount in zip(rng.integers(0, hours, rain), rng.uniform(5, 20, rain), strict=True):
+            wet[hour:] += amount * np.exp(-np.arange(hours - hour) / 72)
+        signal = level + daily + drift + wet
+        signal = np.where(signal > 85, 85 + (signal - 85) * 0.1, signal)  # a soil saturates below 100 %
+        value = (signal + rng.normal(0, noise, hours)).round(2)
         frames.append(
             pd.DataFrame({"field_id": sensor // 2, "sensor_id": sensor, "ts": ts, "moisture": value})
         )

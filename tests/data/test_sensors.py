@@ -73,19 +73,23 @@ def test_the_windows_see_the_readings_of_earlier_batches(project: Project) -> No
     assert project.data.ingest(batch(range(63, 66), stuck=False), name).rows_quarantined == 0
 
 
-@settings(ingesting, max_examples=12)  # few examples: each is an ingestion's DuckDB pass
+# Few examples (each is an ingestion's DuckDB pass), the same ones every run: a robust z of 6 still fires
+# on pure noise now and then (about 3 readings in 100,000, docs/agriculture/agri-sensors.md), which
+# would make a random draw of examples flaky rather than the rule wrong.
+@settings(ingesting, max_examples=12, derandomize=True)
 @given(
     seed=st.integers(0, 10_000),
     sensors=st.integers(1, 3),
-    hours=st.integers(30, 100),
+    hours=st.integers(60, 150),
     noise=st.floats(0.2, 2.0),
     swing=st.floats(0.0, 8.0),
-    level=st.floats(15.0, 80.0),
+    level=st.floats(15.0, 70.0),
+    rain=st.integers(0, 3),
 )
 def test_clean_noisy_series_raise_nothing(
-    project: Project, seed: int, sensors: int, hours: int, noise: float, swing: float, level: float
+    project: Project, seed: int, sensors: int, hours: int, noise: float, swing: float, level: float, rain: int
 ) -> None:
-    frame = readings(sensors, hours, seed=seed, noise=noise, swing=swing, level=level)
+    frame = readings(sensors, hours, seed=seed, noise=noise, swing=swing, level=level, rain=rain)
     report = project.data.validate(frame, soil(fresh_name("quiet")))
     assert report.rows_quarantined == 0, report.by_reason
 

@@ -36,7 +36,7 @@ def test_one_incident_per_sensor_and_rule_updated_then_resolved(project: Project
     hour = (frame["ts"] - frame["ts"].min()) / pd.Timedelta(hours=1)
     stuck = [at(frame, 1, h) for h in range(30, 50)]
     frame.loc[stuck, "moisture"] = frame.at[stuck[0], "moisture"]
-    for h in (40, 60, 80):  # three spikes of one sensor: one incident
+    for h in (55, 62, 80):  # three spikes of one sensor: one incident
         frame.loc[at(frame, 2, h), "moisture"] += 40
     frame.loc[at(frame, 3, 20), "moisture"] = -5.0
     frame = frame.drop(index=[at(frame, 0, h) for h in range(50, 60)])  # 11 h without a reading

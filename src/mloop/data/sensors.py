@@ -9,7 +9,9 @@ so it reaches no feature built on the dataset and the ingestion report counts it
 - **stuck**: the value is part of a run of at least ``stuck`` identical readings (the whole run is
   quarantined, its first readings too: they cannot be told from a steady value, but they are the same fault);
 - **spike**: the value is more than ``spike_z`` robust z-scores from the median of the sensor's previous
-  ``spike_window`` clean readings (z = |x - median| / (1.4826 * MAD), the MAD floored at ``resolution``).
+  ``spike_window`` clean readings (z = |x - median| / (1.4826 * MAD), the MAD floored at ``resolution``)
+  and one of the next two readings is back within ``spike_z / 2`` of that median: a spike returns, a step
+  (rain, irrigation) stays. So a sensor's last reading in a batch is never called a spike.
 
 Silence (no reading for ``silence``) is not a fault of any reading: monitoring raises it
 (:mod:`mloop.monitoring.sensors`), with one incident per sensor and rule for the faults above.
@@ -53,8 +55,9 @@ class SensorChecks(BaseModel):
 
     ``range`` (low, high) is the physical range; ``stuck`` the run length of identical readings that
     makes a stuck sensor (at least 2); ``spike_z`` the robust z-score above which a reading is a spike,
-    against the median and MAD of the sensor's previous ``spike_window`` clean readings (no decision
-    before ``spike_window // 2`` of them; ``resolution``, the smallest change the sensor reports, floors
+    against the median and MAD of the sensor's previous ``spike_window`` clean readings, when one of the
+    next two readings comes back within ``spike_z / 2`` (no decision before ``spike_window`` of them, nor
+    on a sensor's last reading of a batch; ``resolution``, the smallest change the sensor reports, floors
     the MAD so a flat series does not make every change a spike); ``silence`` how long without any
     reading makes a sensor silent (``"6h"``). Omitted rules are off; at least one must be on.
     ``severity`` is the severity of the alerts the rules raise.
@@ -70,7 +73,7 @@ class SensorChecks(BaseModel):
     range: tuple[float, float] | None = None
     stuck: int | None = None
     spike_z: float | None = None
-    spike_window: int = 24
+    spike_window: int = 48
     resolution: float = 0.0
     silence: str | None = None
     severity: str = "ticket"
@@ -216,17 +219,26 @@ def faults_query(
             f"SELECT {rk}, {literal(checks.reason('stuck'))} AS _reason FROM s WHERE _new AND _stuck"
         )
     if checks.spike_z is not None:
-        w = int(checks.spike_window)
-        floor = literal(float(checks.resolution))
+        w, z, back = (
+            int(checks.spike_window),
+            literal(float(checks.spike_z)),
+            literal(float(checks.spike_z) / 2),
+        )
+        scale = f"greatest(_mad, {literal(float(checks.resolution))})"
+        # A spike comes back: one of the next two readings is within spike_z / 2 of the baseline again (not
+        # merely under spike_z: the readings after a step hover there). Without that, the
+        # first readings after a step (rain, irrigation) would be "spikes" until the median caught up.
         parts.append(
-            f"p AS (SELECT *, median(_v) FILTER (WHERE _chg = 1) OVER w AS _med, 1.4826 * mad(_v) FILTER (WHERE _chg = 1) OVER w "
-            f"AS _mad, count(*) FILTER (WHERE _chg = 1) OVER w AS _n "
-            f"FROM s WHERE _clean AND NOT _stuck "
-            f"WINDOW w AS (PARTITION BY {k} ORDER BY {order} ROWS BETWEEN {w} PRECEDING AND 1 PRECEDING))"
+            f"p AS (SELECT *, median(_v) FILTER (WHERE _chg = 1) OVER w AS _med, "
+            f"1.4826 * mad(_v) FILTER (WHERE _chg = 1) OVER w AS _mad, count(*) OVER w AS _n, "
+            f"lead(_v, 1) OVER n AS _next1, lead(_v, 2) OVER n AS _next2 FROM s WHERE _clean AND NOT _stuck "
+            f"WINDOW w AS (PARTITION BY {k} ORDER BY {order} ROWS BETWEEN {w} PRECEDING AND 1 PRECEDING), "
+            f"n AS (PARTITION BY {k} ORDER BY {order}))"
         )
         reasons.append(
-            f"SELECT {rk}, {literal(checks.reason('spike'))} AS _reason FROM p WHERE _new AND _n >= {w // 2} "
-            f"AND greatest(_mad, {floor}) > 0 AND abs(_v - _med) / greatest(_mad, {floor}) > {literal(float(checks.spike_z))}"
+            f"SELECT {rk}, {literal(checks.reason('spike'))} AS _reason FROM p WHERE _new AND _n >= {w} "
+            f"AND {scale} > 0 AND abs(_v - _med) / {scale} > {z} "
+            f"AND (abs(_next1 - _med) / {scale} <= {back} OR abs(_next2 - _med) / {scale} <= {back})"
         )
     if not reasons:
         return f"SELECT {rk}, NULL::VARCHAR AS _reason FROM {batch} WHERE false"
