@@ -10,8 +10,10 @@ so it reaches no feature built on the dataset and the ingestion report counts it
   quarantined, its first readings too: they cannot be told from a steady value, but they are the same fault);
 - **spike**: the value is more than ``spike_z`` robust z-scores from the median of the sensor's previous
   ``spike_window`` clean readings (z = |x - median| / (1.4826 * MAD), the MAD floored at ``resolution``)
-  and one of the next two readings is back within ``spike_z / 2`` of that median: a spike returns, a step
-  (rain, irrigation) stays. So a sensor's last reading in a batch is never called a spike.
+  and as many from one of its previous two readings and one of its next two, and one of the next two is
+  back within ``spike_z / 2`` of the median: a spike stands out on both sides and comes back, the
+  readings around a step (rain, irrigation) do not. So a sensor's last reading in a batch is never
+  called a spike.
 
 Silence (no reading for ``silence``) is not a fault of any reading: monitoring raises it
 (:mod:`mloop.monitoring.sensors`), with one incident per sensor and rule for the faults above.
@@ -55,9 +57,9 @@ class SensorChecks(BaseModel):
 
     ``range`` (low, high) is the physical range; ``stuck`` the run length of identical readings that
     makes a stuck sensor (at least 2); ``spike_z`` the robust z-score above which a reading is a spike,
-    against the median and MAD of the sensor's previous ``spike_window`` clean readings, when one of the
-    next two readings comes back within ``spike_z / 2`` (no decision before ``spike_window`` of them, nor
-    on a sensor's last reading of a batch; ``resolution``, the smallest change the sensor reports, floors
+    against the median and MAD of the sensor's previous ``spike_window`` clean readings and against its
+    neighbours (no decision before ``spike_window`` of them, nor on a sensor's last reading of a batch;
+    the scale is at least the noise seen in the steps between readings; ``resolution``, the smallest change the sensor reports, floors
     the MAD so a flat series does not make every change a spike); ``silence`` how long without any
     reading makes a sensor silent (``"6h"``). Omitted rules are off; at least one must be on.
     ``severity`` is the severity of the alerts the rules raise.
@@ -129,7 +131,7 @@ class SensorChecks(BaseModel):
     @property
     def history(self) -> int:
         """How many readings before a batch its windows need."""
-        return max(self.stuck or 0, self.spike_window if self.spike_z is not None else 0)
+        return max(self.stuck or 0, 4 * self.spike_window if self.spike_z is not None else 0)
 
     def reason(self, rule: str) -> str:
         """The quarantine reason of ``rule`` (range, stuck or spike): fixed text, so reports count it."""
@@ -224,21 +226,32 @@ def faults_query(
             literal(float(checks.spike_z)),
             literal(float(checks.spike_z) / 2),
         )
-        scale = f"greatest(_mad, {literal(float(checks.resolution))})"
-        # A spike comes back: one of the next two readings is within spike_z / 2 of the baseline again (not
-        # merely under spike_z: the readings after a step hover there). Without that, the
-        # first readings after a step (rain, irrigation) would be "spikes" until the median caught up.
+        scale = f"greatest(_mad, _noise, {literal(float(checks.resolution))})"
+        # The scale is the larger of the baseline's MAD and the noise, from the MAD of the steps between
+        # readings over 4 windows (/ sqrt 2): a MAD of 48 readings alone is low often enough for z = 6 to
+        # fire on plain noise, while steps barely move the MAD of differences.
+        # A spike stands out from its neighbours on both sides too (from one of the previous two readings
+        # and one of the next two: a spike of two readings is still one), and comes back (one of the next
+        # two within spike_z / 2 of the baseline): the readings after a step (rain, irrigation) are far
+        # from the old baseline until the median catches up, but not from the readings after them; those
+        # between two steps do not come back. So the last reading of a batch is not judged (no next one).
+        parts.append(f"d AS (SELECT *, _v - lag(_v) OVER (PARTITION BY {k} ORDER BY {order}) AS _d FROM s "
+                     "WHERE _clean AND NOT _stuck)")  # fmt: skip
         parts.append(
             f"p AS (SELECT *, median(_v) FILTER (WHERE _chg = 1) OVER w AS _med, "
             f"1.4826 * mad(_v) FILTER (WHERE _chg = 1) OVER w AS _mad, count(*) OVER w AS _n, "
-            f"lead(_v, 1) OVER n AS _next1, lead(_v, 2) OVER n AS _next2 FROM s WHERE _clean AND NOT _stuck "
+            f"1.4826 * mad(_d) OVER l / sqrt(2) AS _noise, "
+            f"greatest(abs(_v - lag(_v, 1) OVER n), abs(_v - lag(_v, 2) OVER n)) AS _left, "
+            f"greatest(abs(_v - lead(_v, 1) OVER n), abs(_v - lead(_v, 2) OVER n)) AS _right, "
+            f"least(abs(lead(_v, 1) OVER n - _med), abs(lead(_v, 2) OVER n - _med)) AS _back FROM d "
             f"WINDOW w AS (PARTITION BY {k} ORDER BY {order} ROWS BETWEEN {w} PRECEDING AND 1 PRECEDING), "
+            f"l AS (PARTITION BY {k} ORDER BY {order} ROWS BETWEEN {4 * w} PRECEDING AND 1 PRECEDING), "
             f"n AS (PARTITION BY {k} ORDER BY {order}))"
         )
         reasons.append(
             f"SELECT {rk}, {literal(checks.reason('spike'))} AS _reason FROM p WHERE _new AND _n >= {w} "
             f"AND {scale} > 0 AND abs(_v - _med) / {scale} > {z} "
-            f"AND (abs(_next1 - _med) / {scale} <= {back} OR abs(_next2 - _med) / {scale} <= {back})"
+            f"AND _left / {scale} > {z} AND _right / {scale} > {z} AND _back / {scale} <= {back}"
         )
     if not reasons:
         return f"SELECT {rk}, NULL::VARCHAR AS _reason FROM {batch} WHERE false"
