@@ -123,3 +123,14 @@ def test_the_schema_with_sensor_checks_reads_back_from_yaml(tmp_path: Path) -> N
     path = tmp_path / "soil.yaml"
     path.write_text(soil().to_yaml())
     assert ml.Dataset.from_yaml(path) == soil()
+
+
+def test_a_rain_step_is_no_spike_and_a_two_reading_spike_is_one(project: Project) -> None:
+    frame = readings(1, 120, seed=9, noise=0.3, swing=0.0)
+    frame.loc[70:, "moisture"] += 15  # rain: the soil stays wetter
+    assert project.data.validate(frame, soil(fresh_name("soil"))).rows_quarantined == 0
+    # a loose contact for two hours, a day and a half later (just after a step, the baseline of 48
+    # readings spans both levels: its MAD is too wide to tell a spike)
+    frame.loc[[106, 107], "moisture"] += 30
+    report = project.data.validate(frame, soil(fresh_name("soil")))
+    assert report.by_reason == {SPIKE: 2}
