@@ -26,7 +26,7 @@ class Finding:
     ``first`` to ``last``; ``count == 0`` with ``seen`` means the sensor reported and was healthy."""
 
     sensor: tuple[str, ...]  # the key columns' values, as text
-    value: str  # the checked column ("" for silence, which is about the sensor)
+    value: str  # the checked column (for silence, of the checks that judged it: silence is about the sensor)
     rule: str
     count: int
     first: datetime | None
@@ -119,7 +119,10 @@ def _silences(
         f"coalesce(bool_or(g._old), false) FROM (SELECT DISTINCT {k} FROM ({last})) s "
         f"LEFT JOIN ({gaps} UNION ALL {trailing}) g USING ({k}) GROUP BY ALL ORDER BY ALL"
     ).fetchall()
-    return [Finding(tuple(r[:-5]), "", "silence", int(r[-5]), r[-4], r[-3], r[-2], bool(r[-1])) for r in rows]
+    return [
+        Finding(tuple(r[:-5]), checks.value, "silence", int(r[-5]), r[-4], r[-3], r[-2], bool(r[-1]))
+        for r in rows
+    ]
 
 
 def _readings(checks: SensorChecks, ts: str, accepted: str | None, quarantine: str | None) -> str | None:

@@ -119,7 +119,7 @@ class SensorService(Service):
                 session, self._ctx.project_id, endpoint).items()}  # fmt: skip
         opened, updated, resolved = [], [], []
         for finding in found:
-            checks = by_value.get(finding.value) or next(c for c in schema.sensors if c.silence is not None)
+            checks = by_value[finding.value]
             alert = _alert(dataset, schema, checks, finding, now)
             known = open_now.get(alert.key)
             # a gap that ends at this batch's first reading is a new silence, unless it is the one open
