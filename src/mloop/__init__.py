@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mloop.data.queries import DatasetInfo
     from mloop.data.report import IngestReport
     from mloop.data.schema import Column, Dataset
+    from mloop.data.sensors import SensorChecks
     from mloop.data.sources import CsvSource, DataFrameSource, ParquetSource, Source, SqlSource
     from mloop.deployments import Deployment, Route
     from mloop.errors import (
@@ -65,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "IngestReport": "mloop.data.report",
     "Column": "mloop.data.schema",
     "Dataset": "mloop.data.schema",
+    "SensorChecks": "mloop.data.sensors",
     "CsvSource": "mloop.data.sources",
     "DataFrameSource": "mloop.data.sources",
     "ParquetSource": "mloop.data.sources",
@@ -172,6 +174,7 @@ __all__ = [
     "RunInfo",
     "Schedule",
     "SchemaError",
+    "SensorChecks",
     "SequenceSpec",
     "Signature",
     "Source",

@@ -43,6 +43,7 @@ from mloop.features.queries import Plan
 from mloop.features.service import FeatureService
 from mloop.loop.service import LoopService
 from mloop.monitoring.predictions import Predictions
+from mloop.monitoring.sensors import SensorService
 from mloop.monitoring.service import MonitoringService
 from mloop.privacy import ForgetReport, PrivacyService
 from mloop.registry.service import ModelRegistry
@@ -64,6 +65,7 @@ class Project:
         self.root = root
         self._ctx = ctx
         self.data = DataService(ctx)
+        self.data.after_ingest.append(lambda report: self.sensors.after_ingest(report))
         self.features = FeatureService(ctx)
         self.users = Users(ctx)
         self.keys = Keys(ctx)
@@ -182,6 +184,11 @@ class Project:
     def monitoring(self) -> MonitoringService:
         """Drift, live performance, SLOs, alerts and reports."""
         return MonitoringService(self._ctx)
+
+    @cached_property
+    def sensors(self) -> SensorService:
+        """Sensor incidents of datasets with sensor checks: ``incidents("soil", open_only=True)``."""
+        return SensorService(self._ctx)
 
     @cached_property
     def predictions(self) -> Predictions:

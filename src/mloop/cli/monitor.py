@@ -137,6 +137,38 @@ def alerts(
 
 
 @app.command()
+def sensors(
+    dataset: str | None = typer.Argument(None, help="Only this dataset."),
+    open_only: bool = typer.Option(False, "--open", help="Only incidents still firing."),
+    check: bool = typer.Option(False, "--check", help="First check the dataset's newest ingestion again."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Sensor incidents, newest first: one per sensor and rule (stuck, range, spike, silence).
+
+    Example:
+
+      $ mloop monitor sensors soil --open
+    """
+    project = _state.project()
+    if check:
+        if dataset is None:
+            raise typer.BadParameter("--check needs a DATASET: the one whose newest ingestion to check.")
+        project.sensors.check(dataset)
+    found = project.sensors.incidents(dataset, open_only=open_only)
+    if as_json:
+        out.emit_json(found)
+        return
+    # one sensor's incidents read across: which sensor, what rule, how many readings (gaps for silence)
+    rows = [([] if dataset else [a["labels"].get("dataset", "")]) + [
+        a["labels"].get("sensor", ""), a["name"].removeprefix("sensor_"), a["labels"].get("value", ""),
+        a["labels"].get("count", ""), a["status"], a["labels"].get("last", "")[:10]] for a in found]  # fmt: skip
+    columns = ["sensor", "rule", "column", "count", "status", "last"]
+    out.table(
+        f"Sensor incidents of {dataset or 'every dataset'}", ([] if dataset else ["dataset"]) + columns, rows
+    )
+
+
+@app.command()
 def report(
     endpoint: str = EndpointArg,
     since: str = typer.Option(

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from mloop._time import as_utc
 from mloop.crypto import PLAIN, ParquetFiles
-from mloop.data import checks, keyrange, tensors
+from mloop.data import checks, keyrange, sensors, tensors
 from mloop.data.schema import Dataset
 from mloop.data.sources import Opened, Source
 from mloop.data.sql import literal, quote
@@ -103,8 +103,10 @@ class Ingestion:
         memory_limit: str | None = None,
         parquet: ParquetFiles = PLAIN,
         key_ranges: Mapping[str, keyrange.KeyRanges] | None = None,
+        history: sensors.History | None = None,
     ) -> None:
         self.dataset, self.source, self.workdir = dataset, source, workdir
+        self.history = history or sensors.History()  # what the sensor checks' windows read before the batch
         self.parquet = parquet
         self.key_ranges = key_ranges or {}  # per stored file; a file without ranges is always read
         self.ingest_id, self.existing, self.progress = ingest_id, existing, progress
@@ -141,6 +143,10 @@ class Ingestion:
             clock = _lap(self.timings, "rules", clock)
             self._duplicates()
             clock = _lap(self.timings, "keys", clock)
+            if dataset.sensors:
+                sensors.quarantine_faults(con, dataset, typed="typed", row_key=opened.row_key,
+                                          carry=opened.columns, history=self.history, parquet=self.parquet)  # fmt: skip
+                clock = _lap(self.timings, "sensors", clock)
             rows_src = _scalar(con, f"SELECT count(*) FROM {quote(opened.view)}")
         rejects = opened.rejects
         rows_rejected = _scalar(con, f"SELECT count(*) FROM {rejects}") if rejects else 0
@@ -353,11 +359,12 @@ def run(
     memory_limit: str | None = None,
     parquet: ParquetFiles = PLAIN,
     key_ranges: Mapping[str, keyrange.KeyRanges] | None = None,
+    history: sensors.History | None = None,
 ) -> Outcome:
     """Validate ``source`` against ``dataset``; with ``write``, stage the output under ``workdir/out``."""
     with Ingestion(
         dataset, source, workdir=workdir, ingest_id=ingest_id, existing=existing, progress=progress,
-        memory_limit=memory_limit, parquet=parquet, key_ranges=key_ranges,
+        memory_limit=memory_limit, parquet=parquet, key_ranges=key_ranges, history=history,
     ) as job:  # fmt: skip
         outcome = job.validate()
         if write:

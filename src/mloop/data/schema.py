@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from mloop._names import valid
 from mloop._time import as_utc
+from mloop.data.sensors import SensorChecks
 from mloop.errors import SchemaError
 
 # dtype -> DuckDB type. Every value mloop stores is one of these.
@@ -244,6 +245,7 @@ class Dataset(BaseModel):
     key: tuple[str, ...] = ()
     timestamp: str | None = None
     extra_columns: Literal["error", "ignore"] = "error"
+    sensors: tuple[SensorChecks, ...] = ()  # rules on each sensor's series (mloop.data.sensors)
     description: str = ""
 
     def __init__(self, name: str | None = None, /, **data: Any) -> None:
@@ -251,6 +253,8 @@ class Dataset(BaseModel):
             data["name"] = name
         if isinstance(data.get("key"), str):
             data["key"] = (data["key"],)
+        if isinstance(data.get("sensors"), SensorChecks | dict):
+            data["sensors"] = (data["sensors"],)
         super().__init__(**data)
 
     @field_validator("name")
@@ -280,7 +284,26 @@ class Dataset(BaseModel):
         tensor_keys = [k for k in self.key if self.column(k).is_tensor]
         if tensor_keys:
             raise ValueError(f"key column(s) {tensor_keys} are tensors; a key must be a scalar column")
+        for checks in self.sensors:
+            self._sensor_problem(checks, names)
         return self
+
+    def _sensor_problem(self, checks: SensorChecks, names: list[str]) -> None:
+        where = f"sensor checks of {checks.value!r}"
+        if self.timestamp is None or self.column(self.timestamp).dtype != "timestamp":
+            raise ValueError(f"{where} order readings by time: declare a timestamp column (dtype timestamp)")
+        unknown = [c for c in (*checks.key, checks.value) if c not in names]
+        if unknown:
+            raise ValueError(
+                f"{where} name column(s) {unknown} that {self.name!r} does not declare ({names})"
+            )
+        if self.column(checks.value).dtype not in NUMERIC:
+            raise ValueError(
+                f"{where}: {checks.value!r} must be a number column, not {self.column(checks.value).dtype}"
+            )
+        odd = [c for c in checks.key if self.column(c).is_tensor]
+        if odd:
+            raise ValueError(f"{where}: key column(s) {odd} are tensors; a sensor is named by scalar columns")
 
     @property
     def tensors(self) -> list[Column]:

@@ -16,6 +16,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from mloop.data.lock import dataset_lock
 from mloop.data.queries import DatasetCatalog
 from mloop.data.report import IngestReport
 from mloop.data.schema import Dataset, name_problem
+from mloop.data.sensors import History
 from mloop.data.sources import CsvSource, Source, as_source
 from mloop.errors import MloopError, SchemaError
 from mloop.store.schema import DatasetRow, DatasetSchemaRow, IngestionRow
@@ -37,7 +39,15 @@ from mloop.store.schema import DatasetRow, DatasetSchemaRow, IngestionRow
 
 class DataService(DatasetCatalog):
     """Datasets of the project: ingest and validate (writes need ``data.write``), and everything
-    :class:`DatasetCatalog` reads."""
+    :class:`DatasetCatalog` reads.
+
+    ``after_ingest`` holds what runs after each committed ingestion, given its report (the project adds
+    the sensor incidents' check): a hook that fails adds a note to the report, never undoes the ingestion.
+    """
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.after_ingest: builtins.list[Callable[[IngestReport], None]] = []
 
     # ---- ingest ---------------------------------------------------------------------------------------
 
@@ -100,6 +110,12 @@ class DataService(DatasetCatalog):
             if fresh and not any(p.name != ".lock" for p in Path(folder).iterdir()):
                 shutil.rmtree(folder, ignore_errors=True)  # a failed first ingestion leaves no trace
         report.seconds = time.perf_counter() - started
+        if write and report.ingest_id and not report.skipped:
+            for hook in self.after_ingest:
+                try:
+                    hook(report)
+                except MloopError as exc:  # the data is in: what failed after it is said, not raised
+                    report.notes.append(f"after the ingestion: {exc}")
         return report
 
     def _locked_run(
@@ -133,11 +149,13 @@ class DataService(DatasetCatalog):
                     notes.append(f"schema changed: recorded as version {version + 1}")
                 existing = self.files(name) if stored is not None and target.key else []
                 key_ranges = self._key_ranges(name) if existing else {}
+                history = self._sensor_history(name) if stored is not None and target.sensors else None
                 if write:
                     self._remove_orphans(folder, name, workdir)
                 with engine.Ingestion(
                     target, src, workdir=workdir, ingest_id=ingest_id, existing=existing, progress=progress,
                     memory_limit=memory_limit, parquet=self._ctx.parquet, key_ranges=key_ranges,
+                    history=history,
                 ) as job:  # fmt: skip
                     try:
                         outcome = job.validate()
@@ -172,6 +190,17 @@ class DataService(DatasetCatalog):
                 with contextlib.suppress(OSError):
                     workdir.parent.rmdir()
         return report
+
+    def _sensor_history(self, name: str) -> History:
+        """What the sensor checks' windows read before a batch: every stored file, accepted and quarantined."""
+        folder = self.folder(name)
+        with self._ctx.store.read() as session:
+            quarantined = queries.quarantine_files(session, self._ctx.project_id, name)
+        join = self._ctx.data.join
+        return History(
+            accepted=[join(folder, f) for f in self._committed_files(name)],
+            quarantined=[join(folder, q) for q in quarantined],
+        )
 
     def _skipped(self, previous: IngestionRow, name: str, write: bool) -> IngestReport:
         report = self._report(previous, name, skipped=True)
