@@ -61,7 +61,9 @@ class SensorChecks(BaseModel):
     neighbours (no decision before ``spike_window`` of them, nor on a sensor's last reading of a batch;
     the scale is at least the noise seen in the steps between readings; ``resolution``, the smallest change the sensor reports, floors
     the MAD so a flat series does not make every change a spike); ``silence`` how long without any
-    reading makes a sensor silent (``"6h"``). Omitted rules are off; at least one must be on.
+    reading makes a sensor silent (``"6h"``), and ``retired`` how long without one makes it removed rather
+    than silent (``"30d"``: a probe taken out after harvest raises no incident for the winter; a gap between
+    its readings still does). Omitted rules are off; at least one must be on.
     ``severity`` is the severity of the alerts the rules raise.
 
     >>> SensorChecks(key=["field_id", "sensor_id"], value="moisture", range=(0, 100), stuck=12)
@@ -78,6 +80,7 @@ class SensorChecks(BaseModel):
     spike_window: int = 48
     resolution: float = 0.0
     silence: str | None = None
+    retired: str | None = None
     severity: str = "ticket"
 
     def __init__(self, **data: Any) -> None:
@@ -88,16 +91,16 @@ class SensorChecks(BaseModel):
     def __repr_args__(self) -> Any:  # short repr: the rules only
         return [(k, v) for k, v in super().__repr_args__() if v is not None]
 
-    @field_validator("silence")
+    @field_validator("silence", "retired")
     @classmethod
-    def _silence(cls, value: str | None) -> str | None:
+    def _duration(cls, value: str | None, info: Any) -> str | None:
         if value is not None:
             try:
                 if (parse_duration(value) or timedelta(0)) <= timedelta(0):
                     raise ValueError
             except (ValueError, MloopError):
                 raise ValueError(
-                    f"silence {value!r} is not a positive duration; write one like '6h' or '2d'"
+                    f"{info.field_name} {value!r} is not a positive duration; write one like '6h' or '2d'"
                 ) from None
         return value
 
@@ -110,6 +113,9 @@ class SensorChecks(BaseModel):
             )
         if all(getattr(self, r if r != "spike" else "spike_z") is None for r in RULES):
             raise ValueError(f"{where} turn no rule on; give range=, stuck=, spike_z= or silence=")
+        quiet, gone = self.silence_after, self.retired_after
+        if gone is not None and (quiet is None or gone <= quiet):
+            raise ValueError(f"{where}: retired={self.retired!r} needs silence= and must be longer than it")
         if self.range is not None and not self.range[0] < self.range[1]:
             raise ValueError(f"{where}: range {list(self.range)} must be (low, high) with low < high")
         if self.stuck is not None and self.stuck < 2:
@@ -127,6 +133,10 @@ class SensorChecks(BaseModel):
     @property
     def silence_after(self) -> timedelta | None:
         return parse_duration(self.silence)
+
+    @property
+    def retired_after(self) -> timedelta | None:
+        return parse_duration(self.retired)
 
     @property
     def history(self) -> int:

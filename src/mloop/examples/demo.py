@@ -79,7 +79,7 @@ def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> 
     started = time.perf_counter()
     console.print(Panel.fit("[bold]mloop demo[/bold] · fraud detection · the closed loop", style="cyan"))
     (folder / "mloop.yaml").write_text(yaml.safe_dump(_settings(size)), encoding="utf-8")
-    with _demo_log(folder), Project.open(folder, env={}) as project, console.status("starting") as status:
+    with platform_log(folder), Project.open(folder, env={}) as project, console.status("starting") as status:
         outcome, traffic = _story(project, folder, size, console, status)
         console.rule("5 · summary")
         status.update("reading the prediction log back; writing the monitoring report…")
@@ -372,7 +372,7 @@ def _fresh(folder: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _demo_log(folder: Path) -> Iterator[None]:
+def platform_log(folder: Path) -> Iterator[None]:
     """The platform's log goes to ``.mloop/demo.log`` while the demo runs (its alerts and decisions print in
     the timeline); the ``mloop`` logger's own set-up is restored after, once no demo thread logs any more."""
     logger = logging.getLogger("mloop")

@@ -110,9 +110,13 @@ def _silences(
     )
     last = " UNION ALL ".join(x for x in (seen_rows, stored_rows) if x)
     stamp = literal(as_utc(as_of).isoformat())
+    retired = checks.retired_after  # silent longer than this: removed (a probe taken out), not silent
+    until = (
+        f" AND epoch({stamp}::TIMESTAMPTZ) - epoch(max(_ts)) <= {retired.total_seconds()}" if retired else ""
+    )
     trailing = (
         f"SELECT {k}, max(_ts) AS a, {stamp}::TIMESTAMPTZ AS b, false AS _old FROM ({last}) GROUP BY ALL "
-        f"HAVING epoch({stamp}::TIMESTAMPTZ) - epoch(max(_ts)) > {seconds}"
+        f"HAVING epoch({stamp}::TIMESTAMPTZ) - epoch(max(_ts)) > {seconds}{until}"
     )
     rows = con.execute(
         f"SELECT {k}, count(g.a) FILTER (WHERE NOT g._old), min(g.a), max(g.b), max(g.b - g.a), "

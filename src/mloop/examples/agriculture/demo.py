@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ import mloop as ml
 from mloop.examples.agriculture import farm
 from mloop.examples.agriculture.generate import World
 from mloop.examples.agriculture.models import tile_classifier, yield_regressor
+from mloop.examples.demo import platform_log
 from mloop.loop.controller import LoopController
 from mloop.monitoring.drift import ks
 from mloop.project import Project
@@ -69,7 +71,7 @@ def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> 
     (folder / "mloop.yaml").write_text(yaml.safe_dump({"project": "agriculture-demo", "log_level": "ERROR"}))
     world = World.make(size.fields, seed=7)
     summary: dict[str, Any] = {}
-    with Project.open(folder, env={}) as project:
+    with platform_log(folder), Project.open(folder, env={}) as project:
         console.rule("1 · ingest four seasons of farm data (bad readings quarantined with reasons)")
         _ingest(project, world, size, folder, console)
         console.rule("2 · time-series features: season sums, gap-aware daily means, trends")
@@ -120,6 +122,10 @@ def _ingest(project: Project, world: World, size: Size, folder: Path, console: C
                   f"{report.rows_quarantined:,} quarantined")  # fmt: skip
     for reason, count in sorted(report.by_reason.items(), key=lambda kv: -kv[1])[:4]:
         console.print(f"  [dim]{count:>5} × {reason}[/dim]")
+    incidents = project.sensors.incidents("soil_sensors", open_only=True)
+    rules = Counter(str(i["name"]).removeprefix("sensor_") for i in incidents)
+    console.print(f"  {len(incidents)} sensor incidents open, one per sensor and rule (not per reading): "
+                  + ", ".join(f"{n} {rule}" for rule, n in sorted(rules.items())))  # fmt: skip
     project.data.ingest(frames["ndvi"], farm.SCHEMAS["ndvi"])
     project.data.ingest(frames["yields"], farm.SCHEMAS["yields"])
     farm.label_rows(frames["yields"]).to_parquet(folder / "labels.parquet", index=False)

@@ -1,7 +1,7 @@
 """The agriculture case's datasets, features and yield models, on the platform's public API.
 
 - **Datasets**: ``fields`` (location, crop, soil), ``weather`` (daily), ``soil_sensors`` (hourly, with the
-  sensor rules that quarantine stuck, spiking and impossible readings), ``ndvi`` (daily, clouds as
+  sensor rules that quarantine stuck, spiking and impossible readings and open an incident per sensor), ``ndvi`` (daily, clouds as
   nulls), ``tiles`` (4-band 16x16 images with a disease label) and ``yields`` (t/ha per field and
   season, a row per forecast date).
 - **Feature views** of the ``field`` entity: ``field_info`` (crop as numbers, soil capacity), ``weather``
@@ -61,8 +61,14 @@ SCHEMAS = {
         _num("gdd", 0, 60),
     )),
     "soil_sensors": Dataset("soil_sensors", key=("sensor_id", "ts"), timestamp="ts", columns=(
-        _key(), _key("sensor_id"), _time("ts"), _num("moisture", 0, 100), _num("soil_temp", -30, 60),
-    )),
+        _key(), _key("sensor_id"), _time("ts"), _num("moisture"), _num("soil_temp"),
+    ), sensors=[
+        # Hourly probes: stuck for half a day, a spike against the last two days, silent for six hours;
+        # a probe is taken out after harvest (a new one each season), so a month without readings is retired.
+        ml.SensorChecks(key=["field_id", "sensor_id"], value="moisture", range=(0, 100), stuck=12, spike_z=6,
+                        silence="6h", retired="30d"),
+        ml.SensorChecks(key=["field_id", "sensor_id"], value="soil_temp", range=(-30, 60)),
+    ]),
     "ndvi": Dataset("ndvi", key=("field_id", "day"), timestamp="day", columns=(
         _key(), _time("day"), _num("ndvi", -1, 1, nullable=True),
     )),

@@ -108,7 +108,8 @@ class World:
         return pd.concat(out, ignore_index=True)
 
     def sensors(self, year: int, weather: pd.DataFrame, *, faults: bool = True) -> pd.DataFrame:
-        """Hourly soil moisture (%) and temperature (deg C) per field, with the usual broken sensors: one
+        """Hourly soil moisture (%) and temperature (deg C) per field from a probe installed for the season
+        (``sensor_id``: the field's id and the year's last two digits), with the usual broken sensors: one
         in ten stuck for two days, one in ten spiking, one in ten silent for three days (``faults``)."""
         water = self.water(weather)
         rng = self._rng(year, 2)
@@ -122,7 +123,7 @@ class World:
             swing = 4 * np.sin((np.tile(hours, len(days)) - 9) / 24 * 2 * np.pi)
             temperature = np.repeat((daily["tmax"].to_numpy() + daily["tmin"].to_numpy()) / 2, 24) + swing
             frame = pd.DataFrame({
-                "field_id": field_id, "sensor_id": int(field_id) * 10 + 1, "ts": ts,  # type: ignore[arg-type]
+                "field_id": field_id, "sensor_id": int(field_id) * 100 + year % 100, "ts": ts,  # type: ignore[arg-type]
                 "moisture": moisture.round(2), "soil_temp": (temperature + rng.normal(0, 0.3, len(ts))).round(2),
             })  # fmt: skip
             frames.append(_broken(frame, rng) if faults else frame)
