@@ -81,7 +81,9 @@ def test_a_retired_sensor_is_not_silent_but_a_gap_in_its_readings_still_is(proje
     frame = readings(2, 72, seed=6)
     hour = (frame["ts"] - frame["ts"].min()) / pd.Timedelta(hours=1)
     # sensor 1 was taken out after 24 h; sensor 0 went quiet for 12 h in the middle and came back
-    kept = ((frame["sensor_id"] == 0) & ((hour < 30) | (hour >= 42))) | ((frame["sensor_id"] == 1) & (hour < 24))
+    kept = ((frame["sensor_id"] == 0) & ((hour < 30) | (hour >= 42))) | (
+        (frame["sensor_id"] == 1) & (hour < 24)
+    )
     project.data.ingest(frame[kept], soil(name, retired="36h"))
     (gap,) = project.sensors.incidents(name, open_only=True)
     assert gap["labels"]["sensor_id"] == "0" and gap["value"] == pytest.approx(13.0)  # from 29 h to 42 h
