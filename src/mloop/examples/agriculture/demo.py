@@ -86,7 +86,7 @@ def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> 
         summary["drought"] = _drought(project, world, size, folder, console)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     console.print(f"[bold green]done in {summary['seconds']:.0f} s[/bold green] · project in {folder} · "
-                  f"map: {folder / 'forecasts.geojson'} · try: mloop --project {folder} loop history yield")  # fmt: skip
+                  f"map: {folder / 'forecasts.geojson'} · try: mloop --project {folder} loop timeline yield")  # fmt: skip
     return summary
 
 
