@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mloop.data.queries import DatasetInfo
     from mloop.data.report import IngestReport
     from mloop.data.schema import Column, Dataset
-    from mloop.data.sensors import SensorChecks
+    from mloop.data.sensor_spec import SensorChecks
     from mloop.data.sources import CsvSource, DataFrameSource, ParquetSource, Source, SqlSource
     from mloop.deployments import Deployment, Route
     from mloop.errors import (
@@ -66,7 +66,7 @@ _EXPORTS: dict[str, str] = {
     "IngestReport": "mloop.data.report",
     "Column": "mloop.data.schema",
     "Dataset": "mloop.data.schema",
-    "SensorChecks": "mloop.data.sensors",
+    "SensorChecks": "mloop.data.sensor_spec",
     "CsvSource": "mloop.data.sources",
     "DataFrameSource": "mloop.data.sources",
     "ParquetSource": "mloop.data.sources",

@@ -85,3 +85,30 @@ def test_jobs_are_checked_when_made(project: Project) -> None:
     job = ScoringJob("daily", "pit:1", "fields.parquet", "preds")
     with pytest.raises(MloopError, match="distinct names"):
         LoopController(project, [], jobs=[job, job])
+
+
+def test_jobs_declared_in_mloop_yaml_run_from_mloop_loop_tick(project: Project) -> None:
+    from typer.testing import CliRunner
+
+    from mloop.cli.main import app
+    from mloop.errors import ConfigError
+    from mloop.serving.scoring.scheduled import jobs_from_settings
+
+    FIELDS.assign(ts=_at(2, 5)).to_parquet(project.root / "asof.parquet", index=False)  # the fixture's data
+    spec = {
+        "name": "daily",
+        "target": "pit:1",
+        "input": "asof.parquet",
+        "output": "preds",
+        "cron": "* * * * *",
+    }
+    (job,) = jobs_from_settings([spec], project.root)
+    assert job.input == project.root / "asof.parquet" and job.output == project.root / "preds"
+    (project.root / "mloop.yaml").write_text(f"loop:\n  jobs:\n  - {spec}\n".replace("'", '"'))
+    done = CliRunner().invoke(app, ["--project", str(project.root), "loop", "tick", "--json"])
+    assert done.exit_code == 0, done.output
+    assert '"job_run"' in done.output and len(read_scores(project.root / "preds")) == 3
+    for bad, says in (({**spec, "every": "day"}, "unknown option"), ({"name": "x"}, "needs target, input"),
+                      ({**spec, "cron": "61 * * * *"}, "loop.jobs entry 1")):  # fmt: skip
+        with pytest.raises(ConfigError, match=says):
+            jobs_from_settings([bad], project.root)

@@ -28,7 +28,8 @@ def tick(as_json: bool = JsonOpt) -> None:
     """
     from mloop.loop.controller import LoopController
 
-    controller = LoopController.for_project(_state.project())
+    project = _state.project()
+    controller = LoopController.for_project(project, jobs=_jobs(project))
     try:
         decisions = controller.tick()
     finally:
@@ -60,7 +61,7 @@ def run(interval: float | None = typer.Option(None, "--interval", help="Seconds 
     from mloop.loop.controller import LoopController
 
     project = _state.project()
-    controller = LoopController.for_project(project)
+    controller = LoopController.for_project(project, jobs=_jobs(project))
     out.success(f"loop controller {controller.holder} running; Ctrl-C to stop")
     controller.run(interval if interval is not None else project.settings.loop.interval_seconds)
 
@@ -149,3 +150,9 @@ def _reason(event: dict[str, Any]) -> str:
     if "alert" in event:
         return str(event["alert"].get("summary", ""))
     return str(event.get("reason", ""))
+
+
+def _jobs(project: Any) -> list[Any]:
+    from mloop.serving.scoring.scheduled import jobs_from_settings
+
+    return list(jobs_from_settings(project.settings.loop.jobs, project.root))

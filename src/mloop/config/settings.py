@@ -110,6 +110,9 @@ class LoopSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policies: list[dict[str, Any]] = Field(default_factory=list, description="See docs/loop.md.")
+    jobs: list[dict[str, Any]] = Field(
+        default_factory=list, description="Scheduled scoring jobs the controller runs beside the policies."
+    )
     interval_seconds: float = Field(
         30.0, gt=0, description="How often mloop loop run evaluates the policies."
     )

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from mloop._names import valid
 from mloop._time import as_utc
-from mloop.data.sensors import SensorChecks
+from mloop.data.sensor_spec import SensorChecks
 from mloop.errors import SchemaError
 
 # dtype -> DuckDB type. Every value mloop stores is one of these.

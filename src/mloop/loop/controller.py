@@ -115,7 +115,8 @@ class LoopController:
         project.loop.require_operator([policy.endpoint for policy in policies])
         if not policies and not options.get("jobs"):
             raise MloopError(
-                "No loop policies: declare them under loop.policies in mloop.yaml (see docs/loop.md)."
+                "No loop policies or jobs: declare them under loop.policies or loop.jobs in mloop.yaml (see "
+                "docs/loop.md and docs/agriculture.md)."
             )
         options.setdefault("lease_ttl", timedelta(seconds=settings.lease_seconds))
         return cls(project, policies, **options)

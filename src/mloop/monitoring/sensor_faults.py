@@ -16,7 +16,7 @@ import duckdb
 from mloop._time import as_utc
 from mloop.crypto import ParquetFiles
 from mloop.data.schema import Dataset
-from mloop.data.sensors import SensorChecks
+from mloop.data.sensor_spec import SensorChecks
 from mloop.data.sql import literal, quote
 
 

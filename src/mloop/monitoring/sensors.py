@@ -36,7 +36,7 @@ from mloop._time import utcnow
 from mloop.data.queries import DatasetCatalog
 from mloop.data.report import IngestReport
 from mloop.data.schema import Dataset
-from mloop.data.sensors import SensorChecks
+from mloop.data.sensor_spec import SensorChecks
 from mloop.errors import NotFound
 from mloop.monitoring import queries
 from mloop.monitoring.alerts import Alert, deliver, sinks_from_settings
@@ -49,7 +49,7 @@ def endpoint_of(dataset: str) -> str:
 
 
 class SensorService(Service):
-    """Sensor incidents of datasets with :class:`~mloop.data.sensors.SensorChecks`."""
+    """Sensor incidents of datasets with :class:`~mloop.data.sensor_spec.SensorChecks`."""
 
     def check(
         self, dataset: str, *, ingest_id: str | None = None, now: datetime | None = None

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from mloop.errors import MalformedInput, NotFound, SchemaError
+from mloop.errors import ConfigError, MalformedInput, NotFound, SchemaError
 from mloop.loop.schedule import Cron
 from mloop.project import Project
 from mloop.serving.scoring.job import score
@@ -99,3 +99,40 @@ class ScoringJob:
             raise NotFound(f"Scoring job {self.name!r}: input {source} does not exist; pass a Parquet file of "
                            "the rows to score, or a function of the due time that returns them.")  # fmt: skip
         return pd.read_parquet(source)
+
+
+_OPTIONS = {"name", "kind", "target", "input", "output", "cron", "partition_by", "timestamp", "chunk_rows", "workers",
+            "keep"}  # fmt: skip
+
+
+def jobs_from_settings(specs: Sequence[Any], root: Path) -> list[ScoringJob]:
+    """The ``loop.jobs`` of mloop.yaml as jobs, their relative paths under the project folder ``root``:
+
+    .. code-block:: yaml
+
+        loop:
+          jobs:
+          - {name: daily-yield, target: yield@champion, input: fields.parquet, output: forecasts, cron: "0 4 * * *"}
+    """
+    out = []
+    for i, spec in enumerate(specs):
+        where = f"loop.jobs entry {i + 1} in mloop.yaml"
+        if not isinstance(spec, dict):
+            raise ConfigError(
+                f"{where} is {spec!r}; write a mapping with name, target, input, output and cron."
+            )
+        unknown = sorted(set(spec) - _OPTIONS)
+        if unknown or spec.get("kind", "scoring") != "scoring":
+            raise ConfigError(f"{where}: unknown option(s) {unknown or [spec.get('kind')]}; a job is kind: scoring "
+                              f"(the default) with {', '.join(sorted(_OPTIONS - {'kind'}))}.")  # fmt: skip
+        missing = [k for k in ("name", "target", "input", "output") if k not in spec]
+        if missing:
+            raise ConfigError(f"{where} needs {', '.join(missing)} (name, target, input and output).")
+        options = {k: v for k, v in spec.items() if k != "kind"}
+        for key in ("input", "output"):
+            options[key] = root / str(spec[key])
+        try:
+            out.append(ScoringJob(**options))
+        except (TypeError, MalformedInput) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return out
