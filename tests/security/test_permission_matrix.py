@@ -201,6 +201,7 @@ COMMANDS: dict[str, list[str]] = {
     "models history": ["models", "history", "fraud", "--json"],
     "models delete": ["models", "delete", "fraud", "3"],
     "models export": ["models", "export", "fraud:1", "--format", "onnx", "--json"],
+    "models package": ["models", "package", "fraud:1", "--edge", "--out", "{out}", "--json"],
     "users add": ["users", "add", "{new_user}", "--role", "auditor"],
     "users list": ["users", "list", "--json"],
     "users grant": ["users", "grant", "u_target", "auditor"],
@@ -228,6 +229,7 @@ COMMANDS: dict[str, list[str]] = {
     "monitor slo": ["monitor", "slo", "fraud", "--json"],
     "monitor check": ["monitor", "check", "fraud", "--json"],
     "monitor alerts": ["monitor", "alerts", "fraud", "--json"],
+    "monitor sensors": ["monitor", "sensors", "--json"],
     "monitor report": ["monitor", "report", "fraud", "--since", "1h", "--out", "{out}", "--json"],
     "forget": ["forget", "--entity", "customer_id=7", "--dry-run", "--json"],
     "retention purge": ["retention", "purge", "--dry-run", "--json"],
@@ -269,7 +271,7 @@ COMMANDS: dict[str, list[str]] = {
 # model over a string column has no ONNX export: the admin's export is refused for that, past the check; the
 # first role allowed to supersede ADR-1 did, so the admin's supersede is refused as a repeat, past the check.
 ADMIN_ENDS = {"models approve": "NotFound", "models reject": "NotFound", "loop tick": "No loop policies",
-              "loop approve": "nothing waits", "models export": "ExportError",
+              "loop approve": "nothing waits", "models export": "ExportError", "models package": "ExportError",
               "decisions supersede": "superseded by ADR-2 already"}  # fmt: skip
 MLOOP = get_command(cli_app)  # built once: typer builds it anew on every call of the app
 BEFORE: dict[str, list[str]] = {

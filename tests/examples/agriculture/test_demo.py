@@ -16,7 +16,7 @@ from mloop import Project
 from mloop.examples.agriculture.demo import run
 from mloop.serving.scoring import read_scores
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("agriculture-demo")]  # one demo run for the module
 
 
 @pytest.fixture(scope="module")
