@@ -34,6 +34,9 @@ ENERGY = {
 ANSWERED = 30
 
 
+pytestmark = pytest.mark.xdist_group("review-cost")  # the module's fixtures are built once, on one worker
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     """The fraud project after a real ``mloop serve`` answered :data:`ANSWERED` predictions on ``fraud``."""

@@ -28,7 +28,10 @@ from mloop.serving.http.app import create_app
 from tests.security import matrix
 from tests.security.world import BAD_KEYS, IDENTITIES, World, build
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("permission-matrix"),
+]  # the module's fixtures are built once, on one worker
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,9 @@ class Trained:
     transcript: list[bytes]
 
 
+pytestmark = pytest.mark.xdist_group("federated")  # the module's fixtures are built once, on one worker
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     """One federated run (3 clients, DP-SGD), every message the aggregator received recorded raw."""

@@ -23,7 +23,10 @@ from tests.browser import chromium
 from tests.serving.http.running import Server, mloop_serve
 from tests.ui.conftest import Strict
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("browser"),
+]  # the module's fixtures are built once, on one worker
 
 SWEEP = 25  # runs of the "sweep" experiment: two pages of 20
 
