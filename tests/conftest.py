@@ -28,13 +28,33 @@ SERIAL = ("serving/http/test_loop_lag.py", "serving/http/test_kill.py", "serving
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         path = item.path.as_posix()
         if item.get_closest_marker("ray") or path.endswith(SERIAL):
             item.add_marker(pytest.mark.serial)
         if "fast_demo" in getattr(item, "fixturenames", ()):  # one worker runs the demo once for all of them
             item.add_marker(pytest.mark.xdist_group("demo"))
+    if getattr(config.option, "loadgroup", False):  # set by xdist on its workers
+        _group_ids(items)
+
+
+def _group_ids(items: list[pytest.Item]) -> None:
+    """Send each ``xdist_group`` to one worker (``--dist loadgroup``), so a module's fixtures are built once.
+
+    pytest-xdist 3.8 marks a grouped test by appending ``@group`` to ``Item._nodeid``; pytest 9.2 reads a
+    node's id from ``Item._id`` instead, so the groups were silently ignored and the fraud demo, the
+    federation and the agriculture demo were each built on both workers. This sets the id pytest reads
+    (xdist's own hook, running after this one, then changes nothing)."""
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # an older pytest: xdist's own hook works there
+        return
+    for item in items:
+        marks = item.iter_markers("xdist_group")
+        groups = {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks}
+        if groups and isinstance(getattr(item, "_id", None), NodeId) and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(sorted(groups))}")  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

@@ -62,7 +62,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "sinks": [],
             "endpoints": {},
         },
-        "loop": {"policies": [], "interval_seconds": 30.0, "lease_seconds": 60.0},
+        "loop": {"policies": [], "jobs": [], "interval_seconds": 30.0, "lease_seconds": 60.0},
         "pii": {"prediction_log": "hash", "key_file": ".mloop/pii.key"},
         "retention": {"prediction_log_days": None, "quarantine_days": None},
         "encryption": {"enabled": False, "key_file": None},

@@ -159,7 +159,10 @@ def test_mloop_review_probe_loads_the_named_server_then_reviews_the_requirements
         main(["-C", str(project.root), "review", "--probe", "fraud", "--url", server.url, "--rps", "20",
               "--seconds", "0.5", "--only", "requirements", "--format", "markdown"])  # fmt: skip
     _state.close()
-    shown = capsys.readouterr().out
-    assert exited.value.code in (0, None)
+    captured = capsys.readouterr()
+    shown = captured.out
+    assert exited.value.code in (0, None), (
+        f"exit {exited.value.code}; stderr: {captured.err}\nstdout: {shown}"
+    )
     assert f"Probe of fraud at {server.url}" in shown and "10 / 10 in 0.5 s" in shown
     assert len(_probes(project)) == len(before) + 1 and "requirements.throughput" in shown
