@@ -90,6 +90,7 @@ def test_jobs_are_checked_when_made(project: Project) -> None:
 def test_jobs_declared_in_mloop_yaml_run_from_mloop_loop_tick(project: Project) -> None:
     from typer.testing import CliRunner
 
+    from mloop.cli import _state
     from mloop.cli.main import app
     from mloop.errors import ConfigError
     from mloop.serving.scoring.scheduled import jobs_from_settings
@@ -105,7 +106,10 @@ def test_jobs_declared_in_mloop_yaml_run_from_mloop_loop_tick(project: Project) 
     (job,) = jobs_from_settings([spec], project.root)
     assert job.input == project.root / "asof.parquet" and job.output == project.root / "preds"
     (project.root / "mloop.yaml").write_text(f"loop:\n  jobs:\n  - {spec}\n".replace("'", '"'))
-    done = CliRunner().invoke(app, ["--project", str(project.root), "loop", "tick", "--json"])
+    try:
+        done = CliRunner().invoke(app, ["--project", str(project.root), "loop", "tick", "--json"])
+    finally:
+        _state.close()  # the CLI keeps its project open for the process: a later CLI call would act on it
     assert done.exit_code == 0, done.output
     assert '"job_run"' in done.output and len(read_scores(project.root / "preds")) == 3
     for bad, says in (({**spec, "every": "day"}, "unknown option"), ({"name": "x"}, "needs target, input"),

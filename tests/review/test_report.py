@@ -34,7 +34,7 @@ def test_fail_on_high_exits_1_on_a_project_with_a_high_finding_and_0_once_it_is_
 ) -> None:
     code, text = mloop(reviewed, "review", "--only", "lifecycle", "--fail-on", "high", "--format", "markdown",
                        capsys=capsys)  # fmt: skip
-    assert code == 1 and "lifecycle.monitored" in text and "--fail-on high" in text
+    assert code == 1 and "lifecycle.monitored" in text and "--fail-on high" in text, text
     fixed = reopen(reviewed, monitoring={"endpoints": {"fraud": {}}})
     try:
         code, text = mloop(fixed, "review", "--only", "lifecycle", "--fail-on", "high", capsys=capsys)
