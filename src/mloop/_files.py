@@ -1,4 +1,4 @@
-"""A text file a command writes for people to open (a report), whole or not at all."""
+"""A file a command writes for people to open (a report, an archive), whole or not at all."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ def write_text(path: str | os.PathLike[str], text: str, *, what: str, option: st
 
     The file is created with mode 0666 less the umask (0644 under the usual 022), like any file a
     command writes for others to open."""
+    return write_bytes(path, text.encode("utf-8"), what=what, option=option)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes, *, what: str, option: str) -> Path:
+    """:func:`write_text` for bytes (an archive)."""
     target = Path(path)
     if not target.parent.is_dir():
         raise MalformedInput(
@@ -25,8 +30,8 @@ def write_text(path: str | os.PathLike[str], text: str, *, what: str, option: st
     tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, target)

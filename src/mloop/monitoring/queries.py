@@ -108,3 +108,14 @@ def incidents(
     query = query.order_by(AlertRow.started_at.desc(), AlertRow.id.desc())
     rows = session.scalars(query.offset(max(0, offset)).limit(max(1, limit)))
     return [Alert.from_dict(row.alert) for row in rows]
+
+
+def settle_incident(session: Session, project_id: int, alert: Alert, action: str) -> None:
+    """Store ``alert`` as its ``action`` says: ``monitoring.alert`` opens its incident, anything else
+    (a resolution) updates the open one with its key, if there is one."""
+    if action == "monitoring.alert":
+        open_incident(session, project_id, alert)
+        return
+    row = open_incidents(session, project_id, alert.endpoint).get(alert.key)
+    if row is not None:
+        row.resolved_at, row.alert = alert.resolved_at, alert.to_dict()

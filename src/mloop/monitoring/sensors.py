@@ -152,14 +152,7 @@ class SensorService(Service):
     def _record(self, alert: Alert, action: str) -> None:
         with self._mutate("monitoring.write", f"dataset:{alert.labels['dataset']}", action=action,
                           alert=alert.to_dict()) as change:  # fmt: skip
-            if action == "monitoring.alert":
-                queries.open_incident(change.session, self._ctx.project_id, alert)
-            else:
-                row = queries.open_incidents(change.session, self._ctx.project_id, alert.endpoint).get(
-                    alert.key
-                )
-                if row is not None:
-                    row.resolved_at, row.alert = alert.resolved_at, alert.to_dict()
+            queries.settle_incident(change.session, self._ctx.project_id, alert, action)
 
 
 def _alert(dataset: str, schema: Dataset, checks: SensorChecks, finding: Finding, now: datetime) -> Alert:

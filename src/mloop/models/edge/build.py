@@ -25,8 +25,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
-import secrets
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from mloop._files import write_bytes
 from mloop._version import __version__
 from mloop.errors import MalformedInput
 from mloop.models.edge import runner
@@ -169,7 +168,7 @@ def write_package(
     }
     files[runner.MANIFEST] = _json(manifest)
     folder = f"{name}-{version}" + (f"-{variant}" if variant else "")
-    _write_atomic(target, _tar(folder, files))
+    write_bytes(target, _tar(folder, files), what="edge package", option="--out")
     return EdgePackage(target, folder, manifest)
 
 
@@ -197,19 +196,6 @@ def _tar(folder: str, files: Mapping[str, bytes]) -> bytes:
             info.size, info.mode, info.mtime = len(data), 0o755 if path == "runner.py" else 0o644, 0
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        with tmp.open("xb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["EdgePackage", "check_preprocessing", "raw_inputs", "write_package"]
