@@ -47,13 +47,13 @@ def test_an_injected_shift_is_flagged_in_the_first_full_window_after_it(root: Pa
 
 
 @pytest.mark.slow
-def test_an_unshifted_stream_of_a_million_rows_is_not_flagged(root: Path) -> None:
+def test_an_unshifted_stream_of_large_windows_is_not_flagged(root: Path) -> None:
     with _open(root) as project:
-        bulk(project, register(project), 1_000_000, 4, seed=9)  # 250,000 predictions an hour
+        bulk(project, register(project), 240_000, 4, seed=9)  # 60,000 predictions an hour: KS would flag noise
         update = project.monitoring.update(
             "fraud", now=START + timedelta(hours=4), lookback=timedelta(hours=4)
         )
-    assert [w["rows"] for w in update["drift"]] == [250_000] * 4
+    assert [w["rows"] for w in update["drift"]] == [60_000] * 4
     assert all(w["drifted"] == [] and not w["empty"] for w in update["drift"])
     assert {c["method"] for w in update["drift"] for c in w["columns"]} == {"psi", "jensen_shannon"}
     assert update["alerts"]["opened"] == [] and update["alerts"]["firing"] == []
