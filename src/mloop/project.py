@@ -42,6 +42,7 @@ from mloop.errors import AlreadyExists, ConfigError
 from mloop.features.queries import Plan
 from mloop.features.service import FeatureService
 from mloop.loop.service import LoopService
+from mloop.monitoring.ab import ABTests
 from mloop.monitoring.predictions import Predictions
 from mloop.monitoring.sensors import SensorService
 from mloop.monitoring.service import MonitoringService
@@ -189,6 +190,11 @@ class Project:
     def sensors(self) -> SensorService:
         """Sensor incidents of datasets with sensor checks: ``incidents("soil", open_only=True)``."""
         return SensorService(self._ctx)
+
+    @cached_property
+    def ab(self) -> ABTests:
+        """A/B analysis of endpoints split between versions: ``report("recs", metric="ctr")``."""
+        return ABTests(self._ctx)
 
     @cached_property
     def predictions(self) -> Predictions:

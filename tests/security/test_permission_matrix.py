@@ -234,6 +234,7 @@ COMMANDS: dict[str, list[str]] = {
     "monitor alerts": ["monitor", "alerts", "fraud", "--json"],
     "monitor sensors": ["monitor", "sensors", "--json"],
     "monitor report": ["monitor", "report", "fraud", "--since", "1h", "--out", "{out}", "--json"],
+    "ab report": ["ab", "report", "fraud", "--since", "1h", "--json"],
     "forget": ["forget", "--entity", "customer_id=7", "--dry-run", "--json"],
     "retention purge": ["retention", "purge", "--dry-run", "--json"],
     "loop tick": ["loop", "tick", "--json"],

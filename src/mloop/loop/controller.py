@@ -10,6 +10,9 @@ acts only while this controller holds the lease, so two controllers never both d
   the same tick as the measurement; ``min_requests`` healthy answers advance to the next share; after
   the last share the challenger is promoted (alias ``champion`` moves, ``previous`` keeps the old one).
   With ``approval`` the final share waits for ``mloop loop approve``;
+- **ab** (a gate with ``ab_metric``): the challenger shares the traffic with the champion in a sticky
+  A/B split; the canary's safety checks run, then the sequential test on live outcomes ships, keeps
+  or waits (:mod:`mloop.loop.ab_step`);
 - **idle**: the triggers are checked; the first that fires retrains (in a child process), the gate
   decides, and a challenger that passes starts its canary. Within ``rollback.after`` of a promotion an
   SLO page restores the previous champion.
@@ -32,7 +35,7 @@ from typing import Any
 
 from mloop._time import utcnow
 from mloop.errors import MloopError, NotFound
-from mloop.loop import lease
+from mloop.loop import ab_step, lease
 from mloop.loop.jobs import Job, run_due
 from mloop.loop.live import version_stats
 from mloop.loop.platform import Platform
@@ -134,6 +137,8 @@ class LoopController:
         champion = self._champion(policy)
         if state.phase == "canary":
             return self._canary(policy, state, champion, now)
+        if state.phase == "ab":
+            return ab_step.tick(self, policy, state, champion, now)
         if state.phase == "awaiting":
             if not state.approved:
                 return {"decision": "awaiting", "reason": f"v{state.challenger} waits for mloop loop approve"}
@@ -189,6 +194,8 @@ class LoopController:
         if not passed:
             return {"decision": "gate_failed", "reason": reason}
         self.project.models.set_alias(policy.model, "challenger", report["challenger"])
+        if policy.gate.ab_metric is not None:  # the online gate: an A/B test instead of the canary steps
+            return ab_step.start(self, policy, report["challenger"], champion.version, now)
         return self._step(policy, report["challenger"], champion.version, 0, now)
 
     def _step(

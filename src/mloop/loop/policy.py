@@ -139,7 +139,15 @@ class Gate:
     champion's on the same holdout rows (:mod:`mloop.explain.importance`: each feature's share of the
     total mean |attribution|). ``max_importance_shift`` (e.g. 0.3) also fails a challenger when a
     feature's share moved by more than that, in absolute terms (0.2 to 0.5 is a move of 0.3); a model
-    that cannot be explained is reported so and never fails the gate on it."""
+    that cannot be explained is reported so and never fails the gate on it.
+
+    With ``ab_metric`` (``"ctr"`` or ``"mean"``) the offline gate is followed by an online one: instead of
+    the stepped canary the challenger serves ``ab_share`` of the traffic in an A/B split with the
+    champion (sticky by ``ab_sticky_key``, default the deployment's sticky key), and each tick the
+    sequential test of :mod:`mloop.monitoring.ab` decides: ``ship`` promotes, ``keep`` rolls back (also
+    when both arms reach ``ab_max_samples`` outcomes without significance), ``need more data`` waits.
+    ``ab_mde`` is the relative lift to plan for (0.1 = 10%), ``ab_missing="no_click"`` counts a request
+    unlabelled ``ab_wait`` after its answer as 0. The canary's safety checks still roll back."""
 
     metric: str = "auc"
     min_gain: float = 0.0
@@ -148,9 +156,18 @@ class Gate:
     data_checks: bool = True
     confidence: float | None = None
     max_importance_shift: float | None = None
+    ab_metric: str | None = None
+    ab_alpha: float = 0.05
+    ab_share: float = 0.5
+    ab_sticky_key: str | None = None
+    ab_max_samples: int | None = None
+    ab_mde: float = 0.1
+    ab_missing: str = "awaiting"
+    ab_wait: str | timedelta = "1h"
 
     def __post_init__(self) -> None:
         metric_name(self.metric)
+        self._check_ab()
         shift = self.max_importance_shift
         if shift is not None and (isinstance(shift, bool) or not isinstance(shift, int | float)
                                   or not 0 < shift <= 1):  # fmt: skip
@@ -162,6 +179,29 @@ class Gate:
             raise MalformedInput(
                 f"Gate confidence={self.confidence}: give a share between 0.5 and 1, like 0.9, or None."
             )
+
+    def _check_ab(self) -> None:
+        from mloop.monitoring.ab import METRICS, MISSING
+
+        if self.ab_metric is None:
+            return
+        problems = [
+            (self.ab_metric not in METRICS, f"ab_metric={self.ab_metric!r}: use 'ctr' or 'mean'"),
+            (not 0 < self.ab_alpha < 0.5, f"ab_alpha={self.ab_alpha}: a false-positive rate like 0.05"),
+            (not 0 < self.ab_share < 1, f"ab_share={self.ab_share}: the challenger's share, in (0, 1), like 0.5"),
+            (not self.ab_mde > 0, f"ab_mde={self.ab_mde}: the relative lift to plan for, like 0.1"),
+            (self.ab_max_samples is not None and self.ab_max_samples < 1,
+             f"ab_max_samples={self.ab_max_samples}: outcomes per arm, at least 1 (or None for no limit)"),
+            (self.ab_missing not in MISSING, f"ab_missing={self.ab_missing!r}: use {', '.join(MISSING)}"),
+        ]  # fmt: skip
+        bad = [text for failed, text in problems if failed]
+        if bad:
+            raise MalformedInput("Gate: " + "; ".join(bad) + ".")
+        parse_duration(self.ab_wait, what="Gate ab_wait")
+
+    @property
+    def ab_wait_span(self) -> timedelta:
+        return parse_duration(self.ab_wait, what="Gate ab_wait") or timedelta(0)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ event                   payload                                              sta
 ``loop.train_failed``   reason                                               idle, cooling down
 ``loop.gate``           passed, checks, challenger, champion                 idle unless passed
 ``loop.canary``         challenger, champion, step, share                    canary at that step
+``loop.ab``             challenger, champion, share, report (the A/B         A/B test (the first one,
+                        numbers), verdict; ``started`` on the first one      ``started``, begins it)
 ``loop.awaiting``       challenger                                           waiting for approval
 ``loop.approve``        challenger                                           approved: final step next
 ``loop.promote``        champion, previous, numbers                          idle, new champion
@@ -26,13 +28,13 @@ from typing import Any
 
 from mloop.security.audit_chain import Event
 
-ACTIONS = ("trigger", "train_failed", "gate", "canary", "awaiting", "approve", "promote", "rollback",
+ACTIONS = ("trigger", "train_failed", "gate", "canary", "ab", "awaiting", "approve", "promote", "rollback",
            "pause", "resume")  # fmt: skip
 
 
 @dataclass
 class LoopState:
-    phase: str = "idle"  # idle | canary | awaiting
+    phase: str = "idle"  # idle | canary | ab | awaiting
     paused: bool = False
     challenger: int | None = None
     champion: int | None = None  # as the loop last set it (the registry alias is the truth)
@@ -44,6 +46,7 @@ class LoopState:
     last_failure: datetime | None = None
     last_promotion: datetime | None = None
     last_seq: int = 0
+    ab_outcomes: int = 0  # outcomes the last loop.ab event counted (a tick with no new one records nothing)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in self.__dict__.items()}
@@ -62,6 +65,11 @@ def fold(events: Iterable[Event]) -> LoopState:
         elif name == "canary":
             state.phase, state.challenger, state.champion = "canary", data["challenger"], data.get("champion")
             state.step, state.step_started = int(data["step"]), at
+        elif name == "ab":
+            if data.get("started"):
+                state.phase, state.challenger, state.champion = "ab", data["challenger"], data.get("champion")
+                state.step, state.step_started = 0, at
+            state.ab_outcomes = int(data.get("outcomes", 0))
         elif name == "awaiting":
             state.phase, state.approved = "awaiting", False
         elif name == "approve":
