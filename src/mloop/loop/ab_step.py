@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mloop.errors import NotFound
 from mloop.loop.live import version_stats
@@ -30,8 +30,21 @@ from mloop.loop.state import LoopState
 from mloop.monitoring.ab import ABReport, analyse, outcomes
 from mloop.predictions.log import predictions_folder
 
-if TYPE_CHECKING:
-    from mloop.loop.controller import LoopController
+
+class LoopController(Protocol):
+    """What this step uses of :class:`mloop.loop.controller.LoopController` (a protocol, so the controller
+    can import this module without a cycle)."""
+
+    project: Any
+
+    def _breach(
+        self, policy: LoopPolicy, mine: dict[str, Any], theirs: dict[str, Any], now: datetime
+    ) -> str: ...
+
+    def _drop_alias(self, policy: LoopPolicy, alias: str) -> None: ...
+
+    def _record(self, endpoint: str, now: datetime, decision: str, **payload: Any) -> None: ...
+
 
 _ZERO = {"requests": 0, "errors": 0, "error_rate": 0.0, "p99_ms": None, "labelled": 0, "live_auc": None}
 
