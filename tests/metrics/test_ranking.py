@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import numpy as np
@@ -112,3 +113,7 @@ def test_bad_input_is_refused_with_the_fix() -> None:
 
 def test_metric_key_is_a_valid_run_metric_name() -> None:
     assert ranking.metric_key("ndcg@10") == "ndcg_at_10"
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(ranking).failed == 0

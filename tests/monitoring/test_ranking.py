@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -11,8 +12,9 @@ import pytest
 from mloop import Project
 from mloop.errors import SchemaError
 from mloop.metrics import ranking
+from mloop.monitoring import ranking as live
 from mloop.monitoring.ranking import live_metrics, live_ranking
-from mloop.predictions import Answer, PredictionLog, predictions_folder
+from mloop.predictions import Answer, PredictionLog, impressions, predictions_folder
 from mloop.predictions.impressions import explode
 
 T0 = pd.Timestamp("2026-12-01 10:00", tz="UTC")
@@ -71,3 +73,7 @@ def test_from_the_prediction_log_of_an_endpoint(sqlite_project: Project) -> None
     assert list(report["version"]) == [1, 2] and report["requests"].sum() == 40
     assert report["clicks"].sum() >= 1 and report["mrr"].max() == 1.0
     assert sqlite_project.predictions.impressions("other", since="1h").empty
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(live).failed == 0 and doctest.testmod(impressions).failed == 0

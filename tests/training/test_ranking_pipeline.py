@@ -111,3 +111,25 @@ def test_group_needs_a_ranker_and_grades(trained) -> None:  # type: ignore[no-un
         _pipeline(labelled.assign(label=labelled["label"] - 0.5)).training_set(project)
     with pytest.raises(SchemaError, match="no column"):
         _pipeline(labelled, group="query").training_set(project)
+
+
+def test_an_endpoint_serves_the_rankers_scores(trained) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from mloop.serving.http.app import create_app
+
+    project, pipeline, run = trained
+    version = run.model_version.version
+    project.deploy("ranker", "ranker", version=version)
+    rows = (
+        pipeline.training_set(project)
+        .test[["user_id", "item_id", "favourite", "category", "quality"]]
+        .head(8)
+    )
+    body = {"rows": [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+                     for r in rows.to_dict("records")]}  # fmt: skip
+    with TestClient(create_app(project), raise_server_exceptions=False) as client:
+        answer = client.post("/v1/endpoints/ranker/predict", json=body)
+    assert answer.status_code == 200, answer.text
+    local = project.models.load("ranker", version).predict(rows[["favourite", "category", "quality"]])
+    assert answer.json()["predictions"] == pytest.approx(np.asarray(local).tolist())

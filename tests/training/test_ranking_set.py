@@ -3,6 +3,7 @@ features joined as of the impression's time."""
 
 from __future__ import annotations
 
+import doctest
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ import pytest
 
 import mloop as ml
 from mloop.errors import SchemaError
+from mloop.training import ranking
 from mloop.training.ranking import label_impressions, ranking_set, sample_negatives
 from tests.training import recs
 
@@ -119,3 +121,7 @@ def test_ranking_set_with_sampled_negatives(store) -> None:  # type: ignore[no-u
                         grades={"click": 1, "purchase": 2})  # fmt: skip
     assert frame.groupby("request_id")["label"].apply(lambda s: (s == 0).sum()).max() <= 2
     assert set(frame["label"].unique()) <= {0, 1, 2} and (frame["label"] == 2).any()
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(ranking).failed == 0
