@@ -109,6 +109,8 @@ def test_group_needs_a_ranker_and_grades(trained) -> None:  # type: ignore[no-un
         _pipeline(labelled, model=lightgbm.LGBMRegressor(n_estimators=5), register=False).run(project)
     with pytest.raises(SchemaError, match="whole number"):
         _pipeline(labelled.assign(label=labelled["label"] - 0.5)).training_set(project)
+    with pytest.raises(SchemaError, match="query groups"):
+        pipeline.tune(project, {"num_leaves": [3, 7]}, trials=1)
     with pytest.raises(SchemaError, match="no column"):
         _pipeline(labelled, group="query").training_set(project)
 

@@ -120,6 +120,11 @@ class TrainingPipeline:
         ``executor`` (default ``compute.executor``: inprocess, process, ray, ray:HOST:PORT, ray://HOST:PORT)."""
         from mloop.training.tune import tune
 
+        if self.group is not None:  # a trial fits without query groups: it would tune another model
+            raise SchemaError(
+                f"Pipeline {self.name!r} trains a ranker (group={self.group!r}); tuning does not fit on query "
+                "groups yet. Run it with chosen parameters: pipeline.run(project, params={...})."
+            )
         return tune(self, project, space, trials=trials, timeout=timeout, metric=metric, executor=executor,
                     jobs=jobs, refit=refit)  # fmt: skip
 
