@@ -24,6 +24,7 @@ In mloop.yaml the pipeline is an import path (``package.module:name``) to a
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,13 +38,20 @@ METRIC_NAMES = {"auc": "roc_auc", "roc_auc": "roc_auc", "pr_auc": "pr_auc", "f1"
 LOWER_IS_BETTER = {"rmse", "mae", "log_loss", "brier"}
 
 
+_RANKING_METRIC = re.compile(r"(ndcg|recall|hit_rate)@([1-9][0-9]*)")
+
+
 def metric_name(name: str) -> str:
-    """The evaluation key of a metric (``auc`` is ``roc_auc``)."""
+    """The evaluation key of a metric (``auc`` is ``roc_auc``; a ranker's ``ndcg@10`` is ``ndcg_at_10``,
+    as its training run stores it)."""
+    if name == "mrr" or _RANKING_METRIC.fullmatch(str(name)):
+        return name.replace("@", "_at_")
     try:
         return METRIC_NAMES[name]
     except KeyError:
         raise MalformedInput(
-            f"Unknown metric {name!r}; use one of {', '.join(sorted(METRIC_NAMES))}."
+            f"Unknown metric {name!r}; use one of {', '.join(sorted(METRIC_NAMES))}, or for a ranker "
+            "mrr, ndcg@K, recall@K or hit_rate@K (K a whole number, as ndcg@10)."
         ) from None
 
 

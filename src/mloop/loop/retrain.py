@@ -18,11 +18,12 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mloop.explain.importance import versus
 from mloop.loop.platform import Platform
 from mloop.loop.policy import LOWER_IS_BETTER, Gate, metric_name
-from mloop.metrics import evaluation
+from mloop.metrics import evaluation, ranking
 from mloop.metrics.bootstrap import paired_gain
 from mloop.metrics.multiclass import of_labels
 
@@ -72,8 +73,14 @@ def retrain(open_project: Opener, root: str, overrides: dict[str, Any], pipeline
         previous = project.models.load(*champion) if champion else None
         old = _predict(previous, holdout, data) if previous is not None else None
         report["champion_value"] = _value(data, holdout, old, metric) if old is not None else None
-        # The paired bootstrap covers binary and regression metrics; a multiclass gate compares point values.
-        if gate.confidence is not None and old is not None and len(holdout) and data.task != "multiclass":
+        # The paired bootstrap covers binary and regression metrics; a multiclass or ranking gate compares
+        # point values.
+        if (
+            gate.confidence is not None
+            and old is not None
+            and len(holdout)
+            and data.task not in ("multiclass", "ranking")
+        ):
             new = _predict(challenger, holdout, data)
             report["gain_interval"] = paired_gain(
                 metric, data.task, holdout[data.label].to_numpy(), new, old,
@@ -163,6 +170,13 @@ def _predict(model: Any, holdout: Any, data: Any) -> Any:
 
 def _value(data: Any, holdout: Any, predicted: Any, metric: str) -> float | None:
     truth = holdout[data.label].to_numpy()
+    if data.task == "ranking":  # per query, as the run measured it (ndcg_at_10 is ndcg@10)
+        frame = pd.DataFrame({"q": holdout[data.group].to_numpy(), "score": predicted, "label": truth})
+        cut = metric.rsplit("_at_", 1)
+        values = ranking.of_frame(
+            frame, query="q", item="__none__", k=[int(cut[1])] if len(cut) == 2 else [10]
+        )
+        return values.get(metric.replace("_at_", "@"))
     if data.task == "binary":
         return evaluation.classification_metrics(truth, predicted).get(metric)
     if data.task == "multiclass":  # columns in the classes' sorted order, as the model was fitted on them

@@ -3,7 +3,8 @@ regression metrics, calibration, per-slice metrics, fairness gaps: :mod:`~mloop.
 multiclass metrics (:mod:`~mloop.metrics.multiclass`), the paired bootstrap of a gain
 (:mod:`~mloop.metrics.bootstrap`), the reference profile of a data set that drift is measured against
 (:mod:`~mloop.metrics.profile`), the reference sample of its tensor columns
-(:mod:`~mloop.metrics.reference`) and the drift of embeddings and images
+(:mod:`~mloop.metrics.reference`), ranking metrics (recall@K, NDCG@K, MRR: :mod:`~mloop.metrics.ranking`)
+and the drift of embeddings and images
 (:mod:`~mloop.metrics.embedding_drift`).
 
 Pure functions over numpy arrays or pandas frames that return plain JSON; nothing here knows about runs,

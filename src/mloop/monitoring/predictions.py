@@ -1,4 +1,5 @@
-"""``project.predictions``: what the prediction log recorded about individual decisions.
+"""``project.predictions``: what the prediction log recorded about individual decisions, and the
+impressions a recommender's answers made (:meth:`Predictions.impressions`).
 
 :meth:`Predictions.explanations` answers the analyst's "why was every disputed decision made": the sampled
 attributions (deployment option ``explain_sample``) of an endpoint's answers, each with its prediction and
@@ -22,6 +23,7 @@ from mloop._time import utcnow
 from mloop.monitoring.versions import VersionInfo, load_version
 from mloop.monitoring.windows import since_time
 from mloop.predictions.explanations import read_explanations
+from mloop.predictions.impressions import read_impressions
 from mloop.predictions.log import predictions_folder
 
 
@@ -58,6 +60,24 @@ class Predictions(Service):
                 versions[key] = load_version(self._ctx, *key)
             keep.append(_disputed(versions[key], prediction, label))
         return labelled[np.asarray(keep, dtype=bool)].reset_index(drop=True)
+
+    def impressions(
+        self,
+        endpoint: str,
+        *,
+        since: str | datetime = "1d",
+        until: datetime | None = None,
+        user: str = "user_id",
+    ) -> pd.DataFrame:
+        """The items ``endpoint``'s answers (lists of item ids) showed in ``[since, until)``, one row per
+        item: request_id, row, user_id, item_id, position (0 = first), ts, version; see
+        :mod:`mloop.predictions.impressions`. What ranking training sets and live ranking metrics read.
+
+        >>> project.predictions.impressions("recs", since="7d")  # doctest: +SKIP
+        """
+        self._authorize("monitoring.read", f"endpoint:{endpoint}")
+        return read_impressions(predictions_folder(self._ctx.settings), endpoint, since_time(since, utcnow()),
+                                until, self._ctx.parquet, user=user)  # fmt: skip
 
 
 def _disputed(info: VersionInfo, prediction: Any, label: Any) -> bool:

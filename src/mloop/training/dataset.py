@@ -16,6 +16,7 @@ from sklearn.base import is_classifier
 from mloop.data.sources import ParquetSource
 from mloop.errors import NotFound, SchemaError
 from mloop.features.definitions import DatasetSource
+from mloop.training.ranking import query_times
 from mloop.training.workspace import Workspace
 
 
@@ -34,6 +35,7 @@ class TrainingSet:
     time_range: tuple[datetime, datetime]
     boundaries: tuple[datetime, datetime]  # validation starts after the first, test after the second
     notes: list[str] = field(default_factory=list)
+    group: str | None = None  # a ranking set's query column: rows of one query are contiguous in each split
 
     def summary(self) -> dict[str, Any]:
         balance = float(self.frame[self.label].mean()) if self.task == "binary" else None
@@ -64,7 +66,14 @@ class TrainingSet:
 def build_training_set(project: Workspace, pipeline: Any) -> TrainingSet:
     label = pipeline.label
     labels = load_labels(project, label.source)
-    needed = [label.column, label.timestamp, *pipeline.slices, *pipeline.sensitive]
+    group = getattr(pipeline, "group", None)
+    needed = [
+        label.column,
+        label.timestamp,
+        *pipeline.slices,
+        *pipeline.sensitive,
+        *([group] if group else []),
+    ]
     absent = [c for c in needed if c not in labels.columns]
     if absent:
         raise SchemaError(
@@ -84,8 +93,14 @@ def build_training_set(project: Workspace, pipeline: Any) -> TrainingSet:
     if missing.any():
         notes.append(f"{int(missing.sum())} rows without a label were left out")
         labels = labels[~missing]
-    labels = labels.sort_values(label.timestamp, kind="stable").reset_index(drop=True)
-    task = _task(labels[label.column], label.column, classifier=is_classifier(pipeline.model))
+    if group:  # a query's rows together, queries in time order: LightGBM takes groups as contiguous runs
+        labels["__query_ts__"] = query_times(labels, group, label.timestamp)
+        labels = labels.sort_values(["__query_ts__", group], kind="stable").drop(columns="__query_ts__")
+        labels = labels.reset_index(drop=True)
+        task = _ranking_task(labels[label.column], label.column)
+    else:
+        labels = labels.sort_values(label.timestamp, kind="stable").reset_index(drop=True)
+        task = _task(labels[label.column], label.column, classifier=is_classifier(pipeline.model))
     joined = project.features.historical(labels, list(pipeline.features), timestamp=label.timestamp)
     features = [c for c in joined.columns if c not in labels.columns]
     if not features:
@@ -98,7 +113,8 @@ def build_training_set(project: Workspace, pipeline: Any) -> TrainingSet:
     start, end = labels[label.timestamp].min(), labels[label.timestamp].max()
     valid_span, test_span = pipeline.split.bounds()
     test_after, valid_after = end - test_span, end - test_span - valid_span
-    times = joined[label.timestamp]
+    # a query is split by its first time, so its rows never straddle two splits
+    times = query_times(joined, group, label.timestamp) if group else joined[label.timestamp]
     parts = {
         "train": joined[times <= valid_after],
         "valid": joined[(times > valid_after) & (times <= test_after)],
@@ -135,7 +151,7 @@ def build_training_set(project: Workspace, pipeline: Any) -> TrainingSet:
         frame=joined, features=features, label=label.column, timestamp=label.timestamp, task=task,
         train=parts["train"], valid=parts["valid"], test=parts["test"], fingerprint=digest,
         views=_unique(views), time_range=(start.to_pydatetime(), end.to_pydatetime()),
-        boundaries=(valid_after.to_pydatetime(), test_after.to_pydatetime()), notes=notes,
+        boundaries=(valid_after.to_pydatetime(), test_after.to_pydatetime()), notes=notes, group=group,
     )  # fmt: skip
 
 
@@ -163,6 +179,16 @@ def load_labels(project: Workspace, source: Any) -> pd.DataFrame:
     raise SchemaError(
         f"Cannot read labels from a {type(source).__name__}: pass a dataset name, a path or a DataFrame."
     )
+
+
+def _ranking_task(values: pd.Series, column: str) -> str:
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.isna().any() or (numbers < 0).any() or (numbers != np.floor(numbers)).any():
+        raise SchemaError(
+            f"A ranking label must be a relevance grade, a whole number 0 or more (0 = not clicked, 1 = "
+            f"clicked, 2 = bought); {column!r} holds values like {values.head(3).tolist()}."
+        )
+    return "ranking"
 
 
 def _task(values: pd.Series, column: str, *, classifier: bool) -> str:

@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn.base import clone
 
 EARLY_STOPPING_ROUNDS = 50
+RANKING_EVAL_AT = 10  # a ranker stops early on the validation NDCG at this cut-off
 
 
 @dataclass
@@ -76,9 +77,16 @@ def prepare(frame: pd.DataFrame, features: list[str], cats: dict[str, list[Any]]
 
 
 def fit(
-    model: Any, x_train: pd.DataFrame, y_train: np.ndarray, x_valid: pd.DataFrame, y_valid: np.ndarray
+    model: Any,
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    x_valid: pd.DataFrame,
+    y_valid: np.ndarray,
+    groups: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FitInfo:
-    """Fit ``model`` in place; LightGBM stops early on the validation split."""
+    """Fit ``model`` in place; LightGBM stops early on the validation split. ``groups``: the query sizes
+    of the train and validation rows (contiguous queries) for a ranker, which then stops early on the
+    validation NDCG@10."""
     info = FitInfo(params=dict(model.get_params()))
     if is_lightgbm(model):
         import lightgbm
@@ -87,7 +95,14 @@ def fit(
             lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False),
             lightgbm.log_evaluation(0),
         ]
-        model.fit(x_train, y_train, **eval_arguments(model, x_valid, y_valid), callbacks=callbacks)
+        extra: dict[str, Any] = {}
+        if groups is not None:
+            import inspect
+
+            if "group" not in inspect.signature(model.fit).parameters:
+                _not_a_ranker(model)
+            extra = {"group": groups[0], "eval_group": [groups[1]], "eval_at": [RANKING_EVAL_AT]}
+        model.fit(x_train, y_train, **eval_arguments(model, x_valid, y_valid), callbacks=callbacks, **extra)
         best = getattr(model, "best_iteration_", None)
         info.best_iteration = int(best) if best else None
         results = getattr(model, "evals_result_", None) or {}
@@ -99,8 +114,28 @@ def fit(
         losses = info.epochs.get("valid_loss", [])
         info.best_iteration = int(np.argmin(losses)) + 1 if losses else None
     else:
+        if groups is not None:
+            _not_a_ranker(model)
         model.fit(x_train, y_train)
     return info
+
+
+def query_sizes(queries: pd.Series) -> np.ndarray:
+    """The sizes of the runs of equal query ids, in order: LightGBM's ``group`` for contiguous queries."""
+    values = queries.to_numpy()
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    return np.diff(np.r_[starts, len(values)])
+
+
+def _not_a_ranker(model: Any) -> None:
+    from mloop.errors import SchemaError
+
+    raise SchemaError(
+        f"A pipeline with group= trains a learning-to-rank model on query groups; {type(model).__name__} "
+        "is not one. Use lightgbm.LGBMRanker(objective='lambdarank'), or leave group out."
+    )
 
 
 def eval_arguments(model: Any, x_valid: pd.DataFrame, y_valid: np.ndarray) -> dict[str, Any]:

@@ -11,6 +11,10 @@ One run: the point-in-time training set is built from the feature store, split b
 across time), the model fitted (LightGBM with early stopping on the validation split), evaluated on
 validation and test, per slice and for fairness gaps, a reference profile of every input and of the
 prediction stored for monitoring, and the model registered with its signature, lineage and model card.
+With ``group="request_id"`` the pipeline trains a learning-to-rank model (``lightgbm.LGBMRanker(
+objective="lambdarank")``) on query groups: whole queries fall in one split, the fit stops early on the
+validation NDCG@10, and recall@K, NDCG@K, hit rate@K and MRR of validation and test are stored on the
+run (labelled impressions from :func:`mloop.training.ranking.label_impressions`).
 With ``federated=Federated(clients="region")`` a torch model is trained instead by one process per
 client on its own rows, only weights crossing (:mod:`mloop.training.federated`).
 """
@@ -77,6 +81,7 @@ class TrainingPipeline:
     experiment: str | None = None
     register: bool = True
     federated: Any = None  # a mloop.training.federated.Federated: train in one process per client
+    group: str | None = None  # a ranker's query column (request_id): fitted on query groups, kept whole
 
     def training_set(self, project: Workspace) -> TrainingSet:
         """The point-in-time training set, split by time (what ``run`` fits on)."""
@@ -115,6 +120,11 @@ class TrainingPipeline:
         ``executor`` (default ``compute.executor``: inprocess, process, ray, ray:HOST:PORT, ray://HOST:PORT)."""
         from mloop.training.tune import tune
 
+        if self.group is not None:  # a trial fits without query groups: it would tune another model
+            raise SchemaError(
+                f"Pipeline {self.name!r} trains a ranker (group={self.group!r}); tuning does not fit on query "
+                "groups yet. Run it with chosen parameters: pipeline.run(project, params={...})."
+            )
         return tune(self, project, space, trials=trials, timeout=timeout, metric=metric, executor=executor,
                     jobs=jobs, refit=refit)  # fmt: skip
 

@@ -11,17 +11,19 @@ import numpy as np
 import pandas as pd
 
 from mloop.explain.importance import on_holdout
-from mloop.metrics import evaluation
+from mloop.metrics import evaluation, ranking
 from mloop.metrics.multiclass import of_labels
 from mloop.metrics.profile import build_profile
 from mloop.metrics.reference import reference_sample, sample_to_bytes
 from mloop.models.flavours import flavour_for
 from mloop.training.dataset import TrainingSet, build_training_set
 from mloop.training.executors import Executor, open_executor
-from mloop.training.fitting import FitInfo, categories, fit, predict_scores, prepare, seeded
+from mloop.training.fitting import FitInfo, categories, fit, predict_scores, prepare, query_sizes, seeded
 from mloop.training.multiclass import multiclass_by_slice
 from mloop.training.run import check_key
 from mloop.training.workspace import Workspace
+
+RANKING_CUTS = (5, 10, 20)  # the cut-offs of a ranker's recall, NDCG and hit rate on the run
 
 
 @dataclass
@@ -33,11 +35,12 @@ class FitTask:
     y_train: np.ndarray
     x_valid: pd.DataFrame
     y_valid: np.ndarray
+    groups: tuple[np.ndarray, np.ndarray] | None = None  # a ranker's query sizes (train, valid)
 
 
 def fit_task(task: FitTask) -> tuple[Any, FitInfo]:
     """Fit ``task.model`` (on whichever executor runs it) and return it fitted, with what the fit saw."""
-    info = fit(task.model, task.x_train, task.y_train, task.x_valid, task.y_valid)
+    info = fit(task.model, task.x_train, task.y_train, task.x_valid, task.y_valid, task.groups)
     return task.model, info
 
 
@@ -72,10 +75,14 @@ def _execute(pipeline: Any, project: Workspace, params: dict[str, Any], data: Tr
         cats = categories(data.train, data.features)
         x = {part: prepare(getattr(data, part), data.features, cats) for part in ("train", "valid", "test")}
         y = {part: getattr(data, part)[data.label].to_numpy() for part in ("train", "valid", "test")}
+        groups = (
+            (query_sizes(data.train[data.group]), query_sizes(data.valid[data.group])) if data.group else None
+        )
+        task = FitTask(model, x["train"], y["train"], x["valid"], y["valid"], groups)
         if pool is None:
-            info = fit(model, x["train"], y["train"], x["valid"], y["valid"])
+            info = fit_task(task)[1]
         else:  # the fitted model comes back; everything is recorded here, as for a fit in this process
-            (outcome,) = pool.map(fit_task, [FitTask(model, x["train"], y["train"], x["valid"], y["valid"])])
+            (outcome,) = pool.map(fit_task, [task])
             if isinstance(outcome, BaseException):
                 raise outcome
             model, info = outcome
@@ -146,6 +153,8 @@ def _evaluate(
 ) -> dict[str, Any]:
     if data.task == "multiclass":
         return _evaluate_multiclass(pipeline, data, y, scores, classes)
+    if data.task == "ranking":
+        return _evaluate_ranking(pipeline, data, y, scores)
     if data.task == "binary":
         threshold = (
             float(pipeline.threshold)
@@ -222,6 +231,28 @@ def _evaluate_multiclass(
     # Fairness gaps are defined for binary decisions; a multiclass model has none here.
     detail = {"metrics": metrics, "threshold": None, "slices": slices, "fairness": {},
               "classes": [str(c) for c in classes]}  # fmt: skip
+    return {"flat": flat, "detail": detail}
+
+
+def _evaluate_ranking(
+    pipeline: Any, data: TrainingSet, y: dict[str, np.ndarray], scores: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """Per-query metrics of the ranked validation and test splits; their keys on the run have ``_at_``
+    for ``@`` (``test_ndcg_at_10``), which is what ``Gate(metric="ndcg@10")`` reads."""
+    metrics = {}
+    for part in ("valid", "test"):
+        frame = pd.DataFrame({"query": getattr(data, part)[data.group].to_numpy(), "score": scores[part],
+                              "label": y[part]})  # fmt: skip
+        values = ranking.of_frame(frame, query="query", item="__none__", k=RANKING_CUTS)
+        metrics[part] = {k: v for k, v in values.items() if not k.startswith("coverage@")}
+    wanted = set(pipeline.metrics)
+    flat = {
+        f"{part}_{ranking.metric_key(name)}": float(value)
+        for part, values in metrics.items()
+        for name, value in values.items()
+        if value is not None and (not wanted or name in wanted or name == "queries")
+    }
+    detail = {"metrics": metrics, "threshold": None, "slices": {}, "fairness": {}}
     return {"flat": flat, "detail": detail}
 
 
