@@ -171,7 +171,7 @@ def build(project: ml.Project) -> tuple[Any, Any]:
     x = pd.DataFrame(
         {"price": np.tile(np.arange(ITEMS, dtype=float), 4), "retrieval_score": rng.normal(size=48)}
     )
-    params = {"n_estimators": 20, "min_child_samples": 2, "verbose": -1}
+    params = {"n_estimators": 20, "min_child_samples": 2, "verbose": -1, "n_jobs": 1}
     for sign in (1, -1):
         ranker = lightgbm.LGBMRegressor(**params).fit(x, sign * x["price"])
         project.models.register("ranker", ranker, input_example=x, lineage={"features": ["item_stats:price"]})

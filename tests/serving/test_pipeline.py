@@ -142,6 +142,7 @@ def test_a_canary_of_the_ranker_serves_beside_v1_and_leaves_the_towers_alone(ser
 
 
 def test_items_added_to_the_index_are_served_after_the_poll_without_a_restart(served: Recs) -> None:
+    served.client.app.state.endpoints.close()  # stop the poll thread: this test polls by hand
     new = 12
     served.project.features.push("items", pd.DataFrame({"item_id": [new], "ts": [datetime.now(UTC)],
                                                         "price": [100.0]}))  # fmt: skip
@@ -169,3 +170,25 @@ def test_deploying_a_tower_version_without_its_own_index_is_refused(served: Recs
     with pytest.raises(MloopError, match="built from"):
         pipelines.check_deployment(refused)
     pipelines.check_deployment(live)
+
+
+def test_a_pipeline_needs_predict_on_itself_and_its_stages_run_as_the_server(served: Recs) -> None:
+    project = served.project
+    project.users.add("shop", ["mlops@endpoint:recs"])  # predict on the pipeline, nothing on its stages
+    project.users.add("onlooker", ["auditor"])
+    shop, onlooker = project.keys.issue("shop").token, project.keys.issue("onlooker").token
+    strict = Project.open(project.root, env={"MLOOP_LOCAL_ADMIN": "false"}, actor=project.actor,
+                          pipelines=recs.PIPELINES)  # fmt: skip
+    with strict, TestClient(create_app(strict), raise_server_exceptions=False) as client:
+        body = {"inputs": [{"user_id": 2}]}
+        denied = client.post(
+            "/v1/endpoints/recs/predict", json=body, headers={"Authorization": f"Bearer {onlooker}"}
+        )
+        assert denied.status_code == 403 and "endpoint:recs" in denied.text
+        allowed = client.post(
+            "/v1/endpoints/recs/predict", json=body, headers={"Authorization": f"Bearer {shop}"}
+        )
+        assert allowed.status_code == 200 and len(allowed.json()["predictions"][0]["items"]) == 5
+        stage = client.post("/v1/endpoints/recs-ranker/predict", json={"rows": [{"item_id": 1}]},
+                            headers={"Authorization": f"Bearer {shop}"})  # fmt: skip
+        assert stage.status_code == 403  # the key itself cannot call the stage endpoints
