@@ -102,6 +102,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "evidence": {},
         },
         "explain": {"counterfactuals": {}},
+        "pipelines": {},
     }
 
 

@@ -104,13 +104,19 @@ def list_deployments(
 
       $ mloop deployments list --all
     """
-    found = _state.project().deployments.list(include_inactive=every)
+    project = _state.project()
+    found = project.deployments.list(include_inactive=every)
     if as_json:
         out.emit_json([d.to_dict() for d in found])
         return
     out.table("Deployments", ["endpoint", "rev", "model", "routes", "runtime", "sticky", "created"],
               [(d.endpoint, d.revision, d.model, _routes(d) if d.active else "(undeployed)", d.runtime,
                 d.sticky_key, d.created_at) for d in found])  # fmt: skip
+    pipelines = project.settings.pipelines  # mloop.yaml's pipeline endpoints, served beside these
+    if pipelines:
+        out.table("Pipelines", ["endpoint", "stages"],
+                  [(name, " → ".join(f"{s.name} ({s.endpoint or s.kind})" for s in p.stages))
+                   for name, p in pipelines.items()])  # fmt: skip
 
 
 @app.command()

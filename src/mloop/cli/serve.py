@@ -100,6 +100,10 @@ def _banner(project: Any, urls: list[str], workers: int, loop: bool) -> None:
         + ", ".join(f"v{r.version} {r.weight:.0%}" for r in d.routes)
         for d in deployed
     ] or ["none yet: mloop deploy ENDPOINT MODEL (served once deployed)"]
+    endpoints += [  # pipelines: in mloop.yaml, answered on the same predict route
+        f"{escape(name)}: pipeline " + " → ".join(escape(s.endpoint or s.name) for s in pipeline.stages)
+        for name, pipeline in project.settings.pipelines.items()
+    ]
     items = {
         "url": " · ".join(urls),
         "endpoints": "\n".join(endpoints),

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from mloop.config.explain import ExplainSettings
 from mloop.config.monitoring import MonitoringSettings
+from mloop.config.pipelines import Pipeline
 from mloop.config.review import ReviewSettings
 from mloop.errors import ConfigError, SchemaError
 
@@ -313,6 +314,9 @@ class Settings(BaseSettings):
     ui: UISettings = Field(default_factory=UISettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     explain: ExplainSettings = Field(default_factory=ExplainSettings)
+    pipelines: dict[str, Pipeline] = Field(
+        default_factory=dict, description="Multi-stage endpoints by name (docs/recsys/rec-pipeline.md)."
+    )
 
     @classmethod
     def settings_customise_sources(

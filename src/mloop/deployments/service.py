@@ -84,6 +84,7 @@ class DeploymentService(Service):
         if sticky_key is not None and (not isinstance(sticky_key, str) or not sticky_key):
             raise MloopError(f"sticky_key must be a request field name, got {sticky_key!r}.")
         _check_runtime(registry, model, routes, shadows, runtime)
+        _check_index(self._ctx.settings.pipelines, registry, endpoint, model, routes, shadows)
         spec = Deployment(
             endpoint, 0, model, routes, shadows, sticky_key, alias, "deploy", options=check_options(options),
             runtime=runtime,
@@ -297,3 +298,36 @@ def _check_runtime(
             f"{'has' if len(missing) == 1 else 'have'} none: `mloop models export {model}:{missing[0]} "
             f"--format {runtime}` first, or deploy with the native runtime."
         )
+
+
+def _check_index(
+    pipelines: Mapping[str, Any], registry: Any, endpoint: str, model: str, routes: tuple[Route, ...],
+    shadows: tuple[int, ...],
+) -> None:  # fmt: skip
+    """An endpoint that a pipeline's retrieve stage calls serves only versions whose vector index was built
+    from that very version: a user tower searching another version's item embeddings answers nonsense."""
+    if endpoint in pipelines:
+        raise MloopError(
+            f"{endpoint!r} is a pipeline endpoint (pipelines: in mloop.yaml); its stages are endpoints of their "
+            "own: deploy to those, or rename the pipeline."
+        )
+    from mloop.config.pipelines import retrieve_endpoints
+
+    pipeline = retrieve_endpoints(dict(pipelines)).get(endpoint)
+    if pipeline is None:
+        return
+    for version in dict.fromkeys([r.version for r in routes] + list(shadows)):
+        if registry.index_stamp(model, version) is None:
+            raise MloopError(
+                f"Endpoint {endpoint!r} is the retrieve stage of pipeline {pipeline!r}, and {model!r} v{version} "
+                f"has no vector index: attach one built from its item embeddings first "
+                f"(project.models.attach_index({model!r}, {version}, VectorIndex.build(...)))."
+            )
+        source = tuple(registry.index(model, version).source or ())
+        if len(source) != 2 or (str(source[0]), int(source[1])) != (model, version):
+            raise MloopError(
+                f"Endpoint {endpoint!r} is the retrieve stage of pipeline {pipeline!r}, and the index attached "
+                f"to {model!r} v{version} was built from {source or 'an unknown model'}: its item embeddings "
+                f"do not match this user tower. Rebuild it from v{version} "
+                f"(project.models.rebuild_index({model!r}, {version}, index))."
+            )

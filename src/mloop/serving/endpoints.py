@@ -75,6 +75,10 @@ class EndpointTable:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failures: dict[tuple[str, int], str] = {}  # (model, version) -> why it would not load
+        # Checks a new revision must pass before it is swapped in (each raises with the reason), and work
+        # to do after every poll, off the request path (pipelines refresh their vector indexes there).
+        self.guards: list[Callable[[Any], None]] = []
+        self.listeners: list[Callable[[], None]] = []
 
     # ---- reading (hot path) ---------------------------------------------------------------------------
 
@@ -115,6 +119,13 @@ class EndpointTable:
                     continue
                 predictors: dict[int, Predictor] = {}
                 runtime = str(deployment.runtime)
+                refused = self._refused(deployment)
+                if refused is not None:
+                    failures[(deployment.model, deployment.primary)] = refused
+                    previous = current.endpoints.get(deployment.endpoint)
+                    if previous is not None:
+                        endpoints[deployment.endpoint] = previous
+                    continue
                 for version in deployment.versions:
                     key = (deployment.model, version)
                     predictor = held.get((*key, runtime))
@@ -144,6 +155,18 @@ class EndpointTable:
                 gc.freeze()  # a new model's objects join the frozen heap: full collections never walk them
             return True
 
+    def _refused(self, deployment: Any) -> str | None:
+        """Why a guard refuses to serve ``deployment`` (logged; the endpoint keeps its previous revision)."""
+        for guard in self.guards:
+            try:
+                guard(deployment)
+            except Exception as exc:
+                log.error(
+                    "endpoint %s revision %s refused: %s", deployment.endpoint, deployment.revision, exc
+                )
+                return f"{type(exc).__name__}: {exc}"
+        return None
+
     def _pii(self, current: Snapshot) -> frozenset[str]:
         """The PII input names, read once per snapshot; the previous ones if they cannot be read now."""
         try:
@@ -172,6 +195,11 @@ class EndpointTable:
                 self.refresh()
             except Exception:
                 log.exception("could not refresh the live endpoints; serving the previous ones")
+            for listener in self.listeners:
+                try:
+                    listener()
+                except Exception:
+                    log.exception("a refresh listener failed; it runs again on the next poll")
 
 
 def settle_heap() -> None:

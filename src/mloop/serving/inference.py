@@ -73,16 +73,18 @@ class Inference:
         version: int | None = None,
         request_id: str | None = None,
         at: datetime | None = None,
+        record: bool = True,
     ) -> Answer:
         """Predictions for ``rows`` from the version the endpoint's traffic policy picks (or ``version``,
-        which must be one the endpoint serves), computed on this thread; ``at``: features as of then."""
+        which must be one the endpoint serves), computed on this thread; ``at``: features as of then;
+        ``record=False``: not written to the prediction log (a pipeline stage logging a sample only)."""
         live, predictor, started = self._begin(caller, endpoint, rows, version)
         hit = None if at is not None else self._from_cache(live, rows, version, request_id, started)
         if hit is not None:
             return hit
         with self._measured(live, predictor, started, request_id):
             result = predictor.predict(self.project, rows, checked=True, at=at)
-        return self._finish(live, predictor, rows, version, result, started, request_id)
+        return self._finish(live, predictor, rows, version, result, started, request_id, record=record)
 
     async def predict_async(
         self,
@@ -160,6 +162,7 @@ class Inference:
         request_id: str | None,
         *,
         cached: bool = False,
+        record: bool = True,
     ) -> Answer:
         elapsed = time.perf_counter() - started
         version = predictor.version
@@ -175,7 +178,7 @@ class Inference:
                         result.predictions, result.inputs, elapsed, result.keys)  # fmt: skip
         if live.router.shadows and not cached:
             self._send_shadow(live, answer.request_id, list(rows))
-        if self.prediction_log is not None:
+        if self.prediction_log is not None and record:
             logged = self._logged(live, answer)
             self.prediction_log.record(logged)  # one write to the OS, never a flush
             share = self._options(live)[3]

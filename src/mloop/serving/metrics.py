@@ -31,6 +31,12 @@ LOOKUP = Histogram(
     ["endpoint"],
     buckets=_SECONDS,
 )
+PIPELINE_STAGE = Histogram(
+    "mloop_pipeline_stage_seconds",
+    "Time each stage of a pipeline endpoint takes per request, by pipeline, stage and answering version.",
+    ["pipeline", "stage", "version"],
+    buckets=_SECONDS,
+)
 SHADOW = Counter(
     "mloop_shadow_predictions_total",
     "Shadow predictions run off the request path, by endpoint, shadow version and status.",

@@ -36,6 +36,7 @@ from mloop.serving.http.routes import oip as oip_routes
 from mloop.serving.http.routes import predict as predict_routes
 from mloop.serving.http.routes import review as review_routes
 from mloop.serving.inference import Inference
+from mloop.serving.pipeline import Pipelines
 from mloop.serving.usage import UsageMeter
 
 _NOT_READY: dict[int | str, dict[str, Any]] = {503: {
@@ -54,6 +55,7 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
     table = EndpointTable(project).start()
     prediction_log = PredictionLog(predictions_folder(project.settings), parquet=project.parquet)
     inference = Inference(table, prediction_log=prediction_log)
+    pipelines = Pipelines(inference)  # pipelines: in mloop.yaml, answered on the predict route
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,17 +88,17 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
     app = ServingApp(title="mloop", version=__version__, description="mloop platform API", lifespan=lifespan,
                      docs_url=None, redoc_url=None)  # fmt: skip
     docs.install(app)  # /docs and /redoc from the package's own assets: they render offline
-    app.state.endpoints, app.state.inference = table, inference
+    app.state.endpoints, app.state.inference, app.state.pipelines = table, inference, pipelines
     app.state.prediction_log, app.state.feedback = prediction_log, Feedback(prediction_log)
     errors.install(app)
     serving = project.settings.serving
     caller = Authenticator(project)
-    app.front = Guard(PredictFastPath(app.routed, caller=caller, inference=inference),
+    app.front = Guard(PredictFastPath(app.routed, caller=caller, inference=inference, pipelines=pipelines),
                       max_concurrency=serving.max_concurrency, max_body_bytes=serving.max_body_bytes,
                       max_queue_ms=serving.max_queue_ms)  # fmt: skip
     # The errors each route may answer, in the OpenAPI document (tests/serving/http/test_schema_fuzz.py)
     app.include_router(features_routes.router(caller), responses=errors.V1)
-    app.include_router(predict_routes.router(caller, inference), responses=errors.V1)
+    app.include_router(predict_routes.router(caller, inference, pipelines), responses=errors.V1)
     app.include_router(explain_routes.router(caller, Explaining.of(inference)), responses=errors.V1)
     app.include_router(
         counterfactual_routes.router(caller, CounterfactualService.of(inference)), responses=errors.V1

@@ -22,8 +22,10 @@ from mloop.serving.http import errors
 from mloop.serving.http.auth import Authenticator
 from mloop.serving.http.bodies import check_foreign_body
 from mloop.serving.http.routes import oip as oip_route
+from mloop.serving.http.routes import pipeline as pipeline_route
 from mloop.serving.http.routes.predict import parse
 from mloop.serving.inference import Inference
+from mloop.serving.pipeline import Pipelines
 
 Scope = dict[str, Any]
 
@@ -32,10 +34,13 @@ _OIP_PREFIX, _OIP_SUFFIX = "/v2/models/", "/infer"
 
 
 class PredictFastPath:
-    def __init__(self, app: Any, *, caller: Authenticator, inference: Inference) -> None:
+    def __init__(
+        self, app: Any, *, caller: Authenticator, inference: Inference, pipelines: Pipelines | None = None
+    ) -> None:
         self.app = app
         self.caller = caller
         self.inference = inference
+        self.pipelines = pipelines
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -64,6 +69,10 @@ class PredictFastPath:
             if content_type is None or not content_type.startswith("application/json"):
                 _browser_check(scope, content_type, bool(header))
             project = self.caller.admit(header)
+            if self.pipelines is not None and name in self.pipelines:
+                payload = pipeline_route.answer(self.pipelines, project, name, await _body(receive))
+                await _send(send, 200, _json(payload), {"content-type": "application/json"})
+                return
             body = parse(await _body(receive))
             answer = await self.inference.predict_async(
                 project, name, body.as_rows(), version=body.version, at=body.at

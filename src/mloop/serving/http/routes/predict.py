@@ -12,7 +12,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from mloop.project import Project
 from mloop.serving.http.bodies import JSONBodyRoute
+from mloop.serving.http.routes import pipeline as pipeline_route
 from mloop.serving.inference import Inference
+from mloop.serving.pipeline import Pipelines
 from mloop.serving.predictor import MAX_ROWS
 
 
@@ -80,7 +82,7 @@ def parse(data: bytes) -> PredictRequest:
         ) from None
 
 
-def router(caller: Any, inference: Inference) -> APIRouter:
+def router(caller: Any, inference: Inference, pipelines: Pipelines | None = None) -> APIRouter:
     api = APIRouter(prefix="/v1/endpoints", tags=["predict"], route_class=JSONBodyRoute)
 
     # The hot path: the body is parsed by pydantic-core straight from bytes and the answer written as JSON
@@ -88,6 +90,9 @@ def router(caller: Any, inference: Inference) -> APIRouter:
     # schemas are still declared for the OpenAPI document.
     @api.post("/{name}/predict", response_model=PredictResponse, openapi_extra=_BODY)
     async def predict(name: str, request: Request, project: Project = Depends(caller)) -> Response:
+        if pipelines is not None and name in pipelines:  # a pipeline endpoint: its own body
+            found = pipeline_route.answer(pipelines, project, name, await request.body())
+            return Response(json.dumps(found).encode(), media_type="application/json")
         body = parse(await request.body())
         answer = await inference.predict_async(
             project, name, body.as_rows(), version=body.version, at=body.at
