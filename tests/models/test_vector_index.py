@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mloop.errors import IntegrityError, MalformedInput, MloopError
-from mloop.models import vector_index
+from mloop.models import index_files, vector_index
 from mloop.models.vector_index import VectorIndex
 
 pytest.importorskip("faiss")
@@ -198,3 +198,24 @@ def test_bad_input_is_refused_clearly(index: VectorIndex) -> None:
         index.search(np.ones(DIM), 0)
     with pytest.raises(MloopError, match="metric 'dot' is not one of: ip, cosine, l2"):
         VectorIndex.build([1], np.ones((1, DIM)), metric="dot")
+
+
+def test_a_save_that_fails_midway_leaves_the_previous_index_whole(
+    tmp_path: Path, index: VectorIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = VectorIndex.build(["a"], np.ones((1, DIM)), library="exact")
+    small.save(tmp_path / "idx")
+    written: list[str] = []
+
+    def failing(path: Path, data: bytes) -> str:
+        written.append(path.name)
+        if len(written) == 3:
+            raise OSError("disk full")
+        return real(path, data)
+
+    real = index_files._write
+    monkeypatch.setattr(index_files, "_write", failing)
+    with pytest.raises(OSError, match="disk full"):
+        index.save(tmp_path / "idx")
+    assert [p.name for p in tmp_path.iterdir()] == ["idx"]
+    assert VectorIndex.load(tmp_path / "idx").ids.tolist() == ["a"]
