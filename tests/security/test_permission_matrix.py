@@ -205,6 +205,7 @@ COMMANDS: dict[str, list[str]] = {
     "models delete": ["models", "delete", "fraud", "3"],
     "models export": ["models", "export", "fraud:1", "--format", "onnx", "--json"],
     "models package": ["models", "package", "fraud:1", "--edge", "--out", "{out}", "--json"],
+    "models index": ["models", "index", "fraud:1", "--json"],
     "users add": ["users", "add", "{new_user}", "--role", "auditor"],
     "users list": ["users", "list", "--json"],
     "users grant": ["users", "grant", "u_target", "auditor"],
@@ -272,11 +273,12 @@ COMMANDS: dict[str, list[str]] = {
 }
 # What the admin's try of these ends with, the world holding nothing for them to act on; every other
 # command must succeed for the admin (else its invocation above is wrong and proves little). A LightGBM
-# model over a string column has no ONNX export: the admin's export is refused for that, past the check; the
+# model over a string column has no ONNX export: the admin's export is refused for that, past the check;
+# fraud:1 has no vector index, so the admin's ``models index`` is refused for that, past the check; the
 # first role allowed to supersede ADR-1 did, so the admin's supersede is refused as a repeat, past the check.
 ADMIN_ENDS = {"models approve": "NotFound", "models reject": "NotFound", "loop tick": "No loop policies",
               "loop approve": "nothing waits", "models export": "ExportError", "models package": "ExportError",
-              "decisions supersede": "superseded by ADR-2 already"}  # fmt: skip
+              "models index": "no vector index", "decisions supersede": "superseded by ADR-2 already"}  # fmt: skip
 MLOOP = get_command(cli_app)  # built once: typer builds it anew on every call of the app
 BEFORE: dict[str, list[str]] = {
     "rollback": ["deploy", "fraud", "fraud", "--version", "1"],

@@ -80,6 +80,9 @@ def show(
             if found.signature
             else None,
             "exports": [_export(e) for e in registry.exports(name, version)] or None,
+            "vector index": _index(registry.index_info(name, version))
+            if registry.index_stamp(name, version)
+            else None,
             "description": found.description or None,
             "created": f"{found.created_at:%Y-%m-%d %H:%M:%S} by {found.created_by}",
         },
@@ -350,11 +353,48 @@ def _report(request: Promotion) -> None:
         out.success(f"{request.name} version {request.version} is now in {request.stage}")
 
 
+@app.command()
+def index(
+    ref: str = typer.Argument(
+        ..., metavar="NAME:VERSION", help="The version whose index to show, e.g. two_tower:2."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The vector index stored with a version: items, dimensions, metric, library, additions, stamp.
+
+    Example:
+
+      $ mloop models index two_tower:2
+    """
+    name, version = _ref(ref)
+    info = _state.project().models.index_info(name, version)
+    if as_json:
+        out.emit_json(info)
+        return
+    out.fields(
+        f"Vector index of {name} version {version}",
+        {
+            "items": f"{info['count']} in the base, {info['added']} added since ({info['additions']} additions)",
+            "vectors": f"{info['dim']}-d, metric {info['metric']}",
+            "library": info["library"],
+            "source": f"{name}:{version}",
+            "stamp": info["stamp"],
+            "base": f"sha256:{info['artifact'][:12]} (build {info['generation']})",
+            "updated": f"{info['updated_at']} by {info['updated_by']}",
+        },
+    )
+
+
 def _ref(ref: str) -> tuple[str, int]:
     name, _, version = ref.rpartition(":")
     if not name or not version.isdigit():
         raise MloopError(f"Name the version as NAME:VERSION (for example digits:3), got {ref!r}.")
     return name, int(version)
+
+
+def _index(info: dict[str, Any]) -> str:
+    return (f"{info['count'] + info['added']} items ({info['added']} added), {info['dim']}-d, {info['library']}; "
+            f"mloop models index {info['model']}:{info['version']}")  # fmt: skip
 
 
 def _export(export: ModelExport) -> str:

@@ -35,6 +35,7 @@ from mloop.registry import history, queries
 from mloop.registry import lineage as lineages
 from mloop.registry.edge import RegistryEdge
 from mloop.registry.history import AliasSpan
+from mloop.registry.indexes import RegistryIndexes
 from mloop.registry.lineage import Lineage
 from mloop.registry.queries import check_alias, check_name, version_record
 from mloop.registry.stages import RegistryStages
@@ -46,10 +47,11 @@ from mloop.store.schema import (
 )
 
 
-class ModelRegistry(RegistryStages, RegistryEdge):
+class ModelRegistry(RegistryStages, RegistryEdge, RegistryIndexes):
     """Registered models and their versions. Reads need ``models.read``; register ``models.register``;
     aliases ``models.alias``; stages ``models.promote`` (and ``models.approve`` for a second person's
-    approval when ``require_approval`` is on); deleting ``models.delete``."""
+    approval when ``require_approval`` is on); deleting ``models.delete``. Vector indexes of versions:
+    :mod:`mloop.registry.indexes`."""
 
     # ---- register -------------------------------------------------------------------------------------
 

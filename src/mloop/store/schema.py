@@ -319,6 +319,21 @@ class ModelExportRow(Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
 
+class ModelIndexRow(Base):
+    """The vector index attached to a model version (:mod:`mloop.registry.indexes`): its base artifact,
+    rebuilt whole by ``rebuild_index`` (``generation`` counts rebuilds), and in ``details`` the artifacts of
+    the additions made since, in order, with dim, metric, library and item count."""
+
+    __tablename__ = "model_indexes"
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    artifact: Mapped[str] = mapped_column(String(64))  # sha256 of the packed base index
+    generation: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]]  # dim, metric, library, count, deltas: [sha256, ...]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
 class ModelAliasRow(Base):
     __tablename__ = "model_aliases"
     model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"), primary_key=True)
