@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,postgres,redis,torch,onnx,ray,explain,federated
+EXTRAS ?= dev,postgres,redis,torch,onnx,ray,explain,federated,recsys
 
 .PHONY: demo test test-fast lint install clean
 

@@ -65,7 +65,10 @@ def test_approximate_search_recalls_what_exact_search_finds(
     index = VectorIndex.build([f"i{n}" for n in range(rows)], vectors, metric=metric, source=("tower", 1))
     found, truth = index.search(queries, k), index.search(queries, k, exact=True)
     assert all(len(h) == min(k, rows) for h in found)
-    assert recall([h.ids for h in found], [h.ids for h in truth]) >= 0.95
+    # tie-aware: a hit scoring as high as exact search's k-th best is a right answer (in one dimension,
+    # cosine makes every positive vector the same point)
+    right = [np.sum(f.scores >= t.scores.min() - 1e-5) / len(t) for f, t in zip(found, truth, strict=True)]
+    assert np.mean(right) >= 0.95
     for hits in found:
         assert list(hits.scores) == sorted(hits.scores, reverse=True)
         assert isinstance(hits.ids[0], str)
