@@ -8,14 +8,17 @@ import pandas as pd
 import pytest
 
 from mloop import Project
-from mloop.examples.recsys.features import USER_COLUMNS
+from mloop.examples.recsys.features import ITEM_COLUMNS, USER_COLUMNS, item_inputs
 from mloop.examples.recsys.generate import World
 from mloop.examples.recsys.towers import Towers, train_towers
 
 
 @pytest.fixture(scope="module")
 def towers(world: World, stream: pd.DataFrame) -> Towers:
-    return train_towers(stream, world.items, users=len(world.users), start=world.start, days=(0, 6), dim=16)
+    # With hashed user ids: the export path with an embedding lookup on a remainder, served from raw ids.
+    return train_towers(
+        stream, world.items, users=len(world.users), start=world.start, days=(0, 6), dim=16, user_buckets=64
+    )
 
 
 def test_embeddings_are_unit_vectors_of_the_chosen_size(towers: Towers, world: World) -> None:
@@ -28,7 +31,9 @@ def test_embeddings_are_unit_vectors_of_the_chosen_size(towers: Towers, world: W
 
 
 def test_training_is_seeded(towers: Towers, world: World, stream: pd.DataFrame) -> None:
-    again = train_towers(stream, world.items, users=len(world.users), start=world.start, days=(0, 6), dim=16)
+    again = train_towers(
+        stream, world.items, users=len(world.users), start=world.start, days=(0, 6), dim=16, user_buckets=64
+    )
     np.testing.assert_array_equal(
         again.item_embeddings(world.items)[1], towers.item_embeddings(world.items)[1]
     )
@@ -56,3 +61,15 @@ def test_days_without_clicks_are_refused(world: World, stream: pd.DataFrame) -> 
         train_towers(stream, world.items, users=len(world.users), start=world.start, days=(5, 5))
     with pytest.raises(ValueError, match="No clicks in days 40..49"):
         train_towers(stream, world.items, users=len(world.users), start=world.start, days=(40, 50))
+
+
+def test_the_item_tower_registers_to_embed_new_items(
+    towers: Towers, world: World, sqlite_project: Project
+) -> None:
+    arriving = world.new_items(world.days - 1)
+    assert len(arriving) > 0 and (arriving["day_added"] == world.days - 1).all() and world.new_items(0).empty
+    example = item_inputs(world.items.head(8))
+    version = sqlite_project.models.register("item_tower", towers.item_model(), input_example=example)
+    assert version.signature is not None and [c.name for c in version.signature.inputs] == ITEM_COLUMNS
+    got = sqlite_project.models.load("item_tower").predict(item_inputs(arriving))
+    np.testing.assert_allclose(got, towers.item_embeddings(arriving)[1], rtol=1e-5, atol=1e-6)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Mapping
 from statistics import NormalDist
 from typing import Any
 
@@ -82,14 +83,23 @@ def sample_size(p1: float, p2: float, *, alpha: float = 0.05, power: float = 0.8
 
 
 def story(
-    world: World, *, requests: int = 2000, after: int = 5, k: int = 20, seed: int = 0
+    world: World,
+    *,
+    requests: int = 2000,
+    after: int = 5,
+    k: int = 20,
+    seed: int = 0,
+    training: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The figures of the case on ``world``: v1 trained on the days before the shift (less one, held out),
-    v2 on the ``after`` days from the shift; CTR of ``requests`` simulated requests per figure."""
+    v2 on the ``after`` days from the shift (``training``: more arguments of :func:`train_towers`); CTR of
+    ``requests`` simulated requests per figure, on the held-out day for "pre" and on day shift + after
+    for "post"."""
     shift, stream = world.shift_day, world.interactions(impressions=False)
     users, n = world.users["user_id"].to_numpy(), len(world.users)
-    v1 = train_towers(stream, world.items, users=n, start=world.start, days=(0, shift - 1), seed=seed)
-    v2 = train_towers(stream, world.items, users=n, start=world.start, days=(shift, shift + after), seed=seed)
+    options = {"users": n, "start": world.start, "seed": seed, **(training or {})}
+    v1 = train_towers(stream, world.items, days=(0, shift - 1), **options)
+    v2 = train_towers(stream, world.items, days=(shift, shift + after), **options)
     snapshots = daily_user_features(stream, world.items, n, world.days, world.start)
     rng = np.random.default_rng([world.seed, 8])
 

@@ -147,6 +147,13 @@ class World:
         """The ids of the items in the catalogue on ``day`` (added on or before it)."""
         return self.items["item_id"].to_numpy()[self.items["day_added"].to_numpy() <= day]
 
+    def new_items(self, day: int) -> pd.DataFrame:
+        """The item rows added on ``day`` (none on day 0, whose catalogue is the initial one): what the demo
+        embeds with the item tower and adds to the index that day."""
+        return (
+            self.items[self.items["day_added"] == day].reset_index(drop=True) if day > 0 else self.items[:0]
+        )
+
     def click_probability(self, user_ids: np.ndarray, shown: np.ndarray, day: int,
                           intent: np.ndarray | float = 0.0) -> np.ndarray:  # fmt: skip
         """P(click) of each shown item: ``shown`` is (n, k) item ids for n users, columns in list order;

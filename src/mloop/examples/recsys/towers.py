@@ -47,7 +47,7 @@ _CATS = len(CATEGORIES)
 class UserTower(nn.Module):
     """Click counts and a user id to a unit vector (see the module's docstring)."""
 
-    def __init__(self, dim: int = 32, user_buckets: int = 1024, hidden: int = 64) -> None:
+    def __init__(self, dim: int = 32, user_buckets: int = 0, hidden: int = 64) -> None:
         super().__init__()
         self.user_buckets, self.dim = user_buckets, dim
         width = 2 * _CATS + 2 + (16 if user_buckets else 0)
@@ -133,7 +133,7 @@ def train_towers(
     start: datetime,
     days: tuple[int, int],
     dim: int = 32,
-    user_buckets: int = 1024,
+    user_buckets: int = 0,
     item_buckets: int = 4096,
     epochs: int = 8,
     batch: int = 512,
