@@ -89,3 +89,19 @@ def test_the_simulated_user_clicks_what_it_likes_high_in_the_list(world: World) 
 def test_impossible_sizes_are_refused_with_the_range(kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         World.make(users=10, items=10, **kwargs)
+
+
+def test_days_generated_alone_are_the_days_of_the_whole_stream(world: World, stream: pd.DataFrame) -> None:
+    day = (stream["ts"] - pd.Timestamp(world.start)) // pd.Timedelta(days=1)
+    alone = world.interactions([7, 8])
+    pd.testing.assert_frame_equal(alone, stream[day.isin([7, 8]).to_numpy()].reset_index(drop=True))
+    with pytest.raises(ValueError, match=r"days \[12\] are outside the world's days 0..11"):
+        world.interactions([3, 12])
+
+
+def test_unknown_ids_are_named_not_read_as_other_rows(world: World) -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"Unknown item ids \[0, 601\]: this world's items are 1..600"):
+        world.respond(1, np.array([5, 0, 601]), day=2, rng=rng)
+    with pytest.raises(ValueError, match=r"Unknown user ids \[301\]"):
+        world.respond(301, np.array([5]), day=2, rng=rng)

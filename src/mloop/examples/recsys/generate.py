@@ -28,6 +28,7 @@ The world is small but causal, so that the case's models have something real to 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -124,7 +125,7 @@ class World:
 
     def taste(self, user_ids: np.ndarray | int, day: int) -> np.ndarray:
         """The users' current tastes on ``day`` (after ``shift_day``: rotated), one unit row per id."""
-        rows = self.tastes[np.atleast_1d(np.asarray(user_ids, dtype="int64")) - 1]
+        rows = self.tastes[_checked(user_ids, len(self.tastes), "user") - 1]
         return rows @ self._rotation().T if day >= self.shift_day else rows
 
     def _rotation(self) -> np.ndarray:
@@ -158,7 +159,7 @@ class World:
                           intent: np.ndarray | float = 0.0) -> np.ndarray:  # fmt: skip
         """P(click) of each shown item: ``shown`` is (n, k) item ids for n users, columns in list order;
         ``intent`` (per column) adds to the logit where the user asked for the items (a search)."""
-        shown = np.atleast_2d(np.asarray(shown, dtype="int64"))
+        shown = np.atleast_2d(_checked(shown, len(self.latents), "item"))
         taste = self.taste(user_ids, day)  # (n, dim)
         affinity = np.matmul(self.latents[shown - 1], taste[:, :, None])[:, :, 0]
         logit = _BASE + _SHARPNESS * affinity + _POPULARITY * self.popularity[shown - 1] + intent
@@ -185,11 +186,21 @@ class World:
 
     # ---- the stream ----------------------------------------------------------------------------------
 
-    def interactions(self, *, shown: int = 10, impressions: bool = True) -> pd.DataFrame:
-        """Every event of the ``days`` days in time order: ``user_id, item_id, ts, event, request_id``
-        (``event`` one of impression, click, purchase; one request id per visit). ``impressions=False``
-        leaves the impression rows out (a tenth of the size: what the feature store needs)."""
-        frames = [self._day(day, shown, impressions) for day in range(self.days)]
+    def interactions(
+        self, days: Iterable[int] | None = None, *, shown: int = 10, impressions: bool = True
+    ) -> pd.DataFrame:
+        """Every event of ``days`` (default: all ``self.days``) in time order: ``user_id, item_id, ts,
+        event, request_id`` (``event`` one of impression, click, purchase; one request id per visit).
+        Each day is drawn from its own seed, so a day's events are the same whether generated alone or
+        with the others (the demo streams them day by day). ``impressions=False`` leaves the impression
+        rows out (a tenth of the size: what the feature store needs)."""
+        chosen = range(self.days) if days is None else list(days)
+        wrong = [d for d in chosen if not 0 <= d < self.days]
+        if wrong:
+            raise ValueError(f"days {wrong[:5]} are outside the world's days 0..{self.days - 1}.")
+        if not chosen:
+            raise ValueError(f"days is empty: give at least one day of 0..{self.days - 1}.")
+        frames = [self._day(day, shown, impressions) for day in chosen]
         return pd.concat(frames, ignore_index=True).sort_values("ts", ignore_index=True, kind="stable")
 
     def _day(self, day: int, shown: int, impressions: bool) -> pd.DataFrame:
@@ -235,6 +246,17 @@ class World:
         best = np.argpartition(-(8.0 * affinity + rng.gumbel(size=pool.shape)), half, axis=1)[:, :half]
         lists[:, :half] = np.take_along_axis(pool, best, axis=1)
         return lists
+
+
+def _checked(ids: np.ndarray | int, count: int, what: str) -> np.ndarray:
+    """``ids`` as int64 (at least 1-d), or ValueError naming those outside 1..``count``."""
+    out = np.atleast_1d(np.asarray(ids, dtype="int64"))
+    bad = out[(out < 1) | (out > count)]
+    if bad.size:
+        raise ValueError(
+            f"Unknown {what} ids {sorted(set(bad.tolist()))[:5]}: this world's {what}s are 1..{count}."
+        )
+    return out
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
