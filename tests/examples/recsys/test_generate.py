@@ -105,3 +105,8 @@ def test_unknown_ids_are_named_not_read_as_other_rows(world: World) -> None:
         world.respond(1, np.array([5, 0, 601]), day=2, rng=rng)
     with pytest.raises(ValueError, match=r"Unknown user ids \[301\]"):
         world.respond(301, np.array([5]), day=2, rng=rng)
+
+
+def test_a_visit_buys_one_item_at_most(stream: pd.DataFrame) -> None:
+    purchases = stream[stream["event"] == "purchase"]
+    assert len(purchases) > 0 and purchases["request_id"].is_unique

@@ -40,7 +40,7 @@ EVENTS = ("impression", "click", "purchase")
 START = datetime(2026, 5, 1, tzinfo=UTC)
 _PRICE = np.array([15.0, 12.0, 45.0, 35.0, 60.0, 25.0, 50.0, 40.0])  # median price per category
 _SHARPNESS = 6.0  # how strongly taste . item latent moves the click probability (logit per unit)
-_POPULARITY = 0.3  # logit per unit of log-popularity: the top 1 % of items get about +1.5
+_POPULARITY = 0.3  # logit per unit of log-popularity: +1.1 or more for the top 1 % of items
 _INTENT = 2.5  # a search shows what the user asked for: its clicks come easier
 _BASE = -7.3  # click logit of an item orthogonal to one's taste, at average popularity, at the top
 
@@ -214,6 +214,7 @@ class World:
         clicked = rng.random(lists.shape) < chance
         price = self.items["price"].to_numpy()[lists - 1]
         bought = clicked & (rng.random(lists.shape) < 0.25 * np.minimum(1.0, 20.0 / price))
+        bought &= np.cumsum(bought, axis=1) == 1  # one purchase a visit at most, as in respond()
         seconds = rng.integers(1, 86_400, n)  # never on midnight: a day's features end there
         ts = pd.Timestamp(self.start + timedelta(days=day)) + pd.to_timedelta(seconds, unit="s")
         request = np.array([f"d{day:03d}-{i:06d}" for i in range(n)], dtype=object)
@@ -237,8 +238,8 @@ class World:
         lists = np.empty((visitors.size, shown), dtype="int64")
         weight = np.exp(self.popularity[catalogue - 1])  # Zipf: the shop shows its bestsellers most
         lists[:, half:] = rng.choice(catalogue, (visitors.size, shown - half), p=weight / weight.sum())
-        # The search: of 64 catalogue items (popular ones likelier) the half-list the user's taste ranks best (with Gumbel
-        # noise, so a search is a draw, not an oracle).
+        # The search: of 64 catalogue items (popular ones likelier), the half-list the user's taste ranks
+        # best, with Gumbel noise, so that a search is a draw, not an oracle.
         found = np.exp(0.4 * self.popularity[catalogue - 1])  # search results favour bestsellers too
         pool = rng.choice(catalogue, (visitors.size, 64), p=found / found.sum())
         taste = self.taste(visitors, day).astype("float32")
