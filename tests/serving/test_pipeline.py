@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -110,6 +110,14 @@ def test_an_unknown_user_gets_the_cold_start_fallback_marked(served: Recs) -> No
     assert cold["cold_start"] is True and "unknown user" in cold["reason"]
     assert cold["items"] == [11, 9, 5]
     assert warm["cold_start"] is False and len(warm["items"]) == 5
+
+
+def test_at_looks_every_stage_up_as_of_then(served: Recs) -> None:
+    # the users' features were pushed now with a 30-day TTL: as of 31 days on they are stale, so null
+    later = (datetime.now(UTC) + timedelta(days=31)).isoformat()
+    answer = served.ask({"inputs": [{"user_id": 2}], "at": later})
+    assert answer["predictions"][0]["cold_start"] is True
+    assert served.ask({"inputs": [{"user_id": 2}]})["predictions"][0]["cold_start"] is False
 
 
 def test_a_filter_nothing_matches_answers_an_empty_list_with_a_reason(served: Recs) -> None:

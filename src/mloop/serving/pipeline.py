@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from mloop.config.pipelines import Pipeline, Stage, retrieve_endpoints
@@ -84,10 +85,12 @@ class Pipelines:
         exclude: Sequence[Any] = (),
         n: int | None = None,
         request_id: str | None = None,
+        at: datetime | None = None,
     ) -> PipelineAnswer:
         """Recommendations for each of ``rows`` (a user's keys, e.g. ``{"user_id": 7}``): ``filter`` on item
         attributes (with each retrieve stage's own ``where``), ``exclude`` item ids, ``n`` items each. The
-        caller needs ``predict`` on ``endpoint:NAME``; the stages run as the server."""
+        caller needs ``predict`` on ``endpoint:NAME``; the stages run as the server. ``at``: every stage looks
+        its features up as of then (replays, backtests, a simulation's clock)."""
         caller.actor.require("predict", f"endpoint:{name}")
         pipeline = self.get(name)
         check_rows(rows)
@@ -98,12 +101,12 @@ class Pipelines:
         for stage in pipeline.stages:
             clock = time.perf_counter()
             if stage.kind == "retrieve":
-                version = self._retrieve_stage(stage, rows, found, filter or {}, rid)
+                version = self._retrieve_stage(stage, rows, found, filter or {}, rid, at)
             elif stage.kind == "rank":
-                version = self._rank_stage(stage, pipeline, rows, found, rid)
+                version = self._rank_stage(stage, pipeline, rows, found, rid, at)
             else:
                 version = None
-                self._top_stage(stage, pipeline, rows, found, set(map(str, exclude)), n)
+                self._top_stage(stage, pipeline, rows, found, set(map(str, exclude)), n, at)
             seconds = time.perf_counter() - clock
             timing[stage.name] = {"version": version, "seconds": seconds}
             metrics.PIPELINE_STAGE.labels(name, stage.name, "" if version is None else str(version)).observe(
@@ -129,25 +132,29 @@ class Pipelines:
 
     def _retrieve_stage(
         self, stage: Stage, rows: Sequence[Mapping[str, Any]], found: list[Candidates],
-        filter: Mapping[str, Any], rid: str,
+        filter: Mapping[str, Any], rid: str, at: datetime | None = None,
     ) -> int | None:  # fmt: skip
         assert stage.endpoint is not None
         endpoint, record, tag = stage.endpoint, stages.sampled(stage), f"{rid}/{stage.name}"
         warm = list(range(len(rows)))
         try:
-            answers = [self.inference.predict(self.project, endpoint, rows, request_id=tag, record=record)]
+            answers = [
+                self.inference.predict(self.project, endpoint, rows, request_id=tag, record=record, at=at)
+            ]
         except MloopError as exc:
             if not stages.is_cold(exc):
                 raise
             # Some user has no features: find which (unlogged probes), then ask once for the others.
-            warm = [i for i in range(len(rows)) if len(rows) > 1 and self._answers(endpoint, rows[i])]
+            warm = [i for i in range(len(rows)) if len(rows) > 1 and self._answers(endpoint, rows[i], at)]
             for i in set(range(len(rows))) - set(warm):
                 found[i].cold_start, found[i].reason = True, "unknown user: no online features for the tower"
             answers = []
             if warm:
                 picked = [rows[i] for i in warm]
                 answers = [
-                    self.inference.predict(self.project, endpoint, picked, request_id=tag, record=record)
+                    self.inference.predict(
+                        self.project, endpoint, picked, request_id=tag, record=record, at=at
+                    )
                 ]
         if not answers:
             return None
@@ -159,10 +166,10 @@ class Pipelines:
             found[i] = hit
         return answer.version
 
-    def _answers(self, endpoint: str, row: Mapping[str, Any]) -> bool:
+    def _answers(self, endpoint: str, row: Mapping[str, Any], at: datetime | None = None) -> bool:
         """Whether ``endpoint`` answers for ``row`` (a probe, not logged)."""
         try:
-            self.inference.predict(self.project, endpoint, [row], record=False)
+            self.inference.predict(self.project, endpoint, [row], record=False, at=at)
             return True
         except MloopError as exc:
             if not stages.is_cold(exc):
@@ -171,25 +178,25 @@ class Pipelines:
 
     def _rank_stage(
         self, stage: Stage, pipeline: Pipeline, rows: Sequence[Mapping[str, Any]], found: list[Candidates],
-        rid: str,
+        rid: str, at: datetime | None = None,
     ) -> int | None:  # fmt: skip
         assert stage.endpoint is not None
         ranked, owner = stages.rank_rows(rows, found, pipeline.item_key)
         if not ranked:
             return None
         answer = self.inference.predict(self.project, stage.endpoint, ranked, request_id=f"{rid}/{stage.name}",
-                                        record=stages.sampled(stage))  # fmt: skip
+                                        record=stages.sampled(stage), at=at)  # fmt: skip
         stages.reorder(found, owner, answer.predictions)
         return answer.version
 
     def _top_stage(
         self, stage: Stage, pipeline: Pipeline, rows: Sequence[Mapping[str, Any]], found: list[Candidates],
-        exclude: set[str], n: int | None,
+        exclude: set[str], n: int | None, at: datetime | None = None,
     ) -> None:  # fmt: skip
         held: list[Any] = [None] * len(rows)
         if stage.exclude:
             column = stage.exclude.split(":", 1)[1]
-            looked = self.project.features.online([dict(r) for r in rows], [stage.exclude])
+            looked = self.project.features.online([dict(r) for r in rows], [stage.exclude], at=at)
             held = looked.get(column, held)
         for cands, value in zip(found, held, strict=True):
             stages.top(cands, n or stage.n or pipeline.n, exclude | stages.excluded_ids(value), stage.dedupe)

@@ -1,5 +1,5 @@
 """``POST /v1/endpoints/{name}/predict`` when ``name`` is a pipeline (``pipelines:`` in mloop.yaml): the body
-is ``{"inputs": [{"user_id": 7}], "filter": {...}, "exclude": [...], "n": 20}``. Parse, call
+is ``{"inputs": [{"user_id": 7}], "filter": {...}, "exclude": [...], "n": 20, "at": "2026-05-20T10:00:00Z"}`` (``at`` optional). Parse, call
 :class:`~mloop.serving.pipeline.Pipelines`, answer; no logic here. Pipelines answer on the v1 route only."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from mloop.serving.pipeline import Pipelines
 from mloop.serving.predictor import MAX_ROWS
@@ -26,6 +26,10 @@ class PipelineRequest(BaseModel):
     )
     exclude: list[Any] = Field(default_factory=list, description="Item ids never to answer.")
     n: int | None = Field(None, ge=1, le=10_000, description="Items per user (default: the pipeline's n).")
+    at: AwareDatetime | None = Field(
+        None,
+        description="Every stage looks its features up as of this time instead of now (replays, backtests).",
+    )
 
 
 def answer(pipelines: Pipelines, project: Any, name: str, data: bytes) -> dict[str, Any]:
@@ -36,5 +40,7 @@ def answer(pipelines: Pipelines, project: Any, name: str, data: bytes) -> dict[s
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from None
-    found = pipelines.predict(project, name, body.inputs, filter=body.filter, exclude=body.exclude, n=body.n)
+    found = pipelines.predict(
+        project, name, body.inputs, filter=body.filter, exclude=body.exclude, n=body.n, at=body.at
+    )
     return found.to_dict()
