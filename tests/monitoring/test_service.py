@@ -49,7 +49,9 @@ def test_an_injected_shift_is_flagged_in_the_first_full_window_after_it(root: Pa
 @pytest.mark.slow
 def test_an_unshifted_stream_of_large_windows_is_not_flagged(root: Path) -> None:
     with _open(root) as project:
-        bulk(project, register(project), 240_000, 4, seed=9)  # 60,000 predictions an hour: KS would flag noise
+        bulk(
+            project, register(project), 240_000, 4, seed=9
+        )  # 60,000 predictions an hour: KS would flag noise
         update = project.monitoring.update(
             "fraud", now=START + timedelta(hours=4), lookback=timedelta(hours=4)
         )

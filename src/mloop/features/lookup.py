@@ -7,6 +7,7 @@ read and assembling columns.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -140,29 +141,37 @@ def lookup(
     now = _micros(at) if at is not None else time.time_ns() // 1000
     row_requests: list[tuple[str, str]] = []
     event_requests: list[tuple[str, str, int]] = []
+    # Each distinct entity is read and aggregated once: a ranker's request repeats its user on every
+    # candidate row (200 rows, one user), and an as-of window is computed from that user's events.
+    part_keys: list[tuple[list[str], list[str]]] = []
     for part in plan.parts:
         values = [columns[k] for k in part.view.join_keys]
         keys = [entity_key(v) for v in zip(*values, strict=True)]
+        distinct = list(dict.fromkeys(keys))
+        part_keys.append((keys, distinct))
         if part.features:
-            row_requests.extend((part.namespace, k) for k in keys)
+            row_requests.extend((part.namespace, k) for k in distinct)
         if part.aggregations:
-            event_requests.extend((part.namespace, k, now - part.window_us) for k in keys)
+            event_requests.extend((part.namespace, k, now - part.window_us) for k in distinct)
     answer = store.read(row_requests, event_requests)
     results: dict[tuple[str, str], list[Any]] = {}
     row_at = event_at = 0
-    for part in plan.parts:
-        name = part.view.name
+    for part, (keys, distinct) in zip(plan.parts, part_keys, strict=True):
+        name, m = part.view.name, len(distinct)
+        times = Counter(keys) if stats is not None and m < n else None  # rows per entity, for the counts
+        position = {k: i for i, k in enumerate(distinct)}
+        per: dict[str, list[Any]] = {}
         if part.features:
-            found = answer.rows[row_at : row_at + n]
-            row_at += n
+            found = answer.rows[row_at : row_at + m]
+            row_at += m
             for feature in part.features:
-                results[(name, feature)] = [None] * n
+                per[feature] = [None] * m
             for i, row in enumerate(found):
                 if row is None:
                     continue
                 if part.ttl_us is not None and row.event_ts < now - part.ttl_us:
                     if stats is not None:
-                        stats.stale[name] = stats.stale.get(name, 0) + 1
+                        stats.stale[name] = stats.stale.get(name, 0) + (times[distinct[i]] if times else 1)
                     continue
                 stored = row.values if isinstance(row.values, dict) else decode(row.values)
                 for feature in part.features:
@@ -170,24 +179,28 @@ def lookup(
                     if feature in part.shapes and value is not None:
                         # Stored flat (the row-major values); served in the feature's shape.
                         value = np.asarray(value).reshape(part.shapes[feature]).tolist()
-                    results[(name, feature)][i] = value
+                    per[feature][i] = value
         if part.aggregations:
-            found_events = answer.events[event_at : event_at + n]
-            event_at += n
+            found_events = answer.events[event_at : event_at + m]
+            event_at += m
             decoded = [
                 [(e.event_ts, e.values if isinstance(e.values, dict) else decode(e.values)) for e in events]
                 for events in found_events
             ]
             for agg in part.aggregations:
                 out = []
-                for stored_events in decoded:
+                for i, stored_events in enumerate(decoded):
                     triples = [(ts, v.get("_created", 0), v.get(agg.column)) for ts, v in stored_events]
                     value, sparse = window_value(agg, triples, now)
                     if sparse and stats is not None:
                         where = (name, agg.feature)
-                        stats.sparse[where] = stats.sparse.get(where, 0) + 1
+                        stats.sparse[where] = stats.sparse.get(where, 0) + (
+                            times[distinct[i]] if times else 1
+                        )
                     out.append(value)
-                results[(name, agg.feature)] = out
+                per[agg.feature] = out
+        for feature, got in per.items():
+            results[(name, feature)] = got if m == n else [got[position[k]] for k in keys]
     for odv, outputs in plan.on_demand:
         rows = pd.RangeIndex(len(next(iter(columns.values()), [])))  # a view may read request fields only
         pairs = [ref.split(":", 1) for ref in odv.inputs]

@@ -101,7 +101,9 @@ class OnDrift:
 @dataclass(frozen=True)
 class OnPerformance:
     """Retrain when the champion's realised ``metric`` over the last ``window`` (the estimate while no
-    labels have arrived) is below ``below``."""
+    labels have arrived) is below ``below``. ``metric="ctr"``: the share of the champion's answers whose
+    feedback says clicked (a pipeline stage's answers take the labels of the pipeline's request, as the
+    A/B report reads them), once ``min_labels`` have arrived."""
 
     metric: str = "auc"
     below: float = 0.85
@@ -110,7 +112,8 @@ class OnPerformance:
     kind: str = field(default="performance", init=False)
 
     def __post_init__(self) -> None:
-        metric_name(self.metric)
+        if self.metric != "ctr":  # ctr: the share of answers with a click, from feedback (a recommender's)
+            metric_name(self.metric)
         _positive(self.window, "OnPerformance window")
 
     @property

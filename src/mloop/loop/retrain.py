@@ -71,6 +71,9 @@ def retrain(open_project: Opener, root: str, overrides: dict[str, Any], pipeline
         holdout = data.test.reset_index(drop=True)
         challenger = project.models.load(pipeline.name, version)
         previous = project.models.load(*champion) if champion else None
+        evaluate = getattr(pipeline, "evaluate", None)
+        if evaluate is not None:  # a model whose metric is not a function of its predictions alone
+            return _custom(report, evaluate, project, challenger, previous, holdout, data)
         old = _predict(previous, holdout, data) if previous is not None else None
         report["champion_value"] = _value(data, holdout, old, metric) if old is not None else None
         # The paired bootstrap covers binary and regression metrics; a multiclass or ranking gate compares
@@ -93,6 +96,17 @@ def retrain(open_project: Opener, root: str, overrides: dict[str, Any], pipeline
         if previous is not None:
             report["importance_shift"] = _importance_shift(challenger, previous, holdout, pipeline.seed)
         return report
+
+
+def _custom(report: dict[str, Any], evaluate: Callable[..., float], project: Any, challenger: Any,
+            previous: Any, holdout: Any, data: Any) -> dict[str, Any]:  # fmt: skip
+    """The gate's figures for a pipeline that measures its models itself (``pipeline.evaluate(project, model,
+    holdout)``: a retrieval model is judged with its own index, not by its raw outputs): the champion on
+    the challenger's holdout, the challenger's latency; no bootstrap interval or attribution shift."""
+    report["champion_value"] = evaluate(project, previous, holdout) if previous is not None else None
+    report["latency_p99_ms"] = _latency(challenger, holdout, data.features)
+    report["fairness_gap"], report["holdout_rows"] = None, len(holdout)
+    return report
 
 
 def retrain_in_process(open_project: Opener, root: str, overrides: dict[str, Any], pipeline: Any,

@@ -18,6 +18,7 @@ from mloop.loop.live import version_stats
 from mloop.loop.platform import Platform
 from mloop.loop.policy import OnDrift, OnNewData, OnPerformance, Schedule, Trigger, metric_name
 from mloop.loop.schedule import Cron, due
+from mloop.monitoring.ab import outcomes
 from mloop.monitoring.windows import floor
 from mloop.predictions.log import predictions_folder
 
@@ -90,8 +91,10 @@ def _features(trigger: OnDrift, project: Platform, champion: Any) -> list[str]:
 def _performance(
     trigger: OnPerformance, project: Platform, policy: Any, champion: Any, now: datetime
 ) -> Fired | None:
-    metric = metric_name(trigger.metric)
     since = now - trigger.span
+    if trigger.metric == "ctr":
+        return _ctr(trigger, project, policy, champion, since, now)
+    metric = metric_name(trigger.metric)
     stats = version_stats(predictions_folder(project.settings), policy.endpoint, since, now,
                           min_labels=trigger.min_labels, parquet=project.parquet).get(champion.version)  # fmt: skip
     value, source = (stats or {}).get("live_auc") if metric == "roc_auc" else None, "realised"
@@ -105,6 +108,21 @@ def _performance(
     return Fired("performance", f"{source} {metric} {value:.4f} of v{champion.version} is below {trigger.below} "
                  f"over the last {trigger.window}", {"metric": metric, "value": value, "source": source,
                                                     "labelled": (stats or {}).get("labelled", 0)})  # fmt: skip
+
+
+def _ctr(trigger: OnPerformance, project: Platform, policy: Any, champion: Any, since: datetime,
+         now: datetime) -> Fired | None:  # fmt: skip
+    units = outcomes(predictions_folder(project.settings), policy.endpoint, since, now, metric="ctr",
+                     parquet=project.parquet)  # fmt: skip
+    known = units[(units["version"] == champion.version) & units["outcome"].notna()] if len(units) else units
+    if len(known) < trigger.min_labels:
+        return None
+    value = float(known["outcome"].mean())
+    if value >= trigger.below:
+        return None
+    return Fired("performance", f"realised ctr {value:.4f} of v{champion.version} is below {trigger.below} over "
+                 f"the last {trigger.window} ({len(known):,} answers with feedback)",
+                 {"metric": "ctr", "value": value, "source": "realised", "labelled": len(known)})  # fmt: skip
 
 
 def _new_data(trigger: OnNewData, project: Platform, policy: Any, champion: Any) -> Fired | None:
