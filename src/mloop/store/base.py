@@ -24,7 +24,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration, read from the file names (``0010_model_indexes.py`` is revision "0010"), so that
 # opening an up-to-date store needs no alembic: importing it cost every CLI command ~0.15 s (more on a busy
 # machine). tests/store/test_conformance.py checks that this is alembic's own head.
-HEAD = max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+HEAD: str | None = max(  # None where the sources are not shipped: migrate() then asks alembic
+    (p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py")), default=None
+)
 
 
 class MetadataStore:
@@ -92,7 +94,7 @@ class MetadataStore:
 
     def migrate(self) -> None:
         """Bring the tables to the newest migration (a no-op when they are there already)."""
-        if self._stored_revision() == HEAD:
+        if HEAD is not None and self._stored_revision() == HEAD:
             return
         from alembic import command
 
