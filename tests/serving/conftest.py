@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,20 +34,35 @@ class Served:
         return {"customer_id": int(record.customer_id), "amount": float(record.amount)}
 
 
+# No shedding on event-loop lag here: the TestClient runs the app's loop in a thread of the test process,
+# where the tests' own client threads take the GIL from it, which the guard would read as an overloaded
+# server. The guard's lag rule has its own tests (test_protection.py), and benchmarks/serving.py measures it
+# against a real server.
+SERVING = {"max_queue_ms": None}
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the project ``trained`` copies, built once per session: ~20 modules use it, and
+    building it (training two versions, materializing) took each of them 2-5 s. Read it, don't change it."""
+    root = tmp_path_factory.mktemp("served-template") / "served"
+    root.mkdir()
+    with Project.open(root, env={}, serving=SERVING) as project:
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+        pipeline, _ = setup(project, root, rows=6_000, start=start)
+        pipeline.run(project)
+        pipeline.run(project, params={"num_leaves": 7})
+        project.features.materialize(start - timedelta(days=1), datetime.now(UTC))
+    return root
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    """A project with recent transactions materialized online and fraud versions 1 and 2 registered."""
-    root = tmp_path_factory.mktemp("served")
-    # No shedding on event-loop lag here: the TestClient runs the app's loop in a thread of the test
-    # process, where the tests' own client threads take the GIL from it, which the guard would read as
-    # an overloaded server. The guard's lag rule has its own tests (test_protection.py), and
-    # benchmarks/serving.py measures it against a real server.
-    project = Project.open(root, env={}, serving={"max_queue_ms": None})
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
-    pipeline, _ = setup(project, root, rows=6_000, start=start)
-    pipeline.run(project)
-    pipeline.run(project, params={"num_leaves": 7})
-    project.features.materialize(start - timedelta(days=1), datetime.now(UTC))
+def trained(trained_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    """A project with recent transactions materialized online and fraud versions 1 and 2 registered: a copy
+    of ``trained_template`` of the module's own (the same folder name, so the same project name)."""
+    root = tmp_path_factory.mktemp("served") / trained_template.name
+    shutil.copytree(trained_template, root)
+    project = Project.open(root, env={}, serving=SERVING)
     yield project
     project.close()
 

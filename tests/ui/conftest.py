@@ -9,9 +9,11 @@ the same project with ``local_admin`` off, the way a shared server runs, and a k
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,15 +25,27 @@ from tests.training.fraud import setup
 ROLES = ("admin", "data_engineer", "data_scientist", "ml_engineer", "mlops", "auditor")
 
 
+@pytest.fixture(scope="session")
+def ui_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the project ``ui_project`` copies, built once per session (training two versions took
+    each of the dozen page modules a few seconds). Read it, don't change it."""
+    root = tmp_path_factory.mktemp("ui-template") / "ui"
+    root.mkdir()
+    with Project.open(root, env={}) as project:
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+        pipeline, _ = setup(project, root, rows=3_000, start=start)
+        pipeline.run(project)
+        pipeline.run(project, params={"num_leaves": 7})
+        project.deploy("fraud", "fraud", version=1)
+    return root
+
+
 @pytest.fixture(scope="module")
-def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    root = tmp_path_factory.mktemp("ui")
+def ui_project(ui_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    """A module's own copy of ``ui_template`` (the same folder name, so the same project name)."""
+    root = tmp_path_factory.mktemp("ui") / ui_template.name
+    shutil.copytree(ui_template, root)
     project = Project.open(root, env={})
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
-    pipeline, _ = setup(project, root, rows=3_000, start=start)
-    pipeline.run(project)
-    pipeline.run(project, params={"num_leaves": 7})
-    project.deploy("fraud", "fraud", version=1)
     yield project
     project.close()
 

@@ -54,7 +54,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
 from mloop.errors import MalformedInput
 
@@ -145,6 +144,8 @@ def sample_size(baseline: float, mde: float, *, alpha: float = 0.05, power: floa
         raise MalformedInput(
             f"No lift to detect: baseline {baseline} with mde {mde} gives a lift of {delta}."
         )
+    from scipy.stats import norm  # here, not at the top: it costs every CLI command ~0.5 s to import
+
     z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
     return math.ceil(z * z * spread / (delta * delta))
 

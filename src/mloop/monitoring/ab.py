@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 from sqlalchemy import select
 
 from mloop._service import Service
@@ -257,6 +256,8 @@ def _arm(version: int, group: pd.DataFrame, alpha: float) -> Arm:
     mean = float(known.mean())
     if len(known) < 2:  # no spread to measure yet (and None, not NaN, keeps the report valid JSON)
         return Arm(version, 1, mean, None, None, awaiting, unusable)
+    from scipy.stats import norm  # here, not at the top: it costs every CLI command ~0.5 s to import
+
     half = float(norm.ppf(1 - alpha / 2) * known.std(ddof=1) / math.sqrt(len(known)))
     return Arm(version, len(known), mean, mean - half, mean + half, awaiting, unusable)
 

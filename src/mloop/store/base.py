@@ -9,18 +9,24 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from mloop._time import utcnow
 from mloop.store.schema import AuditHeadRow, ProjectRow
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration, read from the file names (``0010_model_indexes.py`` is revision "0010"), so that
+# opening an up-to-date store needs no alembic: importing it cost every CLI command ~0.15 s (more on a busy
+# machine). tests/store/test_conformance.py checks that this is alembic's own head.
+HEAD: str | None = max(  # None where the sources are not shipped: migrate() then asks alembic
+    (p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py")), default=None
+)
 
 
 class MetadataStore:
@@ -68,22 +74,40 @@ class MetadataStore:
     # ---- schema ---------------------------------------------------------------------------------------
 
     def alembic_config(self) -> Config:
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["engine"] = self.engine
         return config
 
     def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     def head_revision(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
 
     def migrate(self) -> None:
         """Bring the tables to the newest migration (a no-op when they are there already)."""
+        if HEAD is not None and self._stored_revision() == HEAD:
+            return
+        from alembic import command
+
         if self.current_revision() != self.head_revision():
             command.upgrade(self.alembic_config(), "head")
+
+    def _stored_revision(self) -> str | None:
+        """The revision in ``alembic_version``, read without alembic; None for a new or odd store."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        return versions[0] if len(versions) == 1 else None
 
     def project_id(self, name: str) -> int:
         """The id of project ``name``, created on first use."""
