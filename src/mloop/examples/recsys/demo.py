@@ -17,12 +17,12 @@ of that moment); the loop runs on wall time, as in production, with its windows 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 import yaml
@@ -37,6 +37,7 @@ from mloop.examples.recsys import shop
 from mloop.examples.recsys.features import USER_COLUMNS, USER_FEATURES, daily_user_features
 from mloop.examples.recsys.generate import World
 from mloop.examples.recsys.retrain import TowersPipeline
+from mloop.examples.recsys.traffic import Shoppers
 from mloop.loop.controller import LoopController
 from mloop.project import Project
 
@@ -56,14 +57,14 @@ class Size:
     train_days: int = 3
     epochs: int = 8
     trees: int = 150
-    ctr_below: float = 0.07  # the loop retrains when the champion's CTR over `window` falls below this
-    window: str = "25s"
+    ctr_below: float = 0.06  # the loop retrains when the champion's CTR over `window` falls below this
+    window: str = "15s"
     cooldown: str = "20s"  # after a failed gate: about a simulated day
 
 
 FULL = Size()
-FAST = Size(users=600, items=1_200, days=16, history=7, shift_day=9, per_day=240, parts=3, train_days=2,
-            epochs=6, trees=60, window="20s", cooldown="12s")  # fmt: skip
+FAST = Size(users=600, items=1_200, days=16, history=7, shift_day=9, per_day=420, parts=3, train_days=2,
+            epochs=6, trees=60, window="12s", cooldown="12s")  # fmt: skip
 
 
 def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> dict[str, Any]:
@@ -165,63 +166,16 @@ def _ingest(project: Project, world: World, history: pd.DataFrame, last_day: int
                   f"{history['request_id'].nunique():,} lists · {report.rows_accepted:,} clicks")  # fmt: skip
 
 
-@dataclass
-class _Shopper:
-    """Simulated users asking ``recs`` and clicking, their clicks kept for the next ingest."""
-
-    url: str
-    world: World
-    rng: np.random.Generator
-
-    def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.url, timeout=30)
-        self.clicks: list[dict[str, Any]] = []
-        self.answers: list[dict[str, Any]] = []
-        self.retried = 0
-
-    def visit(self, user: int, day: int, at: datetime) -> None:
-        body = {"inputs": [{"user_id": int(user)}], "at": at.isoformat()}
-        sent = time.perf_counter()
-        response = self.client.post("/v1/endpoints/recs/predict", json=body)
-        for _ in range(5):  # an overloaded server sheds with 503 and Retry-After: a real client retries
-            if response.status_code != 503:
-                break
-            self.retried += 1
-            time.sleep(min(1.0, float(response.headers.get("retry-after", "0.2") or 0.2)))
-            response = self.client.post("/v1/endpoints/recs/predict", json=body)
-        seconds = time.perf_counter() - sent
-        if response.status_code != 200:
-            raise ml.MloopError(f"recs answered {response.status_code}: {response.text[:300]}")
-        answer = response.json()
-        items = np.asarray(answer["predictions"][0]["items"], dtype="int64")
-        got = self.world.respond(int(user), items, day, self.rng)
-        rid = answer["request_id"]
-        self.client.post(
-            "/v1/feedback", json={"items": [{"request_id": rid, "label": bool(got.clicks.size)}]}
-        )
-        self.clicks += [
-            {"user_id": int(user), "item_id": int(i), "ts": at, "request_id": rid} for i in got.clicks
-        ]
-        stages = answer.get("stages", {})
-        self.answers.append({"day": day, "version": stages.get("retrieve", {}).get("version"),
-                             "clicked": bool(got.clicks.size), "cold": answer["predictions"][0]["cold_start"],
-                             "seconds": seconds, **{f"{k}_s": v.get("seconds") for k, v in stages.items()}})  # fmt: skip
-
-    def take_clicks(self) -> pd.DataFrame:
-        taken, self.clicks = self.clicks, []
-        return pd.DataFrame(taken, columns=["user_id", "item_id", "ts", "request_id"])
-
-
 def _live(project: Project, world: World, size: Size, url: str, console: Console) -> dict[str, Any]:
     policy = ml.LoopPolicy(
         endpoint="recs-towers", pipeline=TowersPipeline(size.users, days=size.train_days, epochs=size.epochs),
-        triggers=[ml.OnPerformance(metric="ctr", below=size.ctr_below, window=size.window, min_labels=100)],
+        triggers=[ml.OnPerformance(metric="ctr", below=size.ctr_below, window=size.window, min_labels=150)],
         gate=ml.Gate(metric="recall@100", min_gain=0.05, max_latency_ms=50, ab_metric="ctr", ab_mde=0.2,
                      ab_sticky_key="user_id"),
         cooldown=size.cooldown,
     )  # fmt: skip
     controller = LoopController(project, [policy], train="inprocess")
-    shopper = _Shopper(url, world, np.random.default_rng(11))
+    shopper = Shoppers(url, world)
     activity = world.users["activity"].to_numpy()
     shipped_on: int | None = None
     for day in range(size.history, size.days):
@@ -234,9 +188,12 @@ def _live(project: Project, world: World, size: Size, url: str, console: Console
             users = np.random.default_rng([3, day, part]).choice(
                 world.users["user_id"].to_numpy(), size.per_day // size.parts, p=activity / activity.sum()
             )
-            for i, user in enumerate(users):
-                at = START + timedelta(days=day, hours=8 + (14 * part + 14 * i / len(users)) / size.parts)
-                shopper.visit(int(user), day, at)
+            visits = [(int(user), day, START + timedelta(days=day, hours=8 + (14 * part + 14 * i / len(users)) / size.parts),
+                       (11, day, part, i)) for i, user in enumerate(users)]  # fmt: skip
+            with ThreadPoolExecutor(3) as pool:  # three shoppers at a time
+                list(pool.map(lambda visit: shopper.visit(*visit), visits))
+            shopper.report()
+            at = visits[-1][2]
             until = (
                 pd.Timestamp(at) if part < size.parts - 1 else pd.Timestamp(START + timedelta(days=day + 1))
             )
