@@ -1,5 +1,5 @@
 """The deployment tests use the served fraud project of the serving tests (two trained versions)."""
 
-from tests.serving.conftest import trained
+from tests.serving.conftest import trained, trained_template
 
-__all__ = ["trained"]
+__all__ = ["trained", "trained_template"]

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mloop as ml
 from mloop import Project
@@ -55,6 +57,19 @@ def test_online_equals_offline_for_every_aggregation(ready: Project) -> None:
                 None if pd.isna(expected) else expected.item() if hasattr(expected, "item") else expected
             )
             assert _close(value, expected), (name, customers[i], value, expected)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keys=st.lists(st.sampled_from([1, 3, 5, 99]), min_size=1, max_size=30))
+def test_a_repeated_entity_gets_the_same_values_on_every_row(ready: Project, keys: list[int]) -> None:
+    # A ranker's request repeats its user on each of its candidates: each distinct entity is read and
+    # aggregated once, and every row still gets its own (equal) values, the unknown 99 its nulls.
+    refs = ["customer_stats:*", "customer_last:amount"]
+    once = {k: ready.features.online({"customer_id": [k]}, refs, at=at) for k in set(keys)}
+    got = ready.features.online({"customer_id": keys}, refs, at=at)
+    assert got["customer_id"] == keys
+    for name, values in got.items():
+        assert all(_close(v, once[k][name][0]) for v, k in zip(values, keys, strict=True)), name
 
 
 def test_online_plain_features_are_the_latest_row_within_ttl(ready: Project, txns: pd.DataFrame) -> None:

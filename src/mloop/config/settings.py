@@ -315,7 +315,7 @@ class Settings(BaseSettings):
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     explain: ExplainSettings = Field(default_factory=ExplainSettings)
     pipelines: dict[str, Pipeline] = Field(
-        default_factory=dict, description="Multi-stage endpoints by name (docs/recsys/rec-pipeline.md)."
+        default_factory=dict, description="Multi-stage endpoints by name (docs/recsys.md)."
     )
 
     @classmethod

@@ -5,7 +5,7 @@ answers the best slots for each query, only among the allowed ones when it is gi
 ids, attributes and exact search stay in the index: a backend only makes search fast. Backends are looked
 up by name in :data:`LIBRARIES` and import their library lazily.
 
-Why faiss (HNSW) and not usearch or hnswlib: docs/decisions/rec-index.md (measured with
+Why faiss (HNSW) and not usearch or hnswlib: docs/decisions.md (the vector index) (measured with
 ``benchmarks/vector_index.py``).
 """
 

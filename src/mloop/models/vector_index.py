@@ -32,7 +32,7 @@ FORMAT = 1  # of the saved folder
 # A filter matching at most this many rows (or this share of them) is answered by exact search over them:
 # a graph walk that must skip most of what it meets loses recall (0.59 at recall@100 for a 22% filter at
 # the unfiltered breadth) or, made wide enough to keep it, costs more than scanning the matches
-# (benchmarks/vector_index.py; docs/decisions/rec-index.md).
+# (benchmarks/vector_index.py; docs/decisions.md (the vector index)).
 EXACT_ROWS = 20_000
 EXACT_SHARE = 0.25
 
