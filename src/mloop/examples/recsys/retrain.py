@@ -44,12 +44,15 @@ class TowersData:
 
 @dataclass
 class TowersPipeline:
-    """Retrains the two towers on the newest ``days`` days of clicks (``users``: the user ids are 1..users)."""
+    """Retrains the two towers on the newest ``days`` days of clicks (``users``: the user ids are 1..users).
+    ``recent=False``: the user tower reads the 30-day click profile only (steady tastes; a shift of taste
+    then needs a retrain, which is what the loop is for)."""
 
     users: int
     days: int = 6
     epochs: int = 8
     seed: int = 0
+    recent: bool = False
     name: str = "towers"
 
     def training_set(self, project: Any) -> TowersData:
@@ -75,7 +78,8 @@ class TowersPipeline:
             "towers", params={"days": self.days, "epochs": self.epochs, "seed": self.seed}
         ) as run:
             towers = train_towers(data.stream, data.items, users=self.users, start=data.start,
-                                  days=(first, last), epochs=self.epochs, seed=self.seed)  # fmt: skip
+                                  days=(first, last), epochs=self.epochs, seed=self.seed,
+                                  recent=self.recent)  # fmt: skip
             lineage = {"features": shop.USER_REFS}
             version = run.register(towers.user_model(), self.name, input_example=towers.example, lineage=lineage,
                                    description="The user tower of the two-tower retrieval model.")  # fmt: skip

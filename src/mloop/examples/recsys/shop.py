@@ -31,8 +31,13 @@ from mloop.training.ranking import label_impressions, sample_negatives
 USER = ml.Entity("user", join_keys=["user_id"])
 ITEM = ml.Entity("item", join_keys=["item_id"])
 USER_REFS = [f"user_clicks:{name}" for name in USER_FEATURES]
-RANKER_FEATURES = ["retrieval:towers_rank", "user_clicks:clicks_7d", "user_clicks:clicks_30d",
-                   "item_info:category_code", "item_info:price", "item_clicks:item_clicks_7d"]
+RANKER_FEATURES = [
+    "retrieval:towers_rank",
+    "user_clicks:clicks_7d",
+    "user_clicks:clicks_30d",
+    "item_info:price",
+    "item_clicks:item_clicks_1d",
+]
 PIPELINE = {
     "n": 20,
     "stages": [
