@@ -170,7 +170,7 @@ def _live(project: Project, world: World, size: Size, url: str, console: Console
     policy = ml.LoopPolicy(
         endpoint="recs-towers", pipeline=TowersPipeline(size.users, days=size.train_days, epochs=size.epochs),
         triggers=[ml.OnPerformance(metric="ctr", below=size.ctr_below, window=size.window, min_labels=150)],
-        gate=ml.Gate(metric="recall@100", min_gain=0.05, max_latency_ms=50, ab_metric="ctr", ab_mde=0.2,
+        gate=ml.Gate(metric="recall@100", min_gain=0.1, max_latency_ms=50, ab_metric="ctr", ab_mde=0.2,
                      ab_sticky_key="user_id"),
         # the canary's latency limit is the server's, on a 2-core machine that also runs the shoppers
         rollout=ml.Canary(max_p99_ms=None, compare=None), cooldown=size.cooldown,
