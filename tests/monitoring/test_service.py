@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mloop import Project
+from mloop.errors import PermissionDenied
 from tests.monitoring.conftest import Receiver
 from tests.monitoring.stream import START, bulk, failures, label, records, register, write
 
@@ -190,3 +191,18 @@ def test_an_unknown_endpoint_is_not_found_and_names_the_known_ones(root: Path) -
                      project.monitoring.slo, project.monitoring.alerts):  # fmt: skip
             with pytest.raises(NotFound, match="No endpoint 'fruad'.*known: fraud"):
                 read("fruad")
+
+
+def test_a_user_scoped_to_the_endpoint_reads_its_monitoring_without_reading_the_model(root: Path) -> None:
+    """The versions an endpoint served are part of its monitoring: ``ml_engineer@endpoint:fraud`` reads
+    drift and performance of windows with predictions in them, and still may not read the model itself."""
+    with _open(root) as project:
+        recs, _ = records(register(project), [0, 1], 300, seed=4)
+        write(project, recs, "a")
+        scoped = project.as_actor(project.users.add("dana", ["ml_engineer@endpoint:fraud"]).actor())
+        until = START + timedelta(hours=2)
+        drift = scoped.monitoring.drift("fraud", since=START, until=until)
+        performance = scoped.monitoring.performance("fraud", since=START, until=until)
+        assert [w["rows"] for w in drift] == [300, 300] and [w["rows"] for w in performance] == [300, 300]
+        with pytest.raises(PermissionDenied, match="models.read"):
+            scoped.models.get("fraud", 1)

@@ -26,7 +26,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("indexes")
     opened = Project.open(root, env={})
     model = LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1])
-    for name in ("tower", "tower", "other"):
+    for name in ("tower", "tower", "other", "shared"):
         opened.models.register(name, model)
     try:
         yield opened
@@ -113,9 +113,11 @@ def test_bad_additions_are_refused_before_anything_is_stored(project: Project) -
 
 
 def test_a_reader_cannot_change_an_index(project: Project, tmp_path: Path) -> None:
+    project.models.attach_index("shared", 1, built(1, 20, model="shared"))
     reader = as_user(project, "reader-idx", "auditor")
-    assert len(reader.models.index("other", 1)) == 20
+    assert len(reader.models.index("shared", 1)) == 20
     with pytest.raises(PermissionDenied):
-        reader.models.add_to_index("other", 1, ["x"], np.ones((1, DIM)))
+        reader.models.add_to_index("shared", 1, ["x"], np.ones((1, DIM)))
     with pytest.raises(PermissionDenied):
-        reader.models.rebuild_index("other", 1, built(1, 5, model="other"))
+        reader.models.rebuild_index("shared", 1, built(1, 5, model="shared"))
+    assert len(project.models.index("shared", 1)) == 20

@@ -16,6 +16,8 @@ from mloop import Project
 from tests.monitoring.stream import START, failures, label, records, register, write
 from tests.review.conftest import finding, reopen
 
+END = START + timedelta(hours=6)
+
 SLO = {"kind": "availability", "target": 0.99, "period": "1d"}
 
 
@@ -92,14 +94,15 @@ def test_live_quality_needs_labels_and_the_monitor_to_store_performance(
     stream: tuple[Project, dict[str, int]],
 ) -> None:
     served, truth = stream
-    unlabelled = finding(served, "maintainability.live-quality")
+    # the review looks back from its clock: the stream's end, not today (the stream is of November 2026)
+    unlabelled = finding(served, "maintainability.live-quality", now=END)
     assert unlabelled.status == "fail" and unlabelled.outcome.numbers["no_labels"] == ["fraud"]
     label(served, truth)
-    labelled = finding(served, "maintainability.live-quality")
+    labelled = finding(served, "maintainability.live-quality", now=END)
     assert labelled.status == "fail" and labelled.outcome.numbers["not_computed"] == ["fraud"]
     assert "300 labelled rows" in labelled.outcome.evidence[0]
     served.monitoring.update("fraud", now=START + timedelta(hours=6), lookback=timedelta(hours=6))
-    computed = finding(served, "maintainability.live-quality")
+    computed = finding(served, "maintainability.live-quality", now=END)
     assert computed.status == "pass" and "6 window(s) of realised performance" in computed.outcome.evidence[0]
 
 

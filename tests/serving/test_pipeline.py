@@ -149,6 +149,7 @@ def test_a_canary_of_the_ranker_serves_beside_v1_and_leaves_the_towers_alone(ser
 
 def test_items_added_to_the_index_are_served_after_the_poll_without_a_restart(served: Recs) -> None:
     served.client.app.state.endpoints.close()  # stop the poll thread: this test polls by hand
+    served.ask({"inputs": [{"user_id": 2}]})  # the index is loaded (on the first request that needs it)
     new = 12
     served.project.features.push("items", pd.DataFrame({"item_id": [new], "ts": [datetime.now(UTC)],
                                                         "price": [100.0]}))  # fmt: skip

@@ -35,6 +35,9 @@ FORMAT = 1  # of the saved folder
 # (benchmarks/vector_index.py; docs/decisions.md (the vector index)).
 EXACT_ROWS = 20_000
 EXACT_SHARE = 0.25
+# An index of at most this many items is scanned, filter or not: the scan is about as fast as the graph
+# walk there, and exact where a graph is weakest (many tied or duplicate vectors, which HNSW can miss).
+SCAN_BELOW = 4_096
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ class VectorIndex:
         if (
             exact
             or self._ann is None
+            or len(allowed) <= SCAN_BELOW
             or (where is not None and (count <= EXACT_ROWS or share <= EXACT_SHARE))
         ):
             slots, scores = self._exact(matrix, take, np.flatnonzero(allowed))

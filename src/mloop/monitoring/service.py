@@ -33,12 +33,11 @@ from mloop.monitoring.alerts import Alert, deliver, no_longer_serving, serving_v
 from mloop.monitoring.attribution_drift import AttributionWatch, attribution_alerts
 from mloop.monitoring.performance import predictions_of, window_performance
 from mloop.monitoring.suite import compare
-from mloop.monitoring.versions import VersionInfo, load_version
+from mloop.monitoring.versions import VersionInfo, load_version, served_registry
 from mloop.predictions import summary
 from mloop.predictions.feedback import read_feedback
 from mloop.predictions.files import FIXED, read_predictions
 from mloop.predictions.log import predictions_folder
-from mloop.registry.service import ModelRegistry
 
 Since = str | datetime
 Read = tuple[list[windows.Window], pd.DataFrame, datetime]  # the windows of a range, its rows, its end
@@ -49,7 +48,9 @@ class MonitoringService(Service):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self._versions: dict[tuple[str, int], VersionInfo] = {}
-        self._attribution = AttributionWatch(lambda model, version: ModelRegistry(ctx).load(model, version))
+        self._attribution = AttributionWatch(
+            lambda model, version: served_registry(ctx, model).load(model, version)
+        )
 
     @property
     def settings(self) -> MonitoringSettings:

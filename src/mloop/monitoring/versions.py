@@ -5,6 +5,7 @@ log_reference`, in the version's lineage and card)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,8 @@ from mloop._service import Context
 from mloop.metrics.reference import sample_from_bytes
 from mloop.monitoring.estimation import PerformanceEstimator
 from mloop.registry.service import ModelRegistry
+from mloop.security.actor import Actor
+from mloop.security.roles import Grant
 
 
 @dataclass
@@ -28,8 +31,17 @@ class VersionInfo:
     importance: dict[str, Any] | None = None  # the card's global importance: attribution drift's reference
 
 
+def served_registry(ctx: Context, model: str) -> ModelRegistry:
+    """The registry as monitoring reads it: the versions an endpoint served are part of that endpoint's
+    monitoring, so a caller allowed ``monitoring.read`` on the endpoint (a user scoped to
+    ``endpoint:NAME``, say) reads their profiles without ``models.read`` on the model; the grant covers
+    ``model`` and reads only."""
+    reader = Actor(f"monitoring for {ctx.actor.name}", "service", (Grant.parse(f"auditor@model:{model}"),))
+    return ModelRegistry(dataclasses.replace(ctx, actor=reader))
+
+
 def load_version(ctx: Context, model: str, version: int) -> VersionInfo:
-    record = ModelRegistry(ctx).get(model, version)
+    record = served_registry(ctx, model).get(model, version)
     lineage, card, artifacts = record.lineage or {}, record.card or {}, ctx.artifacts
     digest = lineage.get("reference_profile")
     profile = json.loads(artifacts.get_bytes(digest)) if digest else None

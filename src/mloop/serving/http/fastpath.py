@@ -70,9 +70,7 @@ class PredictFastPath:
                 _browser_check(scope, content_type, bool(header))
             project = self.caller.admit(header)
             if self.pipelines is not None and name in self.pipelines:
-                payload = await pipeline_route.answer_async(
-                    self.pipelines, project, name, await _body(receive)
-                )
+                payload = pipeline_route.answer(self.pipelines, project, name, await _body(receive))
                 await _send(send, 200, _json(payload), {"content-type": "application/json"})
                 return
             body = parse(await _body(receive))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio.to_thread
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,13 +30,6 @@ class PipelineRequest(BaseModel):
         None,
         description="Every stage looks its features up as of this time instead of now (replays, backtests).",
     )
-
-
-async def answer_async(pipelines: Pipelines, project: Any, name: str, data: bytes) -> dict[str, Any]:
-    """:func:`answer` on a worker thread: a pipeline's request is milliseconds of lookups and model calls
-    (10-20 ms for retrieve 200 → rank → top 20), which on the event loop would hold every other request
-    and the overload guard's own clock behind it."""
-    return await anyio.to_thread.run_sync(answer, pipelines, project, name, data)
 
 
 def answer(pipelines: Pipelines, project: Any, name: str, data: bytes) -> dict[str, Any]:

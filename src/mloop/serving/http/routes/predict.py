@@ -91,7 +91,7 @@ def router(caller: Any, inference: Inference, pipelines: Pipelines | None = None
     @api.post("/{name}/predict", response_model=PredictResponse, openapi_extra=_BODY)
     async def predict(name: str, request: Request, project: Project = Depends(caller)) -> Response:
         if pipelines is not None and name in pipelines:  # a pipeline endpoint: its own body
-            found = await pipeline_route.answer_async(pipelines, project, name, await request.body())
+            found = pipeline_route.answer(pipelines, project, name, await request.body())
             return Response(json.dumps(found).encode(), media_type="application/json")
         body = parse(await request.body())
         answer = await inference.predict_async(
