@@ -3,12 +3,14 @@
 A shop's history (users with latent tastes, a catalogue with popular hits, clicks) is ingested; feature
 views turn the clicks into each user's recent taste; a two-tower model is trained (in-batch negatives) and
 its item tower's embeddings of the catalogue become the vector index of its version; a LightGBM lambdarank
-ranker learns from the lists the shop showed and what was clicked. The pipeline endpoint ``recs``
+ranker learns to order the towers' candidates from what past visitors clicked
+(:mod:`~mloop.examples.recsys.candidates`). The pipeline endpoint ``recs``
 (user tower → index → ranker → top 20) serves behind ``mloop serve``; simulated users ask for
 recommendations and click on what they like; new items arrive every day and join the index without a
 restart. Then tastes shift: the click-through rate falls, the loop retrains the towers on the newest
-clicks, the gate checks v2's recall, an A/B split sticky by user measures v2 against v1 on live clicks,
-and the sequential test's decision ships v2.
+day of clicks, the gate checks the challenger's recall@100, an A/B split sticky by user measures it
+against v1 on live clicks, and the sequential test's decision ships it. ``report.html`` in the demo's
+folder shows the daily CTR per version, the A/B arms and the loop's decisions.
 
 Time: the shop's days are simulated (each request names its time with ``at``, so the features are those
 of that moment); the loop runs on wall time, as in production, with its windows scaled to the demo.
@@ -33,8 +35,8 @@ from rich.table import Table
 import mloop as ml
 from mloop.examples.demo import platform_log
 from mloop.examples.fraud.live import Server
-from mloop.examples.recsys import shop
-from mloop.examples.recsys.features import USER_COLUMNS, USER_FEATURES, daily_user_features
+from mloop.examples.recsys import report, shop
+from mloop.examples.recsys.candidates import candidate_lists
 from mloop.examples.recsys.generate import World
 from mloop.examples.recsys.retrain import TowersPipeline
 from mloop.examples.recsys.traffic import Shoppers
@@ -52,19 +54,22 @@ class Size:
     days: int = 24  # the world's days; the live part ends when v2 has shipped and served a day
     history: int = 10  # days 0..history-1 are the shop's past; serving starts on day `history`
     shift_day: int = 12
-    per_day: int = 360  # requests a simulated day
+    per_day: int = 480  # requests a simulated day
     parts: int = 4  # rounds a day (a round: requests and clicks, then ingest, materialize, a loop tick)
-    train_days: int = 3
+    train_days: int = 3  # v1's training days
+    k: int = 200  # candidates the retrieve stage hands the ranker: a few percent of the catalogue
+    retrain_days: int = 1  # the loop's: after a shift, only the newest clicks say what users like
     epochs: int = 8
     trees: int = 150
-    ctr_below: float = 0.06  # the loop retrains when the champion's CTR over `window` falls below this
+    min_gain: float = 0.05  # recall@100 a challenger must add to the champion's on the newest day
+    ctr_below: float = 0.15  # the loop retrains when the champion's CTR over `window` falls below this
     window: str = "15s"
     cooldown: str = "20s"  # after a failed gate: about a simulated day
 
 
 FULL = Size()
 FAST = Size(users=600, items=1_200, days=16, history=7, shift_day=9, per_day=420, parts=3, train_days=3,
-            epochs=6, trees=60, window="12s", cooldown="12s")  # fmt: skip
+            epochs=6, trees=60, k=50, min_gain=0.1, ctr_below=0.06, window="12s", cooldown="12s")  # fmt: skip
 
 
 def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> dict[str, Any]:
@@ -74,7 +79,14 @@ def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> 
     started = time.perf_counter()
     console.print(Panel.fit("[bold]mloop demo[/bold] · recommendations · the closed loop", style="magenta"))
     (folder / "mloop.yaml").write_text(
-        yaml.safe_dump({"project": "recsys-demo", "log_level": "ERROR", "pipelines": {"recs": shop.PIPELINE}})
+        yaml.safe_dump(
+            {
+                "project": "recsys-demo",
+                "log_level": "ERROR",
+                "pipelines": {"recs": shop.pipeline(size.k)},
+                "serving": {"max_queue_ms": 50},
+            }
+        )  # shed only past the request budget of 50 ms
     )
     world = World.make(size.users, size.items, size.days, shift_day=size.shift_day, seed=0, start=START)
     summary: dict[str, Any] = {}
@@ -92,18 +104,15 @@ def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> 
         metrics = project.runs.get(run_v1.id).metrics
         console.print(f"towers v1: recall@100 {metrics['test_recall_at_100']:.3f} on day {size.history - 1}'s "
                       f"clicks; index of {len(project.models.index('towers', 1)):,} items (faiss HNSW)")  # fmt: skip
-        impressions = history[history["event"] == "impression"]
-        impressions = impressions.assign(position=impressions.groupby("request_id").cumcount())
-        clicks = history[history["event"] != "impression"]
-        scorer = TowerRanks(project, 1, history, world.items, size.users)
-        ranked = shop.ranker(impressions, clicks, scorer, trees=size.trees).run(project)
+        lists = candidate_lists(project, 1, history, world.items, size.users, START, k=size.k)
+        ranked = shop.ranker(lists, trees=size.trees).run(project)
         project.models.set_alias("ranker", "champion", 1)
         rank_metrics = project.runs.get(ranked.id).metrics
         summary["offline"] = {"recall@100": metrics["test_recall_at_100"],
                               "ndcg@10": rank_metrics.get("test_ndcg_at_10"), "mrr": rank_metrics.get("test_mrr")}  # fmt: skip
         console.print(f"ranker v1: NDCG@10 {rank_metrics.get('test_ndcg_at_10', float('nan')):.3f}, MRR "
                       f"{rank_metrics.get('test_mrr', float('nan')):.3f} on the last day's lists")  # fmt: skip
-        console.rule("4 · serve: recs = retrieve 200 (towers) → rank (LightGBM) → top 20")
+        console.rule(f"4 · serve: recs = retrieve {size.k} (towers) → rank (LightGBM) → top 20")
         project.deploy("recs-towers", "towers", version=1, sticky_key="user_id")
         project.deploy("recs-ranker", "ranker", version=1)
         server = Server(folder)
@@ -115,45 +124,29 @@ def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> 
             summary |= _live(project, world, size, server.url, console)
         finally:
             server.stop()
-        summary["ab"] = project.ab.report("recs-towers", since="2h", metric="ctr", mde=0.2).to_dict()
-    summary["seconds"] = round(time.perf_counter() - started, 1)
+        timeline = project.loop.timeline("recs-towers")
+        summary |= _outcome(timeline, size)
+        summary["seconds"] = round(time.perf_counter() - started, 1)
+        summary["report"] = str(report.write(folder / "report.html", summary, timeline))
     _print_summary(summary, console)
+    console.print(
+        f"The report: {summary['report']} · the project: mloop -C {folder} loop timeline recs-towers"
+    )
     return summary
 
 
-@dataclass
-class TowerRanks:
-    """The rank (0: best) the towers gave each (user_id, item_id, ts) row's item among the catalogue, the
-    user's features as of the midnight before ``ts``: what the rank stage sends as ``retrieval_rank``. A
-    rank, not the score: a new towers version scores on its own scale, but its ranks mean the same."""
-
-    project: Project
-    version: int
-    history: pd.DataFrame
-    items: pd.DataFrame
-    users: int
-
-    def __call__(self, rows: pd.DataFrame) -> np.ndarray:
-        user_tower = self.project.models.load("towers", self.version)
-        item_tower = self.project.models.load("item_tower", self.version)
-        days = int((self.history["ts"].max() - pd.Timestamp(START)) // pd.Timedelta(days=1)) + 1
-        snapshots = daily_user_features(self.history, self.items, self.users, days, START)
-        day = (
-            (pd.to_datetime(rows["ts"], utc=True) - pd.Timestamp(START)) // pd.Timedelta(days=1)
-        ).to_numpy()
-        ids = rows["user_id"].to_numpy("int64")
-        frame = pd.DataFrame(snapshots[day, ids - 1], columns=USER_FEATURES).assign(user_id=ids)
-        users = np.asarray(user_tower.predict(frame[USER_COLUMNS]), dtype="float32")
-        catalogue = shop.item_rows(self.items)
-        matrix = shop.embed(item_tower, catalogue)
-        where = pd.Series(np.arange(len(catalogue)), index=catalogue["item_id"].to_numpy())
-        own = where.loc[rows["item_id"].to_numpy()].to_numpy()
-        ranks = np.empty(len(rows), dtype="int64")
-        for lo in range(0, len(rows), 2_048):  # (rows x items) scores a chunk at a time
-            scores = users[lo : lo + 2_048] @ matrix.T
-            mine = scores[np.arange(len(scores)), own[lo : lo + 2_048]]
-            ranks[lo : lo + 2_048] = (scores > mine[:, None]).sum(axis=1)
-        return ranks
+def _outcome(timeline: list[dict[str, Any]], size: Size) -> dict[str, Any]:
+    """What the loop decided, from its events: the A/B test's last figures (those of the decision when
+    there was one) and the version it shipped."""
+    looks = [
+        e for e in timeline if e["action"] in ("loop.ab", "loop.promote", "loop.rollback") and "numbers" in e
+    ]
+    looks = [e for e in looks if "arms" in e["numbers"]]
+    shipped = next(
+        (e for e in timeline if e["action"] == "loop.promote" and str(e.get("ab")) == "True"), None
+    )
+    return {"ab": looks[-1]["numbers"] if looks else {}, "shift_day": size.shift_day,
+            "shipped": int(shipped["champion"]) if shipped else None}  # fmt: skip
 
 
 def _ingest(project: Project, world: World, history: pd.DataFrame, last_day: int, console: Console) -> None:
@@ -168,9 +161,9 @@ def _ingest(project: Project, world: World, history: pd.DataFrame, last_day: int
 
 def _live(project: Project, world: World, size: Size, url: str, console: Console) -> dict[str, Any]:
     policy = ml.LoopPolicy(
-        endpoint="recs-towers", pipeline=TowersPipeline(size.users, days=size.train_days, epochs=size.epochs),
+        endpoint="recs-towers", pipeline=TowersPipeline(size.users, days=size.retrain_days, epochs=size.epochs),
         triggers=[ml.OnPerformance(metric="ctr", below=size.ctr_below, window=size.window, min_labels=150)],
-        gate=ml.Gate(metric="recall@100", min_gain=0.1, max_latency_ms=50, ab_metric="ctr", ab_mde=0.2,
+        gate=ml.Gate(metric="recall@100", min_gain=size.min_gain, max_latency_ms=50, ab_metric="ctr", ab_mde=0.5,
                      ab_sticky_key="user_id"),
         # the canary's latency limit is the server's, on a 2-core machine that also runs the shoppers
         rollout=ml.Canary(max_p99_ms=None, compare=None), cooldown=size.cooldown,
@@ -211,15 +204,17 @@ def _live(project: Project, world: World, size: Size, url: str, console: Console
                     shipped_on = day
         today = [a for a in shopper.answers if a["day"] == day]
         versions = sorted({a["version"] for a in today if a["version"] is not None})
-        ctr = {v: np.mean([a["clicked"] for a in today if a["version"] == v]) for v in versions}
+        ctr = {v: [a["clicked"] for a in today if a["version"] == v] for v in versions}
         console.print(f"day {day}{' (tastes shifted)' if day == size.shift_day else ''}: {len(today)} requests · "
-                      + " · ".join(f"v{v} CTR {c:.3f}" for v, c in ctr.items()))  # fmt: skip
+                      + " · ".join(f"v{v} CTR {np.mean(c):.3f} of {len(c)}" for v, c in ctr.items()))  # fmt: skip
         if shipped_on is not None and day > shipped_on:
             break
     answers = pd.DataFrame(shopper.answers)
     stages = {s: _p99(answers[f"{s}_s"]) for s in ("retrieve", "rank", "top") if f"{s}_s" in answers}
-    return {"shipped_on": shipped_on, "requests": len(answers), "retried_503": shopper.retried, "p99_ms": _p99(answers["seconds"]),
-            "stage_p99_ms": stages, "ctr_by_day": answers.groupby(["day", "version"])["clicked"].mean().to_dict()}  # fmt: skip
+    daily = answers.groupby(["day", "version"])["clicked"].agg(["mean", "size"])
+    daily = daily[daily["size"] >= 20]["mean"]  # a version's last few answers after a deploy say little
+    return {"shipped_on": shipped_on, "requests": len(answers), "retried_503": shopper.retried,
+            "p99_ms": _p99(answers["seconds"]), "stage_p99_ms": stages, "ctr_by_day": daily.to_dict()}  # fmt: skip
 
 
 def _new_items(project: Project, world: World, day: int) -> None:
@@ -256,7 +251,13 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
         interval = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
         table.add_row(f"CTR v{arm['version']} (A/B arm)", f"{arm['mean']:.3f}{interval} n={arm['n']:,}")
     ab = summary.get("ab", {})
-    table.add_row("A/B decision", str(ab.get("decision")))
+    if ab.get("lift_low") is not None and ab.get("lift_high") is not None:
+        table.add_row("A/B lift (always-valid interval, p)",
+                      f"{ab['lift']:+.3f} [{ab['lift_low']:+.3f}, {ab['lift_high']:+.3f}], p {ab['p_value']:.4f}")  # fmt: skip
+    table.add_row(
+        "A/B decision",
+        f"{ab.get('decision')}" + (f": shipped v{summary['shipped']}" if summary.get("shipped") else ""),
+    )
     table.add_row("p99 whole request (client)", f"{summary.get('p99_ms')} ms")
     for stage, p99 in summary.get("stage_p99_ms", {}).items():
         table.add_row(f"p99 stage {stage}", f"{p99} ms")

@@ -26,7 +26,6 @@ from mloop.data.schema import Column, Dataset
 from mloop.examples.recsys.features import USER_FEATURES, WINDOWS, category_codes
 from mloop.examples.recsys.generate import CATEGORIES
 from mloop.models.vector_index import VectorIndex
-from mloop.training.ranking import label_impressions, sample_negatives
 
 USER = ml.Entity("user", join_keys=["user_id"])
 ITEM = ml.Entity("item", join_keys=["item_id"])
@@ -38,20 +37,24 @@ RANKER_FEATURES = [
     "item_info:price",
     "item_clicks:item_clicks_1d",
 ]
-PIPELINE = {
-    "n": 20,
-    "stages": [
-        {
-            "name": "retrieve",
-            "kind": "retrieve",
-            "endpoint": "recs-towers",
-            "k": 200,
-            "where": {"in_stock": True},
-        },
-        {"name": "rank", "kind": "rank", "endpoint": "recs-ranker", "log": "sample", "sample": 0.05},
-        {"name": "top", "kind": "top", "n": 20, "dedupe": True},
-    ],
-}
+
+
+def pipeline(k: int = 200) -> dict[str, Any]:
+    """The ``recs`` pipeline's entry of mloop.yaml: retrieve ``k`` in-stock items, rank them, the top 20."""
+    return {
+        "n": 20,
+        "stages": [
+            {
+                "name": "retrieve",
+                "kind": "retrieve",
+                "endpoint": "recs-towers",
+                "k": k,
+                "where": {"in_stock": True},
+            },
+            {"name": "rank", "kind": "rank", "endpoint": "recs-ranker", "log": "sample", "sample": 0.05},
+            {"name": "top", "kind": "top", "n": 20, "dedupe": True},
+        ],
+    }
 
 
 def _id(name: str) -> Column:
@@ -143,25 +146,20 @@ def embed(item_tower: Any, items: pd.DataFrame) -> np.ndarray:
     return np.asarray(item_tower.predict(inputs), dtype="float32")
 
 
-def ranker(impressions: pd.DataFrame, clicks: pd.DataFrame, rank: Any, *, seed: int = 0, trees: int = 150,
-           negatives: int = 4) -> ml.TrainingPipeline:  # fmt: skip
-    """The ranker's training pipeline: the history's impressions labelled by its clicks within the hour
-    (a purchase counts as grade 2 when the clicks hold one), a few negatives per list, each with
-    ``rank(rows)``, where the towers placed the item for the user then (what the rank stage sends as
-    ``retrieval_rank``), and the user's and the item's features as of each list."""
-    labelled = sample_negatives(label_impressions(impressions, clicks, within="1h"), negatives, seed=seed)
-    labelled = labelled.assign(retrieval_rank=rank(labelled))
+def ranker(lists: pd.DataFrame, *, seed: int = 0, trees: int = 150) -> ml.TrainingPipeline:
+    """The ranker's training pipeline on ``lists`` (:func:`~mloop.examples.recsys.candidates.candidate_lists`:
+    the towers' candidates of past visits, labelled by their clicks, each with its ``retrieval_rank``),
+    with the user's and the item's features as of each visit."""
     model = lightgbm.LGBMRanker(objective="lambdarank", n_estimators=trees, learning_rate=0.05, num_leaves=31,
                                 min_child_samples=20, verbose=-1, random_state=seed, n_jobs=2)  # fmt: skip
     return ml.TrainingPipeline(
-        "ranker", features=RANKER_FEATURES, label=ml.Label(labelled, column="label", timestamp="ts"), model=model,
+        "ranker", features=RANKER_FEATURES, label=ml.Label(lists, column="label", timestamp="ts"), model=model,
         split=ml.TimeSplit(valid="1d", test="1d"), group="request_id", seed=seed,
-        description="Orders the towers' candidates for a user: LightGBM lambdarank on clicks of shown lists.",
+        description="Orders the towers' candidates for a user: LightGBM lambdarank on the clicks of past visits.",
     )  # fmt: skip
 
 
 __all__ = [
-    "PIPELINE",
     "RANKER_FEATURES",
     "SCHEMAS",
     "USER_REFS",
@@ -170,6 +168,7 @@ __all__ = [
     "embed",
     "index_of",
     "item_rows",
+    "pipeline",
     "ranker",
     "retrieval",
 ]  # fmt: skip
