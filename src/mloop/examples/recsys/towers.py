@@ -47,9 +47,9 @@ _CATS = len(CATEGORIES)
 class UserTower(nn.Module):
     """Click counts and a user id to a unit vector (see the module's docstring)."""
 
-    def __init__(self, dim: int = 32, user_buckets: int = 0, hidden: int = 64) -> None:
+    def __init__(self, dim: int = 32, user_buckets: int = 0, hidden: int = 64, recent: bool = True) -> None:
         super().__init__()
-        self.user_buckets, self.dim = user_buckets, dim
+        self.user_buckets, self.dim, self.recent = user_buckets, dim, recent
         width = 2 * _CATS + 2 + (16 if user_buckets else 0)
         self.ids = nn.Embedding(max(1, user_buckets), 16)
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, dim))
@@ -58,6 +58,8 @@ class UserTower(nn.Module):
         week, month = features[:, :_CATS], features[:, _CATS : 2 * _CATS]
         totals = features[:, 2 * _CATS : 2 * _CATS + 2]
         shares = [week / totals[:, :1].clamp(min=1.0), month / totals[:, 1:2].clamp(min=1.0)]
+        if not self.recent:  # a 30-day profile only: steady tastes, not the last week's whims
+            shares[0] = shares[0] * 0.0
         parts = [*shares, torch.log1p(totals)]
         if self.user_buckets:
             parts.append(self.ids(torch.remainder(features[:, -1].long(), self.user_buckets)))
@@ -134,6 +136,7 @@ def train_towers(
     days: tuple[int, int],
     dim: int = 32,
     user_buckets: int = 0,
+    recent: bool = True,
     item_buckets: int = 4096,
     epochs: int = 8,
     batch: int = 512,
@@ -164,7 +167,7 @@ def train_towers(
     rows = position.reindex(clicks["item_id"]).to_numpy()
     share = np.bincount(rows, minlength=len(items)) / len(rows)
     with _seeded(seed):
-        user_net, item_net = UserTower(dim, user_buckets), ItemTower(dim, item_buckets)
+        user_net, item_net = UserTower(dim, user_buckets, recent=recent), ItemTower(dim, item_buckets)
         loss = _fit(user_net, item_net, user_x, table[rows], np.log(share[rows]) if log_q else None,
                     rows, epochs, batch, temperature, lr, seed)  # fmt: skip
     example = feature_frame(snapshots[last - 1], np.unique(user_ids)[:8])
