@@ -211,8 +211,8 @@ def _live(project: Project, world: World, size: Size, url: str, console: Console
             break
     answers = pd.DataFrame(shopper.answers)
     stages = {s: _p99(answers[f"{s}_s"]) for s in ("retrieve", "rank", "top") if f"{s}_s" in answers}
-    daily = answers.groupby(["day", "version"])["clicked"].agg(["mean", "size"])
-    daily = daily[daily["size"] >= 20]["mean"]  # a version's last few answers after a deploy say little
+    counts = answers.groupby(["day", "version"])["clicked"].agg(["mean", "size"])
+    daily = counts.loc[counts["size"] >= 20, "mean"]  # a version's few answers after a deploy say little
     return {"shipped_on": shipped_on, "requests": len(answers), "retried_503": shopper.retried,
             "p99_ms": _p99(answers["seconds"]), "stage_p99_ms": stages, "ctr_by_day": daily.to_dict()}  # fmt: skip
 
