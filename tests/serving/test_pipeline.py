@@ -200,3 +200,12 @@ def test_a_pipeline_needs_predict_on_itself_and_its_stages_run_as_the_server(ser
         stage = client.post("/v1/endpoints/recs-ranker/predict", json={"rows": [{"item_id": 1}]},
                             headers={"Authorization": f"Bearer {shop}"})  # fmt: skip
         assert stage.status_code == 403  # the key itself cannot call the stage endpoints
+
+
+def test_a_new_server_holds_the_served_index_before_its_first_request(served: Recs) -> None:
+    """Loading an index on the request path stalls the event loop (0.4 s for 100k items): a server loads
+    the indexes of the versions it serves when it starts."""
+    app = create_app(served.project)
+    held = app.state.pipelines.indexes  # type: ignore[attr-defined]
+    assert ("towers", 1) in held._held  # loaded when the app was made, before any request
+    app.state.endpoints.close()  # type: ignore[attr-defined]

@@ -76,6 +76,8 @@ class OnlineStore(Protocol):
 def entity_key(values: Sequence[Any]) -> str:
     """The string key of an entity from its join-key values, the same in every backend and process:
     ``entity_key([42]) == '42'``, ``entity_key(['DE', 7]) == '["DE",7]'``."""
+    if len(values) == 1 and type(values[0]) is int:  # the common key, a plain int: a ranker asks for 200
+        return str(values[0])
     values = [_plain(v) for v in values]
     if len(values) == 1 and isinstance(values[0], str | int) and not isinstance(values[0], bool):
         return str(values[0]) if isinstance(values[0], int) else json.dumps(values[0])
