@@ -254,3 +254,44 @@ def test_each_broken_field_is_named_and_only_those(frame: pd.DataFrame, data: st
     for name, fragment in expected.items():
         assert fragment in got[name]
     assert len(str(exc.value).splitlines()) == len(expected) + 2
+
+
+_NUMBER_SPECS = st.sampled_from(["int64", "float64", "float32", "bool", "int32"])
+_CELLS = st.one_of(st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True, width=32))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    specs=st.lists(st.tuples(_NUMBER_SPECS, st.booleans(), st.booleans()), min_size=1, max_size=4),
+    sent=st.lists(st.sampled_from(["int64", "float64", "float32", "bool", "int32"]), min_size=4, max_size=4),
+    cells=st.lists(_CELLS, min_size=8, max_size=8),
+)
+def test_a_frame_already_in_shape_validates_as_the_general_path_does(
+    specs: list[tuple[str, bool, bool]], sent: list[str], cells: list[float]
+) -> None:
+    """The hot path that hands a ready frame back unchanged answers exactly as the column-by-column path
+    (forced here by an extra column, which validation ignores): same values, dtypes, or same refusal."""
+    signature = Signature(
+        [ColumnSpec(f"c{i}", d, nullable=n, allow_non_finite=f) for i, (d, n, f) in enumerate(specs)]
+    )
+    columns = {}
+    for i in range(len(specs)):
+        raw = pd.Series(cells[2 * i : 2 * i + 2])
+        try:
+            columns[f"c{i}"] = raw.astype(sent[i])
+        except (ValueError, OverflowError):
+            columns[f"c{i}"] = raw
+    frame = pd.DataFrame(columns)
+    general: pd.DataFrame | str
+    try:
+        general = signature.validate(frame.assign(extra_column=0))
+    except SignatureError as exc:
+        general = str(exc)
+    try:
+        fast: pd.DataFrame | str = signature.validate(frame)
+    except SignatureError as exc:
+        fast = str(exc)
+    if isinstance(general, str) or isinstance(fast, str):
+        assert fast == general
+    else:
+        pd.testing.assert_frame_equal(fast, general)

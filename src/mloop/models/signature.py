@@ -26,6 +26,7 @@ turns into a 422:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,6 +167,9 @@ class Signature:
             raise SchemaError(f"extra must be 'ignore' or 'error', not {extra!r}.")
         if not isinstance(frame, pd.DataFrame):
             raise SchemaError(f"Expected a pandas DataFrame of inputs, got {type(frame).__name__}.")
+        ready = self._as_is(frame)
+        if ready is not None:
+            return ready
         problems: list[FieldProblem] = []
         columns: dict[str, pd.Series] = {}
         present = {str(c): c for c in frame.columns}  # a frame may name its columns 0, 1, ...
@@ -196,6 +200,29 @@ class Signature:
         if problems:
             raise SignatureError(problems)
         return pd.DataFrame(columns, index=frame.index)
+
+    def _as_is(self, frame: pd.DataFrame) -> pd.DataFrame | None:
+        """``frame`` unchanged (a shallow copy) when it is already what the model expects, else None: the
+        signature's columns in its order, each of its numpy number dtype, every float finite. The serving
+        hot path (a row of looked-up numbers) then skips the per-column work, 1.3 ms for 20 columns here;
+        anything else, extra columns included, takes the general path, which converts or explains."""
+        plan = self._numbers
+        if plan is None or len(frame.columns) != len(plan[0]) or list(frame.columns) != plan[0]:
+            return None
+        if list(frame.dtypes) != plan[1]:
+            return None
+        if plan[2] and not np.isfinite(frame.to_numpy(dtype="float64")).all():
+            return None
+        return frame.copy(deep=False)
+
+    @functools.cached_property
+    def _numbers(self) -> tuple[list[str], list[np.dtype[Any]], bool] | None:
+        """What :meth:`_as_is` compares: the names, the numpy dtypes and whether any is a float; None
+        unless every input is a plain number column (no shape, no categories)."""
+        if not all(s.shape is None and s.categories is None and s.dtype in _NUMPY_FAST for s in self.inputs):
+            return None
+        dtypes = [np.dtype(s.dtype) for s in self.inputs]
+        return [s.name for s in self.inputs], dtypes, any(d.kind == "f" for d in dtypes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"inputs": [c.to_dict() for c in self.inputs], "outputs": [c.to_dict() for c in self.outputs]}
