@@ -248,9 +248,10 @@ def serve_and_load(root: Path, project: ml.Project, args: argparse.Namespace) ->
 
 
 def warm_up(url: str, rng: np.random.Generator, users: int) -> dict[str, Any]:
-    """30 answers in a row (a first call loads the index and models and stalls the event loop, so the
-    server's guard sheds a while: wait it out); the last answer."""
-    with httpx.Client(timeout=30) as client:
+    """30 answers in a row (a first call loads the models and stalls the event loop, so the server's
+    guard sheds a while: wait it out); the last answer. Each on a new connection, so that every worker
+    of ``--workers N`` gets some (the kernel spreads connections, not requests, over them)."""
+    with httpx.Client(timeout=30, headers={"Connection": "close"}) as client:
         ok, deadline = 0, time.monotonic() + 60
         while True:
             answer = client.post(url, json={"inputs": [{"user_id": int(rng.integers(0, users))}]})
