@@ -31,7 +31,9 @@ def test_the_page_holds_the_story_the_arms_and_the_decisions(tmp_path: Path) -> 
     assert "shipped v2 on day 12" in page and 'id="plot-ctr"' in page and "<script src=" not in page
     assert "0.120" in page and "[0.090, 0.150]" in page and "after 900 outcomes" in page
     assert "loop.promote" in page and "v1 → v2" in page
-    assert "no news at this look" not in page  # the looks without news are left out; the start and the decision stay
+    assert (
+        "no news at this look" not in page
+    )  # the looks without news are left out; the start and the decision stay
     assert "ctr &lt;0.06&gt; &amp; falling" in page  # event text is escaped
 
 

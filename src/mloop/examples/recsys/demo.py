@@ -51,7 +51,7 @@ START = datetime(2026, 5, 1, tzinfo=UTC)
 class Size:
     users: int = 3_000
     items: int = 6_000
-    days: int = 24  # the world's days; the live part ends when v2 has shipped and served a day
+    days: int = 24  # the world's days at most: the live part ends `rounds_after` rounds after shipping
     history: int = 10  # days 0..history-1 are the shop's past; serving starts on day `history`
     shift_day: int = 12
     per_day: int = 480  # requests a simulated day
@@ -65,11 +65,13 @@ class Size:
     ctr_below: float = 0.15  # the loop retrains when the champion's CTR over `window` falls below this
     window: str = "15s"
     cooldown: str = "20s"  # after a failed gate: about a simulated day
+    rounds_after: int = 4  # rounds served after the promotion, the challenger alone (4: a day)
 
 
 FULL = Size()
-FAST = Size(users=600, items=1_200, days=16, history=7, shift_day=9, per_day=420, parts=3, train_days=3,
-            epochs=6, trees=60, k=50, min_gain=0.1, ctr_below=0.06, window="12s", cooldown="12s")  # fmt: skip
+FAST = Size(users=600, items=1_200, days=18, history=7, shift_day=9, per_day=420, parts=3, train_days=3,
+            epochs=6, trees=60, k=50, min_gain=0.1, ctr_below=0.06, window="12s", cooldown="12s",
+            rounds_after=1)  # fmt: skip
 
 
 def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> dict[str, Any]:
@@ -172,6 +174,7 @@ def _live(project: Project, world: World, size: Size, url: str, console: Console
     shopper = Shoppers(url, world)
     activity = world.users["activity"].to_numpy()
     shipped_on: int | None = None
+    after = 0  # rounds served since the promotion
     for day in range(size.history, size.days):
         _new_items(project, world, day)
         # the shop's other pages (search, popular lists) keep making clicks: the stream the loop learns from
@@ -201,13 +204,16 @@ def _live(project: Project, world: World, size: Size, url: str, console: Console
                 if decision["decision"] not in ("quiet", "cooldown", "ab"):
                     console.print(f"  day {day} · [bold]{decision['decision']}[/bold]: {decision['reason']}")
                 if decision["decision"] == "promote":
-                    shipped_on = day
+                    shipped_on, after = day, -1
+            after += shipped_on is not None
+            if after >= size.rounds_after:
+                break
         today = [a for a in shopper.answers if a["day"] == day]
         versions = sorted({a["version"] for a in today if a["version"] is not None})
         ctr = {v: [a["clicked"] for a in today if a["version"] == v] for v in versions}
         console.print(f"day {day}{' (tastes shifted)' if day == size.shift_day else ''}: {len(today)} requests · "
                       + " · ".join(f"v{v} CTR {np.mean(c):.3f} of {len(c)}" for v, c in ctr.items()))  # fmt: skip
-        if shipped_on is not None and day > shipped_on:
+        if after >= size.rounds_after:
             break
     answers = pd.DataFrame(shopper.answers)
     stages = {s: _p99(answers[f"{s}_s"]) for s in ("retrieve", "rank", "top") if f"{s}_s" in answers}
