@@ -25,9 +25,9 @@ confidence sequence** of the lift, the running intersection over the looks of::
 
     θ̂ ± sqrt( V (V + τ²) / τ² · (2 log(1/α) + log((V + τ²) / V)) )
 
-τ is the scale of the lifts one expects: this module takes ``τ = mde · |m_A|`` at the end of the burn-in
-(the minimum detectable effect, relative, on the control's mean), so τ is fixed before the test proper
-starts. A smaller τ detects small lifts sooner and large ones later.
+τ is the scale of the lifts one expects: this module takes ``τ = mde · |m|`` at the end of the burn-in,
+``m`` the mean of both arms together there (the minimum detectable effect, relative, on the level the
+arms share; the difference between them plays no part), so τ is fixed before the test proper starts. A smaller τ detects small lifts sooner and large ones later.
 
 The **fixed-horizon sample size** per arm, for a two-sided level-α test of a lift ``δ = mde · |m_A|``
 with power ``1 - β`` (the textbook normal approximation, e.g. Chow, Shao & Wang, *Sample Size
@@ -106,8 +106,12 @@ def msprt(treated: Any, outcomes: Any, *, binary: bool, alpha: float = 0.05, mde
     ma, mb = s1[0][idx] / na, s1[1][idx] / nb
     va, vb = _variance(s1[0][idx], s2[0][idx], na, binary), _variance(s1[1][idx], s2[1][idx], nb, binary)
     v = va / na + vb / nb
-    tau = mde * abs(float(ma[0]))
-    if tau <= 0:  # a control mean of 0 at the burn-in: fall back on the scale of its spread
+    # The scale of the lifts, fixed at the end of the burn-in from the level of both arms together (the
+    # difference between them is not looked at): the control alone is half the data, and a click-through
+    # rate of 0.08 read from 100 answers can come out as 0.01, which left the test blind to real lifts.
+    pooled = float((s1[0][idx[0]] + s1[1][idx[0]]) / (na[0] + nb[0]))
+    tau = mde * abs(pooled)
+    if tau <= 0:  # a level of 0 at the burn-in: fall back on the scale of the control's spread
         tau = mde * math.sqrt(float(va[0]))
     tau2 = max(tau * tau, 1e-18)
     theta = mb - ma
