@@ -75,7 +75,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> dict[str, Any]:
     console = console or Console()
     size = FAST if fast else FULL
-    folder = _fresh(folder)
+    folder = fresh_folder(folder)
     started = time.perf_counter()
     console.print(Panel.fit("[bold]mloop demo[/bold] · fraud detection · the closed loop", style="cyan"))
     (folder / "mloop.yaml").write_text(yaml.safe_dump(_settings(size)), encoding="utf-8")
@@ -360,8 +360,8 @@ def _settings(size: Size) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _fresh(folder: Path) -> Path:
-    """Recreate the demo folder; refuse to delete a folder the demo did not make."""
+def fresh_folder(folder: Path) -> Path:
+    """Recreate a demo's folder; refuse to delete a folder no demo made (its marker file is missing)."""
     folder = folder.resolve()
     if folder.exists():
         if not (folder / MARKER).exists() and any(folder.iterdir()):

@@ -33,7 +33,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 import mloop as ml
-from mloop.examples.demo import platform_log
+from mloop.examples.demo import fresh_folder, platform_log
 from mloop.examples.fraud.live import Server
 from mloop.examples.recsys import report, shop
 from mloop.examples.recsys.candidates import candidate_lists
@@ -43,7 +43,6 @@ from mloop.examples.recsys.traffic import Shoppers
 from mloop.loop.controller import LoopController
 from mloop.project import Project
 
-MARKER = ".mloop-demo"
 START = datetime(2026, 5, 1, tzinfo=UTC)
 
 
@@ -77,7 +76,7 @@ FAST = Size(users=600, items=1_200, days=18, history=7, shift_day=9, per_day=420
 def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> dict[str, Any]:
     console = console or Console()
     size = FAST if fast else FULL
-    folder = _fresh(folder)
+    folder = fresh_folder(folder)
     started = time.perf_counter()
     console.print(Panel.fit("[bold]mloop demo[/bold] · recommendations · the closed loop", style="magenta"))
     (folder / "mloop.yaml").write_text(
@@ -269,19 +268,6 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
         table.add_row(f"p99 stage {stage}", f"{p99} ms")
     table.add_row("wall time", f"{summary.get('seconds')} s")
     console.print(table)
-
-
-def _fresh(folder: Path) -> Path:
-    folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).exists():
-        raise ml.MloopError(f"{folder} is not empty and not a demo folder; give --dir a new or empty folder.")
-    if folder.exists():
-        import shutil
-
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    (folder / MARKER).write_text("recsys demo\n")
-    return folder
 
 
 __all__ = ["FAST", "FULL", "Size", "run"]
