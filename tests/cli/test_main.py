@@ -168,3 +168,10 @@ def _pythonpath() -> dict[str, str]:
 
     value = os.environ.get("PYTHONPATH")
     return {"PYTHONPATH": os.path.abspath(value)} if value else {}
+
+
+def test_demo_names_its_cases_when_given_an_unknown_one(cli: Run, tmp_path: Path) -> None:
+    result = cli("demo", "--case", "retail", "--dir", str(tmp_path / "demo"))
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "'retail'" in result.err and all(case in result.err for case in ("fraud", "recsys", "agriculture"))
+    assert not (tmp_path / "demo").exists()  # nothing made for a case that does not exist

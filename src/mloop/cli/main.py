@@ -130,22 +130,25 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON for mach
 def demo(
     folder: Path = typer.Option(Path("mloop-demo"), "--dir", help="Folder for the demo project (recreated)."),
     fast: bool = typer.Option(False, "--fast", help="Smaller data, for tests."),
-    case: str = typer.Option("fraud", "--case", help="The case study: fraud or agriculture."),
+    case: str = typer.Option("fraud", "--case", help="The case study: fraud, recsys or agriculture."),
 ) -> None:
-    """Run a case study on embedded defaults (no server to start): fraud detection (the default) or
-    precision agriculture.
+    """Run a case study on embedded defaults (no server to start): fraud detection (the default),
+    recommendations (recsys) or precision agriculture.
 
     Example:
 
       $ mloop demo --dir mloop-demo
+      $ mloop demo --case recsys --dir recs-demo
       $ mloop demo --case agriculture --dir farm-demo
     """
     if case == "fraud":
         from mloop.examples.demo import run
+    elif case == "recsys":
+        from mloop.examples.recsys.demo import run
     elif case == "agriculture":
         from mloop.examples.agriculture.demo import run
     else:
-        raise MalformedInput(f"Unknown case {case!r}; use --case fraud or --case agriculture.")
+        raise MalformedInput(f"Unknown case {case!r}; use --case fraud, --case recsys or --case agriculture.")
     run(folder, fast=fast, console=out.console)
 
 

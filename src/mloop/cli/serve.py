@@ -30,9 +30,16 @@ def serve(
       $ mloop serve --port 8700
       $ mloop serve --workers 4 --loop
     """
+    import faulthandler
+    import os
+
     from mloop.serving.announce import announce
     from mloop.serving.http import server
 
+    # A crash in native code (a segfault in a model's library) leaves its Python traceback on stderr, the
+    # server's and its workers' (they inherit the variable), instead of a silent exit.
+    faulthandler.enable()
+    os.environ["PYTHONFAULTHANDLER"] = "1"
     sock = server.bind(host, port)  # first: a port in use fails here, before anything starts
     project = _state.project()
     announce(project, sock, tls=ssl_certfile is not None, workers=workers)
@@ -46,7 +53,6 @@ def serve(
         LoopController.for_project(Project.open(root, configure_logging=True)).start()
     app = None
     if workers > 1:
-        import os
         import shutil
 
         os.environ["MLOOP_PROJECT_DIR"] = root

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import yaml
@@ -33,6 +34,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 import mloop as ml
+from mloop.errors import MloopError
 from mloop.examples.demo import fresh_folder, platform_log
 from mloop.examples.fraud.live import Server
 from mloop.examples.recsys import report, shop
@@ -50,9 +52,9 @@ START = datetime(2026, 5, 1, tzinfo=UTC)
 class Size:
     users: int = 3_000
     items: int = 6_000
-    days: int = 24  # the world's days at most: the live part ends `rounds_after` rounds after shipping
-    history: int = 10  # days 0..history-1 are the shop's past; serving starts on day `history`
-    shift_day: int = 12
+    days: int = 36  # the world's days at most: the live part ends `rounds_after` rounds after shipping
+    history: int = 21  # days 0..history-1 are the shop's past; serving starts on day `history`
+    shift_day: int = 23
     per_day: int = 480  # requests a simulated day
     parts: int = 4  # rounds a day (a round: requests and clicks, then ingest, materialize, a loop tick)
     train_days: int = 3  # v1's training days
@@ -68,7 +70,7 @@ class Size:
 
 
 FULL = Size()
-FAST = Size(users=600, items=1_200, days=18, history=7, shift_day=9, per_day=420, parts=3, train_days=3,
+FAST = Size(users=600, items=1_200, days=32, history=21, shift_day=23, per_day=420, parts=3, train_days=3,
             epochs=6, trees=60, k=50, min_gain=0.1, ctr_below=0.06, window="12s", cooldown="12s",
             rounds_after=1)  # fmt: skip
 
@@ -123,6 +125,12 @@ def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> 
             console.rule(f"5 · live days {size.history}–: users click what they like; tastes shift on day "
                          f"{size.shift_day}")  # fmt: skip
             summary |= _live(project, world, size, server.url, console)
+        except httpx.TransportError as exc:  # the server went away: say how, and where its log is
+            code = server.process.poll()
+            state = "is still running" if code is None else f"exited with {code}"
+            raise MloopError(
+                f"mloop serve stopped answering ({exc}); it {state}: see {server.log.name}."
+            ) from exc
         finally:
             server.stop()
         timeline = project.loop.timeline("recs-towers")
@@ -263,7 +271,10 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
         "A/B decision",
         f"{ab.get('decision')}" + (f": shipped v{summary['shipped']}" if summary.get("shipped") else ""),
     )
-    table.add_row("p99 whole request (client)", f"{summary.get('p99_ms')} ms")
+    table.add_row("p99 whole request (client, retries after a 503 included)", f"{summary.get('p99_ms')} ms")
+    table.add_row(
+        "requests shed (503) and retried", f"{summary.get('retried_503')} of {summary.get('requests')}"
+    )
     for stage, p99 in summary.get("stage_p99_ms", {}).items():
         table.add_row(f"p99 stage {stage}", f"{p99} ms")
     table.add_row("wall time", f"{summary.get('seconds')} s")

@@ -35,7 +35,7 @@ RANKER_FEATURES = [
     "user_clicks:clicks_7d",
     "user_clicks:clicks_30d",
     "item_info:price",
-    "item_clicks:item_clicks_1d",
+    "item_clicks:item_clicks_7d",
 ]
 
 
