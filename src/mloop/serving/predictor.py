@@ -160,11 +160,13 @@ def check_rows(rows: Any, tensors: Collection[str] = ()) -> None:
             "`mloop score`."
         )
     for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
+        if type(row) is not dict and not isinstance(row, Mapping):  # exact dict first: ABC checks cost
             raise MalformedInput(
                 f"Row {i} is a {type(row).__name__}, not an object of field names to values."
             )
         for key, value in row.items():
+            if type(value) in _PLAIN:  # the common scalars: none of them can be what the checks below refuse
+                continue
             if isinstance(value, float) and not math.isfinite(value):
                 raise MalformedInput(
                     f"Row {i}, field {key!r}: {value} is not a finite number; send null instead."
@@ -174,6 +176,9 @@ def check_rows(rows: Any, tensors: Collection[str] = ()) -> None:
                     f"Row {i}, field {key!r}: nested {type(value).__name__} values are not features; "
                     "send one scalar per field."
                 )
+
+
+_PLAIN = frozenset({int, str, bool, type(None)})  # exact types; float is checked for NaN and inf
 
 
 def _plain(scores: Any) -> list[Any]:

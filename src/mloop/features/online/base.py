@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 
 @dataclass(frozen=True)
 class OnlineRow:
@@ -115,7 +117,19 @@ def encode(values: dict[str, Any] | str) -> str:
 
 
 def decode(text: str | bytes) -> dict[str, Any]:
-    return json.loads(text)
+    """The values :func:`encode` stored. orjson reads strict JSON several times faster (a rank stage
+    decodes a row per candidate). The standard library reads what orjson refuses (``NaN``, ``Infinity``)
+    and rows whose values orjson may have read wrong: it turns an integer outside 64 bits into a float,
+    silently, so a row with a float that large, or with a list, is read again."""
+    try:
+        values = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # type: ignore[no-any-return]
+    for value in values.values():
+        kind = type(value)
+        if kind is list or (kind is float and not -9.2e18 < value < 1.8e19):
+            return json.loads(text)  # type: ignore[no-any-return]
+    return values  # type: ignore[no-any-return]
 
 
 def _default(value: Any) -> Any:
