@@ -124,12 +124,12 @@ def decode(text: str | bytes) -> dict[str, Any]:
     try:
         values = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text)  # type: ignore[no-any-return]
+        return json.loads(text)
     for value in values.values():
         kind = type(value)
         if kind is list or (kind is float and not -9.2e18 < value < 1.8e19):
-            return json.loads(text)  # type: ignore[no-any-return]
-    return values  # type: ignore[no-any-return]
+            return json.loads(text)
+    return values
 
 
 def _default(value: Any) -> Any:
