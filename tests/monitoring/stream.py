@@ -26,7 +26,9 @@ from mloop.predictions.feedback import Feedback, Label
 from mloop.predictions.files import SCHEMA, partition, to_table, write_parquet
 from mloop.predictions.log import predictions_folder
 
-START = datetime(2026, 11, 30, tzinfo=UTC)
+# Midnight three days ago: inside every "last 7 days" a page or a command reads by default, on any date
+# the suite runs (a fixed date here made tests fail a week after it was written).
+START = (datetime.now(UTC) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
 FEATURES = ["x1", "x2", "channel"]
 CHANNELS = np.array(["web", "app", "pos"])
 

@@ -113,3 +113,10 @@ def test_a_segment_compacted_meanwhile_counts_once_and_a_rewritten_part_is_read_
     pq.write_table(table.slice(0, 4), part)
     assert summary.minute_counts(folder, "fraud", since, until)["requests"].sum() == 4
     assert summary.request_rows(folder, "fraud", since, until)["minute"].is_monotonic_increasing
+
+
+def test_no_version_to_bin_reads_no_histogram(tmp_path: Path) -> None:
+    folder = tmp_path / "_predictions"
+    write(folder, [(60, "fraud", 1, "ok", 1, 0.01, 0.35), (120, "fraud", 2, "ok", 2, 0.02, 0.9)], compacted=1)
+    until = T0 + timedelta(hours=2)
+    assert summary.prediction_histograms(folder, "fraud", T0, until, files.PLAIN, {}) == {}

@@ -30,16 +30,17 @@ def serve(
       $ mloop serve --port 8700
       $ mloop serve --workers 4 --loop
     """
+    import contextlib
     import faulthandler
     import os
 
     from mloop.serving.announce import announce
     from mloop.serving.http import server
 
-    # A crash in native code (a segfault in a model's library) leaves its Python traceback on stderr, the
-    # server's and its workers' (they inherit the variable), instead of a silent exit.
-    faulthandler.enable()
-    os.environ["PYTHONFAULTHANDLER"] = "1"
+    # A crash in native code (a segfault in a model's library) leaves its Python traceback on stderr
+    # instead of a silent exit; the workers inherit the variable below.
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # a stderr without a file descriptor
+        faulthandler.enable()
     sock = server.bind(host, port)  # first: a port in use fails here, before anything starts
     project = _state.project()
     announce(project, sock, tls=ssl_certfile is not None, workers=workers)
@@ -56,6 +57,7 @@ def serve(
         import shutil
 
         os.environ["MLOOP_PROJECT_DIR"] = root
+        os.environ["PYTHONFAULTHANDLER"] = "1"
         # Workers share their Prometheus samples through files; stale ones from a last run would add up.
         metrics_dir = Path(root) / ".mloop" / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -106,6 +106,8 @@ def prediction_histograms(folder: Path | LogFolder, endpoint: str, since: dateti
     are ignored: the first and last bins are open; a value equal to an edge falls in the bin below it); a
     prediction that is not a number (a label, a list) is left out. One read of each part for them all."""
     wanted = sorted((model, int(version), tuple(e)) for (model, version), e in edges.items())
+    if not wanted:  # no version with a reference to bin against: nothing to read
+        return {}
 
     def count(table: pa.Table) -> pd.DataFrame:
         table = table.filter(pc.equal(table["status"], "ok"))  # every row is a prediction
