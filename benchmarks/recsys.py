@@ -329,9 +329,6 @@ def profile(root: Path, args: argparse.Namespace) -> None:
               f"ms each (with the profiler's overhead); {load_average()}")  # fmt: skip
         for order in ("tottime", "cumulative"):
             pstats.Stats(profiler, stream=sys.stdout).sort_stats(order).print_stats(args.profile_lines)
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_callers(
-            "isinstance|sanitize_array"
-        )
     finally:
         project.close()
 

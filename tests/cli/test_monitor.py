@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,10 +13,6 @@ from mloop import Project
 from tests.cli.conftest import Run
 from tests.monitoring.stream import START, records, register, write
 
-# Yesterday's midnight: `mloop monitor check` looks back 7 days from now, so the logged hours must be recent
-# (a fixed date stopped being found a week after it was written).
-RECENT = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-
 
 @pytest.fixture
 def logged(cli: Run) -> Run:
@@ -26,9 +22,7 @@ def logged(cli: Run) -> Run:
     (root / "mloop.yaml").write_text(yaml.safe_dump(settings))
     with Project.open(root, env={}) as project:
         model = register(project)
-        recs, _ = records(
-            model, [0, 1, 2], 1200, seed=11, shift_from=RECENT + timedelta(hours=2), start=RECENT
-        )
+        recs, _ = records(model, [0, 1, 2], 1200, seed=11, shift_from=START + timedelta(hours=2))
         write(project, recs, "a")
     return cli
 
@@ -48,10 +42,10 @@ class _Tags(HTMLParser):
 
 @pytest.mark.slow
 def test_drift_and_performance_tables_and_json(logged: Run) -> None:
-    since = RECENT.isoformat()
+    since = START.isoformat()
     table = logged("monitor", "drift", "fraud", "--since", since)
     assert table.code == 0, table.err
-    rows = [line for line in table.out.splitlines() if f"{RECENT:%Y-%m-%d}T" in line]
+    rows = [line for line in table.out.splitlines() if f"{START:%Y-%m-%d}T" in line]
     assert len(rows) == 3 and "x1" in rows[0] and "02:00" in rows[0]  # the drifted window first
     found = logged("monitor", "drift", "fraud", "--since", since, "--json").json()
     assert [e["drifted"] for e in found[:3]][2][:1] == ["x1"] and found[0]["drifted"] == []
@@ -69,13 +63,13 @@ def test_slo_check_alerts_and_report(logged: Run, tmp_path: Path) -> None:
     listed = logged("monitor", "alerts", "fraud", "--json").json()
     assert [a["key"] for a in listed] == ["fraud/drift/v1"]
     target = tmp_path / "report.html"
-    done = logged("monitor", "report", "fraud", "--since", RECENT.isoformat(), "--out", str(target))
+    done = logged("monitor", "report", "fraud", "--since", START.isoformat(), "--out", str(target))
     assert done.code == 0, done.err
     tags = _Tags()
     tags.feed(target.read_text(encoding="utf-8"))
     assert {"plot-drift", "plot-drift-share", "plot-predictions", "plot-performance"} <= tags.ids
     assert tags.sources == []  # nothing to fetch: plotly.js is inline
-    data = logged("monitor", "report", "fraud", "--since", RECENT.isoformat(), "--json").json()
+    data = logged("monitor", "report", "fraud", "--since", START.isoformat(), "--json").json()
     assert {"drift", "predictions", "performance", "slos", "alerts"} <= set(data)
 
 

@@ -64,15 +64,14 @@ def register(project: Project, seed: int = 0) -> Pipeline:
 
 
 def records(model: Pipeline, hours: Iterable[int], rows: int, *, seed: int,
-            shift_from: datetime | None = None, shift: float = 1.0, version: int = 1, start: datetime = START
+            shift_from: datetime | None = None, shift: float = 1.0, version: int = 1
             ) -> tuple[list[dict[str, Any]], dict[str, int]]:  # fmt: skip
-    """One single-row record per prediction, ``rows`` per hour of ``hours`` (since ``start``, by default
-    :data:`START`), spread evenly; rows at or after ``shift_from`` get x1 shifted. Also the true label of
-    each id."""
+    """One single-row record per prediction, ``rows`` per hour of ``hours`` (since :data:`START`),
+    spread evenly; rows at or after ``shift_from`` get x1 shifted. Also the true label of each id."""
     rng = np.random.default_rng(seed)
     out, truth = [], {}
     for hour in hours:
-        times = [start + timedelta(hours=hour, seconds=3600 * (i + 0.5) / rows) for i in range(rows)]
+        times = [START + timedelta(hours=hour, seconds=3600 * (i + 0.5) / rows) for i in range(rows)]
         shifted = np.array([shift_from is not None and t >= shift_from for t in times])
         frame, _ = draw(rows, rng)
         frame.loc[shifted, "x1"] += shift

@@ -102,10 +102,9 @@ def test_the_prediction_log_shows_the_split_sticky_by_user(
     timeline = _timeline(folder)
     started = next(e for e in timeline if e["action"] == "loop.ab" and str(e.get("started")) == "True")
     with Project.open(folder, env={}) as project:
-        logged = read_predictions(
+        during = read_predictions(
             predictions_folder(project.settings), "recs-towers", pd.Timestamp(started["ts"])
         )
-    during = logged
     split = during.groupby("revision")["version"].nunique().idxmax()  # the A/B split's revision
     during = during[during["revision"] == split]
     assert set(during["version"]) == {int(started["champion"]), int(started["challenger"])}

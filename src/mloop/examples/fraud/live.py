@@ -57,6 +57,13 @@ class Server:
             time.sleep(0.2)
         raise MloopError(f"mloop serve did not serve {endpoint} within {timeout:.0f} s; see {self.log.name}.")
 
+    def lost(self, exc: Exception) -> MloopError:
+        """The error to raise when the server stopped answering: whether it still runs, or its exit code,
+        and where its log is."""
+        code = self.process.poll()
+        state = "is still running" if code is None else f"exited with {code}"
+        return MloopError(f"mloop serve stopped answering ({exc}); it {state}: see {self.log.name}.")
+
     def stop(self) -> None:
         self.process.terminate()
         try:

@@ -34,7 +34,6 @@ from rich.panel import Panel
 from rich.table import Table
 
 import mloop as ml
-from mloop.errors import MloopError
 from mloop.examples.demo import fresh_folder, platform_log
 from mloop.examples.fraud.live import Server
 from mloop.examples.recsys import report, shop
@@ -126,11 +125,7 @@ def run(folder: Path, *, fast: bool = False, console: Console | None = None) -> 
                          f"{size.shift_day}")  # fmt: skip
             summary |= _live(project, world, size, server.url, console)
         except httpx.TransportError as exc:  # the server went away: say how, and where its log is
-            code = server.process.poll()
-            state = "is still running" if code is None else f"exited with {code}"
-            raise MloopError(
-                f"mloop serve stopped answering ({exc}); it {state}: see {server.log.name}."
-            ) from exc
+            raise server.lost(exc) from exc
         finally:
             server.stop()
         timeline = project.loop.timeline("recs-towers")
