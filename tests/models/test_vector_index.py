@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mloop.errors import IntegrityError, MalformedInput, MloopError
@@ -57,7 +57,8 @@ def index(items: tuple[np.ndarray, pd.DataFrame]) -> VectorIndex:
 
 def _answers_as_exact_search(rows: int, dim: int, k: int, metric: str, seed: int) -> None:
     vectors = clustered(rows, dim, seed) + 0.01  # no all-zero row for cosine
-    queries = np.random.default_rng(seed + 1).normal(size=(5, dim))
+    # enough queries that their mean is a recall, not a coin: with 5, one missed top-1 at k=1 is 0.8
+    queries = np.random.default_rng(seed + 1).normal(size=(50, dim))
     index = VectorIndex.build([f"i{n}" for n in range(rows)], vectors, metric=metric, source=("tower", 1))
     found, truth = index.search(queries, k), index.search(queries, k, exact=True)
     assert all(len(h) == min(k, rows) for h in found)
@@ -86,6 +87,7 @@ def test_a_small_index_answers_what_exact_search_finds(
 
 
 @settings(max_examples=6, deadline=None)
+@example(rows=SCAN_BELOW + 1, dim=2, k=26, metric="ip", seed=0)  # the graph found 0.946 of it: now scanned
 @given(rows=st.integers(SCAN_BELOW + 1, SCAN_BELOW + 600), dim=st.integers(2, 24), k=st.integers(1, 60),
        metric=st.sampled_from(["ip", "cosine", "l2"]), seed=st.integers(0, 10_000))  # fmt: skip
 def test_the_graph_recalls_what_exact_search_finds_on_a_larger_index(

@@ -38,6 +38,11 @@ EXACT_SHARE = 0.25
 # An index of at most this many items is scanned, filter or not: the scan is about as fast as the graph
 # walk there, and exact where a graph is weakest (many tied or duplicate vectors, which HNSW can miss).
 SCAN_BELOW = 4_096
+# Inner product in this many dimensions or fewer is scanned at any size: there the graph cannot reach all of
+# the extreme points a query's best items are (worst recall 0.92-0.93 on 131k clustered 2-d or 3-d vectors,
+# 0.97 at 4-d), and a scan of so few dimensions is cheap (< 0.7 ms a query at 131k rows):
+# benchmarks/vector_index_dims.py; docs/decisions.md (inner product in few dimensions).
+IP_SCAN_DIMS = 3
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,7 @@ class VectorIndex:
             exact
             or self._ann is None
             or len(allowed) <= SCAN_BELOW
+            or (self.metric == "ip" and self.dim <= IP_SCAN_DIMS)
             or (where is not None and (count <= EXACT_ROWS or share <= EXACT_SHARE))
         ):
             slots, scores = self._exact(matrix, take, np.flatnonzero(allowed))
