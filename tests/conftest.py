@@ -21,8 +21,8 @@ settings.load_profile("mloop")
 
 
 # Tests whose figure depends on having the machine to themselves: a count of event-loop stalls, kill -9
-# and failover under load with deadlines, and the Ray cluster's nodes. `make test` runs them after the
-# rest, which runs on both cores (pytest-xdist).
+# and failover under load with deadlines, the Ray cluster's nodes, and the chaos suite (faults injected
+# under load). `make test` runs them after the rest, which runs on both cores (pytest-xdist).
 SERIAL = ("serving/http/test_loop_lag.py", "serving/http/test_kill.py", "serving/http/test_workers.py",
           "serving/test_replicas.py", "loop/test_lease.py")  # fmt: skip
 
@@ -31,7 +31,7 @@ SERIAL = ("serving/http/test_loop_lag.py", "serving/http/test_kill.py", "serving
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         path = item.path.as_posix()
-        if item.get_closest_marker("ray") or path.endswith(SERIAL):
+        if item.get_closest_marker("ray") or path.endswith(SERIAL) or "/tests/chaos/" in path:
             item.add_marker(pytest.mark.serial)
         if "fast_demo" in getattr(item, "fixturenames", ()):  # one worker runs the demo once for all of them
             item.add_marker(pytest.mark.xdist_group("demo"))
