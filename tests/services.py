@@ -80,6 +80,11 @@ class PostgresServer:
             )
         except subprocess.CalledProcessError as exc:
             unavailable(f"initdb failed: {exc.stderr.decode(errors='replace')[-500:]}")
+        return self.up()
+
+    def up(self) -> PostgresServer:
+        """Start the server on the cluster made by :meth:`start` (again, after :meth:`down`)."""
+        data = self.root / "data"
         self.process = subprocess.Popen(
             [
                 str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.root),
@@ -98,6 +103,12 @@ class PostgresServer:
             time.sleep(0.1)
         unavailable("postgres did not accept connections within 30 s")
         return self
+
+    def down(self) -> None:
+        """Stop the server (a fast shutdown: open connections are cut), keeping its data for :meth:`up`."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(2)  # SIGINT
+            self.process.wait(15)
 
     def connect(self, dbname: str):  # type: ignore[no-untyped-def]
         import psycopg

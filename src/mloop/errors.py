@@ -39,6 +39,10 @@ class StorageUnavailable(MloopError):
     """Object storage (S3, ...) cannot be reached, refuses the credentials, or lacks the bucket."""
 
 
+class MetadataUnavailable(StorageUnavailable):
+    """The metadata store (PostgreSQL) could not be reached within the retry window."""
+
+
 class ComputeUnavailable(MloopError):
     """The compute cluster (Ray) cannot be reached, or lost a task: its worker or node died."""
 

@@ -103,6 +103,8 @@ class Project:
             logs.configure(settings.log_level, settings.log_format)
         _private(root / STATE_DIR)
         store = open_metadata_store(settings.metadata_url)
+        if store.retry_seconds:  # a server; embedded SQLite's errors are not transient
+            store.retry_seconds = settings.metadata_retry_seconds
         try:
             assert settings.project is not None
             project_id = store.project_id(settings.project)

@@ -27,6 +27,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
     assert settings.model_dump() == {
         "project": None,
         "metadata_url": "sqlite:///.mloop/mloop.db",
+        "metadata_retry_seconds": 30.0,
         "artifact_url": ".mloop/artifacts",
         "data_url": ".mloop/data",
         "prediction_spool": ".mloop/predictions",

@@ -4,6 +4,7 @@ event log."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 
 import mloop as ml
 from mloop import Project
+from mloop.errors import MetadataUnavailable
 from mloop.loop.controller import LoopController
 from mloop.predictions.files import partition, to_table, write_parquet
 from mloop.predictions.log import predictions_folder
@@ -323,3 +325,23 @@ def test_policies_from_mloop_yaml_and_their_errors() -> None:
             policies_from_settings([spec])
     with pytest.raises(ConfigError, match="cannot import pipeline"):
         policies_from_settings([{"endpoint": "f", "pipeline": "no.such.module:p"}])[0].resolved_pipeline()
+
+
+def test_the_loop_keeps_ticking_after_a_tick_fails(
+    sqlite_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick that raises (the database restarting past its retry window) is logged; the next one runs."""
+    controller = LoopController(sqlite_project, [])
+    ticks: list[str] = []
+    stop = threading.Event()
+
+    def tick(now: datetime | None = None) -> list[dict[str, object]]:
+        ticks.append("tick")
+        if len(ticks) == 1:
+            raise MetadataUnavailable("the metadata store could not be reached")
+        stop.set()
+        return []
+
+    monkeypatch.setattr(controller, "tick", tick)
+    controller.run(interval=0.01, stop=stop)
+    assert ticks == ["tick", "tick"]

@@ -254,6 +254,12 @@ class Settings(BaseSettings):
         f"sqlite:///{STATE_DIR}/mloop.db",
         description="SQLAlchemy URL of the metadata store: sqlite:///path or postgresql+psycopg://...",
     )
+    metadata_retry_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How long a write waits, retrying with back-off, for a metadata server that cannot be "
+        "reached (PostgreSQL restarting) before it fails; 0 fails at once. Embedded SQLite never waits.",
+    )
     artifact_url: str = Field(
         f"{STATE_DIR}/artifacts", description="Folder or fsspec URL (s3://, gs://, memory://) for artifacts."
     )

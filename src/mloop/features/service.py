@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -22,7 +23,7 @@ import pandas as pd
 from mloop._ray import connect, is_ray
 from mloop._time import as_utc, parse_duration, utcnow
 from mloop.data.service import DataService
-from mloop.errors import SchemaError
+from mloop.errors import MetadataUnavailable, SchemaError
 from mloop.features import lookup, materialize_run, offline, on_demand, queries, sequences
 from mloop.features import push as pushing
 from mloop.features.definitions import DatasetSource, FeatureView, OnDemandView, PushSource
@@ -38,6 +39,7 @@ from mloop.features.sequences import SequenceSpec
 from mloop.features.tables import push_log, table_for
 from mloop.store.schema import MaterializationRow
 
+log = logging.getLogger("mloop.features")
 REFRESH_SECONDS = 1.0
 
 
@@ -370,8 +372,15 @@ class FeatureService(DefinitionHistory):
     def _definitions(self, force: bool = False) -> _Definitions:
         defs: _Definitions = self._ctx.resources.get("feature_definitions", _Definitions)
         if force or time.monotonic() - defs.loaded_at > REFRESH_SECONDS:
-            with defs.lock, self._ctx.store.read() as session:
-                stored = queries.latest(session, self._ctx.project_id)
+            try:  # a serving request's path: it must not wait for a database that is restarting
+                with defs.lock, self._ctx.store.read(wait=force or not defs.stored) as session:
+                    stored = queries.latest(session, self._ctx.project_id)
+            except MetadataUnavailable as exc:
+                if force or not defs.stored:
+                    raise
+                log.warning("feature definitions kept as they were: %s", exc)
+                defs.loaded_at = time.monotonic()  # try again after REFRESH_SECONDS
+                return defs
             if force or stored != defs.stored:
                 objects = {}
                 for kind, name in stored:

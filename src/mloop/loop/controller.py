@@ -94,10 +94,16 @@ class LoopController:
         stop = stop or threading.Event()
         try:
             while not stop.is_set():
-                self.tick()
+                try:
+                    self.tick()
+                except Exception:  # the database restarting, a bug in one tick: the next tick tries again
+                    log.exception("loop tick failed; the next one runs in %g s", interval)
                 stop.wait(interval)
         finally:
-            self.release()
+            try:
+                self.release()
+            except Exception:  # the lease then expires on its own after lease_seconds
+                log.exception("could not give the loop's lease up")
 
     def start(self, interval: float | None = None) -> threading.Event:
         """:meth:`run` on a daemon thread (``mloop serve --loop``); set the returned event to stop it."""

@@ -7,14 +7,18 @@ tables, migrations, transactions — is written once here, as Dagster does with 
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mloop._time import utcnow
+from mloop.errors import MetadataUnavailable
 from mloop.store.schema import AuditHeadRow, ProjectRow
 
 if TYPE_CHECKING:
@@ -24,6 +28,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration, read from the file names (``0010_model_indexes.py`` is revision "0010"), so that
 # opening an up-to-date store needs no alembic: importing it cost every CLI command ~0.15 s (more on a busy
 # machine). tests/store/test_conformance.py checks that this is alembic's own head.
+log = logging.getLogger(__name__)
 HEAD: str | None = max(  # None where the sources are not shipped: migrate() then asks alembic
     (p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py")), default=None
 )
@@ -38,6 +43,10 @@ class MetadataStore:
     """
 
     backend = "sql"
+    # How long a transaction waits for a server that cannot be reached (restarting, failing over) before it
+    # raises MetadataUnavailable; 0 for an embedded store, whose errors are not transient. Set from
+    # ``metadata_retry_seconds``.
+    retry_seconds = 0.0
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -49,9 +58,11 @@ class MetadataStore:
         return self.engine.url.render_as_string(hide_password=True)
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Session]:
-        """A session for reads. Closing it ends the transaction but keeps loaded rows usable."""
-        with self._sessions() as session:
+    def read(self, *, wait: bool = True) -> Iterator[Session]:
+        """A session for reads. Closing it ends the transaction but keeps loaded rows usable. Waits for an
+        unreachable server as :meth:`write` does; ``wait=False`` (a request's path, which must not hang)
+        raises :class:`MetadataUnavailable` at once."""
+        with self._connected(self._sessions, wait=wait) as session:
             yield session
 
     @contextlib.contextmanager
@@ -61,7 +72,7 @@ class MetadataStore:
         Writers are serialised (SQLite ``BEGIN IMMEDIATE``; the audit head row lock on PostgreSQL), so a
         mutation and its audit event always commit together, in one order.
         """
-        with self._writer() as session, session.begin():
+        with self._connected(self._writer) as session:
             # Take the writers' lock before the body runs, so a check-then-insert ("does this name exist?")
             # cannot race another writer. SQLite holds it from BEGIN IMMEDIATE already; on PostgreSQL
             # the audit head row is that lock.
@@ -70,6 +81,46 @@ class MetadataStore:
             if serialize:
                 session.execute(select(AuditHeadRow.id).where(AuditHeadRow.id == 1).with_for_update())
             yield session
+            session.commit()
+
+    @contextlib.contextmanager
+    def _connected(self, sessions: sessionmaker[Session], *, wait: bool = True) -> Iterator[Session]:
+        """A session whose transaction has begun on a live connection; rolled back if the block raises.
+
+        The connection is checked out before the body runs (the pool pings it first), so a server that is
+        down fails here, where nothing has been sent: retrying is safe. Waits with back-off (50 ms
+        doubling to 1 s) up to :attr:`retry_seconds`, then raises :class:`MetadataUnavailable`."""
+        started, delay, window = time.monotonic(), 0.05, self.retry_seconds if wait else 0.0
+        while True:
+            session = sessions()
+            try:
+                session.connection()  # autobegins the transaction the body runs in
+                break
+            except OperationalError as exc:
+                session.close()
+                if not self.retry_seconds:  # an embedded store's error is what it says (a locked file)
+                    raise
+                waited = time.monotonic() - started
+                if waited >= window:
+                    raise self._unreachable(exc, waited) from exc
+                if delay == 0.05:
+                    log.warning("metadata store %s unreachable; retrying for up to %.0f s: %s",
+                                self.url, window, exc.orig)  # fmt: skip
+                time.sleep(min(delay, window - waited))
+                delay = min(delay * 2, 1.0)
+        with session:
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+
+    def _unreachable(self, exc: OperationalError, waited: float) -> MetadataUnavailable:
+        return MetadataUnavailable(
+            f"The metadata store {self.url} could not be reached for {waited:.1f} s ({exc.orig}). Nothing "
+            "was read or written. Start or fix the database server and run the command again; raise "
+            "metadata_retry_seconds in mloop.yaml to wait longer across restarts."
+        )
 
     # ---- schema ---------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from mloop.store.base import MetadataStore
 
 class PostgresMetadataStore(MetadataStore):
     backend = "postgresql"
+    retry_seconds = 30.0  # a restart or a failover; metadata_retry_seconds in mloop.yaml changes it
 
     @classmethod
     def from_url(cls, url: str) -> PostgresMetadataStore:
@@ -24,4 +25,9 @@ class PostgresMetadataStore(MetadataStore):
         parsed = make_url(url)
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return cls(create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10))
+        # connect_timeout: a host that drops packets must fail a connection attempt, not hang it forever
+        # (the retry window then decides how long to keep trying); a URL's own ?connect_timeout= wins.
+        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
+        return cls(
+            create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
+        )
