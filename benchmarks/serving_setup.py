@@ -33,8 +33,9 @@ SENT = [f"r{i}" for i in range(10)]
 BODIES = 500
 
 
-def build(root: Path) -> tuple[dict[str, list[dict[str, Any]]], Path]:
-    """The project with both endpoints deployed; request bodies per server; the booster's model file."""
+def build(root: Path, versions: int = 1) -> tuple[dict[str, list[dict[str, Any]]], Path]:
+    """The project with both endpoints deployed; request bodies per server; the booster's model file.
+    ``versions``: how many versions of ``bench`` (the same booster each time; v1 is deployed)."""
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -62,8 +63,9 @@ def build(root: Path) -> tuple[dict[str, list[dict[str, Any]]], Path]:
     label = (score > 1.0).astype(int)
     model = lightgbm.LGBMClassifier(n_estimators=100, num_leaves=31, verbose=-1).fit(frame, label)
     with project.run("serving-bench") as run:
-        run.register(model, "bench", input_example=frame.head(1000),
-                     lineage={"features": [f"customer_profile:{c}" for c in STORED]})  # fmt: skip
+        for _ in range(versions):
+            run.register(model, "bench", input_example=frame.head(1000),
+                         lineage={"features": [f"customer_profile:{c}" for c in STORED]})  # fmt: skip
         # The same booster with every input in the request: the like-for-like comparison with the floor.
         run.register(model, "bench_sent", input_example=frame.head(1000))
     project.deploy("bench", "bench", version=1)
