@@ -23,9 +23,11 @@ from pathlib import Path
 import pytest
 
 from mloop import Project
+from mloop.errors import MetadataUnavailable
 from mloop.loop import lease
 from mloop.loop.controller import LoopController
 from mloop.predictions import predictions_folder, read_predictions
+from mloop.serving.http.auth import Authenticator
 from tests.chaos import report
 from tests.services import PostgresServer
 from tests.serving.http.load import Clients, fraud_rows
@@ -114,6 +116,11 @@ def test_serving_and_writes_ride_out_a_postgres_restart(
         threads.append(thread)
 
     rows = fraud_rows(project.root)
+    # API keys on a request's path: one checked just before the outage, one never seen
+    project.users.add("ana", roles=["mlops"])
+    known, unknown = project.keys.issue("ana").token, project.keys.issue("ana").token
+    authenticator = Authenticator(project, cache_seconds=0.5)
+    authenticator.identify(f"Bearer {known}")
     deployed: dict[str, float | str] = {}
 
     def deploy_during_outage() -> None:
@@ -133,7 +140,8 @@ def test_serving_and_writes_ride_out_a_postgres_restart(
             writer = threading.Thread(target=deploy_during_outage)
             writer.start()
             answered_before = len(load.ids)
-            time.sleep(DOWN_SECONDS)
+            checked = _keys_during_outage(authenticator, known, unknown)
+            time.sleep(max(0.0, DOWN_SECONDS - (time.monotonic() - went_down)))
             answered_during = len(load.ids) - answered_before
             pg.up()
             came_back = time.monotonic()
@@ -165,6 +173,9 @@ def test_serving_and_writes_ride_out_a_postgres_restart(
     assert not load.errors, load.errors[:3]
     assert lost == 0, f"{lost} answered predictions are not in the prediction log"
     assert answered_during > 0
+    # a key checked before the outage is still admitted; a new one is refused at once, not after a wait
+    assert checked["known"] == "admitted", checked
+    assert checked["unknown"] == "MetadataUnavailable" and float(checked["unknown_s"]) < 5, checked
     # the write waited for the server and landed
     assert "error" not in deployed, deployed
     assert float(deployed["waited"]) >= DOWN_SECONDS - 0.5
@@ -186,3 +197,18 @@ def _wait_for_version(project: Project, version: int, timeout: float) -> float:
             return time.monotonic()
         time.sleep(0.1)
     raise AssertionError(f"the server did not answer with v{version} within {timeout} s of the restart")
+
+
+def _keys_during_outage(authenticator: Authenticator, known: str, unknown: str) -> dict[str, object]:
+    """What a serving worker's key check does while the database is down (its cache long expired)."""
+    time.sleep(0.6)  # past the cache's 0.5 s: the known key must be checked again
+    out: dict[str, object] = {}
+    out["known"] = "admitted" if authenticator.identify(f"Bearer {known}") else "?"
+    started = time.monotonic()
+    try:
+        authenticator.identify(f"Bearer {unknown}")
+        out["unknown"] = "admitted"
+    except MetadataUnavailable:
+        out["unknown"] = "MetadataUnavailable"
+    out["unknown_s"] = time.monotonic() - started
+    return out

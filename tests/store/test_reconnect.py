@@ -53,6 +53,21 @@ def test_the_window_comes_from_the_project_settings(tmp_path: Path) -> None:
         Settings(metadata_retry_seconds=-1)
 
 
+def test_a_database_that_does_not_exist_is_not_waited_for(postgres_server) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.exc import OperationalError
+
+    store = open_metadata_store(
+        f"postgresql+psycopg://postgres@127.0.0.1:{postgres_server.port}/no_such_db", migrate=False
+    )
+    try:
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="no_such_db"), store.read():
+            pass
+        assert time.monotonic() - started < 10  # the 30 s window is for a server restarting, not a typo
+    finally:
+        store.close()
+
+
 def test_embedded_sqlite_never_waits(tmp_path: Path) -> None:
     """A SQLite error (a locked or unreadable file) is not a server restarting: no window to wait out."""
     store = open_metadata_store(f"sqlite:///{tmp_path / 'mloop.db'}")

@@ -24,7 +24,14 @@ from mloop._service import Service
 from mloop._time import parse_duration, utcnow
 from mloop.access import queries
 from mloop.access.tokens import TokenVerifier, looks_like_jwt
-from mloop.errors import AlreadyExists, AuthenticationError, MloopError, NotFound, PermissionDenied
+from mloop.errors import (
+    AlreadyExists,
+    AuthenticationError,
+    MetadataUnavailable,
+    MloopError,
+    NotFound,
+    PermissionDenied,
+)
 from mloop.security.actor import Actor
 from mloop.security.roles import Grant
 from mloop.store.schema import ApiKeyRow, UserRow
@@ -268,11 +275,12 @@ class Keys(Service):
         with self._ctx.store.read() as session:
             return [_key_info(row, name) for row, name in queries.keys(session, user)]
 
-    def authenticate(self, token: str) -> Actor:
+    def authenticate(self, token: str, *, wait: bool = True) -> Actor:
         """The actor a key stands for; :class:`AuthenticationError` if unknown, revoked or expired.
 
         Needs no permission: holding the key is the credential. With ``oidc:`` settings, a single sign-on
-        token (a JWT) is accepted too (:mod:`mloop.access.tokens`).
+        token (a JWT) is accepted too (:mod:`mloop.access.tokens`). ``wait=False`` (a request's path):
+        :class:`~mloop.errors.MetadataUnavailable` at once when the metadata store cannot be reached.
         """
         if isinstance(token, str) and looks_like_jwt(token.strip()):
             return self._single_sign_on(token.strip())
@@ -282,7 +290,7 @@ class Keys(Service):
                 "Malformed API key: expected mlk_<12 hex>_<secret> as issued by `mloop keys issue`."
             )
         key_id, secret = match.groups()
-        with self._ctx.store.read() as session:
+        with self._ctx.store.read(wait=wait) as session:
             row, owner = queries.key(session, key_id)
         # Compare even for an unknown key id, so timing does not tell which key ids exist.
         salt, stored = (row.salt, row.hash) if row is not None else ("0" * 32, "0" * 64)
@@ -301,8 +309,12 @@ class Keys(Service):
         now = utcnow()
         if row.last_used_at is None or now - row.last_used_at > _LAST_USED_EVERY:
             # Throttled, so a busy API key costs one small write a minute, not one per request.
-            with self._ctx.store.write(serialize=False) as session:
-                queries.touch_key(session, row.id, now)
+            try:
+                with self._ctx.store.write(serialize=False, wait=wait) as session:
+                    queries.touch_key(session, row.id, now)
+            except MetadataUnavailable:  # bookkeeping: the next use a minute later records it
+                if wait:
+                    raise
         return User.from_row(owner).actor(key_id)
 
     def _single_sign_on(self, token: str) -> Actor:

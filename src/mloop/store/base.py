@@ -66,13 +66,13 @@ class MetadataStore:
             yield session
 
     @contextlib.contextmanager
-    def write(self, *, serialize: bool = True) -> Iterator[Session]:
+    def write(self, *, serialize: bool = True, wait: bool = True) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back if it raises.
 
         Writers are serialised (SQLite ``BEGIN IMMEDIATE``; the audit head row lock on PostgreSQL), so a
-        mutation and its audit event always commit together, in one order.
+        mutation and its audit event always commit together, in one order. ``wait`` as for :meth:`read`.
         """
-        with self._connected(self._writer) as session:
+        with self._connected(self._writer, wait=wait) as session:
             # Take the writers' lock before the body runs, so a check-then-insert ("does this name exist?")
             # cannot race another writer. SQLite holds it from BEGIN IMMEDIATE already; on PostgreSQL
             # the audit head row is that lock.
@@ -98,7 +98,7 @@ class MetadataStore:
                 break
             except OperationalError as exc:
                 session.close()
-                if not self.retry_seconds:  # an embedded store's error is what it says (a locked file)
+                if not self.retry_seconds or not _transient(exc):  # a locked file, a wrong password: at once
                     raise
                 waited = time.monotonic() - started
                 if waited >= window:
@@ -177,3 +177,22 @@ class MetadataStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _transient(exc: OperationalError) -> bool:
+    """Whether a failed connection may succeed if tried again: no answer from the server (refused, timed out,
+    cut), or the server's own "not now" (SQLSTATE class 08 connection, 57P operator intervention such as a
+    shutdown or start-up in progress, 53 insufficient resources). A database that does not exist or a
+    password the server refuses is not waited for. psycopg gives no SQLSTATE for a refused connection
+    attempt, so there the server's FATAL message tells (PostgreSQL's own words, stable across versions)."""
+    code = getattr(exc.orig, "sqlstate", None)
+    if code is not None:
+        return str(code).startswith(("08", "57P", "53"))
+    message = str(exc.orig)
+    if "FATAL" not in message:
+        return True  # the client's own failure: refused, timed out, closed
+    return any(words in message for words in _NOT_NOW)
+
+
+_NOT_NOW = ("shutting down", "starting up", "in recovery mode", "too many clients", "administrator command",
+            "not yet accepting connections")  # fmt: skip

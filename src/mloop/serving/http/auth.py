@@ -14,7 +14,7 @@ import time
 
 from fastapi import Request
 
-from mloop.errors import AuthenticationError
+from mloop.errors import AuthenticationError, MetadataUnavailable
 from mloop.project import Project
 from mloop.serving.http.protection import RateLimits
 from mloop.serving.ratelimit import open_rate_limiter
@@ -66,7 +66,12 @@ class Authenticator:
         cached = self._cache.get(token)
         if cached is not None and now - cached[0] < self.cache_seconds:
             return cached[1]
-        actor = self.project.keys.authenticate(token)
+        try:  # a request's path: never wait for the metadata store
+            actor = self.project.keys.authenticate(token, wait=False)
+        except MetadataUnavailable:
+            if cached is None:
+                raise  # 503: the key cannot be checked until the database is back
+            return cached[1]  # checked before the database became unreachable; checked again after
         seen = self.project.as_actor(actor)
         with self._lock:
             if len(self._cache) > 10_000:
