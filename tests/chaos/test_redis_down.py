@@ -1,0 +1,230 @@
+"""Chaos: the Redis online store stopped under load, then started again.
+
+A real ``mloop serve`` answers two endpoints whose models look their features up in a real Redis: one
+over a view with ``on_missing="default"`` (``fallback``), one over a view that keeps the default
+``on_missing="error"`` (``strict``). While clients keep posting, Redis is saved and stopped for
+:data:`OUTAGE` seconds, then started on the same port. The witnesses: every client's request time and
+answer, the prediction log, the alerts. Run with ``-s`` for the figures docs/reliability.md quotes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+import mloop as ml
+from mloop.features.fallback import STORE_UNAVAILABLE
+from mloop.predictions import predictions_folder, read_predictions
+from tests.services import RedisServer
+from tests.serving.http.running import mloop_serve
+
+pytestmark = pytest.mark.redis
+
+OUTAGE = 3.0  # seconds Redis is down (the issue's 30 s outage: benchmarks, with outage=30)
+BOUND = 2.0  # no request may take longer: the read timeout is 0.2 s, this leaves a busy machine room
+TIMEOUT_MS = 200
+CUSTOMERS = 20
+DEFAULT_SPEND = -1.0
+CLIENTS = 2  # per endpoint
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@dataclass
+class Call:
+    endpoint: str
+    sent: float  # time.monotonic()
+    took: float
+    status: int | None  # None: no HTTP answer (a transport error or a client timeout)
+    body: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+class Load:
+    """``CLIENTS`` keep-alive clients per endpoint, posting one row at a time until stopped."""
+
+    def __init__(self, url: str, endpoints: list[str]) -> None:
+        self.url, self.calls, self._lock, self._stop = url, [], threading.Lock(), threading.Event()
+        self.calls: list[Call] = []
+        self._threads = [threading.Thread(target=self._client, args=(e, i), daemon=True)
+                         for e in endpoints for i in range(CLIENTS)]  # fmt: skip
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def answered(self, endpoint: str, after: float, looked_up: bool) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.endpoint == endpoint and c.sent >= after and c.status == 200
+                    and ("defaulted" not in c.body) == looked_up]  # fmt: skip
+
+    def wait(self, endpoint: str, after: float, *, looked_up: bool, timeout: float = 30) -> Call:
+        """The first answer to a request sent after ``after``, looked up (or defaulted)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.answered(endpoint, after, looked_up)
+            if found:
+                return min(found, key=lambda c: c.sent + c.took)
+            time.sleep(0.01)
+        raise AssertionError(
+            f"{endpoint}: no {'looked-up' if looked_up else 'defaulted'} answer in {timeout} s"
+        )
+
+    def _client(self, endpoint: str, i: int) -> None:
+        with httpx.Client(base_url=self.url, timeout=BOUND * 5) as client:
+            n = i
+            while not self._stop.is_set():
+                n += 1
+                row = {"customer_id": n % CUSTOMERS, "amount": float(n % 7)}
+                sent = time.monotonic()
+                try:
+                    answer = client.post(f"/v1/endpoints/{endpoint}/predict", json={"rows": [row]})
+                    call = Call(endpoint, sent, time.monotonic() - sent, answer.status_code, answer.json())
+                except httpx.HTTPError as exc:
+                    call = Call(endpoint, sent, time.monotonic() - sent, None, error=type(exc).__name__)
+                with self._lock:
+                    self.calls.append(call)
+
+
+def _project(root: Path, online_url: str) -> ml.Project:
+    (root / "mloop.yaml").write_text(
+        f"project: chaos_redis\nonline_url: {json.dumps(online_url)}\nonline_timeout_ms: {TIMEOUT_MS}\n"
+        # no shedding on event-loop lag: a busy test machine would shed requests this test counts
+        "serving:\n  max_queue_ms: null\n"
+    )
+    project = ml.Project.open(root, env={})
+    customer = ml.Entity("customer", join_keys=["customer_id"], dtype="int64")
+    pushed = ml.PushSource("spends", schema=[ml.Field("customer_id", "int64"), ml.Field("spend", "float64"),
+                                             ml.Field("ts", "timestamp")])  # fmt: skip
+    spend = [ml.Field("spend", "float64")]
+    project.apply([
+        customer, pushed,
+        ml.FeatureView("spend_default", entities=[customer], source=pushed, features=spend,
+                       on_missing="default", defaults={"spend": DEFAULT_SPEND}),
+        ml.FeatureView("spend_strict", entities=[customer], source=pushed, features=spend),
+    ])  # fmt: skip
+    now = datetime.now(UTC)
+    project.features.push("spends", pd.DataFrame({
+        "customer_id": np.arange(CUSTOMERS, dtype="int64"), "spend": np.arange(CUSTOMERS) * 10.0 + 5.0,
+        "ts": [now - timedelta(minutes=1)] * CUSTOMERS}))  # fmt: skip
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"spend": np.arange(40) * 5.0, "amount": np.arange(40) % 7 * 1.0})
+    model = LogisticRegression().fit(frame, (frame.spend > 100).astype(int))
+    for name, view in (("fallback", "spend_default"), ("strict", "spend_strict")):
+        project.models.register(name, model, input_example=frame, lineage={"features": [f"{view}:*"]})
+        project.deploy(name, name, version=1)
+    return project
+
+
+@pytest.fixture(scope="module")
+def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ml.Project]:
+    root = tmp_path_factory.mktemp("chaos-redis")
+    project = _project(root, redis_server.url(7) + "?prefix=chaos:")
+    with pytest.MonkeyPatch.context() as patch:
+        # `mloop` imports the package it was installed from; the server must run this tree's code.
+        patch.setenv("PYTHONPATH", os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]))
+        yield project
+    project.close()
+
+
+def test_redis_stopped_under_load(served: ml.Project, redis_server: RedisServer) -> None:
+    with mloop_serve(Path(served.root)) as server, Load(server.url, ["fallback", "strict"]) as load:
+        begun = time.monotonic()
+        for endpoint in ("fallback", "strict"):
+            load.wait(endpoint, begun, looked_up=True, timeout=60)
+        time.sleep(0.5)
+        assert redis_server.command("SAVE") == b"+OK\r\n"  # what a persistent Redis keeps across a restart
+        stopping = time.monotonic()
+        try:
+            redis_server.stop(remove=False)
+            down = time.monotonic()  # stopped: its process has exited
+            time.sleep(OUTAGE)
+        finally:
+            restarting = time.monotonic()
+            redis_server.start()
+        back = time.monotonic()  # Redis answers PING again
+        recovered = {e: load.wait(e, back, looked_up=True, timeout=10) for e in ("fallback", "strict")}
+        time.sleep(0.5)
+    calls = load.calls
+    recovery = {e: c.sent + c.took - back for e, c in recovered.items()}
+    during = [c for c in calls if down <= c.sent and c.sent + c.took <= restarting]
+    report(calls, during, recovery)
+
+    # No request hangs: every one got an HTTP answer within the bound, outage or not.
+    assert not [c for c in calls if c.status is None], Counter(c.error for c in calls)
+    slowest = max(c.took for c in calls)
+    assert slowest < BOUND, f"the slowest request took {slowest:.2f} s"
+    # Before the outage: looked up; during it: the declared defaults, or a 503 that names the store and the fix.
+    assert all("defaulted" not in c.body for c in calls if c.sent + c.took < stopping and c.status == 200)
+    fallback = [c for c in during if c.endpoint == "fallback"]
+    strict = [c for c in during if c.endpoint == "strict"]
+    assert fallback and strict, "no request ran during the outage"
+    assert {c.status for c in fallback} == {200}, Counter(c.status for c in fallback)
+    assert all(c.body["defaulted"] == {"spend": STORE_UNAVAILABLE} for c in fallback)
+    assert {c.status for c in strict} == {503}, Counter(c.status for c in strict)
+    message = strict[0].body["message"]
+    assert "online store" in message and "cannot reach Redis" in message and "on_missing" in message
+    assert "spend_strict" in message
+    # After: looked up again, within a second of Redis answering (measured ~0.01 s; 5 s for a busy machine).
+    assert max(recovery.values()) < 5.0, recovery
+
+    # The prediction log says which answers were defaulted and why, and counts the failed ones as errors.
+    folder = predictions_folder(served.settings)
+    logged = read_predictions(folder, "fallback").set_index("request_id")
+    ids = [c.body["request_id"] for c in fallback]
+    assert set(ids) <= set(logged.index)
+    assert all(d == {"spend": STORE_UNAVAILABLE} for d in logged.loc[ids, "defaulted"])
+    assert (logged.loc[ids, "spend"] == DEFAULT_SPEND).all()
+    looked_up = [c.body["request_id"] for c in calls if c.endpoint == "fallback" and c.status == 200
+                 and "defaulted" not in c.body]  # fmt: skip
+    assert logged.loc[looked_up, "defaulted"].isna().all()
+    assert (logged.loc[looked_up, "spend"] != DEFAULT_SPEND).all()
+    failed = read_predictions(folder, "strict")
+    assert (failed["status"] == "error").sum() == sum(
+        1 for c in calls if c.endpoint == "strict" and c.status == 503
+    )
+
+    # The alert fired while Redis was down and was resolved once it answered again.
+    for endpoint in ("fallback", "strict"):
+        alerts = [
+            a for a in served.monitoring.alerts(endpoint) if a["key"] == f"{endpoint}/online-store/down"
+        ]
+        assert len(alerts) == 1, alerts
+        assert alerts[0]["severity"] == "page" and alerts[0]["resolved_at"] is not None, alerts[0]
+        assert alerts[0]["resolution"] == "the online store answers again"
+
+
+def report(calls: list[Call], during: list[Call], recovery: dict[str, float]) -> None:
+    """The row of docs/reliability.md's table, printed (pytest -s)."""
+    for endpoint in ("fallback", "strict"):
+        mine = [c for c in calls if c.endpoint == endpoint]
+        out = [c for c in during if c.endpoint == endpoint]
+        took = sorted(c.took for c in out) or [0.0]
+        print(json.dumps({
+            "scenario": "redis-down", "endpoint": endpoint, "outage_s": OUTAGE, "requests": len(mine),
+            "during_outage": dict(Counter(str(c.status) for c in out)),
+            "defaulted": sum(1 for c in out if "defaulted" in c.body),
+            "failed_by_cause": dict(Counter(str(c.status or c.error) for c in mine if c.status != 200)),
+            "outage_p50_ms": round(took[len(took) // 2] * 1000, 1),
+            "outage_max_ms": round(took[-1] * 1000, 1), "max_ms": round(max(c.took for c in mine) * 1000, 1),
+            "recovery_s": round(recovery[endpoint], 3),
+        }))  # fmt: skip
