@@ -34,7 +34,7 @@ from tests.serving.http.running import mloop_serve
 pytestmark = pytest.mark.redis
 
 OUTAGE = 3.0  # seconds Redis is down (the issue's 30 s outage: benchmarks, with outage=30)
-BOUND = 2.0  # no request may take longer: the read timeout is 0.2 s, this leaves a busy machine room
+BOUND = 3.0  # seconds no request may exceed: reads time out at 0.2 s (redis-py alone: 5 s); 0.9 s seen busy
 TIMEOUT_MS = 200
 CUSTOMERS = 20
 DEFAULT_SPEND = -1.0
@@ -146,8 +146,27 @@ def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
     project.close()
 
 
-def test_redis_stopped_under_load(served: ml.Project, redis_server: RedisServer) -> None:
-    with mloop_serve(Path(served.root)) as server, Load(server.url, ["fallback", "strict"]) as load:
+@dataclass
+class Outage:
+    """What the clients saw around one outage (times: ``time.monotonic()``)."""
+
+    calls: list[Call]
+    stopping: float  # Redis told to stop
+    down: float  # its process exited
+    restarting: float  # told to start
+    back: float  # answering PING again
+    recovery: dict[str, float]  # endpoint: seconds from ``back`` to its first looked-up answer
+
+    @property
+    def during(self) -> list[Call]:
+        """The requests sent and answered while Redis was down."""
+        return [c for c in self.calls if self.down <= c.sent and c.sent + c.took <= self.restarting]
+
+
+def stop_redis_under_load(project: ml.Project, redis_server: RedisServer, outage: float = OUTAGE) -> Outage:
+    """Serve ``project``, load both endpoints, stop Redis for ``outage`` seconds, start it, and return what
+    the clients saw (a benchmark calls this with ``outage=30``); prints the figures."""
+    with mloop_serve(Path(project.root)) as server, Load(server.url, ["fallback", "strict"]) as load:
         begun = time.monotonic()
         for endpoint in ("fallback", "strict"):
             load.wait(endpoint, begun, looked_up=True, timeout=60)
@@ -156,24 +175,29 @@ def test_redis_stopped_under_load(served: ml.Project, redis_server: RedisServer)
         stopping = time.monotonic()
         try:
             redis_server.stop(remove=False)
-            down = time.monotonic()  # stopped: its process has exited
-            time.sleep(OUTAGE)
+            down = time.monotonic()
+            time.sleep(outage)
         finally:
             restarting = time.monotonic()
             redis_server.start()
-        back = time.monotonic()  # Redis answers PING again
+        back = time.monotonic()
         recovered = {e: load.wait(e, back, looked_up=True, timeout=10) for e in ("fallback", "strict")}
         time.sleep(0.5)
-    calls = load.calls
     recovery = {e: c.sent + c.took - back for e, c in recovered.items()}
-    during = [c for c in calls if down <= c.sent and c.sent + c.took <= restarting]
-    report(calls, during, recovery)
+    seen = Outage(load.calls, stopping, down, restarting, back, recovery)
+    report(seen, outage)
+    return seen
+
+
+def test_redis_stopped_under_load(served: ml.Project, redis_server: RedisServer) -> None:
+    seen = stop_redis_under_load(served, redis_server)
+    calls, during, recovery, stopping = seen.calls, seen.during, seen.recovery, seen.stopping
 
     # No request hangs: every one got an HTTP answer within the bound, outage or not.
     assert not [c for c in calls if c.status is None], Counter(c.error for c in calls)
     slowest = max(c.took for c in calls)
     assert slowest < BOUND, f"the slowest request took {slowest:.2f} s"
-    # Before the outage: looked up; during it: the declared defaults, or a 503 that names the store and the fix.
+    # Before the outage: looked up; during it: the declared defaults, or a 503 naming the store and the fix.
     assert all("defaulted" not in c.body for c in calls if c.sent + c.took < stopping and c.status == 200)
     fallback = [c for c in during if c.endpoint == "fallback"]
     strict = [c for c in during if c.endpoint == "strict"]
@@ -213,18 +237,18 @@ def test_redis_stopped_under_load(served: ml.Project, redis_server: RedisServer)
         assert alerts[0]["resolution"] == "the online store answers again"
 
 
-def report(calls: list[Call], during: list[Call], recovery: dict[str, float]) -> None:
+def report(seen: Outage, outage: float) -> None:
     """The row of docs/reliability.md's table, printed (pytest -s)."""
     for endpoint in ("fallback", "strict"):
-        mine = [c for c in calls if c.endpoint == endpoint]
-        out = [c for c in during if c.endpoint == endpoint]
+        mine = [c for c in seen.calls if c.endpoint == endpoint]
+        out = [c for c in seen.during if c.endpoint == endpoint]
         took = sorted(c.took for c in out) or [0.0]
         print(json.dumps({
-            "scenario": "redis-down", "endpoint": endpoint, "outage_s": OUTAGE, "requests": len(mine),
+            "scenario": "redis-down", "endpoint": endpoint, "outage_s": outage, "requests": len(mine),
             "during_outage": dict(Counter(str(c.status) for c in out)),
             "defaulted": sum(1 for c in out if "defaulted" in c.body),
             "failed_by_cause": dict(Counter(str(c.status or c.error) for c in mine if c.status != 200)),
             "outage_p50_ms": round(took[len(took) // 2] * 1000, 1),
             "outage_max_ms": round(took[-1] * 1000, 1), "max_ms": round(max(c.took for c in mine) * 1000, 1),
-            "recovery_s": round(recovery[endpoint], 3),
+            "recovery_s": round(seen.recovery[endpoint], 3),
         }))  # fmt: skip

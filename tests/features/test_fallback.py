@@ -13,13 +13,22 @@ from mloop.features.fallback import STORE_UNAVAILABLE
 from tests.services import free_port
 
 CUSTOMER = ml.Entity("customer", join_keys=["customer_id"], dtype="int64")
-SPENDS = ml.PushSource("spends", schema=[ml.Field("customer_id", "int64"), ml.Field("spend", "float64"),
-                                         ml.Field("country", "string"), ml.Field("ts", "timestamp")])  # fmt: skip
+SPENDS = ml.PushSource(
+    "spends",
+    schema=[ml.Field("customer_id", "int64"), ml.Field("spend", "float64"), ml.Field("country", "string"),
+            ml.Field("ts", "timestamp")],
+)  # fmt: skip
 FIELDS = [ml.Field("spend", "float64"), ml.Field("country", "string")]
 
 
 def view(name: str, **how: object) -> ml.FeatureView:
-    return ml.FeatureView(name, entities=[CUSTOMER], source=SPENDS, features=FIELDS, **how)  # type: ignore[arg-type]
+    return ml.FeatureView(
+        name,
+        entities=[CUSTOMER],
+        source=SPENDS,
+        features=FIELDS,
+        **how,  # type: ignore[arg-type]
+    )
 
 
 @pytest.mark.parametrize(

@@ -49,10 +49,13 @@ def test_defaulted_answers_say_so_and_are_not_cached(client: TestClient) -> None
     first, again = (client.post("/v1/endpoints/lenient/predict", json=body).json() for _ in range(2))
     assert first["defaulted"] == again["defaulted"] == {"spend": STORE_UNAVAILABLE}
     assert first["predictions"] == again["predictions"]
-    lookups = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in client.get("/metrics").text.splitlines()
-               if line.startswith('mloop_cache_lookups_total{endpoint="lenient"')}  # fmt: skip
-    assert lookups.get('mloop_cache_lookups_total{endpoint="lenient",result="miss"}') == 2.0, lookups
-    assert lookups.get('mloop_cache_lookups_total{endpoint="lenient",result="hit"}', 0.0) == 0.0, lookups
+    series = 'mloop_cache_lookups_total{endpoint="lenient",result='
+    lines = client.get("/metrics").text.splitlines()
+    lookups = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(series)
+    }
+    assert lookups.get(series + '"miss"}') == 2.0, lookups
+    assert lookups.get(series + '"hit"}', 0.0) == 0.0, lookups  # the second request read the store again
 
 
 def test_a_view_without_a_fallback_answers_503_naming_the_store(client: TestClient) -> None:

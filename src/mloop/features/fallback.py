@@ -44,7 +44,7 @@ def checked(
     unknown = sorted(set(defaults) - set(dtypes))
     if unknown:
         raise SchemaError(
-            f"FeatureView {view!r}: defaults name {unknown}, which are not its features ({', '.join(dtypes)})."
+            f"FeatureView {view!r}: defaults name {unknown}, which are not its features: {', '.join(dtypes)}."
         )
     if defaults and on_missing != "default":
         raise SchemaError(
