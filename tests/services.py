@@ -193,7 +193,9 @@ class RedisServer:
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
-    def stop(self) -> None:
+    def stop(self, *, remove: bool = True) -> None:
+        """Stop the server; ``remove=False`` keeps its folder (and a ``SAVE``d dump), so that :meth:`start`
+        runs it again on the same port with the same data: an outage, as chaos tests make one."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -201,4 +203,5 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
-        shutil.rmtree(self.root, ignore_errors=True)
+        if remove:
+            shutil.rmtree(self.root, ignore_errors=True)

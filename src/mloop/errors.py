@@ -43,6 +43,11 @@ class MetadataUnavailable(StorageUnavailable):
     """The metadata store (PostgreSQL) could not be reached within the retry window."""
 
 
+class OnlineStoreUnavailable(StorageUnavailable):
+    """The online feature store (Redis) did not answer within its timeout: a 503 while it lasts. A feature
+    view that declares ``on_missing="default"`` answers with its defaults instead."""
+
+
 class ComputeUnavailable(MloopError):
     """The compute cluster (Ray) cannot be reached, or lost a task: its worker or node died."""
 

@@ -33,6 +33,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
         "prediction_spool": ".mloop/predictions",
         "scratch_dir": ".mloop/tmp",
         "online_url": ".mloop/online.db",
+        "online_timeout_ms": 200,
         "require_approval": False,
         "local_user": "local-admin",
         "local_admin": True,

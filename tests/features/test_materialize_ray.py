@@ -12,7 +12,7 @@ import pytest
 
 from mloop import Project
 from mloop.config import ComputeSettings
-from mloop.errors import ConfigError
+from mloop.errors import OnlineStoreUnavailable
 from mloop.features import materialize_ray
 from mloop.features.materialize_ray import ChunkTask, chunks_on_ray
 from mloop.features.tables import table_for
@@ -96,7 +96,7 @@ def test_a_failed_chunk_yields_the_chunks_before_it_then_its_error(
     bad = dataclasses.replace(good, online_url=f"redis://127.0.0.1:{free_port()}/0")
     compute = ComputeSettings(executor=ray_cluster.executor)
     seen = []
-    with pytest.raises(ConfigError, match="cannot reach Redis"):
+    with pytest.raises(OnlineStoreUnavailable, match="cannot reach Redis"):
         for piece, _ in chunks_on_ray(compute, [good, good, bad, good]):
             seen.append(piece)
     assert len(seen) == 2 and all(p.rows > 0 for p in seen)

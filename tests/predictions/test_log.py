@@ -82,6 +82,24 @@ def test_read_sees_rows_not_compacted_yet(log: PredictionLog, folder: Path) -> N
     assert frame["request_id"].tolist() == ["live", "live"] and frame["row"].tolist() == [0, 1]
 
 
+def test_defaulted_inputs_are_recorded_per_row_live_and_compacted(folder: Path) -> None:
+    import dataclasses
+
+    fallback = dataclasses.replace(answer("fell", rows=2), defaulted={"amount": "online_store_unavailable"})
+    with PredictionLog(folder) as log:
+        log.record(fallback)
+        log.record(answer("read"))
+        live = files.read_predictions(folder)  # from the live segment
+        assert live.set_index(["request_id", "row"])["defaulted"].to_dict() == {
+            ("fell", 0): {"amount": "online_store_unavailable"},
+            ("fell", 1): {"amount": "online_store_unavailable"},
+            ("read", 0): None,
+        }
+    frame = files.read_predictions(folder)  # from Parquet
+    assert frame["defaulted"].tolist() == [{"amount": "online_store_unavailable"}] * 2 + [None]
+    assert "defaulted" in files.FIXED  # not an input: drift and probes leave it out
+
+
 @pytest.mark.slow
 def test_rotated_segments_are_compacted_while_running(folder: Path) -> None:
     with PredictionLog(folder, segment_bytes=1) as log:  # every batch rotates

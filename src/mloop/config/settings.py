@@ -279,6 +279,11 @@ class Settings(BaseSettings):
         f"{STATE_DIR}/online.db",
         description="Online feature store: a SQLite file (default) or redis://host:6379/0.",
     )
+    online_timeout_ms: int = Field(
+        200, ge=1, le=60_000,
+        description="Bound on one serving read of a Redis online store (connect, then answer); past it the "
+        "read fails: 503, or the defaults of views that declare on_missing: default.",
+    )  # fmt: skip
     require_approval: bool = Field(
         False, description="Production promotions wait for a second mlops user to approve them."
     )
@@ -526,6 +531,9 @@ data_url: .mloop/data
 # Online feature store, for serving: a SQLite file (default) or a Redis server
 # (redis://redis.internal:6379/0, pip install 'mloop[redis]').
 online_url: .mloop/online.db
+# Redis only: how long a serving read may wait for it (connect, then answer) before the request is
+# answered 503, or with the declared defaults of views with on_missing: default.
+online_timeout_ms: 200
 
 # Model registry: when true, promoting a model version to production waits until a second user
 # with the mlops role approves it (mloop models approve NAME VERSION).

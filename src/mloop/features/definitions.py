@@ -33,6 +33,7 @@ from mloop.data.sources import ParquetSource, Source
 from mloop.errors import SchemaError
 from mloop.features.aggregation import Aggregation as Aggregation  # re-exported: defined with the views
 from mloop.features.aggregation import duration_text
+from mloop.features.fallback import checked as checked_defaults
 from mloop.features.keys import declared as keys_dtypes
 from mloop.store.types import canonical_json
 
@@ -235,7 +236,10 @@ def source_from_spec(spec: dict[str, Any]) -> Source:
 @dataclass(frozen=True)
 class FeatureView:
     """Features of one or more entities, from one source: plain ``features`` (the latest value at or
-    before t, within ``ttl``) and window ``aggregations`` (over the events in ``(t - window, t]``)."""
+    before t, within ``ttl``) and window ``aggregations`` (over the events in ``(t - window, t]``).
+    ``on_missing``: what serving does while the online store is unreachable, ``"error"`` (503) or
+    ``"default"`` (answer with ``defaults``, a value per feature, null for one left out; see
+    :mod:`mloop.features.fallback`)."""
 
     name: str
     entities: Sequence[Entity] = ()
@@ -246,6 +250,8 @@ class FeatureView:
     owner: str = ""
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    on_missing: str = "error"
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     kind = "feature_view"
 
@@ -283,6 +289,12 @@ class FeatureView:
         if clash:
             raise SchemaError(f"FeatureView {self.name!r}: feature(s) {clash} have the name of a join key.")
         object.__setattr__(self, "tags", dict(self.tags))
+        kinds: dict[str, str | None] = {f.name: f.dtype for f in fields} | {
+            a.feature: None for a in self.aggregations
+        }
+        object.__setattr__(
+            self, "defaults", checked_defaults(self.name, self.on_missing, self.defaults, kinds)
+        )
 
     @property
     def join_keys(self) -> list[str]:
@@ -311,6 +323,12 @@ class FeatureView:
             "owner": self.owner,
             "description": self.description,
             "tags": dict(sorted(self.tags.items())),
+            # only when declared: views without keep their stored hash
+            **(
+                {"on_missing": self.on_missing, "defaults": self.defaults}
+                if self.on_missing != "error"
+                else {}
+            ),
         }
 
 

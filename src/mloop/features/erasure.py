@@ -124,7 +124,10 @@ class FeatureEraser(Service):
 
     def _online(self) -> OnlineStore:
         return self._ctx.resources.get(
-            "online_store", lambda: open_online_store(self._ctx.settings.online_url)
+            "online_store",
+            lambda: open_online_store(
+                self._ctx.settings.online_url, timeout=self._ctx.settings.online_timeout_ms / 1000
+            ),
         )
 
 

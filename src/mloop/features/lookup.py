@@ -1,7 +1,8 @@
 """The online read path: one round trip to the online store for every view a request needs, then TTLs,
 window aggregations and on-demand features applied in process. This is on the serving hot path: the
 plan for a feature list is built once and cached; per request there is only key building, one store
-read and assembling columns.
+read and assembling columns. When the store cannot be reached, each view's ``on_missing`` decides
+(:mod:`mloop.features.fallback`): the request fails, or the view's features take its defaults.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mloop.data.sources import ParquetSource
-from mloop.errors import SchemaError
+from mloop.errors import OnlineStoreUnavailable, SchemaError
 from mloop.features import keys as key_check
 from mloop.features import on_demand
 from mloop.features.aggregate import window_value
 from mloop.features.definitions import Aggregation, DatasetSource, FeatureView, OnDemandView, PushSource
-from mloop.features.online.base import OnlineStore, decode, entity_key
+from mloop.features.fallback import STORE_UNAVAILABLE, Reads
+from mloop.features.online.base import OnlineRead, decode, entity_key
 from mloop.features.refs import Resolved
 from mloop.models.signature import ColumnSpec, Signature
 
@@ -60,6 +62,7 @@ class Stats:
     sparse: dict[tuple[str, str], int] = field(
         default_factory=dict
     )  # (view, feature): windows under min_count
+    defaulted: dict[str, str] = field(default_factory=dict)  # output column: why its view's defaults answered
 
 
 def build_plan(
@@ -128,7 +131,7 @@ def key_types(
 
 def lookup(
     plan: OnlinePlan,
-    store: OnlineStore,
+    store: Reads,
     entity_rows: Any,
     *,
     at: datetime | None = None,
@@ -153,7 +156,7 @@ def lookup(
             row_requests.extend((part.namespace, k) for k in distinct)
         if part.aggregations:
             event_requests.extend((part.namespace, k, now - part.window_us) for k in distinct)
-    answer = store.read(row_requests, event_requests)
+    answer = _read(plan, store, row_requests, event_requests)
     results: dict[tuple[str, str], list[Any]] = {}
     row_at = event_at = 0
     for part, (keys, distinct) in zip(plan.parts, part_keys, strict=True):
@@ -161,7 +164,10 @@ def lookup(
         times = Counter(keys) if stats is not None and m < n else None  # rows per entity, for the counts
         position = {k: i for i, k in enumerate(distinct)}
         per: dict[str, list[Any]] = {}
-        if part.features:
+        if answer is None:  # the store is unreachable and every view answers its defaults
+            for feature in [*part.features, *(a.feature for a in part.aggregations)]:
+                per[feature] = [part.view.defaults.get(feature)] * m
+        elif part.features:
             found = answer.rows[row_at : row_at + m]
             row_at += m
             for feature in part.features:
@@ -180,7 +186,7 @@ def lookup(
                         # Stored flat (the row-major values); served in the feature's shape.
                         value = np.asarray(value).reshape(part.shapes[feature]).tolist()
                     per[feature][i] = value
-        if part.aggregations:
+        if answer is not None and part.aggregations:
             found_events = answer.events[event_at : event_at + m]
             event_at += m
             decoded = [
@@ -216,7 +222,28 @@ def lookup(
     response: dict[str, list[Any]] = {k: list(columns[k]) for k in plan.join_keys}
     for out_name, view, feature in plan.columns:
         response[out_name] = results[(view, feature)]
+    if answer is None and stats is not None:  # an on-demand view's outputs from defaults are defaulted too
+        request_only = {odv.name for odv, _ in plan.on_demand if not odv.inputs}
+        stats.defaulted.update(
+            (out, STORE_UNAVAILABLE) for out, view, _ in plan.columns if view not in request_only
+        )
     return response
+
+
+def _read(
+    plan: OnlinePlan, store: Reads, rows: list[tuple[str, str]], events: list[tuple[str, str, int]]
+) -> OnlineRead | None:
+    """The store's answer; None when it cannot be reached and every view declares ``on_missing="default"``."""
+    try:
+        return store.read(rows, events)
+    except OnlineStoreUnavailable as exc:
+        failing = [part.view.name for part in plan.parts if part.view.on_missing != "default"]
+        if failing or not plan.parts:
+            raise OnlineStoreUnavailable(
+                f"{exc} The request fails because feature view(s) {failing} declare on_missing='error' "
+                "(the default); declare on_missing='default' with defaults={...} to answer with them instead."
+            ) from None
+        return None
 
 
 def source_dtype(view: FeatureView, key: str, dataset_schema: Callable[[str], Any]) -> str | None:

@@ -26,3 +26,8 @@ SPARSE = Counter(
     "Online aggregations answered null because their window held fewer values than its min_count.",
     ["project", "view", "feature"],
 )
+DEFAULTED = Counter(
+    "mloop_online_defaulted_reads_total",
+    "Online reads of a feature view answered with its declared defaults: the online store was unreachable.",
+    ["project", "view"],
+)

@@ -257,6 +257,8 @@ def load(stored: dict[tuple[str, str], Stored], kind: str, name: str) -> Definit
             owner=spec.get("owner", ""),
             description=spec.get("description", ""),
             tags=spec.get("tags", {}),
+            on_missing=spec.get("on_missing", "error"),
+            defaults=spec.get("defaults", {}),
         )
     return OnDemandView(
         spec["name"],

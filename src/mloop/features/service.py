@@ -23,10 +23,11 @@ import pandas as pd
 from mloop._ray import connect, is_ray
 from mloop._time import as_utc, parse_duration, utcnow
 from mloop.data.service import DataService
-from mloop.errors import MetadataUnavailable, SchemaError
+from mloop.errors import MetadataUnavailable, OnlineStoreUnavailable, SchemaError
 from mloop.features import lookup, materialize_run, offline, on_demand, queries, sequences
 from mloop.features import push as pushing
 from mloop.features.definitions import DatasetSource, FeatureView, OnDemandView, PushSource
+from mloop.features.fallback import Reads, Unreachable
 from mloop.features.history import DefinitionHistory
 from mloop.features.materialize import Chunk, span
 from mloop.features.materialize import connect as duckdb_connect
@@ -174,9 +175,12 @@ class FeatureService(DefinitionHistory):
         *,
         full_feature_names: bool = False,
         at: datetime | None = None,
+        defaulted: dict[str, str] | None = None,
     ) -> dict[str, list[Any]]:
         """Features for serving, as columns: one round trip to the online store for all views. Stale
-        values (older than the view's TTL) come back null and are counted."""
+        values (older than the view's TTL) come back null and are counted. While the store cannot be
+        reached, the views' ``on_missing`` decide: :class:`~mloop.errors.OnlineStoreUnavailable`, or
+        their defaults, each such column then added to ``defaulted`` (column: reason) and counted."""
         self._authorize("features.read", "features:*")
         defs = self._definitions()
         key = (tuple(features), full_feature_names)
@@ -187,7 +191,19 @@ class FeatureService(DefinitionHistory):
             plan = lookup.build_plan(resolved, self._namespaces(defs), full_feature_names, column_dtype)
             defs.plans[key] = plan
         stats = lookup.Stats()
-        result = lookup.lookup(plan, self.online_store, entity_rows, at=at, stats=stats)
+        store: Reads
+        try:
+            store = self.online_store
+        except OnlineStoreUnavailable as exc:  # down since before its first use: retried on the next call
+            store = Unreachable(exc)
+        result = lookup.lookup(plan, store, entity_rows, at=at, stats=stats)
+        if stats.defaulted:
+            from mloop.features.metrics import DEFAULTED
+
+            if defaulted is not None:
+                defaulted.update(stats.defaulted)
+            for part in plan.parts:
+                DEFAULTED.labels(self._ctx.project, part.view.name).inc()
         if stats.stale or stats.sparse:
             from mloop.features.metrics import SPARSE, STALE
 
@@ -200,7 +216,10 @@ class FeatureService(DefinitionHistory):
     @property
     def online_store(self) -> OnlineStore:
         return self._ctx.resources.get(
-            "online_store", lambda: open_online_store(self._ctx.settings.online_url)
+            "online_store",
+            lambda: open_online_store(
+                self._ctx.settings.online_url, timeout=self._ctx.settings.online_timeout_ms / 1000
+            ),
         )
 
     # ---- materialization ------------------------------------------------------------------------------

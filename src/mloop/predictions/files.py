@@ -44,7 +44,7 @@ log = logging.getLogger("mloop.predictions")
 
 SEGMENTS = place.SEGMENTS
 FIXED = ["request_id", "row", "ts", "endpoint", "model", "version", "revision", "latency_s", "status",
-         "prediction"]  # fmt: skip
+         "prediction", "defaulted"]  # fmt: skip
 _RESERVED = {*FIXED, "label", "labelled_at"}  # the columns labelled() adds
 _POSITION = "__position__"  # a row's place in the table read, kept through deduplication and sorting
 SCHEMA = pa.schema(
@@ -68,6 +68,9 @@ SCHEMA = pa.schema(
         # JSON object of an "explained" row (a sampled answer's attributions, logged after it): base_value,
         # attributions, output, method; null on every other row, and absent from parts written before it
         ("attributions", pa.string()),
+        # JSON object {input: reason} of the inputs answered with their feature view's declared defaults
+        # (the online store was unreachable); null when none was, and absent from parts written before it
+        ("defaulted", pa.string()),
     ]
 )
 EXPLAINED = "explained"  # the status of the line holding a sampled answer's attributions (same request id)
@@ -124,6 +127,9 @@ def encode(answer: Any, ts: float, status: str, attributions: list[Any] | None =
         record["keys"] = keys
     if attributions is not None:
         record["attributions"] = attributions
+    defaulted = getattr(answer, "defaulted", None)
+    if defaulted:
+        record["defaulted"] = defaulted
     try:
         return orjson.dumps(record, default=plain, option=_LINE)
     except (TypeError, orjson.JSONEncodeError):
@@ -184,6 +190,7 @@ def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
     inputs_json: list[str] = []
     keys_json: list[str | None] = []
     explained: list[str | None] = []
+    defaulted: list[str | None] = []
     nested: dict[int, dict[str, Any]] = {}  # rows with a list among their inputs (maybe a tensor), by place
     for rec in records:
         inputs: Mapping[str, list[Any]] = rec["inputs"] or {}
@@ -205,6 +212,8 @@ def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
                 break
         keys: Mapping[str, list[Any]] = rec.get("keys") or {}
         why: list[Any] | None = rec.get("attributions")
+        fallback = rec.get("defaulted")
+        defaulted += [_text(fallback) if fallback else None] * n
         for i, value in enumerate(predictions):
             prediction.append(_text(value))
             explained.append(_text(why[i]) if why is not None and i < len(why) else None)
@@ -227,7 +236,10 @@ def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
     arrays = [pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA, strict=False)]
     keys_column = pa.array(keys_json, type=pa.string())
     explained_column = pa.array(explained, type=pa.string())
-    return pa.Table.from_arrays([*arrays, tensor_column, keys_column, explained_column], schema=SCHEMA)
+    defaulted_column = pa.array(defaulted, type=pa.string())
+    return pa.Table.from_arrays(
+        [*arrays, tensor_column, keys_column, explained_column, defaulted_column], schema=SCHEMA
+    )
 
 
 def _text(value: Any) -> str:
@@ -414,7 +426,8 @@ def read_predictions(
     answer to the same request (same request id) and ``error`` for a request that failed with a server
     error (prediction null, no inputs; the availability SLI counts these). The lines holding sampled
     attributions (status ``explained``) are not predictions: :func:`mloop.predictions.explanations.read_explanations`
-    reads them.
+    reads them. ``defaulted`` is ``{input: reason}`` for a row answered with its feature views' declared
+    defaults (``online_store_unavailable``: Redis was down), None otherwise.
 
     >>> read_predictions(".mloop/data/_predictions", "fraud", since=datetime(2026, 12, 1))  # doctest: +SKIP
     """
@@ -435,6 +448,8 @@ def read_predictions(
     frame["prediction"] = pd.Series(
         [json.loads(v) for v in frame["prediction"]], dtype=object
     ).infer_objects()
+    frame["defaulted"] = pd.Series([json.loads(v) if isinstance(v, str) else None for v in frame.pop("defaulted")],
+                                   index=frame.index, dtype=object)  # fmt: skip
     inputs = pd.DataFrame.from_records([json.loads(v) for v in frame.pop("inputs")], index=frame.index)
     kept = tensor_column.take(positions)
     for name in tensors.names(kept):

@@ -98,7 +98,7 @@ class Batcher:
             end = start + len(part)
             out.append(Prediction(whole.predictions[start:end],
                                   {k: v[start:end] for k, v in whole.inputs.items()}, whole.lookup_seconds,
-                                  {k: v[start:end] for k, v in whole.keys.items()}))  # fmt: skip
+                                  {k: v[start:end] for k, v in whole.keys.items()}, whole.defaulted))  # fmt: skip
             start = end
         return out
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from mloop.errors import MloopError
+from mloop.errors import MloopError, OnlineStoreUnavailable
 from mloop.models.signature import ColumnSpec
 from mloop.predictions import Answer, PredictionLog
 from mloop.serving import metrics
@@ -29,6 +29,7 @@ from mloop.serving.cache import ResponseCache
 from mloop.serving.endpoints import EndpointTable, LiveEndpoint
 from mloop.serving.predictor import Prediction, Predictor, check_rows
 from mloop.serving.sampling import AttributionSampler
+from mloop.serving.store_alerts import OnlineStoreAlerts
 
 log = logging.getLogger("mloop.serving")
 
@@ -63,6 +64,7 @@ class Inference:
             else None
         )
         self._children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
+        self.store_alerts = OnlineStoreAlerts(self.project)  # <endpoint>/online-store/down
 
     def predict(
         self,
@@ -137,6 +139,11 @@ class Inference:
         try:
             yield
             status = "ok"
+        except OnlineStoreUnavailable:  # the server's fault, not the caller's: the availability SLO counts it
+            self.store_alerts.failed(
+                live.name, "its requests fail with 503 (feature views with on_missing: error)"
+            )
+            raise
         except MloopError:
             status = "rejected"
             raise
@@ -172,10 +179,14 @@ class Inference:
         if not cached:
             lookup.observe(result.lookup_seconds)
             cache = self._cache(live)
-            if cache is not None:
+            if result.defaulted:  # never cached: the next request reads the store again
+                self.store_alerts.failed(live.name, "predictions are answered with the declared defaults")
+            elif cache is not None:
                 cache.put(rows, pinned, (predictor, result))
+            if predictor.features and not result.defaulted:
+                self.store_alerts.reached(live.name)
         answer = Answer(request_id or uuid.uuid4().hex, live.name, predictor.name, version, live.revision,
-                        result.predictions, result.inputs, elapsed, result.keys)  # fmt: skip
+                        result.predictions, result.inputs, elapsed, result.keys, result.defaulted)  # fmt: skip
         if live.router.shadows and not cached:
             self._send_shadow(live, answer.request_id, list(rows))
         if self.prediction_log is not None and record:
@@ -354,8 +365,10 @@ class Inference:
             time.sleep(0.005)
         if self.sampler is not None:
             self.sampler.drain(max(0.0, deadline - time.monotonic()))
+        self.store_alerts.drain(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
+        self.store_alerts.close()
         for batcher in self._batchers.values():
             batcher.close()
         if self.sampler is not None:

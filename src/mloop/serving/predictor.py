@@ -42,6 +42,8 @@ class Prediction:
     keys: dict[str, list[Any]] = field(
         default_factory=dict
     )  # the rows' other fields: join keys, request data
+    # inputs answered with their feature view's defaults (the online store was unreachable): input -> why
+    defaulted: dict[str, str] = field(default_factory=dict)
 
 
 class Predictor:
@@ -84,11 +86,18 @@ class Predictor:
         given = {name for row in rows for name in row}
         wanted = self.inputs or sorted(given)
         started = time.perf_counter()
-        merged = self.model_inputs(project, rows, at=at, given=given)
+        defaulted: dict[str, str] = {}
+        merged = self.model_inputs(project, rows, at=at, given=given, defaulted=defaulted)
         lookup_seconds = time.perf_counter() - started
         scores = self.model.predict_columns(merged)
         keys = {k: [row.get(k) for row in rows] for k in given.difference(wanted)} if given else {}
-        return Prediction(_plain(scores), {k: list(v) for k, v in merged.items()}, lookup_seconds, keys)
+        if defaulted:  # only the model's inputs, and not those every row gave itself
+            defaulted = {
+                k: why for k, why in defaulted.items() if k in merged and any(k not in r for r in rows)
+            }
+        return Prediction(
+            _plain(scores), {k: list(v) for k, v in merged.items()}, lookup_seconds, keys, defaulted
+        )
 
     def model_inputs(
         self,
@@ -97,10 +106,12 @@ class Predictor:
         *,
         at: datetime | None = None,
         given: set[str] | None = None,
+        defaulted: dict[str, str] | None = None,
     ) -> dict[str, list[Any]]:
         """The model's inputs for ``rows`` as columns, exactly as :meth:`predict` feeds them to the model:
         the online features looked up (as of ``at``), the rows' own values winning. Explanations and
-        counterfactuals start from these, so they explain the prediction the endpoint gives."""
+        counterfactuals start from these, so they explain the prediction the endpoint gives. Features
+        answered with their view's defaults (the store unreachable) are added to ``defaulted``."""
         if given is None:
             given = {name for row in rows for name in row}
         wanted = self.inputs or sorted(given)
@@ -108,7 +119,7 @@ class Predictor:
         # Rows that carry every input themselves (an OIP tensor of all columns) need no lookup.
         every = set(wanted)
         needed = bool(self.features) and not all(row.keys() >= every for row in rows)
-        columns = self._lookup(project, rows, at) if needed else {}
+        columns = self._lookup(project, rows, at, defaulted) if needed else {}
         merged: dict[str, list[Any]] = {}
         for name in wanted:
             looked = columns.get(name)
@@ -141,10 +152,16 @@ class Predictor:
             raise SignatureError(problems)
 
     def _lookup(
-        self, project: Project, rows: Sequence[Mapping[str, Any]], at: datetime | None = None
+        self,
+        project: Project,
+        rows: Sequence[Mapping[str, Any]],
+        at: datetime | None = None,
+        defaulted: dict[str, str] | None = None,
     ) -> dict[str, list[Any]]:
         # A row without the join keys or request fields is a SchemaError naming them: a 422.
-        result: dict[str, list[Any]] = project.features.online(list(rows), self.features, at=at)
+        result: dict[str, list[Any]] = project.features.online(
+            list(rows), self.features, at=at, defaulted=defaulted
+        )
         return result
 
 

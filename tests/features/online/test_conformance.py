@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mloop.errors import BackendNotInstalled, ConfigError
+from mloop.errors import BackendNotInstalled, ConfigError, OnlineStoreUnavailable
 from mloop.features.online import OnlineEvent, OnlineRow, OnlineStore, entity_key, open_online_store
 from mloop.features.online.sqlite import SqliteOnlineStore
 
@@ -508,7 +508,7 @@ def test_an_unreachable_redis_says_so() -> None:
     pytest.importorskip("redis")
     from tests.services import free_port
 
-    with pytest.raises(ConfigError, match="cannot reach Redis") as caught:
+    with pytest.raises(OnlineStoreUnavailable, match="cannot reach Redis") as caught:
         open_online_store(f"redis://:secret@127.0.0.1:{free_port()}/0")
     assert "secret" not in str(caught.value)
 

@@ -31,11 +31,12 @@ BACKENDS = Plugins(
 )
 
 
-def open_online_store(url: str) -> OnlineStore:
+def open_online_store(url: str, *, timeout: float | None = None) -> OnlineStore:
     """Open the online store at ``url``: a path or ``sqlite:///path`` (SQLite), ``redis://host:port/db``
-    or ``rediss://`` (Redis; ``?prefix=name:`` namespaces the keys, default ``mloop:``)."""
+    or ``rediss://`` (Redis; ``?prefix=name:`` namespaces the keys, default ``mloop:``). ``timeout``:
+    seconds a network store's read may take (the setting ``online_timeout_ms``)."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else "sqlite"
-    store: OnlineStore = BACKENDS.load(scheme, url=url.split("@")[-1]).from_url(url)
+    store: OnlineStore = BACKENDS.load(scheme, url=url.split("@")[-1]).from_url(url, timeout=timeout)
     return store
 
 

@@ -14,15 +14,24 @@ view name with ``%`` and ``:`` percent-escaped, ``{k}`` the entity key:
 ``read`` sends one ``MGET`` for all rows and one ``ZRANGEBYSCORE`` per event range in one pipeline: one
 round trip. Times travel as Lua numbers and sorted-set scores (doubles): exact within ±2**53 µs of 1970,
 that is for any date between the years 1685 and 2255. Single Redis server (not Redis Cluster).
+
+Timeouts (an outage must not hang a request): ``read``, the serving path, waits at most ``timeout``
+(setting ``online_timeout_ms``, 200 ms) to connect and again for the answer; writes (materialization,
+push) connect within ``timeout`` and wait up to :data:`WRITE_TIMEOUT` for the answer, as a big batch
+takes longer. A command that meets a dropped connection (Redis restarted: every pooled connection is
+dead) reconnects and is sent once more at once, so reads recover at the first request after Redis
+returns; a timeout is never retried. Either failure is :class:`~mloop.errors.OnlineStoreUnavailable`
+(a 503, or the defaults of views that declare ``on_missing="default"``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from mloop._redis import redact, split_prefix
-from mloop.errors import BackendNotInstalled, ConfigError
+from mloop.errors import BackendNotInstalled, OnlineStoreUnavailable
 from mloop.features.online.base import OnlineEvent, OnlineRead, OnlineRow, decode, encode, newest_rows
 
 _WRITE_ROWS = """
@@ -71,6 +80,8 @@ return #gone
 """
 _ROWS_PER_CALL = 500  # rows per script call: keeps each call short, so the server stays responsive
 _CALLS_PER_ROUND_TRIP = 40
+DEFAULT_TIMEOUT = 0.2  # seconds: the default of the setting online_timeout_ms
+WRITE_TIMEOUT = 30.0  # seconds an answer to a write may take (a materialization batch of 20,000 rows)
 
 
 class RedisOnlineStore:
@@ -83,9 +94,11 @@ class RedisOnlineStore:
     {'spend': 3.5}
     """
 
-    def __init__(self, url: str, *, prefix: str | None = None) -> None:
+    def __init__(self, url: str, *, prefix: str | None = None, timeout: float | None = None) -> None:
         try:
             import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
         except ImportError:
             raise BackendNotInstalled(
                 f"online store {redact(url)!r} needs the redis client: pip install 'mloop[redis]', "
@@ -93,26 +106,50 @@ class RedisOnlineStore:
             ) from None
         client_url, self.prefix = split_prefix(url, prefix)
         self.url = url
-        self._client = redis.Redis.from_url(client_url)
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self._unreachable = (redis.ConnectionError, redis.TimeoutError)
+
+        def client(answer_within: float) -> redis.Redis:
+            # One immediate retry, on a dropped connection only (redis-py's default: 10, with back-off).
+            once = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+            return redis.Redis.from_url(client_url, socket_connect_timeout=self.timeout,
+                                        socket_timeout=answer_within, retry=once)  # fmt: skip
+
+        self._reader, self._client = client(self.timeout), client(WRITE_TIMEOUT)
         try:
-            self._client.ping()
-        except redis.RedisError as exc:
-            self._client.close()
-            raise ConfigError(
-                f"online store {redact(url)!r}: cannot reach Redis ({exc}). Start the server, or fix online_url."
-            ) from None
+            with self._reaching():
+                self._reader.ping()
+        except OnlineStoreUnavailable:
+            self.close()
+            raise
         self._write_rows = self._client.register_script(_WRITE_ROWS)
         self._add_events = self._client.register_script(_ADD_EVENTS)
         self._trim = self._client.register_script(_TRIM)
 
     @classmethod
-    def from_url(cls, url: str) -> RedisOnlineStore:
-        return cls(url)
+    def from_url(cls, url: str, *, timeout: float | None = None) -> RedisOnlineStore:
+        return cls(url, timeout=timeout)
 
     def _base(self, view: str) -> str:
         return self.prefix + view.replace("%", "%25").replace(":", "%3A") + ":"
 
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Redis's connection errors and timeouts, as the error that names the store and the fix."""
+        try:
+            yield
+        except self._unreachable as exc:
+            raise OnlineStoreUnavailable(
+                f"online store {redact(self.url)!r}: cannot reach Redis within {self.timeout * 1000:.0f} ms "
+                f"({exc}). Start Redis or fix online_url (online_timeout_ms sets the wait); feature views "
+                "with on_missing='default' answer with their defaults meanwhile."
+            ) from None
+
     def write(self, view: str, rows: Sequence[OnlineRow]) -> int:
+        with self._reaching():
+            return self._write(view, rows)
+
+    def _write(self, view: str, rows: Sequence[OnlineRow]) -> int:
         base = self._base(view) + "r:"
         # Encode everything first: a value that cannot be stored refuses the batch before anything is sent.
         keys: list[str] = []
@@ -131,6 +168,10 @@ class RedisOnlineStore:
         return written
 
     def add_events(self, view: str, events: Sequence[OnlineEvent]) -> int:
+        with self._reaching():
+            return self._add_events_now(view, events)
+
+    def _add_events_now(self, view: str, events: Sequence[OnlineEvent]) -> int:
         if not events:
             return 0
         by_key: dict[str, list[Any]] = {}
@@ -146,11 +187,15 @@ class RedisOnlineStore:
     def read(
         self, rows: Sequence[tuple[str, str]], events: Sequence[tuple[str, str, int]] = ()
     ) -> OnlineRead:
+        with self._reaching():
+            return self._read(rows, events)
+
+    def _read(self, rows: Sequence[tuple[str, str]], events: Sequence[tuple[str, str, int]]) -> OnlineRead:
         row_keys = [self._base(view) + "r:" + key for view, key in rows]
         if not events:  # the serving hot path: one command
-            found = self._client.execute_command("MGET", *row_keys) if row_keys else []  # type: ignore[no-untyped-call]
+            found = self._reader.execute_command("MGET", *row_keys) if row_keys else []  # type: ignore[no-untyped-call]
             return OnlineRead(rows=[_row(key, raw) for (_, key), raw in zip(rows, found, strict=True)])
-        pipe = self._client.pipeline(transaction=False)
+        pipe = self._reader.pipeline(transaction=False)
         if row_keys:
             pipe.execute_command("MGET", *row_keys)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         for view, key, since in events:
@@ -206,8 +251,9 @@ class RedisOnlineStore:
         return sum(1 for deleted in answers[::2] if deleted)
 
     def close(self) -> None:
-        self._client.close()
-        self._client.connection_pool.disconnect()
+        for client in (self._reader, self._client):
+            client.close()
+            client.connection_pool.disconnect()
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({redact(self.url)!r}, prefix={self.prefix!r})"

@@ -96,8 +96,9 @@ class SqliteOnlineStore:
         self._conn().executescript(_SCHEMA)
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteOnlineStore:
-        """``sqlite:///relative/online.db``, ``sqlite:////absolute/online.db`` or a plain path."""
+    def from_url(cls, url: str, *, timeout: float | None = None) -> SqliteOnlineStore:
+        """``sqlite:///relative/online.db``, ``sqlite:////absolute/online.db`` or a plain path.
+        ``timeout`` (online_timeout_ms) is for network stores: a local file has no outage to bound."""
         if url.startswith("sqlite:///"):
             return cls(url[len("sqlite:///") :])
         if url.startswith("sqlite:"):

@@ -66,6 +66,11 @@ class PredictResponse(BaseModel):
     model: str
     version: int
     request_id: str
+    defaulted: dict[str, str] | None = Field(
+        None,
+        description="Only when the online store was unreachable: the inputs answered with their feature "
+        "view's declared defaults (on_missing: default), and why.",
+    )
 
 
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {
