@@ -3,10 +3,12 @@ client connections each one holds; and keep-alive clients that reconnect after a
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,7 @@ def workers(supervisor: int) -> list[int]:
     return found
 
 
-def connections(pid: int, port: int) -> int:
-    """Established TCP connections on local ``port`` (the server's) that ``pid`` holds open."""
+def _sockets(pid: int) -> set[str]:
     inodes = set()
     for fd in (Path("/proc") / str(pid) / "fd").glob("*"):
         try:
@@ -51,7 +52,11 @@ def connections(pid: int, port: int) -> int:
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
-    count = 0
+    return inodes
+
+
+def _established(port: int) -> Iterator[tuple[int, str]]:
+    """(remote port, socket inode) of the established TCP connections on local ``port``."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -59,20 +64,45 @@ def connections(pid: int, port: int) -> int:
             continue
         for line in lines:
             cols = line.split()
-            local, state, inode = cols[1], cols[3], cols[9]
-            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
-                count += 1
-    return count
+            local, remote, state, inode = cols[1], cols[2], cols[3], cols[9]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                yield int(remote.rsplit(":", 1)[1], 16), inode
+
+
+def connections(pid: int, port: int) -> int:
+    """Established TCP connections on local ``port`` (the server's) that ``pid`` holds open."""
+    inodes = _sockets(pid)
+    return sum(1 for _, inode in _established(port) if inode in inodes)
+
+
+def answers_from(pid: int, port: int, path: str, body: dict[str, Any]) -> bool:
+    """Post ``body`` on a new connection to 127.0.0.1:``port``: did process ``pid`` accept it and answer
+    200? (Which process accepted a connection is the one holding its socket.)"""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.connect()
+        assert conn.sock is not None
+        mine = conn.sock.getsockname()[1]
+        conn.request("POST", path, body=json.dumps(body), headers={"content-type": "application/json"})
+        answer = conn.getresponse()
+        answer.read()
+        held = _sockets(pid)
+        return answer.status == 200 and any(rp == mine and inode in held for rp, inode in _established(port))
+    except OSError:
+        return False
+    finally:
+        conn.close()
 
 
 class ReconnectingClients:
     """``clients`` threads posting one row at a time to ``url``'s endpoint, each on its own keep-alive
-    connection, until stopped; a connection error is recorded (with its time) and the client reconnects,
+    connection (``pause`` seconds between requests), until stopped; a connection error is recorded (with its time) and the client reconnects,
     as a production client with retries would. ``answers`` holds (time, request id) of the 200 answers."""
 
     def __init__(self, url: str, endpoint: str, rows: Sequence[dict[str, Any]], *, clients: int,
-                 timeout: float = 10.0) -> None:  # fmt: skip
+                 timeout: float = 10.0, pause: float = 0.0) -> None:  # fmt: skip
         self.url, self.path, self.rows, self.timeout = url, f"/v1/endpoints/{endpoint}/predict", rows, timeout
+        self.pause = pause  # seconds each client waits between requests: a steady load, not a saturating one
         self.answers: list[tuple[float, str]] = []
         self.statuses: Counter[int] = Counter()
         self.refusals: Counter[str] = Counter()  # the error answers' bodies (their first 400 characters)
@@ -114,6 +144,8 @@ class ReconnectingClients:
         while not self._stop.is_set():
             with httpx.Client(base_url=self.url, timeout=self.timeout) as client:
                 while not self._stop.is_set():
+                    if self.pause:
+                        time.sleep(self.pause)
                     row = self.rows[n % len(self.rows)]
                     n += 1
                     try:
