@@ -26,7 +26,7 @@ from tests.serving.http.running import mloop_serve
 CLIENTS = 6  # keep-alive connections, spread by the kernel over the two workers
 BEFORE = 150  # answers before the kill
 AFTER = 50  # answers after the new worker answers
-PAUSE = 0.005  # seconds between a client's requests: steady load that leaves the replacement CPU to start
+PAUSE = 0.02  # seconds between a client's requests: steady load that leaves the replacement CPU to start
 PATH = "/v1/endpoints/workers/predict"
 RESTART_BOUND = (
     60.0  # seconds; measured 3-7 s on a busy 2-core machine (a worker imports mloop, loads models)
@@ -52,11 +52,13 @@ def test_a_killed_worker_costs_only_its_in_flight_requests_and_is_replaced(train
     settle(root / "mloop.yaml", serving={"max_queue_ms": None})
     rows = fraud_rows(root)
     body = {"rows": rows[:1]}
+    began = time.monotonic()
     with mloop_serve(root, "--workers", "2") as server:
         port = int(server.url.rsplit(":", 1)[1])
         supervisor = server.process.pid
         first = _until_answering(supervisor, port, body, [], 90)
         pids = [first, _until_answering(supervisor, port, body, [first], 90)]  # both answer: each is up
+        up = time.monotonic() - began
         with ReconnectingClients(server.url, "workers", rows, clients=CLIENTS, pause=PAUSE) as load:
             load.wait_answers(BEFORE)
             # The worker holding the most client connections: the fault hits clients, which is the point.
@@ -75,7 +77,7 @@ def test_a_killed_worker_costs_only_its_in_flight_requests_and_is_replaced(train
             assert survivor in workers(supervisor), "the surviving worker died too"
     failed = len(load.errors)
     print(
-        f"\nworker killed: restart {restarted - killed:.2f} s (new worker answering); "
+        f"\nworker killed: restart {restarted - killed:.2f} s (new worker answering; both started in {up:.1f} s); "
         f"{gap_answers} answers by the other worker meanwhile; failed {failed} "
         f"(connection errors; the killed worker held {on_victim} of {CLIENTS} connections: {held}); "
         f"statuses {dict(load.statuses)}"
