@@ -21,7 +21,7 @@ from mloop.logs import log_context
 from mloop.security import audit_chain
 from mloop.security.actor import Actor
 from mloop.security.audit_anchor import Keying
-from mloop.storage import DataStorage, open_data_storage
+from mloop.storage import DataStorage, open_data_storage, space
 from mloop.store.base import MetadataStore
 
 log = logging.getLogger("mloop.service")
@@ -102,6 +102,12 @@ class Service:
     def _authorize(self, action: str, resource: str = "*") -> None:
         self._ctx.actor.require(action, resource)
 
+    def _guarded(self, *writes: str) -> contextlib.AbstractContextManager[None]:
+        """A full disk raised inside becomes :class:`~mloop.errors.DiskFull` naming the project's place
+        (folder and setting) that is full, the settings the body ``writes`` to first; the one translation
+        of ``ENOSPC`` (:mod:`mloop.storage.space`)."""
+        return space.guarded(space.places(self._ctx.settings, *writes))
+
     @contextlib.contextmanager
     def _mutate(
         self, permission: str, resource: str, *, action: str | None = None, **payload: Any
@@ -110,7 +116,7 @@ class Service:
         ``action``, by default the permission), commit."""
         self._authorize(permission, resource)
         action = action or permission
-        with log_context(actor=self.actor.name):
+        with log_context(actor=self.actor.name), self._guarded("metadata_url"):
             with self._ctx.store.write() as session:
                 change = Change(session, dict(payload), resource)
                 yield change

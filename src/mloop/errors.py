@@ -48,6 +48,11 @@ class OnlineStoreUnavailable(StorageUnavailable):
     view that declares ``on_missing="default"`` answers with its defaults instead."""
 
 
+class DiskFull(MloopError):
+    """A disk mloop writes to is full: the message names the folder and the setting that points there.
+    What was being written was not half-written; the same call succeeds once there is room."""
+
+
 class ComputeUnavailable(MloopError):
     """The compute cluster (Ray) cannot be reached, or lost a task: its worker or node died."""
 

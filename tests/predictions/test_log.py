@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mloop.errors import DiskFull, MloopError
 from mloop.predictions import Answer, files, metrics, tensors
 from mloop.predictions.log import PredictionLog
 
@@ -193,6 +194,29 @@ def test_a_failing_disk_drops_and_counts_without_failing_or_blocking(
     frame = files.read_predictions(folder)
     assert frame["request_id"].tolist() == ["before", "after"]  # the torn half-line skipped, never merged
     assert log.skipped == 1
+
+
+def test_a_required_line_the_disk_refuses_fails_naming_the_disk_and_the_next_one_retries(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = PredictionLog(folder)
+    try:
+        real = os.write
+
+        def full_disk(fd: int, data: Any) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(os, "write", full_disk)
+        with pytest.raises(DiskFull, match=r"no space left on .*segments \(data_url\)"):
+            log.record(answer("refused", endpoint="full"), required=True)
+        monkeypatch.setattr(os, "write", lambda fd, data: (_ for _ in ()).throw(OSError(5, "I/O error")))
+        with pytest.raises(MloopError, match="not given without its log line"):
+            log.record(answer("io", endpoint="full"), required=True)
+        monkeypatch.setattr(os, "write", real)  # space again: the same segment takes the next line
+        assert log.record(answer("after", endpoint="full"), required=True)
+    finally:
+        log.close()
+    assert files.read_predictions(folder)["request_id"].tolist() == ["after"]
 
 
 def test_records_after_close_are_dropped(folder: Path) -> None:

@@ -273,10 +273,11 @@ class FeatureService(DefinitionHistory):
         clock = time.perf_counter()
         views_run = [ViewRun(view, table_for(view, self._data, self._ctx.data, self._ctx.parquet),
                              defs.stored[("feature_view", view.name)].version) for view in selected]  # fmt: skip
-        materialize_run.run(views_run, start_of=start_of, end=end, size=size, store=self.online_store,
-                            online_url=self._ctx.settings.online_url, workdir=self._workdir(),
-                            compute=compute if on_ray else None, commit=self._commit_chunk, report=report,
-                            progress=progress)  # fmt: skip
+        with self._guarded("online_url"):  # the online store on a full disk (DuckDB spill names its file)
+            materialize_run.run(views_run, start_of=start_of, end=end, size=size, store=self.online_store,
+                                online_url=self._ctx.settings.online_url, workdir=self._workdir(),
+                                compute=compute if on_ray else None, commit=self._commit_chunk,
+                                report=report, progress=progress)  # fmt: skip
         report.seconds = time.perf_counter() - clock
         with self._mutate("features.materialize", "features:*", action="features.materialize") as change:
             change.payload.update(report.summary())

@@ -14,8 +14,9 @@ would stall the event loop that answers requests); a segment is deleted only aft
 durable, and compacting it twice writes the same file. At least once: ``close()`` compacts; after a
 crash the next writer to open the folder (any process; the writer locks make it safe) compacts the
 segments of the dead writer, skipping and counting a torn last line. When a line cannot be written (a
-full disk), the prediction is counted as dropped (``mloop_prediction_log_dropped_total``) and warned
-about, and the answer is still given: the log never makes a prediction fail.
+full disk) it is counted (``mloop_prediction_log_dropped_total``) and warned about; a caller that must not
+answer without the line (serving, ``required=True``) gets :class:`~mloop.errors.DiskFull` (a 503 naming
+the folder and its setting) and the next record tries the disk again, so answers resume once there is room.
 
 Schema choice: one Parquet schema for every endpoint and model version (:data:`files.SCHEMA`),
 with the prediction and the row's inputs as JSON strings, so endpoints whose models take different inputs
@@ -45,11 +46,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mloop.crypto import PLAIN, ParquetFiles
+from mloop.errors import MloopError
 from mloop.predictions import files, metrics
 from mloop.predictions.answer import Answer
 from mloop.predictions.compactor import CLOSE_WAIT, Compactor
 from mloop.predictions.place import LogFolder
-from mloop.storage import open_data_storage
+from mloop.storage import open_data_storage, space
 
 if TYPE_CHECKING:
     from mloop.config import Settings
@@ -133,10 +135,20 @@ class PredictionLog:
 
     # ---- the request path -----------------------------------------------------------------------------
 
-    def record(self, answer: Answer, *, status: str = "ok", attributions: list[Any] | None = None) -> bool:
+    def record(
+        self,
+        answer: Answer,
+        *,
+        status: str = "ok",
+        attributions: list[Any] | None = None,
+        required: bool = False,
+    ) -> bool:
         """Write ``answer``'s line to the OS before returning; False when it was dropped (the disk refused
         the write, or the log is closed). Thread-safe; never waits on a disk flush. ``attributions`` (one
-        object per row) makes it the ``explained`` line of an answer logged before: not a prediction."""
+        object per row) makes it the ``explained`` line of an answer logged before: not a prediction.
+        ``required``: the answer is not given without its line, so a line the disk refused raises
+        :class:`~mloop.errors.DiskFull` (or :class:`~mloop.errors.MloopError` for another disk error)
+        instead of returning False."""
         if attributions is not None:
             status = files.EXPLAINED
         try:
@@ -160,14 +172,29 @@ class PredictionLog:
                     self._recent.popitem(last=False)
         if failed is not None:
             self._drop(endpoint, failed)
+            if required and not self._closed:
+                raise self._refusal(failed)
             return False
         return True
+
+    def _refusal(self, failed: OSError) -> MloopError:
+        """Why an answer that needs its line is refused: the disk, named with its setting."""
+        setting = "data_url" if isinstance(self.folder, Path) else "prediction_spool"
+        if space.is_full(failed):
+            return space.disk_full(failed, [(str(self.segments), setting)])
+        return MloopError(
+            f"the prediction log cannot be written in {self.segments} ({failed}); the answer is not given "
+            f"without its log line: check the disk behind {setting}"
+        )
 
     def _append(self, line: bytes) -> OSError | None:
         """Append ``line`` to the current segment (the lock is held); the error when it could not be."""
         segment = self._segment
         if segment is None:
-            segment, self._next = self._next or self._create(), None
+            try:  # the one opened ahead, unless its opening failed (a full disk) and it is made now
+                segment, self._next = self._next or self._create(), None
+            except OSError as exc:
+                return exc
             self._segment = segment
         view, written = memoryview(line), 0
         try:

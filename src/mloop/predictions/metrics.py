@@ -11,6 +11,7 @@ PREDLOG_ROWS = Counter(
 )
 PREDLOG_DROPPED = Counter(
     "mloop_prediction_log_dropped_total",
-    "Predictions not logged because their line could not be written (a full disk; the answer is still given), by endpoint.",
+    "Prediction-log lines the disk refused (a full disk), by endpoint: a served answer is then refused with 503; "
+    "shadow, error and sampled-explanation lines are dropped.",
     ["endpoint"],
 )

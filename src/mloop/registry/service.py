@@ -108,10 +108,12 @@ class ModelRegistry(RegistryStages, RegistryEdge, RegistryIndexes):
                 pack(model, chosen, archive, extra={"signature": signature.to_dict() if signature else None})
             except ExportError as exc:  # before the blob and the row: nothing is registered
                 raise ExportError(f"Model {name!r} was not registered: {exc}") from exc
-            digest = self._ctx.artifacts.put_file(archive)
+            with self._guarded("artifact_url"):  # the artifact store's folder on a full disk
+                digest = self._ctx.artifacts.put_file(archive)
         summary = background_bytes(input_example)  # what explanations measure against (mloop.explain)
         if summary is not None:
-            merged["explain_background"] = self._ctx.artifacts.put_bytes(summary)
+            with self._guarded("artifact_url"):
+                merged["explain_background"] = self._ctx.artifacts.put_bytes(summary)
         with self._mutate(
             "models.register", resource, flavour=chosen.name, artifact=digest, run_id=run_id
         ) as change:

@@ -191,7 +191,9 @@ class Inference:
             self._send_shadow(live, answer.request_id, list(rows))
         if self.prediction_log is not None and record:
             logged = self._logged(live, answer)
-            self.prediction_log.record(logged)  # one write to the OS, never a flush
+            # One write to the OS, never a flush; a line the disk refuses fails the request (503): no answer
+            # leaves without its line (docs/serving.md), and the next request tries the disk again.
+            self.prediction_log.record(logged, required=True)
             share = self._options(live)[3]
             if share and self.sampler is not None:
                 self.sampler.offer(live.name, predictor, answer, logged, share)

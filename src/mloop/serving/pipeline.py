@@ -244,7 +244,7 @@ class Pipelines:
         inputs["cold_start"] = [r["cold_start"] for r in answer.rows]
         record = Answer(answer.request_id, answer.pipeline, f"pipeline:{answer.pipeline}", 0, 0,
                         [r["items"] for r in answer.rows], inputs, answer.seconds)  # fmt: skip
-        log.record(record)
+        log.record(record, required=True)  # no answer without its line, as an endpoint's (inference.py)
 
     # ---- the endpoint table's poll --------------------------------------------------------------------
 

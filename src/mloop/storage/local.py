@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from mloop.storage.base import nothing
+from mloop.storage import space
 
 
 class LocalDataStorage:
@@ -51,4 +51,4 @@ class LocalDataStorage:
         return Path(location) / "_staging"
 
     def reaching(self) -> contextlib.AbstractContextManager[None]:
-        return nothing()
+        return space.guarded([(self.root, "data_url")])  # a folder is always reached; it may be full

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mloop.errors import (
     AlreadyExists,
     AuthenticationError,
+    DiskFull,
     MalformedInput,
     MloopError,
     NotFound,
@@ -38,6 +39,7 @@ STATUS = [
     (TooManyRequests, 429),
     (Overloaded, 503),
     (StorageUnavailable, 503),  # S3 down: the same request succeeds once it is back
+    (DiskFull, 503),  # likewise once there is room: a prediction is not answered without its log line
     (SchemaError, 422),
     (MalformedInput, 422),
     (ExplainError, 422),  # no explainer for the flavour, no budget for the fallback: the message says which
@@ -68,7 +70,7 @@ _MEANING = {
     413: "The body is over serving.max_body_bytes (or a route's row limit, which the message names).",
     422: "The body or a parameter is invalid: problems says which field and why.",
     429: "Over the key's rate limit: retry after Retry-After seconds.",
-    503: "Overloaded (retry after Retry-After seconds), or not ready.",
+    503: "Overloaded (retry after Retry-After seconds), not ready, or a disk is full (the message says which).",
 }
 
 

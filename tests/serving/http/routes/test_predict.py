@@ -313,3 +313,19 @@ def test_a_join_key_of_the_wrong_type_is_a_422_naming_it(served: Served) -> None
     assert (
         served.client.post("/v1/endpoints/fraud/predict", json={"rows": [served.row(0)]}).status_code == 200
     )
+
+
+def test_a_prediction_whose_log_line_the_disk_refuses_is_a_503_naming_the_disk(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = served.client.app.state.prediction_log  # type: ignore[attr-defined]
+    body = {"rows": [served.row(0)]}
+    with monkeypatch.context() as patched:  # the disk refuses every line, as a full one does
+        patched.setattr(log, "_append", lambda line: OSError(28, "No space left on device"))
+        refused = served.client.post("/v1/endpoints/fraud/predict", json=body)
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"] == "DiskFull"
+    assert "no space left on" in refused.json()["message"] and "(data_url)" in refused.json()["message"]
+    answered = served.client.post("/v1/endpoints/fraud/predict", json=body)  # room again: answered
+    assert answered.status_code == 200
+    assert log.find([answered.json()["request_id"]])
