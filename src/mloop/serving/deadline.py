@@ -1,4 +1,5 @@
-"""Per-endpoint timeouts: the deployment option ``timeout_ms`` bounds how long a model call may take.
+"""Per-endpoint timeouts: the deployment option ``timeout_ms`` (default: ``serving.timeout_ms`` in
+mloop.yaml, none) bounds how long a model call may take.
 
 Without it a model is called on the event loop (the fastest path, see :mod:`mloop.serving.batching`), so a
 model that stalls stalls every endpoint of that worker. With it the call runs on a small pool of threads

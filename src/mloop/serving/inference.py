@@ -107,7 +107,7 @@ class Inference:
         hit = None if at is not None else self._from_cache(live, rows, version, request_id, started)
         if hit is not None:
             return hit
-        timeout = live.deployment.options.get("timeout_ms")
+        timeout = live.deployment.options.get("timeout_ms", self.project.settings.serving.timeout_ms)
         batcher = None if at is not None or timeout is not None else self._batcher(live, predictor)
         with self._measured(live, predictor, started, request_id):
             if timeout is not None:
