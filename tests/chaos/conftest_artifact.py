@@ -76,8 +76,8 @@ def chaos_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]
         with Project.open(root, env={}) as project:
             start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
             pipeline, _ = setup(project, root, rows=3_000, start=start)
-            pipeline.run(project)
-            pipeline.run(project, params={"num_leaves": 7})
+            pipeline.run(project, params={"n_estimators": 40})  # small: faster to train and load
+            pipeline.run(project, params={"n_estimators": 40, "num_leaves": 7})
             project.features.materialize(start - timedelta(days=1), datetime.now(UTC))
         _TEMPLATE.append(root)
     root = tmp_path_factory.mktemp("chaos") / _TEMPLATE[0].name
