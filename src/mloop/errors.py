@@ -85,5 +85,9 @@ class Overloaded(MloopError):
         self.retry_after = retry_after
 
 
+class PredictionTimeout(MloopError):
+    """A model call ran past its endpoint's ``timeout_ms`` deployment option; the caller gets a 504."""
+
+
 class PayloadTooLarge(MloopError):
     """A request body is over the server's size limit."""

@@ -44,3 +44,10 @@ def test_bad_deploys_say_how_to_fix_them(registered: Run) -> None:
     assert none.code == 1 and "version=N or alias" in none.err
     missing = registered("deployments", "show", "nowhere")
     assert missing.code != 0 and "mloop deploy nowhere" in missing.err
+
+
+def test_deploy_with_a_timeout(registered: Run) -> None:
+    deployed = registered("deploy", "fraud", "fraud", "-v", "2", "--timeout-ms", "250", "--json").json()
+    assert deployed["options"] == {"timeout_ms": 250.0}
+    bad = registered("deploy", "fraud", "fraud", "-v", "2", "--timeout-ms", "0")
+    assert bad.code != 0 and "timeout_ms must be a number from 1 to 600000" in bad.err

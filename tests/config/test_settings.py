@@ -55,6 +55,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "max_batch_size": 1,
             "max_wait_ms": 2.0,
             "cache_size": 0,
+            "timeout_ms": None,
             "metrics_auth": None,
             "explain_priority": "idle",
         },

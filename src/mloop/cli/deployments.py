@@ -52,6 +52,8 @@ def deploy(
     runtime: str = typer.Option("native", "--runtime", help="native (each version's flavour) or onnx (its ONNX export)."),
     explain_sample: float | None = typer.Option(None, "--explain-sample", help="Share of answers (0-1) whose "
                                                 "attributions the prediction log keeps (default 0: none)."),
+    timeout_ms: float | None = typer.Option(None, "--timeout-ms", help="A model call past this many ms "
+                                            "answers 504 (default: no limit)."),
     as_json: bool = JsonOpt,
 ) -> None:  # fmt: skip
     """Deploy a model version to an endpoint: fully, as a canary, as an A/B split, with shadows.
@@ -63,11 +65,13 @@ def deploy(
       $ mloop deploy fraud fraud --ab 3=0.5 --ab 4=0.5 --sticky-key customer_id
       $ mloop deploy digits digits -v 3 --runtime onnx
       $ mloop deploy fraud fraud -v 4 --explain-sample 0.1
+      $ mloop deploy fraud fraud -v 4 --timeout-ms 250
     """
+    options = {"explain_sample": explain_sample, "timeout_ms": timeout_ms}
     found = _state.project().deploy(
         endpoint, model, version=version, alias=alias, canary=canary, ab=_parse_ab(ab) if ab else None,
         sticky_key=sticky_key, shadow=shadow or None, runtime=runtime,
-        options={"explain_sample": explain_sample} if explain_sample is not None else None,
+        options={k: v for k, v in options.items() if v is not None} or None,
     )  # fmt: skip
     out.emit_json(found.to_dict()) if as_json else _said(found)
 

@@ -68,6 +68,13 @@ class ServingSettings(BaseModel):
     cache_size: int = Field(
         0, ge=0, description="Answers cached per endpoint (keyed on the full input); 0: off."
     )
+    timeout_ms: float | None = Field(
+        None,
+        ge=1,
+        le=600_000,
+        description="A model call past this many ms answers 504 (run off the event loop, unbatched); an "
+        "endpoint's timeout_ms deployment option replaces it; none: no limit.",
+    )
     metrics_auth: bool | None = Field(
         None,
         description="Whether GET /metrics needs an API key with monitoring.read (it names the endpoints, "
@@ -555,7 +562,8 @@ log_format: auto
 # or across every replica when rate_limit_url is redis://host:6379/0; max_batch_size > 1 groups
 # concurrent requests into one model call, waiting at most max_wait_ms; cache_size > 0 caches answers.
 # metrics_auth: whether GET /metrics needs an API key (null: when local_admin is false); explain_priority:
-# idle or normal, for the child that explains sampled answers (docs/explain.md).
+# idle or normal, for the child that explains sampled answers (docs/explain.md). timeout_ms: a model call
+# past it answers 504 (a deployment's timeout_ms option replaces it per endpoint; null: no limit).
 serving:
   max_concurrency: 64
   max_queue_ms: 10.0
@@ -565,6 +573,7 @@ serving:
   max_batch_size: 1
   max_wait_ms: 2.0
   cache_size: 0
+  timeout_ms: null
   metrics_auth: null
   explain_priority: idle
 

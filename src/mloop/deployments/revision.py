@@ -21,6 +21,7 @@ OPTIONS = {
     "max_wait_ms": (float, 0, 1_000),
     "cache_size": (int, 0, 10_000_000),
     "explain_sample": (float, 0, 1),  # the share of answers whose attributions the prediction log keeps
+    "timeout_ms": (float, 1, 600_000),  # a model call past it answers 504 (mloop.serving.deadline)
 }
 
 

@@ -16,16 +16,19 @@ from mloop.predictions.feedback import read_feedback
 from mloop.predictions.files import read_predictions
 from mloop.predictions.place import LogFolder
 
+FAILED = ("error", "timeout")  # the statuses of requests the caller got no answer for (a 5xx)
+
 
 def version_stats(folder: Path | LogFolder, endpoint: str, since: datetime, until: datetime | None = None, *,
                   min_labels: int = 200, parquet: ParquetFiles = PLAIN) -> dict[int, dict[str, Any]]:  # fmt: skip
     """``{version: {"requests", "errors", "error_rate", "p99_ms", "labelled", "live_auc"}}`` for the
-    requests answered (or failed) from ``since``; ``live_auc`` is None below ``min_labels`` labels or
-    with one class only."""
+    requests answered (or failed) from ``since``; ``errors`` counts those past the endpoint's timeout_ms
+    too (status ``timeout``): a canary that times out fails; ``live_auc`` is None below ``min_labels``
+    labels or with one class only."""
     frame = read_predictions(folder, endpoint, since, until, parquet)
     if frame.empty:
         return {}
-    requests = frame[(frame["row"] == 0) & frame["status"].isin(["ok", "error"])].drop_duplicates(
+    requests = frame[(frame["row"] == 0) & frame["status"].isin((*FAILED, "ok"))].drop_duplicates(
         "request_id"
     )
     answered = frame[frame["status"] == "ok"]
@@ -39,7 +42,7 @@ def version_stats(folder: Path | LogFolder, endpoint: str, since: datetime, unti
     for key, group in requests.groupby("version"):
         version = int(key)  # type: ignore[arg-type]  # pandas-stubs: a group key is any scalar
         ok = group[group["status"] == "ok"]
-        errors = int((group["status"] == "error").sum())
+        errors = int(group["status"].isin(FAILED).sum())
         latency = ok["latency_s"].to_numpy() * 1000.0
         out[version] = {
             "requests": len(group), "errors": errors, "error_rate": errors / len(group),

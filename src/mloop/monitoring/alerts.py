@@ -47,6 +47,11 @@ SEVERITIES = ("info", "ticket", "page")
 """Alert severities, least urgent first: ``info`` is logged, ``ticket`` waits for working hours,
 ``page`` wakes someone up."""
 
+SETTLED_ELSEWHERE = ("/cost/budget", "/deploy/load-failed")
+"""Key endings of incidents whose rule runs outside :meth:`MonitoringService.check` (the cost review, a
+server that cannot load a deployed version): each keeps its own incident in step with
+:meth:`MonitoringService.settle`, and ``check`` leaves them open."""
+
 _log = logging.getLogger(__name__)
 
 

@@ -29,7 +29,14 @@ from mloop.deployments import queries as deployment_queries
 from mloop.errors import NotFound
 from mloop.features import queries as feature_queries
 from mloop.monitoring import distributions, queries, ranges, rules, sli, slo, traffic, windows
-from mloop.monitoring.alerts import Alert, deliver, no_longer_serving, serving_versions, sinks_from_settings
+from mloop.monitoring.alerts import (
+    SETTLED_ELSEWHERE,
+    Alert,
+    deliver,
+    no_longer_serving,
+    serving_versions,
+    sinks_from_settings,
+)
 from mloop.monitoring.attribution_drift import AttributionWatch, attribution_alerts
 from mloop.monitoring.performance import predictions_of, window_performance
 from mloop.monitoring.suite import compare
@@ -215,7 +222,9 @@ class MonitoringService(Service):
             else:
                 ongoing.append(known)
         resolved += [
-            a.resolved(now, no_longer_serving(a, serving)) for k, a in open_now.items() if k not in firing
+            a.resolved(now, no_longer_serving(a, serving))
+            for k, a in open_now.items()
+            if k not in firing and not k.endswith(SETTLED_ELSEWHERE)  # their own rules resolve those
         ]
         for alert in resolved:
             self._record(alert, "monitoring.resolve")

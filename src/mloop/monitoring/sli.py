@@ -2,7 +2,8 @@
 
 - **latency**: requests answered (status ``ok``) within the threshold, of all answered requests;
 - **availability**: requests not failed with a server error, of all requests that reached the model
-  (the prediction log records a failed request with status ``error``; shed 503s are counted by the
+  (the prediction log records a failed request with status ``error``, one past its endpoint's
+  ``timeout_ms`` with ``timeout``; shed 503s are counted by the
   ``mloop_shed_requests_total`` Prometheus counter instead);
 - **freshness**: minutes in which a feature view's newest materialized data (its watermark) was at
   most ``max_age`` old, of all minutes since its first materialization;
@@ -23,6 +24,7 @@ import pandas as pd
 from mloop._time import as_utc
 
 BUCKET = timedelta(minutes=1)
+REACHED = ("ok", "error", "timeout")  # the statuses of requests that reached the model: answered or failed
 _EMPTY = pd.DataFrame({"ts": pd.Series([], dtype="datetime64[ns, UTC]"), "good": [], "total": []})
 
 
@@ -39,7 +41,7 @@ def _per_bucket(ts: pd.Series, good: np.ndarray) -> pd.DataFrame:
 def _requests(predictions: pd.DataFrame) -> pd.DataFrame:
     if predictions.empty:
         return predictions
-    first = predictions[(predictions["row"] == 0) & predictions["status"].isin(["ok", "error"])]
+    first = predictions[(predictions["row"] == 0) & predictions["status"].isin(REACHED)]
     return first.drop_duplicates("request_id")
 
 
@@ -74,7 +76,7 @@ def availability_from_counts(counts: pd.DataFrame | None) -> pd.DataFrame:
     """:func:`availability_events` from :func:`~mloop.predictions.summary.minute_counts`."""
     if counts is None or counts.empty:
         return _EMPTY.copy()
-    reached = counts[counts["status"].isin(["ok", "error"])]
+    reached = counts[counts["status"].isin(REACHED)]
     good = reached["requests"].where(reached["status"] == "ok", 0)
     return _summed(reached["minute"], good, reached["requests"])
 

@@ -39,7 +39,7 @@ from mloop.predictions.place import LogFolder
 
 MINUTE_US = 60_000_000
 CACHED_PARTS = 20_000
-STATUSES = ("ok", "error", "shadow")
+STATUSES = ("ok", "error", "shadow", "timeout")  # appended only: a status's code is its place here
 _BASE = ["ts", "version", "status", "latency_s"]
 
 

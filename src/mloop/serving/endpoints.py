@@ -5,7 +5,8 @@ change it loads every model version the new revisions need *before* switching, r
 holds already, and then replaces the snapshot with one assignment: a request in flight keeps the
 snapshot it started with, the next one sees the new one, and none fails in between. A version that fails
 to load leaves that endpoint on its previous revision (logged, retried on the next poll), so a broken
-artifact never takes an endpoint down.
+artifact never takes an endpoint down; :attr:`EndpointTable.refused` says which endpoint and why
+(:mod:`mloop.serving.load_alerts` raises an alert from it).
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ class LiveEndpoint:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A revision this process does not serve: one of its versions does not load, or a guard refused it."""
+
+    endpoint: str
+    revision: int
+    model: str
+    version: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Snapshot:
     stamp: int
     endpoints: Mapping[str, LiveEndpoint] = field(default_factory=dict)
@@ -75,6 +87,7 @@ class EndpointTable:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failures: dict[tuple[str, int], str] = {}  # (model, version) -> why it would not load
+        self.refused: dict[str, Refusal] = {}  # endpoint -> the live revision it is not serving, and why
         # Checks a new revision must pass before it is swapped in (each raises with the reason), and work
         # to do after every poll, off the request path (pipelines refresh their vector indexes there).
         self.guards: list[Callable[[Any], None]] = []
@@ -112,6 +125,7 @@ class EndpointTable:
             }
             endpoints: dict[str, LiveEndpoint] = {}
             failures: dict[tuple[str, int], str] = {}
+            refused: dict[str, Refusal] = {}
             loaded = False
             pii = self._pii(current)
             for deployment in self.project.deployments.list():
@@ -119,9 +133,11 @@ class EndpointTable:
                     continue
                 predictors: dict[int, Predictor] = {}
                 runtime = str(deployment.runtime)
-                refused = self._refused(deployment)
-                if refused is not None:
-                    failures[(deployment.model, deployment.primary)] = refused
+                why = self._refused(deployment)
+                if why is not None:
+                    failures[(deployment.model, deployment.primary)] = why
+                    refused[deployment.endpoint] = Refusal(deployment.endpoint, int(deployment.revision),
+                                                           deployment.model, deployment.primary, why)  # fmt: skip
                     previous = current.endpoints.get(deployment.endpoint)
                     if previous is not None:
                         endpoints[deployment.endpoint] = previous
@@ -135,6 +151,8 @@ class EndpointTable:
                         except Exception as exc:
                             shown = "" if runtime == NATIVE else f" (runtime {runtime})"
                             failures[key] = f"{type(exc).__name__}: {exc}{shown}"
+                            refused[deployment.endpoint] = Refusal(deployment.endpoint, int(deployment.revision),
+                                                                   *key, failures[key])  # fmt: skip
                             log.error("endpoint %s revision %s: %s version %s does not load%s: %s",
                                       deployment.endpoint, deployment.revision, *key, shown, exc)  # fmt: skip
                             break
@@ -149,7 +167,7 @@ class EndpointTable:
                 previous = current.endpoints.get(deployment.endpoint)
                 if previous is not None:  # keep serving the revision that worked
                     endpoints[deployment.endpoint] = previous
-            self.failures = failures
+            self.failures, self.refused = failures, refused
             self._snapshot = Snapshot(stamp, endpoints)  # the one atomic switch
             if loaded:
                 gc.freeze()  # a new model's objects join the frozen heap: full collections never walk them

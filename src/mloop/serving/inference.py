@@ -20,12 +20,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from mloop.errors import MloopError, OnlineStoreUnavailable
+from mloop.errors import MloopError, OnlineStoreUnavailable, PredictionTimeout
 from mloop.models.signature import ColumnSpec
 from mloop.predictions import Answer, PredictionLog
 from mloop.serving import metrics
 from mloop.serving.batching import Batcher
 from mloop.serving.cache import ResponseCache
+from mloop.serving.deadline import Deadlines
 from mloop.serving.endpoints import EndpointTable, LiveEndpoint
 from mloop.serving.predictor import Prediction, Predictor, check_rows
 from mloop.serving.sampling import AttributionSampler
@@ -65,6 +66,7 @@ class Inference:
         )
         self._children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
         self.store_alerts = OnlineStoreAlerts(self.project)  # <endpoint>/online-store/down
+        self.deadlines = Deadlines()  # the threads of endpoints deployed with timeout_ms
 
     def predict(
         self,
@@ -100,14 +102,20 @@ class Inference:
     ) -> Answer:
         """As :meth:`predict`, on the event loop: grouped with concurrent requests by the version's
         :class:`~mloop.serving.batching.Batcher` when batching is on, computed inline when it is off (a
-        thread hop would cost more than the model call) or when ``at`` asks for features as of a time."""
+        thread hop would cost more than the model call) or when ``at`` asks for features as of a time. An
+        endpoint deployed with ``timeout_ms`` has its calls made on its own threads, unbatched, and answers
+        :class:`~mloop.errors.PredictionTimeout` past it (:mod:`mloop.serving.deadline`)."""
         live, predictor, started = self._begin(caller, endpoint, rows, version)
         hit = None if at is not None else self._from_cache(live, rows, version, request_id, started)
         if hit is not None:
             return hit
-        batcher = None if at is not None else self._batcher(live, predictor)
+        timeout = live.deployment.options.get("timeout_ms", self.project.settings.serving.timeout_ms)
+        batcher = None if at is not None or timeout is not None else self._batcher(live, predictor)
         with self._measured(live, predictor, started, request_id):
-            if batcher is None:
+            if timeout is not None:
+                result = await self.deadlines.call(live.name, float(timeout), predictor.predict, self.project, rows,
+                                                   checked=True, at=at)  # fmt: skip
+            elif batcher is None:
                 result = predictor.predict(self.project, rows, checked=True, at=at)
             else:
                 result = await batcher.predict(rows)
@@ -144,6 +152,9 @@ class Inference:
                 live.name, "its requests fail with 503 (feature views with on_missing: error)"
             )
             raise
+        except PredictionTimeout:
+            status = "timeout"
+            raise
         except MloopError:
             status = "rejected"
             raise
@@ -153,10 +164,10 @@ class Inference:
                 endpoint, version = live.name, predictor.version
                 metrics.REQUESTS.labels(endpoint, str(version), status).inc()
                 metrics.LATENCY.labels(endpoint, str(version)).observe(elapsed)
-                if status == "error" and self.prediction_log is not None:  # the availability SLI's bad events
+                if status in ("error", "timeout") and self.prediction_log is not None:  # the SLIs' bad events
                     failed = Answer(request_id or uuid.uuid4().hex, endpoint, predictor.name, version,
                                     live.revision, [None], {}, elapsed)  # fmt: skip
-                    self.prediction_log.record(failed, status="error")
+                    self.prediction_log.record(failed, status=status)
 
     def _finish(
         self,
@@ -371,6 +382,7 @@ class Inference:
 
     def close(self) -> None:
         self.store_alerts.close()
+        self.deadlines.close()
         for batcher in self._batchers.values():
             batcher.close()
         if self.sampler is not None:

@@ -36,6 +36,7 @@ from mloop.serving.http.routes import oip as oip_routes
 from mloop.serving.http.routes import predict as predict_routes
 from mloop.serving.http.routes import review as review_routes
 from mloop.serving.inference import Inference
+from mloop.serving.load_alerts import LoadAlerts
 from mloop.serving.pipeline import Pipelines
 from mloop.serving.usage import UsageMeter
 
@@ -53,6 +54,7 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
     ``serving_process``: this is a long-lived server (``mloop serve``), which starts its prediction log's
     compactor before the first request instead of under load at the first rotation."""
     table = EndpointTable(project).start()
+    table.listeners.append(LoadAlerts(project, table))  # a deployed version that does not load: an alert
     prediction_log = PredictionLog(predictions_folder(project.settings), parquet=project.parquet)
     inference = Inference(table, prediction_log=prediction_log)
     pipelines = Pipelines(inference)  # pipelines: in mloop.yaml, answered on the predict route
@@ -98,12 +100,14 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
                       max_queue_ms=serving.max_queue_ms)  # fmt: skip
     # The errors each route may answer, in the OpenAPI document (tests/serving/http/test_schema_fuzz.py)
     app.include_router(features_routes.router(caller), responses=errors.V1)
-    app.include_router(predict_routes.router(caller, inference, pipelines), responses=errors.V1)
+    app.include_router(
+        predict_routes.router(caller, inference, pipelines), responses=errors.V1 | errors.TIMED
+    )
     app.include_router(explain_routes.router(caller, Explaining.of(inference)), responses=errors.V1)
     app.include_router(
         counterfactual_routes.router(caller, CounterfactualService.of(inference)), responses=errors.V1
     )
-    app.include_router(oip_routes.router(caller, inference), responses=errors.V2)
+    app.include_router(oip_routes.router(caller, inference), responses=errors.V2 | errors.TIMED)
     app.include_router(feedback_routes.router(caller, app.state.feedback), responses=errors.V1)
     app.include_router(monitoring_routes.router(caller), responses=errors.V1)
     app.include_router(review_routes.router(caller), responses=errors.V1)

@@ -22,6 +22,7 @@ from mloop.errors import (
     Overloaded,
     PayloadTooLarge,
     PermissionDenied,
+    PredictionTimeout,
     SchemaError,
     StorageUnavailable,
     TooManyRequests,
@@ -40,6 +41,7 @@ STATUS = [
     (Overloaded, 503),
     (StorageUnavailable, 503),  # S3 down: the same request succeeds once it is back
     (DiskFull, 503),  # likewise once there is room: a prediction is not answered without its log line
+    (PredictionTimeout, 504),  # the model ran past the endpoint's timeout_ms: the message names both
     (SchemaError, 422),
     (MalformedInput, 422),
     (ExplainError, 422),  # no explainer for the flavour, no budget for the fallback: the message says which
@@ -71,6 +73,7 @@ _MEANING = {
     422: "The body or a parameter is invalid: problems says which field and why.",
     429: "Over the key's rate limit: retry after Retry-After seconds.",
     503: "Overloaded (retry after Retry-After seconds), not ready, or a disk is full (the message says which).",
+    504: "The model ran past the endpoint's timeout_ms deployment option (the message names both).",
 }
 
 
@@ -84,6 +87,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 GUARDED = (413, 429, 503)  # any route: the guard in front of the app (protection.py) answers these
 V1 = responses(400, 401, 403, 404, 409, 422, *GUARDED)
+TIMED = responses(504)  # the routes that call a model: an endpoint with timeout_ms answers 504 past it
 # /v2 answers an invalid body 400, never 422; "4XX" also keeps FastAPI from adding its 422 {"detail": ...}
 V2 = responses(400, 401, 403, 404, *GUARDED) | {"4XX": {
     "description": "Another client error (405, say), in the same shape.",
