@@ -107,14 +107,20 @@ def test_a_trigger_retrains_and_the_canary_walks_to_promotion(fraud) -> None:  #
 @pytest.mark.slow
 def test_a_canary_that_fails_requests_is_rolled_back_in_the_same_tick(fraud) -> None:  # type: ignore[no-untyped-def]
     project, pipeline = fraud
+    project.deploy(
+        "fraud", "fraud", version=1, options={"timeout_ms": 5_000}
+    )  # the operator's, not the loop's
     controller = _controller(project, _policy(pipeline))
     controller.tick()
+    assert project.deployments.get("fraud").options == {"timeout_ms": 5_000}  # kept by the canary step
     _serve(project, 2, ok=5, errors=3)  # 3 failures already exceed 5% of the step's 20 requests
     started = time.perf_counter()
     (decision,) = controller.tick()
     assert time.perf_counter() - started < 5  # measured and rolled back in one tick
     assert decision["decision"] == "rollback" and "3 failed requests" in decision["reason"]
-    assert _routes(project) == [(1, 1.0)]
+    assert _routes(project) == [(1, 1.0)] and project.deployments.get("fraud").options == {
+        "timeout_ms": 5_000
+    }
     assert project.models.get("fraud", alias="champion").version == 1
     with pytest.raises(ml.NotFound):
         project.models.get("fraud", alias="challenger")

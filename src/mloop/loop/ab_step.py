@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from mloop.errors import NotFound
+from mloop.loop.deploying import deploy
 from mloop.loop.live import version_stats
 from mloop.loop.policy import LoopPolicy
 from mloop.loop.state import LoopState
@@ -59,8 +60,8 @@ def start(
         with contextlib.suppress(NotFound):
             sticky = project.deployments.get(policy.endpoint).sticky_key
     share = gate.ab_share
-    project.deploy(
-        policy.endpoint, policy.model, ab={champion: 1 - share, challenger: share}, sticky_key=sticky
+    deploy(
+        project, policy.endpoint, policy.model, ab={champion: 1 - share, challenger: share}, sticky_key=sticky
     )
     reason = (f"v{challenger} takes {share:.0%} of the traffic in an A/B test against v{champion} on "
               f"{gate.ab_metric} (sticky by {sticky or 'request'})")  # fmt: skip
@@ -94,7 +95,7 @@ def tick(
             ctl._record(ep, now, "awaiting", challenger=challenger, numbers=numbers,
                         reason=f"A/B: ship v{challenger} ({report.reason}); waits for approval")  # fmt: skip
             return {"decision": "awaiting", "reason": "waiting for approval"}
-        project.deploy(ep, policy.model, version=challenger)
+        deploy(project, ep, policy.model, version=challenger)
         project.models.set_alias(policy.model, "champion", challenger)
         project.models.set_alias(policy.model, "previous", old)
         ctl._drop_alias(policy, "challenger")
@@ -114,7 +115,7 @@ def tick(
 
 def _back(ctl: LoopController, policy: LoopPolicy, old: int, challenger: int, now: datetime, reason: str,
           numbers: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    ctl.project.deploy(policy.endpoint, policy.model, version=old)
+    deploy(ctl.project, policy.endpoint, policy.model, version=old)
     ctl._drop_alias(policy, "challenger")
     ctl._record(policy.endpoint, now, "rollback", reason=reason, restored=old, challenger=challenger,
                 numbers=numbers)  # fmt: skip

@@ -36,6 +36,7 @@ from typing import Any
 from mloop._time import utcnow
 from mloop.errors import MloopError, NotFound
 from mloop.loop import ab_step, lease
+from mloop.loop.deploying import deploy
 from mloop.loop.jobs import Job, run_due
 from mloop.loop.live import version_stats
 from mloop.loop.platform import Platform
@@ -209,9 +210,9 @@ class LoopController:
     ) -> dict[str, Any]:
         share = float(policy.rollout.steps[step])
         if share >= 1.0:
-            self.project.deploy(policy.endpoint, policy.model, version=challenger)
+            deploy(self.project, policy.endpoint, policy.model, version=challenger)
         else:
-            self.project.deploy(policy.endpoint, policy.model, version=challenger, canary=share)
+            deploy(self.project, policy.endpoint, policy.model, version=challenger, canary=share)
         reason = (
             f"v{challenger} takes {share:.0%} of the traffic (step {step + 1} of {len(policy.rollout.steps)})"
         )
@@ -229,7 +230,7 @@ class LoopController:
         numbers = {"challenger": mine, "champion": theirs, "step": state.step}
         breach = self._breach(policy, mine, theirs, now)
         if breach:
-            self.project.deploy(policy.endpoint, policy.model, version=old)
+            deploy(self.project, policy.endpoint, policy.model, version=old)
             self._drop_alias(policy, "challenger")
             seconds = round(time.monotonic() - measured, 4)  # the breach measured -> the old version deployed
             self._record(policy.endpoint, now, "rollback", reason=breach, restored=old, challenger=challenger,
@@ -291,7 +292,7 @@ class LoopController:
         page = self._slo_page(policy)
         if not page:
             return None
-        self.project.deploy(policy.endpoint, policy.model, version=state.previous)
+        deploy(self.project, policy.endpoint, policy.model, version=state.previous)
         self.project.models.set_alias(policy.model, "champion", state.previous)
         self._record(policy.endpoint, now, "rollback", reason=page, restored=state.previous,
                      challenger=champion.version)  # fmt: skip
