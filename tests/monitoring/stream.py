@@ -123,6 +123,7 @@ def bulk(project: Project, model: Pipeline, rows: int, hours: int, *, seed: int)
         "latency_s": np.full(rows, 0.004), "status": ["ok"] * rows,
         "prediction": [json.dumps(v) for v in scores.tolist()], "inputs": inputs, "tensors": tensors.empty(rows),
         "keys": pa.nulls(rows, pa.string()), "attributions": pa.nulls(rows, pa.string()),
+        "defaulted": pa.nulls(rows, pa.string()),
     }).cast(SCHEMA)  # fmt: skip
     day = partition(predictions_folder(project.settings), "fraud", START.date())
     write_parquet(table, day / "part-bulk.parquet")
