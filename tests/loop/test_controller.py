@@ -18,6 +18,7 @@ import pytest
 import mloop as ml
 from mloop import Project
 from mloop.errors import MetadataUnavailable
+from mloop.loop import lease
 from mloop.loop.controller import LoopController
 from mloop.predictions.files import partition, to_table, write_parquet
 from mloop.predictions.log import predictions_folder
@@ -194,6 +195,20 @@ def test_two_controllers_never_both_act(fraud) -> None:  # type: ignore[no-untyp
     assert _actions(project).count("loop.trigger") == 1
     # the first goes silent: once its lease has expired the second takes over where it stopped
     assert second.tick(NOW + timedelta(seconds=31))[0]["reason"].startswith("v2: 0 of 20")
+
+
+@pytest.mark.slow
+def test_a_controller_whose_lease_ran_out_mid_tick_writes_nothing(fraud, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The fence: each write of a tick checks the lease in its own transaction. Here a tick that began
+    while its controller held the lease (acquire is made to say so) finds another holding it now."""
+    project, pipeline = fraud
+    LoopController(project, [], holder="other", lease_ttl=timedelta(seconds=30)).tick(NOW)  # takes the lease
+    late = _controller(project, _policy(pipeline), holder="late", lease_ttl=timedelta(seconds=30))
+    monkeypatch.setattr(lease, "acquire", lambda *args, **kwargs: True)  # acquired before "other" took over
+    (decision,) = late.tick(NOW + timedelta(seconds=1))
+    assert decision["decision"] == "standby" and "no longer holds" in decision["reason"]
+    assert "other does" in decision["reason"]
+    assert _routes(project) == [(1, 1.0)] and _actions(project) == []  # no deployment, no event
 
 
 @pytest.mark.slow

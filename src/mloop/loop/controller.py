@@ -70,20 +70,30 @@ class LoopController:
     def tick(self, now: datetime | None = None) -> list[dict[str, Any]]:
         """One evaluation of every policy; the decisions taken (also recorded as events)."""
         # The lease on the database's clock (hosts' clocks may disagree), unless a time is given (tests).
-        leased = lease.acquire(self.project.store, LEASE, self.holder, self.lease_ttl, now)
+        store, given = self.project.store, now
+        leased = lease.acquire(store, LEASE, self.holder, self.lease_ttl, now)
         now = now or utcnow()
         if not leased:
-            holder = lease.current(self.project.store, LEASE)
+            holder = lease.current(store, LEASE)
             return [{"endpoint": "*", "decision": "standby",
                      "reason": f"another controller ({holder[0] if holder else '?'}) holds the lease"}]  # fmt: skip
         out = []
-        for policy in self.policies:
+        # Every write of the tick checks the lease in its own transaction: a tick that outlives the lease
+        # (a slow retrain, a database restart) cannot act after another controller took over.
+        with store.fenced(lease.fence(store, LEASE, self.holder, given)):
             try:
-                out.append({"endpoint": policy.endpoint, **self._one(policy, now)})
-            except MloopError as exc:  # one endpoint's problem must not stop the others
-                log.warning("loop %s: %s", policy.endpoint, exc)
-                out.append({"endpoint": policy.endpoint, "decision": "error", "reason": str(exc)})
-        out += run_due(self.project, self.jobs, now)
+                for policy in self.policies:
+                    try:
+                        out.append({"endpoint": policy.endpoint, **self._one(policy, now)})
+                    except lease.LeaseLost:
+                        raise
+                    except MloopError as exc:  # one endpoint's problem must not stop the others
+                        log.warning("loop %s: %s", policy.endpoint, exc)
+                        out.append({"endpoint": policy.endpoint, "decision": "error", "reason": str(exc)})
+                out += run_due(self.project, self.jobs, now)
+            except lease.LeaseLost as exc:
+                log.warning("loop: %s", exc)
+                out.append({"endpoint": "*", "decision": "standby", "reason": str(exc)})
         return out
 
     def release(self) -> None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mloop._time import as_utc, utcnow
+from mloop.errors import MloopError
 from mloop.store.base import MetadataStore
 from mloop.store.schema import LeaseRow
 
@@ -64,3 +66,26 @@ def current(store: MetadataStore, name: str) -> tuple[str, datetime] | None:
     with store.read() as session:
         row = session.get(LeaseRow, name)
         return None if row is None else (row.holder, as_utc(row.expires_at))
+
+
+class LeaseLost(MloopError):
+    """A controller tried to act after its lease ran out; another controller may be acting."""
+
+
+def fence(
+    store: MetadataStore, name: str, holder: str, now: datetime | None = None
+) -> Callable[[Session], None]:
+    """A check for :meth:`MetadataStore.fenced`: raises :class:`LeaseLost` unless ``holder`` holds lease
+    ``name`` at the database's clock (or ``now``, tests), read in the write's own transaction."""
+
+    def check(session: Session) -> None:
+        row = session.get(LeaseRow, name)
+        at = as_utc(now or _clock(store, session))
+        if row is None or row.holder != holder or as_utc(row.expires_at) <= at:
+            who = "nobody" if row is None else row.holder
+            raise LeaseLost(
+                f"Controller {holder} no longer holds the loop's lease ({who} does, as of {at:%H:%M:%S}); its "
+                "action was not written. Another controller acts now; this one stands by at its next tick."
+            )
+
+    return check

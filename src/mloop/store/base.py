@@ -7,9 +7,10 @@ tables, migrations, transactions — is written once here, as Dagster does with 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # opening an up-to-date store needs no alembic: importing it cost every CLI command ~0.15 s (more on a busy
 # machine). tests/store/test_conformance.py checks that this is alembic's own head.
 log = logging.getLogger(__name__)
+# A check every serialized write of this context runs inside its transaction, after the writers' lock:
+# the loop's controller fences its actions with its lease (:meth:`MetadataStore.fenced`).
+_FENCE: contextvars.ContextVar[Callable[[Session], None] | None] = contextvars.ContextVar(
+    "fence", default=None
+)
 HEAD: str | None = max(  # None where the sources are not shipped: migrate() then asks alembic
     (p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py")), default=None
 )
@@ -80,8 +86,23 @@ class MetadataStore:
             # points), so it never queues behind mutations on PostgreSQL.
             if serialize:
                 session.execute(select(AuditHeadRow.id).where(AuditHeadRow.id == 1).with_for_update())
+                fence = _FENCE.get()
+                if fence is not None:
+                    fence(session)  # raises to roll the write back: the writer no longer holds its lease
             yield session
             session.commit()
+
+    @contextlib.contextmanager
+    def fenced(self, check: Callable[[Session], None]) -> Iterator[None]:
+        """Within the block, every serialized write of this thread first runs ``check`` in its own
+        transaction, under the writers' lock; ``check`` raises to refuse the write. The controller passes
+        "do I still hold the lease?": a controller whose lease ran out (its database was down, it paused)
+        cannot deploy after another has taken over, since taking the lease is a serialized write too."""
+        token = _FENCE.set(check)
+        try:
+            yield
+        finally:
+            _FENCE.reset(token)
 
     @contextlib.contextmanager
     def _connected(self, sessions: sessionmaker[Session], *, wait: bool = True) -> Iterator[Session]:
