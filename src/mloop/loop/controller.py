@@ -70,7 +70,7 @@ class LoopController:
     def tick(self, now: datetime | None = None) -> list[dict[str, Any]]:
         """One evaluation of every policy; the decisions taken (also recorded as events)."""
         # The lease on the database's clock (hosts' clocks may disagree), unless a time is given (tests).
-        store, given = self.project.store, now
+        store = self.project.store
         leased = lease.acquire(store, LEASE, self.holder, self.lease_ttl, now)
         now = now or utcnow()
         if not leased:
@@ -80,7 +80,7 @@ class LoopController:
         out = []
         # Every write of the tick checks the lease in its own transaction: a tick that outlives the lease
         # (a slow retrain, a database restart) cannot act after another controller took over.
-        with store.fenced(lease.fence(store, LEASE, self.holder, given)):
+        with store.fenced(lease.fence(store, LEASE, self.holder)):
             try:
                 for policy in self.policies:
                     try:

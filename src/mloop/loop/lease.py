@@ -72,20 +72,20 @@ class LeaseLost(MloopError):
     """A controller tried to act after its lease ran out; another controller may be acting."""
 
 
-def fence(
-    store: MetadataStore, name: str, holder: str, now: datetime | None = None
-) -> Callable[[Session], None]:
-    """A check for :meth:`MetadataStore.fenced`: raises :class:`LeaseLost` unless ``holder`` holds lease
-    ``name`` at the database's clock (or ``now``, tests), read in the write's own transaction."""
+def fence(store: MetadataStore, name: str, holder: str) -> Callable[[Session], None]:
+    """A check for :meth:`MetadataStore.fenced`: raises :class:`LeaseLost` unless ``holder`` still holds
+    lease ``name``, read in the write's own transaction. Holding means the row still names ``holder``,
+    expired or not: another controller takes the lease only by rewriting the row, a serialized write that
+    cannot interleave with this one, so until then this controller's writes are still the only ones (a
+    tick longer than the lease, a long in-process retrain, is not cut short)."""
 
     def check(session: Session) -> None:
         row = session.get(LeaseRow, name)
-        at = as_utc(now or _clock(store, session))
-        if row is None or row.holder != holder or as_utc(row.expires_at) <= at:
+        if row is None or row.holder != holder:
             who = "nobody" if row is None else row.holder
             raise LeaseLost(
-                f"Controller {holder} no longer holds the loop's lease ({who} does, as of {at:%H:%M:%S}); its "
-                "action was not written. Another controller acts now; this one stands by at its next tick."
+                f"Controller {holder} no longer holds the loop's lease ({who} does); its action was not "
+                "written. Another controller acts now; this one stands by at its next tick."
             )
 
     return check
