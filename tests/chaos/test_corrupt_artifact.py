@@ -21,6 +21,7 @@ import pytest
 
 from mloop import Project
 from mloop.predictions import predictions_folder, read_predictions
+from tests.chaos import report
 from tests.chaos.conftest_artifact import chaos_project, register_like, serve_with, served_env
 from tests.serving.http.load import Clients, fraud_rows
 from tests.serving.http.running import mloop_serve
@@ -129,5 +130,7 @@ def test_a_corrupted_artifact_is_refused_and_the_endpoint_keeps_serving_the_prev
               if e.payload["alert"]["key"] == fired["key"]]  # fmt: skip
     assert [e.action for e in events] == ["monitoring.alert", "monitoring.resolve"]
 
-    print(f"\ncorrupt artifact: {len(load.ids)} answered, 0 failed; refused in {refused_in:.2f} s, alert in "
-          f"{alerted_in:.2f} s after the deploy; a good version served {recovered_in:.2f} s after its deploy")  # fmt: skip
+    report.row("a corrupted artifact deployed under load (bytes flipped in v2's stored blob)",
+               sees="nothing: v1 answers every request; /v2/health/ready and the alert <endpoint>/deploy/load-failed "
+               "name v2 and the checksum failure", recovery_s=round(recovered_in, 2), failed={}, lost=0,
+               answered=len(load.ids), refused_s=round(refused_in, 2), alerted_s=round(alerted_in, 2))  # fmt: skip

@@ -31,6 +31,7 @@ import mloop as ml
 from mloop import Project
 from mloop.errors import DiskFull
 from mloop.predictions import PredictionLog, predictions_folder, read_predictions
+from tests.chaos import report
 from tests.chaos.disk import fill, settle, tmpfs
 from tests.chaos.procs import ReconnectingClients
 from tests.serving.conftest import trained_template  # noqa: F401 (fixture)
@@ -179,10 +180,8 @@ def test_a_full_disk_fails_each_write_clearly_keeps_serving_and_recovers(small: 
     logged = read_predictions(folder, "full")
     assert not set(load.ids) - set(logged[logged["status"] == "ok"]["request_id"])
     assert not logged.duplicated(["request_id", "row"]).any()
-    print(
-        f"\ndisk full: {refused} predictions refused with 503 DiskFull, none answered unlogged "
-        f"({answered_while_full} answered while full); answering again {recovered:.3f} s after space returned; "
-        f"ingest, materialization, registration each refused with DiskFull, nothing half-written, then "
-        f"succeeded; {len(segments)} segment(s) a full disk kept from compaction compacted by the next writer "
-        f"in {compacted:.2f} s; connection errors 0; data lost 0"
-    )
+    report.row("the disk under data_url, artifact_url and online_url full while mloop serve answers",
+               sees="ingest, materialization and registration refused with DiskFull naming the folder and "
+               "setting, nothing half-written; predictions 503 DiskFull rather than answered unlogged",
+               recovery_s=round(recovered, 3), failed={"503": refused} if refused else {}, lost=0,
+               answered_while_full=answered_while_full, kept_segments_compacted_s=round(compacted, 2))  # fmt: skip

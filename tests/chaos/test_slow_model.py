@@ -31,6 +31,7 @@ from mloop import Project
 from mloop._time import utcnow
 from mloop.loop.controller import LoopController
 from mloop.predictions import predictions_folder, read_predictions
+from tests.chaos import report
 from tests.chaos.conftest_artifact import Sleepy, chaos_project, register_like, serve_with, served_env
 from tests.serving.http.load import fraud_rows
 from tests.serving.http.running import Server, mloop_serve
@@ -160,8 +161,10 @@ def test_a_slow_endpoint_times_out_with_504_and_the_other_endpoint_keeps_its_spe
     assert timeouts["latency_s"].min() >= 0.09  # the loop's timer and the log's clock differ by a little
 
     slow_ms = statistics.median(s for _, _, s in slowly.results) * 1000
-    print(f"\nslow model, timeout_ms 100: laggard {len(slowly.results)} requests, all 504 (median {slow_ms:.0f} ms); "
-          f"brisk {len(quickly.results)} requests, all 200 (median {median_ms:.1f} ms)")  # fmt: skip
+    report.row("a slow model (predict sleeps 200 ms) on an endpoint with timeout_ms 100, beside a fast one",
+               sees=f"504 after {slow_ms:.0f} ms (median) on the slow endpoint, naming it and the setting; the fast "
+               f"endpoint answers at its speed (median {median_ms:.1f} ms)", recovery_s=None,
+               failed={"504 (slow endpoint)": len(slowly.results)}, lost=0, fast_answered=len(quickly.results))  # fmt: skip
 
 
 @pytest.mark.slow
@@ -206,5 +209,6 @@ def test_a_slow_canary_is_rolled_back_on_its_p99_latency(slow: tuple[Project, in
     assert {v for _, v, _ in calls.results[switched:]} == {1}
     assert {v for _, v, _ in calls.results[:rolled_back_at]} == {1, version}
 
-    print(f"\nslow canary: rolled back ({decision['reason']}); champion alone within {recovered:.2f} s; "
-          f"{len(calls.results)} requests, 0 failed")  # fmt: skip
+    report.row("the slow model as a 50% canary beside a fast champion (canary gate max_p99_ms 100)",
+               sees=f"slower answers for the canary's share until the next tick, then none ({decision['reason']})",
+               recovery_s=round(recovered, 2), failed={}, lost=0, requests=len(calls.results))  # fmt: skip

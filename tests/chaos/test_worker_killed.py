@@ -17,6 +17,7 @@ from typing import Any
 
 from mloop import Project
 from mloop.predictions import predictions_folder, read_predictions
+from tests.chaos import report
 from tests.chaos.disk import settle
 from tests.chaos.procs import ReconnectingClients, answers_from, connections, workers
 from tests.serving.conftest import trained, trained_template  # noqa: F401 (fixtures)
@@ -76,12 +77,6 @@ def test_a_killed_worker_costs_only_its_in_flight_requests_and_is_replaced(train
             assert server.process.poll() is None, "the supervisor exited"
             assert survivor in workers(supervisor), "the surviving worker died too"
     failed = len(load.errors)
-    print(
-        f"\nworker killed: restart {restarted - killed:.2f} s (new worker answering; both started in {up:.1f} s); "
-        f"{gap_answers} answers by the other worker meanwhile; failed {failed} "
-        f"(connection errors; the killed worker held {on_victim} of {CLIENTS} connections: {held}); "
-        f"statuses {dict(load.statuses)}"
-    )
     assert gap_answers > 0, "the other worker did not answer while its sibling was replaced"
     assert failed <= on_victim, f"{failed} requests failed, more than the killed worker's {on_victim}"
     assert set(load.statuses) == {200}, load.refusals
@@ -93,3 +88,8 @@ def test_a_killed_worker_costs_only_its_in_flight_requests_and_is_replaced(train
     # The killed worker's segments were compacted by the new worker as it started (its lock was free).
     left = sorted(p.name for p in (Path(folder) / "segments").glob(f"{victim}-*.jsonl"))
     assert not left, f"the killed worker's segments were not recovered: {left}"
+    report.row("one worker of mloop serve --workers 2 killed (kill -9) under load",
+               sees=f"the request in flight on each of the killed worker's {on_victim} connections fails; the "
+               f"other worker answered {gap_answers} meanwhile; a new worker answers",
+               recovery_s=round(restarted - killed, 2), failed={"connection": failed} if failed else {},
+               lost=len(missing), workers_started_s=round(up, 1))  # fmt: skip
