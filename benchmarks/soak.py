@@ -120,7 +120,7 @@ def main() -> None:
         ).start()
         rows = []
         print(
-            "min  requests  failed  p50 ms  p99 ms  p99.9 ms   rss MB  fds  threads  db MB  wal MB  log MB  changes"
+            "min  requests  failed  p50 ms  p99 ms  p99.9 ms   rss MB  fds  threads  db MB  wal MB  seg MB  log MB  changes"
         )
         for minute in range(1, args.minutes + 1):
             result = load({"url": url, "bodies": bodies["lookup"], "mode": "open", "rate": rate, "seconds": 60,
