@@ -108,4 +108,4 @@ def test_compaction_keeps_a_segment_while_s3_is_down_probing_it_after_each_wait(
     assert slept == [0.0, 0.0] and segment.exists()  # waited twice, kept it
     assert compact_retrying(good, segment, s3_project.parquet, sleep=slept.append) == (3, 0)
     assert slept == [0.0, 0.0] and not segment.exists()  # a store that answers: at once, no wait
-    assert [w for _, w in zip(range(7), backoff(), strict=False)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert [w for _, w in zip(range(7), backoff(), strict=False)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]

@@ -17,7 +17,7 @@ or when the server dies. Compaction is idempotent (:func:`~mloop.predictions.fil
 segment handed to a child that died is simply handed again, or compacted by the next writer.
 
 While the data store cannot be reached (``data_url`` on S3, the server down) the child keeps the segment
-in the spool and tries again (:func:`compact_retrying`: 0.5 s doubling to 10 s), so compaction resumes
+in the spool and tries again (:func:`compact_retrying`: 0.5 s doubling to 5 s), so compaction resumes
 within seconds of the store's return and no answered prediction is lost; exiting instead would leave the
 segment until the next rotation, a minute later.
 """
@@ -41,7 +41,7 @@ from mloop.predictions.place import LogFolder
 log = logging.getLogger("mloop.predictions")
 
 CLOSE_WAIT = 2.0  # seconds the prediction log's writer gives the child at close before compacting itself
-RETRY_FIRST, RETRY_MOST = 0.5, 10.0  # seconds between tries while the data store cannot be reached
+RETRY_FIRST, RETRY_MOST = 0.5, 5.0  # seconds between tries while the data store cannot be reached
 
 _CHILD = """import os, sys
 try:
