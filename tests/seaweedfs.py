@@ -60,15 +60,19 @@ class SeaweedFSServer:
         config.write_text(json.dumps({"identities": [identity]}))
         (self.root / "data").mkdir()
         ports = {name: free_port() for name in ("master", "volume", "filer")}
-        args = [
+        self.args = [
             self.binary, "mini", f"-dir={self.root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-s3.port={self.port}", f"-s3.port.grpc={free_port()}", f"-s3.config={config}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false", "-webdav=false", "-admin.ui=false", "-metricsPort=0",
         ]  # fmt: skip
         for name, port in ports.items():
-            args += [f"-{name}.port={port}", f"-{name}.port.grpc={free_port()}"]
-        self.log = (self.root / "weed.log").open("wb")
-        self.process = subprocess.Popen(args, cwd=self.root, stdout=self.log, stderr=subprocess.STDOUT)
+            self.args += [f"-{name}.port={port}", f"-{name}.port.grpc={free_port()}"]
+        return self.up()
+
+    def up(self) -> SeaweedFSServer:
+        """Start the server made by :meth:`start` (again, after :meth:`down`: same ports, same data)."""
+        self.log = (self.root / "weed.log").open("ab")
+        self.process = subprocess.Popen(self.args, cwd=self.root, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -78,6 +82,23 @@ class SeaweedFSServer:
             time.sleep(0.1)
         unavailable(f"SeaweedFS's S3 endpoint did not answer within 30 s: {self._log_tail()}")
         return self
+
+    def down(self, kill: bool = False) -> None:
+        """Stop the server (every port closed, open connections cut), keeping its data for :meth:`up`;
+        ``kill``: at once (SIGKILL, as a crash; what it acknowledged is in the OS already), not after its
+        graceful shutdown (about 2 s)."""
+        if self.process is None:
+            return
+        if kill and self.process.poll() is None:
+            self.process.kill()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.log.close()
 
     def _answers(self) -> bool:
         try:
@@ -102,13 +123,5 @@ class SeaweedFSServer:
         return name
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        if self.process:
-            self.log.close()
+        self.down(kill=True)  # its data goes too: nothing to shut down gracefully for
         shutil.rmtree(self.root, ignore_errors=True)

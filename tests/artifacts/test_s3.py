@@ -56,3 +56,28 @@ def test_an_unreachable_endpoint_names_it(s3_url: str, monkeypatch: pytest.Monke
     store = open_artifact_store(s3_url)
     with pytest.raises(StorageUnavailable, match=rf"endpoint {dead}, bucket"):
         store.backend.put("k", io.BytesIO(b"x"))
+
+
+def test_a_blob_of_an_unreachable_store_is_not_reported_missing(
+    s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsspec's isfile() answers False on any error: S3 restarting must not read as "no such model"."""
+    digest = open_artifact_store(s3_url).put_bytes(b"weights")
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    store = open_artifact_store(s3_url)
+    with pytest.raises(StorageUnavailable, match=rf"cannot be used.*endpoint {dead}"):
+        store.exists(digest)
+    with pytest.raises(StorageUnavailable, match=rf"endpoint {dead}"):
+        store.get_bytes(digest)
+
+
+def test_the_artifact_store_retries_in_botocores_standard_mode_unless_the_environment_chooses(
+    s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # legacy mode (botocore's default) slept up to 15 s before a command learnt that S3 was down
+    monkeypatch.delenv("AWS_RETRY_MODE", raising=False)
+    assert open_artifact_store(s3_url).backend.fs.config_kwargs == {"retries": {"mode": "standard"}}
+    monkeypatch.setenv("AWS_RETRY_MODE", "adaptive")
+    assert open_artifact_store(s3_url).backend.fs.config_kwargs == {}

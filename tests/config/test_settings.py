@@ -57,6 +57,7 @@ def test_defaults_need_no_file_and_no_server(tmp_path: Path) -> None:
             "cache_size": 0,
             "timeout_ms": None,
             "metrics_auth": None,
+            "log_segment_seconds": 60.0,
             "explain_priority": "idle",
         },
         "monitoring": {

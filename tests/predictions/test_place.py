@@ -9,8 +9,9 @@ import pytest
 
 from mloop import Project
 from mloop.crypto import ParquetFiles
+from mloop.errors import StorageUnavailable
 from mloop.predictions import files
-from mloop.predictions.compactor import Compactor
+from mloop.predictions.compactor import Compactor, backoff, compact_retrying
 from mloop.predictions.feedback import Feedback, Label
 from mloop.predictions.log import PredictionLog, predictions_folder
 from mloop.predictions.place import LogFolder
@@ -87,3 +88,24 @@ def test_logging_goes_on_while_s3_is_down_and_the_next_writer_compacts_once_it_i
     assert list(good.segments.glob("*.jsonl")) == []
     frame = files.read_predictions(good, parquet=s3_project.parquet)
     assert sorted(frame["request_id"]) == sorted(f"d{i}" for i in range(20))
+
+
+def test_compaction_keeps_a_segment_while_s3_is_down_probing_it_after_each_wait(
+    s3_project: Project, s3_url: str
+) -> None:
+    good = place(s3_project)
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "k",
+           "AWS_SECRET_ACCESS_KEY": "s"}  # fmt: skip
+    down_storage = S3DataStorage(s3_url, env=env)
+    down = LogFolder(good.spool, good.parts.replace(s3_url, down_storage.root), down_storage)
+    segment = down.segments / "w-000001.jsonl"
+    segment.parent.mkdir(parents=True, exist_ok=True)
+    segment.write_bytes(b"".join(files.encode(answer(f"k{i}"), 1.8e9, "ok") for i in range(3)))
+    slept: list[float] = []
+    with pytest.raises(StorageUnavailable, match="segments stay in"):
+        compact_retrying(down, segment, ParquetFiles(None, remote_files(down_storage)), waits=[0.0, 0.0],
+                         sleep=slept.append)  # fmt: skip
+    assert slept == [0.0, 0.0] and segment.exists()  # waited twice, kept it
+    assert compact_retrying(good, segment, s3_project.parquet, sleep=slept.append) == (3, 0)
+    assert slept == [0.0, 0.0] and not segment.exists()  # a store that answers: at once, no wait
+    assert [w for _, w in zip(range(7), backoff(), strict=False)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mloop import Project
-from mloop.errors import IntegrityError
+from mloop.errors import IntegrityError, StorageUnavailable
 from mloop.serving.endpoints import EndpointTable
 from mloop.serving.load_alerts import LoadAlerts, alert_key
 from mloop.serving.predictor import Predictor
@@ -78,3 +78,34 @@ def test_a_new_server_ends_an_incident_an_old_one_left_open(trained: Project) ->
     fresh.refresh()
     LoadAlerts(trained, fresh)()
     assert _incidents(trained)[0]["status"] == "resolved"
+
+
+def test_a_version_whose_store_cannot_be_reached_is_retried_and_the_alert_says_so(trained: Project) -> None:
+    down = [False]
+
+    def loader(project: Any, name: str, version: int, runtime: str) -> Predictor:
+        if down[0]:  # as the artifact store answers while S3 is down
+            raise StorageUnavailable("The artifact store s3://b/m cannot be used: cannot connect (...).")
+        return Predictor.load(project, name, version, runtime)
+
+    trained.deploy("unreached", "fraud", version=1)
+    table = EndpointTable(trained, loader=loader)
+    alerts = LoadAlerts(trained, table)
+    table.refresh()
+    alerts()
+    down[0] = True
+    trained.deploy("unreached", "fraud", version=2)
+    table.refresh()
+    alerts()
+    assert table.get("unreached").predictors.keys() == {1} and table.refused["unreached"].unreachable
+    (fired,) = [a for a in trained.monitoring.alerts("unreached") if a["key"] == alert_key("unreached")]
+    assert (
+        "StorageUnavailable" in fired["description"] and "tries again at every poll" in fired["description"]
+    )
+    assert "re-register" not in fired["description"]  # the artifact is fine: nothing to fix there
+    down[0] = False
+    table.refresh()  # the next poll, once the store answers
+    alerts()
+    assert table.get("unreached").predictors.keys() == {2}
+    (ended,) = [a for a in trained.monitoring.alerts("unreached") if a["key"] == alert_key("unreached")]
+    assert ended["status"] == "resolved"

@@ -14,8 +14,9 @@ mloop.yaml: ``AWS_ENDPOINT_URL`` (for S3-compatible servers), ``AWS_ACCESS_KEY_I
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -35,6 +36,8 @@ class FsspecBlobBackend:
     def __init__(self, url: str, **storage_options: Any) -> None:
         import fsspec
 
+        if url.split("://", 1)[0] in _OBJECT_STORES and "config_kwargs" not in storage_options:
+            storage_options["config_kwargs"] = _retries(os.environ)
         try:
             # A fresh filesystem per store: s3fs would otherwise reuse one built from an earlier environment.
             self.fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True, **storage_options)
@@ -117,13 +120,21 @@ class FsspecBlobBackend:
     def open(self, key: str) -> BinaryIO:
         path = self._path(key)
         with self._reaching():
-            if not self.fs.isfile(path):
+            if not self._is_file(path):
                 raise FileNotFoundError(path)
             return self.fs.open(path, "rb")
 
     def exists(self, key: str) -> bool:
         with self._reaching():
-            return bool(self.fs.isfile(self._path(key)))
+            return self._is_file(self._path(key))
+
+    def _is_file(self, path: str) -> bool:
+        # Not fs.isfile(): it answers False for any error, so a store that cannot be reached would read as
+        # "no such blob" (a model "missing" while S3 restarts). Only a missing object is False here.
+        try:
+            return bool(self.fs.info(path)["type"] == "file")
+        except FileNotFoundError:
+            return False
 
     def delete(self, key: str) -> None:
         if self.object_store and key.startswith(f"{UPLOADS}/"):
@@ -170,6 +181,14 @@ class FsspecBlobBackend:
     def _split(self, path: str) -> tuple[str, str]:
         bucket, _, rest = path.partition("/")
         return bucket, rest
+
+
+def _retries(env: Mapping[str, str]) -> dict[str, Any]:
+    """botocore's retries for the artifact store: the standard mode (3 attempts, as the AWS SDKs and
+    pyarrow's S3 filesystem for data_url), unless ``AWS_RETRY_MODE`` chooses. botocore's own default (legacy,
+    5 attempts) sleeps up to 1 + 2 + 4 + 8 s between tries of a refused connection: a command learnt that S3
+    is down after 7.5 s on average, and a server retried a version's load as late."""
+    return {} if env.get("AWS_RETRY_MODE") else {"retries": {"mode": "standard"}}
 
 
 def _unreachable(exc: BaseException) -> str | None:

@@ -80,6 +80,14 @@ class ServingSettings(BaseModel):
         description="Whether GET /metrics needs an API key with monitoring.read (it names the endpoints, "
         "models and feature views); default: when local_admin is false.",
     )
+    log_segment_seconds: float = Field(
+        60.0,
+        ge=0.1,
+        le=3600,
+        description="How long the prediction log's current segment is written before it is sealed and "
+        "compacted into Parquet: with data_url on S3, how far behind the Parquet there (what other servers "
+        "and monitoring read) may be.",
+    )
     explain_priority: Literal["idle", "normal"] = Field(
         "idle",
         description="The priority of the child process that explains an endpoint's sampled answers "

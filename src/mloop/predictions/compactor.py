@@ -15,6 +15,11 @@ small containers that each collection would walk again; it collects once after e
 reads segment paths from its stdin, one per line. It exits at end of input: when the writer closes it,
 or when the server dies. Compaction is idempotent (:func:`~mloop.predictions.files.compact`), so a
 segment handed to a child that died is simply handed again, or compacted by the next writer.
+
+While the data store cannot be reached (``data_url`` on S3, the server down) the child keeps the segment
+in the spool and tries again (:func:`compact_retrying`: 0.5 s doubling to 5 s), so compaction resumes
+within seconds of the store's return and no answered prediction is lost; exiting instead would leave the
+segment until the next rotation, a minute later.
 """
 
 from __future__ import annotations
@@ -23,15 +28,20 @@ import contextlib
 import logging
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from mloop.crypto import PLAIN, ParquetFiles
 from mloop.crypto.child import to_line
+from mloop.errors import StorageUnavailable
+from mloop.predictions import files
 from mloop.predictions.place import LogFolder
 
 log = logging.getLogger("mloop.predictions")
 
 CLOSE_WAIT = 2.0  # seconds the prediction log's writer gives the child at close before compacting itself
+RETRY_FIRST, RETRY_MOST = 0.5, 5.0  # seconds between tries while the data store cannot be reached
 
 _CHILD = """import os, sys
 try:
@@ -43,7 +53,7 @@ gc.disable()
 from pathlib import Path
 from mloop.crypto import ParquetFiles
 from mloop.crypto.child import from_line
-from mloop.predictions.files import compact
+from mloop.predictions.compactor import compact_retrying
 from mloop.predictions.place import LogFolder
 from mloop.storage import open_data_storage, remote_files
 folder = Path(sys.argv[1])
@@ -56,7 +66,7 @@ gc.collect()
 gc.freeze()
 for line in sys.stdin:
     if line.strip():
-        compact(folder, Path(line.strip()), parquet)
+        compact_retrying(folder, Path(line.strip()), parquet)
         gc.collect()
 """
 
@@ -128,3 +138,63 @@ class Compactor:
             log.warning("prediction log: the compactor is slow; compacting the rest here")
             process.kill()
             process.wait()
+
+
+def backoff(first: float = RETRY_FIRST, most: float = RETRY_MOST) -> Iterator[float]:
+    """``first``, doubling up to ``most``, for ever: the waits between tries of a store that is down."""
+    wait = first
+    while True:
+        yield wait
+        wait = min(wait * 2, most)
+
+
+def compact_retrying(
+    folder: Path | LogFolder,
+    segment: Path,
+    parquet: ParquetFiles = PLAIN,
+    waits: Iterable[float] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[int, int]:
+    """:func:`~mloop.predictions.files.compact` ``segment``, waiting out a data store that cannot be
+    reached: the segment stays in the spool and, after each of ``waits`` (default :func:`backoff`, for as
+    long as it takes), the store is probed with one cheap request; the segment is parsed and uploaded again
+    only once it answers. Raises :class:`~mloop.errors.StorageUnavailable` when ``waits`` run out.
+
+    >>> compact_retrying(log_folder, Path("spool/segments/w-000001.jsonl"))   # doctest: +SKIP
+    (1200, 0)
+    """
+    place = LogFolder.of(folder)
+    pending = iter(backoff() if waits is None else waits)
+    failed_at: float | None = None
+    while True:
+        try:
+            done = files.compact(folder, segment, parquet)
+        except StorageUnavailable as exc:
+            if failed_at is None:
+                failed_at = time.monotonic()
+                log.warning("prediction log: %s stays in the spool until the data store answers: %s",
+                            segment.name, exc)  # fmt: skip
+            _wait_for_store(place, pending, sleep)
+            continue
+        if failed_at is not None:
+            log.warning("prediction log: the data store answers again; %s compacted after %.1f s",
+                        segment.name, time.monotonic() - failed_at)  # fmt: skip
+        return done
+
+
+def _wait_for_store(place: LogFolder, waits: Iterator[float], sleep: Callable[[float], None]) -> None:
+    """Sleep the next of ``waits``, then probe the store; again until it answers (StorageUnavailable once
+    ``waits`` run out)."""
+    while True:
+        wait = next(waits, None)
+        if wait is None:
+            raise StorageUnavailable(
+                f"the data store of the prediction log ({place.parts}) still cannot be reached; the segments "
+                f"stay in {place.segments} and the next writer compacts them"
+            )
+        sleep(wait)
+        try:
+            place.storage.exists(place.join("_probe"))  # one HEAD request; its answer does not matter
+        except StorageUnavailable:
+            continue
+        return

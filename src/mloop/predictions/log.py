@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mloop.crypto import PLAIN, ParquetFiles
-from mloop.errors import MloopError
+from mloop.errors import MloopError, StorageUnavailable
 from mloop.predictions import files, metrics
 from mloop.predictions.answer import Answer
 from mloop.predictions.compactor import CLOSE_WAIT, Compactor
@@ -279,6 +279,8 @@ class PredictionLog:
             try:
                 with self._io:
                     self._step()
+            except StorageUnavailable as exc:  # S3 down: the segments wait in the spool; retried next turn
+                self._warn_store(exc)
             except Exception:  # a disk error must not kill the thread; the next turn tries again
                 log.exception("prediction log: fsync or rotation failed")
         try:
@@ -300,6 +302,14 @@ class PredictionLog:
         if now - self._recovered >= self.recover_seconds:  # a sibling worker died: take its segments over
             self._recovered = now
             self.skipped += files.recover(self.folder, own=self.writer, parquet=self.parquet)[2]
+
+    def _warn_store(self, exc: StorageUnavailable) -> None:
+        now = time.monotonic()
+        if now - self._warned > 10:
+            self._warned = now
+            log.warning(
+                "prediction log: segments stay in %s until the data store answers: %s", self.segments, exc
+            )
 
     def _finish(self) -> None:
         self._sync()

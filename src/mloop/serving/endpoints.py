@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mloop.errors import NotFound
+from mloop.errors import NotFound, StorageUnavailable
 from mloop.project import Project
 from mloop.serving.predictor import NATIVE, Predictor
 from mloop.serving.router import TrafficRouter
@@ -61,6 +61,8 @@ class Refusal:
     model: str
     version: int
     reason: str
+    # A store it is read from could not be reached (S3 down): retried at every poll, served once it answers
+    unreachable: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,8 @@ class EndpointTable:
                             shown = "" if runtime == NATIVE else f" (runtime {runtime})"
                             failures[key] = f"{type(exc).__name__}: {exc}{shown}"
                             refused[deployment.endpoint] = Refusal(deployment.endpoint, int(deployment.revision),
-                                                                   *key, failures[key])  # fmt: skip
+                                                                   *key, failures[key],
+                                                                   isinstance(exc, StorageUnavailable))  # fmt: skip
                             log.error("endpoint %s revision %s: %s version %s does not load%s: %s",
                                       deployment.endpoint, deployment.revision, *key, shown, exc)  # fmt: skip
                             break

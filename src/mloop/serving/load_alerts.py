@@ -26,6 +26,11 @@ from mloop.serving.endpoints import EndpointTable, Refusal
 log = logging.getLogger("mloop.serving")
 
 SEVERITY = "ticket"  # callers are still answered (by the previous revision); a person must fix the artifact
+_BROKEN = "Fix or re-register the artifact and deploy again, or roll back."
+_UNREACHABLE = (
+    "The server tries again at every poll and serves the revision once the store answers (this alert then "
+    "resolves); bring the store back, nothing needs deploying again."
+)
 
 
 def alert_key(endpoint: str) -> str:
@@ -39,7 +44,7 @@ def load_alert(refusal: Refusal, now: datetime) -> Alert:
         key=alert_key(refusal.endpoint), name="load_failed", severity=SEVERITY, endpoint=refusal.endpoint,
         summary=f"{refusal.model} v{refusal.version} (revision {refusal.revision}) does not load; "
                 "the endpoint stays on its previous revision",
-        description=f"{refusal.reason} Fix or re-register the artifact and deploy again, or roll back.",
+        description=f"{refusal.reason} {_UNREACHABLE if refusal.unreachable else _BROKEN}",
         labels={"model": refusal.model, "version": str(refusal.version), "revision": str(refusal.revision)},
         started_at=now,
     )  # fmt: skip

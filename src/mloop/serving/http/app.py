@@ -55,7 +55,8 @@ def create_app(project: Project, *, serving_process: bool = False) -> FastAPI:
     compactor before the first request instead of under load at the first rotation."""
     table = EndpointTable(project).start()
     table.listeners.append(LoadAlerts(project, table))  # a deployed version that does not load: an alert
-    prediction_log = PredictionLog(predictions_folder(project.settings), parquet=project.parquet)
+    prediction_log = PredictionLog(predictions_folder(project.settings), parquet=project.parquet,
+                                   segment_seconds=project.settings.serving.log_segment_seconds)  # fmt: skip
     inference = Inference(table, prediction_log=prediction_log)
     pipelines = Pipelines(inference)  # pipelines: in mloop.yaml, answered on the predict route
 
