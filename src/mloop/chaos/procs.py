@@ -27,6 +27,7 @@ class ServerProcesses:
     supervisor: int  # the process that holds the socket and whose parent does not
     workers: tuple[int, ...]  # its children holding it too; empty for a single-process server
     argv: tuple[str, ...]  # the supervisor's command line
+    others: tuple[int, ...] = ()  # its other children (multiprocessing's resource tracker)
 
     @property
     def is_mloop_serve(self) -> bool:
@@ -103,7 +104,8 @@ def server_on(port: int) -> ServerProcesses | None:
     roots = [pid for pid in holders if parents[pid] not in parents]
     supervisor = roots[0]
     workers = tuple(pid for pid in holders if parents[pid] == supervisor)
-    return ServerProcesses(port, supervisor, workers, _argv(supervisor))
+    others = tuple(pid for pid in children(supervisor) if pid not in workers)
+    return ServerProcesses(port, supervisor, workers, _argv(supervisor), others)
 
 
 def connections(pid: int, port: int) -> int:
@@ -121,10 +123,14 @@ def alive(pid: int) -> bool:
     return text.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``."""
+    return [child for child in _pids() if _parent(child) == pid and alive(child)]
+
+
 def new_workers(server: ServerProcesses) -> list[int]:
-    """The children of ``server``'s supervisor that hold its port's listening socket and were not among its
-    workers: replacements. Cheaper than :func:`server_on` (it reads the supervisor's children only)."""
-    listening = _listening(server.port)
-    known = set(server.workers)
-    return [pid for pid in _pids() if pid not in known and _parent(pid) == server.supervisor
-            and _held(pid) & listening]  # fmt: skip
+    """The children of ``server``'s supervisor started since it was read: replacements of its workers (a
+    new one holds the port's socket only once its interpreter has started, seconds later on a busy
+    machine; the process is there at once)."""
+    known = {*server.workers, *server.others}
+    return [pid for pid in children(server.supervisor) if pid not in known]
