@@ -20,6 +20,7 @@ from mloop.cli import _state
 from mloop.cli import ab as ab_cli
 from mloop.cli import artifacts as artifacts_cli
 from mloop.cli import audit as audit_cli
+from mloop.cli import chaos as chaos_cli
 from mloop.cli import cost as cost_cli
 from mloop.cli import data as data_cli
 from mloop.cli import decisions as decisions_cli
@@ -56,7 +57,7 @@ for _sub, _name in (
     (users_cli.users_app, "users"), (users_cli.keys_app, "keys"), (audit_cli.app, "audit"),
     (artifacts_cli.app, "artifacts"), (runs_cli.app, "runs"), (deployments_cli.app, "deployments"),
     (monitor_cli.app, "monitor"), (loop_cli.app, "loop"), (privacy_cli.retention_app, "retention"),
-    (decisions_cli.app, "decisions"), (ab_cli.app, "ab"),
+    (decisions_cli.app, "decisions"), (ab_cli.app, "ab"), (chaos_cli.app, "chaos"),
 ):  # fmt: skip
     app.add_typer(_sub, name=_name, cls=Group)
 

@@ -419,6 +419,8 @@ def read_predictions(
     since: datetime | None = None,
     until: datetime | None = None,
     parquet: ParquetFiles = PLAIN,
+    *,
+    keys: bool = False,
 ) -> pd.DataFrame:
     """One row per predicted row, oldest first, without duplicates: the fixed columns, then one column
     per model input (an input named like a fixed column, ``label`` or ``labelled_at`` is prefixed
@@ -427,7 +429,9 @@ def read_predictions(
     error (prediction null, no inputs; the availability SLI counts these). The lines holding sampled
     attributions (status ``explained``) are not predictions: :func:`mloop.predictions.explanations.read_explanations`
     reads them. ``defaulted`` is ``{input: reason}`` for a row answered with its feature views' declared
-    defaults (``online_store_unavailable``: Redis was down), None otherwise.
+    defaults (``online_store_unavailable``: Redis was down), None otherwise. With ``keys``, the column
+    ``keys`` holds the request's fields the model did not take (its join keys: ``{"customer_id": 7}``), or
+    None: with the inputs, what the request sent (an input named ``keys`` is then ``input.keys``).
 
     >>> read_predictions(".mloop/data/_predictions", "fraud", since=datetime(2026, 12, 1))  # doctest: +SKIP
     """
@@ -437,8 +441,8 @@ def read_predictions(
     table = table.filter(pc.not_equal(table["status"], EXPLAINED))
     tensor_column = table.column("tensors")
     frame = table.drop_columns(
-        ["tensors", "keys", "attributions"]
-    ).to_pandas()  # keys: for erasure, not a model input
+        ["tensors", "attributions"] if keys else ["tensors", "keys", "attributions"]
+    ).to_pandas()  # keys: for erasure and for replaying requests, not a model input
     frame[_POSITION] = np.arange(len(frame))
     # A shadow version's answer (status "shadow") shares the request id of the answer the caller got.
     frame = frame.drop_duplicates(["request_id", "row", "version", "status"])
@@ -450,13 +454,17 @@ def read_predictions(
     ).infer_objects()
     frame["defaulted"] = pd.Series([json.loads(v) if isinstance(v, str) else None for v in frame.pop("defaulted")],
                                    index=frame.index, dtype=object)  # fmt: skip
+    if keys:
+        frame["keys"] = pd.Series([json.loads(v) if isinstance(v, str) else None for v in frame.pop("keys")],
+                                  index=frame.index, dtype=object)  # fmt: skip
     inputs = pd.DataFrame.from_records([json.loads(v) for v in frame.pop("inputs")], index=frame.index)
     kept = tensor_column.take(positions)
     for name in tensors.names(kept):
         found = pd.Series(tensors.values(kept, name), index=frame.index, dtype=object)
         # a row whose value was not a tensor (ragged, strings) kept it in the JSON inputs
         inputs[name] = found.where(found.notna(), inputs[name]) if name in inputs else found
-    inputs.columns = [f"input.{c}" if c in _RESERVED else c for c in inputs.columns]
+    reserved = _RESERVED | {"keys"} if keys else _RESERVED
+    inputs.columns = [f"input.{c}" if c in reserved else c for c in inputs.columns]
     return pd.concat([frame, inputs], axis=1)
 
 

@@ -25,7 +25,7 @@ import dataclasses
 import ipaddress
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,7 +49,7 @@ MAX_CONNECTIONS = 256  # keep-alive connections the client opens at most
 ROWS = 200  # recent rows of the log used as bodies, in turn
 PERMISSION = "predict"  # a probe is nothing but predictions, which the server authorizes the same way
 ACTION = "review.probe"
-_NOT_INPUTS = {*FIXED, "label", "labelled_at"}
+_NOT_INPUTS = {*FIXED, "label", "labelled_at", "keys"}
 
 
 class ProbeRefused(MloopError):
@@ -119,7 +119,7 @@ class Probes(Service):
         _check_load(rps, seconds, timeout)
         self._authorize(PERMISSION, f"endpoint:{endpoint}")
         self._platform.deployments.get(endpoint)  # NotFound, with the names there are, before any load
-        bodies = [dict(r) for r in rows] if rows is not None else self._recent_rows(endpoint)
+        bodies = [dict(r) for r in rows] if rows is not None else self.recent_rows(endpoint)
         if not bodies:
             raise MloopError(
                 f"No rows to send to {endpoint!r}: its prediction log has no answered request yet. "
@@ -128,7 +128,7 @@ class Probes(Service):
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         at = utcnow()
         samples, span, lag = asyncio.run(
-            _load(str(base), f"/v1/endpoints/{endpoint}/predict", bodies, rps, seconds, timeout, headers)
+            load(str(base), f"/v1/endpoints/{endpoint}/predict", bodies, rps, seconds, timeout, headers)
         )
         result = _summarize(endpoint, str(base), at, rps, seconds, samples, span, lag)
         payload = {k: v for k, v in result.to_dict().items() if k not in ("endpoint", "event")}
@@ -139,18 +139,49 @@ class Probes(Service):
                                          actor=self.actor.name, limit=1).events  # fmt: skip
         return dataclasses.replace(result, event=newest[0].seq if newest else None)
 
-    def _recent_rows(self, endpoint: str) -> list[dict[str, Any]]:
-        """The inputs of the newest answered requests in the log (the last hour, else day, else month)."""
+    def bodies(self, endpoint: str) -> list[dict[str, Any]]:
+        """The rows a load of ``endpoint`` sends (:meth:`recent_rows`), after checking that the actor may
+        predict on it and that it exists (:class:`~mloop.errors.NotFound` with the names there are)."""
+        self._authorize(PERMISSION, f"endpoint:{endpoint}")
+        self._platform.deployments.get(endpoint)
+        return self.recent_rows(endpoint)
+
+    def recent_rows(self, endpoint: str) -> list[dict[str, Any]]:
+        """The inputs of the newest answered requests in the log (the last hour, else day, else month):
+        the bodies a probe sends. The features the endpoint's models look up online are left out, as a
+        caller leaves them out: a row carrying every input would skip the lookup and measure less than the
+        endpoint does. Needs ``monitoring.read`` on the endpoint."""
         self._authorize("monitoring.read", f"endpoint:{endpoint}")
         now = utcnow()
         for back in (timedelta(hours=1), timedelta(days=1), timedelta(days=30)):
             frame = read_predictions(predictions_folder(self._ctx.settings), endpoint, now - back, now,
-                                     self._ctx.parquet)  # fmt: skip
+                                     self._ctx.parquet, keys=True)  # fmt: skip
             if len(frame):
                 frame = frame[frame["status"] == "ok"].tail(ROWS)
             if len(frame):
-                return _inputs(frame)
+                looked_up = self._looked_up(endpoint)
+                return [{k: v for k, v in row.items() if k not in looked_up} for row in _inputs(frame)]
         return []
+
+    def _looked_up(self, endpoint: str) -> set[str]:
+        """The names of the features the endpoint's deployed versions look up (their ``lineage.features``)."""
+        names: set[str] = set()
+        try:
+            deployment = self._platform.deployments.get(endpoint)
+        except MloopError:  # not deployed now: its logged rows are all there is
+            return names
+        for version in deployment.versions:
+            try:
+                lineage = self._platform.models.get(deployment.model, version).lineage
+                for ref in lineage.get("features", []):
+                    view, _, feature = str(ref).partition(":")
+                    if feature and feature != "*":
+                        names.add(feature)
+                    else:
+                        names.update(self._platform.features.get(view).feature_names)
+            except MloopError:  # a version or view gone since: keep what the log holds
+                continue
+        return names
 
 
 def target(url: str, *, allow_remote: bool = False) -> httpx.URL:
@@ -166,7 +197,7 @@ def target(url: str, *, allow_remote: bool = False) -> httpx.URL:
         raise ProbeRefused(
             f"Cannot probe {url!r}: give an http:// or https:// URL with a host, like http://127.0.0.1:8000."
         )
-    if not allow_remote and not _loopback(parsed.host):
+    if not allow_remote and not loopback(parsed.host):
         raise ProbeRefused(
             f"Refusing to probe {url!r}: {parsed.host} is not this machine (127.0.0.0/8, ::1, localhost). A probe "
             "sends real load; point it at a server you own with `mloop review --probe ENDPOINT --url URL`."
@@ -174,7 +205,8 @@ def target(url: str, *, allow_remote: bool = False) -> httpx.URL:
     return parsed.copy_with(path="/", query=None, fragment=None)
 
 
-def _loopback(host: str) -> bool:
+def loopback(host: str) -> bool:
+    """Whether ``host`` is this machine: ``localhost`` or a loopback IP (a name is not resolved)."""
     if host.lower() == "localhost":
         return True
     try:
@@ -193,12 +225,14 @@ def _check_load(rps: float, seconds: float, timeout: float) -> None:
 
 
 def _inputs(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each logged row's inputs as a request row (``input.x`` back to ``x``; missing values as null)."""
+    """Each logged row as the request row that was sent: its inputs (``input.x`` back to ``x``; missing
+    values as null) and the fields the model did not take (its join keys, the ``keys`` column if read)."""
     columns = [str(c) for c in frame.columns if c not in _NOT_INPUTS]
     named = [c.removeprefix("input.") for c in columns]
+    keys = frame["keys"] if "keys" in frame.columns else [None] * len(frame)
     return [
-        dict(zip(named, map(_plain, values), strict=True))
-        for values in frame[columns].itertuples(index=False)
+        {**dict(zip(named, map(_plain, values), strict=True)), **(extra or {})}
+        for values, extra in zip(frame[columns].itertuples(index=False), keys, strict=True)
     ]
 
 
@@ -213,16 +247,34 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class _Sample:
-    outcome: str  # "200", "503", "timeout", "connection"
+class Sample:
+    """One request of an open-loop load: its outcome, its latency (from when it was due) and when it ended."""
+
+    outcome: str  # "200", "503", "timeout", "connection" (or what the caller's ``classify`` says)
     latency_s: float
-    done: float  # loop time it finished
+    done: float  # loop time it finished (``time.monotonic()``: asyncio's clock)
+    request_id: str | None = None  # the answer's, when the caller's ``classify`` reads it
+
+    @property
+    def due(self) -> float:
+        return self.done - self.latency_s
 
 
-async def _load(url: str, path: str, bodies: Sequence[dict[str, Any]], rps: float, seconds: float,
-                timeout: float, headers: dict[str, str]) -> tuple[list[_Sample], float, float]:  # fmt: skip
-    """Send ``ceil(rps * seconds)`` requests on schedule; their samples, the span (first due to last
-    answer, seconds) and the client's worst lateness in sending (seconds)."""
+Classify = Callable[[httpx.Response], tuple[str, str | None]]
+
+
+def _status(answer: httpx.Response) -> tuple[str, str | None]:
+    return str(answer.status_code), None
+
+
+async def load(url: str, path: str, bodies: Sequence[dict[str, Any]], rps: float, seconds: float,
+               timeout: float, headers: dict[str, str], *, classify: Classify = _status,
+               on_sample: Callable[[Sample], None] | None = None,
+               stop: Callable[[], bool] | None = None) -> tuple[list[Sample], float, float]:  # fmt: skip
+    """Send ``ceil(rps * seconds)`` requests on schedule (fewer when ``stop()`` turns true, checked before
+    each send); their samples, the span (first due to last answer, seconds) and the client's worst lateness
+    in sending (seconds). ``classify`` turns an HTTP answer into (outcome, request id); ``on_sample`` sees
+    each sample as its request ends (on the event loop: keep it short)."""
     loop = asyncio.get_running_loop()
     total = max(1, math.ceil(rps * seconds))
     limits = httpx.Limits(
@@ -231,20 +283,26 @@ async def _load(url: str, path: str, bodies: Sequence[dict[str, Any]], rps: floa
     # trust_env off: no proxy from the environment stands between the probe and the server named
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, trust_env=False) as client:
 
-        async def one(i: int, due: float) -> _Sample:
+        async def one(i: int, due: float) -> Sample:
+            request_id = None
             try:
                 async with asyncio.timeout(timeout):
                     answer = await client.post(path, json={"rows": [bodies[i % len(bodies)]]})
-                outcome = str(answer.status_code)
+                outcome, request_id = classify(answer)
             except TimeoutError:
                 outcome = "timeout"
             except httpx.TransportError:
                 outcome = "connection"
             now = loop.time()
-            return _Sample(outcome, now - due, now)
+            sample = Sample(outcome, now - due, now, request_id)
+            if on_sample is not None:
+                on_sample(sample)
+            return sample
 
         start, lag, tasks = loop.time(), 0.0, []
         for i in range(total):
+            if stop is not None and i and stop():
+                break
             due = start + i / rps
             wait = due - loop.time()
             if wait > 0:
@@ -252,10 +310,10 @@ async def _load(url: str, path: str, bodies: Sequence[dict[str, Any]], rps: floa
             lag = max(lag, loop.time() - due)
             tasks.append(asyncio.create_task(one(i, due)))
         samples = list(await asyncio.gather(*tasks))
-    return samples, max(max(s.done for s in samples) - start, total / rps), lag
+    return samples, max(max(s.done for s in samples) - start, len(samples) / rps), lag
 
 
-def _summarize(endpoint: str, url: str, at: datetime, rps: float, seconds: float, samples: list[_Sample],
+def _summarize(endpoint: str, url: str, at: datetime, rps: float, seconds: float, samples: list[Sample],
                span: float, lag: float) -> ProbeResult:  # fmt: skip
     ok = np.array([s.latency_s for s in samples if s.outcome.startswith("2")], dtype=np.float64) * 1000.0
     errors = Counter(s.outcome for s in samples if not s.outcome.startswith("2"))

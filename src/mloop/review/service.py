@@ -103,6 +103,13 @@ class Reviews(Service):
 
         return Probes(self._ctx, self._platform).run(endpoint, **how)
 
+    def probe_rows(self, endpoint: str) -> list[dict[str, Any]]:
+        """The rows a probe (or ``mloop chaos run``) of ``endpoint`` sends: the inputs of its recent answered
+        requests in the prediction log; see :meth:`Probes.bodies`."""
+        from mloop.review.probe import Probes
+
+        return Probes(self._ctx, self._platform).bodies(endpoint)
+
     def cost(self, *, since: str = "7d", alert: bool = False, now: datetime | None = None) -> CostReport:
         """Cost and energy per training run and per 1,000 predictions over ``since`` (``7d``, ``24h``), and
         of what the project stores (:mod:`mloop.review.cost`). ``alert``: open an incident
