@@ -22,10 +22,17 @@ takes longer. A command that meets a dropped connection (Redis restarted: every 
 dead) reconnects and is sent once more at once, so reads recover at the first request after Redis
 returns; a timeout is never retried. Either failure is :class:`~mloop.errors.OnlineStoreUnavailable`
 (a 503, or the defaults of views that declare ``on_missing="default"``).
+
+After a read fails, reads fail at once (no wait) until a background ``PING`` every :data:`PROBE_SECONDS`
+gets an answer: a Redis that accepts connections but does not answer (paused, a black-holed host) would
+otherwise hold every request ``timeout`` long on the server's event loop, stalling its other endpoints
+too (found by ``mloop chaos run online-store-pause``). Reads resume within a probe of Redis answering.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -81,6 +88,7 @@ return #gone
 _ROWS_PER_CALL = 500  # rows per script call: keeps each call short, so the server stays responsive
 _CALLS_PER_ROUND_TRIP = 40
 DEFAULT_TIMEOUT = 0.2  # seconds: the default of the setting online_timeout_ms
+PROBE_SECONDS = 0.25  # while reads fail fast, how often a background PING checks whether Redis answers
 WRITE_TIMEOUT = 30.0  # seconds an answer to a write may take (a materialization batch of 20,000 rows)
 
 
@@ -108,6 +116,8 @@ class RedisOnlineStore:
         self.url = url
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self._unreachable = (redis.ConnectionError, redis.TimeoutError)
+        self._failing: str | None = None  # why reads fail fast: set by a failed read, cleared by a probe
+        self._probing = threading.Lock()
 
         def client(answer_within: float) -> redis.Redis:
             # One immediate retry, on a dropped connection only (redis-py's default: 10, with back-off).
@@ -187,8 +197,33 @@ class RedisOnlineStore:
     def read(
         self, rows: Sequence[tuple[str, str]], events: Sequence[tuple[str, str, int]] = ()
     ) -> OnlineRead:
-        with self._reaching():
-            return self._read(rows, events)
+        failing = self._failing
+        if failing is not None:  # no wait on a request's path while Redis is known not to answer
+            self._probe()
+            raise OnlineStoreUnavailable(failing)
+        try:
+            with self._reaching():
+                return self._read(rows, events)
+        except OnlineStoreUnavailable as exc:
+            self._failing = str(exc)
+            raise
+
+    def _probe(self) -> None:
+        """One background PING at a time, at most every :data:`PROBE_SECONDS`; an answer ends fail-fast."""
+        if not self._probing.acquire(blocking=False):
+            return
+
+        def ping() -> None:
+            try:
+                time.sleep(PROBE_SECONDS)
+                self._reader.ping()
+                self._failing = None
+            except self._unreachable:
+                pass
+            finally:
+                self._probing.release()
+
+        threading.Thread(target=ping, name="mloop-online-probe", daemon=True).start()
 
     def _read(self, rows: Sequence[tuple[str, str]], events: Sequence[tuple[str, str, int]]) -> OnlineRead:
         row_keys = [self._base(view) + "r:" + key for view, key in rows]
