@@ -18,16 +18,15 @@ from mloop.predictions.files import read_predictions
 from mloop.predictions.place import LogFolder
 
 FAILED = ("error", "timeout")  # the statuses of requests the caller got no answer for (a 5xx)
-# The prediction log is stamped by each server's clock and a step's start by the controller's: a server 5
-# minutes behind logged every request of a step "before" it began. A step's own requests are told by the
-# deployment revision it made (a number from the metadata store, no clock), and the log is read from
-# CLOCK_SKEW before the step's start to find them.
 
 
 def step_window(since: datetime, revision: int | None) -> datetime:
     """From when to read the log for a loop step begun at ``since`` (controller's clock) that made
-    ``revision``: ``since`` less :data:`CLOCK_SKEW`, or ``since`` for a step recorded without its revision
-    (by a version of mloop before it recorded one)."""
+    ``revision``: ``since`` less :data:`~mloop._time.CLOCK_SKEW`, or ``since`` for a step recorded without
+    its revision (by a version of mloop before it recorded one)."""
+    # The log is stamped by each server's clock and the step's start by the controller's: a server 5
+    # minutes behind logged every request of the step "before" it began. The step's own requests are told
+    # by its revision (a number from the metadata store, no clock); this only has to reach back to them.
     return since if revision is None else since - CLOCK_SKEW
 
 
