@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -46,12 +47,19 @@ SKEW_S = 300.0  # the serving process's clock is this far off the controller's, 
 SKEWED = Path(__file__).parent / "skewed"  # its sitecustomize.py shifts the clock of the process it starts
 STEP_REQUESTS = 30  # requests a canary step must have (min_requests); the load gives it a few more
 WAIT = 30.0  # seconds any one wait may take on a busy shared machine
+# Pushed by this process, read by the server: a value goes stale after 2 minutes, and is counted for an hour.
+TAPS = ml.PushSource("taps", schema=[ml.Field("customer_id", "int64"), ml.Field("amount", "float64"),
+                                     ml.Field("ts", "timestamp")])  # fmt: skip
+TAPS_VIEW = ml.FeatureView("taps", entities=[fraud.customer], source=TAPS, ttl="2m",
+                           features=[ml.Field("amount", "float64")],
+                           aggregations=[ml.Aggregation("amount", "count", "1h")])  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=[SKEW_S, -SKEW_S], ids=["ahead", "behind"])
 def skewed(request: pytest.FixtureRequest, chaos_project: Project) -> Iterator[tuple[Project, Server, float]]:
     """A ``mloop serve`` of the project whose clock is ``SKEW_S`` seconds ahead of this process's (or behind)."""
     skew = float(request.param)
+    chaos_project.apply([TAPS, TAPS_VIEW])  # before the server starts, which reads the definitions then
     with pytest.MonkeyPatch.context() as patch:
         served_env(patch)
         patch.setenv("PYTHONPATH", os.pathsep.join([str(SKEWED), os.environ["PYTHONPATH"]]))
@@ -60,17 +68,30 @@ def skewed(request: pytest.FixtureRequest, chaos_project: Project) -> Iterator[t
             yield chaos_project, server, skew
 
 
-def _until(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:
+def _until(
+    what: str, check: Callable[[], bool], timeout: float = WAIT, seen: Callable[[], object] = str
+) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}; {seen()}"
         time.sleep(0.05)
+
+
+def _seen(project: Project, endpoint: str, load: ReconnectingClients) -> str:
+    """What the clients got and what the log holds, per (revision, version): for a wait that timed out."""
+    logged = _logged(project, endpoint).groupby(["revision", "version"]).size().to_dict()
+    return f"answers {dict(load.statuses)}, errors {load.errors[-3:]}, logged {logged}"
 
 
 def _logged(project: Project, endpoint: str) -> pd.DataFrame:
     """The endpoint's answered requests (one row each) in the prediction log."""
     frame = read_predictions(predictions_folder(project.settings), endpoint)
     return frame[(frame["row"] == 0) & (frame["status"] == "ok")]
+
+
+def _answers(server: Server, endpoint: str, row: dict[str, Any]) -> int:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        return client.post(f"/v1/endpoints/{endpoint}/predict", json={"rows": [row]}).status_code
 
 
 def _served(project: Project, endpoint: str, revision: int, version: int) -> int:
@@ -107,10 +128,13 @@ def test_a_canary_walks_by_its_revisions_whatever_the_serving_clock(
         reason="v2 takes 50% of the traffic",
     )
     rows = fraud_rows(project.root)
+    _until("the server serves the canary", lambda: _answers(server, endpoint, rows[0]) == 200)
     wall = [time.time()]
     with ReconnectingClients(server.url, endpoint, rows, clients=2, pause=0.005) as load:
         _until(
-            "the first step's requests", lambda: _served(project, endpoint, first.revision, 2) > STEP_REQUESTS
+            "the first step's requests",
+            lambda: _served(project, endpoint, first.revision, 2) > STEP_REQUESTS,
+            seen=lambda: _seen(project, endpoint, load),
         )
     (stepped,) = controller.tick()  # the server's stamps are 5 minutes off the step's start: they count
     # No load now: the second step has served nothing, whatever the first step's stamps say.
@@ -120,6 +144,7 @@ def test_a_canary_walks_by_its_revisions_whatever_the_serving_clock(
         _until(
             "the second step's requests",
             lambda: _served(project, endpoint, second.revision, 2) > STEP_REQUESTS,
+            seen=lambda: _seen(project, endpoint, more),
         )
         (promoted,) = controller.tick()
     wall.append(time.time())
@@ -157,12 +182,6 @@ def test_online_windows_count_a_just_pushed_event_and_ttls_follow_the_serving_cl
     skewed: tuple[Project, Server, float],
 ) -> None:
     project, server, skew = skewed
-    fields = [ml.Field("customer_id", "int64"), ml.Field("amount", "float64"), ml.Field("ts", "timestamp")]
-    taps = ml.PushSource("taps", schema=fields)
-    view = ml.FeatureView("taps", entities=[fraud.customer], source=taps, ttl="2m",
-                          features=[ml.Field("amount", "float64")],
-                          aggregations=[ml.Aggregation("amount", "count", "1h")])  # fmt: skip
-    project.apply([taps, view])  # the fraud project's customer entity
     key = 1 if skew > 0 else 2  # each server's own entity: the module's servers share the online store
     project.features.push("taps", [{"customer_id": key, "amount": 3.5, "ts": datetime.now(UTC)}])
     with httpx.Client(base_url=server.url, timeout=30) as client:
