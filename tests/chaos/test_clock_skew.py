@@ -36,7 +36,7 @@ from mloop._time import utcnow
 from mloop.loop.controller import LoopController
 from mloop.predictions import predictions_folder, read_predictions
 from tests.chaos import report
-from tests.chaos.conftest_artifact import chaos_project, served_env
+from tests.chaos.conftest_artifact import chaos_project, serve_with, served_env
 from tests.chaos.procs import ReconnectingClients
 from tests.serving.http.load import fraud_rows
 from tests.serving.http.running import Server, mloop_serve
@@ -60,6 +60,9 @@ def skewed(request: pytest.FixtureRequest, chaos_project: Project) -> Iterator[t
     """A ``mloop serve`` of the project whose clock is ``SKEW_S`` seconds ahead of this process's (or behind)."""
     skew = float(request.param)
     chaos_project.apply([TAPS, TAPS_VIEW])  # before the server starts, which reads the definitions then
+    # No shedding on event-loop lag: on this shared machine it reads other processes as overload, and a
+    # shed request (503) is a failure the canary counts; the witness here is the clock, not the load.
+    serve_with(chaos_project.root, max_queue_ms=None)
     with pytest.MonkeyPatch.context() as patch:
         served_env(patch)
         patch.setenv("PYTHONPATH", os.pathsep.join([str(SKEWED), os.environ["PYTHONPATH"]]))
@@ -107,7 +110,10 @@ def test_a_canary_walks_by_its_revisions_whatever_the_serving_clock(
     endpoint = "ahead" if skew > 0 else "behind"
     project.models.set_alias("fraud", "champion", 1)
     project.deploy(endpoint, "fraud", version=1)
-    rollout = ml.Canary(steps=[0.5, 1.0], min_requests=STEP_REQUESTS, max_error_rate=0.01, compare=None)
+    # No latency gate: this shared machine's p99 is not the witness here (the slow-model test has one).
+    rollout = ml.Canary(
+        steps=[0.5, 1.0], min_requests=STEP_REQUESTS, max_error_rate=0.01, max_p99_ms=None, compare=None
+    )
     policy = ml.LoopPolicy(
         endpoint, SimpleNamespace(name="fraud"), triggers=[], rollout=rollout, rollback=None
     )
@@ -137,6 +143,8 @@ def test_a_canary_walks_by_its_revisions_whatever_the_serving_clock(
             seen=lambda: _seen(project, endpoint, load),
         )
     (stepped,) = controller.tick()  # the server's stamps are 5 minutes off the step's start: they count
+    # The next step made (a server behind: "v2: 0 of 30 requests at this step" before the fix, for ever).
+    assert stepped["reason"].startswith("v2 takes 100% of the traffic"), stepped
     # No load now: the second step has served nothing, whatever the first step's stamps say.
     (waiting,) = controller.tick()
     second = project.deployments.get(endpoint)
@@ -149,7 +157,6 @@ def test_a_canary_walks_by_its_revisions_whatever_the_serving_clock(
         (promoted,) = controller.tick()
     wall.append(time.time())
 
-    assert stepped["decision"] == "canary", stepped  # a server behind: "v2: 0 of 30 requests" before the fix
     assert [(r.version, r.weight) for r in second.routes] == [(2, 1.0)] and second.revision > first.revision
     assert project.loop.state(endpoint).step_revision == second.revision  # recorded by the controller's step
     assert waiting["decision"] == "canary" and waiting["reason"].startswith("v2: 0 of 30 requests"), waiting
