@@ -9,6 +9,11 @@ from mloop.errors import MloopError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# How far apart two hosts' clocks may be for mloop's cross-process timing to hold (docs/reliability.md,
+# "Clock skew"): a loop step finds the requests servers logged up to this far "before" it began, and an
+# online read counts an event a writer stamped up to this far in the reader's future as happening now.
+# NTP keeps hosts within milliseconds; this bounds a host whose sync failed.
+CLOCK_SKEW = timedelta(minutes=15)
 
 
 def utcnow() -> datetime:

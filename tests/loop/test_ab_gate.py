@@ -58,7 +58,8 @@ def _clicks(project: Project, start: float, n: int, ctr: dict[int, float], seed:
     rng = np.random.default_rng(seed)
     folder = Path(str(predictions_folder(project.settings)))
     versions = rng.permutation(np.resize(sorted(ctr), n))
-    rids = serve(folder, "shop", "shop", versions.tolist(), start)
+    revision = project.deployments.get("shop").revision  # the A/B step's, as the server logs it
+    rids = serve(folder, "shop", "shop", versions.tolist(), start, revision=revision)
     clicked = rng.random(n) < np.array([ctr[int(v)] for v in versions])
     label(folder, "shop", [(rid, 0, bool(c)) for rid, c in zip(rids, clicked, strict=True)])
 
@@ -121,6 +122,7 @@ def test_a_failing_challenger_is_rolled_back_by_the_canary_safety_checks(shop: P
         [2] * 5,
         now.timestamp() + 1,
         status="error",
+        revision=shop.deployments.get("shop").revision,
     )
     (back,) = controller.tick(now + timedelta(minutes=1))
     assert back["decision"] == "rollback" and "5 failed requests" in back["reason"]

@@ -63,10 +63,11 @@ def _controller(project: Project, policy: ml.LoopPolicy, **kwargs: Any) -> LoopC
 
 
 def _serve(project: Project, version: int, ok: int, errors: int = 0, latency_s: float = 0.003) -> None:
-    """Requests answered by ``version`` just now, as the server logs them (``errors`` failed with a 500)."""
-    now = time.time()
+    """Requests answered by ``version`` just now, as the server logs them (``errors`` failed with a 500):
+    with the endpoint's live revision, which tells a loop step's requests apart."""
+    now, revision = time.time(), project.deployments.get("fraud").revision
     recs = [{"request_id": uuid.uuid4().hex, "ts": now + i * 1e-4, "endpoint": "fraud", "model": "fraud",
-             "version": version, "revision": 1, "latency_s": latency_s, "status": "error" if i < errors else "ok",
+             "version": version, "revision": revision, "latency_s": latency_s, "status": "error" if i < errors else "ok",
              "predictions": [None if i < errors else 0.1], "inputs": {}} for i in range(ok + errors)]  # fmt: skip
     day = datetime.fromtimestamp(now, UTC).date()
     write_parquet(to_table(recs), partition(predictions_folder(project.settings), "fraud", day) /
@@ -87,6 +88,8 @@ def test_a_trigger_retrains_and_the_canary_walks_to_promotion(fraud) -> None:  #
     controller = _controller(project, _policy(pipeline))
     (first,) = controller.tick()
     assert first["decision"] == "canary" and _routes(project) == [(1, 0.9), (2, 0.1)]
+    # The step records the revision it made: its requests are told apart by it, not by the clocks.
+    assert project.loop.state("fraud").step_revision == project.deployments.get("fraud").revision
     assert project.models.get("fraud", alias="challenger").version == 2
     assert controller.tick()[0]["reason"].startswith("v2: 0 of 20 requests")
     _serve(project, 2, 25)

@@ -30,14 +30,14 @@ _CONTROLLER = """
 import sys, time
 from datetime import timedelta
 import mloop.loop.controller as controller_module
-import mloop.loop.lease as lease_module
+import mloop.store.clock as clock_module
 from mloop import Project
 from mloop.loop.controller import LoopController
 
 root, url, holder, ttl, skew = sys.argv[1:6]
-real = lease_module.utcnow
+real = controller_module.utcnow
 ahead = lambda: real() + timedelta(seconds=float(skew))  # this host's clock, off by `skew` seconds
-lease_module.utcnow = controller_module.utcnow = ahead
+clock_module.utcnow = controller_module.utcnow = ahead
 project = Project.open(root, env={}, metadata_url=url)
 controller = LoopController(project, [], holder=holder, lease_ttl=timedelta(seconds=float(ttl)))
 while True:

@@ -17,13 +17,15 @@ from mloop.predictions.files import partition, to_table, write_parquet
 
 
 def serve(folder: Path, endpoint: str, model: str, versions: Sequence[int], start: float, *,
-          rows: int = 1, rids: Sequence[str] | None = None, suffix: str = "", status: str = "ok") -> list[str]:  # fmt: skip
+          rows: int = 1, rids: Sequence[str] | None = None, suffix: str = "", status: str = "ok",
+          revision: int = 1) -> list[str]:  # fmt: skip
     """One answered request per entry of ``versions`` (that version answered it), a second apart from
     ``start`` (epoch seconds), each of ``rows`` rows; request ids ``rids`` (new ones by default) plus
-    ``suffix`` (``/retrieve`` for a stage's rows); ``status`` error: failed requests. Returns the request ids without the suffix."""
+    ``suffix`` (``/retrieve`` for a stage's rows); ``status`` error: failed requests; ``revision``: the
+    deployment revision that served them. Returns the request ids without the suffix."""
     rids = list(rids) if rids is not None else [uuid.uuid4().hex for _ in versions]
     recs = [{"request_id": rid + suffix, "ts": start + i, "endpoint": endpoint, "model": model,
-             "version": int(version), "revision": 1, "latency_s": 0.002, "status": status,
+             "version": int(version), "revision": revision, "latency_s": 0.002, "status": status,
              "predictions": [0.5] * rows, "inputs": {}}
             for i, (rid, version) in enumerate(zip(rids, versions, strict=True))]  # fmt: skip
     day = datetime.fromtimestamp(start, UTC).date()

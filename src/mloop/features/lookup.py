@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mloop._time import CLOCK_SKEW
 from mloop.data.sources import ParquetSource
 from mloop.errors import OnlineStoreUnavailable, SchemaError
 from mloop.features import keys as key_check
@@ -31,6 +32,7 @@ from mloop.features.refs import Resolved
 from mloop.models.signature import ColumnSpec, Signature
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CLOCK_SKEW_US = int(CLOCK_SKEW.total_seconds() * 1_000_000)
 
 
 @dataclass
@@ -142,6 +144,10 @@ def lookup(
     key_check.check(columns, plan.key_types)  # before the store is asked: a wrong type would find nothing
     n = len(columns[plan.join_keys[0]]) if plan.join_keys else 0
     now = _micros(at) if at is not None else time.time_ns() // 1000
+    # "Now" is this host's clock. An event a writer stamped in its future, by no more than CLOCK_SKEW, has
+    # happened (the writer's clock is ahead of ours): it counts in the windows as happening now, instead of
+    # missing from them until this clock reaches it. As of a given ``at`` (replays), the future is the future.
+    ahead = now + _CLOCK_SKEW_US if at is None else now
     row_requests: list[tuple[str, str]] = []
     event_requests: list[tuple[str, str, int]] = []
     # Each distinct entity is read and aggregated once: a ranker's request repeats its user on every
@@ -196,7 +202,8 @@ def lookup(
             for agg in part.aggregations:
                 out = []
                 for i, stored_events in enumerate(decoded):
-                    triples = [(ts, v.get("_created", 0), v.get(agg.column)) for ts, v in stored_events]
+                    triples = [(now if now < ts <= ahead else ts, v.get("_created", 0), v.get(agg.column))
+                               for ts, v in stored_events]  # fmt: skip
                     value, sparse = window_value(agg, triples, now)
                     if sparse and stats is not None:
                         where = (name, agg.feature)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from mloop.errors import NotFound
 from mloop.loop.deploying import deploy
-from mloop.loop.live import version_stats
+from mloop.loop.live import step_window, version_stats
 from mloop.loop.policy import LoopPolicy
 from mloop.loop.state import LoopState
 from mloop.monitoring.ab import ABReport, analyse, outcomes
@@ -60,13 +60,14 @@ def start(
         with contextlib.suppress(NotFound):
             sticky = project.deployments.get(policy.endpoint).sticky_key
     share = gate.ab_share
-    deploy(
+    made = deploy(
         project, policy.endpoint, policy.model, ab={champion: 1 - share, challenger: share}, sticky_key=sticky
     )
     reason = (f"v{challenger} takes {share:.0%} of the traffic in an A/B test against v{champion} on "
               f"{gate.ab_metric} (sticky by {sticky or 'request'})")  # fmt: skip
     ctl._record(policy.endpoint, now, "ab", started=True, challenger=challenger, champion=champion, share=share,
-                sticky_key=sticky, metric=gate.ab_metric, verdict="need more data", outcomes=0, reason=reason)  # fmt: skip
+                sticky_key=sticky, metric=gate.ab_metric, verdict="need more data", outcomes=0,
+                revision=int(made.revision), reason=reason)  # fmt: skip
     return {"decision": "ab", "reason": reason}
 
 
@@ -78,14 +79,15 @@ def tick(
     challenger, old = state.challenger, state.champion or champion.version
     assert challenger is not None and state.step_started is not None  # an A/B phase always has both
     folder = predictions_folder(project.settings)
-    stats = version_stats(folder, ep, state.step_started, None, min_labels=policy.rollout.min_labels,
-                          parquet=project.parquet)  # fmt: skip
+    stats = version_stats(folder, ep, state.step_started, None, revision=state.step_revision,
+                          min_labels=policy.rollout.min_labels, parquet=project.parquet)  # fmt: skip
     mine, theirs = stats.get(challenger, dict(_ZERO)), stats.get(old, dict(_ZERO))
     breach = ctl._breach(policy, mine, theirs, now)
     if breach:
         return _back(ctl, policy, old, challenger, now, breach, {"challenger": mine, "champion": theirs})
     assert gate.ab_metric is not None  # tick is only called for a gate with an A/B metric
-    units = outcomes(folder, ep, state.step_started, None, metric=gate.ab_metric, missing=gate.ab_missing,
+    units = outcomes(folder, ep, step_window(state.step_started, state.step_revision), None,
+                     revision=state.step_revision, metric=gate.ab_metric, missing=gate.ab_missing,
                      wait=gate.ab_wait_span, now=now, parquet=project.parquet)  # fmt: skip
     report = analyse(units, ep, metric=gate.ab_metric, alpha=gate.ab_alpha, mde=gate.ab_mde, control=old,
                      treatment=challenger, max_samples=gate.ab_max_samples)  # fmt: skip

@@ -220,21 +220,23 @@ class LoopController:
     ) -> dict[str, Any]:
         share = float(policy.rollout.steps[step])
         if share >= 1.0:
-            deploy(self.project, policy.endpoint, policy.model, version=challenger)
+            made = deploy(self.project, policy.endpoint, policy.model, version=challenger)
         else:
-            deploy(self.project, policy.endpoint, policy.model, version=challenger, canary=share)
+            made = deploy(self.project, policy.endpoint, policy.model, version=challenger, canary=share)
         reason = (
             f"v{challenger} takes {share:.0%} of the traffic (step {step + 1} of {len(policy.rollout.steps)})"
         )
+        # The revision tells the step's requests in the log apart, whatever the serving hosts' clocks.
         self._record(policy.endpoint, now, "canary", challenger=challenger, champion=champion, step=step,
-                         share=share, reason=reason)  # fmt: skip
+                     share=share, revision=int(made.revision), reason=reason)  # fmt: skip
         return {"decision": "canary", "reason": reason}
 
     def _canary(self, policy: LoopPolicy, state: LoopState, champion: Any, now: datetime) -> dict[str, Any]:
         rollout, challenger, old = policy.rollout, state.challenger, state.champion or champion.version
         assert challenger is not None and state.step_started is not None
         stats = version_stats(predictions_folder(self.project.settings), policy.endpoint, state.step_started, None,
-                              min_labels=rollout.min_labels, parquet=self.project.parquet)  # fmt: skip
+                              revision=state.step_revision, min_labels=rollout.min_labels,
+                              parquet=self.project.parquet)  # fmt: skip
         measured, measured_at = time.monotonic(), time.time()
         mine, theirs = stats.get(challenger, dict(_ZERO)), stats.get(old, dict(_ZERO))
         numbers = {"challenger": mine, "champion": theirs, "step": state.step}

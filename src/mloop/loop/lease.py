@@ -15,12 +15,13 @@ import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mloop._time import as_utc, utcnow
+from mloop._time import as_utc
 from mloop.errors import MloopError
 from mloop.store.base import MetadataStore
+from mloop.store.clock import database_now
 from mloop.store.schema import LeaseRow
 
 
@@ -34,7 +35,7 @@ def acquire(
     """Take or renew lease ``name`` for ``holder`` until ``now + ttl``; False while another holds it.
     ``now`` (tests) defaults to the database's clock (see the module's docstring)."""
     with store.write() as session:  # one writer at a time: SQLite BEGIN IMMEDIATE, PostgreSQL row lock
-        now = as_utc(now or _clock(store, session))
+        now = as_utc(now or database_now(store, session))
         row = session.execute(
             select(LeaseRow).where(LeaseRow.name == name).with_for_update()
         ).scalar_one_or_none()
@@ -45,13 +46,6 @@ def acquire(
             return False
         row.holder, row.expires_at = holder, now + ttl
         return True
-
-
-def _clock(store: MetadataStore, session: Session) -> datetime:
-    if store.engine.dialect.name == "postgresql":
-        found: datetime = session.execute(select(func.now())).scalar_one()
-        return found
-    return utcnow()
 
 
 def release(store: MetadataStore, name: str, holder: str) -> None:

@@ -40,7 +40,8 @@ class LoopState:
     champion: int | None = None  # as the loop last set it (the registry alias is the truth)
     previous: int | None = None  # the champion before the last promotion
     step: int = 0
-    step_started: datetime | None = None
+    step_started: datetime | None = None  # on the controller's clock
+    step_revision: int | None = None  # the deployment revision the step made (None: recorded without it)
     approved: bool = False
     last_trigger: datetime | None = None
     last_failure: datetime | None = None
@@ -64,11 +65,11 @@ def fold(events: Iterable[Event]) -> LoopState:
             state.phase, state.challenger, state.last_failure = "idle", None, at
         elif name == "canary":
             state.phase, state.challenger, state.champion = "canary", data["challenger"], data.get("champion")
-            state.step, state.step_started = int(data["step"]), at
+            state.step, state.step_started, state.step_revision = int(data["step"]), at, data.get("revision")
         elif name == "ab":
             if data.get("started"):
                 state.phase, state.challenger, state.champion = "ab", data["challenger"], data.get("champion")
-                state.step, state.step_started = 0, at
+                state.step, state.step_started, state.step_revision = 0, at, data.get("revision")
             state.ab_outcomes = int(data.get("outcomes", 0))
         elif name == "awaiting":
             state.phase, state.approved = "awaiting", False

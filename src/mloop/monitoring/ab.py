@@ -124,16 +124,19 @@ class ABReport:
 
 def outcomes(folder: Path | LogFolder, endpoint: str, since: datetime, until: datetime | None = None, *,
              metric: str = "ctr", missing: str = "awaiting", wait: timedelta = timedelta(hours=1),
-             now: datetime | None = None, pipeline: str | None = None,
+             now: datetime | None = None, pipeline: str | None = None, revision: int | None = None,
              parquet: ParquetFiles = PLAIN) -> pd.DataFrame:  # fmt: skip
     """One row per outcome unit answered by ``endpoint`` in ``[since, until)``: request_id (``RID`` for a
     stage's rows), row, ts (the answer), version (the arm), outcome (float; NaN while awaiting),
-    known_at (when the outcome became known), unusable (a label the metric cannot read)."""
+    known_at (when the outcome became known), unusable (a label the metric cannot read). With
+    ``revision``, only the answers of that deployment revision or a later one (a loop step's own)."""
     task, zero = _metric(metric), _missing(missing)
     frame = read_predictions(folder, endpoint, since, until, parquet)
     if frame.empty:
         return pd.DataFrame(columns=[*_COLUMNS, "unusable"])
     frame = frame[frame["status"] == "ok"]
+    if revision is not None:
+        frame = frame[frame["revision"] >= revision]
     staged = frame["request_id"].str.contains("/", regex=False)
     units = [frame.loc[~staged, ["request_id", "row", "ts", "model", "version"]]]
     labels = read_feedback(folder, None if staged.any() else endpoint, parquet=parquet)

@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from mloop._service import Service
-from mloop._time import utcnow
 from mloop.store.base import MetadataStore
+from mloop.store.clock import database_now
 from mloop.store.schema import ExperimentRow, RunRow
 
 log = logging.getLogger("mloop.training")
@@ -59,14 +59,14 @@ class Heartbeat:
             by_store: dict[int, tuple[MetadataStore, list[str]]] = {}
             for run_id, store in self._runs.items():
                 by_store.setdefault(id(store), (store, []))[1].append(run_id)
-        now = utcnow()
         for store, ids in by_store.values():
             try:
                 with store.write(serialize=False) as session:  # bookkeeping: no audit event, no queue
+                    # On the database's clock: a reader on a host whose clock is ahead judges it by the same.
                     session.execute(
                         update(RunRow)
                         .where(RunRow.id.in_(ids), RunRow.status == "running")
-                        .values(heartbeat_at=now)
+                        .values(heartbeat_at=database_now(store, session))
                     )
             except Exception as exc:  # the database is away: the next beat tries again
                 log.warning("could not write the heartbeat of %d run(s): %s", len(ids), exc)
@@ -134,7 +134,6 @@ class Reaper(Service):
     def sweep(self, run_ids: list[str] | None = None, *, now: datetime | None = None) -> list[str]:
         """Judge the running runs (those of ``run_ids``, or all of the project) the actor may read; mark
         the dead ones failed, each with a ``runs.stale`` audit event. Returns their ids."""
-        now = now or utcnow()
         query = (
             select(RunRow.id, ExperimentRow.name, RunRow.heartbeat_at, RunRow.info)
             .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
@@ -145,6 +144,7 @@ class Reaper(Service):
             query = query.where(RunRow.id.in_(run_ids))
         with self._ctx.store.read() as session:
             found = session.execute(query).all()
+            now = now or database_now(self._ctx.store, session)  # the clock the heartbeats were written by
         dead = []
         for run_id, experiment, heartbeat_at, info in found:
             verdict = judge(heartbeat_at, info or {}, now)

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from mloop._service import Context, Service
 from mloop._time import utcnow
 from mloop.errors import MloopError, NotFound
+from mloop.store.clock import database_now
 from mloop.store.schema import (
     ExperimentRow,
     RunArtifactRow,
@@ -115,7 +116,7 @@ class RunService(Service):
                 error=None,
                 info=info,
                 created_by=self.actor.name,
-                heartbeat_at=now,
+                heartbeat_at=database_now(self._ctx.store, session),  # the clock every beat is judged by
             )
             session.add(run)
             session.flush()
@@ -155,7 +156,7 @@ class RunService(Service):
             info["resumed"] = [*info.get("resumed", []), {"pid": os.getpid(), "at": utcnow().isoformat()}]
             info["heartbeat_seconds"] = heartbeat.INTERVAL
             row.status, row.ended_at, row.error, row.info = "running", None, None, info
-            row.heartbeat_at = utcnow()
+            row.heartbeat_at = database_now(self._ctx.store, change.session)
             change.session.flush()
             opened = Run(self, self._ctx, row, experiment)
         return self._opened(opened)
