@@ -1,5 +1,6 @@
-"""What the chaos tests read of real processes from /proc (Linux): a supervisor's worker processes and the
-client connections each one holds; and keep-alive clients that reconnect after a connection error."""
+"""What the chaos tests read of real processes from /proc (Linux), beyond what :mod:`mloop.chaos.procs`
+reads for ``mloop chaos run`` (children, connections held): a supervisor's spawned workers and which
+process answered a connection; and keep-alive clients that reconnect after a connection error."""
 
 from __future__ import annotations
 
@@ -14,19 +15,7 @@ from typing import Any
 
 import httpx
 
-
-def children(pid: int) -> list[int]:
-    """The live processes whose parent is ``pid``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # gone meanwhile
-            continue
-        fields = text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return sorted(found)
+from mloop.chaos.procs import children
 
 
 def workers(supervisor: int) -> list[int]:
@@ -67,12 +56,6 @@ def _established(port: int) -> Iterator[tuple[int, str]]:
             local, remote, state, inode = cols[1], cols[2], cols[3], cols[9]
             if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
                 yield int(remote.rsplit(":", 1)[1], 16), inode
-
-
-def connections(pid: int, port: int) -> int:
-    """Established TCP connections on local ``port`` (the server's) that ``pid`` holds open."""
-    inodes = _sockets(pid)
-    return sum(1 for _, inode in _established(port) if inode in inodes)
 
 
 def answers_from(pid: int, port: int, path: str, body: dict[str, Any]) -> bool:

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from mloop import Project
+from mloop.chaos.procs import connections
 from mloop.predictions import predictions_folder, read_predictions
 from tests.chaos import report
 from tests.chaos.disk import settle
-from tests.chaos.procs import ReconnectingClients, answers_from, connections, workers
+from tests.chaos.procs import ReconnectingClients, answers_from, workers
 from tests.serving.conftest import trained, trained_template  # noqa: F401 (fixtures)
 from tests.serving.http.load import fraud_rows
 from tests.serving.http.running import mloop_serve
