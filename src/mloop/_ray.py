@@ -27,7 +27,7 @@ import socket
 import threading
 from typing import Any
 
-from mloop.config.settings import ComputeSettings
+from mloop.config.sections import ComputeSettings
 from mloop.errors import BackendNotInstalled, ComputeUnavailable, ConfigError
 
 LOCAL_CPUS = 8

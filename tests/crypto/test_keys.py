@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mloop.config.settings import EncryptionSettings
+from mloop.config.sections import EncryptionSettings
 from mloop.crypto import DataKeyError, Keyring, master_key
 from mloop.errors import ConfigError
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import jwt
 
-from mloop.config.settings import OidcSettings
+from mloop.config.sections import OidcSettings
 from mloop.errors import AuthenticationError, ConfigError, MloopError
 from mloop.security.actor import Actor
 from mloop.security.roles import PERMISSIONS, Grant

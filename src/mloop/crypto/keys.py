@@ -22,7 +22,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from mloop.config.settings import EncryptionSettings
+from mloop.config.sections import EncryptionSettings
 from mloop.errors import ConfigError
 
 KEY_BYTES = 32
