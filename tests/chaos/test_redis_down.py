@@ -112,6 +112,10 @@ def _project(root: Path, online_url: str) -> ml.Project:
         f"project: chaos_redis\nonline_url: {json.dumps(online_url)}\nonline_timeout_ms: {TIMEOUT_MS}\n"
         # no shedding on event-loop lag: a busy test machine would shed requests this test counts
         "serving:\n  max_queue_ms: null\n"
+        # each endpoint's view must be served fresh: its minutes without the online store are bad
+        "monitoring:\n  endpoints:\n"
+        "    fallback: {slos: [{kind: freshness, feature_view: spend_default, max_age: 1h, target: 0.99}]}\n"
+        "    strict: {slos: [{kind: freshness, feature_view: spend_strict, max_age: 1h, target: 0.99}]}\n"
     )
     project = ml.Project.open(root, env={})
     customer = ml.Entity("customer", join_keys=["customer_id"], dtype="int64")
@@ -128,6 +132,8 @@ def _project(root: Path, online_url: str) -> ml.Project:
     project.features.push("spends", pd.DataFrame({
         "customer_id": np.arange(CUSTOMERS, dtype="int64"), "spend": np.arange(CUSTOMERS) * 10.0 + 5.0,
         "ts": [now - timedelta(minutes=1)] * CUSTOMERS}))  # fmt: skip
+    # the freshness SLOs' watermark
+    project.features.materialize(now - timedelta(days=1), now, views=["spend_default", "spend_strict"])
     from sklearn.linear_model import LogisticRegression
 
     frame = pd.DataFrame({"spend": np.arange(40) * 5.0, "amount": np.arange(40) % 7 * 1.0})
@@ -191,6 +197,9 @@ def stop_redis_under_load(project: ml.Project, redis_server: RedisServer, outage
             redis_server.stop(remove=False)
             down = time.monotonic()
             time.sleep(outage)
+            # a controller's tick meanwhile: it must leave the alert open
+            for endpoint in ("fallback", "strict"):
+                project.monitoring.check(endpoint)
         finally:
             restarting = time.monotonic()
             redis_server.start()
@@ -251,6 +260,14 @@ def test_redis_stopped_under_load(served: ml.Project, redis_server: RedisServer)
         assert len(alerts) == 1, alerts
         assert alerts[0]["severity"] == "page" and alerts[0]["resolved_at"] is not None, alerts[0]
         assert alerts[0]["resolution"] == "the online store answers again"
+
+    # The freshness SLO burns: the minutes of the outage are bad (those before and after are good; read
+    # three minutes on: the outage's minutes are whole, and there are good ones around them).
+    later = datetime.now(UTC) + timedelta(minutes=3)
+    for endpoint in ("fallback", "strict"):
+        (freshness,) = served.monitoring.slo(endpoint, now=later)
+        assert freshness["kind"] == "freshness" and freshness["events"] >= 3, freshness
+        assert 1 <= freshness["bad"] <= 2 and freshness["bad"] < freshness["events"], freshness
 
 
 def print_figures(seen: Outage, outage: float, lost: int) -> None:

@@ -47,10 +47,14 @@ SEVERITIES = ("info", "ticket", "page")
 """Alert severities, least urgent first: ``info`` is logged, ``ticket`` waits for working hours,
 ``page`` wakes someone up."""
 
-SETTLED_ELSEWHERE = ("/cost/budget", "/deploy/load-failed")
+SETTLED_ELSEWHERE = ("/cost/budget", "/deploy/load-failed", "/online-store/down")
 """Key endings of incidents whose rule runs outside :meth:`MonitoringService.check` (the cost review, a
-server that cannot load a deployed version): each keeps its own incident in step with
-:meth:`MonitoringService.settle`, and ``check`` leaves them open."""
+server that cannot load a deployed version, a server whose lookups cannot reach the online store): each
+keeps its own incident in step with :meth:`MonitoringService.settle`, and ``check`` leaves them open."""
+
+ONLINE_STORE_DOWN = "online-store-down"
+"""The rule name of ``<endpoint>/online-store/down`` (opened by the serving process): its incidents are
+also the minutes a freshness SLO counts bad, whatever the watermark says."""
 
 _log = logging.getLogger(__name__)
 

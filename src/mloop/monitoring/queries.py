@@ -110,6 +110,17 @@ def incidents(
     return [Alert.from_dict(row.alert) for row in rows]
 
 
+def spans(session: Session, project_id: int, endpoint: str, name: str,
+          since: datetime) -> list[tuple[datetime, datetime | None]]:  # fmt: skip
+    """(started, resolved or None while open) of the endpoint's incidents of rule ``name`` that were open at
+    some time after ``since``."""
+    query = select(AlertRow.started_at, AlertRow.resolved_at).where(
+        AlertRow.project_id == project_id, AlertRow.endpoint == endpoint, AlertRow.name == name,
+        (AlertRow.resolved_at.is_(None)) | (AlertRow.resolved_at >= as_utc(since)),
+    )  # fmt: skip
+    return [(started, resolved) for started, resolved in session.execute(query).all()]
+
+
 def settle_incident(session: Session, project_id: int, alert: Alert, action: str) -> None:
     """Store ``alert`` as its ``action`` says: ``monitoring.alert`` opens its incident, anything else
     (a resolution) updates the open one with its key, if there is one."""

@@ -30,6 +30,7 @@ from mloop.errors import NotFound
 from mloop.features import queries as feature_queries
 from mloop.monitoring import distributions, queries, ranges, rules, sli, slo, traffic, windows
 from mloop.monitoring.alerts import (
+    ONLINE_STORE_DOWN,
     SETTLED_ELSEWHERE,
     Alert,
     deliver,
@@ -429,7 +430,10 @@ class MonitoringService(Service):
     def _events(self, endpoint: str, spec: Any, predictions: pd.DataFrame, now: datetime) -> pd.DataFrame:
         """Freshness and quality events (latency and availability come from the log's minute counts)."""
         if spec.kind == "freshness":
-            return sli.freshness_events(self._watermarks(spec.feature_view), spec.max_age, now)
+            with self._ctx.store.read() as session:
+                outages = queries.spans(session, self._ctx.project_id, endpoint, ONLINE_STORE_DOWN,
+                                        now - spec.period)  # fmt: skip
+            return sli.freshness_events(self._watermarks(spec.feature_view), spec.max_age, now, outages)
         frame = self._with_labels(endpoint, self._ok(predictions))
         values = []
         for span, part in windows.split(frame, windows.tumbling(now - spec.period, now, spec.window)):

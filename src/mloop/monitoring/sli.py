@@ -6,7 +6,9 @@
   ``timeout_ms`` with ``timeout``; shed 503s are counted by the
   ``mloop_shed_requests_total`` Prometheus counter instead);
 - **freshness**: minutes in which a feature view's newest materialized data (its watermark) was at
-  most ``max_age`` old, of all minutes since its first materialization;
+  most ``max_age`` old and the endpoint's lookups reached the online store, of all minutes since its
+  first materialization (a minute of an ``<endpoint>/online-store/down`` incident is bad: its requests
+  were answered with the declared defaults or refused, not with the view's data);
 - **quality**: one event per ``window`` (for example a day) with enough labels: good when the
   window's realised metric meets the objective.
 
@@ -92,10 +94,12 @@ def _summed(minute: pd.Series, good: pd.Series, total: pd.Series) -> pd.DataFram
 
 
 def freshness_events(
-    watermarks: Sequence[tuple[datetime, datetime]], max_age: timedelta, until: datetime
-) -> pd.DataFrame:
+    watermarks: Sequence[tuple[datetime, datetime]], max_age: timedelta, until: datetime,
+    outages: Sequence[tuple[datetime, datetime | None]] = (),
+) -> pd.DataFrame:  # fmt: skip
     """Per minute from the first materialization to ``until``: 1 event, good when the newest data
-    materialized by then (``(finished_at, end_ts)`` pairs) was at most ``max_age`` old."""
+    materialized by then (``(finished_at, end_ts)`` pairs) was at most ``max_age`` old and no outage of
+    the online store (``(started, ended or None while ongoing)``) overlapped the minute."""
     if not watermarks:
         return _EMPTY.copy()
     done = np.array([pd.Timestamp(as_utc(f)).value for f, _ in watermarks], dtype=np.int64)
@@ -110,8 +114,12 @@ def freshness_events(
     ticks = np.arange(first, last + 1, step, dtype=np.int64)
     known = np.searchsorted(done, ticks, side="right") - 1  # the newest materialization finished by then
     age = ticks - ends[known]
-    good = (age <= int(max_age.total_seconds() * 1e9)).astype(np.int64)
-    return pd.DataFrame({"ts": pd.to_datetime(ticks, utc=True), "good": good, "total": 1})
+    good = age <= int(max_age.total_seconds() * 1e9)
+    for started, ended in outages:  # bad where the minute (tick - 1 min, tick] meets [started, ended]
+        begin = pd.Timestamp(as_utc(started)).value
+        end = pd.Timestamp(as_utc(ended)).value if ended is not None else np.iinfo(np.int64).max
+        good &= ~((ticks >= begin) & (ticks - step < end))
+    return pd.DataFrame({"ts": pd.to_datetime(ticks, utc=True), "good": good.astype(np.int64), "total": 1})
 
 
 def quality_events(windows: Sequence[tuple[datetime, float | None]], low: float | None,

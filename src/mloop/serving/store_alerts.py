@@ -22,11 +22,11 @@ from typing import Any
 
 from mloop._redis import redact
 from mloop._time import utcnow
-from mloop.monitoring.alerts import Alert
+from mloop.monitoring.alerts import ONLINE_STORE_DOWN, Alert
 
 log = logging.getLogger("mloop.serving")
 
-NAME = "online-store-down"
+NAME = ONLINE_STORE_DOWN
 BACKLOG = 1_000  # changes waiting for the thread; an outage makes two per endpoint, so never reached
 
 
