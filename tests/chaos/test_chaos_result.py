@@ -87,7 +87,7 @@ def test_the_recovery_run_is_half_a_second_of_requests_and_the_lead_in_is_bounde
     assert (lead_in(0.5), lead_in(5), lead_in(120)) == (2.0, 5, 10.0)
 
 
-def test_the_load_stops_only_once_recovered_or_at_the_bound() -> None:
+def test_the_load_stops_only_once_recovered_and_followed_or_at_the_bound() -> None:
     now = time.monotonic()
     watch = _Watch(RPS, streak(RPS))
     start = now - 10.0
@@ -100,6 +100,9 @@ def test_the_load_stops_only_once_recovered_or_at_the_bound() -> None:
     for k in range(60, 70):  # good again
         s = sample(k, start=start)
         watch.add(s)
+    watch._checked = 0.0
+    assert not watch.stop(), "stopped before the fault's own recovery (a replacement worker) was seen"
+    watch.followed = True
     watch._checked = 0.0
     assert watch.stop()
     late = _Watch(RPS, streak(RPS), starts=now - 60, ends=now - 60, window=now - AFTER_BOUND - 1)

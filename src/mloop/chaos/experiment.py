@@ -5,7 +5,8 @@ The load is :func:`mloop.review.probe.load` (requests on schedule, latency from 
 the endpoint's recent logged rows as bodies and the probe's target check: the URL must be this machine.
 After :func:`lead_in` seconds of baseline the fault is injected for ``seconds`` (at most
 :data:`~mloop.chaos.faults.MAX_SECONDS`, by a mechanism that ends by itself); the load goes on until the
-clients are back to the baseline's latency (and at least :data:`MIN_AFTER` s), or :data:`AFTER_BOUND` s.
+clients are back to the baseline's latency and the fault's own recovery was seen (a killed worker's
+replacement started), at least :data:`MIN_AFTER` s, or :data:`AFTER_BOUND` s.
 Whatever happens (an error, Ctrl-C), the injection is called off and the fault released in a ``finally``;
 the fault itself ends at its deadline whatever happens to this process.
 
@@ -59,6 +60,7 @@ class _Watch:
     starts: float | None = None
     ends: float | None = None
     window: float | None = None
+    followed: bool = False  # the fault's recovery (a replacement worker started, say) was seen
     failed: BaseException | None = None
     _checked: float = 0.0
 
@@ -66,7 +68,8 @@ class _Watch:
         self.samples.append(sample)
 
     def stop(self) -> bool:
-        """Whether the load may end: the fault failed, or it is over and the clients are back to baseline."""
+        """Whether the load may end: the fault failed, or it is over, its recovery was seen and the clients
+        are back to baseline (or :data:`AFTER_BOUND` s have passed)."""
         if self.failed is not None:
             return True
         if self.window is None or self.starts is None or self.ends is None:
@@ -74,7 +77,7 @@ class _Watch:
         now = time.monotonic()
         if now >= self.window + AFTER_BOUND:
             return True
-        if now < self.window + MIN_AFTER or now - self._checked < 0.25:
+        if not self.followed or now < self.window + MIN_AFTER or now - self._checked < 0.25:
             return False
         self._checked = now
         ordered = self._complete_prefix()
@@ -121,6 +124,7 @@ def _inject(fault: Fault, watch: _Watch, lead: float, seconds: float, stop: thre
         ends = fault.inject(seconds)
         watch.starts, watch.ends, watch.window = starts, ends, max(ends, starts + seconds)
         fault.watch(stop)
+        watch.followed = True
     except BaseException as exc:  # handed to the caller, which raises it
         watch.failed = exc
 
