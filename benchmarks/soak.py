@@ -6,7 +6,8 @@ The load is benchmarks/loadgen.py in open loop (one process a minute, so each mi
 percentiles), on the ``bench`` endpoint of benchmarks/serving_setup.py (10 features sent, 10 looked up in
 the online store). Capacity is measured first (closed loop, 16 connections, 8 s) unless ``--rate`` is
 given. Each minute: requests, failures by status, p50/p99/p99.9, and the server's RSS, open files,
-threads, the metadata database and its WAL, and the prediction log on disk. At the end: the slope of each
+threads, the metadata database and its WAL, the prediction log on disk, and the event-loop turns more
+than 50 ms late (``stalls``, from the server's ``mloop_event_loop_lag_seconds``). At the end: the slope of each
 resource after ``--warmup`` minutes (a least-squares line: per hour), the p99's range, failed requests.
 
     .venv/bin/python benchmarks/soak.py                     # an hour
@@ -18,10 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +50,21 @@ def size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def stalls(base: str) -> dict[str, float]:
+    """The server's own counters (/metrics): requests shed, event-loop turns more than 50 ms late."""
+    text = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith(("mloop_shed_requests_total ", "mloop_event_loop_lag_seconds_count ",
+                            'mloop_event_loop_lag_seconds_bucket{le="0.05"} ')):  # fmt: skip
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    late = values.get("mloop_event_loop_lag_seconds_count", 0.0) - values.get(
+        'mloop_event_loop_lag_seconds_bucket{le="0.05"}', 0.0
+    )
+    return {"shed": values.get("mloop_shed_requests_total", 0.0), "stalls": late}
 
 
 def sample(pid: int) -> dict[str, float]:
@@ -119,26 +138,38 @@ def main() -> None:
             target=churn, args=(project, args.every, stop_at, done, changes), daemon=True
         ).start()
         rows = []
+        base = url.split("/v1/")[0]
+        before = stalls(base)
         print(
-            "min  requests  failed  p50 ms  p99 ms  p99.9 ms   rss MB  fds  threads  db MB  wal MB  seg MB  log MB  changes"
+            "min  requests  failed  p50 ms  p99 ms  p99.9 ms   rss MB  fds  threads  db MB  wal MB  seg MB  log MB  changes  stalls  by status"
         )
         for minute in range(1, args.minutes + 1):
             result = load({"url": url, "bodies": bodies["lookup"], "mode": "open", "rate": rate, "seconds": 60,
                            "connections": 64})  # fmt: skip
             ok = result["status"].get("200", {})
             failed = {s: v["count"] for s, v in result["status"].items() if s != "200"}
+            now = stalls(base)
+            shed, late = now["shed"] - before["shed"], now["stalls"] - before["stalls"]
+            before = now
             row = {"minute": minute, "requests": result["requests"], "failed": failed,
                    "p50": ok.get("p50_ms", 0.0), "p99": ok.get("p99_ms", 0.0), "p999": ok.get("p999_ms", 0.0),
                    **sample(server.pid),
-                   "changes": len(changes)}  # fmt: skip
+                   "changes": len(changes), "shed": shed, "stalls": late}  # fmt: skip
             rows.append(row)
+            shown = " ".join(f"{n}×{s}" for s, n in sorted(failed.items()))  # failures by status
             print(f"{minute:>3}  {row['requests']:>8}  {sum(failed.values()):>6}  {row['p50']:>6.2f}  "
                   f"{row['p99']:>6.2f}  {row['p999']:>8.2f}  {row['rss_mb']:>7.1f}  {row['fds']:>3}  "
                   f"{row['threads']:>7}  {row['db_mb']:>5.2f}  {row['wal_mb']:>6.2f}  {row['seg_mb']:>6.1f}  "
                   f"{row['log_mb']:>6.1f}  "
-                  f"{row['changes']:>7}", flush=True)  # fmt: skip
+                  f"{row['changes']:>7}  {late:>6.0f}  {shown}", flush=True)  # fmt: skip
         done.set()
         ticking.set()
+        # Whether a reader pins SQLite's WAL (then checkpoints cannot reset it and it grows for ever): a
+        # passive checkpoint while the server still runs copies every frame unless one does.
+        with closing(sqlite3.connect(ROOT / ".mloop" / "mloop.db", timeout=10)) as db:
+            _busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        print(f"\nWAL checkpoint while serving: {copied} of {frames} frames copied"
+              f"{' (a reader pins the rest)' if copied < frames else ': no reader pins the WAL'}")  # fmt: skip
     finally:
         stop(server)
         project.close()
@@ -163,6 +194,8 @@ def main() -> None:
         grown = (steady[-1]["log_mb"] - steady[0]["log_mb"]) * 1e6
         logged = sum(r["requests"] for r in steady[1:])
         print(f"  the prediction log's Parquet: {grown / max(logged, 1):.0f} bytes per request")
+    print(f"  event-loop stalls over 50 ms: {sum(r['stalls'] for r in rows):.0f}; requests the server shed: "
+          f"{sum(r['shed'] for r in rows):.0f}")  # fmt: skip
     print(f"  p99 {min(p99s, default=0):.2f}–{max(p99s, default=0):.2f} ms; requests {total}, "
           f"failed {failed_total or 0}; deployment changes {len(changes)}")  # fmt: skip
 
