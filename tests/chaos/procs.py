@@ -1,5 +1,5 @@
 """What the chaos tests read of real processes from /proc (Linux), beyond what :mod:`mloop.chaos.procs`
-reads for ``mloop chaos run`` (children, connections held): a supervisor's spawned workers and which
+reads for ``mloop chaos run`` (children, connections and sockets held): a supervisor's spawned workers and which
 process answered a connection; and keep-alive clients that reconnect after a connection error."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from mloop.chaos.procs import children
+from mloop.chaos.procs import children, sockets_held
 
 
 def workers(supervisor: int) -> list[int]:
@@ -30,18 +30,6 @@ def workers(supervisor: int) -> list[int]:
         if b"spawn_main" in cmdline:
             found.append(pid)
     return found
-
-
-def _sockets(pid: int) -> set[str]:
-    inodes = set()
-    for fd in (Path("/proc") / str(pid) / "fd").glob("*"):
-        try:
-            target = fd.readlink().name
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    return inodes
 
 
 def _established(port: int) -> Iterator[tuple[int, str]]:
@@ -69,7 +57,7 @@ def answers_from(pid: int, port: int, path: str, body: dict[str, Any]) -> bool:
         conn.request("POST", path, body=json.dumps(body), headers={"content-type": "application/json"})
         answer = conn.getresponse()
         answer.read()
-        held = _sockets(pid)
+        held = sockets_held(pid)
         return answer.status == 200 and any(rp == mine and inode in held for rp, inode in _established(port))
     except OSError:
         return False

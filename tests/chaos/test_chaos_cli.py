@@ -35,17 +35,6 @@ RECOVERED = 5.0  # seconds to a first good answer after a fault (measured: 0.02-
 
 
 @pytest.fixture(scope="module")
-def redis_own() -> Iterator[RedisServer]:
-    """A Redis of this module's own: the test pauses it, which the session's server must never be."""
-    pytest.importorskip("redis")
-    server = RedisServer()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def served(
     redis_own: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ml.Project, Server]]:

@@ -18,9 +18,10 @@ Figures for docs/reliability.md are printed with ``-s``: ``pytest -s tests/chaos
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,6 +39,7 @@ from mloop.predictions import predictions_folder, read_predictions
 from tests.chaos import report
 from tests.chaos.conftest_artifact import chaos_project, serve_with, served_env
 from tests.chaos.procs import ReconnectingClients
+from tests.chaos.waiting import until
 from tests.serving.http.load import fraud_rows
 from tests.serving.http.running import Server, mloop_serve
 from tests.training import fraud
@@ -71,13 +73,7 @@ def skewed(request: pytest.FixtureRequest, chaos_project: Project) -> Iterator[t
             yield chaos_project, server, skew
 
 
-def _until(
-    what: str, check: Callable[[], bool], timeout: float = WAIT, seen: Callable[[], object] = str
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}; {seen()}"
-        time.sleep(0.05)
+_until = functools.partial(until, timeout=WAIT)
 
 
 def _seen(project: Project, endpoint: str, load: ReconnectingClients) -> str:

@@ -10,8 +10,8 @@ Figures for docs/reliability.md are printed with ``-s``:
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from mloop import Project
 from mloop.predictions import predictions_folder, read_predictions
 from tests.chaos import report
 from tests.chaos.conftest_artifact import chaos_project, register_like, serve_with, served_env
+from tests.chaos.waiting import until
 from tests.serving.http.load import Clients, fraud_rows
 from tests.serving.http.running import mloop_serve
 
@@ -32,14 +33,7 @@ CLIENTS = 3
 WAIT = 20.0  # seconds any one step may take on a busy shared machine (each took under 2 s on an idle one)
 
 
-def _until(what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.05)
+_until = functools.partial(until, timeout=WAIT)
 
 
 def _flip(project: Project, version: int) -> tuple[Path, bytes]:

@@ -15,6 +15,7 @@ docs/reliability.md are printed with ``-s``: ``pytest -s tests/chaos/test_object
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from mloop.predictions.place import LogFolder
 from tests.chaos import report
 from tests.chaos.conftest_artifact import chaos_project, register_like, serve_with, served_env
 from tests.chaos.procs import ReconnectingClients
+from tests.chaos.waiting import until
 from tests.seaweedfs import SeaweedFSServer
 from tests.serving.http.load import fraud_rows
 from tests.serving.http.running import mloop_serve
@@ -78,14 +80,7 @@ def s3_project(s3: SeaweedFSServer, chaos_project: Project) -> Iterator[Project]
             yield project
 
 
-def _until(what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.05)
+_until = functools.partial(until, timeout=WAIT)
 
 
 def _load_alerts(project: Project) -> list[dict[str, Any]]:

@@ -145,20 +145,9 @@ def _project(root: Path, online_url: str) -> ml.Project:
 
 
 @pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    """A Redis of this module's own: the test stops it, which the session's server must never be."""
-    pytest.importorskip("redis")
-    server = RedisServer()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ml.Project]:
+def served(redis_own: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ml.Project]:
     root = tmp_path_factory.mktemp("chaos-redis")
-    project = _project(root, redis_server.url(7) + "?prefix=chaos:")
+    project = _project(root, redis_own.url(7) + "?prefix=chaos:")
     with pytest.MonkeyPatch.context() as patch:
         # `mloop` imports the package it was installed from; the server must run this tree's code.
         patch.setenv("PYTHONPATH", os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]))
@@ -183,7 +172,7 @@ class Outage:
         return [c for c in self.calls if self.down <= c.sent and c.sent + c.took <= self.restarting]
 
 
-def stop_redis_under_load(project: ml.Project, redis_server: RedisServer, outage: float = OUTAGE) -> Outage:
+def stop_redis_under_load(project: ml.Project, redis_own: RedisServer, outage: float = OUTAGE) -> Outage:
     """Serve ``project``, load both endpoints, stop Redis for ``outage`` seconds, start it, and return what
     the clients saw."""
     with mloop_serve(Path(project.root)) as server, Load(server.url, ["fallback", "strict"]) as load:
@@ -191,10 +180,10 @@ def stop_redis_under_load(project: ml.Project, redis_server: RedisServer, outage
         for endpoint in ("fallback", "strict"):
             load.wait(endpoint, begun, looked_up=True, timeout=60)
         time.sleep(0.5)
-        assert redis_server.command("SAVE") == b"+OK\r\n"  # what a persistent Redis keeps across a restart
+        assert redis_own.command("SAVE") == b"+OK\r\n"  # what a persistent Redis keeps across a restart
         stopping = time.monotonic()
         try:
-            redis_server.stop(remove=False)
+            redis_own.stop(remove=False)
             down = time.monotonic()
             time.sleep(outage)
             # a controller's tick meanwhile: it must leave the alert open
@@ -202,7 +191,7 @@ def stop_redis_under_load(project: ml.Project, redis_server: RedisServer, outage
                 project.monitoring.check(endpoint)
         finally:
             restarting = time.monotonic()
-            redis_server.start()
+            redis_own.start()
         back = time.monotonic()
         recovered = {e: load.wait(e, back, looked_up=True, timeout=10) for e in ("fallback", "strict")}
         time.sleep(0.5)
@@ -210,8 +199,8 @@ def stop_redis_under_load(project: ml.Project, redis_server: RedisServer, outage
     return Outage(load.calls, stopping, down, restarting, back, recovery)
 
 
-def test_redis_stopped_under_load(served: ml.Project, redis_server: RedisServer) -> None:
-    seen = stop_redis_under_load(served, redis_server)
+def test_redis_stopped_under_load(served: ml.Project, redis_own: RedisServer) -> None:
+    seen = stop_redis_under_load(served, redis_own)
     calls, during, recovery, stopping = seen.calls, seen.during, seen.recovery, seen.stopping
     folder = predictions_folder(served.settings)
     logged = pd.concat([read_predictions(folder, "fallback"), read_predictions(folder, "strict")])

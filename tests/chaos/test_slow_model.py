@@ -11,6 +11,7 @@ Figures for docs/reliability.md are printed with ``-s``: ``pytest -s tests/chaos
 
 from __future__ import annotations
 
+import functools
 import statistics
 import threading
 import time
@@ -33,6 +34,7 @@ from mloop.loop.controller import LoopController
 from mloop.predictions import predictions_folder, read_predictions
 from tests.chaos import report
 from tests.chaos.conftest_artifact import Sleepy, chaos_project, register_like, serve_with, served_env
+from tests.chaos.waiting import until
 from tests.serving.http.load import fraud_rows
 from tests.serving.http.running import Server, mloop_serve
 
@@ -85,12 +87,7 @@ class Calls:
         return Counter(status for status, _, _ in self.results)
 
 
-def _until(what: str, check: Any, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.05)
-    return found
+_until = functools.partial(until, timeout=WAIT)
 
 
 def _serving(server: Server, endpoint: str, version: int) -> bool:

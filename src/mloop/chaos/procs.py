@@ -49,7 +49,7 @@ def _sockets(table: str, port: int, state: str) -> Iterator[str]:
             yield cols[9]
 
 
-def _held(pid: int) -> set[str]:
+def sockets_held(pid: int) -> set[str]:
     """The socket inodes process ``pid`` holds open (empty when it is gone or not ours to read)."""
     inodes: set[str] = set()
     try:
@@ -97,7 +97,7 @@ def server_on(port: int) -> ServerProcesses | None:
     listening = _listening(port)
     if not listening:
         return None
-    holders = sorted(pid for pid in _pids() if _held(pid) & listening)
+    holders = sorted(pid for pid in _pids() if sockets_held(pid) & listening)
     if not holders:
         return None
     parents = {pid: _parent(pid) for pid in holders}
@@ -111,7 +111,7 @@ def server_on(port: int) -> ServerProcesses | None:
 def connections(pid: int, port: int) -> int:
     """Established TCP connections on local ``port`` that process ``pid`` holds: its clients."""
     established = {inode for table in ("tcp", "tcp6") for inode in _sockets(table, port, ESTABLISHED)}
-    return len(_held(pid) & established)
+    return len(sockets_held(pid) & established)
 
 
 def alive(pid: int) -> bool:

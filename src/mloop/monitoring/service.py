@@ -430,10 +430,11 @@ class MonitoringService(Service):
     def _events(self, endpoint: str, spec: Any, predictions: pd.DataFrame, now: datetime) -> pd.DataFrame:
         """Freshness and quality events (latency and availability come from the log's minute counts)."""
         if spec.kind == "freshness":
-            with self._ctx.store.read() as session:
+            with self._ctx.store.read() as session:  # the view's watermarks, the store's outages: one read
+                marks = feature_queries.materializations(session, self._ctx.project_id, spec.feature_view)
                 outages = queries.spans(session, self._ctx.project_id, endpoint, ONLINE_STORE_DOWN,
                                         now - spec.period)  # fmt: skip
-            return sli.freshness_events(self._watermarks(spec.feature_view), spec.max_age, now, outages)
+            return sli.freshness_events(marks, spec.max_age, now, outages)
         frame = self._with_labels(endpoint, self._ok(predictions))
         values = []
         for span, part in windows.split(frame, windows.tumbling(now - spec.period, now, spec.window)):
@@ -441,10 +442,6 @@ class MonitoringService(Service):
             realised = [f["realised"].get(spec.metric) for f in found if f.get("realised")]
             values.append((span[1], float(np.mean(realised)) if realised else None))
         return sli.quality_events(values, spec.min, spec.max)
-
-    def _watermarks(self, view: str) -> list[tuple[datetime, datetime]]:
-        with self._ctx.store.read() as session:
-            return feature_queries.materializations(session, self._ctx.project_id, view)
 
     def _reference(self, model: str, version: int) -> dict[str, Any] | None:
         return distributions.numeric_reference(self._version(model, version).profile)
