@@ -18,7 +18,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from tests.services import free_port, unavailable
+from tests.services import free_port, terminate, unavailable
 
 ACCESS_KEY = "mloop-test-key"
 SECRET_KEY = "mloop-test-secret"
@@ -92,12 +92,7 @@ class SeaweedFSServer:
         if kill and self.process.poll() is None:
             self.process.kill()
         if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+            terminate(self.process)
         self.log.close()
 
     def _answers(self) -> bool:

@@ -197,11 +197,16 @@ class RedisServer:
         """Stop the server; ``remove=False`` keeps its folder (and a ``SAVE``d dump), so that :meth:`start`
         runs it again on the same port with the same data: an outage, as chaos tests make one."""
         if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+            terminate(self.process)
         if remove:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if the server has not exited within 15 s."""
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)

@@ -72,10 +72,7 @@ def test_logging_goes_on_while_s3_is_down_and_the_next_writer_compacts_once_it_i
     s3_project: Project, s3_url: str
 ) -> None:
     good = place(s3_project)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "k",
-           "AWS_SECRET_ACCESS_KEY": "s"}  # fmt: skip
-    down_storage = S3DataStorage(s3_url, env=env)
-    down = LogFolder(good.spool, good.parts.replace(s3_url, down_storage.root), down_storage)
+    down, down_storage = _unreachable(good, s3_url)
     with PredictionLog(
         down, compact_in_child=False, parquet=ParquetFiles(None, remote_files(down_storage))
     ) as log:
@@ -94,10 +91,7 @@ def test_compaction_keeps_a_segment_while_s3_is_down_probing_it_after_each_wait(
     s3_project: Project, s3_url: str
 ) -> None:
     good = place(s3_project)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "k",
-           "AWS_SECRET_ACCESS_KEY": "s"}  # fmt: skip
-    down_storage = S3DataStorage(s3_url, env=env)
-    down = LogFolder(good.spool, good.parts.replace(s3_url, down_storage.root), down_storage)
+    down, down_storage = _unreachable(good, s3_url)
     segment = down.segments / "w-000001.jsonl"
     segment.parent.mkdir(parents=True, exist_ok=True)
     segment.write_bytes(b"".join(files.encode(answer(f"k{i}"), 1.8e9, "ok") for i in range(3)))
@@ -109,3 +103,11 @@ def test_compaction_keeps_a_segment_while_s3_is_down_probing_it_after_each_wait(
     assert compact_retrying(good, segment, s3_project.parquet, sleep=slept.append) == (3, 0)
     assert slept == [0.0, 0.0] and not segment.exists()  # a store that answers: at once, no wait
     assert [w for _, w in zip(range(7), backoff(), strict=False)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
+
+
+def _unreachable(good: LogFolder, s3_url: str) -> tuple[LogFolder, S3DataStorage]:
+    """``good``'s spool and parts, its parts on an S3 endpoint where nothing listens: S3 down."""
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "k",
+           "AWS_SECRET_ACCESS_KEY": "s"}  # fmt: skip
+    storage = S3DataStorage(s3_url, env=env)
+    return LogFolder(good.spool, good.parts.replace(s3_url, storage.root), storage), storage
