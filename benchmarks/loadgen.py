@@ -13,7 +13,9 @@ objects), so the client costs a few microseconds per request and the server is w
   ticks rather than spinning on a core the server shares), all those due at a tick together. Latency is
   measured from the release, not from when a free connection let the request go, so a server that stalls
   is charged for every request that queued behind the stall (no coordinated omission). The figures of a rate the server cannot keep up with are marked by
-  ``behind_s``, how late the last request left.
+  ``behind_s``, how late the last request left. ``late_ms`` is the generator's own worst lateness (it was
+  descheduled, or collected garbage) and ``late_10ms`` the requests it released over 10 ms late: such
+  requests leave together, a burst the server did not cause.
 - ``mode: "closed"``: ``connections`` clients each send the next request when the last one is answered,
   for ``seconds``: the maximum throughput at that concurrency, latency measured from the send.
 
@@ -148,9 +150,13 @@ async def open_loop(config: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter() + 0.05
     tasks = []
     i = 0
+    late, late_10ms = 0.0, 0  # how late the generator itself released requests: a burst it then sent
     while i < total:
         now = time.perf_counter()
+        if i < total and now - (start + i / rate) > late:
+            late = now - (start + i / rate)
         while i < total and start + i / rate <= now:  # everything due now leaves now
+            late_10ms += now - (start + i / rate) > 0.01
             # Counted from when the generator released it (its scheduled time, or this tick when the
             # generator woke up late): a wait for a free connection is the server's, the tick is not.
             tasks.append(asyncio.create_task(fire(i, max(start + i / rate, now))))
@@ -161,7 +167,8 @@ async def open_loop(config: dict[str, Any]) -> dict[str, Any]:
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     report = summary(results, elapsed)
-    report.update(rate=rate, behind_s=round(max(0.0, behind), 4))
+    report.update(rate=rate, behind_s=round(max(0.0, behind), 4), late_ms=round(late * 1000, 1),
+                  late_10ms=late_10ms)  # fmt: skip
     return report
 
 

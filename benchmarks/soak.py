@@ -7,7 +7,9 @@ percentiles), on the ``bench`` endpoint of benchmarks/serving_setup.py (10 featu
 the online store). Capacity is measured first (closed loop, 16 connections, 8 s) unless ``--rate`` is
 given. Each minute: requests, failures by status, p50/p99/p99.9, and the server's RSS, open files,
 threads, the metadata database and its WAL, the prediction log on disk, and the event-loop turns more
-than 50 ms late (``stalls``, from the server's ``mloop_event_loop_lag_seconds``). At the end: the slope of each
+than 50 ms late (``stalls``, from the server's ``mloop_event_loop_lag_seconds``), the requests it shed, and
+how late the generator itself released requests (its worst, and in brackets how many left over 10 ms late:
+a burst of the client's, not the server's). At the end: the slope of each
 resource after ``--warmup`` minutes (a least-squares line: per hour), the p99's range, failed requests.
 
     .venv/bin/python benchmarks/soak.py                     # an hour
@@ -141,7 +143,7 @@ def main() -> None:
         base = url.split("/v1/")[0]
         before = stalls(base)
         print(
-            "min  requests  failed  p50 ms  p99 ms  p99.9 ms   rss MB  fds  threads  db MB  wal MB  seg MB  log MB  changes  stalls  by status"
+            "min  requests  failed  p50 ms  p99 ms  p99.9 ms   rss MB  fds  threads  db MB  wal MB  seg MB  log MB  changes  stalls  shed  gen late ms  by status"
         )
         for minute in range(1, args.minutes + 1):
             result = load({"url": url, "bodies": bodies["lookup"], "mode": "open", "rate": rate, "seconds": 60,
@@ -154,14 +156,16 @@ def main() -> None:
             row = {"minute": minute, "requests": result["requests"], "failed": failed,
                    "p50": ok.get("p50_ms", 0.0), "p99": ok.get("p99_ms", 0.0), "p999": ok.get("p999_ms", 0.0),
                    **sample(server.pid),
-                   "changes": len(changes), "shed": shed, "stalls": late}  # fmt: skip
+                   "changes": len(changes), "shed": shed, "stalls": late, "gen_late_ms": result.get("late_ms", 0.0),
+                   "gen_late_10ms": result.get("late_10ms", 0)}  # fmt: skip
             rows.append(row)
             shown = " ".join(f"{n}×{s}" for s, n in sorted(failed.items()))  # failures by status
             print(f"{minute:>3}  {row['requests']:>8}  {sum(failed.values()):>6}  {row['p50']:>6.2f}  "
                   f"{row['p99']:>6.2f}  {row['p999']:>8.2f}  {row['rss_mb']:>7.1f}  {row['fds']:>3}  "
                   f"{row['threads']:>7}  {row['db_mb']:>5.2f}  {row['wal_mb']:>6.2f}  {row['seg_mb']:>6.1f}  "
                   f"{row['log_mb']:>6.1f}  "
-                  f"{row['changes']:>7}  {late:>6.0f}  {shown}", flush=True)  # fmt: skip
+                  f"{row['changes']:>7}  {late:>6.0f}  {shed:>4.0f}  {row['gen_late_ms']:>6.1f} "
+                  f"({row['gen_late_10ms']:>3})  {shown}", flush=True)  # fmt: skip
         done.set()
         ticking.set()
         # Whether a reader pins SQLite's WAL (then checkpoints cannot reset it and it grows for ever): a

@@ -138,6 +138,14 @@ def test_numbers_are_cast_only_where_no_value_changes() -> None:
     assert got["i"] == "int64 outside the int32 range"
 
 
+@pytest.mark.parametrize("value", [2**63, 2**64, -(2**63) - 1])
+@pytest.mark.parametrize("dtype", ["int64", "float64"])
+def test_integers_past_int64_are_refused_not_wrapped_around(value: int, dtype: str) -> None:
+    with pytest.raises(SignatureError) as exc:
+        Signature([ColumnSpec("x", dtype)]).validate(pd.DataFrame({"x": [value]}))
+    assert "outside the int64 range" in problems(exc)["x"] or "too large for float64" in problems(exc)["x"]
+
+
 def test_nulls_pass_only_where_nullable() -> None:
     frame = pd.DataFrame({"x": [1.0, None, 3.0]})
     with pytest.raises(SignatureError) as exc:

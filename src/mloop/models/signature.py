@@ -443,8 +443,10 @@ def _to_int(series: pd.Series, spec: ColumnSpec, got: str, nulls: np.ndarray) ->
                 return series, f"{got} with values that are not whole numbers {_rows(bad, series)}"
         low, high = _INT_RANGE[spec.dtype]
         if got == "int64" or got.startswith("float"):
-            ints = series.dropna().astype("int64") if got == "int64" else values[~nulls]
-            if len(ints) and (ints.min() < low or ints.max() > high):
+            # Compared as they are (Python ints, uint64): cast to int64 first, 2**63 would wrap around to
+            # a negative number and pass, and 2**64 would raise.
+            kept = series.dropna() if got == "int64" else values[~nulls]
+            if len(kept) and (kept.min() < low or kept.max() > high):
                 return series, f"{got} outside the {spec.dtype} range"
         if nulls.any():
             return series.astype("float64").astype(_NULLABLE_INT[spec.dtype]), None  # type: ignore[call-overload]  # pandas-stubs: a str dtype
@@ -458,9 +460,9 @@ def _to_float(
     if got not in ("int32", "int64", "float32", "float64", "?null"):
         return series, _describe(got)
     if got in ("int32", "int64"):
-        ints = series.dropna().astype("int64").to_numpy()
+        ints = series.dropna()  # not cast to int64 first: past it, a value would wrap around or raise
         limit = _EXACT_INT[spec.dtype]
-        if len(ints) and (np.abs(ints) > limit).any():
+        if len(ints) and (ints.max() > limit or ints.min() < -limit):
             return (
                 series,
                 f"{got} values too large for {spec.dtype} to hold exactly (|v| > 2**{limit.bit_length() - 1})",
