@@ -44,7 +44,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     rows = fraud_rows(project.root, ANSWERED)
     with mloop_serve(project.root) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         for row in rows:
-            assert client.post("/v1/endpoints/fraud/predict", json={"rows": [row]}).status_code == 200
+            answer = client.post("/v1/endpoints/fraud/predict", json={"rows": [row]})
+            assert answer.status_code == 200, answer.text
     yield project
     project.close()
 

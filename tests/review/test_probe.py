@@ -28,7 +28,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, 
     with mloop_serve(Path(project.root)) as server:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             for row in fraud_rows(project.root, 20):
-                assert client.post("/v1/endpoints/fraud/predict", json={"rows": [row]}).status_code == 200
+                answer = client.post("/v1/endpoints/fraud/predict", json={"rows": [row]})
+                assert answer.status_code == 200, answer.text
         yield project, server
     project.close()
 

@@ -23,7 +23,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     project = fraud_project(tmp_path_factory.mktemp("resources"))
     with mloop_serve(project.root) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         for row in fraud_rows(project.root, ANSWERED):
-            assert client.post("/v1/endpoints/fraud/predict", json={"rows": [row]}).status_code == 200
+            answer = client.post("/v1/endpoints/fraud/predict", json={"rows": [row]})
+            assert answer.status_code == 200, answer.text
     yield project
     project.close()
 

@@ -134,6 +134,28 @@ def test_while_the_event_loop_lags_new_requests_are_shed_and_then_admitted_again
     assert after == 200
 
 
+def test_after_a_stall_no_request_queued_behind_the_first_request_is_admitted() -> None:
+    """The loop was busy for 150 ms with no request admitted (start-up work, a stall): the guard is past its
+    interval, but there is no queue of requests to relieve, so the request that arrives then (a lone
+    client's) is answered. A second one in the same turn of the loop is refused: the bound holds."""
+
+    async def scenario() -> list[int]:
+        async def inline(scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        guard = Guard(inline, max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
+        assert (await _call(guard))[0] == 200  # starts the watcher
+        await asyncio.sleep(0.01)
+        time.sleep(0.15)  # the loop blocked by something other than a request
+        first = (await _call(guard))[0]  # no await in between that lets the watcher run: one turn
+        second = (await _call(guard))[0]
+        await asyncio.sleep(0.15)  # caught up: measurements under half the target for an interval
+        return [first, second, (await _call(guard))[0]]
+
+    assert asyncio.run(scenario()) == [200, 503, 200]
+
+
 def test_a_loop_delayed_by_other_processes_sheds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same 150 ms stretch, but the kernel says the loop's thread spent it waiting for a CPU that other
     processes held: a busy machine, not a queue the server made. Refusing would not give the CPU back."""

@@ -17,7 +17,7 @@ discipline), a delay is only overload when it persists: once every measurement f
 :data:`INTERVAL` was over ``max_queue_ms``, or the timer has been overdue that long (counting only the
 delay the server caused itself, not the time other processes held the CPU), the guard is
 *dropping*: each turn of the loop admits requests only until the loop has run ``max_queue_ms`` since the
-timer last ran, and answers the rest at once with 503. A rejection costs a tenth of a prediction, so the
+timer last ran (and always the first request since then), and answers the rest at once with 503. A rejection costs a tenth of a prediction, so the
 admitted work per turn is bounded, the loop keeps up, and admitted and refused requests alike are
 answered within a few multiples of ``max_queue_ms``. Dropping ends when the measurements have stayed
 under half the target for a whole :data:`INTERVAL`. A short stall (a garbage collection, a model loading
@@ -112,6 +112,7 @@ class Guard:
         self._above: float | None = None  # since when (loop time) every measurement was over the target
         self._below: float | None = None  # since when every measurement was under half the target
         self.dropping = False  # overloaded: admitting a bounded amount of work per turn of the loop
+        self._admitted = math.nan  # the watcher's ``due`` when a request was last admitted
 
     @property
     def lag(self) -> float:
@@ -134,6 +135,7 @@ class Guard:
             await _shed(send, f"{behind * 1000:.0f} ms behind (limit serving.max_queue_ms: "
                               f"{self.max_queue * 1000:g} ms)")  # type: ignore[operator]  # fmt: skip
             return
+        self._admitted = self.monitor.due
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
             await _too_large(send, self.max_body_bytes)
@@ -167,8 +169,13 @@ class Guard:
                 return None
             self.dropping = True
         # Overloaded: admit work only until the loop has run max_queue since the watcher last ran, so
-        # every turn of the loop admits a bounded amount and answers the rest at once.
-        return max(self.lag, busy) if busy > self.max_queue else None
+        # every turn of the loop admits a bounded amount and answers the rest at once; but the first
+        # request since the watcher last ran is always admitted. A loop that was busy without having
+        # admitted anything (start-up work, a stall) has no queue of requests to relieve: refusing the
+        # one request that arrives then (a lone client's, say) would relieve nothing.
+        if busy > self.max_queue and self._admitted == self.monitor.due:
+            return max(self.lag, busy)
+        return None
 
     def _restart(self) -> bool:
         """Measure the running loop (a first request without a lifespan, a new loop in tests); True when
