@@ -153,8 +153,7 @@ async def open_loop(config: dict[str, Any]) -> dict[str, Any]:
     late, late_10ms = 0.0, 0  # how late the generator itself released requests: a burst it then sent
     while i < total:
         now = time.perf_counter()
-        if i < total and now - (start + i / rate) > late:
-            late = now - (start + i / rate)
+        late = max(late, now - (start + i / rate))
         while i < total and start + i / rate <= now:  # everything due now leaves now
             late_10ms += now - (start + i / rate) > 0.01
             # Counted from when the generator released it (its scheduled time, or this tick when the

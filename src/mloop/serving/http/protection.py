@@ -17,9 +17,9 @@ discipline), a delay is only overload when it persists: once every measurement f
 :data:`INTERVAL` was over ``max_queue_ms``, or the timer has been overdue that long (counting only the
 delay the server caused itself, not the time other processes held the CPU), the guard is
 *dropping*: each turn of the loop admits requests only until the loop has run ``max_queue_ms`` since the
-timer last ran (and always the first request since then), and answers the rest at once with 503. A rejection costs a tenth of a prediction, so the
-admitted work per turn is bounded, the loop keeps up, and admitted and refused requests alike are
-answered within a few multiples of ``max_queue_ms``. Dropping ends when the measurements have stayed
+timer last ran (and always the first request since then), and answers the rest at once with 503. A
+rejection costs a tenth of a prediction, so the admitted work per turn is bounded, the loop keeps up,
+and admitted and refused requests alike are answered within a few multiples of ``max_queue_ms``. Dropping ends when the measurements have stayed
 under half the target for a whole :data:`INTERVAL`. A short stall (a garbage collection, a model loading
 in another thread) sheds nothing.
 
