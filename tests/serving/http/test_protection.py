@@ -156,6 +156,32 @@ def test_after_a_stall_no_request_queued_behind_the_first_request_is_admitted() 
     assert asyncio.run(scenario()) == [200, 503, 200]
 
 
+def test_a_slow_stretch_that_never_falls_an_interval_behind_sheds_nothing() -> None:
+    """Eight turns of the loop in a row each 30 ms late, 40 ms over the 20 ms target for 240 ms: the queue
+    of a slow stretch at normal load (requests costing twice as much for a while), which the loop works off
+    by itself. The second request of each turn, past the target, is still admitted: refusing it would fail
+    it for nothing. (A 150 ms stall, an interval behind at once, sheds: the test above.)"""
+
+    async def scenario() -> list[int]:
+        async def inline(scope: Any, receive: Any, send: Any) -> None:
+            if scope["path"].endswith("/slow/predict"):
+                time.sleep(0.03)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        guard = Guard(inline, max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
+        assert (await _call(guard))[0] == 200
+        await asyncio.sleep(0.01)
+        statuses = []
+        for _ in range(8):
+            statuses.append((await _call(guard, "/v1/endpoints/slow/predict"))[0])
+            statuses.append((await _call(guard))[0])  # the same turn: 30 ms behind, over the target
+            await asyncio.sleep(0.001)  # the watcher measures: 30 ms late
+        return statuses
+
+    assert asyncio.run(scenario()) == [200] * 16
+
+
 def test_a_loop_delayed_by_other_processes_sheds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same 150 ms stretch, but the kernel says the loop's thread spent it waiting for a CPU that other
     processes held: a busy machine, not a queue the server made. Refusing would not give the CPU back."""
