@@ -24,99 +24,44 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pandas as pd
 import pytest
-import yaml
 
 from mloop import Project
 from mloop.artifacts import open_artifact_store
-from mloop.errors import StorageUnavailable
-from mloop.predictions import files, predictions_folder, read_predictions
-from mloop.predictions.place import LogFolder
 from tests.chaos import report
-from tests.chaos.conftest_artifact import chaos_project, register_like, serve_with, served_env
+from tests.chaos.conftest_artifact import chaos_project, register_like, served_env
+from tests.chaos.objectstore import answers, compacted, event_rows, log_folder, on_s3, refused, s3
 from tests.chaos.procs import ReconnectingClients
 from tests.chaos.waiting import until
 from tests.seaweedfs import SeaweedFSServer
 from tests.serving.http.load import fraud_rows
 from tests.serving.http.running import mloop_serve
 
-__all__ = ["chaos_project"]  # the fixture, imported for pytest to find
+__all__ = ["chaos_project", "s3"]  # the fixtures, imported for pytest to find
 DOWN_SECONDS = float(os.environ.get("MLOOP_CHAOS_SECONDS", 3))
 ENDPOINT = "fraud"
 WAIT = 30.0  # seconds any one step may take on a busy shared machine
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[SeaweedFSServer]:
-    """An S3 server of this module's own: the test stops it, which the session's server must never be."""
-    pytest.importorskip("s3fs")
-    server = SeaweedFSServer()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def s3_project(s3: SeaweedFSServer, chaos_project: Project) -> Iterator[Project]:
-    """``chaos_project`` (fraud v1 and v2 trained, features online) moved onto S3: its artifacts copied to a
-    fresh bucket, ``artifact_url`` and ``data_url`` there; a segment of the prediction log sealed (and
-    compacted) every second. The endpoint and credentials are in the environment, as in production."""
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in s3.env.items():
-            env.setenv(name, value)
-        url = f"s3://{s3.bucket()}/mloop"
-        remote = open_artifact_store(url)
-        for digest in list(chaos_project.artifacts.digests()):
-            remote.put_bytes(chaos_project.artifacts.get_bytes(digest))
-        path = Path(chaos_project.root) / "mloop.yaml"
-        settings = (yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None) or {}
-        path.write_text(yaml.safe_dump({**settings, "data_url": url, "artifact_url": url}), encoding="utf-8")
-        # No shedding on event-loop lag (the machine is shared; every failure here must be the fault's).
-        serve_with(chaos_project.root, max_queue_ms=None, log_segment_seconds=1)
-        with Project.open(chaos_project.root, env={}) as project:
-            assert project.artifacts.url == url and project.settings.data_url == url
-            yield project
+    """``chaos_project`` (fraud v1 and v2 trained, features online) moved onto a fresh bucket of ``s3``."""
+    with on_s3(chaos_project, s3.env, s3.bucket()) as project:
+        yield project
 
 
 _until = functools.partial(until, timeout=WAIT)
+_compacted = functools.partial(compacted, endpoint=ENDPOINT)
+_answers = functools.partial(answers, endpoint=ENDPOINT)
 
 
 def _load_alerts(project: Project) -> list[dict[str, Any]]:
     return [a for a in project.monitoring.alerts(ENDPOINT) if a["key"] == f"{ENDPOINT}/deploy/load-failed"]
 
 
-def _log(project: Project) -> LogFolder:
-    folder = predictions_folder(project.settings)
-    assert isinstance(folder, LogFolder) and folder.storage.remote
-    return folder
-
-
-def _compacted(project: Project) -> set[str]:
-    """The request ids in the prediction log's Parquet on S3 (not those still in the local spool)."""
-    parts = files.parquet_parts(_log(project), ENDPOINT)
-    if not parts:
-        return set()
-    table = project.parquet.dataset(parts, schema=files.SCHEMA).to_table(columns=["request_id"])
-    return set(table["request_id"].to_pylist())
-
-
-def _refused(action: Callable[[], object]) -> tuple[str, float]:
-    """The StorageUnavailable message ``action`` fails with, and how long it took to fail."""
-    started = time.monotonic()
-    with pytest.raises(StorageUnavailable) as info:
-        action()
-    return str(info.value), time.monotonic() - started
-
-
 def _timed(action: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
     started = time.monotonic()
     return action(), time.monotonic() - started
-
-
-def _events(n: int) -> pd.DataFrame:
-    return pd.DataFrame({"id": range(n, n + 3), "ts": pd.Timestamp("2026-01-01", tz="UTC"), "v": 1})
 
 
 @pytest.mark.slow
@@ -125,11 +70,11 @@ def test_serving_rides_out_an_object_store_outage_and_writes_are_refused_clearly
 ) -> None:
     project = s3_project
     project.deploy(ENDPOINT, "fraud", version=1)
-    project.data.ingest(_events(0), "events")
+    project.data.ingest(event_rows(0), "events")
     model = project.models.load("fraud", 1).model
     versions = len(project.models.list_versions("fraud"))
     served_env(monkeypatch)  # the AWS_* variables are set for the module (s3_project)
-    spool = _log(project).segments
+    spool = log_folder(project).segments
     try:
         # A steady load, not a saturating one: the compactor runs at idle priority, on CPU nothing else wants.
         with mloop_serve(Path(project.root)) as server, ReconnectingClients(
@@ -142,8 +87,8 @@ def test_serving_rides_out_an_object_store_outage_and_writes_are_refused_clearly
             project.deploy(ENDPOINT, "fraud", version=2)  # the metadata store is up: the deploy lands
             labelled = load.ids[0]
             with ThreadPoolExecutor(3) as pool:  # the writes of three users at once, while the server polls
-                ingest = pool.submit(_refused, lambda: project.data.ingest(_events(3), "events"))
-                register = pool.submit(_refused, lambda: register_like(project, model))
+                ingest = pool.submit(refused, lambda: project.data.ingest(event_rows(3), "events"))
+                register = pool.submit(refused, lambda: register_like(project, model))
                 feedback = pool.submit(_timed, lambda: httpx.post(
                     f"{server.url}/v1/feedback", json={"request_id": labelled, "label": 1}, timeout=30))  # fmt: skip
                 (fired,) = _until("the load-failure alert fires", lambda: _load_alerts(project))
@@ -163,7 +108,7 @@ def test_serving_rides_out_an_object_store_outage_and_writes_are_refused_clearly
             _until("the outage's answers compacted to S3", lambda: during <= _compacted(project))
             compacted_in = time.monotonic() - came_back
             # Run again once the store is back, the writes succeed.
-            project.data.ingest(_events(3), "events")
+            project.data.ingest(event_rows(3), "events")
             registered = register_like(project, model)
             label = httpx.post(
                 f"{server.url}/v1/feedback", json={"request_id": labelled, "label": 1}, timeout=30
@@ -222,8 +167,3 @@ def test_serving_rides_out_an_object_store_outage_and_writes_are_refused_clearly
     assert sorted(project.data.read("events")["id"]) == list(range(6))
     assert len(project.models.list_versions("fraud")) == versions + 1 and registered == versions + 1
     assert not list(open_artifact_store(project.artifacts.url).backend.temps())  # no upload left incomplete
-
-
-def _answers(project: Project) -> pd.DataFrame:
-    frame = read_predictions(predictions_folder(project.settings), ENDPOINT, parquet=project.parquet)
-    return frame[(frame["row"] == 0) & (frame["status"] == "ok")]
