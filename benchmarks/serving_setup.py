@@ -8,6 +8,7 @@ in the request. Registered twice: ``bench`` (the 10 stored features looked up by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -114,20 +115,24 @@ def port() -> int:
 
 
 def start(command: list[str], at: int, cwd: Path, seconds: float = 90,
-          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
-    """``command`` in its own session, once it listens on ``at``; ``env`` adds to this process's."""
+          env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
+    """``command`` in its own session, once it listens on ``at``; ``env`` adds to this process's. Its stderr
+    goes to the file ``log`` when given (a long run: a pipe nobody reads would fill and block the server's
+    logging), else to a pipe read if it fails to start."""
     # The command's own bin folder first on PATH: mlflow models serve runs `uvicorn` from its venv.
     env = {
         **os.environ,
         "PATH": f"{Path(command[0]).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         **(env or {}),
     }
-    server = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              start_new_session=True, env=env)  # fmt: skip
+    with open(log, "wb") if log is not None else contextlib.nullcontext(subprocess.PIPE) as stderr:
+        server = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr,
+                                  start_new_session=True, env=env)  # fmt: skip
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError((server.stderr.read() if server.stderr else b"").decode()[-2000:])
+            said = log.read_bytes() if log is not None else server.stderr.read() if server.stderr else b""
+            raise RuntimeError(said.decode(errors="replace")[-2000:])
         try:
             with socket.create_connection(("127.0.0.1", at), timeout=0.5):
                 return server

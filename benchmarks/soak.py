@@ -122,8 +122,9 @@ def main() -> None:
     bodies, _ = build(ROOT, versions=2)  # v2 of ``bench``: the same booster registered again
     project = ml.Project.open(ROOT, env={})
     at = port()
+    server_log = ROOT / "server.log"
     server = start([str(Path(sys.executable).parent / "mloop"), "-C", str(ROOT), "serve", "--port", str(at)],
-                   at, ROOT)  # fmt: skip
+                   at, ROOT, log=server_log)  # fmt: skip
     url = f"http://127.0.0.1:{at}/v1/endpoints/bench/predict"
     try:
         rate = args.rate
@@ -202,6 +203,12 @@ def main() -> None:
           f"{sum(r['shed'] for r in rows):.0f}")  # fmt: skip
     print(f"  p99 {min(p99s, default=0):.2f}–{max(p99s, default=0):.2f} ms; requests {total}, "
           f"failed {failed_total or 0}; deployment changes {len(changes)}")  # fmt: skip
+    # When the server shed, and how much: its own log lines (each start and end of shedding).
+    shedding = [line for line in server_log.read_text(errors="replace").splitlines()
+                if "overloaded: the event loop" in line or "of shedding:" in line]  # fmt: skip
+    print(f"\nthe server's shedding, from its log ({server_log}): {len(shedding)} lines")
+    for line in shedding:
+        print(f"  {line[:300]}")
 
 
 if __name__ == "__main__":

@@ -134,6 +134,32 @@ def test_while_the_event_loop_lags_new_requests_are_shed_and_then_admitted_again
     assert after == 200
 
 
+def test_shedding_is_logged_when_it_starts_and_when_it_ends_with_the_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        async def inline(scope: Any, receive: Any, send: Any) -> None:
+            if scope["path"].endswith("/slow/predict"):
+                time.sleep(0.15)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        guard = Guard(inline, max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
+        assert (await _call(guard))[0] == 200
+        await asyncio.sleep(0.01)
+        slow = asyncio.create_task(_call(guard, "/v1/endpoints/slow/predict"))
+        behind = [asyncio.create_task(_call(guard)) for _ in range(5)]
+        await asyncio.gather(slow, *behind)
+        await asyncio.sleep(0.2)  # caught up: under half the target for an interval
+
+    with caplog.at_level("WARNING", logger="mloop.serving.http.protection"):
+        asyncio.run(scenario())
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("overloaded: the event loop is") and "serving.max_queue_ms: 20" in lines[0]
+    assert lines[1].startswith("caught up after") and lines[1].endswith(": 5 requests refused"), lines[1]
+
+
 def test_after_a_stall_no_request_queued_behind_the_first_request_is_admitted() -> None:
     """The loop was busy for 150 ms with no request admitted (start-up work, a stall): the guard is past its
     interval, but there is no queue of requests to relieve, so the request that arrives then (a lone

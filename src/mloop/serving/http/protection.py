@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -47,6 +48,7 @@ Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 
+log = logging.getLogger(__name__)
 _GUARDED = ("/v1/endpoints/", "/v2/models/", "/v1/features/", "/v1/feedback")
 INTERVAL = 0.1  # how long the lag must stay over the target before requests are shed (CoDel's interval)
 
@@ -116,6 +118,8 @@ class Guard:
         self._below: float | None = None  # since when every measurement was under half the target
         self._peak = 0.0  # the longest measurement since ``_above``
         self.dropping = False  # overloaded: admitting a bounded amount of work per turn of the loop
+        self._dropped_at = 0.0  # when dropping began (loop time)
+        self.refused = 0  # requests refused for lag since dropping began
         self._admitted = math.nan  # the watcher's ``due`` when a request was last admitted
 
     @property
@@ -136,6 +140,7 @@ class Guard:
             return
         behind = self._behind()
         if behind is not None:
+            self.refused += 1
             await _shed(send, f"{behind * 1000:.0f} ms behind (limit serving.max_queue_ms: "
                               f"{self.max_queue * 1000:g} ms)")  # type: ignore[operator]  # fmt: skip
             return
@@ -171,7 +176,7 @@ class Guard:
             # requests this server made for itself (a lone client's request would be refused for nothing).
             if busy - self.monitor.waited_since_timer() - TICK - self.max_queue < INTERVAL:
                 return None
-            self.dropping = True
+            self._drop(True, busy)
         # Overloaded: admit work only until the loop has run max_queue since the watcher last ran, so
         # every turn of the loop admits a bounded amount and answers the rest at once; but the first
         # request since the watcher last ran is always admitted. A loop that was busy without having
@@ -208,8 +213,8 @@ class Guard:
             # tens of ms that the loop works off by itself; refusing requests then fails them for nothing.
             # At real overload the lag grows with the excess (a second a second at twice capacity), so it
             # passes an INTERVAL within the INTERVAL anyway.
-            if now - self._above >= INTERVAL and self._peak >= INTERVAL:
-                self.dropping = True
+            if now - self._above >= INTERVAL and self._peak >= INTERVAL and not self.dropping:
+                self._drop(True, self._peak)
         else:
             self._above = None
             if lag > target / 2:
@@ -218,8 +223,22 @@ class Guard:
                 self._below = now
             # Leave only once well under the target for a whole INTERVAL: a single short turn while
             # dropping (a turn of cheap refusals) is not the end of the overload.
-            if self._below is not None and now - self._below >= INTERVAL:
-                self.dropping = False
+            if self._below is not None and now - self._below >= INTERVAL and self.dropping:
+                self._drop(False, lag)
+
+    def _drop(self, on: bool, lag: float) -> None:
+        """Start or end dropping, with a line in the server's log for each: when a server sheds, and how
+        much, is what its operator needs to see beside the 503s."""
+        self.dropping = on
+        now = asyncio.get_running_loop().time()
+        if on:
+            self._dropped_at, self.refused = now, 0
+            log.warning("overloaded: the event loop is %.0f ms behind (serving.max_queue_ms: %g); refusing "
+                        "what arrives past that much work per turn of the loop, until it catches up",
+                        lag * 1000, self.max_queue * 1000)  # type: ignore[operator]  # fmt: skip
+        else:
+            log.warning("caught up after %.0f ms of shedding: %d requests refused",
+                        (now - self._dropped_at) * 1000, self.refused)  # fmt: skip
 
     async def _buffered(self, receive: Receive) -> Receive | None:
         """The whole body of a request without Content-Length, read up to the limit and replayed; None
