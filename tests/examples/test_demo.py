@@ -40,11 +40,14 @@ def test_the_loop_promotes_after_the_shift_and_rolls_the_broken_version_back(fas
     rollbacks = [e for e in timeline if e["action"] == "loop.rollback"]
     assert drift and promotes and rollbacks, [e["action"] for e in timeline]
     good = promotes[0]["champion"]
-    # v2 came from the shift: the retrain behind the first promotion was triggered by the inputs' drift or by
-    # the live AUC's fall (whichever the loop saw first on a busy machine; monitoring's drift alert may come
-    # before or after it), never by a schedule or new labels alone
+    # The first promoted version came from the shift: the retrain behind it was triggered by the inputs'
+    # drift or by the live AUC's fall (whichever the loop saw first on a busy machine; monitoring's drift
+    # alert may come before or after it), never by a schedule or new labels alone. On a slow machine the
+    # shift is still under way after that promotion, so the loop may retrain and promote again (drift on
+    # the new champion): the champion is then the last version promoted.
     (cause,) = [e for e in timeline if e["action"] == "loop.trigger" and e["seq"] < promotes[0]["seq"]][-1:]
-    assert good > 1 and champion == good and cause["trigger"] in ("drift", "performance"), cause
+    assert good > 1 and cause["trigger"] in ("drift", "performance"), cause
+    assert champion == promotes[-1]["champion"], (champion, [e["champion"] for e in promotes])
     broken = rollbacks[-1]["challenger"]
     assert broken > good and "failed requests" in rollbacks[-1]["reason"]  # v3 caught by the canary
     shares = [e["share"] for e in timeline if e["action"] == "loop.canary" and e["challenger"] == broken]
