@@ -80,6 +80,19 @@ async def _call(app: Any, path: str = "/v1/endpoints/e/predict", body: bytes = b
     return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, sent[-1].get("body", b"")
 
 
+def _inline(slow: float) -> Any:
+    """An app that answers on the loop itself, as a model called inline does; a request to
+    ``/v1/endpoints/slow/predict`` blocks the loop ``slow`` seconds first (everything queued behind waits)."""
+
+    async def inline(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"].endswith("/slow/predict"):
+            time.sleep(slow)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return inline
+
+
 def test_past_the_cap_requests_are_shed_at_once_and_the_admitted_ones_finish() -> None:
     async def scenario() -> list[int]:
         gate = asyncio.Event()
@@ -107,13 +120,7 @@ def test_past_the_cap_requests_are_shed_at_once_and_the_admitted_ones_finish() -
 
 def test_while_the_event_loop_lags_new_requests_are_shed_and_then_admitted_again() -> None:
     async def scenario() -> tuple[list[int], str, int, int]:
-        async def inline(scope: Any, receive: Any, send: Any) -> None:  # a model called on the loop
-            if scope["path"].endswith("/slow/predict"):
-                time.sleep(0.15)  # the loop is blocked past INTERVAL: everything queued behind it waits
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"ok"})
-
-        guard = Guard(inline, max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
+        guard = Guard(_inline(slow=0.15), max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
         assert (await _call(guard))[0] == 200  # starts the watcher
         await asyncio.sleep(0.01)
         slow = asyncio.create_task(_call(guard, "/v1/endpoints/slow/predict"))
@@ -138,13 +145,7 @@ def test_shedding_is_logged_when_it_starts_and_when_it_ends_with_the_count(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def scenario() -> None:
-        async def inline(scope: Any, receive: Any, send: Any) -> None:
-            if scope["path"].endswith("/slow/predict"):
-                time.sleep(0.15)
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"ok"})
-
-        guard = Guard(inline, max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
+        guard = Guard(_inline(slow=0.15), max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
         assert (await _call(guard))[0] == 200
         await asyncio.sleep(0.01)
         slow = asyncio.create_task(_call(guard, "/v1/endpoints/slow/predict"))
@@ -189,13 +190,7 @@ def test_a_slow_stretch_that_never_falls_an_interval_behind_sheds_nothing() -> N
     it for nothing. (A 150 ms stall, an interval behind at once, sheds: the test above.)"""
 
     async def scenario() -> list[int]:
-        async def inline(scope: Any, receive: Any, send: Any) -> None:
-            if scope["path"].endswith("/slow/predict"):
-                time.sleep(0.03)
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"ok"})
-
-        guard = Guard(inline, max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
+        guard = Guard(_inline(slow=0.03), max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
         assert (await _call(guard))[0] == 200
         await asyncio.sleep(0.01)
         statuses = []
@@ -222,13 +217,7 @@ def test_a_loop_delayed_by_other_processes_sheds_nothing(monkeypatch: pytest.Mon
     monkeypatch.setattr("mloop.serving.http.looplag._RunQueueWait.open", classmethod(lambda cls: Starved()))
 
     async def scenario() -> list[int]:
-        async def inline(scope: Any, receive: Any, send: Any) -> None:
-            if scope["path"].endswith("/slow/predict"):
-                time.sleep(0.15)
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"ok"})
-
-        guard = Guard(inline, max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
+        guard = Guard(_inline(slow=0.15), max_concurrency=64, max_body_bytes=10_000, max_queue_ms=20)
         assert (await _call(guard))[0] == 200
         await asyncio.sleep(0.01)
         slow = asyncio.create_task(_call(guard, "/v1/endpoints/slow/predict"))

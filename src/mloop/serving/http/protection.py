@@ -205,7 +205,7 @@ class Guard:
         if lag > target:
             self._below = None
             if self._above is None:
-                self._above, self._peak = self.monitor.due + target, lag
+                self._above, self._peak = self.monitor.due + target, 0.0
             self._peak = max(self._peak, lag)
             # Overload is a queue that builds: over the target for a whole INTERVAL, and an INTERVAL behind
             # at least once in that time. A slow stretch (requests costing twice as much for a tenth of a
@@ -224,9 +224,9 @@ class Guard:
             # Leave only once well under the target for a whole INTERVAL: a single short turn while
             # dropping (a turn of cheap refusals) is not the end of the overload.
             if self._below is not None and now - self._below >= INTERVAL and self.dropping:
-                self._drop(False, lag)
+                self._drop(False)
 
-    def _drop(self, on: bool, lag: float) -> None:
+    def _drop(self, on: bool, lag: float = 0.0) -> None:
         """Start or end dropping, with a line in the server's log for each: when a server sheds, and how
         much, is what its operator needs to see beside the 503s."""
         self.dropping = on
